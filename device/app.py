@@ -1,0 +1,199 @@
+"""The composition root: builds drivers and services from config and runs them.
+
+Every subsystem runs as one named task under the :class:`Supervisor`; the event bus
+carries every change to every surface; the state machine drives the top level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from device import __version__
+from device import config as config_mod
+from device.actions import Dispatcher
+from device.bus import Event, EventBus
+from device.config import Config
+from device.notify import Notifier, watchdog_interval, watchdog_loop
+from device.state import ApplianceState, StateMachine
+from device.supervisor import Supervisor
+from services.room.api import RoomSession, RoomState
+
+log = logging.getLogger(__name__)
+
+#: Room session state -> appliance state.
+_ROOM_TO_APPLIANCE = {
+    RoomState.IDLE: ApplianceState.IDLE,
+    RoomState.JOINING: ApplianceState.JOINING,
+    RoomState.IN_ROOM: ApplianceState.IN_ROOM,
+    RoomState.RECONNECTING: ApplianceState.RECONNECTING,
+    RoomState.ERROR: ApplianceState.ERROR,
+}
+
+#: Files in the state dir that a factory reset erases (secrets and identity).
+SECRET_FILES = ("web-password.hash", "web-sessions.json", "tls-key.pem", "tls-cert.pem",
+                "secret.key")
+
+SubsystemFactory = Callable[["Appliance"], Awaitable[None]]
+
+
+class Appliance:
+    def __init__(self, config: Config, config_path: Path, state_dir: Path, *,
+                 sim: bool = False, notifier: Notifier | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.state_dir = state_dir
+        self.sim = sim
+        self.started_at = time.monotonic()
+        self.bus = EventBus()
+        self.notifier = notifier or Notifier()
+        self.state = StateMachine(ApplianceState.IDLE, self._on_state_change)
+        self.supervisor = Supervisor(emit=self.bus.publish)
+        self.room: RoomSession | None = None
+        self.dispatcher = Dispatcher(None, emit=self.bus.publish,
+                                     factory_reset=self.factory_reset,
+                                     default_stream_url=lambda: self.config.stream.rtmp_url)
+        self.extras: dict[str, Any] = {}  # services register what the page may show
+        self._subsystems: dict[str, SubsystemFactory] = {}
+        self._stop = asyncio.Event()
+        self.bus.add_listener(self._on_event)
+
+    def __repr__(self) -> str:
+        return f"<Appliance {self.state.state} sim={self.sim} state_dir={self.state_dir}>"
+
+    # -- composition ------------------------------------------------------------------
+
+    def register(self, name: str, factory: SubsystemFactory) -> None:
+        """Add a subsystem; ``factory(app)`` runs until cancelled (restarted on failure)."""
+        self._subsystems[name] = factory
+
+    def _compose(self) -> None:
+        """Build the subsystems the config asks for."""
+        from device import wiring
+
+        wiring.compose(self)
+
+    # -- state ------------------------------------------------------------------------
+
+    def _on_state_change(self, old: ApplianceState, new: ApplianceState, reason: str) -> None:
+        self.bus.publish("state", {"old": str(old), "new": str(new), "reason": reason})
+        self.notifier.status(f"{new}{': ' + reason if reason else ''}")
+
+    def _on_event(self, event: Event) -> None:
+        if event.name == "room-state":
+            new = _ROOM_TO_APPLIANCE.get(RoomState(event.data["new"]))
+            if new is not None and self.state.state != ApplianceState.SETUP:
+                self.state.set(new, str(event.data.get("reason", "")))
+
+    # -- status and config ------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        room: dict[str, Any] = {"id": self.config.room.room, "backend": self.config.room.backend,
+                                "state": None, "members": [], "controls": None}
+        stats: dict[str, Any] = {}
+        if self.room is not None:
+            room["state"] = str(self.room.state)
+            room["members"] = [m.to_dict() for m in self.room.members()]
+            room["controls"] = self.room.controls.to_dict()
+            stats = self.room.stats()
+        return {
+            "state": str(self.state.state),
+            "reason": self.state.reason,
+            "version": __version__,
+            "uptime": round(time.monotonic() - self.started_at, 1),
+            "sim": self.sim,
+            "room": room,
+            "stats": stats,
+            "subsystems": self.supervisor.snapshot(),
+            "devices": self.extras.get("devices", {}),
+            **{k: v() for k, v in self.extras.items() if callable(v)},
+        }
+
+    async def update_config(self, patch: dict[str, dict[str, Any]]) -> Config:
+        """Validate, save atomically, and restart only the subsystems the change touches."""
+        new = self.config.replace(patch)
+        scopes = config_mod.restart_scopes(self.config, new)
+        config_mod.save(self.config_path, new)
+        self.config = new
+        self.bus.publish("config-changed", {"sections": sorted(patch), "restart": sorted(scopes)})
+        for scope in sorted(scopes):
+            if scope in self.supervisor.subsystems:
+                await self.supervisor.restart(scope)
+        if self.state.state == ApplianceState.SETUP:
+            self.state.set(ApplianceState.IDLE, "configured")
+        return new
+
+    async def factory_reset(self) -> None:
+        """Erase config and secrets atomically, then restart into ``setup``."""
+        log.warning("factory reset")
+        self.bus.publish("factory-reset", {})
+        if self.room is not None:
+            await self.room.leave()
+        # Move the doomed files into a trash dir first (renames are atomic), then delete.
+        trash = self.state_dir / ".reset-trash"
+        trash.mkdir(parents=True, exist_ok=True)
+        doomed = [self.config_path] + [self.state_dir / name for name in SECRET_FILES]
+        for path in doomed:
+            try:
+                os.replace(path, trash / f"{path.parent.name}-{path.name}")
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.error("factory reset could not remove %s: %s", path, exc)
+        shutil.rmtree(trash, ignore_errors=True)
+        self.config = Config()
+        self.state.set(ApplianceState.SETUP, "factory reset")
+        for name in list(self.supervisor.subsystems):
+            await self.supervisor.restart(name)
+
+    # -- running ----------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.bus.bind(loop)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self.config_path.exists() and not self.sim:
+            self.state.set(ApplianceState.SETUP, "no config yet")
+        self._compose()
+        for name, factory in self._subsystems.items():
+            self.supervisor.add(name, _bind(factory, self))
+        interval = watchdog_interval()
+        watchdog: asyncio.Task[None] | None = None
+        if interval is not None:
+            watchdog = asyncio.create_task(
+                watchdog_loop(self.notifier, interval, self.supervisor.healthy), name="watchdog")
+        self.notifier.ready(str(self.state.state))
+        self.bus.publish("ready", {"version": __version__, "sim": self.sim})
+        log.info("edgeroom %s up (%s), state dir %s", __version__,
+                 "simulated hardware" if self.sim else "hardware", self.state_dir)
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("stopping")
+            self.notifier.stopping()
+            if watchdog is not None:
+                watchdog.cancel()
+                await asyncio.gather(watchdog, return_exceptions=True)
+            await self.dispatcher.close()
+            if self.room is not None:
+                try:
+                    await asyncio.wait_for(self.room.close(), 1.5)
+                except (TimeoutError, Exception) as exc:
+                    log.warning("room close: %s", exc)
+            await self.supervisor.stop()
+            self.notifier.close()
+
+
+def _bind(factory: SubsystemFactory, app: Appliance) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await factory(app)
+    return run

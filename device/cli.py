@@ -1,0 +1,127 @@
+"""The ``edgeroom`` command (same as ``python -m device``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from device import __version__, logs
+from device import config as config_mod
+from device.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _add_config_args(p: argparse.ArgumentParser, state: bool = True) -> None:
+    p.add_argument("--config", metavar="PATH",
+                   help="config file (default: $EDGEROOM_CONFIG or /etc/edgeroom/edgeroom.toml)")
+    if state:
+        p.add_argument("--state-dir", metavar="DIR",
+                       help="writable state (default: $EDGEROOM_STATE_DIR or /var/lib/edgeroom)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeroom", description="Room appliance firmware.")
+    parser.add_argument("--version", action="version", version=f"edgeroom {__version__}")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the appliance")
+    _add_config_args(run)
+    run.add_argument("--sim", action="store_true", help="simulated hardware")
+
+    devices = sub.add_parser("devices", help="list microphones, speakers, cameras, ports")
+    _add_config_args(devices, state=False)
+    devices.add_argument("--json", action="store_true", help="machine-readable output")
+
+    cfg = sub.add_parser("config", help="check or show the config")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = cfg_sub.add_parser("check", help="validate a config file")
+    check.add_argument("path", metavar="PATH")
+    show = cfg_sub.add_parser("show", help="print the effective config, secrets redacted")
+    _add_config_args(show, state=False)
+    show.add_argument("--json", action="store_true")
+
+    doctor = sub.add_parser("doctor", help="one pass/fail line per check")
+    _add_config_args(doctor)
+
+    pw = sub.add_parser("password", help="the config page's admin password")
+    pw_sub = pw.add_subparsers(dest="password_command", required=True, metavar="ACTION")
+    reset = pw_sub.add_parser("reset", help="set a new password and print it")
+    reset.add_argument("--state-dir", metavar="DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.setup(args.log_level)
+    try:
+        handler = _HANDLERS[args.command]
+        return handler(args)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(args: argparse.Namespace) -> tuple[Path, config_mod.Config]:
+    path = config_mod.config_path_from_env(getattr(args, "config", None))
+    return path, config_mod.load(path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from device.app import Appliance
+
+    path, config = _load(args)
+    state_dir = config_mod.state_dir_from_env(args.state_dir)
+    app = Appliance(config, path, state_dir, sim=args.sim)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, app.request_stop)
+        await app.run()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.config_command == "check":
+        path = Path(args.path)
+        if not path.exists():
+            print(f"{path}: no such file", file=sys.stderr)
+            return 1
+        config_mod.load(path)
+        print(f"{path}: OK")
+        return 0
+    _, config = _load(args)
+    if args.json:
+        print(json.dumps(config.to_dict(redact=True), indent=2))
+    else:
+        print(config_mod.dumps(_redacted(config), only_changed=False), end="")
+    return 0
+
+
+def _redacted(config: config_mod.Config) -> config_mod.Config:
+    patch = {sec: {k: v for k, v in values.items() if v == config_mod.REDACTED}
+             for sec, values in config.to_dict(redact=True).items()}
+    # Build without validation: "***" is not a valid value for every secret key.
+    import dataclasses
+    sections = {sec: dataclasses.replace(getattr(config, sec), **vals)
+                for sec, vals in patch.items() if vals}
+    return dataclasses.replace(config, **sections)
+
+
+_HANDLERS = {
+    "run": cmd_run,
+    "config": cmd_config,
+}

@@ -1,0 +1,544 @@
+"""The appliance configuration: one TOML file, typed, validated at load, saved atomically.
+
+Every key is optional. Each section is a frozen dataclass whose fields carry their
+documentation and constraints in ``metadata`` (see :func:`setting`); validation walks
+those fields, so adding a key means adding one field here and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import socket
+import tempfile
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from device.errors import ConfigError, ConfigIssue
+
+DEFAULT_CONFIG_PATH = Path("/etc/edgeroom/edgeroom.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/edgeroom")
+REDACTED = "***"
+
+
+def setting(
+    default: Any,
+    doc: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    pattern: str | None = None,
+    secret: bool = False,
+    restart: str | None = None,
+) -> Any:
+    """Declare a config key: its default, what it means, and its constraints.
+
+    ``restart`` names the subsystem that must restart when the key changes at run time.
+    """
+    meta = {
+        "doc": doc,
+        "minimum": minimum,
+        "maximum": maximum,
+        "pattern": pattern,
+        "secret": secret,
+        "restart": restart,
+    }
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class RoomConfig:
+    server: str = setting(
+        "local",
+        'Janus WebSocket URL ("ws://host:8188") or "local" to run and supervise a Janus here.',
+        pattern=r"^(local|wss?://[^\s/]+(:\d+)?(/\S*)?)$",
+        restart="room",
+    )
+    backend: Literal["videoroom", "audiobridge"] = setting(
+        "videoroom", "Janus plugin: a video room (SFU) or a voice room (server-side mix).",
+        restart="room",
+    )
+    room: int = setting(1234, "Room number.", minimum=1, maximum=2**53, restart="room")
+    display_name: str = setting(
+        socket.gethostname(), "Name shown to the other members.", restart="room"
+    )
+    pin: str | None = setting(None, "Room PIN, if the room has one.", secret=True, restart="room")
+    secret: str | None = setting(
+        None, "Room secret: enables moderation (mute others in the room, kick).", secret=True
+    )
+    api_secret: str | None = setting(
+        None, "Janus api_secret, if the server requires one.", secret=True, restart="room"
+    )
+    token: str | None = setting(
+        None, "Janus token (token-based auth), if the server requires one.", secret=True,
+        restart="room",
+    )
+    role: Literal["publisher", "listener"] = setting(
+        "publisher", "publisher sends mic and camera; listener only receives."
+    )
+    auto_join: bool = setting(True, "Join the room at start.")
+    local_listen: str = setting(
+        "127.0.0.1",
+        'Address the local Janus (server = "local") binds its WebSocket API to.',
+        restart="room",
+    )
+    local_port: int = setting(
+        8188, "Port of the local Janus WebSocket API.", minimum=1, maximum=65535, restart="room"
+    )
+    local_interface: str | None = setting(
+        None, "Network interface the local Janus uses for media (default: all).", restart="room"
+    )
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    backend: Literal["auto", "alsa", "sim"] = setting(
+        "auto", 'Audio backend: "alsa", "sim", or "auto" (sim with --sim, else alsa).',
+        restart="audio",
+    )
+    mic_device: str = setting("default", "ALSA capture device (default, plughw:1,0, ...).",
+                              restart="audio")
+    speaker_device: str = setting("default", "ALSA playback device.", restart="audio")
+    period_size: int = setting(
+        960, "ALSA period in frames at the device rate.", minimum=32, maximum=16384,
+        restart="audio",
+    )
+    buffer_size: int = setting(
+        3840, "ALSA buffer in frames at the device rate.", minimum=64, maximum=65536,
+        restart="audio",
+    )
+    mic_enabled: bool = setting(True, "Microphone on at start.")
+    speaker_enabled: bool = setting(True, "Speaker on at start.")
+    mic_volume: int = setting(100, "Microphone gain, 0-100.", minimum=0, maximum=100)
+    speaker_volume: int = setting(80, "Speaker volume, 0-100.", minimum=0, maximum=100)
+    aec: bool = setting(True, "Acoustic echo cancellation.")
+    noise_suppression: bool = setting(True, "Noise suppression.")
+    agc: bool = setting(True, "Automatic gain control.")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    enabled: bool = setting(True, "Send the camera to the room.")
+    receive: bool = setting(True, "Receive other members' video (false: audio-only, less CPU).",
+                            restart="room")
+    backend: Literal["auto", "picamera2", "v4l2", "sim"] = setting(
+        "auto", 'Camera backend; "auto" picks picamera2, then V4L2 (sim with --sim).',
+        restart="video",
+    )
+    device: str = setting("/dev/video0", "V4L2 device path.", restart="video")
+    input_format: str = setting(
+        "", 'V4L2 pixel format to ask for ("mjpeg", "yuyv422", "nv12"); empty = the default.',
+        pattern=r"^[a-z0-9_]*$", restart="video",
+    )
+    width: int = setting(640, "Capture width in pixels.", minimum=16, maximum=3840,
+                         restart="video")
+    height: int = setting(480, "Capture height in pixels.", minimum=16, maximum=2160,
+                          restart="video")
+    fps: int = setting(30, "Capture frame rate.", minimum=1, maximum=120, restart="video")
+    bitrate_kbps: int = setting(1000, "Target video bitrate.", minimum=50, maximum=20000)
+    gop_seconds: float = setting(2.0, "Longest time between keyframes.", minimum=0.1,
+                                 maximum=60.0)
+    encoder: Literal["auto", "libx264", "h264_v4l2m2m"] = setting(
+        "auto", "H.264 encoder; auto prefers the hardware one and falls back to libx264.",
+        restart="video",
+    )
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    backend: Literal["auto", "lgpio", "mock"] = setting(
+        "auto", 'Pin factory: "lgpio" on the board, "mock" in sim; auto picks.', restart="gpio"
+    )
+    buttons: dict[str, int] = setting(
+        {}, "Button role -> BCM pin (call, mute, ptt, vol_up, vol_down, camera, hand, record).",
+        restart="gpio",
+    )
+    leds: dict[str, int] = setting({}, "LED role -> BCM pin (status, mute, level).",
+                                   restart="gpio")
+    active_high: bool = setting(False, "Buttons read high when pressed.", restart="gpio")
+    pull_up: bool = setting(True, "Use the internal pull-up (button to ground).", restart="gpio")
+    bounce_time: float = setting(0.02, "Debounce time in seconds.", minimum=0.0, maximum=1.0,
+                                 restart="gpio")
+    hold_time: float = setting(1.0, "Seconds before a held button counts as held.",
+                               minimum=0.1, maximum=30.0, restart="gpio")
+    repeat_interval: float = setting(0.25, "Auto-repeat interval while held (volume).",
+                                     minimum=0.05, maximum=5.0, restart="gpio")
+    reset_hold_time: float = setting(10.0, "Seconds to hold call for a factory reset.",
+                                     minimum=2.0, maximum=60.0)
+
+
+@dataclass(frozen=True)
+class SerialConfig:
+    port: str | None = setting(None, "Device path or pyserial URL (loop://); unset = off.",
+                               restart="serial")
+    baudrate: int = setting(115200, "Baud rate (8N1).", minimum=50, maximum=4_000_000,
+                            restart="serial")
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    listen: str = setting(
+        "", 'host:port of the config page; empty = "0.0.0.0:8080", or 127.0.0.1:8080 with --sim.',
+        pattern=r"^$|^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$",
+        restart="web",
+    )
+    https: bool = setting(False, "Serve HTTPS with a per-device self-signed certificate.",
+                          restart="web")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    rtmp_url: str | None = setting(
+        None, "RTMP URL the live stream is pushed to (may contain the stream key).",
+        pattern=r"^rtmps?://\S+$", secret=True,
+    )
+    video_bitrate_kbps: int = setting(1500, "Stream video bitrate.", minimum=100,
+                                      maximum=20000)
+    audio_bitrate_kbps: int = setting(96, "Stream AAC bitrate.", minimum=16, maximum=320)
+    include_room_audio: bool = setting(False, "Mix the room's voices into the stream.")
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    directory: str = setting("recordings", "Where recordings go (relative to the state dir).")
+    format: Literal["mkv", "mp4"] = setting("mkv", "Container: mkv or fragmented mp4.")
+    segment_seconds: int = setting(300, "Length of each file.", minimum=2, maximum=86400)
+    max_total_mb: int = setting(2048, "Oldest files are deleted past this total.",
+                                minimum=1, maximum=10_000_000)
+    min_free_mb: int = setting(200, "Recording stops when free disk falls below this.",
+                               minimum=0, maximum=10_000_000)
+    include_room_audio: bool = setting(False, "Mix the room's voices into the recording.")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    mic: str = setting("tone:440", 'Sim mic: "tone:<hz>", "silence", or a WAV path (looped).',
+                       pattern=r"^(tone:\d+(\.\d+)?|silence|.+\.wav)$", restart="audio")
+    speaker: str = setting("speaker.wav", "WAV file (in the state dir) the sim speaker writes.",
+                           restart="audio")
+    speaker_max_mb: int = setting(50, "Size at which the sim speaker WAV is rotated.",
+                                  minimum=1, maximum=10000)
+    camera: Literal["pattern"] = setting("pattern", "Sim camera source.", restart="video")
+
+
+@dataclass(frozen=True)
+class Config:
+    room: RoomConfig = field(default_factory=RoomConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    serial: SerialConfig = field(default_factory=SerialConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+
+    def to_dict(self, redact: bool = False) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for sec in dataclasses.fields(self):
+            section = getattr(self, sec.name)
+            values: dict[str, Any] = {}
+            for f in dataclasses.fields(section):
+                value = getattr(section, f.name)
+                if redact and f.metadata.get("secret") and value is not None:
+                    value = REDACTED
+                values[f.name] = dict(value) if isinstance(value, dict) else value
+            out[sec.name] = values
+        return out
+
+    def replace(self, patch: Mapping[str, Mapping[str, Any]]) -> Config:
+        """A new config with ``patch`` ({section: {key: value}}) applied, validated.
+
+        A value of ``None`` resets an optional key. Raises :class:`ConfigError`.
+        """
+        merged = self.to_dict()
+        for sec, values in patch.items():
+            if not isinstance(values, Mapping):
+                raise ConfigError([ConfigIssue(sec, f"must be a table, got {values!r}")])
+            merged.setdefault(sec, {}).update(values)
+        return from_dict(merged)
+
+
+SECTIONS: dict[str, type] = dict(typing.get_type_hints(Config))
+
+
+def section_fields(section: str) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(SECTIONS[section])
+
+
+def describe() -> list[dict[str, Any]]:
+    """Every key with its type, default, constraints and doc (for docs and the page)."""
+    rows = []
+    for sec, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        defaults = cls()
+        for f in dataclasses.fields(cls):
+            rows.append({
+                "key": f"{sec}.{f.name}",
+                "type": _type_name(hints[f.name]),
+                "default": getattr(defaults, f.name),
+                "choices": list(typing.get_args(hints[f.name]))
+                if typing.get_origin(hints[f.name]) is Literal else None,
+                **{k: v for k, v in f.metadata.items()},
+            })
+    return rows
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "string"
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _type_name(args[0]) + " (optional)"
+    if origin is dict:
+        return "table of integers"
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(tp, str(tp))
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+
+
+def _check_value(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
+    """Return the value converted to ``tp`` or raise ValueError with what is allowed."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _check_value(key, args[0], value, meta)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            allowed = ", ".join(repr(c) for c in choices)
+            raise ValueError(f"got {value!r}; allowed: {allowed}")
+        return value
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"got {value!r}; expected a table such as {{name = 17}}")
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 53:
+                raise ValueError(f"{k} = {v!r}; expected a GPIO pin number 0-53")
+            out[str(k)] = v
+        return out
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"got {value!r}; expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"got {value!r}; expected an integer")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"got {value!r}; expected a number")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"got {value!r}; expected a string")
+        pattern = meta.get("pattern")
+        if pattern and not re.match(pattern, value):
+            raise ValueError(f"got {value!r}; does not match the expected form")
+        return value
+    lo, hi = meta.get("minimum"), meta.get("maximum")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"got {value!r}; allowed range {_num(lo)}..{_num(hi)}")
+    return value
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return ""
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _did_you_mean(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None = None) -> Config:
+    """Build a validated :class:`Config`; raises :class:`ConfigError` listing every issue."""
+    lines = lines or {}
+    issues: list[ConfigIssue] = []
+
+    def line_of(key: str) -> int | None:
+        parts = key.split(".")
+        while parts:
+            if ".".join(parts) in lines:
+                return lines[".".join(parts)]
+            parts.pop()
+        return None
+
+    sections: dict[str, Any] = {}
+    for sec_name, raw in data.items():
+        if sec_name not in SECTIONS:
+            issues.append(ConfigIssue(
+                sec_name, "unknown section" + _did_you_mean(sec_name, list(SECTIONS)),
+                line_of(sec_name)))
+            continue
+        if not isinstance(raw, Mapping):
+            issues.append(ConfigIssue(sec_name, f"must be a table, got {raw!r}",
+                                      line_of(sec_name)))
+            continue
+        cls = SECTIONS[sec_name]
+        hints = typing.get_type_hints(cls)
+        fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in raw.items():
+            dotted = f"{sec_name}.{key}"
+            f = fields_by_name.get(key)
+            if f is None:
+                issues.append(ConfigIssue(
+                    dotted, "unknown key" + _did_you_mean(key, list(fields_by_name)),
+                    line_of(dotted)))
+                continue
+            try:
+                kwargs[key] = _check_value(dotted, hints[key], value, f.metadata)
+            except ValueError as exc:
+                issues.append(ConfigIssue(dotted, str(exc), line_of(dotted)))
+        sections[sec_name] = kwargs
+    if issues:
+        raise ConfigError(issues)
+    return Config(**{name: SECTIONS[name](**kw) for name, kw in sections.items()})
+
+
+_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\s*(#.*)?$")
+_KEYLINE = re.compile(r"^\s*([A-Za-z0-9_\-\".]+?)\s*=")
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Map dotted keys to the 1-based line that defines them (tables and plain keys)."""
+    out: dict[str, int] = {}
+    prefix = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if m := _HEADER.match(line):
+            prefix = m.group(1).replace('"', "").replace(" ", "")
+            out.setdefault(prefix, number)
+            continue
+        if m := _KEYLINE.match(line):
+            key = m.group(1).replace('"', "")
+            out.setdefault(f"{prefix}.{key}" if prefix else key, number)
+    return out
+
+
+def parse(text: str, source: str = "<config>") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line = int(m.group(1)) if m else None
+        raise ConfigError([ConfigIssue("(syntax)", f"TOML syntax error: {exc}", line)],
+                          source) from None
+    try:
+        return from_dict(data, key_lines(text))
+    except ConfigError as exc:
+        raise ConfigError(exc.issues, source) from None
+
+
+def load(path: Path | str) -> Config:
+    """Load and validate the file; a missing file gives the defaults."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config()
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigIssue("(file)", f"not UTF-8 text: {exc}")], str(path)) from None
+    return parse(text, str(path))
+
+
+# ---------------------------------------------------------------------------------------
+# writing
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        # TOML basic strings accept the JSON escapes json.dumps produces.
+        import json
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + (f" {inner} " if inner else "") + "}"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_\-]+", key) else _toml_value(key)
+
+
+def dumps(config: Config, only_changed: bool = True) -> str:
+    """TOML text for ``config``; by default only keys that differ from the defaults."""
+    defaults = Config().to_dict()
+    chunks = []
+    for sec, values in config.to_dict().items():
+        rows = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items()
+                if v is not None and (not only_changed or defaults[sec].get(k) != v)]
+        if rows:
+            chunks.append(f"[{sec}]\n" + "\n".join(rows) + "\n")
+    return "\n".join(chunks)
+
+
+def atomic_write(path: Path | str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` so that ``path`` holds either the old or the new content, never a mix.
+
+    Temp file in the same directory, fsync, rename over, fsync the directory.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save(path: Path | str, config: Config) -> None:
+    atomic_write(path, dumps(config).encode("utf-8"), mode=0o640)
+
+
+def restart_scopes(old: Config, new: Config) -> set[str]:
+    """The subsystems that must restart to apply the change from ``old`` to ``new``."""
+    scopes: set[str] = set()
+    for sec in SECTIONS:
+        a, b = getattr(old, sec), getattr(new, sec)
+        for f in dataclasses.fields(a):
+            if getattr(a, f.name) != getattr(b, f.name) and f.metadata.get("restart"):
+                scopes.add(f.metadata["restart"])
+    return scopes
+
+
+def config_path_from_env(explicit: str | None = None) -> Path:
+    return Path(explicit or os.environ.get("EDGEROOM_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def state_dir_from_env(explicit: str | None = None) -> Path:
+    return Path(explicit or os.environ.get("EDGEROOM_STATE_DIR") or DEFAULT_STATE_DIR)

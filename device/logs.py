@@ -1,0 +1,41 @@
+"""Logging set-up: plain lines on stdout for journald (which adds the timestamps)."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+
+FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class RingHandler(logging.Handler):
+    """Keeps the last lines in memory for the config page's log tail."""
+
+    def __init__(self, capacity: int = 500) -> None:
+        super().__init__()
+        self.lines: collections.deque[str] = collections.deque(maxlen=capacity)
+        self.setFormatter(logging.Formatter(FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+RING = RingHandler()
+
+
+def setup(level: str = "INFO") -> None:
+    """Configure the package loggers (never the root logger's level for libraries)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    for name in ("device", "drivers", "services"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler, RING]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+    # Third-party libraries: warnings and worse only.
+    for name in ("aiortc", "aioice", "aiohttp.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,138 @@
+"""One named task per subsystem, restarted with backoff when it fails.
+
+A subsystem is an async callable that runs until cancelled. If it raises, it is
+restarted after an exponential backoff with full jitter (first retry within
+``base`` seconds, never more than ``cap``) while every other subsystem keeps running.
+A subsystem that has run well for ``stable_after`` seconds starts over from the
+shortest delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from drivers.base import Emit, null_emit
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[], Awaitable[None]]
+
+
+def backoff_delay(attempt: int, base: float = 1.0, cap: float = 30.0,
+                  rand: Callable[[float, float], float] = random.uniform) -> float:
+    """Full-jitter exponential backoff: uniform(0, min(cap, base * 2**attempt))."""
+    return rand(0.0, min(cap, base * (2 ** min(attempt, 32))))
+
+
+@dataclass
+class Subsystem:
+    name: str
+    run: Runner
+    restarts: int = 0
+    failures: int = 0
+    last_error: str = ""
+    running: bool = False
+    started_at: float = 0.0
+    delays: list[float] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
+class Supervisor:
+    def __init__(self, emit: Emit = null_emit, base: float = 1.0, cap: float = 30.0,
+                 stable_after: float = 60.0) -> None:
+        self._emit = emit
+        self.base = base
+        self.cap = cap
+        self.stable_after = stable_after
+        self.subsystems: dict[str, Subsystem] = {}
+        self._probes: dict[str, Callable[[], bool]] = {}
+        self._closing = False
+
+    def __repr__(self) -> str:
+        states = ", ".join(f"{s.name}={'up' if s.running else 'down'}"
+                           for s in self.subsystems.values())
+        return f"<Supervisor {states}>"
+
+    def add(self, name: str, run: Runner) -> Subsystem:
+        if name in self.subsystems:
+            raise ValueError(f"subsystem {name!r} already added")
+        sub = Subsystem(name, run)
+        self.subsystems[name] = sub
+        sub.task = asyncio.create_task(self._keep_running(sub), name=f"subsystem:{name}")
+        return sub
+
+    def add_probe(self, name: str, probe: Callable[[], bool]) -> None:
+        """A check of progress for the watchdog (e.g. "audio frames flowed lately")."""
+        self._probes[name] = probe
+
+    def healthy(self) -> bool:
+        for name, probe in self._probes.items():
+            try:
+                if not probe():
+                    log.warning("health probe %s failed", name)
+                    return False
+            except Exception:
+                log.exception("health probe %s raised", name)
+                return False
+        return True
+
+    async def _keep_running(self, sub: Subsystem) -> None:
+        attempt = 0
+        while not self._closing:
+            sub.running = True
+            sub.started_at = time.monotonic()
+            try:
+                await sub.run()
+                log.info("subsystem %s finished", sub.name)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                sub.failures += 1
+                sub.last_error = f"{type(exc).__name__}: {exc}"
+                if time.monotonic() - sub.started_at >= self.stable_after:
+                    attempt = 0
+                delay = backoff_delay(attempt, self.base, self.cap)
+                attempt += 1
+                sub.delays.append(delay)
+                log.error("subsystem %s failed (%s); restart %d in %.2f s",
+                          sub.name, sub.last_error, attempt, delay, exc_info=exc)
+                self._emit("subsystem-failed", {"name": sub.name, "error": sub.last_error,
+                                                "retry_in": round(delay, 3)})
+            finally:
+                sub.running = False
+            await asyncio.sleep(delay)
+            sub.restarts += 1
+            self._emit("subsystem-restarted", {"name": sub.name, "restarts": sub.restarts})
+
+    async def restart(self, name: str) -> None:
+        """Cancel and start one subsystem again (after a config change), now."""
+        sub = self.subsystems[name]
+        if sub.task is not None:
+            sub.task.cancel()
+            await asyncio.gather(sub.task, return_exceptions=True)
+        sub.restarts += 1
+        sub.task = asyncio.create_task(self._keep_running(sub), name=f"subsystem:{name}")
+        log.info("subsystem %s restarted on request", name)
+
+    async def stop(self, timeout: float = 2.5) -> None:
+        """Cancel every subsystem and wait until they have really exited."""
+        self._closing = True
+        tasks = [s.task for s in self.subsystems.values() if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                log.error("subsystem task %s did not stop within %.1f s",
+                          task.get_name(), timeout)
+
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        return {s.name: {"running": s.running, "restarts": s.restarts,
+                         "failures": s.failures, "last_error": s.last_error}
+                for s in self.subsystems.values()}

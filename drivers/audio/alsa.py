@@ -1,0 +1,271 @@
+"""ALSA microphone and speaker on pyalsaaudio.
+
+Each device has its own thread doing blocking reads or writes. The mic hands 20 ms
+frames to the event loop through a :class:`DropOldestQueue`; the speaker takes frames
+from a small :class:`FrameBuffer` (2-3 frames) and keeps the device's own buffer short,
+so what it plays stays within a few tens of milliseconds of what it was given.
+
+Xruns (EPIPE) are recovered in place and counted. Any other I/O error means the device
+is gone: it is closed, ``device-lost`` is emitted, and it is reopened with backoff
+until it is back (``device-restored``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from drivers.audio.alsa_device import (
+    REOPEN_BACKOFF,
+    AlsaStream,
+    DeviceParams,
+)
+from drivers.audio.base import FRAME_MS, SAMPLE_RATE, PcmFrame
+from drivers.audio.pcm import (
+    FrameBuffer,
+    LinearResampler,
+    PlayoutListener,
+    Rechunker,
+    apply_gain,
+    decode,
+    encode,
+    level_dbfs,
+    notify_playout,
+    to_mono_frame,
+)
+from drivers.base import Emit, null_emit
+from drivers.queues import DropOldestQueue
+
+log = logging.getLogger(__name__)
+
+
+class AlsaMic(AlsaStream):
+    """A capture device as a :class:`~drivers.audio.base.MicSource`.
+
+    ``rate``/``channels`` are what is asked of the device; whatever it agrees to is
+    converted to 48 kHz mono. ``queue_frames`` bounds how far the consumer may lag
+    before the oldest frames are dropped.
+    """
+
+    capture = True
+    kind = "mic"
+
+    def __init__(self, device: str = "default", *, period_size: int = 960,
+                 buffer_size: int = 3840, rate: int = SAMPLE_RATE, channels: int = 1,
+                 gain: int = 100, queue_frames: int = 4, emit: Emit = null_emit,
+                 backoff: Sequence[float] = REOPEN_BACKOFF) -> None:
+        super().__init__(device, period_size=period_size, buffer_size=buffer_size,
+                         rate=rate, channels=channels, volume=gain, emit=emit,
+                         backoff=backoff)
+        self._queue: DropOldestQueue[PcmFrame] = DropOldestQueue(queue_frames)
+        self._rechunker = Rechunker()
+        self._resampler: LinearResampler | None = None
+        self._overruns = 0
+
+    def __repr__(self) -> str:
+        state = "lost" if self.lost else ("running" if self._thread else "stopped")
+        return (f"<AlsaMic {self.device!r} {state} frames={self.counters['frames']} "
+                f"dropped={self._queue.dropped} overruns={self._overruns}>")
+
+    async def start(self) -> None:
+        if self._thread is None:
+            self._queue.bind(asyncio.get_running_loop())
+        await super().start()
+
+    async def read(self) -> PcmFrame:
+        return await self._queue.get()
+
+    def set_gain(self, percent: int) -> None:
+        self._set_level(percent)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"frames": self.counters["frames"], "dropped": self._queue.dropped,
+                "overruns": self._overruns, "reopens": self.counters["reopens"],
+                "queued": len(self._queue)}
+
+    def _on_open(self, params: DeviceParams) -> None:
+        self._rechunker.clear()
+        self._resampler = (None if params.rate == SAMPLE_RATE
+                           else LinearResampler(params.rate, SAMPLE_RATE))
+
+    def _after_stop(self) -> None:
+        super()._after_stop()
+        self._queue.close()
+
+    def _io(self, pcm: Any) -> None:
+        import alsaaudio
+
+        params = self.params
+        assert params is not None
+        while not self._stopping.is_set():
+            try:
+                count, data = pcm.read()
+            except alsaaudio.ALSAAudioError as exc:
+                raise self._broken(exc) from exc
+            now = time.monotonic()
+            if count == -errno.EPIPE:
+                # Overrun: pyalsaaudio has already re-prepared the stream.
+                self._overruns += 1
+                self._rechunker.clear()
+                log.debug("mic %s: overrun #%d", self.device, self._overruns)
+                continue
+            if count <= 0:
+                continue
+            if self._stopping.is_set():
+                break
+            # The period's first sample was captured `count` frames before the
+            # samples still waiting in the device buffer.
+            waiting = pcm.avail()
+            waiting = waiting if 0 <= waiting <= params.buffer_size else 0
+            first_at = now - (count + waiting) / params.rate
+            if params.native:
+                mono = data
+            else:
+                x = decode(data, params.format, params.channels)
+                if self._resampler is not None:
+                    x = self._resampler.process(x)
+                mono = encode(x, "S16_LE", 1)
+            for samples, t in self._rechunker.push(mono, first_at):
+                index = self.counters["frames"]
+                self.counters["frames"] = index + 1
+                self._queue.put_threadsafe(
+                    PcmFrame(apply_gain(samples, self._gain), t, index))
+
+
+class AlsaSpeaker(AlsaStream):
+    """A playback device as a :class:`~drivers.audio.base.SpeakerSink`.
+
+    ``buffer_frames`` is the hand-over buffer (drop oldest when full). Whenever the
+    stream (re)starts, ``prefill_frames`` of silence go first so that a frame arriving
+    a little late does not underrun at once. Frames that would sit in the device
+    buffer beyond ``max_delay_ms`` are skipped (counted as dropped) to keep latency
+    bounded when the producer bursts.
+    """
+
+    capture = False
+    kind = "speaker"
+
+    def __init__(self, device: str = "default", *, period_size: int = 960,
+                 buffer_size: int = 3840, rate: int = SAMPLE_RATE, channels: int = 1,
+                 volume: int = 100, buffer_frames: int = 3, prefill_frames: int = 1,
+                 max_delay_ms: float = 60.0, emit: Emit = null_emit,
+                 backoff: Sequence[float] = REOPEN_BACKOFF) -> None:
+        super().__init__(device, period_size=period_size, buffer_size=buffer_size,
+                         rate=rate, channels=channels, volume=volume, emit=emit,
+                         backoff=backoff)
+        if prefill_frames < 0 or max_delay_ms <= 0:
+            raise ValueError("prefill_frames must be >= 0 and max_delay_ms > 0")
+        self._buffer = FrameBuffer(buffer_frames)
+        self._prefill = prefill_frames
+        self._max_delay_s = max_delay_ms / 1000.0
+        self._resampler: LinearResampler | None = None
+        self._listeners: list[PlayoutListener] = []
+        self._underruns = 0
+        self._late = 0
+        self._level = -math.inf
+
+    def __repr__(self) -> str:
+        state = "lost" if self.lost else ("running" if self._thread else "stopped")
+        return (f"<AlsaSpeaker {self.device!r} {state} frames={self.counters['frames']} "
+                f"underruns={self._underruns} level={self._level:.1f} dBFS>")
+
+    def write(self, frame: PcmFrame) -> None:
+        self._buffer.put(frame)
+
+    def set_volume(self, percent: int) -> None:
+        self._set_level(percent)
+
+    def add_playout_listener(self, callback: PlayoutListener) -> None:
+        """Call ``callback(frame, played_at)`` (on the speaker thread) for every frame
+        written to the device: the frame as played (48 kHz mono, after software
+        volume) and the monotonic time its first sample is expected to be heard."""
+        self._listeners = [*self._listeners, callback]
+
+    def remove_playout_listener(self, callback: PlayoutListener) -> None:
+        self._listeners = [cb for cb in self._listeners if cb is not callback]
+
+    @property
+    def level_dbfs(self) -> float:
+        return self._level
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"frames": self.counters["frames"],
+                "dropped": self._buffer.dropped + self._late,
+                "underruns": self._underruns, "reopens": self.counters["reopens"],
+                "queued": len(self._buffer)}
+
+    def _on_open(self, params: DeviceParams) -> None:
+        self._resampler = (None if params.rate == SAMPLE_RATE
+                           else LinearResampler(SAMPLE_RATE, params.rate))
+
+    def _wake(self) -> None:
+        self._buffer.wake()
+
+    def _device_bytes(self, mono: bytes, params: DeviceParams) -> bytes:
+        if params.native:
+            return mono
+        x = decode(mono, "S16_LE", 1)
+        if self._resampler is not None:
+            x = self._resampler.process(x)
+        return encode(x, params.format, params.channels)
+
+    def _queued_s(self, pcm: Any, params: DeviceParams) -> float:
+        """Seconds of audio waiting in the device buffer (0 if the device cannot say)."""
+        avail = pcm.avail()
+        if not 0 <= avail <= params.buffer_size:
+            return 0.0
+        return (params.buffer_size - avail) / params.rate
+
+    def _write(self, pcm: Any, data: bytes) -> int:
+        import alsaaudio
+
+        try:
+            return int(pcm.write(data))
+        except alsaaudio.ALSAAudioError as exc:
+            raise self._broken(exc) from exc
+
+    def _io(self, pcm: Any) -> None:
+        import alsaaudio
+
+        params = self.params
+        assert params is not None
+        framesize = 2 * params.channels * (2 if params.format != "S16_LE" else 1)
+        silence = self._device_bytes(bytes(2 * SAMPLE_RATE * FRAME_MS // 1000), params)
+        while not self._stopping.is_set():
+            frame = self._buffer.get(timeout=0.1)
+            if frame is None or self._stopping.is_set():
+                continue
+            mono = to_mono_frame(frame)
+            if self._queued_s(pcm, params) > self._max_delay_s:
+                self._late += 1  # the device is too far ahead: keep latency bounded
+                continue
+            mono = apply_gain(mono, self._gain)
+            data = self._device_bytes(mono, params)
+            for _attempt in range(2):
+                if pcm.state() != alsaaudio.PCM_STATE_RUNNING:
+                    for _ in range(self._prefill):
+                        self._write(pcm, silence)
+                if self._write(pcm, data) != -errno.EPIPE:
+                    break
+                # Underrun: the stream was re-prepared and this frame not written.
+                self._underruns += 1
+                log.debug("speaker %s: underrun #%d", self.device, self._underruns)
+            now = time.monotonic()
+            queued = self._queued_s(pcm, params)
+            played_at = now + max(0.0, queued - len(data) / framesize / params.rate)
+            index = self.counters["frames"]
+            self.counters["frames"] = index + 1
+            self._level = level_dbfs(mono)
+            if self._listeners:
+                notify_playout(self._listeners, PcmFrame(mono, frame.captured_at, index),
+                               played_at, self._listener_failed)
+
+    def _listener_failed(self, exc: BaseException) -> None:
+        log.warning("speaker %s: playout listener failed: %r", self.device, exc)

@@ -1,0 +1,14 @@
+"""Numpy views onto the planes of an ``av.VideoFrame`` (no copies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+def plane_rows(plane: Any, rows: int, cols: int) -> npt.NDArray[np.uint8]:
+    """A writable ``rows x cols`` view of a frame plane, skipping the line padding."""
+    data = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(-1, plane.line_size)
+    return data[:rows, :cols]

@@ -1,0 +1,1 @@
+"""What the appliance does with its hardware: room client, media, web page, serial control."""

@@ -1,0 +1,1 @@
+"""The room client: joins a room on the room server and carries the appliance's media."""

@@ -1,0 +1,1 @@
+"""The Janus backend: signaling over the WebSocket API and the three plugins it uses."""

@@ -1,0 +1,155 @@
+"""Janus configuration files (libconfig ``.jcfg``), generated from Python values.
+
+Used by the local SFU supervisor and by the test harness, so both run Janus with exactly
+the same plugins, transport and room settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PLUGIN_DIR = Path("/usr/lib/x86_64-linux-gnu/janus/plugins")
+TRANSPORT_DIR = Path("/usr/lib/x86_64-linux-gnu/janus/transports")
+PLUGINS = ("videoroom", "audiobridge", "textroom")
+TRANSPORTS = ("websockets",)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, Sequence):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} to a jcfg file")
+
+
+def render(sections: Mapping[str, Mapping[str, Any]]) -> str:
+    """``{"general": {"debug_level": 4}}`` -> libconfig text."""
+    out = []
+    for name, values in sections.items():
+        out.append(f"{name}: {{")
+        for key, v in values.items():
+            if v is not None:
+                out.append(f"\t{key} = {_value(v)}")
+        out.append("}")
+    return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class RoomSpec:
+    """One room, created in all three plugins under the same number."""
+
+    number: int
+    description: str = "edgeroom"
+    pin: str | None = None
+    secret: str | None = None
+    publishers: int = 16
+    bitrate: int = 1_000_000
+
+
+def _plugin_dir(name: str) -> Path:
+    env = os.environ.get(f"EDGEROOM_JANUS_{name.upper()}_DIR")
+    return Path(env) if env else (PLUGIN_DIR if name == "plugins" else TRANSPORT_DIR)
+
+
+@dataclass(frozen=True)
+class JanusSettings:
+    listen_ip: str = "127.0.0.1"
+    port: int = 8188
+    interface: str | None = None  # ICE limited to this interface (name or address)
+    rooms: tuple[RoomSpec, ...] = ()
+    api_secret: str | None = None
+    token_auth_secret: str | None = None  # enables token auth (HMAC-signed tokens)
+    debug_level: int = 3
+    rtp_port_range: str | None = None
+
+
+def write_config(confdir: Path, settings: JanusSettings) -> Path:
+    """Write a complete config dir (and plugin/transport folders of symlinks) into
+    ``confdir``; returns the path of ``janus.jcfg``."""
+    confdir.mkdir(parents=True, exist_ok=True)
+    plugins = confdir / "plugins"
+    transports = confdir / "transports"
+    empty = confdir / "none"
+    for d in (plugins, transports, empty):
+        d.mkdir(exist_ok=True)
+    for name in PLUGINS:
+        _link(_plugin_dir("plugins") / f"libjanus_{name}.so", plugins / f"libjanus_{name}.so")
+    for name in TRANSPORTS:
+        _link(_plugin_dir("transports") / f"libjanus_{name}.so",
+              transports / f"libjanus_{name}.so")
+    general: dict[str, Any] = {
+        "configs_folder": str(confdir),
+        "plugins_folder": str(plugins),
+        "transports_folder": str(transports),
+        "events_folder": str(empty),
+        "loggers_folder": str(empty),
+        "debug_level": settings.debug_level,
+        "api_secret": settings.api_secret,
+        "session_timeout": 60,
+    }
+    if settings.token_auth_secret:
+        general["token_auth"] = True
+        general["token_auth_secret"] = settings.token_auth_secret
+    media: dict[str, Any] = {"rtp_port_range": settings.rtp_port_range}
+    nat: dict[str, Any] = {"ice_ignore_list": "vmnet"}
+    if settings.interface:
+        nat["ice_enforce_list"] = settings.interface
+    path = confdir / "janus.jcfg"
+    path.write_text(render({"general": general, "media": media, "nat": nat,
+                            "plugins": {}, "transports": {}, "events": {}, "loggers": {}}))
+    (confdir / "janus.transport.websockets.jcfg").write_text(render({
+        "general": {"json": "compact", "ws": True, "ws_port": settings.port,
+                    "ws_ip": settings.listen_ip, "wss": False},
+        "admin": {"admin_ws": False, "admin_wss": False},
+    }))
+    videoroom: dict[str, dict[str, Any]] = {"general": {}}
+    audiobridge: dict[str, dict[str, Any]] = {"general": {}}
+    textroom: dict[str, dict[str, Any]] = {"general": {"json": "compact"}}
+    for room in settings.rooms:
+        common = {"description": room.description, "pin": room.pin, "secret": room.secret}
+        videoroom[f"room-{room.number}"] = {
+            **common,
+            "publishers": room.publishers,
+            "bitrate": room.bitrate,
+            "fir_freq": 2,
+            "audiocodec": "opus",
+            "videocodec": "h264,vp8",
+            "h264_profile": "42e01f",
+            "notify_joining": True,
+            "audiolevel_event": True,
+            "audio_active_packets": 25,
+            "audio_level_average": 60,
+        }
+        audiobridge[f"room-{room.number}"] = {
+            **common,
+            "sampling_rate": 48000,
+            "audiolevel_event": True,
+            "audio_active_packets": 25,
+            "audio_level_average": 60,
+        }
+        textroom[f"room-{room.number}"] = dict(common)
+    (confdir / "janus.plugin.videoroom.jcfg").write_text(render(videoroom))
+    (confdir / "janus.plugin.audiobridge.jcfg").write_text(render(audiobridge))
+    (confdir / "janus.plugin.textroom.jcfg").write_text(render(textroom))
+    return path
+
+
+def _link(target: Path, link: Path) -> None:
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target)
+
+
+def command(confdir: Path, janus: str = "/usr/bin/janus") -> list[str]:
+    """The command line that runs Janus from ``confdir`` (in the foreground)."""
+    return [janus, "-F", str(confdir), "-C", str(confdir / "janus.jcfg"),
+            "-P", str(confdir / "plugins"), "-o"]

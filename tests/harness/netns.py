@@ -1,0 +1,170 @@
+"""Private network namespaces joined by veth pairs, for tests that move real media.
+
+Janus and aioice both skip loopback, so every host that exchanges media lives in its own
+namespace. :class:`Network` creates a hub namespace holding a bridge and one namespace per
+host, each joined to the bridge by a veth pair, all on a private /24 that exists only
+inside these namespaces: no traffic can leave them. Names carry the pid and a counter,
+so concurrent test runs never collide. :meth:`Network.close` deletes everything (also
+after a failure); deleting a namespace kills the veth pairs with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import itertools
+import logging
+import os
+import subprocess
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
+_counter = itertools.count(1)
+
+
+def _ip(*args: str, ns: str | None = None) -> None:
+    cmd = ["ip", *(("-n", ns) if ns else ()), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {result.stderr.strip()}")
+
+
+def setns(name: str) -> None:
+    """Move the calling thread into network namespace ``name`` (threads it starts follow)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({name}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str  # short name within the network ("janus", "a", ...)
+    ns: str  # namespace name
+    ip: str
+
+    def exec_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.ns]
+
+
+class Network:
+    """A hub bridge and hosts on ``10.201.<n>.0/24`` (private to these namespaces)."""
+
+    def __init__(self, tag: str = "er") -> None:
+        self.prefix = f"{tag}{os.getpid() % 100000}-{next(_counter)}"
+        self.subnet = "10.201.7"
+        self.hub = f"{self.prefix}-hub"
+        self.hosts: dict[str, Host] = {}
+        self._namespaces: list[str] = []
+        _ip("netns", "add", self.hub)
+        self._namespaces.append(self.hub)
+        _ip("link", "set", "lo", "up", ns=self.hub)
+        _ip("link", "add", "br0", "type", "bridge", ns=self.hub)
+        _ip("link", "set", "br0", "up", ns=self.hub)
+
+    def __repr__(self) -> str:
+        return f"<Network {self.prefix} hosts={sorted(self.hosts)}>"
+
+    def add_host(self, name: str) -> Host:
+        if name in self.hosts:
+            return self.hosts[name]
+        index = len(self.hosts) + 1
+        if index > 250:
+            raise ValueError("too many hosts")
+        ns = f"{self.prefix}-{name}"
+        _ip("netns", "add", ns)
+        self._namespaces.append(ns)
+        _ip("link", "set", "lo", "up", ns=ns)
+        # veth pair: "eth0" inside the host, "v<index>" on the hub's bridge
+        _ip("link", "add", f"v{index}", "netns", self.hub, "type", "veth",
+            "peer", "name", "eth0", "netns", ns, ns=ns)
+        _ip("link", "set", f"v{index}", "master", "br0", ns=self.hub)
+        _ip("link", "set", f"v{index}", "up", ns=self.hub)
+        ip = f"{self.subnet}.{index}"
+        _ip("addr", "add", f"{ip}/24", "dev", "eth0", ns=ns)
+        _ip("link", "set", "eth0", "up", ns=ns)
+        host = Host(name, ns, ip)
+        self.hosts[name] = host
+        return host
+
+    def close(self) -> None:
+        for ns in reversed(self._namespaces):
+            try:
+                _ip("netns", "del", ns)
+            except RuntimeError as exc:
+                log.warning("%s", exc)
+        self._namespaces.clear()
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NsLoop:
+    """An event loop in its own thread, inside a host's namespace.
+
+    In-process room sessions run here; the test drives them with :meth:`run` (from sync
+    code) or :meth:`call` (from async code), both with a timeout.
+    """
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=f"nsloop-{host.name}",
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            raise self._error
+
+    def _main(self) -> None:
+        try:
+            setns(self.host.ns)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return self.submit(coro).result(timeout)
+
+    async def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return await asyncio.wait_for(asyncio.wrap_future(self.submit(coro)), timeout)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            async def _cancel_all() -> None:
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+            try:
+                self.run(_cancel_all(), 10)
+            except Exception as exc:
+                log.warning("nsloop %s: %s", self.host.name, exc)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
