@@ -69,8 +69,12 @@ class RoomConfig:
     )
     room: int = setting(1234, "Room number.", minimum=1, maximum=2**53, restart="room")
     display_name: str = setting(
-        socket.gethostname(), "Name shown to the other members.", restart="room"
+        "", "Name shown to the other members (empty: the host name).", restart="room"
     )
+
+    @property
+    def effective_display_name(self) -> str:
+        return self.display_name or socket.gethostname()
     pin: str | None = setting(None, "Room PIN, if the room has one.", secret=True, restart="room")
     secret: str | None = setting(
         None, "Room secret: enables moderation (mute others in the room, kick).", secret=True

@@ -32,7 +32,7 @@ class GrowingWav:
         self.data_bytes = 0
         self._synced = -1
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._f: BinaryIO | None = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._f: BinaryIO | None = open(path, "wb")  # closed in close()
         self._f.write(self._header())
         self._f.flush()
 

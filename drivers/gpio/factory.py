@@ -17,10 +17,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BadPinFactory", "GpioError", "PinConflict", "check_pins", "make_factory"]
 
-#: Pins a Raspberry Pi exposes on its 40-pin header (BCM numbers).
-HEADER_PINS = range(0, 28)
-
-
 class GpioError(EdgeroomError, RuntimeError):
     """A GPIO device could not be set up (bad pin, pin held elsewhere, ...)."""
 

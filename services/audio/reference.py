@@ -66,6 +66,14 @@ class PlayoutReference:
                     self.jumps += 1
                     if pos > end:  # nothing was played in between: silence
                         self._zero(end, min(pos, end + self._size))
+                # Stamps that went back past the ring must not overwrite newer samples.
+                oldest = max(end, pos + count) - self._size
+                if pos < oldest:
+                    data = data[oldest - pos:]
+                    pos, count = oldest, len(data)
+                    if len(data) == 0:
+                        self.frames += 1
+                        return
             self._write(pos, data)
             self._end = pos + count if end is None else max(end, pos + count)
             self.frames += 1

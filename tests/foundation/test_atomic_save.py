@@ -17,7 +17,8 @@ import sys
 from device import config
 path = sys.argv[1]
 a = config.parse('[room]\\nroom = 1\\ndisplay_name = "' + 'a' * 4000 + '"\\n')
-b = config.parse('[room]\\nroom = 2\\ndisplay_name = "' + 'b' * 9000 + '"\\n[audio]\\naec = false\\n')
+b = config.parse('[room]\\nroom = 2\\ndisplay_name = "' + 'b' * 9000
+                 + '"\\n[audio]\\naec = false\\n')
 print("go", flush=True)
 while True:
     config.save(path, a)

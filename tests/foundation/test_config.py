@@ -109,7 +109,8 @@ def test_describe_covers_every_key() -> None:
     assert all(row["doc"] for row in config.describe())
 
 
-def test_cli_config_check(tmp_path: Path, edgeroom_cmd: list[str], clean_env: dict[str, str]) -> None:
+def test_cli_config_check(tmp_path: Path, edgeroom_cmd: list[str],
+                          clean_env: dict[str, str]) -> None:
     good = tmp_path / "good.toml"
     good.write_text("[room]\nroom = 5\n")
     ok = subprocess.run([*edgeroom_cmd, "config", "check", str(good)], capture_output=True,
@@ -134,3 +135,16 @@ def test_cli_config_show_redacts(tmp_path: Path, edgeroom_cmd: list[str],
     assert res.returncode == 0, res.stderr
     assert "98765" not in res.stdout
     assert 'pin = "***"' in res.stdout
+
+
+def test_config_reference_doc_is_current() -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("config_reference",
+                                                  root / "scripts" / "config_reference.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (root / "docs" / "config.md").read_text() == module.render(), (
+        "docs/config.md is stale: run .venv/bin/python scripts/config_reference.py")

@@ -78,7 +78,7 @@ async def test_watchdog_cadence_and_blocked_loop(notify_socket) -> None:
         assert 6 <= len(pings) <= 13
         # Block the event loop on purpose: no ping may be sent while it is blocked.
         blocked_from = time.monotonic()
-        time.sleep(0.5)
+        time.sleep(0.5)  # noqa: ASYNC251 - blocking the loop is the point
         blocked_until = time.monotonic()
         during = [t for t, _ in drain(sock) if blocked_from < t < blocked_until]
         assert during == []

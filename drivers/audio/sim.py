@@ -1,0 +1,316 @@
+"""Simulated mic and speaker, paced in real time on the monotonic clock.
+
+``SimMic`` plays ``sim.mic`` (``tone:<hz>``, ``silence`` or a looped WAV file) as if a
+microphone captured it: frame ``n`` covers ``start + n*20ms`` onwards and is ready 20 ms
+later, so there is no drift however long it runs. A consumer that falls more than
+``queue_frames`` behind loses the oldest frames, as with a real device.
+
+``SimSpeaker`` is a playout clock: every 20 ms it takes one frame from its small buffer
+(or silence when none is there) and appends it to a WAV file in the state dir, which is
+rotated at a size cap. The file is therefore a faithful timeline of what a speaker
+would have played.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from drivers.audio.base import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, PcmFrame
+from drivers.audio.pcm import (
+    FRAME_BYTES,
+    SILENCE_FRAME,
+    FrameBuffer,
+    PlayoutListener,
+    apply_gain,
+    level_dbfs,
+    notify_playout,
+    percent_to_gain,
+    saturate_s16,
+    to_mono_frame,
+)
+from drivers.audio.wavfile import GrowingWav, load_wav_mono48k
+from drivers.errors import DeviceError
+
+log = logging.getLogger(__name__)
+
+FRAME_S = FRAME_MS / 1000.0
+TONE_AMPLITUDE = 0.5  # of full scale: -6 dBFS peak
+
+
+def resolve_sim_path(value: str, state_dir: Path) -> Path:
+    """A sim WAV path: absolute, else in the state dir, else relative to the working dir."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    in_state = state_dir / path
+    if in_state.exists() or not path.exists():
+        return in_state
+    return path.resolve()
+
+
+class _Source:
+    """Sample generator for frame ``n`` of the sim mic."""
+
+    def __init__(self, spec: str, state_dir: Path) -> None:
+        self.spec = spec
+        self._tone_hz: float | None = None
+        self._loop: bytes | None = None
+        if spec == "silence":
+            return
+        if spec.startswith("tone:"):
+            try:
+                hz = float(spec[5:])
+            except ValueError:
+                hz = -1.0
+            if not 0 < hz < SAMPLE_RATE / 2:
+                raise ValueError(f"sim.mic: tone frequency must be 0 < hz < "
+                                 f"{SAMPLE_RATE // 2}, got {spec!r}")
+            self._tone_hz = hz
+            return
+        path = resolve_sim_path(spec, state_dir)
+        data = load_wav_mono48k(path)
+        while len(data) < FRAME_BYTES:  # a very short file still loops cleanly
+            data += data
+        self._loop = data
+
+    def frame(self, n: int) -> bytes:
+        if self._tone_hz is not None:
+            start = n * FRAME_SAMPLES
+            # Phase from the absolute sample number, wrapped to one cycle first, so
+            # there is no drift and no precision loss however long it runs.
+            cycles = (start * self._tone_hz / SAMPLE_RATE) % 1.0
+            t = np.arange(FRAME_SAMPLES, dtype=np.float64) * (self._tone_hz / SAMPLE_RATE)
+            x = np.sin(2.0 * math.pi * (cycles + t)) * (32767.0 * TONE_AMPLITUDE)
+            return bytes(saturate_s16(x).astype("<i2").tobytes())
+        if self._loop is not None:
+            size = len(self._loop)
+            offset = (n * FRAME_BYTES) % size
+            chunk = self._loop[offset: offset + FRAME_BYTES]
+            if len(chunk) < FRAME_BYTES:
+                chunk += self._loop[: FRAME_BYTES - len(chunk)]
+            return chunk
+        return SILENCE_FRAME
+
+
+class SimMic:
+    """A :class:`~drivers.audio.base.MicSource` playing a tone, silence or a WAV file."""
+
+    def __init__(self, source: str = "tone:440", *, state_dir: Path = Path("."),
+                 gain: int = 100, queue_frames: int = 4) -> None:
+        if queue_frames < 1:
+            raise ValueError("queue_frames must be >= 1")
+        self._source = _Source(source, state_dir)
+        self._gain = percent_to_gain(gain)
+        self._queue_frames = queue_frames
+        self._start: float | None = None
+        self._next = 0
+        self._stopped = False
+        self._frames = 0
+        self._dropped = 0
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped or self._start is None else "running"
+        return (f"<SimMic {self._source.spec!r} {state} frames={self._frames} "
+                f"dropped={self._dropped}>")
+
+    async def start(self) -> None:
+        if self._start is None:
+            self._start = time.monotonic()
+            self._stopped = False
+            log.info("sim mic: %s", self._source.spec)
+
+    async def read(self) -> PcmFrame:
+        if self._start is None and not self._stopped:
+            raise RuntimeError("SimMic.read() before start()")
+        if self._stopped or self._start is None:
+            raise EOFError("mic stopped")
+        start = self._start
+        ready = math.floor((time.monotonic() - start) / FRAME_S)  # frames complete now
+        oldest = ready - self._queue_frames
+        if self._next < oldest:
+            self._dropped += oldest - self._next
+            self._next = oldest
+        n = self._next
+        delay = start + (n + 1) * FRAME_S - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._stopped:
+            raise EOFError("mic stopped")
+        self._next = n + 1
+        self._frames += 1
+        samples = apply_gain(self._source.frame(n), self._gain)
+        return PcmFrame(samples, start + n * FRAME_S, n)
+
+    def set_gain(self, percent: int) -> None:
+        self._gain = percent_to_gain(percent)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"frames": self._frames, "dropped": self._dropped, "overruns": 0,
+                "reopens": 0}
+
+    async def stop(self) -> None:
+        self._stopped = True
+
+    async def __aenter__(self) -> SimMic:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class SimSpeaker:
+    """A :class:`~drivers.audio.base.SpeakerSink` that records what it plays to a WAV.
+
+    ``path`` is rotated to ``<stem>.1.wav`` when it would exceed ``max_bytes``. An
+    underrun is a gap of silence between two frames of a stream (a pause longer than
+    ``idle_s`` starts a new stream and is not counted).
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int = 50 * 1024 * 1024, volume: int = 100,
+                 buffer_frames: int = 3, idle_s: float = 0.5,
+                 sync_every_frames: int = 10) -> None:
+        if max_bytes < 44 + FRAME_BYTES:
+            raise ValueError(f"max_bytes must be at least {44 + FRAME_BYTES}")
+        self.path = path
+        self._max_bytes = max_bytes
+        self._gain = percent_to_gain(volume)
+        self._buffer = FrameBuffer(buffer_frames)
+        self._idle_frames = max(1, round(idle_s / FRAME_S))
+        self._sync_every = max(1, sync_every_frames)
+        self._listeners: list[PlayoutListener] = []
+        self._wav: GrowingWav | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._level = -math.inf
+        self._frames = 0
+        self._slots = 0
+        self._underruns = 0
+        self._rotations = 0
+
+    def __repr__(self) -> str:
+        state = "running" if self._thread else "stopped"
+        return (f"<SimSpeaker {str(self.path)!r} {state} frames={self._frames} "
+                f"underruns={self._underruns} level={self._level:.1f} dBFS>")
+
+    async def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        try:
+            self._wav = await asyncio.to_thread(GrowingWav, self.path)
+        except OSError as exc:
+            raise DeviceError(f"sim speaker: cannot write {str(self.path)!r}: {exc}") from exc
+        log.info("sim speaker: writing %s", self.path)
+        self._thread = threading.Thread(target=self._run, name="sim-speaker", daemon=True)
+        self._thread.start()
+
+    def write(self, frame: PcmFrame) -> None:
+        self._buffer.put(frame)
+
+    def set_volume(self, percent: int) -> None:
+        self._gain = percent_to_gain(percent)
+
+    def add_playout_listener(self, callback: PlayoutListener) -> None:
+        """Call ``callback(frame, played_at)`` on the speaker thread for every frame
+        played (48 kHz mono, after volume) with the monotonic time its slot started."""
+        self._listeners = [*self._listeners, callback]
+
+    def remove_playout_listener(self, callback: PlayoutListener) -> None:
+        self._listeners = [cb for cb in self._listeners if cb is not callback]
+
+    @property
+    def level_dbfs(self) -> float:
+        return self._level
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"frames": self._frames, "dropped": self._buffer.dropped,
+                "underruns": self._underruns, "reopens": 0, "slots": self._slots,
+                "rotations": self._rotations, "queued": len(self._buffer)}
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._buffer.wake()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 2.0)
+        wav, self._wav = self._wav, None
+        if wav is not None:
+            await asyncio.to_thread(wav.close)
+
+    async def __aenter__(self) -> SimSpeaker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _rotate(self) -> None:
+        wav = self._wav
+        assert wav is not None
+        wav.close()
+        os.replace(self.path, self.path.with_name(self.path.stem + ".1.wav"))
+        self._wav = GrowingWav(self.path)
+        self._rotations += 1
+        log.info("sim speaker: rotated %s at %d bytes", self.path, wav.size)
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        slot = 0
+        gap = -1  # silent slots since the last frame; -1 = no stream yet
+        try:
+            while True:
+                due = start + slot * FRAME_S
+                delay = due - time.monotonic()
+                if delay > 0 and self._stopping.wait(delay):
+                    break
+                if self._stopping.is_set():
+                    break
+                if -delay > 1.0:  # the thread was starved (suspend?): restart the clock
+                    start, slot, due = time.monotonic(), 0, time.monotonic()
+                frame = self._buffer.get(timeout=0)
+                if frame is None:
+                    samples = SILENCE_FRAME
+                    if gap >= 0:
+                        gap += 1
+                else:
+                    samples = apply_gain(to_mono_frame(frame), self._gain)
+                    if 0 < gap <= self._idle_frames:
+                        self._underruns += 1
+                    gap = 0
+                self._play(samples, frame, due)
+                slot += 1
+        except Exception:
+            log.exception("sim speaker: playout thread failed")
+
+    def _play(self, samples: bytes, frame: PcmFrame | None, due: float) -> None:
+        wav = self._wav
+        assert wav is not None
+        if wav.size + len(samples) > self._max_bytes:
+            self._rotate()
+            wav = self._wav
+            assert wav is not None
+        wav.write(samples)
+        self._slots += 1
+        if self._slots % self._sync_every == 0:
+            wav.sync()
+        self._level = level_dbfs(samples)
+        if frame is not None:
+            index = self._frames
+            self._frames += 1
+            if self._listeners:
+                notify_playout(self._listeners, PcmFrame(samples, frame.captured_at, index),
+                               due, self._listener_failed)
+
+    def _listener_failed(self, exc: BaseException) -> None:
+        log.warning("sim speaker: playout listener failed: %r", exc)

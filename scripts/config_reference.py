@@ -1,0 +1,47 @@
+"""Writes docs/config.md from the config schema (device/config.py), so the two agree."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from device import config
+
+
+def render() -> str:
+    out = ["# Config reference", "",
+           "One TOML file, default `/etc/edgeroom/edgeroom.toml` (`--config` or",
+           "`$EDGEROOM_CONFIG`). Every key is optional; unknown keys and bad values are",
+           "errors that name the key and the line. `edgeroom config check PATH` validates a",
+           "file; `edgeroom config show` prints the effective config with secrets redacted.",
+           "Writable state lives in the state dir, default `/var/lib/edgeroom` (`--state-dir`",
+           "or `$EDGEROOM_STATE_DIR`).", "",
+           "Keys marked *restart: X* restart only subsystem X when changed from the page.",
+           "Secrets are shown as `***` by `config show` and the page.", ""]
+    section = None
+    for row in config.describe():
+        sec = row["key"].split(".")[0]
+        if sec != section:
+            section = sec
+            out += ["", f"## `[{sec}]`", "", "| key | type | default | meaning |",
+                    "|---|---|---|---|"]
+        default = row["default"]
+        shown = "unset" if default is None else f"`{config._toml_value(default)}`"
+        notes = []
+        if row["choices"]:
+            notes.append("one of " + ", ".join(f"`{c}`" for c in row["choices"]))
+        if row["minimum"] is not None or row["maximum"] is not None:
+            notes.append(f"range {config._num(row['minimum'])}..{config._num(row['maximum'])}")
+        if row["secret"]:
+            notes.append("secret")
+        if row["restart"]:
+            notes.append(f"restart: {row['restart']}")
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        doc = row["doc"].replace("|", "\\|")
+        out.append(f"| `{row['key']}` | {row['type']} | {shown} | {doc}{extra} |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/config.md")
+    target.write_text(render())

@@ -1,0 +1,297 @@
+"""The OS image recipe: the pi-gen stage applied to a real Debian root filesystem.
+
+pi-gen itself needs an arm64 host or qemu and the Raspberry Pi OS archive, so the test
+builds the nearest thing it can here: an amd64 Debian bookworm root with ``mmdebstrap``
+holding the stage's Debian packages plus what pi-gen's stages 0-2 would have put there
+(systemd, passwd, openssh-server, an admin user with a password). Then it runs the stage's
+own ``01-run.sh`` and ``01-run-chroot.sh`` on it, exactly as pi-gen does, and looks inside.
+
+The root filesystem tarball and the dependency wheels are cached (keyed by what goes into
+them) under ``$EDGEROOM_TEST_CACHE`` (default ``/var/cache/edgeroom-test``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = REPO / "image"
+STAGE = IMAGE / "stage-edgeroom"
+SUBSTAGE = STAGE / "00-edgeroom"
+CONSTRAINTS = SUBSTAGE / "files" / "constraints.txt"
+CACHE = Path(os.environ.get("EDGEROOM_TEST_CACHE", "/var/cache/edgeroom-test"))
+SUITE = "bookworm"
+VARIANT = "apt"
+# What pi-gen's stages 0-2 (Raspberry Pi OS Lite) bring that the stage relies on or must undo.
+BASE_PACKAGES = ["systemd", "passwd", "openssh-server"]
+ADMIN = "admin"
+# A SHA-512 crypt hash (of "raspberry"), as pi-gen's stage1 leaves for the first user.
+ADMIN_HASH = (
+    "$6$edgeroomtest$0IvZ8R5nYH9Wj4tq3H9FGtHq7d3zNxJ8QnJ0mS4F8vC2a3i8aH0eV7x2XyZ1b9c8d7e6f5g4h3i2j1k0"
+)
+
+
+def run(
+    *args: str | Path, timeout: float = 600, check: bool = True, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=timeout, **kw  # type: ignore[call-overload]
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, args))} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def shell_scripts() -> list[Path]:
+    return sorted(
+        p for p in IMAGE.rglob("*")
+        if p.is_file() and "work" not in p.relative_to(IMAGE).parts
+        and (p.suffix == ".sh" or p.read_bytes().startswith(b"#!/bin/bash"))
+    )
+
+
+def test_shell_scripts_pass_shellcheck() -> None:
+    scripts = shell_scripts()
+    assert {p.name for p in scripts} >= {
+        "build.sh", "assemble-stage.sh", "prerun.sh", "01-run.sh", "01-run-chroot.sh"
+    }
+    run("shellcheck", "--shell=bash", *scripts)
+
+
+def stage_packages() -> list[str]:
+    """The Debian packages the stage installs (Raspberry Pi OS-only ones left out)."""
+    packages = []
+    for name in ("00-packages", "00-packages-nr"):
+        for line in (SUBSTAGE / name).read_text().splitlines():
+            if "rpi-only" in line:
+                continue
+            packages += line.split("#", 1)[0].split()
+    return packages
+
+
+def cached_rootfs_tarball() -> Path:
+    packages = sorted(set(stage_packages() + BASE_PACKAGES))
+    key = hashlib.sha256(f"{SUITE} {VARIANT} {' '.join(packages)}".encode()).hexdigest()[:16]
+    tarball = CACHE / f"rootfs-{SUITE}-{key}.tar"
+    if tarball.exists():
+        return tarball
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = tarball.with_suffix(f".partial-{os.getpid()}")
+    try:
+        run("mmdebstrap", f"--variant={VARIANT}", f"--include={','.join(packages)}",
+            SUITE, partial, timeout=1200)
+        partial.rename(tarball)
+    finally:
+        partial.unlink(missing_ok=True)
+    return tarball
+
+
+def cached_dependency_wheels() -> Path:
+    """Wheels of the appliance's dependencies, built here (pyalsaaudio is source-only)."""
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    ident = f"{sys.version_info[:2]} {sorted(deps)} {CONSTRAINTS.read_text()}"
+    wheels = CACHE / f"wheels-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
+    if wheels.exists():
+        return wheels
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = wheels.with_name(wheels.name + f".partial-{os.getpid()}")
+    try:
+        run(sys.executable, "-m", "pip", "wheel", "--quiet", "-w", partial,
+            "-c", CONSTRAINTS, *deps, timeout=900)
+        partial.rename(wheels)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return wheels
+
+
+@dataclass
+class BuiltRoot:
+    root: Path
+    stage: Path
+    log: str
+
+    def chroot(self, *args: str, user: str | None = None, check: bool = True,
+               ) -> subprocess.CompletedProcess[str]:
+        spec = [f"--userspec={user}:{user}"] if user else []
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": "/",
+               "LANG": "C.UTF-8"}
+        return run("chroot", *spec, self.root, *args, timeout=120, check=check, env=env)
+
+    def ids(self, name: str) -> tuple[int, int]:
+        for line in (self.root / "etc/passwd").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == name:
+                return int(fields[2]), int(fields[3])
+        raise AssertionError(f"no user {name} in the image")
+
+    def group_members(self, name: str) -> list[str]:
+        for line in (self.root / "etc/group").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == name:
+                return [m for m in fields[3].split(",") if m]
+        raise AssertionError(f"no group {name} in the image")
+
+
+def unmount_below(root: Path) -> None:
+    mounts = [
+        line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+        if line.split()[1].startswith(str(root) + "/")
+    ]
+    for mount in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", mount], check=False)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltRoot]:
+    for tool in ("mmdebstrap", "chroot", "systemd-analyze"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is needed for the image test (scripts/deps.sh installs it)")
+    if os.geteuid() != 0:
+        pytest.fail("the image test builds a root filesystem and needs root")
+    work = tmp_path_factory.mktemp("image")
+    tarball = cached_rootfs_tarball()
+    deps = cached_dependency_wheels()
+    dist = work / "dist"
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", dist, REPO)
+
+    stage = work / "stage-edgeroom"
+    env = {**os.environ, "EDGEROOM_PIP_OFFLINE": "1", "EDGEROOM_SSH": "0"}
+    run(IMAGE / "assemble-stage.sh", stage, dist, deps, env=env)
+
+    root = work / "rootfs"
+    root.mkdir()
+    run("tar", "-xpf", tarball, "--numeric-owner", "-C", root)
+    # What pi-gen's stage1 leaves: a first user and root with password hashes.
+    run("chroot", root, "useradd", "-m", "-s", "/bin/bash", "-p", ADMIN_HASH, ADMIN)
+    run("chroot", root, "usermod", "-p", ADMIN_HASH, "root")
+    assert list(root.glob("etc/ssh/ssh_host_*_key")), "openssh-server made host keys"
+
+    log = []
+    try:
+        for fs, target, opts in (("proc", "proc", []), ("/dev", "dev", ["--bind"]),
+                                 ("sysfs", "sys", [])):
+            run("mount", *opts, *(["-t", fs, fs] if not opts else [fs]), root / target)
+        result = run(stage / "00-edgeroom/01-run.sh", env={**os.environ, "ROOTFS_DIR": str(root)})
+        log.append(result.stderr)
+        with (stage / "00-edgeroom/01-run-chroot.sh").open() as script:
+            result = run("chroot", root, "/bin/bash", "-e", stdin=script, timeout=900,
+                         env={"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                              "HOME": "/root", "LANG": "C.UTF-8"})
+        log.append(result.stderr)
+    finally:
+        unmount_below(root)
+    yield BuiltRoot(root=root, stage=stage, log="\n".join(log))
+    unmount_below(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+slow = pytest.mark.slow
+
+
+@slow
+def test_units_installed_and_enabled(built: BuiltRoot) -> None:
+    unit = built.root / "usr/lib/systemd/system/edgeroom.service"
+    assert unit.read_text() == (REPO / "systemd/edgeroom.service").read_text()
+    link = built.root / "etc/systemd/system/multi-user.target.wants/edgeroom.service"
+    assert link.is_symlink()
+    assert built.chroot("systemctl", "is-enabled", "edgeroom.service").stdout.strip() == "enabled"
+    # The appliance runs its own Janus; the packaged one must not grab the port first.
+    state = built.chroot("systemctl", "is-enabled", "janus.service", check=False).stdout.strip()
+    assert state == "disabled"
+    assert (built.root / "usr/lib/sysusers.d/edgeroom.conf").exists()
+    assert (built.root / "usr/lib/tmpfiles.d/edgeroom.conf").exists()
+
+
+@slow
+def test_units_verify_in_the_image_root(built: BuiltRoot) -> None:
+    for unit in ("edgeroom.service", "edgeroom-ssh-hostkeys.service"):
+        result = run("systemd-analyze", "--man=no", f"--root={built.root}", "verify", unit,
+                     check=False, cwd=built.root)
+        assert (result.stdout + result.stderr).strip() == "", unit
+
+
+@slow
+def test_appliance_runs_in_the_chroot(built: BuiltRoot) -> None:
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    out = built.chroot("/opt/edgeroom/venv/bin/edgeroom", "--version")
+    assert version in out.stdout + out.stderr
+    # The service user can read and check its own config.
+    built.chroot("edgeroom", "config", "check", "/etc/edgeroom/edgeroom.toml", user="edgeroom")
+    bad = built.root / "tmp/bad.toml"
+    bad.write_text("[audio]\nmic_volume = 400\n")
+    result = built.chroot("edgeroom", "config", "check", "/tmp/bad.toml", check=False)
+    assert result.returncode == 1
+    assert "mic_volume" in result.stdout + result.stderr
+
+
+@slow
+def test_owners_and_modes(built: BuiltRoot) -> None:
+    uid, gid = built.ids("edgeroom")
+    assert 0 < uid < 1000
+    for path, mode in (("etc/edgeroom", 0o700), ("var/lib/edgeroom", 0o700),
+                       ("etc/edgeroom/edgeroom.toml", 0o600)):
+        st = (built.root / path).stat()
+        assert (st.st_uid, st.st_gid) == (uid, gid), path
+        assert st.st_mode & 0o7777 == mode, f"{path}: {oct(st.st_mode & 0o7777)}"
+    for group in ("audio", "video", "gpio", "dialout"):
+        assert "edgeroom" in built.group_members(group), group
+    # The code the service runs is root's, and nobody else may change it.
+    for path in (built.root / "opt/edgeroom/venv").rglob("*"):
+        if path.is_symlink():
+            continue
+        st = path.lstat()
+        assert st.st_uid == 0 and not st.st_mode & 0o022, path
+    assert list((built.root / "var/lib/edgeroom").iterdir()) == []
+
+
+@slow
+def test_image_policy_files(built: BuiltRoot) -> None:
+    watchdog = (built.root / "etc/systemd/system.conf.d/50-edgeroom-watchdog.conf").read_text()
+    assert re.search(r"^RuntimeWatchdogSec=\d+", watchdog, re.M)
+    journald = (built.root / "etc/systemd/journald.conf.d/50-edgeroom.conf").read_text()
+    assert re.search(r"^SystemMaxUse=\d+M", journald, re.M)
+    sshd = (built.root / "etc/ssh/sshd_config.d/50-edgeroom.conf").read_text()
+    assert re.search(r"^PasswordAuthentication no", sshd, re.M)
+    assert built.chroot("systemctl", "is-enabled", "ssh.service", check=False).stdout.strip() \
+        == "disabled"
+    assert not (built.root / "tmp/edgeroom-build").exists()
+
+
+@slow
+def test_no_secret_password_or_key_in_the_image(built: BuiltRoot) -> None:
+    root = built.root
+    assert not list(root.glob("etc/ssh/ssh_host_*")), "SSH host keys"
+    for name in ("shadow", "gshadow", "shadow-", "gshadow-"):
+        path = root / "etc" / name
+        if path.exists():
+            for line in path.read_text().splitlines():
+                field = line.split(":")[1]
+                assert "$" not in field and field != "", f"{name}: {line.split(':')[0]}"
+    shadow = dict(line.split(":")[:2] for line in (root / "etc/shadow").read_text().splitlines())
+    assert shadow[ADMIN] == "*" and shadow["root"] == "*"
+    assert (root / "etc/machine-id").read_text() == ""
+    assert not (root / "var/lib/systemd/random-seed").exists()
+    assert not [p for p in (root / "etc/ssl/private").iterdir()], "TLS private keys"
+    # No private key or password hash anywhere in config, state or home directories.
+    pattern = re.compile(rb"PRIVATE KEY-----|\$(?:6|5|y|2b)\$[^\s:]{8,}")
+    found = []
+    for top in ("etc", "var/lib", "root", "home", "usr/share/edgeroom"):
+        for path in (root / top).rglob("*"):
+            if path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 20:
+                if pattern.search(path.read_bytes()):
+                    found.append(str(path.relative_to(root)))
+    assert found == []
