@@ -62,6 +62,7 @@ class Appliance:
         self.extras: dict[str, Any] = {}  # services register what the page may show
         self._subsystems: dict[str, SubsystemFactory] = {}
         self._stop = asyncio.Event()
+        self.reset_task: asyncio.Task[None] | None = None
         self.bus.add_listener(self._on_event)
 
     def __repr__(self) -> str:
@@ -147,10 +148,21 @@ class Appliance:
             except OSError as exc:
                 log.error("factory reset could not remove %s: %s", path, exc)
         shutil.rmtree(trash, ignore_errors=True)
-        self.config = Config()
+        # The pin map and serial port describe the box itself, not the owner's choices:
+        # they stay in effect (not on disk) so that the LEDs show setup and the buttons
+        # and serial line keep working until the box is configured again.
+        self.config = Config(gpio=self.config.gpio, serial=self.config.serial)
         self.state.set(ApplianceState.SETUP, "factory reset")
+        # Restart every subsystem from a task of our own: the caller (a button, the
+        # serial line, the page) runs inside one of them and still gets to reply.
+        if self.reset_task is None or self.reset_task.done():
+            self.reset_task = asyncio.create_task(self._restart_all(), name="factory-reset")
+
+    async def _restart_all(self) -> None:
+        await asyncio.sleep(0.1)  # let the caller's reply go out first
         for name in list(self.supervisor.subsystems):
             await self.supervisor.restart(name)
+        self.bus.publish("factory-reset-done", {"state": str(self.state.state)})
 
     # -- running ----------------------------------------------------------------------
 
@@ -183,6 +195,9 @@ class Appliance:
             if watchdog is not None:
                 watchdog.cancel()
                 await asyncio.gather(watchdog, return_exceptions=True)
+            if self.reset_task is not None:
+                self.reset_task.cancel()
+                await asyncio.gather(self.reset_task, return_exceptions=True)
             await self.dispatcher.close()
             if self.room is not None:
                 try:

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     devices = sub.add_parser("devices", help="list microphones, speakers, cameras, ports")
     _add_config_args(devices, state=False)
     devices.add_argument("--json", action="store_true", help="machine-readable output")
+    devices.add_argument("--sim", action="store_true",
+                         help="show what a --sim run would use")
 
     cfg = sub.add_parser("config", help="check or show the config")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="one pass/fail line per check")
     _add_config_args(doctor)
+    doctor.add_argument("--sim", action="store_true", help="check the simulated hardware")
 
     pw = sub.add_parser("password", help="the config page's admin password")
     pw_sub = pw.add_subparsers(dest="password_command", required=True, metavar="ACTION")
@@ -60,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.setup(args.log_level)
+    logs.setup(args.log_level, sys.stdout if args.command == "run" else sys.stderr)
     try:
         handler = _HANDLERS[args.command]
         return handler(args)
@@ -121,7 +124,44 @@ def _redacted(config: config_mod.Config) -> config_mod.Config:
     return dataclasses.replace(config, **sections)
 
 
+def cmd_password(args: argparse.Namespace) -> int:
+    """``password reset``: a new admin password for the config page, alone on stdout."""
+    from services.web.passwords import reset
+
+    state_dir = config_mod.state_dir_from_env(args.state_dir)
+    try:
+        password = reset(state_dir)
+    except OSError as exc:
+        print(f"cannot write the password to {state_dir}: {exc}", file=sys.stderr)
+        return 1
+    print(password)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from drivers.inventory import list_devices, render_text
+
+    _, config = _load(args)
+    inventory = list_devices(config, sim=args.sim)
+    print(json.dumps(inventory, indent=2) if args.json else render_text(inventory))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from device.doctor import run_checks
+
+    _, config = _load(args)
+    state_dir = config_mod.state_dir_from_env(args.state_dir)
+    results = asyncio.run(run_checks(config, state_dir, sim=args.sim))
+    for result in results:
+        print(result.line())
+    return 0 if all(r.ok for r in results) else 1
+
+
 _HANDLERS = {
+    "doctor": cmd_doctor,
     "run": cmd_run,
     "config": cmd_config,
+    "devices": cmd_devices,
+    "password": cmd_password,
 }

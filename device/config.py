@@ -178,6 +178,9 @@ class GpioConfig:
                                      minimum=0.05, maximum=5.0, restart="gpio")
     reset_hold_time: float = setting(10.0, "Seconds to hold call for a factory reset.",
                                      minimum=2.0, maximum=60.0)
+    volume_target: Literal["speaker", "mic"] = setting(
+        "speaker", "What vol_up/vol_down change: the speaker, or the mic level sent to the room."
+    )
 
 
 @dataclass(frozen=True)

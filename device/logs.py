@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import logging
 import sys
+from typing import TextIO
 
 FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -27,9 +28,13 @@ class RingHandler(logging.Handler):
 RING = RingHandler()
 
 
-def setup(level: str = "INFO") -> None:
-    """Configure the package loggers (never the root logger's level for libraries)."""
-    handler = logging.StreamHandler(sys.stdout)
+def setup(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Configure the package loggers (never the root logger's level for libraries).
+
+    The service logs to stdout (journald); one-shot commands log to stderr so that what
+    they print on stdout stays clean.
+    """
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(logging.Formatter(FORMAT))
     for name in ("device", "drivers", "services"):
         logger = logging.getLogger(name)

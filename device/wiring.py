@@ -8,7 +8,7 @@ that runs until cancelled, and this module registers it under its subsystem name
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from device.app import Appliance
@@ -18,3 +18,128 @@ log = logging.getLogger(__name__)
 
 def compose(app: Appliance) -> None:
     """Register the subsystems ``app.config`` asks for."""
+    from services.web import run_web
+
+    app.register("web", run_web)  # the config page and its API, always on
+    _compose_media(app)  # before the room: the room takes its camera and mic from it
+    _compose_room(app)
+    _compose_controls(app)
+    app.register("devices", _run_device_watcher)
+
+
+async def _run_device_watcher(app: Appliance) -> None:
+    """Keep the device inventory shown on the page current as devices come and go."""
+    import asyncio
+
+    from drivers.inventory import DeviceWatcher, list_devices
+
+    async def refresh() -> None:
+        app.extras["devices"] = await asyncio.to_thread(list_devices, app.config, sim=app.sim)
+
+    await refresh()
+    async with app.bus.subscribe(names={"devices-changed"}, maxsize=4) as changes:
+        async with DeviceWatcher(app.bus.publish):
+            async for _ in changes:
+                await refresh()
+
+
+def _compose_room(app: Appliance) -> None:
+    """The room session (built now, so every surface can reach it) and its subsystem."""
+    from services.room import create_session
+
+    app.room = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
+                              **_media_devices(app))
+    app.dispatcher.room = app.room
+    app.register("room", _run_room)
+
+
+async def _run_room(app: Appliance) -> None:
+    """Run the local SFU when configured and join when ``room.auto_join``; on a restart
+    (config change) the session is rebuilt from the current config."""
+    import asyncio
+
+    from services.room import create_local_sfu, create_session
+    from services.room.api import RoomError
+
+    session = app.room
+    if session is None or getattr(session, "built_from", None) is not app.config:
+        if session is not None:
+            await session.close()
+        session = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
+                                 **_media_devices(app))
+        app.room = session
+        app.dispatcher.room = session
+    sfu_task: asyncio.Task[None] | None = None
+    try:
+        if app.config.room.server == "local":
+            sfu = create_local_sfu(app.config, app.state_dir, emit=app.bus.publish)
+            app.extras["sfu"] = lambda: {"sfu": {"url": sfu.url, "pid": sfu.pid,
+                                                 "starts": sfu.starts}}
+            sfu_task = asyncio.create_task(sfu.run(), name="room:local-sfu")
+            ready = asyncio.create_task(sfu.wait_ready(20.0), name="room:sfu-ready")
+            done, _ = await asyncio.wait({sfu_task, ready}, return_when=asyncio.FIRST_COMPLETED)
+            if sfu_task in done:
+                ready.cancel()
+                await sfu_task  # raises why it could not run
+            await ready
+        if app.config.room.auto_join:
+            try:
+                await session.join()
+            except RoomError as exc:
+                log.error("room: %s", exc)  # reported as room-error; state is error
+        if sfu_task is not None:
+            await sfu_task
+        else:
+            await asyncio.Event().wait()
+    finally:
+        await session.leave()
+        if sfu_task is not None:
+            sfu_task.cancel()
+            await asyncio.gather(sfu_task, return_exceptions=True)
+
+
+def _compose_media(app: Appliance) -> None:
+    """Recording, RTMP streaming and the shared encoders (also without a room).
+
+    Registered as ``video`` so that a change of a ``video.*`` key restarts it.
+    """
+    from services.media.service import MediaService
+
+    media = MediaService.from_config(lambda: app.config, app.state_dir, sim=app.sim,
+                                     emit=app.bus.publish)
+    app.dispatcher.media = media
+    app.extras["media"] = media.status
+    app.register("video", _run_media)
+
+
+async def _run_media(app: Appliance) -> None:
+    from services.media.service import MediaService
+
+    media = app.dispatcher.media
+    if isinstance(media, MediaService):
+        await media.run()
+
+
+def _media_devices(app: Appliance) -> dict[str, Any]:
+    """The room's mic and camera track, shared with recording and streaming: one mic
+    reader and one H.264 encoder whatever is on."""
+    from services.media.service import MediaService
+
+    media = app.dispatcher.media
+    if not isinstance(media, MediaService) or media.mic is None:
+        return {}
+    devices: dict[str, Any] = {"mic": media.mic_for_room()}
+    if app.config.video.enabled and app.config.room.backend == "videoroom":
+        devices["video_track_factory"] = media.video_track
+    return devices
+
+
+def _compose_controls(app: Appliance) -> None:
+    """GPIO buttons/LEDs and the serial control line (each idles when not configured)."""
+    from device.controls import SimButtons, run_gpio
+    from services.serial_control.server import run_serial_control
+
+    if app.sim:
+        app.extras.setdefault("buttons", SimButtons())
+    app.register("gpio", run_gpio)
+    app.register("serial", run_serial_control)

@@ -76,9 +76,7 @@ def _audio_present(configured: str, devices: list[dict[str, Any]]) -> bool | Non
     if m:
         card, dev = int(m.group(1)), int(m.group(2) or 0)
         return any(d.get("card") == card and d.get("device", 0) == dev for d in devices)
-    if any(d["id"] == configured for d in devices):
-        return True
-    return None  # a name only alsa-lib can resolve: known when it is opened
+    return None  # a PCM name (default, an asoundrc entry): only opening it tells
 
 
 def _audio(config: Config, sim: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -169,10 +167,12 @@ def _gpio(config: Config, sim: bool) -> dict[str, Any]:
         return _entry("lgpio", wanted, usable, reason, devices)
     if sim:
         return _entry("mock", wanted, True, "auto with --sim", devices)
+    # the pin factory (drivers.gpio.factory) resolves auto without --sim to lgpio
     if usable:
         return _entry("lgpio", wanted, True, f"auto: lgpio imports and {chips[0]} exists",
                       devices)
-    return _entry("mock", wanted, True, f"auto: {why_not}", devices)
+    return _entry("lgpio", wanted, False,
+                  f'auto: {why_not}; set gpio.backend = "mock" or run with --sim', devices)
 
 
 def _chip_label(chip: str) -> str:
@@ -215,8 +215,10 @@ def render_text(inventory: dict[str, Any]) -> str:
         entry = inventory[kind]
         state = {True: "present", False: "MISSING", None: "not checked"}[entry["present"]]
         configured = entry["configured"]
-        uses = f"{entry['backend']}" + (f" {configured}" if configured is not None else "")
-        lines.append(f"{titles[kind]}: uses {uses} ({state}; {entry['reason']})")
+        uses = entry["backend"]
+        if configured is not None and kind != "gpio":
+            uses += f" {configured}"
+        lines.append(f"{titles[kind]}: {uses} - {state} ({entry['reason']})")
         for dev in entry["devices"]:
             lines.append(f"  {dev['id']:<28} {dev['name']}".rstrip())
         if not entry["devices"]:

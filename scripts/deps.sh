@@ -12,7 +12,7 @@ APT_PACKAGES=(
   ffmpeg sox espeak-ng socat
   libspeexdsp-dev
   iproute2 procps
-  systemd shellcheck mmdebstrap
+  systemd shellcheck mmdebstrap fdisk
 )
 
 here=$(cd "$(dirname "$0")/.." && pwd)

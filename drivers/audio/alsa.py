@@ -12,7 +12,6 @@ until it is back (``device-restored``).
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 import math
@@ -24,6 +23,8 @@ from drivers.audio.alsa_device import (
     REOPEN_BACKOFF,
     AlsaStream,
     DeviceParams,
+    PcmOpener,
+    open_pcm,
 )
 from drivers.audio.base import FRAME_MS, SAMPLE_RATE, PcmFrame
 from drivers.audio.pcm import (
@@ -58,11 +59,14 @@ class AlsaMic(AlsaStream):
     def __init__(self, device: str = "default", *, period_size: int = 960,
                  buffer_size: int = 3840, rate: int = SAMPLE_RATE, channels: int = 1,
                  gain: int = 100, queue_frames: int = 4, emit: Emit = null_emit,
-                 backoff: Sequence[float] = REOPEN_BACKOFF) -> None:
+                 backoff: Sequence[float] = REOPEN_BACKOFF,
+                 opener: PcmOpener = open_pcm) -> None:
         super().__init__(device, period_size=period_size, buffer_size=buffer_size,
                          rate=rate, channels=channels, volume=gain, emit=emit,
-                         backoff=backoff)
+                         backoff=backoff, opener=opener)
         self._queue: DropOldestQueue[PcmFrame] = DropOldestQueue(queue_frames)
+        self._dropped_before = 0  # drops counted by queues of earlier runs
+        self._queue_closed = False
         self._rechunker = Rechunker()
         self._resampler: LinearResampler | None = None
         self._overruns = 0
@@ -70,14 +74,19 @@ class AlsaMic(AlsaStream):
     def __repr__(self) -> str:
         state = "lost" if self.lost else ("running" if self._thread else "stopped")
         return (f"<AlsaMic {self.device!r} {state} frames={self.counters['frames']} "
-                f"dropped={self._queue.dropped} overruns={self._overruns}>")
+                f"dropped={self.stats['dropped']} overruns={self._overruns}>")
 
     async def start(self) -> None:
-        if self._thread is None:
-            self._queue.bind(asyncio.get_running_loop())
+        """Open the device and start capturing (again, after :meth:`stop`)."""
+        if self._thread is None and self._queue_closed:
+            self._dropped_before += self._queue.dropped
+            self._queue = DropOldestQueue(self._queue.maxsize)
+            self._queue_closed = False
         await super().start()
 
     async def read(self) -> PcmFrame:
+        if self._thread is None and not self._stopping.is_set():
+            raise RuntimeError(f"AlsaMic({self.device!r}).read() before start()")
         return await self._queue.get()
 
     def set_gain(self, percent: int) -> None:
@@ -85,7 +94,8 @@ class AlsaMic(AlsaStream):
 
     @property
     def stats(self) -> dict[str, int]:
-        return {"frames": self.counters["frames"], "dropped": self._queue.dropped,
+        return {"frames": self.counters["frames"],
+                "dropped": self._dropped_before + self._queue.dropped,
                 "overruns": self._overruns, "reopens": self.counters["reopens"],
                 "queued": len(self._queue)}
 
@@ -96,7 +106,9 @@ class AlsaMic(AlsaStream):
 
     def _after_stop(self) -> None:
         super()._after_stop()
+        self._queue.clear()
         self._queue.close()
+        self._queue_closed = True
 
     def _io(self, pcm: Any) -> None:
         import alsaaudio
@@ -134,8 +146,21 @@ class AlsaMic(AlsaStream):
             for samples, t in self._rechunker.push(mono, first_at):
                 index = self.counters["frames"]
                 self.counters["frames"] = index + 1
-                self._queue.put_threadsafe(
-                    PcmFrame(apply_gain(samples, self._gain), t, index))
+                self._hand_over(PcmFrame(apply_gain(samples, self._gain), t, index))
+
+    def _hand_over(self, frame: PcmFrame) -> None:
+        """From the device thread to the queue, on the loop."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._deliver, frame)
+        except RuntimeError:
+            pass  # the loop has shut down: nobody will read this frame
+
+    def _deliver(self, frame: PcmFrame) -> None:
+        if not self._stopping.is_set():  # nothing arrives after stop()
+            self._queue.put_nowait(frame)
 
 
 class AlsaSpeaker(AlsaStream):
@@ -145,7 +170,8 @@ class AlsaSpeaker(AlsaStream):
     stream (re)starts, ``prefill_frames`` of silence go first so that a frame arriving
     a little late does not underrun at once. Frames that would sit in the device
     buffer beyond ``max_delay_ms`` are skipped (counted as dropped) to keep latency
-    bounded when the producer bursts.
+    bounded when the producer bursts. The device running dry counts as an underrun
+    only within a stream: after more than ``idle_s`` without frames it is a new one.
     """
 
     capture = False
@@ -154,16 +180,19 @@ class AlsaSpeaker(AlsaStream):
     def __init__(self, device: str = "default", *, period_size: int = 960,
                  buffer_size: int = 3840, rate: int = SAMPLE_RATE, channels: int = 1,
                  volume: int = 100, buffer_frames: int = 3, prefill_frames: int = 1,
-                 max_delay_ms: float = 60.0, emit: Emit = null_emit,
-                 backoff: Sequence[float] = REOPEN_BACKOFF) -> None:
+                 max_delay_ms: float = 60.0, idle_s: float = 0.5, emit: Emit = null_emit,
+                 backoff: Sequence[float] = REOPEN_BACKOFF,
+                 opener: PcmOpener = open_pcm) -> None:
         super().__init__(device, period_size=period_size, buffer_size=buffer_size,
                          rate=rate, channels=channels, volume=volume, emit=emit,
-                         backoff=backoff)
+                         backoff=backoff, opener=opener)
         if prefill_frames < 0 or max_delay_ms <= 0:
             raise ValueError("prefill_frames must be >= 0 and max_delay_ms > 0")
         self._buffer = FrameBuffer(buffer_frames)
         self._prefill = prefill_frames
         self._max_delay_s = max_delay_ms / 1000.0
+        self._idle_s = idle_s
+        self._last_write = -math.inf
         self._resampler: LinearResampler | None = None
         self._listeners: list[PlayoutListener] = []
         self._underruns = 0
@@ -248,16 +277,22 @@ class AlsaSpeaker(AlsaStream):
                 continue
             mono = apply_gain(mono, self._gain)
             data = self._device_bytes(mono, params)
-            for _attempt in range(2):
-                if pcm.state() != alsaaudio.PCM_STATE_RUNNING:
-                    for _ in range(self._prefill):
-                        self._write(pcm, silence)
+            ran_dry = pcm.state() == alsaaudio.PCM_STATE_XRUN
+            for _attempt in range(3):
+                if pcm.state() != alsaaudio.PCM_STATE_RUNNING and not all(
+                        self._write(pcm, silence) != -errno.EPIPE
+                        for _ in range(self._prefill)):
+                    ran_dry = True  # it was stopped by an underrun; now re-prepared
+                    continue
                 if self._write(pcm, data) != -errno.EPIPE:
                     break
-                # Underrun: the stream was re-prepared and this frame not written.
+                # pyalsaaudio re-prepared the stream; this frame was not written.
+                ran_dry = True
+            # Running dry after a pause between streams is expected, not an underrun.
+            if ran_dry and time.monotonic() - self._last_write <= self._idle_s:
                 self._underruns += 1
                 log.debug("speaker %s: underrun #%d", self.device, self._underruns)
-            now = time.monotonic()
+            now = self._last_write = time.monotonic()
             queued = self._queued_s(pcm, params)
             played_at = now + max(0.0, queued - len(data) / framesize / params.rate)
             index = self.counters["frames"]

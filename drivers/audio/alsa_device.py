@@ -9,13 +9,16 @@ vanished mid-stream can be told apart.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import errno
 import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from drivers.audio import inventory
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between reopen attempts after a device was lost (the last one repeats).
 REOPEN_BACKOFF: tuple[float, ...] = (0.1, 0.3, 1.0, 2.0, 5.0)
+#: A stream that ran this long before failing starts its reopen backoff afresh.
+STABLE_S = 5.0
 
 _KNOWN_ERRNOS = (errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EBUSY, errno.EIO,
                  errno.EPIPE, errno.ESTRPIPE, errno.EBADFD, errno.EINVAL, errno.EAGAIN,
@@ -63,15 +68,53 @@ class DeviceParams:
         return self.rate == SAMPLE_RATE and self.channels == 1 and self.format == "S16_LE"
 
 
+_error_handler: Any = None
+
+
+def route_alsa_messages() -> None:
+    """Send alsa-lib's own error prints (``ALSA lib pcm.c:...``) to our log at debug.
+
+    alsa-lib writes them to stderr by default, which puts a confusing line in the
+    journal at every reopen attempt of a missing device; our own errors say more.
+    """
+    global _error_handler
+    if _error_handler is not None:
+        return
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("asound") or "libasound.so.2")
+    except OSError:
+        _error_handler = False
+        return
+    # void handler(const char *file, int line, const char *func, int err, const char *fmt, ...)
+    # The variadic part is ignored: fixed arguments are passed the same way.
+    prototype = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                 ctypes.c_int, ctypes.c_char_p)
+
+    def handler(file: bytes | None, line: int, func: bytes | None, err: int,
+                fmt: bytes | None) -> None:
+        log.debug("alsa-lib %s:%d %s: %s%s", (file or b"?").decode(errors="replace"),
+                  line, (func or b"?").decode(errors="replace"),
+                  (fmt or b"").decode(errors="replace"),
+                  f" ({os.strerror(abs(err))})" if err else "")
+
+    _error_handler = prototype(handler)  # referenced for as long as alsa-lib may call it
+    lib.snd_lib_error_set_handler(_error_handler)
+
+
 def open_pcm(device: str, *, capture: bool, rate: int, channels: int, period_size: int,
-             buffer_size: int) -> tuple[Any, DeviceParams]:
-    """Open an ALSA PCM; raise DeviceNotFound / DeviceBusy / DeviceError with detail."""
+             buffer_size: int, pcm_class: Callable[..., Any] | None = None,
+             proc: Path = inventory.PROC_ASOUND) -> tuple[Any, DeviceParams]:
+    """Open an ALSA PCM; raise DeviceNotFound / DeviceBusy / DeviceError with detail.
+
+    ``pcm_class`` stands in for ``alsaaudio.PCM`` (tests), ``proc`` for /proc/asound.
+    """
     import alsaaudio
 
+    route_alsa_messages()
     kind = "capture" if capture else "playback"
     periods = max(2, round(buffer_size / max(1, period_size)))
     try:
-        pcm = alsaaudio.PCM(
+        pcm = (pcm_class or alsaaudio.PCM)(
             alsaaudio.PCM_CAPTURE if capture else alsaaudio.PCM_PLAYBACK,
             alsaaudio.PCM_NORMAL, device=device, rate=rate, channels=channels,
             format=alsaaudio.PCM_FORMAT_S16_LE, periodsize=period_size, periods=periods)
@@ -80,9 +123,9 @@ def open_pcm(device: str, *, capture: bool, rate: int, channels: int, period_siz
         if code in _NOT_FOUND:
             raise DeviceNotFound(
                 f"ALSA {kind} device {device!r} not found; "
-                f"{inventory.describe_available(capture)}") from exc
+                f"{inventory.describe_available(capture, proc)}") from exc
         if code == errno.EBUSY:
-            holder = inventory.busy_holder(device, capture)
+            holder = inventory.busy_holder(device, capture, proc)
             by = f"held by {holder}" if holder else "held by another process"
             raise DeviceBusy(f"ALSA {kind} device {device!r} is busy ({by})") from exc
         raise DeviceError(f"ALSA {kind} device {device!r} cannot be opened: {exc}") from exc
@@ -148,6 +191,10 @@ def find_mixer(device: str, capture: bool) -> Mixer | None:
     return None
 
 
+#: How a stream opens its device: :func:`open_pcm`'s signature (a fake in tests).
+PcmOpener = Callable[..., tuple[Any, DeviceParams]]
+
+
 class StreamBroken(DeviceError):
     """An I/O error other than an xrun: the stream is unusable and must be reopened."""
 
@@ -165,7 +212,8 @@ class AlsaStream:
     def __init__(self, device: str = "default", *, period_size: int = 960,
                  buffer_size: int = 3840, rate: int = SAMPLE_RATE, channels: int = 1,
                  volume: int = 100, emit: Emit = null_emit,
-                 backoff: Sequence[float] = REOPEN_BACKOFF) -> None:
+                 backoff: Sequence[float] = REOPEN_BACKOFF,
+                 opener: PcmOpener = open_pcm) -> None:
         if not backoff:
             raise ValueError("backoff needs at least one delay")
         self.device = device
@@ -175,6 +223,7 @@ class AlsaStream:
         self._channels = channels
         self._emit = emit
         self._backoff = tuple(backoff)
+        self._opener = opener
         self._gain = percent_to_gain(volume)  # raises ValueError outside 0-100
         self._percent = volume
         self._mixer: Mixer | None = None
@@ -228,7 +277,7 @@ class AlsaStream:
     # -- life cycle --------------------------------------------------------------------
 
     def _open(self) -> Any:
-        pcm, params = open_pcm(self.device, capture=self.capture, rate=self._rate,
+        pcm, params = self._opener(self.device, capture=self.capture, rate=self._rate,
                                channels=self._channels, period_size=self._period_size,
                                buffer_size=self._buffer_size)
         if self.params != params:
@@ -290,23 +339,30 @@ class AlsaStream:
             pass  # loop closed: nobody is listening any more
 
     def _run(self, pcm: Any) -> None:
-        lost_at = 0.0
+        lost_at = opened_at = time.monotonic()
+        failures = 0  # reopen attempts since the stream last ran well
         try:
             while not self._stopping.is_set():
                 if pcm is None:
-                    pcm = self._reopen()
+                    if lost_at - opened_at > STABLE_S:
+                        failures = 0
+                    pcm, failures = self._reopen(failures)
                     if pcm is None:
                         break
+                    opened_at = time.monotonic()
                     self.counters["reopens"] += 1
                     self._lost = False
-                    downtime = time.monotonic() - lost_at
+                    downtime = opened_at - lost_at
                     log.warning("%s %s: restored after %.1f s", self.kind, self.device,
                                 downtime)
                     self._post("device-restored", {"kind": self.kind, "device": self.device,
                                                    "downtime_s": round(downtime, 3)})
                 try:
                     self._io(pcm)
-                except StreamBroken as exc:
+                except Exception as exc:
+                    if not isinstance(exc, StreamBroken):
+                        # A bug, not the device; still keep the audio alive.
+                        log.exception("%s %s: I/O failed", self.kind, self.device)
                     lost_at = time.monotonic()
                     self._lost = True
                     log.warning("%s %s: lost (%s); reopening", self.kind, self.device, exc)
@@ -320,19 +376,23 @@ class AlsaStream:
             if pcm is not None:
                 _close_quietly(pcm)
 
-    def _reopen(self) -> Any:
-        attempt = 0
+    def _reopen(self, failures: int) -> tuple[Any, int]:
+        """Reopen with backoff: ``(pcm, failures)``, or ``(None, n)`` when stopping.
+
+        ``failures`` carries over from earlier losses so that a device that breaks
+        again right after each reopen is retried ever more slowly, not 10 times a second.
+        """
         while True:
-            delay = self._backoff[min(attempt, len(self._backoff) - 1)]
+            delay = self._backoff[min(failures, len(self._backoff) - 1)]
             if self._stopping.wait(delay):
-                return None
-            attempt += 1
+                return None, failures
+            failures += 1
             try:
-                return self._open()
+                return self._open(), failures
             except DeviceError as exc:
-                level = logging.INFO if attempt == 1 else logging.DEBUG
+                level = logging.INFO if failures == 1 else logging.DEBUG
                 log.log(level, "%s %s: reopen attempt %d failed: %s", self.kind,
-                        self.device, attempt, exc)
+                        self.device, failures, exc)
 
     def _io(self, pcm: Any) -> None:
         raise NotImplementedError

@@ -24,6 +24,15 @@ _HW_NUM = re.compile(r"^(?:[a-z]*hw):(\d+)(?:,(\d+))?", re.IGNORECASE)
 _CARD_ARG = re.compile(r"CARD=([^,]+)")
 _DEV_ARG = re.compile(r"DEV=(\d+)")
 
+# alsa-lib's converter plugins: listed by alsaaudio.pcms() but not devices by themselves.
+_CONVERTERS = {"lavrate", "samplerate", "speexrate", "speex", "upmix", "vdownmix", "a52",
+               "usbstream"}
+_PCM_NAMES = {"default": "Default device", "null": "Discard all samples (null)",
+              "pulse": "PulseAudio / PipeWire", "pipewire": "PipeWire",
+              "jack": "JACK audio server", "oss": "OSS emulation (/dev/dsp)",
+              "sysdefault": "Default card", "dmix": "Shared playback (dmix)",
+              "dsnoop": "Shared capture (dsnoop)"}
+
 
 def read_cards(proc: Path = PROC_ASOUND) -> list[dict[str, Any]]:
     """Sound cards from ``/proc/asound/cards``: index, id, driver and long name."""
@@ -100,6 +109,8 @@ def list_devices(capture: bool, proc: Path = PROC_ASOUND) -> list[dict[str, Any]
             "card_id": card.get("id"),
         })
     for name in _alsa_pcm_names(capture):
+        if name.split(":", 1)[0] in _CONVERTERS:
+            continue
         out.append({"name": name, "description": _describe_pcm(name, cards), "kind": "pcm"})
     return out
 
@@ -115,8 +126,7 @@ def _describe_pcm(name: str, cards: dict[int, dict[str, Any]]) -> str:
         for card in cards.values():
             if card["id"] == m.group(1):
                 return f"{card['name']} ({name.split(':', 1)[0]})"
-    return {"default": "Default device", "null": "Discard all samples (null)",
-            "pulse": "PulseAudio / PipeWire"}.get(name, name)
+    return _PCM_NAMES.get(name, name)
 
 
 def card_of(device: str, proc: Path = PROC_ASOUND) -> tuple[int | None, int | None]:

@@ -29,6 +29,7 @@ SILENCE_FRAME = bytes(FRAME_BYTES)
 FORMATS: dict[str, tuple[str, float]] = {
     "S16_LE": ("<i2", 32768.0),
     "S32_LE": ("<i4", 2147483648.0),
+    "S24_LE": ("<i4", 8388608.0),  # 24 bits in the low three bytes of 32
     "FLOAT_LE": ("<f4", 1.0),
 }
 
@@ -78,6 +79,8 @@ def decode(data: bytes, fmt: str, channels: int) -> FloatArray:
     """Interleaved device samples to mono float32 in s16 units (channels averaged)."""
     dtype, full_scale = FORMATS[fmt]
     raw = np.frombuffer(data, dtype=dtype)
+    if fmt == "S24_LE":  # sign-extend from bit 23 (the top byte is not always set)
+        raw = (raw << 8) >> 8
     if channels > 1:
         usable = raw.size - raw.size % channels
         mono = raw[:usable].reshape(-1, channels).astype(np.float64).mean(axis=1)

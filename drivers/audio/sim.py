@@ -37,7 +37,7 @@ from drivers.audio.pcm import (
     to_mono_frame,
 )
 from drivers.audio.wavfile import GrowingWav, load_wav_mono48k
-from drivers.errors import DeviceError
+from drivers.errors import DeviceError, DeviceNotFound
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,10 @@ class _Source:
             self._tone_hz = hz
             return
         path = resolve_sim_path(spec, state_dir)
+        if not path.is_file():
+            places = str(path) if Path(spec).is_absolute() else (
+                f"{state_dir / spec} or {Path.cwd() / spec}")
+            raise DeviceNotFound(f"sim.mic: WAV file {spec!r} not found (looked for {places})")
         data = load_wav_mono48k(path)
         while len(data) < FRAME_BYTES:  # a very short file still loops cleanly
             data += data
@@ -112,6 +116,7 @@ class SimMic:
         self._queue_frames = queue_frames
         self._start: float | None = None
         self._next = 0
+        self._base = 0
         self._stopped = False
         self._frames = 0
         self._dropped = 0
@@ -122,8 +127,11 @@ class SimMic:
                 f"dropped={self._dropped}>")
 
     async def start(self) -> None:
-        if self._start is None:
+        """Start (or restart after :meth:`stop`) the frame clock."""
+        if self._start is None or self._stopped:
+            self._base += self._next  # frame indexes keep counting up across restarts
             self._start = time.monotonic()
+            self._next = 0
             self._stopped = False
             log.info("sim mic: %s", self._source.spec)
 
@@ -146,8 +154,8 @@ class SimMic:
             raise EOFError("mic stopped")
         self._next = n + 1
         self._frames += 1
-        samples = apply_gain(self._source.frame(n), self._gain)
-        return PcmFrame(samples, start + n * FRAME_S, n)
+        samples = apply_gain(self._source.frame(self._base + n), self._gain)
+        return PcmFrame(samples, start + n * FRAME_S, self._base + n)
 
     def set_gain(self, percent: int) -> None:
         self._gain = percent_to_gain(percent)
@@ -196,6 +204,8 @@ class SimSpeaker:
         self._slots = 0
         self._underruns = 0
         self._rotations = 0
+        self._write_errors = 0
+        self._failing = False
 
     def __repr__(self) -> str:
         state = "running" if self._thread else "stopped"
@@ -207,7 +217,7 @@ class SimSpeaker:
             return
         self._stopping.clear()
         try:
-            self._wav = await asyncio.to_thread(GrowingWav, self.path)
+            self._wav = await asyncio.to_thread(self._open_wav)
         except OSError as exc:
             raise DeviceError(f"sim speaker: cannot write {str(self.path)!r}: {exc}") from exc
         log.info("sim speaker: writing %s", self.path)
@@ -236,7 +246,8 @@ class SimSpeaker:
     def stats(self) -> dict[str, int]:
         return {"frames": self._frames, "dropped": self._buffer.dropped,
                 "underruns": self._underruns, "reopens": 0, "slots": self._slots,
-                "rotations": self._rotations, "queued": len(self._buffer)}
+                "rotations": self._rotations, "write_errors": self._write_errors,
+                "queued": len(self._buffer)}
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -255,11 +266,22 @@ class SimSpeaker:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def _open_wav(self) -> GrowingWav:
+        """A fresh WAV; what an earlier run left there becomes ``<stem>.1.wav``."""
+        if self.path.is_file() and self.path.stat().st_size > 44:
+            os.replace(self.path, self._old_path)
+        return GrowingWav(self.path)
+
+    @property
+    def _old_path(self) -> Path:
+        return self.path.with_name(self.path.stem + ".1.wav")
+
     def _rotate(self) -> None:
         wav = self._wav
         assert wav is not None
+        self._wav = None
         wav.close()
-        os.replace(self.path, self.path.with_name(self.path.stem + ".1.wav"))
+        os.replace(self.path, self._old_path)
         self._wav = GrowingWav(self.path)
         self._rotations += 1
         log.info("sim speaker: rotated %s at %d bytes", self.path, wav.size)
@@ -293,17 +315,38 @@ class SimSpeaker:
         except Exception:
             log.exception("sim speaker: playout thread failed")
 
-    def _play(self, samples: bytes, frame: PcmFrame | None, due: float) -> None:
-        wav = self._wav
-        assert wav is not None
-        if wav.size + len(samples) > self._max_bytes:
-            self._rotate()
+    def _record(self, samples: bytes) -> None:
+        """Append one slot to the WAV; a full or failing disk is logged, not fatal."""
+        try:
             wav = self._wav
-            assert wav is not None
-        wav.write(samples)
+            if wav is None:
+                self._wav = wav = GrowingWav(self.path)
+            if wav.size + len(samples) > self._max_bytes:
+                self._rotate()
+                wav = self._wav
+                assert wav is not None
+            wav.write(samples)
+            if self._slots % self._sync_every == 0:
+                wav.sync()
+            self._failing = False
+        except OSError as exc:
+            self._write_errors += 1
+            if not self._failing:
+                log.warning("sim speaker: cannot write %s: %s", self.path, exc)
+            self._failing = True
+            self._reset_wav()
+
+    def _reset_wav(self) -> None:
+        wav, self._wav = self._wav, None  # reopened (truncated) at the next slot
+        if wav is not None:
+            try:
+                wav.close()
+            except OSError:
+                pass
+
+    def _play(self, samples: bytes, frame: PcmFrame | None, due: float) -> None:
         self._slots += 1
-        if self._slots % self._sync_every == 0:
-            wav.sync()
+        self._record(samples)
         self._level = level_dbfs(samples)
         if frame is not None:
             index = self._frames

@@ -11,10 +11,11 @@ from typing import BinaryIO
 import numpy as np
 
 from drivers.audio.base import SAMPLE_RATE
-from drivers.audio.pcm import FloatArray, LinearResampler, saturate_s16
+from drivers.audio.pcm import FloatArray, saturate_s16
 from drivers.errors import DeviceError, DeviceNotFound
 
 HEADER_BYTES = 44
+MAX_LOOP_S = 600  # a sim mic clip is held in memory: 10 min at 48 kHz mono is 55 MB
 
 
 class GrowingWav:
@@ -32,9 +33,14 @@ class GrowingWav:
         self.data_bytes = 0
         self._synced = -1
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._f: BinaryIO | None = open(path, "wb")  # closed in close()
-        self._f.write(self._header())
-        self._f.flush()
+        f = open(path, "wb")  # owned by this object, closed in close()
+        try:
+            f.write(self._header())
+            f.flush()
+        except OSError:
+            f.close()
+            raise
+        self._f: BinaryIO | None = f
 
     def _header(self) -> bytes:
         block = 2 * self.channels
@@ -84,6 +90,9 @@ def load_wav_mono48k(path: Path) -> bytes:
     try:
         with wave.open(str(path), "rb") as w:
             rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
+            if rate > 0 and w.getnframes() / rate > MAX_LOOP_S:
+                raise DeviceError(f"sim.mic: {str(path)!r} is longer than {MAX_LOOP_S} s; "
+                                  "use a shorter clip (it is held in memory)")
             raw = w.readframes(w.getnframes())
     except (wave.Error, EOFError, OSError) as exc:
         raise DeviceError(f"sim.mic: {str(path)!r} is not a PCM WAV file ({exc})") from exc
@@ -96,8 +105,16 @@ def load_wav_mono48k(path: Path) -> bytes:
     if mono.size == 0:
         raise DeviceError(f"sim.mic: {str(path)!r} holds no audio")
     if rate != SAMPLE_RATE:
-        mono = LinearResampler(rate, SAMPLE_RATE).process(mono)
+        mono = _resample_loop(mono, rate)
     return bytes(saturate_s16(mono).astype("<i2").tobytes())
+
+
+def _resample_loop(x: FloatArray, rate: int) -> FloatArray:
+    """Resample a whole clip that will be looped: the end interpolates into the start."""
+    count = max(1, round(x.size * SAMPLE_RATE / rate))
+    positions = np.arange(count, dtype=np.float64) * (rate / SAMPLE_RATE)
+    wrapped = np.concatenate((x, x[:1]))
+    return np.interp(positions, np.arange(wrapped.size), wrapped).astype(np.float32)
 
 
 def _to_float_s16(raw: bytes, width: int) -> FloatArray:

@@ -1,9 +1,10 @@
 """The simulated camera: a moving test pattern that carries its frame number and capture time.
 
 Frames are made directly in yuv420p (the encoders' own format, so nothing converts them):
-a background three times cheaper than a colour conversion is rendered once at start, and
-each frame is a horizontally shifted window of it copied straight into the frame's planes,
-plus the strip of :mod:`drivers.camera.strip` in the top rows.
+a background one pattern period wider than the frame is rendered once at start, and each
+frame is a horizontally shifted window of it copied straight into the frame's planes, plus
+the strip of :mod:`drivers.camera.strip` in the top rows. At 640x480 that is about 0.07 ms
+of CPU a frame, against ~1.8 ms for converting one rgb24 frame to yuv420p.
 
 Frames are made on demand at :meth:`SimCamera.read`, paced on the monotonic clock as if a
 sensor ticked at ``fps``: a reader that keeps up gets every frame at its tick; a reader that

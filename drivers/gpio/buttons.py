@@ -38,7 +38,8 @@ class _Button:
     role: str
     pin: int
     device: Any
-    pressed: bool = False
+    pressed: bool = False  # the debounced state
+    level: bool = False  # the level the last edge reported
     pressed_at: float = 0.0
     repeats: int = 0
     settle: asyncio.TimerHandle | None = None
@@ -113,10 +114,10 @@ class Buttons:
                     raise GpioError(f"gpio.buttons.{role}: cannot use GPIO{pin}: "
                                     f"{exc}") from exc
                 button = _Button(role, pin, device)
-                button.pressed = bool(device.is_active)
+                button.pressed = button.level = bool(device.is_active)
                 self._buttons[role] = button
-                device.when_activated = self._callback(role)
-                device.when_deactivated = self._callback(role)
+                device.when_activated = self._callback(role, True)
+                device.when_deactivated = self._callback(role, False)
         except BaseException:
             self.close()
             raise
@@ -182,26 +183,27 @@ class Buttons:
         pin = button.device.pin
         if not hasattr(pin, "drive_high"):
             raise GpioError("buttons can only be pressed in software on mock pins")
-        high = pressed == bool(button.device.active_state)
+        high = pressed == self.active_high
         pin.drive_high() if high else pin.drive_low()
 
     # -- events (on the loop) -----------------------------------------------------------
 
-    def _callback(self, role: str) -> Any:
+    def _callback(self, role: str, level: bool) -> Any:
         def changed() -> None:  # gpiozero's thread, or the thread driving a mock pin
             loop = self._loop
             if loop is None or self._closed:
                 return
             try:
-                loop.call_soon_threadsafe(self._edge, role)
+                loop.call_soon_threadsafe(self._edge, role, level)
             except RuntimeError:
                 pass  # the loop has shut down
         return changed
 
-    def _edge(self, role: str) -> None:
+    def _edge(self, role: str, level: bool) -> None:
         button = self._buttons.get(role)
         if button is None or self._loop is None:
             return
+        button.level = level
         if button.settle is not None:
             button.settle.cancel()
             button.settle = None
@@ -214,11 +216,7 @@ class Buttons:
         button.settle = None
         if self._closed or self._loop is None:
             return
-        try:
-            level = bool(button.device.is_active)
-        except Exception as exc:
-            log.warning("reading button %s: %s", button.role, exc)
-            return
+        level = button.level
         if level == button.pressed:
             return  # a glitch shorter than bounce_time
         button.pressed = level

@@ -14,7 +14,7 @@ from typing import Any
 
 from drivers.audio.base import MicSource, PcmFrame
 from drivers.base import Emit, null_emit
-from services.audio.processing import AudioFormatError, AudioProcessor
+from services.audio.processing import AudioProcessor
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +54,27 @@ class ProcessedMic:
         loop = asyncio.get_running_loop()
         try:
             out = await loop.run_in_executor(executor, self.processor.process, frame)
-        except AudioFormatError as exc:
-            # The mic must keep flowing: send it unprocessed and say why (once).
-            self._passed_through += 1
-            if self._passed_through == 1:
-                log.warning("sending the microphone unprocessed: %s", exc)
-            return frame
         except RuntimeError as exc:
-            # The executor was shut down by stop() while this read was waiting.
-            raise EOFError("processed mic is stopped") from exc
+            if self._stopped:  # the executor was shut down by stop() meanwhile
+                raise EOFError("processed mic is stopped") from exc
+            return self._unprocessed(frame, exc)
+        except Exception as exc:
+            # The mic must keep flowing: a frame that cannot be processed is sent as is.
+            return self._unprocessed(frame, exc)
         self._processed += 1
         talking = self.processor.vad
         if talking != self._talking:
             self._talking = talking
-            self._emit("local-talking", {"talking": talking,
-                                         "level_dbfs": round(self.processor.level_dbfs, 1)})
+            level = max(-100.0, self.processor.level_dbfs)  # -inf does not fit in JSON
+            self._emit("local-talking", {"talking": talking, "level_dbfs": round(level, 1)})
         return out
+
+    def _unprocessed(self, frame: PcmFrame, exc: Exception) -> PcmFrame:
+        self._passed_through += 1
+        if self._passed_through == 1 or self._passed_through % 500 == 0:
+            log.warning("sending the microphone unprocessed (%d frames so far): %s",
+                        self._passed_through, exc)
+        return frame
 
     def set_gain(self, percent: int) -> None:
         self.mic.set_gain(percent)

@@ -27,12 +27,17 @@ import numpy as np
 from device.config import AudioConfig
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame
 from drivers.errors import EdgeroomError
+from services.audio.delay import EchoDelayEstimator
 from services.audio.reference import PlayoutReference
 from services.audio.speexdsp import EchoCanceller, Int16Array, Preprocessor
 
 log = logging.getLogger(__name__)
 
 SILENCE_DBFS = float("-inf")
+MIN_OFFSET_MS = -100.0  # how far ahead of capture the reference may be read
+MAX_OFFSET_MS = 500.0  # the longest playout-to-capture delay that is looked for
+DELAY_CHECK_FRAMES = 50  # look for the delay every second
+ECHO_LEAD_MS = 20.0  # when moved, the window starts this long before the direct echo
 AGC_LOUDNESS_OFFSET_DB = 20.5
 
 
@@ -53,8 +58,11 @@ class ProcessingOptions:
     echo_tail_ms: int = 250
     """Longest echo the canceller models: playout-to-capture delay plus room reverb."""
     reference_offset_ms: float = 0.0
-    """Subtracted from a frame's capture time to find the played signal it is matched with.
-    Raise it only if the echo comes later than ``echo_tail_ms`` after the playout stamp."""
+    """Subtracted from a frame's capture time to find the played signal it is matched with
+    (where the reference window starts; ``track_delay`` moves it when needed)."""
+    track_delay: bool = True
+    """Measure the playout-to-capture delay and move the reference window onto the echo
+    when it falls outside (playout stamps that are off, devices with hidden latency)."""
     noise_suppress_db: int = 25
     """Largest attenuation of noise, dB."""
     echo_suppress_db: int = 40
@@ -112,9 +120,18 @@ class AudioProcessor:
         self._check_options(self._options)
         self._frame = FRAME_SAMPLES
         tail = max(self._frame, SAMPLE_RATE * self._options.echo_tail_ms // 1000)
-        self._reference = PlayoutReference(SAMPLE_RATE)
+        self._tail_ms = 1000.0 * tail / SAMPLE_RATE
+        self._reference = PlayoutReference(SAMPLE_RATE, seconds=3.0)
+        self._delay = EchoDelayEstimator(SAMPLE_RATE, min_delay_s=MIN_OFFSET_MS / 1000.0,
+                                         max_delay_s=MAX_OFFSET_MS / 1000.0)
+        self._offset_ms = self._options.reference_offset_ms
+        self._pending_delay: float | None = None
         self._echo: EchoCanceller | None = EchoCanceller(self._frame, tail, SAMPLE_RATE)
-        self._pre: Preprocessor | None = Preprocessor(self._frame, SAMPLE_RATE)
+        try:
+            self._pre: Preprocessor | None = Preprocessor(self._frame, SAMPLE_RATE)
+        except BaseException:
+            self._echo.close()
+            raise
         self._ref_buf = np.zeros(self._frame, dtype=np.int16)
         self._out_buf = np.zeros(self._frame, dtype=np.int16)
         self._scratch = np.zeros(self._frame, dtype=np.int16)
@@ -126,6 +143,8 @@ class AudioProcessor:
         self.frames = 0
         self.bad_playout = 0
         self.echo_delay_ms: float | None = None
+        self.measured_delay_ms: float | None = None
+        self.reference_moves = 0
         self._configure(self._options, first=True)
 
     @classmethod
@@ -139,6 +158,9 @@ class AudioProcessor:
         if not -60.0 <= o.agc_level_dbfs <= -AGC_LOUDNESS_OFFSET_DB:
             raise ValueError(f"agc_level_dbfs must be -60..{-AGC_LOUDNESS_OFFSET_DB:g}, "
                              f"got {o.agc_level_dbfs}")
+        if not MIN_OFFSET_MS <= o.reference_offset_ms <= MAX_OFFSET_MS:
+            raise ValueError(f"reference_offset_ms must be {MIN_OFFSET_MS:g}..{MAX_OFFSET_MS:g}"
+                             f", got {o.reference_offset_ms}")
         if not 0 <= o.vad_continue <= o.vad_start <= 100:
             raise ValueError("need 0 <= vad_continue <= vad_start <= 100")
 
@@ -157,7 +179,9 @@ class AudioProcessor:
         if o.aec and (first or not previous.aec):
             echo.reset()
             self._reference.clear()
+            self._delay.reset()
             self.echo_delay_ms = None
+            self._pending_delay = None
         self._options = o
 
     @property
@@ -179,6 +203,11 @@ class AudioProcessor:
                          "agc %s -> %s", o.aec, new.aec, o.noise_suppression,
                          new.noise_suppression, o.agc, new.agc)
                 self._configure(new)
+
+    def apply_config(self, audio: AudioConfig, *, has_speaker: bool = True) -> None:
+        """Follow a changed ``[audio]`` section (the three switches)."""
+        self.set_options(aec=audio.aec and has_speaker, ns=audio.noise_suppression,
+                         agc=audio.agc)
 
     def feed_playout(self, frame: PcmFrame, played_at: float) -> None:
         """Record a frame the speaker played, its first sample at ``played_at`` (monotonic).
@@ -222,9 +251,11 @@ class AudioProcessor:
             mic: Int16Array = np.frombuffer(frame.samples, dtype=np.int16)
             out = self._out_buf
             if o.aec:
-                self._reference.read(frame.captured_at - o.reference_offset_ms / 1000.0,
+                self._reference.read(frame.captured_at - self._offset_ms / 1000.0,
                                      self._ref_buf)
                 echo.cancel(mic, self._ref_buf, out)
+                if o.track_delay:
+                    self._delay.add_mic(mic, frame.captured_at)
             else:
                 out[:] = mic
             # The preprocessor always runs, for the speech probability; when neither of
@@ -242,7 +273,9 @@ class AudioProcessor:
             self._analyse(pre, np.frombuffer(sent.samples, dtype=np.int16), o)
             self.frames += 1
             if o.aec and self.frames % 50 == 0:
-                self._estimate_delay(echo, o)
+                self._estimate_delay(echo)
+            if o.aec and o.track_delay and self.frames % DELAY_CHECK_FRAMES == 0:
+                self._track_delay(echo)
             return sent
 
     def _analyse(self, pre: Preprocessor, sent: Int16Array, o: ProcessingOptions) -> None:
@@ -259,13 +292,42 @@ class AudioProcessor:
         else:
             self._vad = False
 
-    def _estimate_delay(self, echo: EchoCanceller, o: ProcessingOptions) -> None:
+    def _estimate_delay(self, echo: EchoCanceller) -> None:
+        """The echo delay from the adapted filter: where its strongest tap (direct sound) is."""
         taps = np.abs(echo.impulse_response().astype(np.float64))
-        total = float(np.sum(taps * taps))
-        if total <= 0.0:
+        if not np.any(taps):
             return
         peak = int(np.argmax(taps))
-        self.echo_delay_ms = o.reference_offset_ms + 1000.0 * peak / SAMPLE_RATE
+        self.echo_delay_ms = self._offset_ms + 1000.0 * peak / SAMPLE_RATE
+
+    def _track_delay(self, echo: EchoCanceller) -> None:
+        """Move the reference window when the measured echo falls outside the filter."""
+        found = self._delay.estimate(self._reference)
+        if found is None:
+            return
+        delay_ms = 1000.0 * found
+        self.measured_delay_ms = delay_ms
+        inside = delay_ms - self._offset_ms
+        if -0.5 <= inside <= 0.6 * self._tail_ms:
+            self._pending_delay = None
+            return
+        # Two measurements in a row that agree before anything moves.
+        pending, self._pending_delay = self._pending_delay, delay_ms
+        if pending is None or abs(pending - delay_ms) > 3.0:
+            return
+        offset = min(MAX_OFFSET_MS, max(MIN_OFFSET_MS, delay_ms - ECHO_LEAD_MS))
+        log.info("echo arrives %.1f ms after its playout stamp, outside the canceller's "
+                 "window: reference offset %.1f -> %.1f ms", delay_ms, self._offset_ms, offset)
+        self._offset_ms = offset
+        self._pending_delay = None
+        self.reference_moves += 1
+        self.echo_delay_ms = None
+        echo.reset()
+
+    @property
+    def reference_offset_ms(self) -> float:
+        """Where the reference window starts now, ms before the capture time."""
+        return self._offset_ms
 
     @property
     def vad(self) -> bool:
@@ -286,7 +348,8 @@ class AudioProcessor:
     def stats(self) -> dict[str, int]:
         ref = self._reference.stats
         return {"frames": self.frames, "reference_frames": ref["frames"],
-                "reference_jumps": ref["jumps"], "reference_missing": ref["missing"]}
+                "reference_jumps": ref["jumps"], "reference_missing": ref["missing"],
+                "reference_moves": self.reference_moves}
 
     def close(self) -> None:
         with self._lock:

@@ -97,35 +97,48 @@ class PlayoutReference:
             self._ring[:len(data) - first] = data[first:]
 
     def read(self, captured_at: float, out: Int16Array) -> None:
-        """Fill ``out`` with what was played from ``captured_at`` on (zeros where nothing)."""
-        count = len(out)
+        """Fill ``out`` with what was played from ``captured_at`` on (zeros where nothing).
+
+        Meant for consecutive frames: a time within the snap tolerance of where the last
+        read ended continues from there.
+        """
         with self._lock:
             pos = self._position(captured_at)
             expected = self._next_read
             if expected is not None and abs(pos - expected) <= self._snap:
                 pos = expected
-            self._next_read = pos + count
-            end = self._end
-            if end is None:
-                out[:] = 0
-                return
-            lo = max(pos, end - self._size)
-            hi = min(pos + count, end)
-            if hi < pos + count:
+            self._next_read = pos + len(out)
+            if self._copy(pos, out):
                 self.missing += 1
-            if lo >= hi:
-                out[:] = 0
-                return
-            out[:lo - pos] = 0
-            out[hi - pos:] = 0
-            a, b = lo % self._size, hi % self._size
-            dst = out[lo - pos:hi - pos]
-            if a < b:
-                dst[:] = self._ring[a:b]
-            else:
-                split = self._size - a
-                dst[:split] = self._ring[a:]
-                dst[split:] = self._ring[:b]
+
+    def peek(self, start: float, out: Int16Array) -> None:
+        """Like :meth:`read` for any span, leaving the frame-to-frame continuity alone."""
+        with self._lock:
+            self._copy(self._position(start), out)
+
+    def _copy(self, pos: int, out: Int16Array) -> bool:
+        """Copy from ``pos``; True when part of the span has not been played yet."""
+        count = len(out)
+        end = self._end
+        if end is None:
+            out[:] = 0
+            return True
+        lo = max(pos, end - self._size)
+        hi = min(pos + count, end)
+        if lo >= hi:
+            out[:] = 0
+            return hi < pos + count
+        out[:lo - pos] = 0
+        out[hi - pos:] = 0
+        a, b = lo % self._size, hi % self._size
+        dst = out[lo - pos:hi - pos]
+        if a < b:
+            dst[:] = self._ring[a:b]
+        else:
+            split = self._size - a
+            dst[:split] = self._ring[a:]
+            dst[split:] = self._ring[:b]
+        return hi < pos + count
 
     @property
     def stats(self) -> dict[str, int]:

@@ -104,6 +104,8 @@ class SharedVideoEncoder:
         self.keyframe_requests = 0
         self.codec_opens = 0
         self.encode_cpu_seconds = 0.0
+        #: the cameras' own counters, summed over every run (``delivered`` = frames read)
+        self.camera_totals: dict[str, int] = {}
 
     def __repr__(self) -> str:
         state = "running" if self.is_running else "stopped"
@@ -160,6 +162,12 @@ class SharedVideoEncoder:
         return self._task is not None and not self._task.done()
 
     @property
+    def frame_seconds(self) -> float:
+        """How long one frame lasts at the camera's rate (0 when not running)."""
+        camera = self._camera
+        return 1.0 / camera.fps if camera is not None and camera.fps else 0.0
+
+    @property
     def codec_name(self) -> str | None:
         return self._codec_name
 
@@ -167,6 +175,8 @@ class SharedVideoEncoder:
         """Open the camera and start encoding (idempotent)."""
         if self.is_running:
             return
+        if self._task is not None:
+            await self.stop()  # it ended by itself (camera gone): clean up first
         camera = self._camera_factory()
         await camera.start()
         self._last_index = -1
@@ -188,6 +198,8 @@ class SharedVideoEncoder:
         SharedVideoEncoder.running -= 1
         if self._camera is not None:
             await self._camera.stop()
+            for key, value in self._camera.stats.items():
+                self.camera_totals[key] = self.camera_totals.get(key, 0) + value
             self._camera = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
@@ -212,7 +224,13 @@ class SharedVideoEncoder:
                     log.info("%s encoder: camera stopped", self.name)
                     return
                 self.frames_in += 1
-                packets = await loop.run_in_executor(executor, self._encode, captured)
+                job = loop.run_in_executor(executor, self._encode, captured)
+                try:
+                    packets = await asyncio.shield(job)
+                except asyncio.CancelledError:
+                    # a frame read is a frame encoded: let this one finish (milliseconds)
+                    await asyncio.wait([job])
+                    raise
                 for packet in packets:
                     self.packets_out += 1
                     self.bytes_out += len(packet.data)
@@ -258,7 +276,7 @@ class SharedVideoEncoder:
         return max(1, round(self.gop_seconds * fps))
 
     def _open_codec(self, name: str, width: int, height: int, fps: int) -> Any:
-        codec = av.CodecContext.create(name, "w")
+        codec: Any = av.CodecContext.create(name, "w")
         codec.width = width
         codec.height = height
         codec.pix_fmt = "yuv420p"

@@ -1,1 +1,99 @@
-"""The room client: joins a room on the room server and carries the appliance's media."""
+"""The room client: joins a room on the room server and carries the appliance's media.
+
+``create_session`` builds the :class:`~services.room.api.RoomSession` the config asks for;
+``create_local_sfu`` the supervised local Janus when ``room.server = "local"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from drivers.base import Emit, null_emit
+
+if TYPE_CHECKING:
+    from aiortc.mediastreams import MediaStreamTrack
+
+    from device.config import Config
+    from drivers.audio.base import MicSource, SpeakerSink
+    from services.room.local_sfu import LocalJanus
+    from services.room.session import JanusRoomSession
+
+log = logging.getLogger(__name__)
+
+
+def server_url(config: Config) -> str:
+    room = config.room
+    if room.server != "local":
+        return room.server
+    host = room.local_listen
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"ws://{host}:{room.local_port}"
+
+
+def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = null_emit,
+                   mic: MicSource | None = None, speaker: SpeakerSink | None = None,
+                   video_track_factory: Callable[[], MediaStreamTrack] | None = None,
+                   on_remote_video: Callable[[str, Any], None] | None = None,
+                   ) -> JanusRoomSession:
+    """The room session for ``config``; devices not given are opened from the config."""
+    from services.room.api import Controls
+    from services.room.context import RoomSettings
+    from services.room.session import JanusRoomSession
+
+    room = config.room
+    settings = RoomSettings(
+        url=server_url(config), backend=room.backend, room=room.room,
+        display=room.display_name, pin=room.pin, secret=room.secret,
+        api_secret=room.api_secret, token=room.token, role=room.role,
+        receive_video=config.video.receive and room.backend == "videoroom",
+        send_video=config.video.enabled,
+    )
+    if mic is None:
+        from drivers.audio import open_mic
+
+        mic = open_mic(config, state_dir, sim=sim, emit=emit)
+    if speaker is None:
+        from drivers.audio import open_speaker
+
+        speaker = open_speaker(config, state_dir, sim=sim, emit=emit)
+    if video_track_factory is None and room.backend == "videoroom" and config.video.enabled:
+        video_track_factory = _camera_tracks(config, sim, emit)
+    audio = config.audio
+    controls = Controls(mic_enabled=audio.mic_enabled, mic_volume=audio.mic_volume,
+                        speaker_enabled=audio.speaker_enabled,
+                        speaker_volume=audio.speaker_volume,
+                        video_enabled=config.video.enabled, role=room.role)
+    session = JanusRoomSession(settings, mic=mic, speaker=speaker,
+                               video_track_factory=video_track_factory, emit=emit,
+                               controls=controls, on_remote_video=on_remote_video)
+    session.built_from = config
+    return session
+
+
+def _camera_tracks(config: Config, sim: bool, emit: Emit) -> Callable[[], MediaStreamTrack]:
+    """A plain track over a fresh camera each time video is switched on (aiortc encodes)."""
+    def factory() -> MediaStreamTrack:
+        from drivers.camera import open_camera
+        from services.room.tracks import CameraTrack
+
+        return CameraTrack(open_camera(config, sim=sim, emit=emit))
+
+    return factory
+
+
+def create_local_sfu(config: Config, state_dir: Path, *, emit: Emit = null_emit) -> LocalJanus:
+    from services.room.janus.jcfg import JanusSettings, RoomSpec
+    from services.room.local_sfu import LocalJanus
+
+    room = config.room
+    settings = JanusSettings(
+        listen_ip=room.local_listen, port=room.local_port, interface=room.local_interface,
+        rooms=(RoomSpec(room.room, description=room.display_name, pin=room.pin,
+                        secret=room.secret),),
+        api_secret=room.api_secret,
+    )
+    return LocalJanus(settings, state_dir / "sfu", emit=emit)

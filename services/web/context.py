@@ -43,7 +43,7 @@ class WebContext:
 
 
 CONTEXT: web.AppKey[WebContext] = web.AppKey("edgeroom_web", WebContext)
-SESSION_KEY = "edgeroom_session"
+SESSION_KEY: web.RequestKey[Session] = web.RequestKey("edgeroom_session", Session)
 
 
 def context(request: web.Request) -> WebContext:
@@ -51,8 +51,7 @@ def context(request: web.Request) -> WebContext:
 
 
 def session_of(request: web.Request) -> Session:
-    session: Session = request[SESSION_KEY]
-    return session
+    return request[SESSION_KEY]
 
 
 class ApiError(EdgeroomError, ValueError):

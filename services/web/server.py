@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from services.web import api, tls
+from services.web import tls
+from services.web.auth import check_password
 from services.web.context import (
     CONTEXT,
     COOKIE,
@@ -21,7 +22,9 @@ from services.web.context import (
     ApiError,
     WebContext,
 )
+from services.web.events import install_event_counter
 from services.web.passwords import PasswordFile, PasswordFileError
+from services.web.routes import ROUTES
 from services.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -132,7 +135,7 @@ async def _basic_auth(request: web.Request, ctx: WebContext) -> Session | None:
         user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
     except ValueError:
         return None
-    if user == "admin" and await api.check_password(ctx, password):
+    if user == "admin" and await check_password(ctx, password):
         ctx.limiter.success(remote)
         return Session("", "", remote, 0.0, 0.0)  # this request only
     ctx.limiter.failure(remote)
@@ -165,7 +168,7 @@ def build_app(ctx: WebContext) -> web.Application:
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get("/", _index)
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
-    for route in api.ROUTES:
+    for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     return app
 
@@ -202,7 +205,7 @@ class WebServer:
         if self.https:
             ssl_context = await asyncio.to_thread(tls.server_context,
                                                   self.appliance.state_dir, host)
-        api.install_event_counter(self.appliance)
+        install_event_counter(self.appliance)
         runner = web.AppRunner(build_app(self.context), access_log=None,
                                shutdown_timeout=1.0)
         await runner.setup()

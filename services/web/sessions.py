@@ -79,6 +79,11 @@ class SessionStore:
         self._sessions.move_to_end(token)
         return session
 
+    def alive(self, token: str | None) -> bool:
+        """Whether ``token`` is a live session, without counting this as activity."""
+        session = self._sessions.get(token) if token else None
+        return session is not None and self._clock() - session.last_seen <= self.idle_timeout
+
     def drop(self, token: str | None) -> None:
         if token:
             self._sessions.pop(token, None)

@@ -27,7 +27,7 @@ def espeak(text: str, voice: str, path: Path, speed: int = 160) -> Signal:
     """``text`` spoken by espeak-ng, resampled to 48 kHz with sox, as float samples."""
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is needed to make test speech (scripts/deps.sh installs it)")
+            raise RuntimeError(f"{tool} is needed to make test speech (see scripts/deps.sh)")
     raw = path.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
                    check=True, capture_output=True, timeout=60)
@@ -57,8 +57,9 @@ def room_impulse_response(seed: int, length_ms: float = 100.0, gain_db: float = 
 
 def echo_of(far: Signal, rir: Signal, delay_ms: float) -> Signal:
     """What the mic hears of ``far``: through the room, ``delay_ms`` after it was played."""
-    d = int(round(SAMPLE_RATE * delay_ms / 1000))
-    wet = np.convolve(far, rir)[: len(far)]
+    d = round(SAMPLE_RATE * delay_ms / 1000)
+    n = 1 << (len(far) + len(rir)).bit_length()
+    wet = np.fft.irfft(np.fft.rfft(far, n) * np.fft.rfft(rir, n), n)[: len(far)]
     return np.concatenate([np.zeros(d), wet])[: len(far)]
 
 
@@ -81,19 +82,20 @@ def frame_count(x: Signal) -> int:
 
 
 def run(processor: AudioProcessor, mic: Signal, far: Signal | None = None,
-        jitter_s: float = 0.0, seed: int = 0,
-        vad: list[bool] | None = None) -> npt.NDArray[np.int16]:
+        jitter_s: float = 0.0, seed: int = 0, vad: list[bool] | None = None,
+        ahead: int = 2, stamp_error_s: float = 0.0) -> npt.NDArray[np.int16]:
     """Play ``far`` and capture ``mic`` through ``processor``; the processed mic signal.
 
     Each speaker frame is reported two frames ahead of the mic frame captured at the same
-    time (as a speaker buffer does). ``jitter_s`` adds random error to every timestamp.
+    time (as a speaker buffer does; ``ahead``). ``jitter_s`` adds random error to every
+    timestamp; ``stamp_error_s`` is added to every playout stamp (a speaker whose stamps
+    are off by that much).
     """
     rng = np.random.default_rng(seed)
     mic16 = to_pcm(mic)
     far16 = to_pcm(far) if far is not None else None
     n = frame_count(mic)
     out = np.zeros(n * FRAME_SAMPLES, dtype=np.int16)
-    ahead = 2
 
     def stamp(k: int) -> float:
         return T0 + k * FRAME_S + (rng.uniform(-jitter_s, jitter_s) if jitter_s else 0.0)
@@ -101,7 +103,8 @@ def run(processor: AudioProcessor, mic: Signal, far: Signal | None = None,
     def play(k: int) -> None:
         if far16 is not None and k < n:
             chunk = far16[k * FRAME_SAMPLES:(k + 1) * FRAME_SAMPLES].tobytes()
-            processor.feed_playout(PcmFrame(chunk, stamp(k), k), stamp(k))
+            played_at = stamp(k) + stamp_error_s
+            processor.feed_playout(PcmFrame(chunk, played_at, k), played_at)
 
     for k in range(ahead):
         play(k)

@@ -126,6 +126,10 @@ def test_options_come_from_the_config() -> None:
     assert not ProcessingOptions.from_config(defaults, has_speaker=False).aec
     with AudioProcessor.from_config(AudioConfig(agc=False)) as p:
         assert p.options.aec and p.options.noise_suppression and not p.options.agc
+        p.apply_config(Config().replace({"audio": {"aec": False, "agc": True}}).audio)
+        assert not p.options.aec and p.options.noise_suppression and p.options.agc
+        p.apply_config(defaults, has_speaker=False)
+        assert not p.options.aec and p.options.agc
 
 
 def test_bad_frames_are_refused_clearly() -> None:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import time
+import wave
+from pathlib import Path
 
 import numpy as np
 
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, MicSource, PcmFrame
+from drivers.audio.sim import SimMic, SimSpeaker
 from services.audio import AudioProcessor, ProcessedMic, ProcessingOptions
 
 from .signals import FRAME_S, T0, Signal, fit, to_pcm
@@ -95,3 +101,45 @@ async def test_processor_is_usable_after_restart() -> None:
     await asyncio.wait_for(mic.read(), 5)
     await asyncio.wait_for(mic.stop(), 5)
     mic.close()
+
+
+async def test_with_the_sim_mic_and_speaker(tmp_path: Path, near_speech: Signal,
+                                           far_speech: Signal) -> None:
+    """The real sim drivers, paced in real time for about a second: the wiring works."""
+    mic_wav = tmp_path / "near.wav"
+    with wave.open(str(mic_wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(to_pcm(fit(near_speech, 3 * SAMPLE_RATE)).tobytes())
+    processor = AudioProcessor()
+    speaker = SimSpeaker(tmp_path / "speaker.wav")
+    speaker.add_playout_listener(processor.feed_playout)
+    events: list[dict[str, object]] = []
+    mic = ProcessedMic(SimMic(str(mic_wav), state_dir=tmp_path), processor,
+                       emit=lambda name, data: events.append(data))
+    far = to_pcm(far_speech)
+
+    async def play() -> None:
+        for k in range(10_000):
+            chunk = far[k * FRAME_SAMPLES:(k + 1) * FRAME_SAMPLES].tobytes()
+            speaker.write(PcmFrame(chunk, time.monotonic(), k))
+            await asyncio.sleep(FRAME_S)
+
+    await asyncio.wait_for(speaker.start(), 5)
+    await asyncio.wait_for(mic.start(), 5)
+    player = asyncio.create_task(play(), name="test-player")
+    try:
+        frames = [await asyncio.wait_for(mic.read(), 5) for _ in range(60)]
+    finally:
+        player.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(player, 5)
+        await asyncio.wait_for(mic.stop(), 5)
+        await asyncio.wait_for(speaker.stop(), 5)
+        mic.close()
+    assert all(len(f.samples) == 2 * FRAME_SAMPLES for f in frames)
+    assert all(b.captured_at > a.captured_at for a, b in itertools.pairwise(frames))
+    assert processor.stats["reference_frames"] > 10
+    assert mic.stats["processed"] == 60
+    assert {"talking": True} in [{"talking": e["talking"]} for e in events]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,3 +47,30 @@ def asoundrc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Asound
     rc.path.write_text("")
     monkeypatch.setenv("ALSA_CONFIG_PATH", f"{ALSA_MAIN_CONF}:{rc.path}")
     yield rc
+
+
+@pytest.fixture
+def fake_asound(tmp_path: Path) -> Path:
+    """A /proc/asound with two cards, one capture device held by this process."""
+    root = tmp_path / "proc"
+    root.mkdir()
+    asound = root / "asound"
+    asound.mkdir()
+    (asound / "cards").write_text(
+        " 0 [PCH            ]: HDA-Intel - HDA Intel PCH\n"
+        "                      HDA Intel PCH at 0xf7f10000 irq 32\n"
+        " 1 [Device         ]: USB-Audio - USB Audio Device\n"
+        "                      C-Media USB Audio Device at usb-0000:00:14.0-2, full speed\n")
+    (asound / "pcm").write_text(
+        "00-00: ALC887 Analog : ALC887 Analog : playback 1 : capture 1\n"
+        "00-03: HDMI 0 : HDMI 0 : playback 1\n"
+        "01-00: USB Audio : USB Audio : playback 1 : capture 1\n")
+    sub = asound / "card1" / "pcm0c" / "sub0"
+    sub.mkdir(parents=True)
+    (sub / "status").write_text(f"state: RUNNING\nowner_pid   : {os.getpid()}\n")
+    (asound / "card1" / "pcm0p" / "sub0").mkdir(parents=True)
+    (asound / "card1" / "pcm0p" / "sub0" / "status").write_text("closed\n")
+    pid_dir = root / str(os.getpid())
+    pid_dir.mkdir()
+    (pid_dir / "comm").write_text("arecord\n")
+    return asound

@@ -7,9 +7,11 @@ them (a ``type file`` PCM over ``null`` is otherwise as fast as the CPU).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +41,18 @@ def fifo_writer(path: Path) -> int:
     return os.open(path, os.O_RDWR)
 
 
-async def wait_until(cond: Any, timeout: float = T) -> None:
+async def wait_until(cond: Callable[[], bool], timeout: float = T) -> None:
+    """Poll ``cond`` until it holds; fail after ``timeout`` seconds."""
     async def poll() -> None:
-        while not cond():
+        for _ in itertools.count():
+            if cond():
+                return
             await asyncio.sleep(0.002)
     await asyncio.wait_for(poll(), timeout)
+
+
+def frames_at_least(dev: Any, n: int) -> Callable[[], bool]:
+    return lambda: bool(dev.stats["frames"] >= n)
 
 
 @pytest.mark.parametrize("period_size", [960, 480])
@@ -116,7 +125,7 @@ async def test_playback_writes_exactly_the_frames_given(
         for i, samples in enumerate(frames):
             before = time.monotonic()
             spk.write(PcmFrame(samples, before, i))
-            await wait_until(lambda i=i: spk.stats["frames"] == i + 1)
+            await wait_until(frames_at_least(spk, i + 1))
     finally:
         await asyncio.wait_for(spk.stop(), T)
     data = out.read_bytes()
@@ -141,7 +150,7 @@ async def test_playback_converts_to_the_device_format(
         for i in range(20):
             chunk = tone[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES].astype("<i2").tobytes()
             spk.write(PcmFrame(chunk, 0.0, i))
-            await wait_until(lambda i=i: spk.stats["frames"] == i + 1)
+            await wait_until(frames_at_least(spk, i + 1))
     finally:
         await asyncio.wait_for(spk.stop(), T)
     pcm = np.frombuffer(out.read_bytes(), dtype="<i2").reshape(-1, 2)
@@ -213,16 +222,16 @@ async def test_slow_consumer_makes_the_queue_drop_never_grow(
             assert mic.stats["queued"] <= 4
             await asyncio.sleep(0.03)  # a consumer much slower than the device
         producer.join(T)
+        await asyncio.sleep(0.05)  # let hand-overs already scheduled arrive
+        stats = mic.stats
+        assert stats["frames"] == sent
+        assert stats["dropped"] > 0
+        assert stats["queued"] <= 4
+        assert len(consumed) + stats["dropped"] + stats["queued"] == sent
     finally:
         producer.join(T)
         await asyncio.wait_for(mic.stop(), T)
         os.close(w)
-    await asyncio.sleep(0.01)  # let hand-overs already scheduled arrive
-    stats = mic.stats
-    assert stats["frames"] == sent
-    assert stats["dropped"] > 0
-    assert stats["queued"] <= 4
-    assert len(consumed) + stats["dropped"] + stats["queued"] == sent
     indexes = [f.index for f in consumed]
     assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
     assert all(f.samples == frames[f.index] for f in consumed)
@@ -243,7 +252,7 @@ async def test_speaker_lost_then_restored(asoundrc: AsoundRc, tmp_path: Path) ->
     try:
         for i in range(5):
             spk.write(PcmFrame(frame, 0.0, i))
-            await wait_until(lambda i=i: spk.stats["frames"] == i + 1)
+            await wait_until(frames_at_least(spk, i + 1))
         # "Unplug": the next open finds a plain file; the open pipe loses its reader.
         replacement = tmp_path / "replacement"
         replacement.write_bytes(b"")
@@ -260,7 +269,7 @@ async def test_speaker_lost_then_restored(asoundrc: AsoundRc, tmp_path: Path) ->
         restored_frames = spk.stats["frames"]
         for _ in range(3):
             spk.write(PcmFrame(frame, 0.0))
-            await wait_until(lambda n=restored_frames: spk.stats["frames"] > n)
+            await wait_until(frames_at_least(spk, restored_frames + 1))
             restored_frames = spk.stats["frames"]
     finally:
         await asyncio.wait_for(spk.stop(), T)
@@ -272,3 +281,71 @@ async def test_speaker_lost_then_restored(asoundrc: AsoundRc, tmp_path: Path) ->
     data = out.read_bytes()  # what was played after the reopen went to the new file
     assert len(data) >= 3 * FRAME_BYTES and len(data) % FRAME_BYTES == 0
     assert data[:FRAME_BYTES] == frame
+
+
+async def test_mic_lost_then_restored(asoundrc: AsoundRc, tmp_path: Path) -> None:
+    """The capture side of the same: frames flow again after ``device-restored``."""
+    fifo = tmp_path / "mic.fifo"
+    w = fifo_writer(fifo)
+    # A capture file PCM also copies what it captures to `file`: a pipe we can break.
+    copy = tmp_path / "copy.fifo"
+    os.mkfifo(copy)
+    reader = os.open(copy, os.O_RDONLY | os.O_NONBLOCK)
+    name = asoundrc.file_pcm("flakymic", out=copy, infile=fifo)
+    events: list[tuple[str, dict[str, Any]]] = []
+    mic = AlsaMic(name, backoff=(0.05,), queue_frames=64,
+                  emit=lambda n, d: events.append((n, d)))
+    frames = known_frames(3, seed=6)
+    await asyncio.wait_for(mic.start(), T)
+    try:
+        os.write(w, frames[0])
+        assert (await asyncio.wait_for(mic.read(), T)).samples == frames[0]
+        replacement = tmp_path / "replacement"
+        replacement.write_bytes(b"")
+        os.replace(replacement, copy)
+        os.close(reader)
+
+        async def feed_until(event: str) -> None:
+            while not any(n == event for n, _ in events):
+                os.write(w, frames[1])
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(feed_until("device-lost"), T)
+        await asyncio.wait_for(feed_until("device-restored"), T)
+        while True:  # skip what was captured around the loss
+            try:
+                await asyncio.wait_for(mic.read(), 0.2)
+            except TimeoutError:
+                break
+        os.write(w, frames[2])
+        assert (await asyncio.wait_for(mic.read(), T)).samples == frames[2]
+    finally:
+        os.close(w)
+        await asyncio.wait_for(mic.stop(), T)
+    assert [n for n, _ in events][:2] == ["device-lost", "device-restored"]
+    assert events[0][1]["kind"] == "mic" and events[1][1]["device"] == "flakymic"
+    assert mic.stats["reopens"] >= 1
+
+
+async def test_mic_can_be_restarted(asoundrc: AsoundRc, tmp_path: Path) -> None:
+    fifo = tmp_path / "mic.fifo"
+    w = fifo_writer(fifo)
+    name = asoundrc.file_pcm("again", infile=fifo)
+    frames = known_frames(2, seed=8)
+    mic = AlsaMic(name)
+    try:
+        for sent in frames:
+            await asyncio.wait_for(mic.start(), T)
+            os.write(w, sent)
+            got = await asyncio.wait_for(mic.read(), T)
+            assert got.samples == sent
+            stopping = asyncio.create_task(mic.stop(), name="mic-stop")
+            await asyncio.sleep(0.05)
+            os.write(w, sent)  # releases the device thread blocked in its next read
+            await asyncio.wait_for(stopping, T)
+            with pytest.raises(EOFError):
+                await asyncio.wait_for(mic.read(), T)
+    finally:
+        os.close(w)
+        await asyncio.wait_for(mic.stop(), T)
+    assert mic.stats["frames"] >= 2

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from device.config import Config
-from drivers.camera import choose_backend, open_camera
+from drivers.camera import VideoSource, choose_backend, open_camera
 from drivers.camera.devices import picamera2_importable
 from drivers.camera.picam import PiCamera, capture_time, yuv420_frame
 from drivers.camera.sim import PatternRenderer, SimCamera
@@ -58,6 +58,7 @@ async def test_picamera2_backend_without_picamera2_is_a_clear_error() -> None:
     if picamera2_importable():
         pytest.skip("picamera2 imports here: tests/hardware/ covers this machine")
     cam = PiCamera(0, 640, 480, 30)
+    assert isinstance(cam, VideoSource)
     with pytest.raises(DeviceError, match="picamera2 is not available"):
         await asyncio.wait_for(cam.start(), 5)
 

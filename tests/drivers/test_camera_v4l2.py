@@ -124,3 +124,37 @@ async def test_unplug_emits_lost_then_restored_and_capture_goes_on() -> None:
     assert opens == 3
     assert after.index > before.index
     assert after.frame.pts > before.frame.pts
+
+
+async def test_stop_while_the_device_is_gone_wakes_the_reader() -> None:
+    lost = asyncio.Event()
+    opens = 0
+
+    def gone_for_good() -> av.container.InputContainer:
+        nonlocal opens
+        opens += 1
+        if opens == 1:
+            return _testsrc(duration=0.2)
+        raise OSError(errno.ENODEV, "No such device")
+
+    def emit(name: str, data: dict[str, Any]) -> None:
+        if name == "device-lost":
+            lost.set()
+
+    cam = V4L2Camera("/dev/video9", 160, 120, 30, opener=gone_for_good, emit=emit,
+                     backoff=(0.05,))
+    await asyncio.wait_for(cam.start(), T)
+    await asyncio.wait_for(lost.wait(), T)
+    while True:  # take what was captured before the loss, then wait on an empty slot
+        try:
+            await asyncio.wait_for(cam.read(), 0.3)
+        except TimeoutError:
+            break
+    pending = asyncio.create_task(cam.read(), name="read-while-lost")
+    await asyncio.sleep(0.2)  # several reopen attempts fail meanwhile
+    assert not pending.done()
+    await asyncio.wait_for(cam.stop(), T)
+    with pytest.raises(EOFError):
+        await asyncio.wait_for(pending, T)
+    assert opens >= 3
+    assert cam.stats["reopens"] == 0

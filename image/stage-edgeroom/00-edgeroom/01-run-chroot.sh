@@ -88,6 +88,7 @@ setup_readonly_root() {
 			/var/lib/edgeroom/config /etc/edgeroom none bind,nofail,x-systemd.requires-mounts-for=/var/lib/edgeroom 0 0
 		FSTAB
 	fi
+	install -m 644 "${BUILD}/edgeroom-readonly-root.service" /usr/lib/systemd/system/
 	touch /etc/edgeroom-readonly-root
 	systemctl enable edgeroom-readonly-root.service
 }

@@ -35,10 +35,6 @@ install -D -m 644 "${FILES}/sshd.conf" "${ROOTFS_DIR}/etc/ssh/sshd_config.d/50-e
 install -D -m 644 "${FILES}/edgeroom-ssh-hostkeys.service" \
 	"${ROOTFS_DIR}/usr/lib/systemd/system/edgeroom-ssh-hostkeys.service"
 
-# Read-only root (used only when the image is built with EDGEROOM_READONLY_ROOT=1).
-install -D -m 644 "${FILES}/edgeroom-readonly-root.service" \
-	"${ROOTFS_DIR}/usr/lib/systemd/system/edgeroom-readonly-root.service"
-
 # Default config (comments only) and the operator docs.
 install -D -m 644 "${FILES}/edgeroom.toml" "${ROOTFS_DIR}/usr/share/edgeroom/edgeroom.toml"
 install -d -m 755 "${ROOTFS_DIR}/usr/share/doc/edgeroom"
@@ -51,4 +47,6 @@ BUILD_DIR="${ROOTFS_DIR}/tmp/edgeroom-build"
 rm -rf "${BUILD_DIR}"
 install -d -m 755 "${BUILD_DIR}/wheels"
 install -m 644 "${FILES}"/wheels/*.whl "${BUILD_DIR}/wheels/"
-install -m 644 "${FILES}/constraints.txt" "${FILES}/build.env" "${FILES}/journald-volatile.conf" "${BUILD_DIR}/"
+install -m 644 "${FILES}/constraints.txt" "${FILES}/build.env" "${BUILD_DIR}/"
+# Used only when the image is built with EDGEROOM_READONLY_ROOT=1.
+install -m 644 "${FILES}/journald-volatile.conf" "${FILES}/edgeroom-readonly-root.service" "${BUILD_DIR}/"

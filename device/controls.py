@@ -1,0 +1,291 @@
+"""Buttons drive the dispatcher; LEDs show the appliance's state from the event bus.
+
+Button map (every role optional, pins from ``gpio.buttons``):
+
+``call``      short press joins or leaves; held ``gpio.reset_hold_time`` s: factory reset
+``mute``      toggles the mic            ``ptt``       mic live only while held
+``vol_up``    one step per press, auto-repeat while held (``gpio.volume_target``)
+``vol_down``  likewise                   ``camera``    privacy toggle (video off)
+``hand``      raises/lowers a hand       ``record``    starts/stops recording
+
+LEDs (``gpio.leds``): ``status`` (a pattern per state), ``mute`` (lit while the mic is
+muted), ``camera`` (lit while video is off), ``level`` (lit, or brightness on PWM, while
+this box talks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from device.actions import ActionError
+from device.state import ApplianceState
+from drivers.gpio import (
+    OFF,
+    ON,
+    ButtonEvent,
+    Buttons,
+    LedPattern,
+    Leds,
+    blink,
+    double_blink,
+    make_factory,
+    pulse,
+)
+from drivers.gpio.factory import check_pins
+
+if TYPE_CHECKING:
+    from device.app import Appliance
+
+log = logging.getLogger(__name__)
+
+BUTTON_ROLES = ("call", "mute", "ptt", "vol_up", "vol_down", "camera", "hand", "record")
+LED_ROLES = ("status", "mute", "camera", "level")
+
+#: Pins used with ``--sim`` when the config names none (no ``ptt``: it would mute the mic).
+SIM_BUTTONS = {"call": 17, "mute": 27, "vol_up": 23, "vol_down": 24, "hand": 25, "camera": 26,
+               "record": 16}
+SIM_LEDS = {"status": 5, "mute": 6, "camera": 12, "level": 13}
+
+HEARTBEAT = LedPattern("heartbeat", ((1.0, 0.05), (0.0, 2.95)))
+STATE_PATTERNS: dict[str, LedPattern] = {
+    ApplianceState.SETUP: blink(0.5),  # slow: 1 s on, 1 s off
+    ApplianceState.IDLE: HEARTBEAT,
+    ApplianceState.JOINING: blink(4),  # fast
+    ApplianceState.IN_ROOM: ON,
+    ApplianceState.RECONNECTING: pulse(),
+    ApplianceState.ERROR: double_blink(),
+}
+RESET_ARMED = blink(2)  # call held past hold_time: keep holding to reset
+RESET_CONFIRM = blink(8, repeat=12)  # 1.5 s of rapid flashes, then the reset
+
+
+class ButtonControls:
+    """Runs the buttons and LEDs of one appliance until cancelled."""
+
+    def __init__(self, app: Appliance, buttons: Buttons | None, leds: Leds | None) -> None:
+        self.app = app
+        self.buttons = buttons
+        self.leds = leds
+        gpio = app.config.gpio
+        self.reset_hold_time = gpio.reset_hold_time
+        self.volume_target = gpio.volume_target
+        self.has_ptt = buttons is not None and "ptt" in buttons.roles
+        self._ptt_muted = False
+        self._recording = False
+        self._resetting = False
+        self._call_held = False
+
+    def __repr__(self) -> str:
+        return f"<ButtonControls {self.buttons!r} {self.leds!r}>"
+
+    # -- running ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        sub = self.app.bus.subscribe(maxsize=128, names={
+            "state", "controls", "talking", "entered", "room-state", "recording"})
+        try:
+            self._show_state(str(self.app.state.state))
+            room = self.app.room
+            if room is not None:
+                self._show_controls(room.controls.to_dict())
+            await self._ptt_mute()
+            async with asyncio.TaskGroup() as tg:
+                if self.buttons is not None:
+                    tg.create_task(self._button_loop(self.buttons), name="gpio:buttons")
+                tg.create_task(self._event_loop(sub), name="gpio:leds")
+        finally:
+            sub.close()
+
+    async def _button_loop(self, buttons: Buttons) -> None:
+        async for ev in buttons:
+            try:
+                await self.on_button(ev)
+            except asyncio.CancelledError:
+                raise
+            except ActionError as exc:
+                log.warning("button %s: %s %s", ev.role, exc.code, exc.message)
+            except Exception:
+                log.exception("button %s %s failed", ev.role, ev.kind)
+
+    async def _event_loop(self, sub: Any) -> None:
+        async for ev in sub:
+            if ev.name == "state":
+                if not self._call_held:
+                    self._show_state(ev.data.get("new", ""))
+            elif ev.name == "controls":
+                self._show_controls(ev.data)
+            elif ev.name == "talking" and ev.data.get("id") == "local":
+                self._set_led("level", ON if ev.data.get("talking") else OFF)
+            elif ev.name == "recording":
+                self._recording = bool(ev.data.get("active", ev.data.get("recording")))
+            elif ev.name in ("entered", "room-state") and not self._ptt_muted:
+                await self._ptt_mute()
+
+    # -- buttons ----------------------------------------------------------------------
+
+    async def act(self, action: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await self.app.dispatcher.dispatch(action, args or {}, "gpio")
+
+    async def on_button(self, ev: ButtonEvent) -> None:
+        role, kind = ev.role, ev.kind
+        if role == "call":
+            await self._on_call(ev)
+        elif role == "mute" and kind == "press":
+            await self.act("mute", {"state": "toggle"})
+        elif role == "ptt" and kind in ("press", "release"):
+            await self.act("ptt", {"state": "start" if kind == "press" else "stop"})
+        elif role in ("vol_up", "vol_down") and kind in ("press", "hold", "repeat"):
+            await self.act("volume", {"target": self.volume_target,
+                                      "step": "up" if role == "vol_up" else "down"})
+        elif role == "camera" and kind == "press":
+            await self.act("video", {"state": "toggle"})
+        elif role == "hand" and kind == "press":
+            await self.act("hand", {"state": "toggle"})
+        elif role == "record" and kind == "press":
+            result = await self.act("record", {"state": "stop" if self._recording else "start"})
+            self._recording = bool(result.get("recording", not self._recording))
+
+    async def _on_call(self, ev: ButtonEvent) -> None:
+        if ev.kind == "press":
+            self._call_held = True
+        elif ev.kind == "hold":
+            self._set_led("status", RESET_ARMED)
+        elif ev.kind == "repeat" and ev.held >= self.reset_hold_time and not self._resetting:
+            await self._factory_reset()
+        elif ev.kind == "release":
+            self._call_held = False
+            if self._resetting:
+                return
+            if self.buttons is not None and ev.held < self.buttons.hold_time:
+                state = self.app.state.state
+                busy = state in (ApplianceState.JOINING, ApplianceState.IN_ROOM,
+                                 ApplianceState.RECONNECTING)
+                await self.act("leave" if busy else "join")
+            self._show_state(str(self.app.state.state))
+
+    async def _factory_reset(self) -> None:
+        self._resetting = True
+        log.warning("call held %.0f s: factory reset", self.reset_hold_time)
+        self.app.bus.publish("factory-reset-confirm", {"source": "gpio"})
+        for role in LED_ROLES:
+            self._set_led(role, RESET_CONFIRM)
+        await asyncio.sleep(RESET_CONFIRM.duration or 0.0)
+        try:
+            await self.act("factory_reset")
+        finally:
+            self._resetting = False
+            self._call_held = False
+
+    async def _ptt_mute(self) -> None:
+        """With a ptt button the mic starts muted (live only while ptt is held)."""
+        if not self.has_ptt or self._ptt_muted or self.app.room is None:
+            return
+        if self.app.dispatcher.ptt_held:
+            return
+        try:
+            await self.act("mute", {"state": "on"})
+            self._ptt_muted = True
+        except ActionError as exc:
+            log.debug("ptt mute not yet possible: %s", exc)
+
+    # -- LEDs -------------------------------------------------------------------------
+
+    def _set_led(self, role: str, pattern: LedPattern) -> None:
+        if self.leds is not None:
+            self.leds.set(role, pattern)
+
+    def _show_state(self, state: str) -> None:
+        self._set_led("status", STATE_PATTERNS.get(state, OFF))
+
+    def _show_controls(self, controls: dict[str, Any]) -> None:
+        mic_live = controls.get("mic_enabled", True) and not controls.get("deaf", False)
+        self._set_led("mute", OFF if mic_live else ON)
+        self._set_led("camera", OFF if controls.get("video_enabled", True) else ON)
+        if not mic_live:
+            self._set_led("level", OFF)
+
+
+class SimButtons:
+    """The ``app.extras["buttons"]`` panel: press the mock buttons from the page or tests.
+
+    It follows the ``gpio`` subsystem across restarts."""
+
+    def __init__(self) -> None:
+        self.current: Buttons | None = None
+
+    @property
+    def roles(self) -> list[str]:
+        return self.current.roles if self.current is not None else []
+
+    def _buttons(self) -> Buttons:
+        if self.current is None:
+            raise KeyError("the GPIO buttons are not running")
+        return self.current
+
+    async def press(self, role: str) -> None:
+        buttons = self._buttons()
+        buttons.press(role)
+        await asyncio.sleep(buttons.bounce_time * 1.5 + 0.005)  # let the press settle
+
+    async def release(self, role: str) -> None:
+        buttons = self._buttons()
+        buttons.release(role)
+        await asyncio.sleep(buttons.bounce_time * 1.5 + 0.005)
+
+
+def pin_maps(app: Appliance) -> tuple[dict[str, int], dict[str, int]]:
+    """The button and LED pins to use: the config's, or the sim defaults with ``--sim``."""
+    gpio = app.config.gpio
+    buttons, leds = dict(gpio.buttons), dict(gpio.leds)
+    if app.sim and not buttons and not leds:
+        buttons, leds = dict(SIM_BUTTONS), dict(SIM_LEDS)
+    for role in buttons:
+        if role not in BUTTON_ROLES:
+            log.warning("gpio.buttons.%s: unknown role, ignored (roles: %s)", role,
+                        ", ".join(BUTTON_ROLES))
+    for role in leds:
+        if role not in LED_ROLES:
+            log.warning("gpio.leds.%s: unknown role, ignored (roles: %s)", role,
+                        ", ".join(LED_ROLES))
+    return ({r: p for r, p in buttons.items() if r in BUTTON_ROLES},
+            {r: p for r, p in leds.items() if r in LED_ROLES})
+
+
+async def run_gpio(app: Appliance) -> None:
+    """The ``gpio`` subsystem: buttons and LEDs until cancelled (idle if none are set)."""
+    gpio = app.config.gpio
+    button_pins, led_pins = pin_maps(app)
+    panel = app.extras.get("buttons")
+    if not button_pins and not led_pins:
+        log.info("no GPIO buttons or LEDs configured")
+        await asyncio.Event().wait()
+        return
+    check_pins(button_pins, led_pins)
+    factory = make_factory(gpio.backend, sim=app.sim)
+    buttons = leds = None
+    try:
+        if button_pins:
+            buttons = Buttons(button_pins, factory, active_high=gpio.active_high,
+                              pull_up=gpio.pull_up, bounce_time=gpio.bounce_time,
+                              hold_time=gpio.hold_time,
+                              repeat_interval=gpio.repeat_interval).open()
+        if led_pins:
+            leds = Leds(led_pins, factory).open()
+        if isinstance(panel, SimButtons) and buttons is not None:
+            panel.current = buttons
+        controls = ButtonControls(app, buttons, leds)
+        app.extras["gpio_controls"] = controls
+        await controls.run()
+    finally:
+        if isinstance(panel, SimButtons):
+            panel.current = None
+        if buttons is not None:
+            buttons.close()
+        if leds is not None:
+            leds.close()
+        try:
+            factory.close()
+        except Exception as exc:
+            log.debug("closing the pin factory: %s", exc)

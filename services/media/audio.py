@@ -1,0 +1,291 @@
+"""The microphone shared by the room and the outputs, and the one AAC encoder for them.
+
+A microphone can be read by one consumer only. :class:`MicTee` reads it once and hands
+every frame to each of its branches; a branch is itself a
+:class:`~drivers.audio.base.MicSource`, so the room reads its branch exactly like a mic
+(and encodes Opus from it), while :class:`SharedAudioEncoder` reads another branch and
+makes the AAC packets that recordings and the RTMP stream share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+
+from drivers.audio.base import SAMPLE_RATE, MicSource, PcmFrame
+from drivers.queues import DropOldestQueue
+from services.media.packets import EncodedPacket, PacketFanout, PacketSubscription
+
+log = logging.getLogger(__name__)
+
+#: A gap in the mic's capture times longer than this is filled with silence (up to
+#: :data:`MAX_FILL`), so audio stays aligned with video.
+GAP_TOLERANCE = 0.06
+MAX_FILL = 1.0
+
+
+class MicBranch:
+    """One consumer's view of a shared microphone (a :class:`MicSource`)."""
+
+    def __init__(self, tee: MicTee, name: str, maxsize: int) -> None:
+        self.name = name
+        self._tee = tee
+        self._queue: DropOldestQueue[PcmFrame] = DropOldestQueue(maxsize)
+        self.frames = 0
+        self.active = False
+
+    def __repr__(self) -> str:
+        return f"<MicBranch {self.name} active={self.active} {self._queue!r}>"
+
+    async def start(self) -> None:
+        if not self.active:
+            self._queue = DropOldestQueue(self._queue.maxsize)
+            self.active = True
+            await self._tee._branch_started(self)
+
+    def _offer(self, frame: PcmFrame) -> None:
+        self._queue.put_nowait(frame)
+
+    def _end(self) -> None:
+        self._queue.close()
+
+    async def read(self) -> PcmFrame:
+        """The next frame; raises EOFError once this branch (or the mic) stopped."""
+        frame = await self._queue.get()
+        self.frames += 1
+        return frame
+
+    def set_gain(self, percent: int) -> None:
+        self._tee.set_gain(percent)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {**self._tee.source_stats, "frames": self.frames, "dropped": self._queue.dropped}
+
+    async def stop(self) -> None:
+        if self.active:
+            self.active = False
+            self._queue.close()
+            await self._tee._branch_stopped(self)
+
+
+class MicTee:
+    """Reads one microphone for many branches; the mic is open while a branch is started.
+
+    ``source_factory`` opens the microphone (called again after every full stop).
+    """
+
+    def __init__(self, source_factory: Callable[[], MicSource], name: str = "mic") -> None:
+        self.name = name
+        self._factory = source_factory
+        self._source: MicSource | None = None
+        self._branches: list[MicBranch] = []
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._gain: int | None = None
+        self.frames = 0
+
+    def __repr__(self) -> str:
+        active = [b.name for b in self._branches if b.active]
+        return f"<MicTee {self.name} open={self._source is not None} branches={active}>"
+
+    def branch(self, name: str, maxsize: int = 25) -> MicBranch:
+        """A new consumer (not started); ``maxsize`` frames of 20 ms are buffered at most."""
+        branch = MicBranch(self, name, maxsize)
+        self._branches.append(branch)
+        return branch
+
+    def set_gain(self, percent: int) -> None:
+        self._gain = percent
+        if self._source is not None:
+            self._source.set_gain(percent)
+
+    @property
+    def source_stats(self) -> dict[str, int]:
+        return dict(self._source.stats) if self._source is not None else {}
+
+    async def _branch_started(self, branch: MicBranch) -> None:
+        async with self._lock:
+            if self._source is None:
+                source = self._factory()
+                await source.start()
+                if self._gain is not None:
+                    source.set_gain(self._gain)
+                self._source = source
+                self._task = asyncio.create_task(self._pump(source), name=f"mic-tee:{self.name}")
+                log.info("%s tee: closed -> open (for %s)", self.name, branch.name)
+
+    async def _branch_stopped(self, branch: MicBranch) -> None:
+        async with self._lock:
+            if any(b.active for b in self._branches):
+                return
+            await self._close_source()
+
+    async def _close_source(self) -> None:
+        task, self._task = self._task, None
+        source, self._source = self._source, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if source is not None:
+            await source.stop()
+            log.info("%s tee: open -> closed", self.name)
+
+    async def _pump(self, source: MicSource) -> None:
+        try:
+            while True:
+                frame = await source.read()
+                self.frames += 1
+                for branch in self._branches:
+                    if branch.active:
+                        branch._offer(frame)
+        except EOFError:
+            log.info("%s tee: the microphone stopped", self.name)
+            for branch in self._branches:
+                branch._end()
+
+    async def close(self) -> None:
+        """Stop every branch and the microphone (idempotent)."""
+        for branch in self._branches:
+            branch.active = False
+            branch._end()
+        async with self._lock:
+            await self._close_source()
+
+
+class SharedAudioEncoder:
+    """AAC-LC from one mic branch, fanned out to every output that wants audio."""
+
+    def __init__(self, mic: MicSource, bitrate_kbps: int = 96, name: str = "aac") -> None:
+        self.name = name
+        self.bitrate_kbps = bitrate_kbps
+        self._mic = mic
+        self._fanout = PacketFanout()
+        self._task: asyncio.Task[None] | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._codec: Any = None
+        self._anchor_time = 0.0
+        self._samples_fed = 0
+        self.sample_rate = SAMPLE_RATE
+        self.extradata: bytes | None = None
+        self.frames_in = 0
+        self.packets_out = 0
+        self.silence_filled = 0
+
+    def __repr__(self) -> str:
+        return (f"<SharedAudioEncoder {self.name} running={self.is_running} "
+                f"packets={self.packets_out} subscribers={len(self._fanout)}>")
+
+    @property
+    def is_running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def attach(self, sub: PacketSubscription) -> None:
+        self._fanout.add(sub)
+
+    def detach(self, sub: PacketSubscription) -> None:
+        self._fanout.remove(sub)
+
+    async def start(self) -> None:
+        if self.is_running:
+            return
+        await self._mic.start()
+        self._codec = None
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"aac-{self.name}")
+        self._task = asyncio.create_task(self._run(), name=f"encoder:{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await self._mic.stop()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        executor = self._executor
+        assert executor is not None
+        try:
+            while True:
+                try:
+                    frame = await self._mic.read()
+                except EOFError:
+                    log.info("%s: the microphone stopped", self.name)
+                    return
+                self.frames_in += 1
+                for packet in await loop.run_in_executor(executor, self._encode, frame):
+                    self.packets_out += 1
+                    self._fanout.publish(packet)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s encoder failed", self.name)
+            raise
+
+    def _open(self, frame: PcmFrame) -> None:
+        codec: Any = av.CodecContext.create("aac", "w")
+        codec.sample_rate = frame.sample_rate
+        codec.layout = "mono"
+        codec.format = "fltp"
+        codec.bit_rate = self.bitrate_kbps * 1000
+        codec.time_base = Fraction(1, frame.sample_rate)
+        codec.open()
+        self._codec = codec
+        self.sample_rate = frame.sample_rate
+        self.extradata = bytes(codec.extradata or b"")
+        self._anchor_time = frame.captured_at
+        self._samples_fed = 0
+
+    def _samples(self, frame: PcmFrame) -> np.ndarray[Any, np.dtype[np.float32]]:
+        pcm = np.frombuffer(frame.samples, dtype="<i2").astype(np.float32) / 32768.0
+        if frame.channels > 1:
+            pcm = pcm.reshape(-1, frame.channels).mean(axis=1)
+        return pcm
+
+    def _encode(self, frame: PcmFrame) -> list[EncodedPacket]:
+        if self._codec is None or frame.sample_rate != self.sample_rate:
+            self._open(frame)
+        rate = self.sample_rate
+        expected = self._anchor_time + self._samples_fed / rate
+        gap = frame.captured_at - expected
+        chunks = []
+        if gap > MAX_FILL:
+            # a long outage: start a new timeline instead of encoding seconds of silence
+            self._anchor_time = frame.captured_at - self._samples_fed / rate
+        elif gap > GAP_TOLERANCE:
+            missing = round(gap * rate)
+            self.silence_filled += missing
+            chunks.append(np.zeros(missing, dtype=np.float32))
+        chunks.append(self._samples(frame))
+        out = []
+        for pcm in chunks:
+            av_frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="fltp",
+                                                  layout="mono")
+            av_frame.sample_rate = rate
+            av_frame.pts = self._samples_fed
+            av_frame.time_base = Fraction(1, rate)
+            self._samples_fed += pcm.shape[0]
+            for packet in self._codec.encode(av_frame):
+                pts = int(packet.pts)
+                out.append(EncodedPacket("audio", bytes(packet), pts, Fraction(1, rate), True,
+                                         self._anchor_time + pts / rate))
+        return out
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {"frames_in": self.frames_in, "packets": self.packets_out,
+                "silence_filled_samples": self.silence_filled,
+                "subscribers": len(self._fanout)}
+

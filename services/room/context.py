@@ -1,0 +1,99 @@
+"""What a backend (one join of one plugin) gets from the room session."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from aiortc.mediastreams import MediaStreamTrack
+
+from drivers.base import Emit
+from services.room.api import Controls, Role
+from services.room.janus.transport import JanusConnection
+from services.room.mixer import RemoteAudioMixer
+from services.room.roster import Roster
+
+
+@dataclass(frozen=True)
+class RoomSettings:
+    """The room part of the config, as the session uses it."""
+
+    url: str
+    backend: Literal["videoroom", "audiobridge"] = "videoroom"
+    room: int = 1234
+    display: str = "edgeroom"
+    pin: str | None = None
+    secret: str | None = None
+    api_secret: str | None = None
+    token: str | None = None
+    role: Role = "publisher"
+    receive_video: bool = True
+    send_video: bool = True
+
+
+class Backend(Protocol):
+    """One stay in a room through one Janus plugin (created anew on every (re)join)."""
+
+    local_id: str
+
+    async def enter(self) -> None: ...
+
+    async def exit(self) -> None: ...
+
+    async def set_role(self, role: Role) -> None: ...
+
+    async def update_mic(self) -> None:
+        """The mic control changed (the server may want to know, e.g. AudioBridge)."""
+        ...
+
+    async def moderate(self, member_id: str, muted: bool) -> None: ...
+
+    async def kick(self, member_id: str) -> None: ...
+
+    def peer_connections(self) -> dict[str, Any]:
+        """label -> RTCPeerConnection (for stats)."""
+        ...
+
+    def member_receivers(self) -> dict[str, list[Any]]:
+        """member id -> the RTCRtpReceivers of their streams (for stats)."""
+        ...
+
+
+class RoomContext:
+    """Shared state for one attempt; ``failed`` resolves with the reason media or
+    signaling broke, ``kicked`` when the server removed us."""
+
+    def __init__(self, conn: JanusConnection, settings: RoomSettings, controls: Controls,
+                 roster: Roster, mixer: RemoteAudioMixer, emit: Emit, member_id: int,
+                 mic_track: Callable[[], MediaStreamTrack],
+                 video_track: Callable[[], MediaStreamTrack | None],
+                 on_remote_video: Callable[[str, Any], None],
+                 on_remote_audio: Callable[[str, MediaStreamTrack], None],
+                 on_local_talking: Callable[[bool], None],
+                 on_moderated: Callable[[str, bool], None]) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.controls = controls
+        self.roster = roster
+        self.mixer = mixer
+        self.emit = emit
+        self.member_id = member_id
+        self.mic_track = mic_track
+        self.video_track = video_track
+        self.on_remote_video = on_remote_video
+        self.on_remote_audio = on_remote_audio
+        self.on_local_talking = on_local_talking
+        self.on_moderated = on_moderated
+        loop = asyncio.get_running_loop()
+        self.failed: asyncio.Future[str] = loop.create_future()
+        self.kicked: asyncio.Future[str] = loop.create_future()
+
+    def fail(self, reason: str) -> None:
+        if not self.failed.done():
+            self.failed.set_result(reason)
+
+    def kick(self, reason: str) -> None:
+        if not self.kicked.done():
+            self.kicked.set_result(reason)

@@ -1,0 +1,413 @@
+"""The VideoRoom backend: publish mic and camera, subscribe to everyone else.
+
+One handle publishes (or, for a listener, only joins and listens to room events); one
+multistream subscriber handle (Janus 1.x) carries every stream we receive, updated with
+``update`` (subscribe/unsubscribe) as publishers come and go. Subscriptions follow the
+``publishers`` events, so a feed is only asked for once Janus announces it. With
+``receive_video`` off only the audio streams are requested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCRtpSender
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from services.room.api import NotInRoom, Role, RoomError
+from services.room.context import RoomContext
+from services.room.janus.transport import JanusHandle, JsonDict
+from services.room.rtc import (
+    accept_answer,
+    answer_offer,
+    make_offer,
+    new_pc,
+    wait_connected,
+    watch_failure,
+)
+
+log = logging.getLogger(__name__)
+
+PLUGIN = "janus.plugin.videoroom"
+ID_EXISTS = 436
+NO_SUCH_FEED = 428
+
+
+def prefer_h264(transceiver: Any) -> None:
+    """Offer H.264 first (the shared encoder and the room both speak it), VP8 after."""
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    h264 = [c for c in caps if c.mimeType.lower() == "video/h264"]
+    rest = [c for c in caps if c.mimeType.lower() != "video/h264"]
+    if h264:
+        transceiver.setCodecPreferences(h264 + rest)
+
+
+class VideoRoomBackend:
+    def __init__(self, ctx: RoomContext) -> None:
+        self.ctx = ctx
+        self.local_id = ""
+        self.pub: JanusHandle | None = None
+        self.pub_pc: RTCPeerConnection | None = None
+        self.sub: JanusHandle | None = None
+        self.sub_pc: RTCPeerConnection | None = None
+        self.publishers: dict[str, JsonDict] = {}  # feed id -> publisher entry
+        self._subscribed: set[tuple[str, str]] = set()  # (feed, feed mid)
+        self._mid_feed: dict[str, tuple[str, str]] = {}  # our mid -> (feed, kind)
+        self._mid_track: dict[str, MediaStreamTrack] = {}
+        self._audio_owner: dict[str, str] = {}  # our mid -> feed whose audio we mix
+        self._lock = asyncio.Lock()
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._video_tasks: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
+
+    def __repr__(self) -> str:
+        return f"<VideoRoomBackend room={self.ctx.settings.room} id={self.local_id}>"
+
+    # -- entering and leaving -------------------------------------------------------------
+
+    async def enter(self) -> None:
+        s = self.ctx.settings
+        self.pub = await self.ctx.conn.attach(PLUGIN)
+        self.pub.on_event = self._on_pub_event
+        body: JsonDict = {"request": "join", "ptype": "publisher", "room": s.room,
+                          "display": s.display, "id": self.ctx.member_id}
+        if s.pin:
+            body["pin"] = s.pin
+        try:
+            data, _ = await self.pub.send(body)
+        except RoomError as exc:
+            if f"Janus error {ID_EXISTS}" not in str(exc):
+                raise
+            # Our previous stay is still known to the server (it drops it on timeout).
+            body.pop("id")
+            data, _ = await self.pub.send(body)
+        self.local_id = str(data["id"])
+        self.ctx.roster.local_id = self.local_id
+        present = set()
+        for entry in data.get("publishers", []):
+            present.add(str(entry["id"]))
+            self._on_publisher(entry)
+        for entry in data.get("attendees", []):
+            present.add(str(entry["id"]))
+            self.ctx.roster.upsert(str(entry["id"]), display=entry.get("display", ""),
+                                   role="listener")
+        for member_id in self.ctx.roster.ids() - present:
+            self.ctx.roster.remove(member_id)  # left while we were away
+        if self.ctx.controls.role == "publisher":
+            await self._publish()
+        self._tasks.append(asyncio.create_task(self._sync_loop(), name="videoroom:subscriptions"))
+        self._dirty.set()
+
+    async def exit(self) -> None:
+        self._closing = True
+        tasks = self._tasks + list(self._video_tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._video_tasks.clear()
+        for feed in set(self._audio_owner.values()):
+            await self.ctx.mixer.remove(feed)
+        if self.pub is not None and not self.ctx.conn.closed.done():
+            try:
+                await self.pub.send({"request": "leave"}, timeout=2.0)
+            except (RoomError, TimeoutError) as exc:
+                log.debug("leave: %s", exc)
+        for pc in (self.pub_pc, self.sub_pc):
+            if pc is not None:
+                await pc.close()
+        for handle in (self.sub, self.pub):
+            if handle is not None:
+                await handle.detach()
+
+    # -- publishing -----------------------------------------------------------------------
+
+    async def _publish(self) -> None:
+        assert self.pub is not None
+        pc = new_pc("publisher")
+        self.pub_pc = pc
+        pc.addTransceiver(self.ctx.mic_track(), direction="sendonly")
+        video = self.ctx.video_track()
+        if video is not None:
+            prefer_h264(pc.addTransceiver(video, direction="sendonly"))
+        offer = await make_offer(pc)
+        body = {"request": "publish", "display": self.ctx.settings.display}
+        _, answer = await self.pub.send(body, jsep=offer)
+        await accept_answer(pc, answer)
+        await wait_connected(pc, "publisher")
+        watch_failure(pc, "publisher", self.ctx.fail)
+
+    async def _unpublish(self) -> None:
+        if self.pub is not None and self.pub_pc is not None:
+            pc, self.pub_pc = self.pub_pc, None
+            pc.remove_all_listeners("connectionstatechange")
+            try:
+                await self.pub.send({"request": "unpublish"})
+            finally:
+                await pc.close()
+
+    async def set_role(self, role: Role) -> None:
+        if role == "publisher" and self.pub_pc is None:
+            await self._publish()
+        elif role == "listener" and self.pub_pc is not None:
+            await self._unpublish()
+
+    async def update_mic(self) -> None:
+        return None  # the mic track itself sends silence while muted
+
+    # -- moderation -----------------------------------------------------------------------
+
+    def _secret(self) -> str:
+        if not self.ctx.settings.secret:
+            raise RoomError("moderation needs room.secret in the config", code="NO_SECRET")
+        return self.ctx.settings.secret
+
+    async def moderate(self, member_id: str, muted: bool) -> None:
+        assert self.pub is not None
+        entry = self.publishers.get(member_id)
+        if entry is None:
+            raise NotInRoom(f"member {member_id} publishes nothing to moderate")
+        mids = [st["mid"] for st in entry.get("streams", []) if st.get("type") == "audio"]
+        for mid in mids:
+            await self.pub.send({"request": "moderate", "room": self.ctx.settings.room,
+                                 "secret": self._secret(), "id": int(member_id),
+                                 "mid": mid, "mute": muted})
+
+    async def kick(self, member_id: str) -> None:
+        assert self.pub is not None
+        await self.pub.send({"request": "kick", "room": self.ctx.settings.room,
+                             "secret": self._secret(), "id": int(member_id)})
+
+    # -- room events ----------------------------------------------------------------------
+
+    def _on_pub_event(self, msg: JsonDict) -> None:
+        kind = msg.get("janus")
+        if kind == "hangup":
+            if not self._closing:
+                self.ctx.fail(f"server hung up the publisher: {msg.get('reason')}")
+            return
+        if kind != "event":
+            return
+        data = msg.get("plugindata", {}).get("data", {})
+        what = data.get("videoroom")
+        if what in ("talking", "stopped-talking"):
+            member_id = str(data.get("id"))
+            talking = what == "talking"
+            if member_id == self.local_id:
+                self.ctx.on_local_talking(talking)
+            else:
+                self.ctx.roster.set_talking(member_id, talking)
+            return
+        if what == "destroyed":
+            self.ctx.fail("the room was destroyed")
+            return
+        if what != "event":
+            return
+        for entry in data.get("publishers", []):
+            self._on_publisher(entry)
+        if "joining" in data:
+            j = data["joining"]
+            self.ctx.roster.upsert(str(j["id"]), display=j.get("display", ""), role="listener")
+        gone = data.get("unpublished")
+        if gone is not None and gone != "ok":
+            self._drop_publisher(str(gone), left=False)
+        leaving = data.get("leaving", data.get("kicked"))
+        if leaving == "ok":
+            if data.get("reason") == "kicked":
+                self.ctx.kick("kicked by a moderator")
+        elif leaving is not None:
+            self._drop_publisher(str(leaving), left=True)
+        if "moderation" in data or "muted" in data:
+            log.info("moderation event: %s", data)
+
+    def _on_publisher(self, entry: JsonDict) -> None:
+        feed = str(entry["id"])
+        if feed == self.local_id:
+            self._on_self_update(entry)
+            return
+        streams = [st for st in entry.get("streams", []) if not st.get("disabled")]
+        entry = {**entry, "streams": streams}
+        self.publishers[feed] = entry
+        audio = [st for st in streams if st.get("type") == "audio"]
+        self.ctx.roster.upsert(
+            feed, display=entry.get("display", ""), role="publisher",
+            has_audio=bool(audio), has_video=any(st.get("type") == "video" for st in streams),
+            audio_muted=any(st.get("moderated") for st in audio),
+            talking=bool(entry.get("talking", False)),
+        )
+        self._dirty.set()
+
+    def _on_self_update(self, entry: JsonDict) -> None:
+        for st in entry.get("streams", []):
+            if st.get("type") == "audio" and "moderated" in st:
+                self.ctx.on_moderated("audio", bool(st["moderated"]))
+
+    def _drop_publisher(self, feed: str, left: bool) -> None:
+        self.publishers.pop(feed, None)
+        if left:
+            self.ctx.roster.remove(feed)
+        elif feed in self.ctx.roster:
+            self.ctx.roster.upsert(feed, role="listener", has_audio=False, has_video=False,
+                                   talking=False)
+        self._dirty.set()
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    def _desired(self) -> set[tuple[str, str]]:
+        want = set()
+        for feed, entry in self.publishers.items():
+            for st in entry.get("streams", []):
+                kind = st.get("type")
+                if kind == "audio" or (kind == "video" and self.ctx.settings.receive_video):
+                    want.add((feed, str(st["mid"])))
+        return want
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                async with self._lock:
+                    await self._sync()
+            except asyncio.CancelledError:
+                raise
+            except RoomError as exc:
+                log.warning("subscription update failed: %s", exc)
+                self.ctx.fail(f"subscription update failed: {exc}")
+                return
+            except Exception as exc:
+                log.exception("subscription update failed")
+                self.ctx.fail(f"subscription update failed: {exc}")
+                return
+
+    async def _sync(self) -> None:
+        want = self._desired()
+        add = want - self._subscribed
+        remove = self._subscribed - want
+        if not add and not remove:
+            return
+        s = self.ctx.settings
+        streams = [{"feed": int(f), "mid": m} for f, m in sorted(add)]
+        if self.sub is None:
+            self.sub = await self.ctx.conn.attach(PLUGIN)
+            self.sub.on_event = self._on_sub_event
+            body: JsonDict = {"request": "join", "ptype": "subscriber", "room": s.room,
+                              "streams": streams, "use_msid": False}
+            if s.pin:
+                body["pin"] = s.pin
+            data, offer = await self.sub.send(body)
+            self._subscribed = set(add)
+            await self._answer(data, offer)
+            return
+        body = {"request": "update"}
+        if add:
+            body["subscribe"] = streams
+        if remove:
+            body["unsubscribe"] = [{"feed": int(f), "mid": m} for f, m in sorted(remove)]
+        self._subscribed = (self._subscribed - remove) | add
+        data, offer = await self.sub.send(body)
+        if offer is not None:
+            await self._answer(data, offer)
+
+    def _on_sub_event(self, msg: JsonDict) -> None:
+        if msg.get("janus") == "hangup" and not self._closing:
+            self.ctx.fail(f"server hung up the subscription: {msg.get('reason')}")
+            return
+        jsep = msg.get("jsep")
+        data = msg.get("plugindata", {}).get("data", {})
+        if jsep is not None and jsep.get("type") == "offer":
+            # An update the server made on its own (a feed went away).
+            task = asyncio.create_task(self._answer_locked(data, jsep),
+                                       name="videoroom:renegotiate")
+            self._tasks.append(task)
+
+    async def _answer_locked(self, data: JsonDict, offer: JsonDict) -> None:
+        try:
+            async with self._lock:
+                await self._answer(data, offer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("renegotiation failed: %s", exc)
+            self.ctx.fail(f"renegotiation failed: {exc}")
+
+    async def _answer(self, data: JsonDict, offer: JsonDict | None) -> None:
+        assert self.sub is not None
+        if offer is None:
+            raise RoomError("the room server sent no subscription offer",
+                            code="NEGOTIATION_FAILED")
+        first = self.sub_pc is None
+        if first:
+            self.sub_pc = new_pc("subscriber")
+            self.sub_pc.on("track", self._on_track)
+        pc = self.sub_pc
+        assert pc is not None
+        streams = data.get("streams", [])
+        mapping = {}
+        for st in streams:
+            if st.get("active", True) and st.get("feed_id") is not None:
+                mapping[str(st["mid"])] = (str(st["feed_id"]), str(st.get("type")))
+        self._mid_feed = mapping
+        answer = await answer_offer(pc, offer)
+        await self.sub.send({"request": "start"}, jsep=answer)
+        if first:
+            await wait_connected(pc, "subscriber")
+            watch_failure(pc, "subscriber", self.ctx.fail)
+        self._rebind()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        assert self.sub_pc is not None
+        for t in self.sub_pc.getTransceivers():
+            if t.receiver.track is track and t.mid is not None:
+                self._mid_track[t.mid] = track
+        self._rebind()
+
+    def _rebind(self) -> None:
+        """Route each received track to the member that now owns its mid."""
+        for mid, track in self._mid_track.items():
+            owner = self._mid_feed.get(mid)
+            if track.kind == "audio":
+                old = self._audio_owner.get(mid)
+                new = owner[0] if owner else None
+                if old == new:
+                    continue
+                if old is not None:
+                    self._audio_owner.pop(mid)
+                    task = asyncio.create_task(self.ctx.mixer.remove(old), name="mixer:remove")
+                    self._tasks.append(task)
+                if new is not None:
+                    self._audio_owner[mid] = new
+                    self.ctx.on_remote_audio(new, track)
+            elif mid not in self._video_tasks:
+                self._video_tasks[mid] = asyncio.create_task(
+                    self._drain_video(mid, track), name=f"videoroom:video:{mid}")
+
+    async def _drain_video(self, mid: str, track: MediaStreamTrack) -> None:
+        """Every received video track must be consumed (aiortc queues without bound)."""
+        try:
+            while True:
+                frame = await track.recv()
+                owner = self._mid_feed.get(mid)
+                if owner is not None:
+                    self.ctx.on_remote_video(owner[0], frame)
+        except MediaStreamError:
+            return
+
+    # -- stats ----------------------------------------------------------------------------
+
+    def peer_connections(self) -> dict[str, Any]:
+        return {k: v for k, v in (("publisher", self.pub_pc), ("subscriber", self.sub_pc))
+                if v is not None}
+
+    def member_receivers(self) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        if self.sub_pc is None:
+            return out
+        for t in self.sub_pc.getTransceivers():
+            owner = self._mid_feed.get(t.mid or "")
+            if owner is not None:
+                out.setdefault(owner[0], []).append(t.receiver)
+        return out

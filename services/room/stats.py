@@ -1,0 +1,105 @@
+"""Room statistics, once a second: upload bitrate, RTT and loss; per member received
+bitrate, jitter, loss and playout delay.
+
+Upload figures come from aiortc's ``getStats`` (outbound RTP and the server's receiver
+reports). aiortc's receiver stats carry no byte counts, so each receiver's packet handler
+is wrapped once to count the bytes it gets (:func:`count_bytes`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from services.room.mixer import RemoteAudioMixer
+
+log = logging.getLogger(__name__)
+
+#: aiortc's audio jitter buffer holds this many 20 ms packets before it releases one.
+AIORTC_AUDIO_PREFETCH_MS = 80
+
+
+def count_bytes(receiver: Any) -> None:
+    """Make ``receiver.er_bytes`` count RTP bytes received (idempotent)."""
+    if hasattr(receiver, "er_bytes"):
+        return
+    receiver.er_bytes = 0
+    original = receiver._handle_rtp_packet
+
+    async def counted(packet: Any, arrival_time_ms: int) -> None:
+        receiver.er_bytes += len(packet.payload) + 12
+        await original(packet, arrival_time_ms=arrival_time_ms)
+
+    receiver._handle_rtp_packet = counted
+
+
+class StatsCollector:
+    def __init__(self) -> None:
+        self._prev: dict[str, tuple[float, int]] = {}
+        self.latest: dict[str, Any] = {}
+
+    def _rate_kbps(self, key: str, total: int, now: float) -> float:
+        prev = self._prev.get(key)
+        self._prev[key] = (now, total)
+        if prev is None or now <= prev[0] or total < prev[1]:
+            return 0.0
+        return round((total - prev[1]) * 8 / (now - prev[0]) / 1000, 1)
+
+    async def collect(self, pcs: dict[str, Any], receivers: dict[str, list[Any]],
+                      mixer: RemoteAudioMixer, extra: dict[str, Any]) -> dict[str, Any]:
+        now = time.monotonic()
+        sent = 0
+        rtts: list[float] = []
+        lost = 0
+        fraction: list[float] = []
+        recv_total = 0
+        for label, pc in pcs.items():
+            report = await pc.getStats()
+            for st in report.values():
+                kind = getattr(st, "type", "")
+                if kind == "outbound-rtp":
+                    sent += st.bytesSent
+                elif kind == "remote-inbound-rtp":
+                    if st.roundTripTime is not None:
+                        rtts.append(st.roundTripTime)
+                    lost += max(0, st.packetsLost or 0)
+                    fraction.append(st.fractionLost or 0.0)
+                elif kind == "transport" and label != "publisher":
+                    recv_total += st.bytesReceived
+        members: dict[str, Any] = {}
+        mixer_stats = mixer.source_stats()
+        for member_id, recvs in receivers.items():
+            total = 0
+            jitter_ms = 0.0
+            member_lost = 0
+            for receiver in recvs:
+                count_bytes(receiver)
+                total += receiver.er_bytes
+                report = await receiver.getStats()
+                for st in report.values():
+                    if getattr(st, "type", "") == "inbound-rtp":
+                        member_lost += max(0, st.packetsLost)
+                        if st.kind == "audio":
+                            jitter_ms = max(jitter_ms, st.jitter / 48.0)
+            m = mixer_stats.get(member_id, {})
+            members[member_id] = {
+                "bitrate_kbps": self._rate_kbps(f"m:{member_id}", total, now),
+                "jitter_ms": round(jitter_ms, 1),
+                "packets_lost": member_lost,
+                "playout_delay_ms": (m["depth_ms"] + AIORTC_AUDIO_PREFETCH_MS) if m else None,
+                "level_dbfs": m.get("level_dbfs"),
+                "underruns": m.get("underruns", 0),
+            }
+        self.latest = {
+            "up": {
+                "bitrate_kbps": self._rate_kbps("up", sent, now),
+                "rtt_ms": round(1000 * sum(rtts) / len(rtts), 1) if rtts else None,
+                "packets_lost": lost,
+                "loss_pct": round(100 * max(fraction), 1) if fraction else 0.0,
+            },
+            "down": {"bitrate_kbps": self._rate_kbps("down", recv_total, now)},
+            "members": members,
+            **extra,
+        }
+        return self.latest

@@ -1,0 +1,222 @@
+"""The media tracks this box sends: its mic (with mute and volume) and its camera.
+
+Tracks are pulled by aiortc (``await track.recv()``), so the devices pace the sending.
+The mic track applies the session's controls to every frame, so mic off, deaf and the
+mic volume change what is sent at once, without renegotiation. The video track can be
+switched off (closing the camera) and on again (opening a new one) behind the same
+sender; its timestamps stay monotonic across the switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, MicSource
+from drivers.camera.base import VideoSource
+
+log = logging.getLogger(__name__)
+
+AUDIO_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+VIDEO_CLOCK = 90_000
+
+#: What the mic track asks of the session on every frame:
+#: (use the mic at all?, send its sound?, volume percent). A listener does not use the mic.
+MicGate = Callable[[], tuple[bool, bool, int]]
+
+
+def pcm_to_audio_frame(samples: bytes, pts: int, channels: int = 1) -> av.AudioFrame:
+    count = len(samples) // (2 * channels)
+    frame = av.AudioFrame(format="s16", layout="mono" if channels == 1 else "stereo",
+                          samples=count)
+    frame.planes[0].update(samples)
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = pts
+    frame.time_base = AUDIO_TIME_BASE
+    return frame
+
+
+def apply_volume(samples: bytes, percent: int) -> bytes:
+    if percent >= 100:
+        return samples
+    if percent <= 0:
+        return bytes(len(samples))
+    pcm = np.frombuffer(samples, dtype=np.int16).astype(np.int32)
+    return ((pcm * percent) // 100).astype(np.int16).tobytes()
+
+
+class MicTrack(MediaStreamTrack):
+    """Audio from a :class:`MicSource`, or paced silence when there is none (listener)."""
+
+    kind = "audio"
+
+    def __init__(self, mic: MicSource | None, gate: MicGate) -> None:
+        super().__init__()
+        self._mic = mic
+        self._gate = gate
+        self._pts = 0
+        self._started = False
+        self._next_at: float | None = None
+        self._silence = bytes(FRAME_SAMPLES * 2)
+        self.frames = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        use_mic, send, volume = self._gate()
+        samples = None
+        if self._mic is not None and use_mic:
+            if not self._started:
+                self._started = True
+                await self._mic.start()
+            try:
+                pcm = await self._mic.read()
+            except EOFError:
+                if self._gate()[0]:
+                    self.stop()
+                    raise MediaStreamError from None
+                self._started = False  # closed on purpose (listener): send silence
+            else:
+                samples = pcm.samples if send else self._silence
+                if pcm.channels != 1:  # keep what we send mono
+                    stereo = np.frombuffer(samples, dtype=np.int16).reshape(-1, pcm.channels)
+                    samples = stereo.mean(axis=1).astype(np.int16).tobytes()
+                self._next_at = None
+        if samples is None:
+            samples = self._silence
+            await self._pace()
+        if send and volume < 100:
+            samples = apply_volume(samples, volume)
+        frame = pcm_to_audio_frame(samples, self._pts)
+        self._pts += len(samples) // 2
+        self.frames += 1
+        return frame
+
+    async def _pace(self) -> None:
+        now = time.monotonic()
+        if self._next_at is None or self._next_at < now - 0.2:
+            self._next_at = now
+        delay = self._next_at - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._next_at += FRAME_SAMPLES / SAMPLE_RATE
+
+
+class CameraTrack(MediaStreamTrack):
+    """Frames of a :class:`VideoSource` for aiortc to encode; stopping it stops the camera."""
+
+    kind = "video"
+
+    def __init__(self, camera: VideoSource) -> None:
+        super().__init__()
+        self.camera = camera
+        self._started = False
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if not self._started:
+            self._started = True
+            await self.camera.start()
+        try:
+            captured = await self.camera.read()
+        except EOFError:
+            self.stop()
+            raise MediaStreamError from None
+        return captured.frame
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            super().stop()
+            task = asyncio.get_event_loop().create_task(self.camera.stop(),
+                                                        name="camera:stop")
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+class SwitchableVideoTrack(MediaStreamTrack):
+    """A video track that can be switched off (inner track stopped) and on (a new one).
+
+    While off, :meth:`recv` waits and nothing is sent. Output timestamps continue from
+    where they were, advanced by the wall time that passed, so the receiver's decoder
+    never sees time go backwards.
+    """
+
+    kind = "video"
+
+    def __init__(self, factory: Callable[[], MediaStreamTrack], enabled: bool = True) -> None:
+        super().__init__()
+        self._factory = factory
+        self._inner: MediaStreamTrack | None = None
+        self._on = asyncio.Event()
+        self._offset: int | None = None  # added to inner pts (90 kHz)
+        self._last_out = -1
+        self._last_wall = 0.0
+        if enabled:
+            self.switch(True)
+
+    @property
+    def enabled(self) -> bool:
+        return self._on.is_set()
+
+    def switch(self, enabled: bool) -> None:
+        if enabled and self._inner is None and self.readyState == "live":
+            self._inner = self._factory()
+            self._offset = None
+            self._on.set()
+            log.info("video: off -> on")
+        elif not enabled and self._inner is not None:
+            self._on.clear()
+            inner, self._inner = self._inner, None
+            inner.stop()
+            log.info("video: on -> off (camera closed)")
+
+    async def recv(self) -> Any:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            await self._on.wait()
+            inner = self._inner
+            if inner is None:
+                continue
+            try:
+                frame = await inner.recv()
+            except MediaStreamError:
+                if inner is not self._inner:
+                    continue  # switched off (or replaced) while waiting
+                raise
+            return self._restamp(frame)
+
+    def _restamp(self, frame: Any) -> Any:
+        pts = frame.pts
+        if pts is None or frame.time_base is None:
+            return frame
+        pts90 = int(pts * frame.time_base * VIDEO_CLOCK)
+        now = time.monotonic()
+        if self._offset is None:
+            gap = int((now - self._last_wall) * VIDEO_CLOCK) if self._last_out >= 0 else 0
+            self._offset = (self._last_out + max(gap, 1)) - pts90
+        out = pts90 + self._offset
+        if out <= self._last_out:
+            out = self._last_out + 1
+        self._last_out = out
+        self._last_wall = now
+        frame.pts = out
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        return frame
+
+    def stop(self) -> None:
+        self.switch(False)
+        super().stop()
+        self._on.set()  # wake a waiting recv so it sees the end

@@ -1,0 +1,60 @@
+"""What other services may register in ``Appliance.extras`` for the page to use.
+
+``app.extras["buttons"]``
+    The simulated GPIO buttons (``--sim``), shown as on-page virtual buttons: an object
+    with ``roles`` (the button roles, e.g. ``["call", "mute"]``) and ``press(role)`` /
+    ``release(role)`` (plain or ``async``). Unknown roles raise ``KeyError``.
+``app.extras["snapshot"]``
+    The camera preview: an object with ``snapshot_jpeg()`` (plain or ``async``) that
+    returns the latest camera frame as JPEG bytes, or ``None`` while there is none.
+
+Both must be objects, not plain functions: ``Appliance.status()`` calls every callable
+extra and merges its result into the status.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Protocol, runtime_checkable
+
+BUTTONS = "buttons"
+SNAPSHOT = "snapshot"
+
+
+@runtime_checkable
+class VirtualButtons(Protocol):
+    @property
+    def roles(self) -> Any: ...
+
+    def press(self, role: str) -> Any: ...
+
+    def release(self, role: str) -> Any: ...
+
+
+@runtime_checkable
+class SnapshotProvider(Protocol):
+    def snapshot_jpeg(self) -> Any: ...
+
+
+async def maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def buttons_of(extras: dict[str, Any]) -> VirtualButtons | None:
+    panel = extras.get(BUTTONS)
+    return panel if isinstance(panel, VirtualButtons) else None
+
+
+def button_roles(extras: dict[str, Any]) -> list[str]:
+    panel = buttons_of(extras)
+    if panel is None:
+        return []
+    try:
+        return sorted(str(r) for r in panel.roles)
+    except TypeError:
+        return []
+
+
+def snapshot_of(extras: dict[str, Any]) -> SnapshotProvider | None:
+    provider = extras.get(SNAPSHOT)
+    return provider if isinstance(provider, SnapshotProvider) else None

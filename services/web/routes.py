@@ -1,0 +1,172 @@
+"""Every route of the page's API, with what the OpenAPI document says about it.
+
+The server registers exactly these routes and :mod:`services.web.openapi` documents
+exactly these, from the same request schemas the handlers validate with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from services.web import auth, controls, events, handlers, metrics
+from services.web.context import json_response
+from services.web.schema import Schema, integer
+
+ANY_OBJECT: Schema = {"type": "object"}
+OK_RESULT: Schema = {"type": "object", "required": ["ok", "result"],
+                     "properties": {"ok": {"type": "boolean"}, "result": ANY_OBJECT}}
+CSRF_TOKEN: Schema = {"type": "object", "required": ["csrf_token"], "additionalProperties": False,
+                      "properties": {"csrf_token": {"type": "string"}}}
+MEMBER: Schema = {"type": "object", "required": ["id", "display"],
+                  "properties": {"id": {"type": "string"}, "display": {"type": "string"},
+                                 "talking": {"type": "boolean"},
+                                 "audio_muted": {"type": "boolean"},
+                                 "locally_muted": {"type": "boolean"},
+                                 "hand_raised": {"type": "boolean"}}}
+STATUS: Schema = {
+    "type": "object",
+    "required": ["state", "reason", "version", "uptime", "sim", "room", "stats", "subsystems",
+                 "devices", "virtual_buttons", "camera_preview"],
+    "properties": {
+        "state": {"type": "string", "enum": ["setup", "idle", "joining", "in_room",
+                                             "reconnecting", "error"]},
+        "reason": {"type": "string"},
+        "version": {"type": "string"},
+        "uptime": {"type": "number"},
+        "sim": {"type": "boolean"},
+        "room": {"type": "object", "required": ["id", "backend", "state", "members"],
+                 "properties": {"id": {"type": "integer"}, "backend": {"type": "string"},
+                                "state": {"type": "string", "nullable": True},
+                                "members": {"type": "array", "items": MEMBER},
+                                "controls": {"type": "object", "nullable": True}}},
+        "stats": ANY_OBJECT,
+        "subsystems": ANY_OBJECT,
+        "devices": ANY_OBJECT,
+        "virtual_buttons": {"type": "array", "items": {"type": "string"}},
+        "camera_preview": {"type": "boolean"},
+    },
+}
+CONFIG_VIEW: Schema = {
+    "type": "object", "required": ["config", "schema", "redacted"],
+    "properties": {"config": ANY_OBJECT, "redacted": {"type": "string"},
+                   "schema": {"type": "array", "items": {
+                       "type": "object", "required": ["key", "type", "doc"],
+                       "properties": {"key": {"type": "string"}, "type": {"type": "string"},
+                                      "doc": {"type": "string"},
+                                      "secret": {"type": "boolean"}}}}},
+}
+CONFIG_SAVED: Schema = {
+    "type": "object", "required": ["config", "restart", "pending"],
+    "properties": {"config": ANY_OBJECT,
+                   "restart": {"type": "array", "items": {"type": "string"}},
+                   "pending": {"type": "boolean"}},
+}
+BUTTON_DONE: Schema = {"type": "object", "required": ["ok", "role", "action"],
+                       "properties": {"ok": {"type": "boolean"}, "role": {"type": "string"},
+                                      "action": {"type": "string"}}}
+
+UNSAFE_ERRORS = (400, 401, 403, 413, 415)
+ACTION_ERRORS = (*UNSAFE_ERRORS, 409, 503)
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: the OpenAPI document is cached
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: Schema | None = None
+    response: Schema | None = None
+    media: str = "application/json"
+    errors: tuple[int, ...] = (401,)
+    public: bool = False
+    path_params: dict[str, Schema] = field(default_factory=dict)
+    query: dict[str, Schema] = field(default_factory=dict)
+    description: str = ""
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    from services.web.openapi import document
+
+    return json_response(document(ROUTES))
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/health", handlers.health, "Liveness (reveals nothing else).", "auth",
+          response={"type": "object", "required": ["status"], "additionalProperties": False,
+                    "properties": {"status": {"type": "string", "enum": ["ok"]}}},
+          errors=(), public=True),
+    Route("POST", "/api/login", auth.login, "Log in; sets the session cookie.", "auth",
+          body=auth.LOGIN_BODY, response=CSRF_TOKEN,
+          errors=(400, 401, 403, 413, 415, 429, 503), public=True,
+          description="401 on a wrong password; after 5 failures in 10 minutes from one "
+                      "address, 429 with Retry-After for 10 minutes."),
+    Route("GET", "/api/session", auth.session_info,
+          "The CSRF token of this session (for a reloaded page).", "auth",
+          response=CSRF_TOKEN),
+    Route("POST", "/api/logout", auth.logout, "End this session.", "auth",
+          body=controls.EMPTY, response={"type": "object", "required": ["ok"],
+                                         "properties": {"ok": {"type": "boolean"}}},
+          errors=UNSAFE_ERRORS),
+    Route("POST", "/api/password", auth.change_password,
+          "Change the admin password; ends every session and starts a new one for the caller.",
+          "auth", body=auth.PASSWORD_BODY, response=CSRF_TOKEN,
+          errors=(*UNSAFE_ERRORS, 429, 503)),
+    Route("GET", "/api/status", handlers.status,
+          "State, room and members, stats, devices, subsystems.", "status", response=STATUS),
+    Route("GET", "/api/config", handlers.get_config,
+          "The config (secrets redacted) and the description of every key.", "config",
+          response=CONFIG_VIEW),
+    Route("PATCH", "/api/config", handlers.patch_config,
+          "Change keys; validated, saved atomically, only affected subsystems restart.",
+          "config", body=handlers.CONFIG_PATCH_BODY, response=CONFIG_SAVED,
+          errors=(*UNSAFE_ERRORS, 503),
+          description='400 lists every problem in "errors" ({key, message, line}). '
+                      '"pending" is true when the change restarts the web server itself: '
+                      "it is applied half a second after the reply."),
+    Route("POST", "/api/room/join", controls.join, "Enter the room.", "controls",
+          body=controls.JOIN_BODY, response=OK_RESULT, errors=ACTION_ERRORS),
+    Route("POST", "/api/room/leave", controls.leave, "Exit the room.", "controls",
+          body=controls.EMPTY, response=OK_RESULT, errors=ACTION_ERRORS),
+    Route("POST", "/api/room/message", controls.message, "Send a text message.", "controls",
+          body=controls.MESSAGE_BODY, response=OK_RESULT, errors=ACTION_ERRORS),
+    Route("POST", "/api/audio", controls.audio, "Mic and speaker on/off and volumes.",
+          "controls", body=controls.AUDIO_BODY, response=OK_RESULT, errors=ACTION_ERRORS),
+    Route("POST", "/api/video", controls.video, "Camera on/off (off closes the camera).",
+          "controls", body=controls.VIDEO_BODY, response=OK_RESULT, errors=ACTION_ERRORS),
+    Route("POST", "/api/members/{id}/mute", controls.member_mute,
+          "Mute a member locally, or for everyone (needs room.secret).", "controls",
+          body=controls.MEMBER_MUTE_BODY, response=OK_RESULT,
+          errors=(*ACTION_ERRORS, 404), path_params={"id": controls.MEMBER_ID}),
+    Route("POST", "/api/hand", controls.hand, "Raise or lower a hand.", "controls",
+          body=controls.HAND_BODY, response=OK_RESULT, errors=ACTION_ERRORS),
+    Route("POST", "/api/record", controls.record, "Start or stop recording.", "controls",
+          body=controls.RECORD_BODY, response=OK_RESULT, errors=ACTION_ERRORS),
+    Route("POST", "/api/stream", controls.stream, "Start or stop the RTMP live stream.",
+          "controls", body=controls.STREAM_BODY, response=OK_RESULT, errors=ACTION_ERRORS),
+    Route("POST", "/api/buttons/{role}", controls.button,
+          "Press or release a simulated GPIO button (--sim only).", "controls",
+          body=controls.BUTTON_BODY, response=BUTTON_DONE, errors=(*UNSAFE_ERRORS, 404, 503),
+          path_params={"role": controls.BUTTON_ROLE}),
+    Route("GET", "/api/events", events.events, "Every event, as server-sent events.", "status",
+          media="text/event-stream", response={"type": "string"},
+          description="Each event: `id: <seq>`, `event: <name>`, `data: {event, seq, ts, "
+                      "data}`. Ends when the session ends."),
+    Route("GET", "/api/logs", handlers.get_logs, "The last log lines.", "status",
+          response={"type": "object", "required": ["lines"],
+                    "properties": {"lines": {"type": "array", "items": {"type": "string"}}}},
+          errors=(400, 401), query={"lines": integer(1, handlers.MAX_LOG_LINES)}),
+    Route("GET", "/api/camera.jpg", handlers.camera_jpeg, "The latest camera frame (JPEG).",
+          "status", media="image/jpeg", response={"type": "string", "format": "binary"},
+          errors=(401, 404, 503)),
+    Route("GET", "/api/openapi.json", openapi_json, "This document.", "status",
+          response=ANY_OBJECT),
+    Route("GET", "/metrics", metrics.metrics, "Prometheus metrics.", "status",
+          media="text/plain", response={"type": "string"}, errors=(401, 429),
+          description="Takes the session cookie, or HTTP Basic auth as user admin "
+                      "(for scrapers)."),
+)

@@ -1,0 +1,93 @@
+"""Buttons on mock pins drive a whole appliance in a room on a real Janus.
+
+The appliance runs in-process (full wiring: room client, sim mic and speaker, web,
+GPIO, serial) inside its own network namespace; a room peer in another namespace
+listens to what it sends. LED pins are read straight from the mock pin factory.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from device.state import ApplianceState
+from tests.control.boxes import TONE, make_box  # noqa: F401  (fixture)
+from tests.harness.audio import rms, wav_tail
+from tests.harness.fixtures import (  # noqa: F401  (fixtures)
+    janus,
+    make_peer,
+    network,
+    room_number,
+)
+from tests.room.conftest import wait_tone
+
+pytestmark = [pytest.mark.janus, pytest.mark.timeout(180)]
+
+BUTTONS = {"call": 17, "mute": 27, "vol_up": 23, "vol_down": 24, "camera": 26, "hand": 25}
+
+
+def box_member(peer: Any) -> Any:
+    return next((m for m in peer.session.members() if m.display == "box"), None)
+
+
+def test_call_mute_and_volume_buttons(make_box, make_peer, room_number) -> None:  # noqa: F811
+    box = make_box(room_number, {"buttons": BUTTONS, "volume_target": "mic"})
+    peer = make_peer("peer", room_number, tone=None)
+    peer.call(lambda s: s.join())
+    # Idle: the status LED beats; the call button joins.
+    assert box.led_pattern("status") == "heartbeat"
+    box.click("call")
+    peer.wait_for(lambda: box_member(peer), timeout=30, what="the box in the room")
+    box.wait(lambda: box.app.state.state == ApplianceState.IN_ROOM, what="in_room")
+    box.wait(lambda: box.led("status").state == 1.0, what="status LED on")
+    assert box.led_pattern("status") == "on"
+    wait_tone(peer.speaker_path, TONE)
+    assert box.led("mute").state == 0.0
+
+    # Mute silences what the peer hears; mute again brings the tone back.
+    box.click("mute")
+    wait_tone(peer.speaker_path, TONE, present=False)
+    box.wait(lambda: box.led("mute").state == 1.0, what="mute LED on")
+    box.click("mute")
+    wait_tone(peer.speaker_path, TONE)
+    box.wait(lambda: box.led("mute").state == 0.0, what="mute LED off")
+
+    # vol_down held: one step per press and auto-repeat; the peer receives less.
+    time.sleep(1.0)
+    before = rms(wav_tail(peer.speaker_path, 1.0))
+    box.press("vol_down")
+    box.wait(lambda: box.app.room.controls.mic_volume <= 30, what="mic volume down")
+    box.release("vol_down")
+    volume = box.app.room.controls.mic_volume
+    assert volume <= 30 and volume % 5 == 0
+    time.sleep(1.5)
+    after = rms(wav_tail(peer.speaker_path, 1.0))
+    assert after < before * 0.5, (before, after)
+    wait_tone(peer.speaker_path, TONE)  # quieter, still the tone
+    box.click("vol_up")
+    box.wait(lambda: box.app.room.controls.mic_volume == volume + 5, what="one step up")
+
+    # The call button leaves.
+    box.click("call")
+    peer.wait_for(lambda: box_member(peer) is None, timeout=20, what="the box gone")
+    box.wait(lambda: box.app.state.state == ApplianceState.IDLE, what="idle")
+    box.wait(lambda: box.led_pattern("status") == "heartbeat", what="heartbeat")
+
+
+def test_ptt_mic_live_only_while_held(make_box, make_peer, room_number) -> None:  # noqa: F811
+    box = make_box(room_number, {"buttons": {"ptt": 22, "call": 17}},
+                   auto_join=True)
+    peer = make_peer("peer", room_number, tone=None)
+    peer.call(lambda s: s.join())
+    peer.wait_for(lambda: box_member(peer), timeout=30, what="the box in the room")
+    box.wait(lambda: not box.app.room.controls.mic_enabled, what="mic muted by ptt mode")
+    time.sleep(1.5)
+    wait_tone(peer.speaker_path, TONE, present=False)
+    box.press("ptt")
+    wait_tone(peer.speaker_path, TONE)
+    box.wait(lambda: box.led("mute").state == 0.0, what="mute LED off while talking")
+    box.release("ptt")
+    wait_tone(peer.speaker_path, TONE, present=False)
+    assert box.led("mute").state == 1.0

@@ -1,0 +1,125 @@
+"""Pytest fixtures: a private network, a real Janus in it, and peers/appliances.
+
+Use from a conftest with ``pytest_plugins = ["tests.harness.fixtures"]``. The network
+and Janus are module-scoped (one Janus per test module); peers and appliances are
+function-scoped and always torn down, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.room.context import RoomSettings
+from services.room.janus.jcfg import RoomSpec
+from tests.harness.appliance import ApplianceProcess
+from tests.harness.janus import JanusServer
+from tests.harness.netns import Network
+from tests.harness.peers import RoomPeer
+
+#: Rooms every harness Janus has: 1001-1019 open (secret "modsecret"), 1100 with PIN 4321.
+ROOM_SECRET = "modsecret"
+ROOM_PIN = "4321"
+PIN_ROOM = 1100
+HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET) for n in range(1001, 1020)),
+                 RoomSpec(PIN_ROOM, pin=ROOM_PIN, secret=ROOM_SECRET))
+
+_rooms = itertools.count(1001)
+
+
+def _can_run() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root for network namespaces"
+    if shutil.which("ip") is None or not Path("/usr/bin/janus").exists():
+        return "needs iproute2 and /usr/bin/janus"
+    return None
+
+
+@pytest.fixture(scope="module")
+def network() -> Iterator[Network]:
+    reason = _can_run()
+    if reason:
+        pytest.fail(reason)  # a missing prerequisite is a failure, not a skip
+    net = Network()
+    try:
+        yield net
+    finally:
+        net.close()
+
+
+@pytest.fixture(scope="module")
+def janus(network: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusServer]:
+    host = network.add_host("janus")
+    server = JanusServer(host, tmp_path_factory.mktemp("janus"), HARNESS_ROOMS)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def room_number() -> int:
+    """A room no other test in this run uses."""
+    n = next(_rooms)
+    if n >= 1020:
+        raise RuntimeError("out of harness rooms")
+    return n
+
+
+PeerFactory = Callable[..., RoomPeer]
+
+
+@pytest.fixture
+def make_peer(network: Network, janus: JanusServer,
+              tmp_path: Path) -> Iterator[PeerFactory]:
+    """``make_peer("a", room=1001, tone="tone:440", **settings)`` -> a RoomPeer (not joined)."""
+    peers: list[RoomPeer] = []
+    counter = itertools.count(1)
+
+    def make(name: str, room: int, tone: str | None = "tone:440", camera: bool = False,
+             collect_video: bool = False, url: str | None = None,
+             **settings: Any) -> RoomPeer:
+        host = network.add_host(f"{name}{next(counter)}{len(network.hosts)}")
+        rs = RoomSettings(url=url or janus.url, room=room, display=name, **settings)
+        peer = RoomPeer(host, tmp_path, rs, tone=tone, camera=camera,
+                        collect_video=collect_video)
+        peers.append(peer)
+        return peer
+
+    try:
+        yield make
+    finally:
+        for peer in reversed(peers):
+            peer.close()
+
+
+ApplianceFactory = Callable[..., ApplianceProcess]
+
+
+@pytest.fixture
+def make_appliance(network: Network, janus: JanusServer,
+                   tmp_path: Path) -> Iterator[ApplianceFactory]:
+    """``make_appliance("a", {"room": {...}, "sim": {...}})`` -> a started appliance."""
+    apps: list[ApplianceProcess] = []
+
+    def make(name: str, config: dict[str, dict[str, Any]],
+             start: bool = True) -> ApplianceProcess:
+        host = network.add_host(f"{name}{len(network.hosts)}")
+        app = ApplianceProcess(host, tmp_path / name, config)
+        apps.append(app)
+        if start:
+            app.start()
+        return app
+
+    try:
+        yield make
+    finally:
+        for app in apps:
+            app.stop()

@@ -1,0 +1,30 @@
+"""Room tests run against a real Janus in private network namespaces."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.harness.audio import tone_power, wav_tail
+from tests.harness.fixtures import (  # noqa: F401  (fixtures)
+    janus,
+    make_appliance,
+    make_peer,
+    network,
+    room_number,
+)
+
+
+def wait_tone(path: Path, freq: float, present: bool = True, timeout: float = 15.0,
+              window: float = 1.0, threshold: float = 0.1) -> float:
+    """Wait until the last ``window`` s of a sim speaker WAV has (or lacks) ``freq``."""
+    deadline = time.monotonic() + timeout
+    power = -1.0
+    while time.monotonic() < deadline:
+        if path.exists():
+            power = tone_power(wav_tail(path, window), freq)
+            if (power >= threshold) if present else (power < threshold / 10):
+                return power
+        time.sleep(0.2)
+    raise AssertionError(f"{path.name}: {freq} Hz {'never appeared' if present else 'stayed'}"
+                         f" (power {power:.3f})")

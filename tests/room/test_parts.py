@@ -1,0 +1,263 @@
+"""The room client's parts on their own (no server): mixer, rate limit, backoff,
+error mapping, tracks and generated Janus config."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+
+import av
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from drivers.audio.base import FRAME_SAMPLES
+from services.room.api import NoSuchRoom, RoomError, RoomFull, Unauthorized, WrongPin
+from services.room.janus.errors import janus_error
+from services.room.janus.jcfg import JanusSettings, RoomSpec, render, write_config
+from services.room.mixer import PlayoutBuffer, RemoteAudioMixer
+from services.room.ratelimit import MessageLimiter, MessageQueueFull
+from services.room.session import reconnect_delay
+from services.room.tracks import MicTrack, SwitchableVideoTrack, apply_volume
+
+
+def tone(freq: float, n: int = FRAME_SAMPLES, amp: int = 8000) -> np.ndarray:
+    t = np.arange(n) / 48000
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+class FakeTrack:
+    kind = "audio"
+
+    def __init__(self, frames: list[av.AudioFrame], hang: bool = False) -> None:
+        self.frames = frames
+        self.hang = hang
+
+    async def recv(self) -> av.AudioFrame:
+        if self.frames:
+            return self.frames.pop(0)
+        if self.hang:
+            await asyncio.Event().wait()
+        raise MediaStreamError
+
+
+def stereo_frame(samples: np.ndarray) -> av.AudioFrame:
+    stereo = np.repeat(samples, 2).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
+    frame.sample_rate = 48000
+    return frame
+
+
+async def test_mixer_sums_members_with_gain_and_mute():
+    mixer = RemoteAudioMixer(None)
+    mixer.add_track("a", FakeTrack([stereo_frame(tone(440))] * 3))
+    mixer.add_track("b", FakeTrack([stereo_frame(tone(880))] * 3, hang=True))
+    await asyncio.sleep(0.05)
+    out = np.frombuffer(mixer.mix_once().samples, dtype=np.int16)
+    expected = tone(440).astype(np.int32) + tone(880)
+    assert np.max(np.abs(out - expected)) <= 2
+    mixer.set_muted("a", True)
+    mixer.set_gain("b", 0.5)
+    out = np.frombuffer(mixer.mix_once().samples, dtype=np.int16)
+    assert np.max(np.abs(out - tone(880) * 0.5)) <= 2
+    await mixer.stop()
+
+
+async def test_a_stalled_stream_never_stalls_the_mix():
+    mixer = RemoteAudioMixer(None)
+    mixer.add_track("live", FakeTrack([stereo_frame(tone(440))] * 10, hang=True))
+    mixer.add_track("stuck", FakeTrack([], hang=True))  # never delivers anything
+    await asyncio.sleep(0.05)
+    for _ in range(3):
+        out = np.frombuffer(mixer.mix_once().samples, dtype=np.int16)
+        assert np.max(np.abs(out)) > 5000
+    stats = mixer.source_stats()
+    assert stats["stuck"]["frames"] == 0
+    await mixer.stop()
+
+
+def test_playout_buffer_is_bounded_and_trims_latency():
+    buf = PlayoutBuffer(max_frames=5, target_frames=2)
+    buf.push(np.zeros(FRAME_SAMPLES * 8, dtype=np.int16))
+    assert len(buf) == 5 and buf.dropped == 3
+    assert buf.pull() is not None
+    assert buf.trimmed == 1 and len(buf) == 3
+    buf.push(np.zeros(FRAME_SAMPLES // 2, dtype=np.int16))  # half a frame waits
+    assert len(buf) == 3
+    while buf.pull() is not None:
+        pass
+    assert buf.underruns == 1
+
+
+async def test_rate_limiter_keeps_high_and_merges_low():
+    limiter = MessageLimiter(rate=1000, burst=1000, max_low=2)
+    for i in range(5):
+        limiter.put(f"level {i}", "low", key="level")
+    limiter.put("like", "low", key="like")
+    limiter.put("poll", "low", key="poll")  # a third key: the oldest low is dropped
+    for i in range(3):
+        limiter.put(f"chat {i}", "high")
+    sent: list[str] = []
+
+    async def send(item: tuple[str, str | None]) -> None:
+        sent.append(item[0])
+
+    task = asyncio.create_task(limiter.run(send))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert sent == ["chat 0", "chat 1", "chat 2", "like", "poll"]
+    assert limiter.merged == 4 and limiter.dropped == 1
+    small = MessageLimiter(max_high=1)
+    small.put("a")
+    with pytest.raises(MessageQueueFull):
+        small.put("b")
+
+
+async def test_rate_limiter_paces_sends():
+    limiter = MessageLimiter(rate=50, burst=2)
+    stamps: list[float] = []
+    loop = asyncio.get_running_loop()
+    all_sent = asyncio.Event()
+
+    async def send(item: tuple[str, str | None]) -> None:
+        stamps.append(loop.time())
+        if len(stamps) == 6:
+            all_sent.set()
+
+    for i in range(6):
+        limiter.put(str(i))
+    task = asyncio.create_task(limiter.run(send))
+    await asyncio.wait_for(all_sent.wait(), 5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert stamps[-1] - stamps[0] >= 3 / 50 * 0.9  # 2 at once, then 50 per second
+
+
+def test_reconnect_backoff_has_full_jitter_and_bounds():
+    for _ in range(200):
+        assert 0 <= reconnect_delay(0) <= 0.3
+        assert 0 <= reconnect_delay(30) <= 10.0
+    assert max(reconnect_delay(10) for _ in range(200)) > 5.0
+
+
+@pytest.mark.parametrize("code,reason,plugin,cls", [
+    (433, "Unauthorized (wrong pin)", True, WrongPin),
+    (433, "Unauthorized (wrong secret)", True, Unauthorized),
+    (426, "No such room (5)", True, NoSuchRoom),
+    (485, "No such room (5)", True, NoSuchRoom),
+    (489, "Unauthorized (wrong pin)", True, WrongPin),
+    (432, "Maximum number of publishers (3) reached", True, RoomFull),
+    (403, "Unauthorized request (wrong or missing secret/token)", False, Unauthorized),
+])
+def test_janus_errors_map_to_room_errors(code, reason, plugin, cls):
+    err = janus_error(code, reason, plugin=plugin)
+    assert type(err) is cls
+    assert str(code) in str(err)
+
+
+def test_unknown_janus_error_keeps_its_code():
+    err = janus_error(499, "boom", plugin=True)
+    assert type(err) is RoomError and err.code == "JANUS_499"
+
+
+def test_generated_janus_config(tmp_path):
+    path = write_config(tmp_path, JanusSettings(listen_ip="10.0.0.1", port=8200,
+                                                interface="eth1", api_secret="s",
+                                                rooms=(RoomSpec(5, pin="1", secret="2"),)))
+    text = path.read_text()
+    assert 'ice_enforce_list = "eth1"' in text and 'api_secret = "s"' in text
+    ws = (tmp_path / "janus.transport.websockets.jcfg").read_text()
+    assert 'ws_ip = "10.0.0.1"' in ws and "ws_port = 8200" in ws
+    vr = (tmp_path / "janus.plugin.videoroom.jcfg").read_text()
+    assert "room-5: {" in vr and "audiolevel_event = true" in vr and 'pin = "1"' in vr
+    assert sorted(p.name for p in (tmp_path / "transports").iterdir()) == [
+        "libjanus_websockets.so"]
+    assert render({"a": {"x": [1, "b"], "skip": None}}) == 'a: {\n\tx = [1, "b"]\n}\n'
+
+
+class Gate:
+    def __init__(self) -> None:
+        self.value = (True, True, 100)
+
+    def __call__(self) -> tuple[bool, bool, int]:
+        return self.value
+
+
+class ToneMic:
+    def __init__(self) -> None:
+        self.reads = 0
+        self.started = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def read(self):
+        from drivers.audio.base import PcmFrame
+
+        self.reads += 1
+        await asyncio.sleep(0)
+        return PcmFrame(tone(440, amp=20000).tobytes(), 0.0, self.reads)
+
+    def set_gain(self, percent: int) -> None: ...
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"frames": self.reads}
+
+    async def stop(self) -> None: ...
+
+
+async def test_mic_track_applies_mute_volume_and_listener():
+    mic, gate = ToneMic(), Gate()
+    track = MicTrack(mic, gate)
+    loud = (await track.recv()).to_ndarray()
+    gate.value = (True, True, 50)
+    half = (await track.recv()).to_ndarray()
+    assert abs(int(np.abs(half).max()) - int(np.abs(loud).max()) // 2) <= 1
+    gate.value = (True, False, 100)
+    assert not (await track.recv()).to_ndarray().any()
+    reads = mic.reads
+    gate.value = (False, True, 100)  # listener: silence, mic untouched
+    frame = await track.recv()
+    assert not frame.to_ndarray().any() and mic.reads == reads
+    assert frame.pts == 3 * FRAME_SAMPLES  # the fourth frame, timestamps continuous
+    assert apply_volume(b"\x10\x00", 0) == b"\x00\x00"
+
+
+class CountingVideo(MediaStreamTrack):
+    kind = "video"
+    made = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        CountingVideo.made += 1
+        self.n = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        await asyncio.sleep(0.01)
+        frame = av.VideoFrame(16, 16, "yuv420p")
+        frame.pts = self.n * 3000
+        frame.time_base = fractions.Fraction(1, 90000)
+        self.n += 1
+        return frame
+
+
+async def test_switchable_video_closes_and_reopens_with_monotonic_time():
+    CountingVideo.made = 0
+    track = SwitchableVideoTrack(CountingVideo)
+    first = [(await track.recv()).pts for _ in range(3)]
+    track.switch(False)
+    pending = asyncio.create_task(track.recv())
+    await asyncio.sleep(0.05)
+    assert not pending.done()  # nothing is sent while off
+    track.switch(True)
+    after = await asyncio.wait_for(pending, 2)
+    assert CountingVideo.made == 2
+    assert after.pts > first[-1]
+    assert first == sorted(first)
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await asyncio.wait_for(track.recv(), 2)
