@@ -151,8 +151,9 @@ async def _ours(planes: list[bytes], outputs: Path | None, rtmp_url: str | None
             "rtp_payloads": payloads, "room_drops": track.sub.dropped,
             "encoder_thread_cpu_s": encoder.stats["encode_cpu_seconds"],
             "bytes": encoder.bytes_out,
-            "recorded_bytes": sum(p.stat().st_size for p in outputs.iterdir())
-            if outputs is not None else 0,
+            "recorded_bytes": recorder.status()["files"] and sum(
+                (outputs / name).stat().st_size for name in recorder.status()["files"])
+            if recorder is not None and outputs is not None else 0,
             "streamed_bytes": streamer.bytes_sent if streamer is not None else 0}
 
 
@@ -193,15 +194,25 @@ def _nginx(directory: Path) -> tuple[subprocess.Popen[bytes], str] | None:
         f"rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; "
         f"record off; }} }} }}\n")
     proc = subprocess.Popen(["nginx", "-p", str(directory), "-c", str(conf),
-                             "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+                             "-g", "daemon off;"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return proc, f"rtmp://127.0.0.1:{port}/live/bench"
         except OSError:
             time.sleep(0.05)
-    proc.kill()
+    _stop_nginx(proc)
     return None
+
+
+def _stop_nginx(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()  # SIGTERM: the master takes its worker down with it
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def best_of(runs: int, fn: Any) -> dict[str, Any]:
@@ -234,8 +245,7 @@ def measure(runs: int = 2) -> dict[str, Any]:
             everything = best_of(runs, all_outputs)
         finally:
             if server is not None:
-                server[0].kill()
-                server[0].wait(5)
+                _stop_nginx(server[0])
     result["room_recording_rtmp_cpu_s"] = everything["cpu_s"]
     result["room_recording_rtmp"] = everything
     result["outputs_ratio_vs_room_alone"] = round(everything["cpu_s"] / ours["cpu_s"], 3)

@@ -113,8 +113,20 @@ class Appliance:
             "stats": stats,
             "subsystems": self.supervisor.snapshot(),
             "devices": self.extras.get("devices", {}),
-            **{k: v() for k, v in self.extras.items() if callable(v)},
+            **self._extra_status(),
         }
+
+    def _extra_status(self) -> dict[str, Any]:
+        """What callable extras report; one that fails is logged, not fatal to the status."""
+        out: dict[str, Any] = {}
+        for key, value in list(self.extras.items()):
+            if callable(value):
+                try:
+                    out[key] = value()
+                except Exception:
+                    log.exception("status of %s failed", key)
+                    out[key] = None
+        return out
 
     async def update_config(self, patch: dict[str, dict[str, Any]]) -> Config:
         """Validate, save atomically, and restart only the subsystems the change touches."""

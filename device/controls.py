@@ -84,7 +84,8 @@ class ButtonControls:
 
     async def run(self) -> None:
         sub = self.app.bus.subscribe(maxsize=128, names={
-            "state", "controls", "talking", "entered", "room-state", "recording"})
+            "state", "controls", "talking", "entered", "room-state", "recording-started",
+            "recording-stopped"})
         try:
             self._show_state(str(self.app.state.state))
             room = self.app.room
@@ -118,8 +119,8 @@ class ButtonControls:
                 self._show_controls(ev.data)
             elif ev.name == "talking" and ev.data.get("id") == "local":
                 self._set_led("level", ON if ev.data.get("talking") else OFF)
-            elif ev.name == "recording":
-                self._recording = bool(ev.data.get("active", ev.data.get("recording")))
+            elif ev.name in ("recording-started", "recording-stopped"):
+                self._recording = ev.name == "recording-started"
             elif ev.name in ("entered", "room-state") and not self._ptt_muted:
                 await self._ptt_mute()
 
@@ -279,6 +280,9 @@ async def run_gpio(app: Appliance) -> None:
         app.extras["gpio_controls"] = controls
         await controls.run()
     finally:
+        if app.extras.get("gpio_controls") is not None and (
+                getattr(app.extras["gpio_controls"], "buttons", None) is buttons):
+            del app.extras["gpio_controls"]
         if isinstance(panel, SimButtons):
             panel.current = None
         if buttons is not None:

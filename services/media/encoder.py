@@ -87,6 +87,7 @@ class SharedVideoEncoder:
         self._target_kbps = bitrate_kbps
         self._codec: Any = None
         self._codec_name: str | None = None
+        self._opened_max = bitrate_kbps
         self._hardware_failed = False
         self._want_keyframe = False
         self._last_forced: float = -1e9
@@ -286,6 +287,7 @@ class SharedVideoEncoder:
         codec.gop_size = self._gop(fps)
         if name == SOFTWARE_ENCODER:
             codec.options = x264_options(self._gop(fps), self.max_bitrate_kbps, self.preset)
+            self._opened_max = self.max_bitrate_kbps
         else:
             codec.options = {"num_capture_buffers": "8"}
         codec.open()
@@ -308,10 +310,12 @@ class SharedVideoEncoder:
             self._open(frame.width, frame.height, fps)
             codec = self._codec
         elif codec.bit_rate != self._target_kbps * 1000:
-            if self._codec_name == SOFTWARE_ENCODER:
+            if self._codec_name == SOFTWARE_ENCODER and self._target_kbps <= self._opened_max:
                 codec.bit_rate = self._target_kbps * 1000  # x264 reconfigures at next frame
             else:
-                self._codec = None  # the hardware encoder only takes it at open
+                # above the VBV ceiling it was opened with, or a hardware encoder (which
+                # takes a bitrate only at open): open it again (it starts on a keyframe)
+                self._codec = None
                 return self._encode(captured)
         frame.pts = round((captured.captured_at - self._origin) * 90_000)
         frame.time_base = TIME_BASE

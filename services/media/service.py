@@ -37,10 +37,13 @@ class MediaService:
                  record_dir: Path, record_format: str = "mkv", segment_seconds: float = 300,
                  max_total_mb: int = 2048, min_free_mb: int = 200,
                  bitrate_kbps: int = 1000, gop_seconds: float = 2.0, encoder: str = "auto",
-                 audio_bitrate_kbps: int = 96, default_url: Callable[[], str | None] = lambda: None,
+                 audio_bitrate_kbps: int = 96, stream_bitrate_kbps: int | None = None,
+                 default_url: Callable[[], str | None] = lambda: None,
                  label: Callable[[], str] = lambda: "edgeroom", emit: Emit = null_emit) -> None:
         self._emit = emit
         self._default_url = default_url
+        self._base_kbps = bitrate_kbps
+        self.stream_bitrate_kbps = stream_bitrate_kbps
         self.video = SharedVideoEncoder(camera_factory, bitrate_kbps=bitrate_kbps,
                                         gop_seconds=gop_seconds, encoder=encoder, emit=emit)
         self.mic: MicTee | None = MicTee(mic_factory) if mic_factory is not None else None
@@ -77,6 +80,7 @@ class MediaService:
             record_dir=record_dir(), bitrate_kbps=now.video.bitrate_kbps,
             gop_seconds=now.video.gop_seconds, encoder=now.video.encoder,
             audio_bitrate_kbps=now.stream.audio_bitrate_kbps,
+            stream_bitrate_kbps=now.stream.video_bitrate_kbps,
             default_url=lambda: config().stream.rtmp_url,
             label=lambda: f"room{config().room.room}", emit=emit)
         media._config = config
@@ -97,9 +101,10 @@ class MediaService:
         rec.max_total_mb = cfg.record.max_total_mb
         rec.min_free_mb = cfg.record.min_free_mb
         video = self.video
-        if video.max_bitrate_kbps != cfg.video.bitrate_kbps:
-            video.max_bitrate_kbps = cfg.video.bitrate_kbps
-            video.set_bitrate(cfg.video.bitrate_kbps)
+        self.stream_bitrate_kbps = cfg.stream.video_bitrate_kbps
+        if self._base_kbps != cfg.video.bitrate_kbps:
+            self._base_kbps = cfg.video.bitrate_kbps
+            self._set_video_cap()
         video.gop_seconds = cfg.video.gop_seconds
         video.encoder_choice = cfg.video.encoder
 
@@ -153,14 +158,28 @@ class MediaService:
         url = url or self._default_url()
         if not url:
             raise ValueError("no RTMP URL: set stream.rtmp_url or give one")
+        self.apply_config()
         await self._ensure_encoders(audio=True)
         log.info("streaming to %s", redact_url(url))
-        return await self.streamer.start(url)
+        status = await self.streamer.start(url)
+        self._set_video_cap()
+        return status
 
     async def stop_stream(self) -> dict[str, Any]:
         status = await self.streamer.stop()
+        self._set_video_cap()
         await self._update()
         return status
+
+    def _set_video_cap(self) -> None:
+        """The encoder's bitrate: ``stream.video_bitrate_kbps`` while streaming, else
+        ``video.bitrate_kbps`` (the room's bandwidth estimate can only lower it)."""
+        cap = self._base_kbps
+        if self.streamer.streaming and self.stream_bitrate_kbps:
+            cap = self.stream_bitrate_kbps
+        if cap != self.video.max_bitrate_kbps:
+            self.video.max_bitrate_kbps = cap
+            self.video.set_bitrate(cap)
 
     def status(self) -> dict[str, Any]:
         return {

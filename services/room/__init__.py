@@ -60,6 +60,8 @@ def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = n
         from drivers.audio import open_speaker
 
         speaker = open_speaker(config, state_dir, sim=sim, emit=emit)
+    if not sim and config.audio.backend != "sim":
+        mic = _processed(config, mic, speaker, emit)
     if video_track_factory is None and room.backend == "videoroom" and config.video.enabled:
         video_track_factory = _camera_tracks(config, sim, emit)
     audio = config.audio
@@ -72,6 +74,25 @@ def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = n
                                controls=controls, on_remote_video=on_remote_video)
     session.built_from = config
     return session
+
+
+def _processed(config: Config, mic: MicSource, speaker: SpeakerSink, emit: Emit) -> MicSource:
+    """The mic through echo cancellation, noise suppression and AGC as ``[audio]`` asks
+    (on real hardware; the sim mic's test tones go out untouched)."""
+    audio = config.audio
+    if not (audio.aec or audio.noise_suppression or audio.agc):
+        return mic
+    try:
+        from services.audio import AudioProcessor, ProcessedMic
+
+        listen = getattr(speaker, "add_playout_listener", None)
+        processor = AudioProcessor.from_config(audio, has_speaker=listen is not None)
+    except (ImportError, OSError) as exc:  # SpeexDspMissing is an ImportError
+        log.warning("mic processing unavailable, sending the raw mic: %s", exc)
+        return mic
+    if listen is not None:
+        listen(processor.feed_playout)  # the echo canceller's reference
+    return ProcessedMic(mic, processor, emit=emit)
 
 
 def _camera_tracks(config: Config, sim: bool, emit: Emit) -> Callable[[], MediaStreamTrack]:

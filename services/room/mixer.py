@@ -40,14 +40,29 @@ class RemoteTrack(Protocol):
 
 
 class PlayoutBuffer:
-    """A bounded FIFO of 20 ms frames with a target depth (latency trim) and priming."""
+    """A bounded FIFO of 20 ms frames that keeps its depth small.
 
-    def __init__(self, max_frames: int = 10, target_frames: int = 3) -> None:
+    Every ``window`` pulls it looks at the smallest depth it had: anything above
+    ``cushion`` frames was never needed to bridge a late packet, so it is pure latency
+    and the oldest frames are dropped. On an underrun it waits for one frame (primes)
+    and plays silence meanwhile. The cushion adapts: an underrun adds a frame to it (up
+    to ``max_cushion``), and ``calm_windows`` windows without one take a frame away.
+    """
+
+    def __init__(self, max_frames: int = 10, cushion: int = 1, window: int = 25,
+                 max_cushion: int = 4, calm_windows: int = 10) -> None:
         self.max_frames = max_frames
-        self.target_frames = target_frames
+        self.base_cushion = cushion
+        self.cushion = cushion
+        self.max_cushion = max_cushion
+        self.calm_windows = calm_windows
+        self._calm = 0
+        self.window = window
         self._frames: deque[Samples] = deque()
         self._partial: Samples = np.zeros(0, dtype=np.int16)
         self._primed = False
+        self._ticks = 0
+        self._window_min = max_frames
         self.dropped = 0
         self.underruns = 0
         self.trimmed = 0
@@ -71,14 +86,25 @@ class PlayoutBuffer:
             if not self._frames:
                 return None
             self._primed = True
+            self._ticks, self._window_min = 0, self.max_frames
         if not self._frames:
             self.underruns += 1
             self._primed = False
+            self.cushion = min(self.max_cushion, self.cushion + 1)
+            self._calm = 0
             return None
-        if len(self._frames) > self.target_frames + 1:
-            # Sustained excess depth is pure latency: drop the oldest frame.
-            self._frames.popleft()
-            self.trimmed += 1
+        self._window_min = min(self._window_min, len(self._frames))
+        self._ticks += 1
+        if self._ticks >= self.window:
+            self._calm += 1
+            if self._calm >= self.calm_windows and self.cushion > self.base_cushion:
+                self.cushion -= 1
+                self._calm = 0
+            excess = self._window_min - self.cushion
+            for _ in range(max(0, excess)):
+                self._frames.popleft()
+                self.trimmed += 1
+            self._ticks, self._window_min = 0, self.max_frames
         return self._frames.popleft()
 
     @property

@@ -84,3 +84,26 @@ def watch_failure(pc: RTCPeerConnection, label: str, fail: Any) -> None:
             fail(f"{label} media connection {pc.connectionState}")
 
     pc.on("connectionstatechange", check)
+
+
+#: Packets aiortc's audio jitter buffer holds back before releasing one. aiortc uses 4
+#: (a constant 80 ms); the mixer's own playout buffer absorbs scheduling jitter, so on
+#: a LAN 2 (40 ms) is enough.
+AUDIO_PREFETCH = 2
+
+
+def shorten_audio_jitter_buffer(receiver: Any, prefetch: int = AUDIO_PREFETCH) -> bool:
+    """Give an audio receiver a jitter buffer that holds ``prefetch`` packets.
+
+    Must run before media flows (from the ``track`` event). Uses aiortc internals, so it
+    checks them and leaves the receiver alone (returning False) if they differ.
+    """
+    from aiortc.jitterbuffer import JitterBuffer
+
+    attr = "_RTCRtpReceiver__jitter_buffer"
+    current = getattr(receiver, attr, None)
+    if not isinstance(current, JitterBuffer) or getattr(current, "_is_video", True):
+        log.debug("audio jitter buffer not adjusted (aiortc internals differ)")
+        return False
+    setattr(receiver, attr, JitterBuffer(capacity=current.capacity, prefetch=prefetch))
+    return True

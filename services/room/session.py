@@ -326,8 +326,15 @@ class JanusRoomSession:
         self._emit("moderated", {"kind": kind, "muted": muted})
 
     def _on_presence(self, username: str, display: str, present: bool) -> None:
-        if present and username != self.roster.local_id and username not in self.roster:
+        """TextRoom presence: it also shows listeners a plugin may not announce."""
+        if username == self.roster.local_id:
+            return
+        if present and username not in self.roster:
             self.roster.upsert(username, display=display, role="listener")
+        elif not present:
+            member = self.roster.get(username)
+            if member is not None and member.role == "listener" and not member.has_audio:
+                self.roster.remove(username)
 
     def _on_text(self, sender: str, text: str, to: str | None) -> None:
         member = self.roster.get(sender)

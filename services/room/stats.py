@@ -13,11 +13,12 @@ import time
 from typing import Any
 
 from services.room.mixer import RemoteAudioMixer
+from services.room.rtc import AUDIO_PREFETCH
 
 log = logging.getLogger(__name__)
 
-#: aiortc's audio jitter buffer holds this many 20 ms packets before it releases one.
-AIORTC_AUDIO_PREFETCH_MS = 80
+#: The receive jitter buffer holds this much audio before it releases a packet.
+AIORTC_AUDIO_PREFETCH_MS = AUDIO_PREFETCH * 20
 
 
 def count_bytes(receiver: Any) -> None:

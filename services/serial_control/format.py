@@ -8,15 +8,17 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from drivers.errors import EdgeroomError
+
 EOL = "\r\n"
 MAX_VALUE = 1000  # characters of one value in an output line
 
-_BARE = re.compile(r"^[A-Za-z0-9_.,:/@+\-]+$")
-_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_BARE = re.compile(r"[A-Za-z0-9_.,:/@+\-]+")
+_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
 _FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-class ProtocolError(Exception):
+class ProtocolError(EdgeroomError, ValueError):
     """A line that gets ``ERR code reason`` (code is a stable upper-case word)."""
 
     def __init__(self, code: str, reason: str) -> None:
@@ -42,7 +44,7 @@ def quote(value: str) -> str:
     """A value as written on the line: bare if it is one safe word, else double-quoted."""
     if len(value) > MAX_VALUE:
         value = value[:MAX_VALUE] + "..."
-    if value and _BARE.match(value):
+    if value and _BARE.fullmatch(value):
         return value
     escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
                .replace("\r", "\\r").replace("\t", "\\t"))
@@ -91,10 +93,10 @@ def ok(*words: str, data: Mapping[str, Any] | None = None) -> str:
 
 
 def err(code: str, reason: str) -> str:
-    code = code.upper() if _CODE.match(code.upper()) else "ERROR"
+    code = code.upper() if _CODE.fullmatch(code.upper()) else "ERROR"
     reason = " ".join(reason.split())  # one line, whatever the message held
-    reason = _FORBIDDEN.sub("?", reason)[:200]
-    return f"ERR {code} {reason}".rstrip()
+    reason = _FORBIDDEN.sub("?", reason)[:200].strip() or "failed"
+    return f"ERR {code} {reason}"
 
 
 def event(name: str, data: Mapping[str, Any]) -> str:

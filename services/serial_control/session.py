@@ -25,7 +25,8 @@ StatusFn = Callable[[], Mapping[str, Any]]
 class TokenBucket:
     """``rate`` lines a second on average, ``burst`` at once."""
 
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, rate: float, burst: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = burst
         self._clock = clock

@@ -85,8 +85,7 @@ async def read_json(request: web.Request, schema: Schema) -> dict[str, Any]:
     if not raw.strip():
         data: Any = {}
     else:
-        if ctype not in ("application/json", "application/octet-stream") and request.headers.get(
-                "Content-Type"):
+        if ctype != "application/json" and request.headers.get("Content-Type"):
             raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE",
                            f"send application/json, not {ctype}")
         try:

@@ -126,9 +126,12 @@ async def button(request: web.Request) -> web.Response:
     if role not in {str(r) for r in panel.roles}:
         raise ApiError(404, "NO_SUCH_BUTTON", f"no button {role!r:.40}")
     action = body["action"]
-    if action in ("press", "click"):
-        await maybe_await(panel.press(role))
-    if action in ("release", "click"):
-        await maybe_await(panel.release(role))
+    try:
+        if action in ("press", "click"):
+            await maybe_await(panel.press(role))
+        if action in ("release", "click"):
+            await maybe_await(panel.release(role))
+    except (KeyError, ValueError, RuntimeError) as exc:  # the gpio subsystem restarted
+        raise ApiError(503, "NO_VIRTUAL_BUTTONS", f"button {role}: {exc}") from None
     log.info("virtual button %s %s", role, action)
     return json_response({"ok": True, "role": role, "action": action})

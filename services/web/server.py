@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.typedefs import Handler
 
 from services.web import tls
@@ -46,6 +46,13 @@ SECURITY_HEADERS = {
     ),
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+
+
+def _hide_server_version() -> None:
+    """Errors aiohttp answers itself (a malformed request line, a bad Content-Length)
+    never reach the app's hooks and would name the Python and aiohttp versions before
+    any login (5.6-2); its default ``Server`` value lives in this module attribute."""
+    web_response.SERVER_SOFTWARE = "edgeroom"
 
 
 def default_listen(sim: bool) -> str:
@@ -206,6 +213,7 @@ class WebServer:
             ssl_context = await asyncio.to_thread(tls.server_context,
                                                   self.appliance.state_dir, host)
         install_event_counter(self.appliance)
+        _hide_server_version()
         runner = web.AppRunner(build_app(self.context), access_log=None,
                                shutdown_timeout=1.0)
         await runner.setup()

@@ -97,7 +97,7 @@ def make_box(network: Network, janus: JanusServer,
             "video": {"enabled": False, "receive": False},
             "audio": {"aec": False, "agc": False, "noise_suppression": False},
             "sim": {"mic": f"tone:{TONE}"},
-            "gpio": {"hold_time": 0.3, "repeat_interval": 0.1, "leds": {
+            "gpio": {"hold_time": 1.0, "repeat_interval": 0.1, "leds": {
                 "status": 5, "mute": 6}, **gpio},
         }
         for name, values in sections.items():

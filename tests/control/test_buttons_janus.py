@@ -69,6 +69,13 @@ def test_call_mute_and_volume_buttons(make_box, make_peer, room_number) -> None:
     box.click("vol_up")
     box.wait(lambda: box.app.room.controls.mic_volume == volume + 5, what="one step up")
 
+    # hand raises a hand in the room, and lowers it again.
+    box_id = box_member(peer).id
+    box.click("hand")
+    peer.wait_event("hand", lambda d: d["id"] == box_id and d["raised"], 15)
+    box.click("hand")
+    peer.wait_event("hand", lambda d: d["id"] == box_id and not d["raised"], 15)
+
     # The call button leaves.
     box.click("call")
     peer.wait_for(lambda: box_member(peer) is None, timeout=20, what="the box gone")
@@ -91,3 +98,30 @@ def test_ptt_mic_live_only_while_held(make_box, make_peer, room_number) -> None:
     box.release("ptt")
     wait_tone(peer.speaker_path, TONE, present=False)
     assert box.led("mute").state == 1.0
+
+
+def test_camera_privacy_button(make_box, make_peer, room_number) -> None:  # noqa: F811
+    box = make_box(room_number, {"buttons": {"camera": 26}, "leds": {"camera": 12}},
+                   auto_join=True, video={"enabled": True, "width": 160, "height": 120,
+                                          "fps": 5})
+    peer = make_peer("peer", room_number, tone=None, collect_video=True)
+    peer.call(lambda s: s.join())
+    box_id = peer.wait_for(lambda: (m := box_member(peer)) and m.has_video and m.id,
+                           timeout=30, what="the box's camera in the room")
+
+    def frames() -> int:
+        return len(peer.video_numbers.get(box_id, []))
+
+    peer.wait_for(lambda: frames() > 3, timeout=30, what="frames of the box's camera")
+    assert box.led("camera").state == 0.0
+    box.click("camera")
+    box.wait(lambda: not box.app.room.controls.video_enabled, what="video off")
+    box.wait(lambda: box.led("camera").state == 1.0, what="camera LED on")
+    time.sleep(1.0)  # frames already on their way
+    stopped_at = frames()
+    time.sleep(2.0)
+    assert frames() == stopped_at, "frames kept coming with the camera off"
+    box.click("camera")
+    peer.wait_for(lambda: frames() > stopped_at + 3, timeout=30,
+                  what="frames of the box's camera again")
+    box.wait(lambda: box.led("camera").state == 0.0, what="camera LED off")

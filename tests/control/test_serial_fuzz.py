@@ -52,7 +52,7 @@ def check_reply_lines(lines: list[str]) -> None:
         line.encode("utf-8")
 
 
-@settings(max_examples=1500, deadline=None,
+@settings(max_examples=1000, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=chunks)
 def test_session_survives_anything(loop: asyncio.AbstractEventLoop,

@@ -154,7 +154,7 @@ async def test_line_errors(running: tuple[Appliance, SerialClient]) -> None:
 
 async def test_input_rate_limit(running: tuple[Appliance, SerialClient]) -> None:
     _, c = running
-    c.send(b"PING\r\n" * 100)
+    c.send(b"PING\r\n" * 200)
     replies: list[str] = []
     while True:
         try:
@@ -162,8 +162,11 @@ async def test_input_rate_limit(running: tuple[Appliance, SerialClient]) -> None
         except TimeoutError:
             break
     limited = [r for r in replies if r.startswith("ERR RATE_LIMITED")]
-    assert len(limited) == 1  # one ERR per run of discarded lines, not one per line
-    assert 40 <= replies.count("OK PONG") < 100
+    passed = replies.count("OK PONG")
+    assert len(limited) + passed == len(replies)
+    assert 40 <= passed < 200  # the burst, and whatever the rate refilled meanwhile
+    # One ERR per run of discarded lines, not one per line (normally exactly one run).
+    assert 1 <= len(limited) < 200 - passed
     await asyncio.sleep(1.0)
     assert await ask(c, "PING") == "OK PONG"
 
@@ -227,3 +230,14 @@ async def test_serial_port_unplugged_and_back(running: tuple[Appliance, SerialCl
     assert restored.name == "device-restored"
     assert await ask(c, "PING") == "OK PONG"
     await until(lambda: app.supervisor.subsystems["serial"].failures == 0)
+
+
+def test_the_protocol_doc_covers_every_command() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "serial-protocol.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| `")]
+    documented = {row.split("`")[1].split()[0] for row in rows}
+    assert set(COMMANDS) <= documented, set(COMMANDS) - documented
+    for cmd in COMMANDS.values():
+        for word in cmd.usage.replace("|", " ").split():
+            if word.isupper() and len(word) > 2:
+                assert word in doc, f"{word} (from {cmd.usage}) is not in the doc"

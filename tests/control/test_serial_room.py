@@ -58,7 +58,7 @@ def test_every_room_command(make_box, make_peer, room_number, pty) -> None:  # n
     assert status.startswith(f"OK STATUS state=idle room={room_number} room_state=idle "
                              "members=0 mic=on mic_volume=100 speaker=on speaker_volume=80 "
                              "video=off deaf=off hand=off role=publisher"), status
-    assert av.ask("JOIN") == "OK JOIN state=joining"
+    assert av.ask(f"JOIN {room_number}") == "OK JOIN state=joining"
     av.ev("EV state ", "new=joining")
     av.ev("EV state ", "new=in_room")
     av.ev("EV member-joined ", f"id={peer_id}", "display=peer")
@@ -146,3 +146,14 @@ def test_every_room_command(make_box, make_peer, room_number, pty) -> None:  # n
     assert av.ask("HAND") == "ERR NOT_IN_ROOM not in a room"
     assert av.ask("SAY anyone?") == "ERR NOT_IN_ROOM not in a room"
     assert av.ask("PING") == "OK PONG"
+
+    # A room that does not exist: the reply comes at once, the refusal as events.
+    assert av.ask("JOIN 999999") == "OK JOIN state=joining"
+    av.ev("EV room-error ", "code=NO_SUCH_ROOM")
+    av.ev("EV state ", "new=error")
+    assert av.ask("STATUS?").startswith("OK STATUS state=error room=")
+    assert av.ask("JOIN") == "OK JOIN state=joining"  # still room 999999
+    av.ev("EV room-error ", "code=NO_SUCH_ROOM")
+    assert av.ask(f"JOIN {room_number}") == "OK JOIN state=joining"
+    av.ev("EV state ", "new=in_room")
+    assert av.ask("LEAVE") == "OK LEAVE state=idle"

@@ -36,6 +36,13 @@ def factory() -> MockFactory:
 
 @pytest.fixture
 async def buttons(factory: MockFactory) -> AsyncIterator[Buttons]:
+    b = Buttons({"call": 17, "mute": 27}, factory, bounce_time=0.02, hold_time=30)
+    with b.open():
+        yield b
+
+
+@pytest.fixture
+async def holding(factory: MockFactory) -> AsyncIterator[Buttons]:
     b = Buttons({"call": 17, "mute": 27}, factory, bounce_time=0.02, hold_time=0.3,
                 repeat_interval=0.1)
     with b.open():
@@ -62,12 +69,13 @@ async def test_press_and_release(buttons: Buttons) -> None:
     pin.drive_high()
     ev = await next_event(buttons)
     assert (ev.role, ev.kind) == ("call", "release")
-    assert 0 < ev.held < 0.3
+    assert 0 < ev.held < 30
     assert not buttons.is_pressed("call")
     assert repr(buttons).startswith("<Buttons call@17=up")
 
 
-async def test_hold_then_auto_repeat_until_release(buttons: Buttons) -> None:
+async def test_hold_then_auto_repeat_until_release(holding: Buttons) -> None:
+    buttons = holding
     buttons.press("mute")
     kinds = [(await next_event(buttons)).kind for _ in range(4)]
     assert kinds == ["press", "hold", "repeat", "repeat"]
@@ -79,7 +87,8 @@ async def test_hold_then_auto_repeat_until_release(buttons: Buttons) -> None:
     await no_event(buttons, 0.3)
 
 
-async def test_repeat_counts_up(buttons: Buttons) -> None:
+async def test_repeat_counts_up(holding: Buttons) -> None:
+    buttons = holding
     buttons.press("call")
     events = [await next_event(buttons) for _ in range(5)]
     buttons.release("call")
@@ -254,9 +263,10 @@ def test_double_blink_has_two_flashes_then_a_pause(factory: MockFactory) -> None
         offs = [s.timestamp for prev, s in zip(pin.states, pin.states[1:], strict=False)
                 if prev.state == 0.0 and s.state == 1.0]
         assert len(offs) >= 3
-        # Gaps alternate: short (between the two flashes), long (the pause).
-        short, long_ = min(offs[:2]), max(offs[:2])
-        assert long_ > 2 * short
+        # Two kinds of gap: short (between the two flashes) and long (the pause). A busy
+        # machine can only lengthen a gap, so the shortest stays short.
+        assert max(offs) > 2 * min(offs)
+        assert min(offs) < 0.3
 
 
 def test_pulse_fades_with_pwm(factory: MockFactory) -> None:

@@ -120,10 +120,11 @@ async def test_push_10s_from_sim_camera_and_mic_and_pull_it_back(
 async def test_streaming_resumes_after_the_server_restarts(
         tmp_path: Path, rtmp_server: RtmpServer) -> None:
     events = Events()
-    media = make_service(tmp_path, events)
+    media = make_service(tmp_path, events, stream_bitrate_kbps=900)
     try:
         await asyncio.wait_for(media.start_stream(rtmp_server.url()), 10)
         await events.wait_for("stream-started", timeout=10)
+        assert media.video.bitrate_kbps == 900  # stream.video_bitrate_kbps while streaming
         await asyncio.sleep(1.5)
         rtmp_server.kill()
         reconnecting: dict[str, Any] = await events.wait_for("stream-reconnecting",
@@ -138,6 +139,7 @@ async def test_streaming_resumes_after_the_server_restarts(
         assert status["state"] == "live" and status["connects"] == 2
         assert status["reconnects"] >= 1
         await asyncio.wait_for(media.stop_stream(), 10)
+        assert media.video.bitrate_kbps == 600  # back to video.bitrate_kbps
     finally:
         await asyncio.wait_for(media.close(), 10)
     rtmp_server.stop()

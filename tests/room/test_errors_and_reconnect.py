@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
+from dataclasses import replace
 
 import pytest
 
 from services.room.api import NoSuchRoom, NotInRoom, RoomState, Unauthorized, WrongPin
+from services.room.janus.jcfg import write_config
 from tests.harness.fixtures import HARNESS_ROOMS, PIN_ROOM, ROOM_PIN
 from tests.harness.janus import JanusServer
 from tests.room.conftest import wait_tone
@@ -109,6 +114,33 @@ def test_api_secret(make_peer, network, tmp_path):
             bad.call(lambda s: s.join())
         assert bad.session.state == RoomState.ERROR and bad.names("reconnecting") == []
         good = make_peer("b", 1001, tone=None, url=server.url, api_secret="apisecret1")
+        good.call(lambda s: s.join())
+        assert good.session.state == RoomState.IN_ROOM
+    finally:
+        server.stop()
+
+
+def _signed_token(secret: str, plugins: list[str], valid_s: int = 3600) -> str:
+    """A Janus HMAC-signed token: ``expiry,janus,plugins:base64(HMAC-SHA1)``."""
+    data = ",".join([str(int(time.time()) + valid_s), "janus", *plugins])
+    sig = hmac.new(secret.encode(), data.encode(), hashlib.sha1).digest()
+    return f"{data}:{base64.b64encode(sig).decode()}"
+
+
+def test_token_auth(make_peer, network, tmp_path):
+    host = network.add_host("janus4")
+    server = JanusServer(host, tmp_path, HARNESS_ROOMS)
+    server.settings = replace(server.settings, token_auth_secret="tokensecret")
+    write_config(server.confdir, server.settings)
+    server.start()
+    try:
+        plugins = ["janus.plugin.videoroom", "janus.plugin.textroom"]
+        bad = make_peer("a", 1001, tone=None, url=server.url,
+                        token=_signed_token("wrong", plugins))
+        with pytest.raises(Unauthorized):
+            bad.call(lambda s: s.join())
+        good = make_peer("b", 1001, tone=None, url=server.url,
+                         token=_signed_token("tokensecret", plugins))
         good.call(lambda s: s.join())
         assert good.session.state == RoomState.IN_ROOM
     finally:

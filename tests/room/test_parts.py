@@ -77,16 +77,27 @@ async def test_a_stalled_stream_never_stalls_the_mix():
 
 
 def test_playout_buffer_is_bounded_and_trims_latency():
-    buf = PlayoutBuffer(max_frames=5, target_frames=2)
+    buf = PlayoutBuffer(max_frames=5, cushion=1, window=4)
     buf.push(np.zeros(FRAME_SAMPLES * 8, dtype=np.int16))
     assert len(buf) == 5 and buf.dropped == 3
-    assert buf.pull() is not None
-    assert buf.trimmed == 1 and len(buf) == 3
+    for _ in range(3):
+        assert buf.pull() is not None
+        buf.push(np.zeros(FRAME_SAMPLES, dtype=np.int16))  # steady: one in, one out
+    assert buf.trimmed == 0
+    assert buf.pull() is not None  # the window saw at least 5 frames waiting: 4 too many
+    assert buf.trimmed == 4 and len(buf) == 0
     buf.push(np.zeros(FRAME_SAMPLES // 2, dtype=np.int16))  # half a frame waits
-    assert len(buf) == 3
-    while buf.pull() is not None:
-        pass
-    assert buf.underruns == 1
+    assert len(buf) == 0
+    assert buf.pull() is None and buf.underruns == 1
+    assert buf.cushion == 2  # it keeps more in reserve after an underrun
+    buf.push(np.zeros(FRAME_SAMPLES // 2, dtype=np.int16))
+    assert buf.pull() is not None  # primed again with the completed frame
+    calm = PlayoutBuffer(cushion=1, window=2, calm_windows=2)
+    calm.cushion = 3
+    calm.push(np.zeros(FRAME_SAMPLES * 8, dtype=np.int16))
+    for _ in range(4):
+        calm.pull()
+    assert calm.cushion == 2  # two calm windows give one frame back
 
 
 async def test_rate_limiter_keeps_high_and_merges_low():

@@ -288,3 +288,29 @@ async def test_metrics_take_basic_auth_for_scrapers(served: Served) -> None:
         async with http.get(f"{served.url}/api/status",
                             headers=_basic("admin", served.password)) as r:
             assert r.status == 401  # Basic auth is for /metrics only
+
+
+async def test_camera_preview_from_frames(served: Served, http: aiohttp.ClientSession) -> None:
+    import io
+
+    import av
+    import numpy as np
+
+    from services.web.snapshot import JpegSnapshot
+
+    snapshot = JpegSnapshot()
+    served.appliance.extras["snapshot"] = snapshot
+    await login(http, served)
+    async with http.get(f"{served.url}/api/camera.jpg") as r:
+        assert r.status == 503  # no frame yet
+    pixels = np.zeros((480, 1280, 3), dtype=np.uint8)
+    pixels[:, :640] = (220, 20, 20)
+    snapshot.offer(av.VideoFrame.from_ndarray(pixels, format="rgb24"))
+    async with http.get(f"{served.url}/api/camera.jpg") as r:
+        assert r.status == 200
+        jpeg = await r.read()
+    with av.open(io.BytesIO(jpeg), mode="r", format="mjpeg") as container:
+        frame = next(container.decode(video=0))
+    assert (frame.width, frame.height) == (640, 240)  # scaled to the preview width
+    left, right = frame.to_ndarray(format="rgb24")[120, [100, 500]]
+    assert left[0] > 180 and left[1] < 60 and right.max() < 40

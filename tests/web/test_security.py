@@ -167,6 +167,27 @@ async def test_nothing_about_the_device_before_login(served: Served,
             assert secret not in text, (path, secret)
 
 
+async def test_malformed_http_reveals_no_versions(served: Served) -> None:
+    from urllib.parse import urlsplit
+
+    from device import __version__
+
+    parts = urlsplit(served.url)
+    for raw in (b"GARBAGE\r\n\r\n",
+                b"GET /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"):
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, parts.port), 10)
+        try:
+            writer.write(raw)
+            await writer.drain()
+            answer = (await asyncio.wait_for(reader.read(4096), 10)).decode(errors="replace")
+        finally:
+            writer.close()
+        assert answer.startswith("HTTP/1.") and " 400 " in answer.split("\r\n")[0]
+        assert "aiohttp" not in answer and "Python" not in answer
+        assert __version__ not in answer
+
+
 def test_password_file_is_private(tmp_path: Path) -> None:
     from services.web.passwords import PasswordFile
 

@@ -16,7 +16,14 @@ from aiortc.mediastreams import MediaStreamTrack
 from services.room.api import Role, RoomError
 from services.room.context import RoomContext
 from services.room.janus.transport import JanusHandle, JsonDict
-from services.room.rtc import accept_answer, make_offer, new_pc, wait_connected, watch_failure
+from services.room.rtc import (
+    accept_answer,
+    make_offer,
+    new_pc,
+    shorten_audio_jitter_buffer,
+    wait_connected,
+    watch_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +84,10 @@ class AudioBridgeBackend:
         watch_failure(pc, "audiobridge", self.ctx.fail)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
+        if track.kind == "audio" and self.pc is not None:
+            for t in self.pc.getTransceivers():
+                if t.receiver.track is track:
+                    shorten_audio_jitter_buffer(t.receiver)
             self.ctx.on_remote_audio(MIX_KEY, track)
 
     async def exit(self) -> None:
@@ -128,8 +138,9 @@ class AudioBridgeBackend:
                 self._muted_sent = muted
             return
         self.ctx.roster.upsert(member_id, display=p.get("display", ""), role="publisher",
-                               audio_muted=bool(p.get("muted", False)), has_audio=True,
-                               talking=bool(p.get("talking", False)))
+                               audio_muted=bool(p.get("muted", False)), has_audio=True)
+        if "talking" in p:
+            self.ctx.roster.set_talking(member_id, bool(p["talking"]))
 
     def _on_event(self, msg: JsonDict) -> None:
         kind = msg.get("janus")

@@ -24,6 +24,7 @@ from services.room.rtc import (
     answer_offer,
     make_offer,
     new_pc,
+    shorten_audio_jitter_buffer,
     wait_connected,
     watch_failure,
 )
@@ -59,6 +60,7 @@ class VideoRoomBackend:
         self._audio_owner: dict[str, str] = {}  # our mid -> feed whose audio we mix
         self._lock = asyncio.Lock()
         self._dirty = asyncio.Event()
+        self._stale = False  # some m-lines of the subscription carry no feed any more
         self._tasks: list[asyncio.Task[None]] = []
         self._video_tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
@@ -236,8 +238,9 @@ class VideoRoomBackend:
             feed, display=entry.get("display", ""), role="publisher",
             has_audio=bool(audio), has_video=any(st.get("type") == "video" for st in streams),
             audio_muted=any(st.get("moderated") for st in audio),
-            talking=bool(entry.get("talking", False)),
         )
+        if "talking" in entry:  # someone already talking when we arrive
+            self.ctx.roster.set_talking(feed, bool(entry["talking"]))
         self._dirty.set()
 
     def _on_self_update(self, entry: JsonDict) -> None:
@@ -247,6 +250,11 @@ class VideoRoomBackend:
 
     def _drop_publisher(self, feed: str, left: bool) -> None:
         self.publishers.pop(feed, None)
+        for mid, owner in list(self._audio_owner.items()):
+            if owner == feed:  # stop mixing them now, not at the next renegotiation
+                del self._audio_owner[mid]
+                self._keep(asyncio.create_task(self.ctx.mixer.remove(feed),
+                                               name="mixer:remove"))
         if left:
             self.ctx.roster.remove(feed)
         elif feed in self.ctx.roster:
@@ -289,6 +297,11 @@ class VideoRoomBackend:
         remove = self._subscribed - want
         if not add and not remove:
             return
+        if add and self._stale and self.sub is not None:
+            # Janus would put the new streams into m-lines that carried a departed
+            # feed; a fresh subscription is simpler and just as quick.
+            await self._drop_subscription()
+            add = want
         s = self.ctx.settings
         streams = [{"feed": int(f), "mid": m} for f, m in sorted(add)]
         if self.sub is None:
@@ -303,14 +316,52 @@ class VideoRoomBackend:
             await self._answer(data, offer)
             return
         body = {"request": "update"}
+        if remove:
+            self._stale = True
         if add:
             body["subscribe"] = streams
         if remove:
             body["unsubscribe"] = [{"feed": int(f), "mid": m} for f, m in sorted(remove)]
         self._subscribed = (self._subscribed - remove) | add
-        data, offer = await self.sub.send(body)
+        try:
+            data, offer = await self.sub.send(body)
+        except RoomError as exc:
+            if f"Janus error {NO_SUCH_FEED}" not in str(exc) or not remove:
+                raise
+            # A feed we drop went away on its own first: ask again for what is left.
+            log.info("subscription update: %s; retrying without removals", exc)
+            if not add:
+                return
+            data, offer = await self.sub.send({"request": "update", "subscribe": streams})
         if offer is not None:
             await self._answer(data, offer)
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        """Own a short task (awaited on exit); forget the ones that are done."""
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(task)
+
+    async def _drop_subscription(self) -> None:
+        sub, pc = self.sub, self.sub_pc
+        self.sub = self.sub_pc = None
+        for task in self._video_tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._video_tasks.values(), return_exceptions=True)
+        self._video_tasks.clear()
+        for feed in set(self._audio_owner.values()):
+            await self.ctx.mixer.remove(feed)
+        self._audio_owner.clear()
+        self._mid_track.clear()
+        self._mid_feed = {}
+        self._subscribed = set()
+        self._stale = False
+        if sub is not None:
+            sub.on_event = None  # its hangup is ours, not a failure
+        if pc is not None:
+            pc.remove_all_listeners("connectionstatechange")
+            await pc.close()
+        if sub is not None:
+            await sub.detach()
 
     def _on_sub_event(self, msg: JsonDict) -> None:
         if msg.get("janus") == "hangup" and not self._closing:
@@ -320,13 +371,16 @@ class VideoRoomBackend:
         data = msg.get("plugindata", {}).get("data", {})
         if jsep is not None and jsep.get("type") == "offer":
             # An update the server made on its own (a feed went away).
-            task = asyncio.create_task(self._answer_locked(data, jsep),
+            task = asyncio.create_task(self._answer_locked(self.sub, data, jsep),
                                        name="videoroom:renegotiate")
-            self._tasks.append(task)
+            self._keep(task)
 
-    async def _answer_locked(self, data: JsonDict, offer: JsonDict) -> None:
+    async def _answer_locked(self, handle: JanusHandle | None, data: JsonDict,
+                             offer: JsonDict) -> None:
         try:
             async with self._lock:
+                if handle is None or handle is not self.sub:
+                    return  # that subscription was replaced meanwhile
                 await self._answer(data, offer)
         except asyncio.CancelledError:
             raise
@@ -345,12 +399,15 @@ class VideoRoomBackend:
             self.sub_pc.on("track", self._on_track)
         pc = self.sub_pc
         assert pc is not None
-        streams = data.get("streams", [])
-        mapping = {}
-        for st in streams:
-            if st.get("active", True) and st.get("feed_id") is not None:
-                mapping[str(st["mid"])] = (str(st["feed_id"]), str(st.get("type")))
-        self._mid_feed = mapping
+        if "streams" in data:
+            mapping = {}
+            for st in data["streams"]:
+                if st.get("active", True) and st.get("feed_id") is not None:
+                    mapping[str(st["mid"])] = (str(st["feed_id"]), str(st.get("type")))
+                else:
+                    self._stale = True
+            self._mid_feed = mapping
+        log.debug("subscription offer: %s", self._mid_feed)
         answer = await answer_offer(pc, offer)
         await self.sub.send({"request": "start"}, jsep=answer)
         if first:
@@ -363,6 +420,8 @@ class VideoRoomBackend:
         for t in self.sub_pc.getTransceivers():
             if t.receiver.track is track and t.mid is not None:
                 self._mid_track[t.mid] = track
+                if track.kind == "audio":
+                    shorten_audio_jitter_buffer(t.receiver)
         self._rebind()
 
     def _rebind(self) -> None:
@@ -376,8 +435,8 @@ class VideoRoomBackend:
                     continue
                 if old is not None:
                     self._audio_owner.pop(mid)
-                    task = asyncio.create_task(self.ctx.mixer.remove(old), name="mixer:remove")
-                    self._tasks.append(task)
+                    self._keep(asyncio.create_task(self.ctx.mixer.remove(old),
+                                                   name="mixer:remove"))
                 if new is not None:
                     self._audio_owner[mid] = new
                     self.ctx.on_remote_audio(new, track)

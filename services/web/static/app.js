@@ -134,15 +134,37 @@ function stopLive() {
   pollTimer = null;
 }
 
-function onEvent(name, event) {
+const QUIET_EVENTS = new Set(["stats", "talking", "local-talking", "controls"]);
+
+function logEvent(name, event) {
   const line = el("li", { textContent: `${new Date(event.ts * 1000).toLocaleTimeString()} ` +
     `${name} ${JSON.stringify(event.data)}` });
   const list = $("events");
   list.prepend(line);
   while (list.children.length > 30) list.lastChild.remove();
+}
+
+function onEvent(name, event) {
+  if (!QUIET_EVENTS.has(name)) logEvent(name, event);
   if (name === "talking" && status) {
     const dot = document.querySelector(`[data-member="${CSS.escape(String(event.data.id))}"] .dot`);
     if (dot) dot.classList.toggle("talking", !!event.data.talking);
+  }
+  if (name === "local-talking" && typeof event.data.level_dbfs === "number") {
+    showLevel(event.data.level_dbfs);
+    $("meter-dot").classList.toggle("talking", !!event.data.talking);
+  }
+  if (name === "talking" && event.data.id === "local") {
+    $("meter-box").hidden = false;
+    $("meter-dot").classList.toggle("talking", !!event.data.talking);
+  }
+  if (name === "controls" && status) {
+    status.room.controls = event.data;  // at once, without waiting for the next status
+    renderControls(status);
+  }
+  if (name === "stats") {
+    fillTable($("stats"), flatten("", statsView(event.data), []));
+    return;
   }
   if (name === "password-changed") return;
   scheduleRefresh();
@@ -159,10 +181,13 @@ async function refreshStatus() {
 }
 
 function flatten(prefix, value, out) {
-  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
-    for (const [key, sub] of Object.entries(value)) flatten(prefix ? `${prefix}.${key}` : key, sub, out);
+  const join = (key) => (prefix ? `${prefix}.${key}` : key);
+  if (Array.isArray(value) && value.some((v) => v !== null && typeof v === "object")) {
+    value.forEach((sub, i) => flatten(join(sub && (sub.name || sub.id || sub.device) || i), sub, out));
+  } else if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    for (const [key, sub] of Object.entries(value)) flatten(join(key), sub, out);
   } else {
-    out.push([prefix, Array.isArray(value) ? value.join(", ") : String(value)]);
+    out.push([prefix, Array.isArray(value) ? value.join(", ") || "-" : String(value)]);
   }
   return out;
 }
@@ -173,8 +198,14 @@ function fillTable(table, rows) {
   if (!rows.length) table.append(el("tr", {}, el("td", { textContent: "none yet" })));
 }
 
+function showLevel(level) {
+  $("meter-box").hidden = false;
+  $("meter-bar").style.width = `${Math.max(0, Math.min(100, (level + 60) * 100 / 60))}%`;
+  $("meter-db").textContent = `${level.toFixed(0)} dBFS`;
+}
+
 function micLevel(s) {
-  const candidates = [s.mic, s.audio && s.audio.mic, s.audio];
+  const candidates = [s.mic, s.audio && s.audio.mic, s.audio, s.stats && s.stats.up];
   for (const c of candidates) {
     if (c && typeof c.level_dbfs === "number") return c.level_dbfs;
   }
@@ -195,17 +226,57 @@ function renderStatus(s) {
   $("member-count").textContent = `(${members.length})`;
   $("members").replaceChildren(...members.map(renderMember));
   if (!members.length) $("members").append(el("li", { textContent: "nobody" }));
-  fillTable($("stats"), flatten("", s.stats, []));
-  fillTable($("devices"), flatten("", { devices: s.devices, subsystems: s.subsystems }, []));
+  fillTable($("stats"), flatten("", statsView(s.stats), []));
+  renderDevices(s.devices || {});
+  fillTable($("subsystems"), Object.entries(s.subsystems || {}).map(([name, sub]) => [name,
+    `${sub.running ? "up" : "DOWN"}, ${sub.restarts} restarts${sub.last_error ? `, ${sub.last_error}` : ""}`]));
+  renderMedia(s.media);
   const level = micLevel(s);
-  $("meter-box").hidden = level === null;
-  if (level !== null) {
-    $("meter-bar").style.width = `${Math.max(0, Math.min(100, (level + 60) * 100 / 60))}%`;
-    $("meter-db").textContent = `${level.toFixed(0)} dBFS`;
-  }
+  if (level !== null) showLevel(level);
   $("camera-card").hidden = !s.camera_preview;
   if (s.camera_preview && currentTab === "status") $("camera").src = `/api/camera.jpg?t=${Date.now()}`;
   renderControls(s);
+}
+
+function statsView(stats) {
+  // Per-member stats under the member's name rather than the room's id for them.
+  if (!stats || !stats.members || !status) return stats || {};
+  const names = new Map((status.room.members || []).map((m) => [String(m.id), m.display || m.id]));
+  const members = {};
+  for (const [id, values] of Object.entries(stats.members)) members[names.get(id) || id] = values;
+  return { ...stats, members };
+}
+
+function renderDevices(devices) {
+  const rows = [];
+  const list = [];
+  for (const [kind, entry] of Object.entries(devices)) {
+    if (!entry || typeof entry !== "object") continue;
+    const present = { true: "present", false: "MISSING" }[entry.present] || "";
+    rows.push([kind.replace("_", " "), [entry.backend, entry.configured, present, entry.reason]
+      .filter((v) => v !== null && v !== undefined && v !== "").join(", ")]);
+    for (const d of entry.devices || []) list.push([kind.replace("_", " "), `${d.id}: ${d.name}`]);
+  }
+  fillTable($("devices"), rows);
+  fillTable($("device-list"), list);
+}
+
+function renderMedia(media) {
+  $("media-card").hidden = !media;
+  if (!media) return;
+  const rows = [];
+  if (media.recording) {
+    rows.push(["recording", media.recording.recording
+      ? `yes, ${Math.round(media.recording.elapsed || 0)} s${media.recording.file ? `, ${media.recording.file}` : ""}`
+      : `no${media.recording.stop_reason ? ` (${media.recording.stop_reason})` : ""}`]);
+  }
+  if (media.stream) {
+    rows.push(["live stream", media.stream.streaming
+      ? `${media.stream.state}, ${media.stream.bitrate_kbps} kbps, ${media.stream.reconnects} reconnects`
+      : `${media.stream.state}${media.stream.last_error ? ` (${media.stream.last_error})` : ""}`]);
+  }
+  if (media.encoder) rows.push(["encoder", `${media.encoder.codec || "-"}, ${media.encoder.bitrate_kbps} kbps`]);
+  fillTable($("media"), rows);
 }
 
 function renderMember(m) {
@@ -259,7 +330,12 @@ function renderControls(s) {
 function virtualButton(role) {
   const b = el("button", { textContent: role.replace("_", " ") });
   b.dataset.role = role;
-  const send = (action) => act("POST", `/api/buttons/${role}`, { action });
+  // One request at a time, in order: a release must not overtake its press (the
+  // appliance debounces the button like a real one).
+  let queue = Promise.resolve();
+  const send = (action) => {
+    queue = queue.then(() => act("POST", `/api/buttons/${role}`, { action }));
+  };
   b.addEventListener("pointerdown", (ev) => { ev.preventDefault(); send("press"); });
   b.addEventListener("pointerup", () => send("release"));
   b.addEventListener("pointerleave", (ev) => { if (ev.buttons) send("release"); });
@@ -404,7 +480,9 @@ $("settings-form").addEventListener("submit", async (ev) => {
     settingsValues = data.config;
     renderSettings();
     const restarted = data.restart.length ? ` Restarted: ${data.restart.join(", ")}.` : "";
-    result.textContent = `Saved.${restarted}`;
+    const moved = data.pending ? " The web server restarts now: if its address or HTTPS changed, " +
+      "open the page at the new address." : "";
+    result.textContent = `Saved.${restarted}${moved}`;
   } catch (err) {
     const errors = (err.body && err.body.errors) || [];
     for (const issue of errors) {

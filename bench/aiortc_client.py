@@ -1,0 +1,47 @@
+"""A plain aiortc room member, for reference figures: the room session alone, with
+aiortc's own H.264 encoder fed by the sim camera, and no appliance services around it.
+
+``python -m bench.aiortc_client URL ROOM SECONDS [WIDTH HEIGHT FPS]`` (run it inside
+the benchmark's namespace); it joins, publishes mic and camera, receives (and decodes)
+every member's audio and video, and leaves after SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from drivers.audio.sim import SimMic, SimSpeaker
+from drivers.camera.sim import SimCamera
+from services.room.context import RoomSettings
+from services.room.session import JanusRoomSession
+from services.room.tracks import CameraTrack
+
+
+async def main(url: str, room: int, seconds: float, width: int, height: int, fps: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="aiortc-client-") as tmp:
+        received = 0
+
+        def on_video(member: str, frame: Any) -> None:
+            nonlocal received
+            received += 1
+
+        session = JanusRoomSession(
+            RoomSettings(url=url, room=room, display="aiortc"),
+            mic=SimMic("tone:300"), speaker=SimSpeaker(Path(tmp) / "speaker.wav"),
+            video_track_factory=lambda: CameraTrack(SimCamera(width, height, fps)),
+            on_remote_video=on_video)
+        await asyncio.wait_for(session.join(), 30)
+        print("joined", flush=True)
+        await asyncio.sleep(seconds)
+        print(f"video frames received: {received}", flush=True)
+        await session.close()
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    dims = [int(x) for x in a[3:6]] if len(a) >= 6 else [640, 480, 30]
+    asyncio.run(main(a[0], int(a[1]), float(a[2]), *dims))

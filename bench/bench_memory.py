@@ -1,0 +1,125 @@
+"""Memory: RSS of the appliance process idle, and in a 4-member video room.
+
+Idle: ``edgeroom run --sim`` not joining any room (``room.auto_join = false``), against
+a bare Python that has imported aiortc and PyAV (the floor of any aiortc-based client).
+
+Room: three other appliances publish audio and 320x240@15 video into the room; ours
+publishes 640x480@30 and receives all of them. The reference is a plain aiortc member
+(:mod:`bench.aiortc_client`: the room session alone, aiortc's own encoder) doing the
+same in the same room, measured after ours has left. RSS is read from ``/proc`` after
+:data:`SETTLE_S` s in the room (``VmRSS``; the peak ``VmHWM`` is in the JSON).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from functools import partial
+from typing import Any
+
+from bench.env import BenchRoom, wait_until
+from bench.report import Row
+from tests.harness.appliance import REPO, ApplianceProcess
+
+log = logging.getLogger(__name__)
+
+SETTLE_S = 20.0
+IDLE_S = 6.0
+
+
+def rss_mb(pid: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def _bare_python() -> dict[str, float]:
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import aiortc, av, sys; print('ok', flush=True); "
+                             "sys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO)
+    assert proc.stdout is not None and proc.stdin is not None
+    proc.stdout.readline()
+    got = rss_mb(proc.pid)
+    proc.stdin.close()
+    proc.wait(10)
+    return got
+
+
+def _in_room(log_text: str) -> bool:
+    return "-> in_room" in log_text
+
+
+def _in_room_app(app: ApplianceProcess) -> bool:
+    return _in_room(app.log_text())
+
+
+def measure() -> dict[str, Any]:
+    result: dict[str, Any] = {"bare_python_aiortc": _bare_python()}
+    with BenchRoom("bm") as env:
+        room = env.new_room()
+        idle = env.appliance("idle", {"room": {"room": room, "auto_join": False},
+                                      "audio": {"backend": "sim"},
+                                      "video": {"backend": "sim"}})
+        time.sleep(IDLE_S)
+        assert idle.pid is not None
+        result["idle"] = rss_mb(idle.pid)
+        idle.stop()
+        fillers = [env.appliance(f"f{i}", {
+            "room": {"room": room, "display_name": f"filler{i}"},
+            "audio": {"backend": "sim"},
+            "video": {"backend": "sim", "width": 320, "height": 240, "fps": 15,
+                      "receive": False}}) for i in range(3)]
+        for f in fillers:
+            wait_until(partial(_in_room_app, f), 60, f"{f.host.name} in the room")
+        ours = env.appliance("ours", {"room": {"room": room, "display_name": "ours"},
+                                      "audio": {"backend": "sim"},
+                                      "video": {"backend": "sim", "receive": True}})
+        wait_until(lambda: _in_room(ours.log_text()), 60, "ours in the room")
+        time.sleep(SETTLE_S)
+        assert ours.pid is not None
+        result["room"] = rss_mb(ours.pid)
+        ours.stop()
+        host = env.host("aio")
+        client = subprocess.Popen(
+            [*host.exec_prefix(), sys.executable, "-m", "bench.aiortc_client", env.janus.url,
+             str(room), str(SETTLE_S + 5)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            assert client.stdout is not None
+            line = client.stdout.readline()
+            if "joined" not in line:
+                raise RuntimeError(f"aiortc client did not join: {line!r}")
+            time.sleep(SETTLE_S)
+            result["aiortc_room"] = rss_mb(client.pid)
+            result["aiortc_tail"] = client.stdout.read()
+            client.wait(30)
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait(5)
+    return result
+
+
+def run() -> list[Row]:
+    m = measure()
+    return [
+        Row("memory", "RSS idle (not in a room)", m["idle"]["VmRSS"], "MB",
+            m["bare_python_aiortc"]["VmRSS"], "python + aiortc + av imported", extra=m),
+        Row("memory", "RSS in a 4-member video room", m["room"]["VmRSS"], "MB",
+            m["aiortc_room"]["VmRSS"], "plain aiortc member",
+            notes="publishing 640x480@30 A+V, receiving 3 members' A+V"),
+    ]
+
+
+if __name__ == "__main__":
+    import json
+
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps(measure(), indent=2))

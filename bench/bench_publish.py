@@ -1,0 +1,183 @@
+"""Publishing 640x480@30 H.264 into a room: process CPU, and video glass-to-glass.
+
+Ours: an ``edgeroom run --sim`` process publishes its sim camera (640x480@30, the
+shared x264 encoder) and mic into a room for :data:`SECONDS` s; its CPU time (all
+threads, from ``/proc``) is divided by the CPU time the ``ffmpeg`` CLI takes to encode
+the same number of frames with the same x264 settings (``bench.bench_encode``). The sim
+camera draws every frame in the process, which a real camera does not: that share is
+measured separately and given in the notes.
+
+Video: an in-process listener in the same room decodes the frame-number strip
+(``drivers.camera.strip``) of every frame it receives; the stamp is the capture time
+(low 32 bits of monotonic ms), the same clock in every process of this machine. The
+reference is a plain aiortc publisher (aiortc's own H.264 encoder fed the same sim
+camera at 640x480@30), received by the same listener.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from bench.env import BenchRoom, percentile, wait_until
+from bench.report import Row
+from tests.harness.appliance import ApplianceProcess
+from tests.harness.peers import RoomPeer
+
+log = logging.getLogger(__name__)
+
+SECONDS = 30.0
+WARMUP_S = 3.0
+WIDTH, HEIGHT, FPS = 640, 480, 30
+TICK = __import__("os").sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class VideoWatch:
+    """Collects (frame number, latency ms) per member from decoded frames."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, list[tuple[int, float, float]]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, member_id: str, frame: Any) -> None:
+        from drivers.camera.strip import decode_strip
+
+        now = time.monotonic()
+        info = decode_strip(frame)
+        if info is None:
+            return
+        with self._lock:
+            self.frames.setdefault(member_id, []).append(
+                (info.frame_number, float(info.age_ms(now)), now))
+
+    def take(self, since: float) -> dict[str, list[tuple[int, float, float]]]:
+        with self._lock:
+            return {k: [f for f in v if f[2] >= since] for k, v in self.frames.items()}
+
+
+def summarize(frames: list[tuple[int, float, float]]) -> dict[str, Any]:
+    if not frames:
+        return {"frames": 0}
+    numbers = [n for n, _, _ in frames]
+    span = max(numbers) - min(numbers) + 1
+    unique = len(set(numbers))
+    lat = [x for _, x, _ in frames]
+    return {"frames": len(frames), "span": span, "lost_pct": 100.0 * (span - unique) / span,
+            "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95),
+            "fps": unique / max(1e-9, frames[-1][2] - frames[0][2])}
+
+
+def _appliance_config(room: int) -> dict[str, dict[str, Any]]:
+    return {"room": {"room": room, "display_name": "ours", "auto_join": True},
+            "video": {"enabled": True, "receive": False, "width": WIDTH, "height": HEIGHT,
+                      "fps": FPS, "backend": "sim"},
+            "audio": {"backend": "sim"}}
+
+
+def _listener(env: BenchRoom, room: int, watch: VideoWatch) -> RoomPeer:
+    peer = env.peer("watch", room, tone=None, role="listener")
+    peer.session._on_remote_video = watch
+    peer.call(lambda s: s.join())
+    return peer
+
+
+def ours(env: BenchRoom) -> dict[str, Any]:
+    room = env.new_room()
+    watch = VideoWatch()
+    listener = _listener(env, room, watch)
+    app: ApplianceProcess = env.appliance("pub", _appliance_config(room))
+    wait_until(lambda: watch.frames, 60, "video from the appliance")
+    time.sleep(WARMUP_S)
+    assert app.pid is not None
+    c0, t0 = proc_cpu_seconds(app.pid), time.monotonic()
+    time.sleep(SECONDS)
+    cpu, wall = proc_cpu_seconds(app.pid) - c0, time.monotonic() - t0
+    frames = watch.take(t0)
+    alive = app.alive()
+    app.stop()
+    env.drop_peer(listener)
+    video = summarize(max(frames.values(), key=len) if frames else [])
+    return {"cpu_s": cpu, "wall_s": wall, "video": video, "alive": alive}
+
+
+def plain_aiortc(env: BenchRoom) -> dict[str, Any]:
+    from drivers.camera.sim import SimCamera
+    from services.room.tracks import CameraTrack
+
+    room = env.new_room()
+    watch = VideoWatch()
+    listener = _listener(env, room, watch)
+    pub = env.peer("aiortc", room, tone="tone:440")
+    pub.session.video_track_factory = lambda: CameraTrack(SimCamera(WIDTH, HEIGHT, FPS))
+    pub.call(lambda s: s.join())
+    wait_until(lambda: watch.frames, 60, "video from the aiortc publisher")
+    time.sleep(WARMUP_S)
+    t0 = time.monotonic()
+    time.sleep(SECONDS / 2)
+    frames = watch.take(t0)
+    env.drop_peer(pub)
+    env.drop_peer(listener)
+    return {"video": summarize(max(frames.values(), key=len) if frames else [])}
+
+
+def sim_render_cpu(frames: int) -> float:
+    """CPU seconds the sim camera spends drawing ``frames`` frames (in this process)."""
+    from drivers.camera.sim import PatternRenderer
+
+    renderer = PatternRenderer(WIDTH, HEIGHT)
+    c0 = time.process_time()
+    for n in range(frames):
+        renderer.render(n, time.monotonic())
+    return time.process_time() - c0
+
+
+def ffmpeg_cpu() -> dict[str, Any]:
+    from bench import bench_encode
+
+    planes = bench_encode.render_frames()
+    runs = [bench_encode._ffmpeg(planes) for _ in range(2)]
+    return min(runs, key=lambda r: float(r["cpu_s"]))
+
+
+def measure() -> dict[str, Any]:
+    with BenchRoom("bp") as env:
+        mine = ours(env)
+        ref = plain_aiortc(env)
+    frames = round(SECONDS * FPS)
+    return {"ours": mine, "aiortc": ref, "ffmpeg": ffmpeg_cpu(),
+            "sim_render_cpu_s": sim_render_cpu(frames), "frames": frames}
+
+
+def run() -> list[Row]:
+    m = measure()
+    o, a, ff = m["ours"], m["aiortc"], m["ffmpeg"]
+    ov, av_ = o["video"], a["video"]
+    cpu_note = (f"whole process incl. audio; sim camera drawing ~{m['sim_render_cpu_s']:.1f} s "
+                f"of it; received {ov.get('fps', 0):.1f} fps")
+    return [
+        Row("publish", "process CPU, 30 s of 640x480@30 into a room", o["cpu_s"], "s",
+            ff["cpu_s"], "ffmpeg CLI, same frames", notes=cpu_note, extra=m),
+        Row("video", "glass-to-glass p50", ov.get("p50_ms"), "ms", av_.get("p50_ms"),
+            "plain aiortc", notes=f"ours {ov.get('fps', 0):.1f} fps, "
+            f"aiortc {av_.get('fps', 0):.1f} fps"),
+        Row("video", "glass-to-glass p95", ov.get("p95_ms"), "ms", av_.get("p95_ms"),
+            "plain aiortc"),
+        Row("video", "frames lost", ov.get("lost_pct"), "%", av_.get("lost_pct"),
+            "plain aiortc", notes="gaps in frame numbers at the receiver"),
+    ]
+
+
+if __name__ == "__main__":
+    import json
+
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps(measure(), indent=2, default=str))

@@ -1,0 +1,118 @@
+"""The config page of a whole appliance (``edgeroom run --sim``) in a real room on a real
+Janus, in a private network; Chromium runs in its own namespace on that network."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, ViewportSize, async_playwright, expect
+
+from tests.harness.appliance import ApplianceProcess
+from tests.harness.fixtures import (  # noqa: F401  (fixtures)
+    ApplianceFactory,
+    PeerFactory,
+    janus,
+    make_appliance,
+    make_peer,
+    network,
+    room_number,
+)
+from tests.harness.janus import JanusServer
+from tests.harness.netns import Network
+from tests.web.test_browser import ARGS, CHROMIUM
+
+pytestmark = [pytest.mark.browser, pytest.mark.janus, pytest.mark.timeout(180)]
+
+PHONE: ViewportSize = {"width": 390, "height": 844}
+LIVE = 1000  # ms
+expect.set_options(timeout=20_000)
+
+
+@pytest.fixture
+async def netns_browser(network: Network, tmp_path: Path) -> AsyncIterator[Browser]:  # noqa: F811
+    """Debian's Chromium started inside a host of the test network (it talks to
+    Playwright over pipes, so it needs no other network)."""
+    host = network.add_host("browser")
+    wrapper = tmp_path / "chromium-in-netns"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {host.ns} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    async with async_playwright() as p:
+        browser = await asyncio.wait_for(
+            p.chromium.launch(executable_path=str(wrapper), args=ARGS), 60)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def _password_from_log(app: ApplianceProcess, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(r"admin password \(shown only this once\): (\S+)", app.log_text())
+        if m:
+            return m.group(1)
+        assert app.alive(), app.log_text()[-3000:]
+        time.sleep(0.1)
+    raise AssertionError(f"no password in the log: {app.log_text()[-3000:]}")
+
+
+async def test_page_drives_an_appliance_in_a_real_room(
+        make_appliance: ApplianceFactory, make_peer: PeerFactory,  # noqa: F811
+        janus: JanusServer, room_number: int,  # noqa: F811
+        netns_browser: Browser, tmp_path: Path) -> None:
+    app = make_appliance("box", {
+        "room": {"server": janus.url, "room": room_number, "display_name": "box"},
+        "sim": {"mic": "tone:440"},
+        "video": {"width": 320, "height": 240, "fps": 10},
+        "web": {"listen": "0.0.0.0:8080"},
+    })
+    password = await asyncio.to_thread(_password_from_log, app)
+    url = f"http://{app.host.ip}:8080"
+    context = await netns_browser.new_context(viewport=PHONE)
+    page = await context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        for _ in range(100):  # the page comes up with the appliance
+            try:
+                await page.goto(url)
+                break
+            except Exception:
+                await asyncio.sleep(0.2)
+        await page.fill("#password", password)
+        await page.click("#login-form button[type=submit]")
+        await expect(page.locator("#state-badge")).to_have_text("in room")  # auto_join
+
+        # Another member joins the room: it appears on the page.
+        peer = make_peer("ada", room_number, tone="tone:880")
+        await peer.acall(lambda s: s.join())
+        member = page.locator("#members li", has_text="ada")
+        await expect(member).to_be_visible()
+        await page.screenshot(path=tmp_path / "room-status.png", full_page=True)
+
+        # Mute, and the status follows within a second.
+        await page.click("nav [data-tab=controls]")
+        await expect(page.locator("#mic")).to_have_text("Mic on")
+        await page.click("#mic")
+        await expect(page.locator("#mic")).to_have_text("Mic off", timeout=LIVE)
+        await page.click("#mic")
+        await expect(page.locator("#mic")).to_have_text("Mic on", timeout=LIVE)
+
+        # Leave and join again.
+        await page.click("#leave")
+        await expect(page.locator("#state-badge")).to_have_text("idle")
+        await page.click("#join")
+        await expect(page.locator("#state-badge")).to_have_text("in room")
+        await page.click("nav [data-tab=status]")
+        await expect(page.locator("#members li", has_text="ada")).to_be_visible()
+        await page.screenshot(path=tmp_path / "room-rejoined.png", full_page=True)
+        assert app.alive()
+    except AssertionError:
+        print(app.log_text()[-4000:])
+        raise
+    finally:
+        await context.close()
