@@ -119,6 +119,7 @@ class CameraTrack(MediaStreamTrack):
         super().__init__()
         self.camera = camera
         self._started = False
+        self.last_index = -1  # number of the last frame handed to the encoder
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -131,6 +132,7 @@ class CameraTrack(MediaStreamTrack):
         except EOFError:
             self.stop()
             raise MediaStreamError from None
+        self.last_index = captured.index
         return captured.frame
 
     def stop(self) -> None:

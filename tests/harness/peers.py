@@ -34,7 +34,8 @@ class RoomPeer:
         self.speaker_path = workdir / f"speaker-{host.name}.wav"
         self.events: list[tuple[float, str, dict[str, Any]]] = []
         self._lock = threading.Lock()
-        self.video_numbers: dict[str, list[int]] = {}
+        self.video_numbers: dict[str, list[int]] = {}  # received, per member
+        self.video_sent: list[int] = []  # frame numbers our camera handed to the encoder
         self.loop = NsLoop(host)
         self._tone = tone
         self._camera = camera
@@ -52,8 +53,16 @@ class RoomPeer:
             from drivers.camera.sim import SimCamera
             from services.room.tracks import CameraTrack
 
+            sent = self.video_sent
+
+            class RecordingCameraTrack(CameraTrack):
+                async def recv(self) -> Any:
+                    frame = await super().recv()
+                    sent.append(self.last_index)
+                    return frame
+
             def factory() -> CameraTrack:
-                return CameraTrack(SimCamera(320, 240, 15))
+                return RecordingCameraTrack(SimCamera(320, 240, 15))
 
         return JanusRoomSession(self.settings, mic=mic, speaker=speaker,
                                 video_track_factory=factory, emit=self._record,
