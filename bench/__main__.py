@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import pkgutil
 import sys
 import time
@@ -21,7 +22,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", help="only these benchmarks (e.g. dsp encode)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show the warnings of the appliances under test")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # Reconnects, decode hiccups and the like are what several benchmarks provoke.
+        for name in ("services", "device", "drivers", "aiortc", "aioice", "tests.harness"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     here = Path(__file__).parent
     modules = sorted(m.name for m in pkgutil.iter_modules([str(here)])
                      if m.name.startswith("bench_"))

@@ -37,8 +37,7 @@ _ROOM_TO_APPLIANCE = {
 }
 
 #: Files in the state dir that a factory reset erases (secrets and identity).
-SECRET_FILES = ("web-password.hash", "web-sessions.json", "tls-key.pem", "tls-cert.pem",
-                "secret.key")
+SECRET_FILES = ("web-password.hash", "tls-key.pem", "tls-cert.pem")
 
 SubsystemFactory = Callable[["Appliance"], Awaitable[None]]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bench.clicks import PERIOD_S, match_latencies, write_click_wav
+from bench.clicks import match_latencies, write_click_wav
 from bench.env import BenchRoom
 from tests.harness.netns import Host, NsLoop
 
@@ -117,15 +117,6 @@ class ChromiumPeer:
             stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
         logf.close()
 
-    def pids(self) -> list[int]:
-        """The browser and all its child processes (renderer, utility, ...)."""
-        if self.proc is None:
-            return []
-        out = subprocess.run(["ps", "-e", "-o", "pid=,pgid="], capture_output=True,
-                             text=True, timeout=5).stdout
-        return [int(p) for p, g in (line.split() for line in out.splitlines())
-                if int(g) == self.proc.pid]
-
     def close(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
@@ -152,6 +143,10 @@ class ChromiumPair:
         workdir.mkdir(parents=True, exist_ok=True)
         self.clicks = write_click_wav(workdir / "clicks44k.wav", rate=44_100, channels=2)
         self.peers: list[ChromiumPeer] = []
+        self._pub: ChromiumPeer | None = None
+        self._sub: ChromiumPeer | None = None
+        self._joiner: ChromiumPeer | None = None
+        self._trials = 0
 
     def __enter__(self) -> ChromiumPair:
         return self
@@ -164,10 +159,12 @@ class ChromiumPair:
         self.peers.append(p)
         return p
 
-    def mouth_to_ear(self, clicks: int, warmup: float) -> dict[str, Any]:
+    def start_clicks(self) -> None:
+        """A publishing and a receiving page in a new room; returns once clicks arrive."""
         room = self.env.new_room()
         feed = 900_000 + room
-        pub, sub = self.peer("cpub"), self.peer("csub")
+        self._pub = pub = self.peer("cpub")
+        self._sub = sub = self.peer("csub")
         pub.open(role="pub", room=room, feed=feed)
         pub.server.wait("pub", "published", 60)
         sub.open(role="sub", room=room, feed=feed)
@@ -177,20 +174,28 @@ class ChromiumPair:
             time.sleep(0.1)
         if not any(sub.server.take("sub", "onsets")):
             raise TimeoutError("chromium: no click reached the receiving page")
-        first = min(t for batch in sub.server.take("sub", "onsets") for t in batch) / 1000
-        time.sleep(warmup + clicks * PERIOD_S + 1.5)
-        sent = [t / 1000 for batch in pub.server.take("pub", "onsets") for t in batch]
-        heard = [t / 1000 for batch in sub.server.take("sub", "onsets") for t in batch]
-        got = match_latencies([t for t in sent if t > first + warmup - 0.5],
-                              [t for t in heard if t > first + warmup])
+
+    def clicks_between(self, start: float, end: float) -> dict[str, Any]:
+        """Latencies of the clicks heard between two wall-clock times (``time.time()``)."""
+        assert self._pub is not None and self._sub is not None
+        time.sleep(1.5)  # the pages report once a second
+        sent = [t / 1000 for batch in self._pub.server.take("pub", "onsets") for t in batch]
+        heard = [t / 1000 for batch in self._sub.server.take("sub", "onsets") for t in batch]
+        got = match_latencies([t for t in sent if start - 0.5 < t < end],
+                              [t for t in heard if start < t < end])
         return {"latencies_ms": [x * 1000 for x in got], "sent": len(sent),
                 "heard": len(heard)}
 
-    def join_times(self, trials: int, feed: int, room: int,
-                   wav: Path | None = None) -> dict[str, Any]:
-        joiner = self.peer("cjoin", wav)
-        joiner.open(role="join", room=room, feed=feed, trials=trials)
-        times = joiner.server.wait("join", "join", 30 + trials * 6)
+    def start_joins(self, trials: int, feed: int, room: int) -> None:
+        """A page that joins ``room`` ``trials`` times, timing each to the first sound of
+        ``feed`` (a member already there); runs on its own, see :meth:`join_times`."""
+        self._joiner = self.peer("cjoin")
+        self._joiner.open(role="join", room=room, feed=feed, trials=trials)
+        self._trials = trials
+
+    def join_times(self) -> dict[str, Any]:
+        assert self._joiner is not None
+        times = self._joiner.server.wait("join", "join", 30 + self._trials * 6)
         return {"join_ms": list(times)}
 
     def close(self) -> None:

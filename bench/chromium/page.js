@@ -148,10 +148,12 @@ async function subscribe(janus, feed, ontrack) {
 
 function perfToEpochMs(perf) { return performance.timeOrigin + perf; }
 
-// Onsets straight off the track (MediaStreamTrackProcessor): each block is timed when it
-// is handed to the page. A received block is timed at its first sample (playout-ready);
-// a captured block at its last sample's end minus its length (capture time).
-async function trackDetector(track, threshold, capture, onOnset) {
+// Onsets straight off the track (MediaStreamTrackProcessor). Each block carries its
+// timestamp on the page's performance timeline (microseconds): its capture time for the
+// local microphone, the time it was handed to the audio renderer for a received track
+// (playout-ready). The page may see the block later than that (a busy main thread);
+// the timestamp does not move with it.
+async function trackDetector(track, threshold, onOnset) {
   const reader = new MediaStreamTrackProcessor({track}).readable.getReader();
   let quietUntil = -Infinity;
   let buf = new Float32Array(0);
@@ -160,13 +162,12 @@ async function trackDetector(track, threshold, capture, onOnset) {
     while (!stopped) {
       const {value, done} = await reader.read();
       if (done) break;
-      const now = performance.now();
       const n = value.numberOfFrames;
       const rate = value.sampleRate;
       if (buf.length < n) buf = new Float32Array(n);
       value.copyTo(buf, {planeIndex: 0, format: 'f32-planar'});
       value.close();
-      const t0 = capture ? now - n / rate * 1000 : now;
+      const t0 = value.timestamp / 1000;
       for (let i = 0; i < n; i++) {
         const t = t0 + i / rate * 1000;
         if (Math.abs(buf[i]) >= threshold && t >= quietUntil) {
@@ -191,7 +192,7 @@ function play(stream) {
 async function runPub() {
   const stream = await localAudio();
   const onsets = [];
-  await trackDetector(stream.getAudioTracks()[0], 0.12, true, (t) => onsets.push(t));
+  await trackDetector(stream.getAudioTracks()[0], 0.12, (t) => onsets.push(t));
   const janus = new Janus(JANUS);
   await janus.open();
   await janus.session();
@@ -208,7 +209,7 @@ async function runSub() {
   await janus.session();
   await subscribe(janus, FEED, async (stream) => {
     play(stream);
-    await trackDetector(stream.getAudioTracks()[0], 0.12, false, (t) => onsets.push(t));
+    await trackDetector(stream.getAudioTracks()[0], 0.12, (t) => onsets.push(t));
   });
   await report('subscribed', {});
   setInterval(() => report('onsets', onsets.splice(0)), 1000);
@@ -230,8 +231,7 @@ async function runJoin() {
       pcs.push(await publish(janus, stream, 0));
       pcs.push(await subscribe(janus, FEED, async (s) => {
         play(s);
-        stop = await trackDetector(s.getAudioTracks()[0], 0.03, false,
-                                   (t) => resolveFirst(t));
+        stop = await trackDetector(s.getAudioTracks()[0], 0.03, (t) => resolveFirst(t));
       }));
       const t = await Promise.race([first, new Promise((ok) => setTimeout(ok, 10000))]);
       if (t) times.push(t - perfToEpochMs(t0));

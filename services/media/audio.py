@@ -25,9 +25,9 @@ from services.media.packets import EncodedPacket, PacketFanout, PacketSubscripti
 
 log = logging.getLogger(__name__)
 
-#: A gap in the mic's capture times longer than this is filled with silence (up to
-#: :data:`MAX_FILL`), so audio stays aligned with video.
-GAP_TOLERANCE = 0.06
+#: A gap in the mic's capture times longer than this (a lost 20 ms frame is longer) is
+#: filled with silence, up to :data:`MAX_FILL`, so audio stays aligned with video.
+GAP_TOLERANCE = 0.012
 MAX_FILL = 1.0
 
 
@@ -58,6 +58,8 @@ class MicBranch:
 
     async def read(self) -> PcmFrame:
         """The next frame; raises EOFError once this branch (or the mic) stopped."""
+        if not self.active:
+            raise EOFError(f"mic branch {self.name} is stopped")
         frame = await self._queue.get()
         self.frames += 1
         return frame

@@ -229,19 +229,25 @@ class SharedVideoEncoder:
                 try:
                     packets = await asyncio.shield(job)
                 except asyncio.CancelledError:
-                    # a frame read is a frame encoded: let this one finish (milliseconds)
+                    # a frame read is a frame encoded and sent: let this one finish
+                    # (milliseconds)
                     await asyncio.wait([job])
+                    if not job.cancelled() and job.exception() is None:
+                        self._publish(job.result())
                     raise
-                for packet in packets:
-                    self.packets_out += 1
-                    self.bytes_out += len(packet.data)
-                    self._fanout.publish(packet)
+                self._publish(packets)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("%s encoder failed", self.name)
             self._emit("encoder-error", {"camera": self.name, "error": str(exc)})
             raise
+
+    def _publish(self, packets: list[EncodedPacket]) -> None:
+        for packet in packets:
+            self.packets_out += 1
+            self.bytes_out += len(packet.data)
+            self._fanout.publish(packet)
 
     # -- the worker thread ------------------------------------------------------------
 

@@ -139,9 +139,15 @@ class PacketSubscription:
                 self._waiter = None
         return self.get_nowait()
 
-    async def get_batch(self) -> list[EncodedPacket]:
-        """At least one packet: everything queued once one is there."""
+    async def get_batch(self, linger: float = 0.0) -> list[EncodedPacket]:
+        """At least one packet: everything queued once one is there.
+
+        ``linger`` waits that long after the first packet, so that a writer thread is
+        woken once per batch rather than once per packet.
+        """
         first = await self.get()
+        if linger > 0:
+            await asyncio.sleep(linger)
         return [first, *self.drain()]
 
     def close(self) -> None:

@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 FORMATS = {"mkv": ("matroska", {}), "mp4": ("mp4", FRAGMENTED_MP4)}
 DISK_CHECK_INTERVAL = 2.0
+#: After a stop request, how long frames captured before it may take to come through.
+STOP_GRACE = 1.0
+#: A stop gives up on a writer stuck this long (a dead disk) and abandons the file.
+STOP_TIMEOUT = 15.0
+#: Packets are handed to the writer thread in batches of this many seconds.
+LINGER = 0.1
 
 
 def segment_name(label: str, started: dt.datetime, ext: str) -> str:
@@ -67,6 +73,7 @@ class Recorder:
         self._boundary_requested = False
         self._last_disk_check = 0.0
         self._started_at: float | None = None
+        self._stop_at: float | None = None
         self.files: list[str] = []
         self.stop_reason: str | None = None
 
@@ -99,6 +106,7 @@ class Recorder:
         self.files = []
         self.stop_reason = None
         self._input.reset()
+        self._stop_at = None
         self._writer = WriterThread("recorder")
         self._input.attach()
         self._started_at = time.monotonic()
@@ -112,9 +120,11 @@ class Recorder:
             return self.status()
         if not task.done():
             self.stop_reason = reason
-            self._input.sub.close()  # the task drains what is queued, then finishes
+            # the task writes what was captured until now (still being encoded, maybe),
+            # then finishes
+            self._stop_at = time.monotonic()
             try:
-                await asyncio.wait_for(asyncio.shield(task), 5.0)
+                await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)
             except TimeoutError:
                 task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -125,10 +135,23 @@ class Recorder:
         reason = "requested"
         try:
             while True:
+                stop_at = self._stop_at
+                if stop_at is not None and time.monotonic() - stop_at > STOP_GRACE:
+                    break
                 try:
-                    batch = await self._input.sub.get_batch()
+                    batch = await asyncio.wait_for(self._input.sub.get_batch(LINGER), 0.5)
+                except TimeoutError:
+                    continue
                 except EOFError:
                     break
+                if stop_at is not None:
+                    # up to the stop request; a frame captured after it ends the recording
+                    done = any(p.kind == "video" and p.captured_at >= stop_at for p in batch)
+                    batch = [p for p in batch if p.captured_at < stop_at]
+                    await self._handle(self._input.learn(batch))
+                    if done:
+                        break
+                    continue
                 await self._handle(self._input.learn(batch))
                 if time.monotonic() - self._last_disk_check >= DISK_CHECK_INTERVAL:
                     self._check_disk()

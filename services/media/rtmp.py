@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 #: Delays between reconnect attempts (seconds); the last one repeats.
 BACKOFF = (0.3, 1.0, 2.0, 4.0, 8.0)
 BITRATE_WINDOW = 2.0
+#: Packets go to the writer thread in batches of this many seconds (a wake-up per
+#: packet costs more CPU than the muxing itself; RTMP viewers are seconds behind anyway).
+LINGER = 0.05
 
 
 def redact_url(url: str) -> str:
@@ -59,6 +62,9 @@ class RtmpStreamer:
         self.connects = 0
         self.reconnects = 0
         self.bytes_sent = 0
+        #: video packets the server accepted: in total, and over the current connection
+        self.video_packets_sent = 0
+        self.connection_video_packets = 0
         self.last_error: str | None = None
         self._live_since: float | None = None
 
@@ -124,6 +130,7 @@ class RtmpStreamer:
         try:
             while True:
                 self._writer = WriterThread("rtmp")
+                self.connection_video_packets = 0
                 self._input.reset()
                 self._input.attach()
                 try:
@@ -154,7 +161,7 @@ class RtmpStreamer:
         writer = self._writer
         assert writer is not None
         while True:
-            batch = await self._input.sub.get_batch()
+            batch = await self._input.sub.get_batch(LINGER)
             packets = self._input.learn(batch)
             if not packets:
                 continue
@@ -163,7 +170,11 @@ class RtmpStreamer:
                     lambda: PacketMuxer(url, "flv", self._input.templates,
                                         with_audio=self._input.audio is not None,
                                         frame_seconds=self._input.video.frame_seconds))
-            sent = await writer.run(_write_all, self._muxer, packets)
+            muxer = self._muxer
+            before = muxer.video_packets
+            sent = await writer.run(_write_all, muxer, packets)
+            self.video_packets_sent += muxer.video_packets - before
+            self.connection_video_packets = muxer.video_packets
             if sent and self.state != "live":
                 self.connects += 1
                 self._live_since = time.monotonic()

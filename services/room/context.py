@@ -86,6 +86,9 @@ class RoomContext:
         self.on_remote_audio = on_remote_audio
         self.on_local_talking = on_local_talking
         self.on_moderated = on_moderated
+        #: Called with our member id as soon as the plugin accepted us (before media is
+        #: up), so the session can open the message channel meanwhile.
+        self.on_joined: Callable[[str], None] = lambda member_id: None
         loop = asyncio.get_running_loop()
         self.failed: asyncio.Future[str] = loop.create_future()
         self.kicked: asyncio.Future[str] = loop.create_future()

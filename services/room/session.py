@@ -11,12 +11,12 @@ jitter (first retry within 300 ms, never more than 10 s). Errors a retry cannot 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
@@ -38,6 +38,7 @@ from services.room.janus.audiobridge import AudioBridgeBackend
 from services.room.janus.textroom import TextRoom
 from services.room.janus.transport import JanusConnection
 from services.room.janus.videoroom import VideoRoomBackend
+from services.room.messages import CMD_HAND, CMD_MODERATED, encode_custom, parse_custom
 from services.room.mixer import RemoteAudioMixer
 from services.room.ratelimit import MessageLimiter, Outgoing
 from services.room.roster import Roster
@@ -45,12 +46,6 @@ from services.room.stats import StatsCollector
 from services.room.tracks import MicTrack, SwitchableVideoTrack
 
 log = logging.getLogger(__name__)
-
-#: Custom commands the appliance itself uses on the message channel.
-CMD_HAND = "hand"
-CMD_MODERATED = "edgeroom.moderated"
-MARKER = "edgeroom"
-
 
 class _Kicked(Exception):
     pass
@@ -136,8 +131,6 @@ class JanusRoomSession:
         """Use another room number from the next join (leaves the current room)."""
         if room != self.settings.room:
             await self.leave()
-            from dataclasses import replace
-
             self.settings = replace(self.settings, room=room)
 
     async def join(self) -> None:
@@ -231,14 +224,26 @@ class JanusRoomSession:
                             else AudioBridgeBackend(ctx))
         tasks: list[asyncio.Task[None]] = []
         entered_at = None
+
+        def open_messages(member_id: str) -> None:
+            # in parallel with the media setup: it needs only our member id
+            tasks.append(asyncio.create_task(self._open_textroom(conn, member_id),
+                                             name="room:textroom"))
+
+        ctx.on_joined = open_messages
         try:
             await conn.open()
             self._ctx, self._backend = ctx, backend
             await backend.enter()
-            await self._open_textroom(conn, backend.local_id)
+            if tasks:
+                await tasks[0]
             if not self._speaker_started and self.speaker is not None:
                 self._speaker_started = True
-                await self.speaker.start()
+                try:
+                    await self.speaker.start()
+                except Exception as exc:  # the room goes on; the driver reports the device
+                    log.error("speaker failed to start, the room is not played: %s", exc)
+                    self.mixer.sink = None
             self.mixer.start()
             tasks.append(asyncio.create_task(self.limiter.run(self._send_now),
                                              name="room:messages"))
@@ -256,6 +261,9 @@ class JanusRoomSession:
             # These futures belong to this attempt: wait on them, never cancel them.
             done, _ = await asyncio.wait((conn.closed, ctx.failed, ctx.kicked),
                                          return_when=asyncio.FIRST_COMPLETED)
+            if not ctx.kicked.done():
+                # A kick also hangs up our media; its own event may come a moment later.
+                await asyncio.wait((ctx.kicked,), timeout=0.3)
             if ctx.kicked.done():
                 raise _Kicked(ctx.kicked.result())
             reason = next(iter(done)).result()
@@ -283,10 +291,13 @@ class JanusRoomSession:
                             on_message=self._on_text, on_presence=self._on_presence)
         try:
             participants = await textroom.open()
-        except (RoomError, TimeoutError) as exc:
+        except (RoomError, TimeoutError, OSError) as exc:
             log.warning("room messages unavailable: %s", exc)
             await textroom.close()
             return
+        except asyncio.CancelledError:
+            await textroom.close()
+            raise
         self._textroom = textroom
         for p in participants:
             self._on_presence(str(p.get("username")), str(p.get("display", "")), True)
@@ -339,7 +350,7 @@ class JanusRoomSession:
     def _on_text(self, sender: str, text: str, to: str | None) -> None:
         member = self.roster.get(sender)
         display = member.display if member else sender
-        custom = _parse_custom(text)
+        custom = parse_custom(text)
         if custom is None:
             self._emit("message", {"from": sender, "display": display, "text": text, "to": to})
             return
@@ -377,8 +388,7 @@ class JanusRoomSession:
         self._queue_custom(cmd, payload, priority)
 
     def _queue_custom(self, cmd: str, payload: Any, priority: Priority) -> None:
-        text = json.dumps({MARKER: 1, "cmd": cmd, "payload": payload}, separators=(",", ":"))
-        self.limiter.put(text, priority, key=cmd)
+        self.limiter.put(encode_custom(cmd, payload), priority, key=cmd)
 
     # -- controls -------------------------------------------------------------------------
 
@@ -507,15 +517,3 @@ def _percent(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
         raise RoomError(f"volume must be an integer 0-100, got {value!r}", code="BAD_ARGUMENT")
     return value
-
-
-def _parse_custom(text: str) -> tuple[str, Any] | None:
-    if not text.startswith("{"):
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    if isinstance(data, dict) and data.get(MARKER) == 1 and isinstance(data.get("cmd"), str):
-        return data["cmd"], data.get("payload")
-    return None

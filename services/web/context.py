@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from device.config import REDACTED
 from drivers.errors import EdgeroomError
 from services.web.passwords import PasswordFile
 from services.web.schema import BodyError, Schema, validate
@@ -128,6 +130,40 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+@functools.cache
+def _secret_keys() -> tuple[tuple[str, str], ...]:
+    from device.config import describe
+
+    return tuple(tuple(row["key"].split(".", 1)) for row in describe()
+                 if row.get("secret"))
+
+
+def secret_values(config: Any) -> list[str]:
+    """The values of the config's secret keys (PIN, tokens, the RTMP URL with its key)."""
+    out = []
+    for section, key in _secret_keys():
+        value = getattr(getattr(config, section), key)
+        if isinstance(value, str) and len(value) >= 4:
+            out.append(value)
+    return sorted(out, key=len, reverse=True)  # a longer secret may contain a shorter one
+
+
+def scrub(value: Any, secrets: list[str]) -> Any:
+    """``value`` with every secret string in it replaced by the redacted marker."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {k: scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v, secrets) for v in value]
+    return value
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from device.bus import Event
-from services.web.context import COOKIE, context, jsonable
+from services.web.context import COOKIE, context, jsonable, scrub, secret_values
 
 if TYPE_CHECKING:
     from device.app import Appliance
@@ -45,8 +45,8 @@ def event_counts(appliance: Appliance) -> collections.Counter[str]:
     return _COUNTERS.get(appliance) or collections.Counter()
 
 
-def _frame(event: Event) -> bytes:
-    data = json.dumps(jsonable(event.to_dict()), separators=(",", ":"))
+def _frame(event: Event, secrets: list[str]) -> bytes:
+    data = json.dumps(scrub(jsonable(event.to_dict()), secrets), separators=(",", ":"))
     return f"id: {event.seq}\nevent: {event.name}\ndata: {data}\n\n".encode()
 
 
@@ -78,7 +78,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             except EOFError:
                 break
             quiet = 0.0
-            await response.write(_frame(event))
+            await response.write(_frame(event, secret_values(ctx.appliance.config)))
     except (ConnectionResetError, ConnectionError):
         pass
     finally:

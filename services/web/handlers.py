@@ -12,7 +12,15 @@ from aiohttp import web
 from device import config as config_mod
 from device import logs
 from device.errors import ConfigError
-from services.web.context import ApiError, context, json_response, read_json
+from services.web.context import (
+    ApiError,
+    context,
+    json_response,
+    jsonable,
+    read_json,
+    scrub,
+    secret_values,
+)
 from services.web.extras import button_roles, maybe_await, snapshot_of
 from services.web.schema import Schema
 
@@ -38,7 +46,8 @@ async def health(request: web.Request) -> web.Response:
 
 def status_snapshot(request: web.Request) -> dict[str, Any]:
     appliance = context(request).appliance
-    data = appliance.status()
+    # Secrets never leave through the status (an RTMP URL with its stream key, a PIN).
+    data = scrub(jsonable(appliance.status()), secret_values(appliance.config))
     data["virtual_buttons"] = button_roles(appliance.extras) if appliance.sim else []
     data["camera_preview"] = snapshot_of(appliance.extras) is not None
     return data
@@ -114,7 +123,8 @@ async def get_logs(request: web.Request) -> web.Response:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LOG_LINES:
         raise ApiError(400, "BAD_REQUEST", f"lines must be an integer 1-{MAX_LOG_LINES}")
     tail = list(logs.RING.lines)[-int(raw):]
-    lines = [_PASSWORD_LINE.sub(r"\1(hidden)", line) for line in tail]
+    secrets = secret_values(context(request).appliance.config)
+    lines = [scrub(_PASSWORD_LINE.sub(r"\1(hidden)", line), secrets) for line in tail]
     return json_response({"lines": lines})
 
 

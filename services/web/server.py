@@ -202,7 +202,7 @@ class WebServer:
         host, port = parse_listen(self.listen)
         self.appliance.state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            password = self.passwords.ensure()
+            password = await asyncio.to_thread(self.passwords.ensure)  # scrypt: off the loop
         except PasswordFileError as exc:
             log.error("%s; run `edgeroom password reset`", exc)
             raise

@@ -15,6 +15,8 @@ import ctypes
 import itertools
 import logging
 import os
+import re
+import signal
 import subprocess
 import threading
 from collections.abc import Coroutine
@@ -48,6 +50,36 @@ def setns(name: str) -> None:
         os.close(fd)
 
 
+def cleanup_stale(tag: str = "er") -> None:
+    """Delete namespaces (and kill what runs in them) left by a test run that died."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                             timeout=10).stdout
+    for line in listing.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        match = re.match(rf"^{re.escape(tag)}(\d+)-\d+-", name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
+                              timeout=10).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        log.warning("deleting stale namespace %s", name)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass(frozen=True)
 class Host:
     name: str  # short name within the network ("janus", "a", ...)
@@ -62,7 +94,8 @@ class Network:
     """A hub bridge and hosts on ``10.201.<n>.0/24`` (private to these namespaces)."""
 
     def __init__(self, tag: str = "er") -> None:
-        self.prefix = f"{tag}{os.getpid() % 100000}-{next(_counter)}"
+        cleanup_stale(tag)
+        self.prefix = f"{tag}{os.getpid()}-{next(_counter)}"
         self.subnet = "10.201.7"
         self.hub = f"{self.prefix}-hub"
         self.hosts: dict[str, Host] = {}

@@ -180,8 +180,7 @@ def probe(path: Path | str, **open_kwargs: Any) -> dict[str, Any]:
             result["audio_codec"] = container.streams.audio[0].codec_context.name
         try:
             for packet in container.demux():
-                if packet.dts is None:
-                    continue
+                # (the last packet of each stream, without dts, flushes its decoder)
                 for frame in packet.decode():
                     t = float(frame.time) if frame.time is not None else None
                     if packet.stream.type == "video":

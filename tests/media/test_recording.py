@@ -28,12 +28,12 @@ async def test_recording_decodes_to_the_end_and_lasts_the_wall_time(
     events = Events()
     media = make_service(tmp_path, events, record_format=fmt)
     try:
-        status = await asyncio.wait_for(media.start_recording(), 10)
         started = time.monotonic()
+        status = await asyncio.wait_for(media.start_recording(), 10)
         assert status["recording"] and status["format"] == fmt
         await asyncio.sleep(6.0)
+        wall = time.monotonic() - started  # from the start request to the stop request
         await asyncio.wait_for(media.stop_recording(), 10)
-        wall = time.monotonic() - started
     finally:
         await asyncio.wait_for(media.close(), 10)
     assert not media.video.is_running  # the camera closed once nothing used it
@@ -94,7 +94,8 @@ def test_sigkill_mid_segment_leaves_finished_segments_playable(tmp_path: Path,
         assert is_increasing(numbers) and numbers[0] > last_number
         last_number = numbers[-1]
         duration = got["video_times"][-1] - got["video_times"][0] + 1 / FPS
-        assert abs(duration - 2.0) < 0.1, (name, duration)
+        # ends at the first keyframe past 2 s (later when a busy machine skips frames)
+        assert 1.9 < duration < 2.5, (name, duration)
 
 
 async def test_oldest_recordings_go_when_the_total_passes_the_limit(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ async def test_push_10s_from_sim_camera_and_mic_and_pull_it_back(
     # pulled live from the server while pushing
     assert puller.error is None, puller.error
     assert puller.codecs == {"video": "h264", "audio": "aac"}
-    assert len(puller.frame_numbers) > 3 * FPS
+    assert len(puller.frame_numbers) > FPS
     assert is_increasing(puller.frame_numbers)
     assert is_increasing(puller.video_dts) and is_increasing(puller.audio_dts)
     assert puller.audio_frames > 100
@@ -107,13 +107,14 @@ async def test_push_10s_from_sim_camera_and_mic_and_pull_it_back(
     assert is_increasing(got["video_times"]) and is_increasing(got["audio_times"])
     numbers = got["frame_numbers"]
     assert got["unreadable_strips"] == 0  # starts on a keyframe, nothing undecodable
-    assert is_increasing(numbers)
-    # the sim camera skips a tick now and then under load, never more than a few
-    assert len(numbers) >= 0.9 * (numbers[-1] - numbers[0] + 1)
+    assert is_increasing(numbers) and numbers[0] < FPS and numbers[-1] > 9 * FPS
+    # everything pushed arrived: one decodable frame per video packet the server accepted
+    # (a camera frame skipped on a busy machine is never encoded, so never pushed)
+    assert len(numbers) == media.streamer.video_packets_sent
     # encoded once for the stream: every camera frame exactly once
     enc = media.video
     assert SharedVideoEncoder.created == 1
-    assert enc.frames_encoded == enc.camera_totals["delivered"] > 9 * FPS
+    assert enc.frames_encoded == enc.camera_totals["delivered"] >= len(numbers)
     assert enc.duplicate_frames == 0
 
 
@@ -134,7 +135,11 @@ async def test_streaming_resumes_after_the_server_restarts(
         await asyncio.sleep(1.0)  # a few refused attempts while the server is down
         await asyncio.to_thread(rtmp_server.start)
         await events.wait_for("stream-started", count=2, timeout=20)
-        await asyncio.sleep(2.0)
+        for _ in range(200):  # about two seconds of video over the new connection
+            if media.streamer.connection_video_packets >= 2 * FPS:
+                break
+            await asyncio.sleep(0.1)
+        sent_again = media.streamer.connection_video_packets
         status = media.status()["stream"]
         assert status["state"] == "live" and status["connects"] == 2
         assert status["reconnects"] >= 1
@@ -148,6 +153,6 @@ async def test_streaming_resumes_after_the_server_restarts(
     resumed = probe(recordings[-1])
     assert (resumed["video_codec"], resumed["audio_codec"]) == ("h264", "aac")
     assert resumed["unreadable_strips"] == 0  # resumed at a keyframe
-    assert len(resumed["frame_numbers"]) > FPS
+    assert len(resumed["frame_numbers"]) >= sent_again >= 2 * FPS
     assert is_increasing(resumed["frame_numbers"])
     assert SharedVideoEncoder.created == 1  # the same encoder went on running

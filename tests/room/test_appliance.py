@@ -69,3 +69,37 @@ def test_local_sfu_is_started_and_restarted(network, make_peer, tmp_path):
             time.sleep(0.05)
         loop.close()
     assert sfu.pid is None
+
+
+def test_two_appliances_survive_a_janus_restart(make_appliance, network, tmp_path):
+    from tests.harness.fixtures import HARNESS_ROOMS
+    from tests.harness.janus import JanusServer
+
+    server = JanusServer(network.add_host("janus-r"), tmp_path, HARNESS_ROOMS)
+    server.start()
+    boxes = []
+    try:
+        for name, hz in (("boxa", 440), ("boxb", 880)):
+            boxes.append(make_appliance(name, {
+                "room": {"server": server.url, "room": 1001, "display_name": name},
+                "sim": {"mic": f"tone:{hz}"},
+                "video": {"enabled": False, "receive": False},
+                "web": {"listen": "127.0.0.1:8080"},
+            }))
+        a, b = boxes
+        wait_tone(b.speaker_wav, 440, timeout=30)
+        wait_tone(a.speaker_wav, 880, timeout=30)
+        pids = (a.pid, b.pid)
+        server.kill()
+        wait_tone(b.speaker_wav, 440, present=False, window=0.5)
+        server.start()
+        wait_tone(b.speaker_wav, 440, timeout=30, window=0.5)
+        wait_tone(a.speaker_wav, 880, timeout=30, window=0.5)
+        assert a.alive() and b.alive() and (a.pid, b.pid) == pids  # never restarted
+        assert "reconnecting" in a.log_text() or "rejoining" in a.log_text()
+    except AssertionError:
+        for box in boxes:
+            print(box.host.name, box.log_text()[-3000:])
+        raise
+    finally:
+        server.stop()

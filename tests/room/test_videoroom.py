@@ -68,3 +68,25 @@ def test_audio_only_receive_skips_video(make_peer, room_number):
     receivers = b.call(lambda s: {k: [r.track.kind for r in v]
                                   for k, v in s._backend.member_receivers().items()})
     assert receivers == {a.session.local_id: ["audio"]}
+
+
+def test_video_off_closes_the_camera_and_on_reopens_it(make_peer, room_number):
+    a = make_peer("a", room_number, tone=None, camera=True)
+    b = make_peer("b", room_number, tone=None, collect_video=True)
+    a.call(lambda s: s.join())
+    b.call(lambda s: s.join())
+    a_id = a.session.local_id
+    b.wait_for(lambda: len(b.video_numbers.get(a_id, [])) > 10, timeout=20, what="A's video")
+    [track] = a.session._video
+    camera = track._inner.camera
+    a.call(lambda s: s.set_video(False))
+    assert a.session.controls.video_enabled is False
+    a.wait_for(lambda: camera._stopped, what="camera closed")
+    time.sleep(0.5)
+    count = len(b.video_numbers[a_id])
+    time.sleep(1.0)
+    assert len(b.video_numbers[a_id]) <= count + 1  # nothing new arrives
+    a.call(lambda s: s.set_video(True))
+    assert track._inner.camera is not camera  # a new camera was opened
+    b.wait_for(lambda: len(b.video_numbers[a_id]) > count + 10, timeout=20,
+               what="video again")

@@ -314,3 +314,51 @@ async def test_camera_preview_from_frames(served: Served, http: aiohttp.ClientSe
     assert (frame.width, frame.height) == (640, 240)  # scaled to the preview width
     left, right = frame.to_ndarray(format="rgb24")[120, [100, 500]]
     assert left[0] > 180 and left[1] < 60 and right.max() < 40
+
+
+async def test_openapi_lists_exactly_the_served_routes(served: Served,
+                                                       http: aiohttp.ClientSession) -> None:
+    from services.web.server import build_app
+
+    await login(http, served)
+    async with http.get(f"{served.url}/api/openapi.json") as r:
+        doc = await r.json()
+    assert doc["openapi"].startswith("3.")
+    documented = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
+    app = build_app(served.server.context)
+    served_routes = {(route.method, route.resource.canonical)
+                     for route in app.router.routes()
+                     if route.resource is not None and route.method != "HEAD"
+                     and not route.resource.canonical.startswith("/static")
+                     and route.resource.canonical != "/"}
+    assert served_routes == documented
+    for item in doc["paths"].values():
+        for op in item.values():
+            assert "200" in op["responses"] and op["summary"]
+
+
+async def test_secrets_never_leave_through_status_events_or_logs(
+        served: Served, http: aiohttp.ClientSession) -> None:
+    from device import logs
+
+    url = "rtmp://live.example/app/s3cr3t-stream-key"
+    csrf = await login(http, served)
+    async with http.patch(f"{served.url}/api/config", headers={"X-CSRF-Token": csrf},
+                          json={"stream": {"rtmp_url": url}, "room": {"pin": "987654"}}) as r:
+        assert r.status == 200
+    served.appliance.extras["media"] = lambda: {"stream": {"url": url, "state": "live"}}
+    logs.RING.lines.append(f"INFO services.media.rtmp: pushing to {url} (pin 987654)")
+    async with http.get(f"{served.url}/api/events") as stream:
+        await asyncio.wait_for(stream.content.readuntil(b"\n\n"), TIMEOUT)
+        served.appliance.bus.publish("action", {"action": "stream", "args": {"url": url}})
+        frame = (await asyncio.wait_for(stream.content.readuntil(b"\n\n"), TIMEOUT)).decode()
+    async with http.get(f"{served.url}/api/status") as r:
+        status_text = await r.text()
+        assert json.loads(status_text)["media"]["stream"]["url"] == REDACTED
+    async with http.get(f"{served.url}/api/logs") as r:
+        logs_text = await r.text()
+    async with http.get(f"{served.url}/api/config") as r:
+        config_text = await r.text()
+    for text in (frame, status_text, logs_text, config_text):
+        assert "s3cr3t" not in text and "987654" not in text
+    assert REDACTED in frame and REDACTED in logs_text

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.janus, pytest.mark.timeout(180)]
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
 LIVE = 1000  # ms
-expect.set_options(timeout=20_000)
+expect.set_options(timeout=30_000)
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ async def test_page_drives_an_appliance_in_a_real_room(
     url = f"http://{app.host.ip}:8080"
     context = await netns_browser.new_context(viewport=PHONE)
     page = await context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(60_000)
     try:
         for _ in range(100):  # the page comes up with the appliance
             try:

@@ -66,6 +66,7 @@ class AudioBridgeBackend:
         self._muted_sent = bool(body["muted"])
         self.local_id = str(data["id"])
         self.ctx.roster.local_id = self.local_id
+        self.ctx.on_joined(self.local_id)
         present = set()
         for p in data.get("participants", []):
             present.add(str(p["id"]))

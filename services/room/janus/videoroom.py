@@ -88,6 +88,7 @@ class VideoRoomBackend:
             data, _ = await self.pub.send(body)
         self.local_id = str(data["id"])
         self.ctx.roster.local_id = self.local_id
+        self.ctx.on_joined(self.local_id)
         present = set()
         for entry in data.get("publishers", []):
             present.add(str(entry["id"]))
@@ -311,7 +312,19 @@ class VideoRoomBackend:
                               "streams": streams, "use_msid": False}
             if s.pin:
                 body["pin"] = s.pin
-            data, offer = await self.sub.send(body)
+            try:
+                data, offer = await self.sub.send(body)
+            except RoomError as exc:
+                if f"Janus error {NO_SUCH_FEED}" not in str(exc):
+                    raise
+                # A feed left between its announcement and our request: try again
+                # with the publishers as they are now.
+                log.info("subscription: %s; retrying", exc)
+                sub, self.sub = self.sub, None
+                await sub.detach()
+                await asyncio.sleep(0.05)
+                self._dirty.set()
+                return
             self._subscribed = set(add)
             await self._answer(data, offer)
             return
