@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 STATE ?= $(CURDIR)/state
 PYTEST_ARGS ?=
 
-.PHONY: help deps run test lint bench image clean
+.PHONY: help deps run test test-hardware lint bench image clean
 
 help:
 	@echo "make run    start the appliance (simulated hardware, local Janus, page on :8080)"
 	@echo "make test   install what the tests need, then run the whole suite"
 	@echo "make bench  run the benchmarks (table + JSON in bench/results/)"
 	@echo "make lint   ruff and mypy"
+	@echo "make test-hardware  the tests that need a real board (camera, GPIO, sound card)"
 	@echo "make image  build the Raspberry Pi OS image (see docs/image.md)"
 
 deps:
@@ -27,6 +28,10 @@ lint: deps
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# On a real board only: the hardware tests (camera, GPIO loopback, sound card).
+test-hardware: deps
+	$(PY) -m pytest -o addopts="-ra --strict-markers" tests/hardware $(PYTEST_ARGS)
 
 bench: deps
 	$(PY) -m bench $(BENCH_ARGS)

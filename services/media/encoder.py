@@ -34,6 +34,8 @@ SOFTWARE_ENCODER = "libx264"
 #: Forced keyframes closer together than this (capture time) are merged into one.
 MIN_KEYFRAME_INTERVAL = 0.25
 MIN_BITRATE_KBPS = 50
+#: A hardware encoder takes a new bitrate only when reopened: at most this often.
+REOPEN_INTERVAL = 5.0
 
 
 class EncoderError(EdgeroomError, RuntimeError):
@@ -88,6 +90,7 @@ class SharedVideoEncoder:
         self._codec: Any = None
         self._codec_name: str | None = None
         self._opened_max = bitrate_kbps
+        self._opened_at = 0.0
         self._hardware_failed = False
         self._want_keyframe = False
         self._last_forced: float = -1e9
@@ -296,8 +299,23 @@ class SharedVideoEncoder:
             self._opened_max = self.max_bitrate_kbps
         else:
             codec.options = {"num_capture_buffers": "8"}
+            try:
+                codec.profile = "Constrained Baseline"
+            except (ValueError, AttributeError) as exc:
+                log.debug("%s: cannot set the profile of %s: %s", self.name, name, exc)
         codec.open()
+        self._opened_at = time.monotonic()
         return codec
+
+    def _worth_reopening(self, current_bps: int, now: float) -> bool:
+        """Reopen for a new bitrate only for a real change, and not more than every
+        :data:`REOPEN_INTERVAL` (each reopen costs a keyframe)."""
+        change = abs(self._target_kbps * 1000 - current_bps) / max(current_bps, 1)
+        if self._codec_name == SOFTWARE_ENCODER:
+            return True  # raised above its VBV ceiling: only a reopen applies it
+        if change < 0.2 or now - self._opened_at < REOPEN_INTERVAL:
+            return False
+        return True
 
     def _encode(self, captured: CapturedFrame) -> list[EncodedPacket]:
         """Encode one frame (worker thread); returns the packets it produced."""
@@ -318,7 +336,7 @@ class SharedVideoEncoder:
         elif codec.bit_rate != self._target_kbps * 1000:
             if self._codec_name == SOFTWARE_ENCODER and self._target_kbps <= self._opened_max:
                 codec.bit_rate = self._target_kbps * 1000  # x264 reconfigures at next frame
-            else:
+            elif self._worth_reopening(codec.bit_rate, captured.captured_at):
                 # above the VBV ceiling it was opened with, or a hardware encoder (which
                 # takes a bitrate only at open): open it again (it starts on a keyframe)
                 self._codec = None

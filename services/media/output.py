@@ -21,7 +21,8 @@ T = TypeVar("T")
 
 #: How long an output waits for the first audio packet before it starts without audio.
 AUDIO_WAIT = 1.0
-#: Packets (video and audio) an output may fall behind before it drops and resyncs.
+#: Packets (video and audio) an output may fall behind before it drops and resyncs:
+#: about 3 s at 30 fps with audio.
 QUEUE_PACKETS = 240
 
 
@@ -29,18 +30,19 @@ class EncodedInput:
     """Both encoders' packets for one output, in one bounded queue, plus their templates."""
 
     def __init__(self, name: str, video: SharedVideoEncoder,
-                 audio: SharedAudioEncoder | None) -> None:
+                 audio: SharedAudioEncoder | None, queue_packets: int = QUEUE_PACKETS) -> None:
         self.name = name
+        self.queue_packets = queue_packets
         self.video = video
         self.audio = audio
         self.templates = StreamTemplates()
         kinds: tuple[Any, ...] = ("video", "audio") if audio is not None else ("video",)
-        self.sub = PacketSubscription(name, QUEUE_PACKETS, video.request_keyframe, kinds=kinds)
+        self.sub = PacketSubscription(name, queue_packets, video.request_keyframe, kinds=kinds)
         self._pending: list[EncodedPacket] = []
         self._pending_since = 0.0
 
     def attach(self) -> None:
-        self.sub = PacketSubscription(self.name, QUEUE_PACKETS, self.video.request_keyframe,
+        self.sub = PacketSubscription(self.name, self.queue_packets, self.video.request_keyframe,
                                       kinds=self.sub.kinds)
         self.video.attach(self.sub)
         if self.audio is not None:

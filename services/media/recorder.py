@@ -36,12 +36,16 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 FORMATS = {"mkv": ("matroska", {}), "mp4": ("mp4", FRAGMENTED_MP4)}
 DISK_CHECK_INTERVAL = 2.0
-#: After a stop request, how long frames captured before it may take to come through.
-STOP_GRACE = 1.0
+#: After a stop request, the recorder writes until this long passes without a packet
+#: (what was captured before the request has then come through).
+STOP_QUIET = 0.5
 #: A stop gives up on a writer stuck this long (a dead disk) and abandons the file.
 STOP_TIMEOUT = 15.0
 #: Packets are handed to the writer thread in batches of this many seconds.
 LINGER = 0.1
+#: A file write can stall for seconds when the disk is busy: about 12 s of packets
+#: (video and audio) are held before the oldest are dropped.
+RECORD_QUEUE_PACKETS = 1000
 
 
 def segment_name(label: str, started: dt.datetime, ext: str) -> str:
@@ -66,7 +70,7 @@ class Recorder:
         self.min_free_mb = min_free_mb
         self._label = label
         self._emit = emit
-        self._input = EncodedInput("recorder", video, audio)
+        self._input = EncodedInput("recorder", video, audio, RECORD_QUEUE_PACKETS)
         self._task: asyncio.Task[None] | None = None
         self._muxer: PacketMuxer | None = None
         self._writer: WriterThread | None = None
@@ -136,14 +140,19 @@ class Recorder:
         try:
             while True:
                 stop_at = self._stop_at
-                if stop_at is not None and time.monotonic() - stop_at > STOP_GRACE:
+                if stop_at is not None and time.monotonic() - stop_at > STOP_TIMEOUT - 2:
                     break
                 try:
-                    batch = await asyncio.wait_for(self._input.sub.get_batch(LINGER), 0.5)
+                    first = await asyncio.wait_for(self._input.sub.get(), STOP_QUIET)
                 except TimeoutError:
+                    if self._stop_at is not None:
+                        break  # stopping, and nothing more is coming
                     continue
                 except EOFError:
                     break
+                await asyncio.sleep(LINGER)  # one writer hand-over per batch, not per packet
+                batch = [first, *self._input.sub.drain()]
+                stop_at = self._stop_at
                 if stop_at is not None:
                     # up to the stop request; a frame captured after it ends the recording
                     done = any(p.kind == "video" and p.captured_at >= stop_at for p in batch)

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 #: Delays between reconnect attempts (seconds); the last one repeats.
 BACKOFF = (0.3, 1.0, 2.0, 4.0, 8.0)
 BITRATE_WINDOW = 2.0
+#: A connect or a write that makes no progress this long counts as a dropped connection.
+WRITE_TIMEOUT = 10.0
 #: Packets go to the writer thread in batches of this many seconds (a wake-up per
 #: packet costs more CPU than the muxing itself; RTMP viewers are seconds behind anyway).
 LINGER = 0.05
@@ -165,14 +167,22 @@ class RtmpStreamer:
             packets = self._input.learn(batch)
             if not packets:
                 continue
-            if self._muxer is None:
-                self._muxer = await writer.run(
-                    lambda: PacketMuxer(url, "flv", self._input.templates,
-                                        with_audio=self._input.audio is not None,
-                                        frame_seconds=self._input.video.frame_seconds))
-            muxer = self._muxer
-            before = muxer.video_packets
-            sent = await writer.run(_write_all, muxer, packets)
+            try:
+                if self._muxer is None:
+                    self._muxer = await asyncio.wait_for(writer.run(
+                        lambda: PacketMuxer(url, "flv", self._input.templates,
+                                            with_audio=self._input.audio is not None,
+                                            frame_seconds=self._input.video.frame_seconds)),
+                        WRITE_TIMEOUT)
+                muxer = self._muxer
+                before = muxer.video_packets
+                sent = await asyncio.wait_for(writer.run(_write_all, muxer, packets),
+                                              WRITE_TIMEOUT)
+            except TimeoutError:
+                # a server that accepts but does not read: give up on this connection
+                # (the stuck thread is abandoned; TCP ends it eventually)
+                self._muxer = None
+                raise MuxError(f"no progress for {WRITE_TIMEOUT:.0f} s") from None
             self.video_packets_sent += muxer.video_packets - before
             self.connection_video_packets = muxer.video_packets
             if sent and self.state != "live":

@@ -101,8 +101,13 @@ class EncodedVideoTrack(MediaStreamTrack):
             result = self._on_stop(self)
             if result is not None:
                 # the owner's coroutine: run it without blocking aiortc's stop()
-                task = asyncio.get_running_loop().create_task(
-                    _awaited(result), name="media:room-track-stopped")
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # stopped outside the loop (interpreter exit)
+                    if asyncio.iscoroutine(result):
+                        result.close()
+                    return
+                task = loop.create_task(_awaited(result), name="media:room-track-stopped")
                 _background.add(task)
                 task.add_done_callback(_background.discard)
 

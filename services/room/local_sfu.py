@@ -90,7 +90,8 @@ class LocalJanus:
         with self.log_path.open("ab") as logf:
             self._proc = await asyncio.create_subprocess_exec(
                 *command(self.confdir, self.janus_bin), stdout=logf,
-                stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)
+                stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+                cwd=self.workdir)
         self.starts += 1
         log.info("local janus started (pid %s) on %s", self._proc.pid, self.url)
         waiter = asyncio.create_task(self._wait_listening(), name="sfu:ready")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -36,6 +37,10 @@ def write_config(path: Path, config: dict[str, dict[str, Any]]) -> Path:
     return path
 
 
+def _no_core_dumps() -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 class ApplianceProcess:
     """One appliance: its config and state dir in ``workdir``, run in ``host``'s namespace."""
 
@@ -61,12 +66,13 @@ class ApplianceProcess:
 
     def start(self) -> None:
         exe = [str(EDGEROOM)] if EDGEROOM.exists() else [sys.executable, "-m", "device"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
         with self.log_path.open("ab") as logf:
             self.proc = subprocess.Popen(
                 [*self.host.exec_prefix(), *exe, "run", "--sim", "--config",
                  str(self.config_path), "--state-dir", str(self.state_dir)],
-                stdout=logf, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+                stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
+                preexec_fn=_no_core_dumps)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

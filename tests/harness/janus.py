@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import socket
 import subprocess
@@ -44,8 +45,11 @@ class JanusServer:
             return
         self.starts += 1
         logf = self.log_path.open("ab")
+        # Run it in its work dir with core dumps off: a Janus that crashes while being
+        # stopped must not leave a core file in the repository.
         self.proc = subprocess.Popen([*self.host.exec_prefix(), *command(self.confdir)],
-                                     stdout=logf, stderr=subprocess.STDOUT)
+                                     stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                     preexec_fn=_no_core_dumps)
         logf.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -84,6 +88,10 @@ class JanusServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _no_core_dumps() -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def free_port() -> int:

@@ -47,6 +47,7 @@ class Puller(threading.Thread):
                     if packet.stream.type == "video":
                         self.video_dts.append(packet.dts)
                         for frame in packet.decode():
+                            assert isinstance(frame, av.VideoFrame)
                             info = decode_strip(frame)
                             if info is not None:
                                 self.frame_numbers.append(info.frame_number)

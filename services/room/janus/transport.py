@@ -27,6 +27,7 @@ from services.room.janus.errors import janus_error
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 25.0
+HEARTBEAT_S = 10.0
 DEFAULT_TIMEOUT_S = 10.0
 
 JsonDict = dict[str, Any]
@@ -102,9 +103,11 @@ class JanusConnection:
         self._http = aiohttp.ClientSession()
         try:
             async with asyncio.timeout(timeout):
+                # WebSocket pings notice a dead link in ~15 s (Janus's own keepalive is
+                # only every 25 s and says nothing about the path).
                 self._ws = await self._http.ws_connect(
                     self.url, protocols=("janus-protocol",), autoping=True,
-                    max_msg_size=8 * 1024 * 1024)
+                    heartbeat=HEARTBEAT_S, max_msg_size=8 * 1024 * 1024)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self._http.close()
             self._http = None

@@ -1,0 +1,74 @@
+"""The media service as the appliance uses it: actions without a room, the camera's life."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import av
+
+from device.actions import Dispatcher
+from services.media.encoder import SharedVideoEncoder
+
+from .conftest import RtmpServer, probe
+from .helpers import Events, make_service
+
+
+async def test_record_and_stream_actions_work_without_a_room(
+        tmp_path: Path, rtmp_server: RtmpServer) -> None:
+    events = Events()
+    media = make_service(tmp_path, events)
+    dispatcher = Dispatcher(None, media=media, emit=events,
+                            default_stream_url=lambda: rtmp_server.url("box"))
+    try:
+        rec = await asyncio.wait_for(dispatcher.dispatch("record", {"state": "start"}), 10)
+        assert rec["recording"] is True
+        live = await asyncio.wait_for(dispatcher.dispatch("stream", {"state": "start"}), 10)
+        assert live["streaming"] is True and live["url"].endswith("/live/***")
+        await events.wait_for("stream-started", timeout=10)
+        await asyncio.sleep(2.0)
+        status = media.status()
+        assert status["recording"]["recording"] and status["stream"]["state"] == "live"
+        assert status["encoder"]["subscribers"] == 2 and SharedVideoEncoder.running == 1
+        await asyncio.wait_for(dispatcher.dispatch("stream", {"state": "stop"}), 10)
+        assert media.video.is_running  # still recording
+        await asyncio.wait_for(dispatcher.dispatch("record", {"state": "stop"}), 10)
+        await asyncio.sleep(0.1)
+        assert not media.video.is_running  # nothing uses the camera any more
+    finally:
+        await asyncio.wait_for(media.close(), 10)
+        await dispatcher.close()
+    actions = [d["action"] for d in events.named("action")]
+    assert actions == ["record", "stream", "stream", "record"]
+    [segment] = events.named("recording-segment")
+    got = probe(tmp_path / "recordings" / segment["file"])
+    assert got["errors"] == [] and got["frame_numbers"]
+
+
+async def test_switching_the_room_video_off_closes_the_camera(tmp_path: Path) -> None:
+    events = Events()
+    media = make_service(tmp_path, events)
+    try:
+        track = media.video_track()
+        packet = await asyncio.wait_for(track.recv(), 10)
+        assert isinstance(packet, av.Packet) and packet.is_keyframe
+        assert media.video.is_running
+        track.stop()  # what the room does when video is switched off
+        for _ in range(50):
+            if not media.video.is_running:
+                break
+            await asyncio.sleep(0.05)
+        assert not media.video.is_running
+        # with a recording on, the camera stays open for it
+        await asyncio.wait_for(media.start_recording(), 10)
+        again = media.video_track()
+        await asyncio.wait_for(again.recv(), 10)
+        again.stop()
+        await asyncio.sleep(0.3)
+        assert media.video.is_running
+        await asyncio.wait_for(media.stop_recording(), 10)
+        await asyncio.sleep(0.1)
+        assert not media.video.is_running
+    finally:
+        await asyncio.wait_for(media.close(), 10)
+    assert SharedVideoEncoder.created == 1
