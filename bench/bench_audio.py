@@ -37,7 +37,7 @@ from tests.harness.peers import RoomPeer
 
 log = logging.getLogger(__name__)
 
-CLICKS = 56
+CLICKS = 52
 JOINS = 20
 WARMUP_S = 2.0
 LOUD = 1000  # a sample this large (about -30 dBFS) is sound, not silence

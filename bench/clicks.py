@@ -20,7 +20,7 @@ import numpy as np
 
 from drivers.audio.base import PcmFrame
 
-PERIOD_S = 0.5
+PERIOD_S = 0.8
 CLICK_S = 0.004
 CLICK_HZ = 2000.0
 AMPLITUDE = 0.7

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from drivers.base import Emit, null_emit
-from drivers.errors import EdgeroomError
+from drivers.errors import DeviceError, EdgeroomError
 from services.room.api import RoomError, RoomSession, RoomState
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,11 @@ class Dispatcher:
             self._emit("action-failed", {"action": name, "code": exc.code,
                                          "message": str(exc), "source": source})
             raise ActionError(exc.code, str(exc)) from exc
+        except DeviceError as exc:
+            # A camera or mic that cannot open: the caller gets the reason, not a crash.
+            self._emit("action-failed", {"action": name, "code": "DEVICE_ERROR",
+                                         "message": str(exc), "source": source})
+            raise ActionError("DEVICE_ERROR", str(exc)) from exc
         self._emit("action", {"action": name, "args": args, "source": source,
                               "result": result})
         return result

@@ -211,7 +211,6 @@ class StreamConfig:
     video_bitrate_kbps: int = setting(1500, "Stream video bitrate.", minimum=100,
                                       maximum=20000)
     audio_bitrate_kbps: int = setting(96, "Stream AAC bitrate.", minimum=16, maximum=320)
-    include_room_audio: bool = setting(False, "Mix the room's voices into the stream.")
 
 
 @dataclass(frozen=True)
@@ -223,7 +222,6 @@ class RecordConfig:
                                 minimum=1, maximum=10_000_000)
     min_free_mb: int = setting(200, "Recording stops when free disk falls below this.",
                                minimum=0, maximum=10_000_000)
-    include_room_audio: bool = setting(False, "Mix the room's voices into the recording.")
 
 
 @dataclass(frozen=True)

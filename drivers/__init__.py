@@ -1,1 +1,1 @@
-"""Hardware access: one sub-package per kind, each with an interface, real and simulated backends."""
+"""Hardware access: one sub-package per kind, each with real and simulated backends."""

@@ -168,8 +168,6 @@ async function trackDetector(track, threshold, onOnset) {
       value.copyTo(buf, {planeIndex: 0, format: 'f32-planar'});
       value.close();
       const t0 = value.timestamp / 1000;
-      window.calib = window.calib || [];
-      if (window.calib.length < 3000) window.calib.push([t0, performance.now()]);
       for (let i = 0; i < n; i++) {
         const t = t0 + i / rate * 1000;
         if (Math.abs(buf[i]) >= threshold && t >= quietUntil) {
@@ -201,7 +199,6 @@ async function runPub() {
   await publish(janus, stream, FEED);
   await report('published', {});
   setInterval(() => report('onsets', onsets.splice(0)), 1000);
-  setInterval(() => report('calib', (window.calib || []).splice(0)), 1000);
 }
 
 async function runSub() {
@@ -216,7 +213,6 @@ async function runSub() {
   });
   await report('subscribed', {});
   setInterval(() => report('onsets', onsets.splice(0)), 1000);
-  setInterval(() => report('calib', (window.calib || []).splice(0)), 1000);
 }
 
 async function runJoin() {

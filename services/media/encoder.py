@@ -211,11 +211,6 @@ class SharedVideoEncoder:
         self._codec = None
         log.info("%s encoder: running -> stopped (%s)", self.name, self.stats)
 
-    async def wait(self) -> None:
-        """Until the encoder stops by itself (camera gone, encoder error); raises that error."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
-
     async def _run(self, camera: VideoSource) -> None:
         loop = asyncio.get_running_loop()
         executor = self._executor

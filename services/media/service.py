@@ -56,6 +56,7 @@ class MediaService:
                                  min_free_mb=min_free_mb, label=label, emit=self._on_event)
         self.streamer = RtmpStreamer(self.video, self.audio, emit=emit)
         self._room_tracks: list[EncodedVideoTrack] = []
+        self._room_mic: MicBranch | None = None
         self._lock = asyncio.Lock()
         self._closed = False
         self._config: Callable[[], Config] | None = None
@@ -124,11 +125,13 @@ class MediaService:
         return track
 
     def mic_for_room(self) -> MicSource:
-        """The room's microphone: a branch of the shared mic (or None without a mic)."""
+        """The room's microphone: a branch of the shared mic (the same one for every
+        session the room builds; it can be started and stopped again)."""
         if self.mic is None:
             raise RuntimeError("no microphone configured")
-        branch: MicBranch = self.mic.branch("room")
-        return branch
+        if self._room_mic is None:
+            self._room_mic = self.mic.branch("room")
+        return self._room_mic
 
     async def _room_track_stopped(self, track: EncodedVideoTrack) -> None:
         if track in self._room_tracks:
