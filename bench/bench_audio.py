@@ -155,13 +155,19 @@ def run() -> list[Row]:
         jerr = ""
         with ChromiumPair(env, env.workdir / "chromium-join") as pair:
             # The page joins over and over while ours does: both see the same load.
-            pair.start_joins(JOINS, feed=member.session._member_id, room=member.settings.room)
-            joins = ours_join(env, member)
             try:
-                jref = pair.join_times()
+                pair.start_joins(JOINS, feed=member.session._member_id,
+                                 room=member.settings.room)
             except Exception as exc:
                 log.exception("chromium join reference failed")
                 jerr = f"chromium reference failed: {exc}"
+            joins = ours_join(env, member)
+            if not jerr:
+                try:
+                    jref = pair.join_times()
+                except Exception as exc:
+                    log.exception("chromium join reference failed")
+                    jerr = f"chromium reference failed: {exc}"
         env.drop_peer(member)
         jn = f"n={len(joins['join_ms'])}, failed={joins['failures']}"
         if jref:

@@ -193,7 +193,7 @@ async def test_factory_reset_over_serial(running: tuple[Appliance, SerialClient]
                                          tmp_path: Path) -> None:
     app, c = running
     state = app.state_dir
-    for name in ("web-password.hash", "secret.key", "tls-key.pem"):
+    for name in ("web-password.hash", "tls-key.pem"):
         (state / name).write_text("s3cret")
     (state / "recordings").mkdir()
     (state / "recordings" / "a.mkv").write_bytes(b"keep me")
@@ -204,7 +204,7 @@ async def test_factory_reset_over_serial(running: tuple[Appliance, SerialClient]
     assert app.state.state == ApplianceState.SETUP
     assert not app.config_path.exists()
     assert not [p for p in state.iterdir() if p.name in (
-        "web-password.hash", "secret.key", "tls-key.pem", ".reset-trash")]
+        "web-password.hash", "tls-key.pem", ".reset-trash")]
     assert (state / "recordings" / "a.mkv").read_bytes() == b"keep me"
     assert app.config.room.room == 1234  # back to defaults...
     assert app.config.serial.port == str(c.pty.link)  # ...but the box's own wiring stays

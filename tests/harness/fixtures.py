@@ -30,7 +30,8 @@ PIN_ROOM = 1100
 HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET) for n in range(1001, 1020)),
                  RoomSpec(PIN_ROOM, pin=ROOM_PIN, secret=ROOM_SECRET))
 
-_rooms = itertools.count(1001)
+#: Free rooms of each running harness Janus (one Janus per test module).
+_free_rooms: dict[int, Iterator[int]] = {}
 
 
 def _can_run() -> str | None:
@@ -58,18 +59,20 @@ def janus(network: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     host = network.add_host("janus")
     server = JanusServer(host, tmp_path_factory.mktemp("janus"), HARNESS_ROOMS)
     server.start()
+    _free_rooms[id(server)] = iter(range(1001, 1020))
     try:
         yield server
     finally:
+        _free_rooms.pop(id(server), None)
         server.stop()
 
 
 @pytest.fixture
-def room_number() -> int:
-    """A room no other test in this run uses."""
-    n = next(_rooms)
-    if n >= 1020:
-        raise RuntimeError("out of harness rooms")
+def room_number(janus: JanusServer) -> int:
+    """A room no other test of this module (this Janus) uses."""
+    n = next(_free_rooms[id(janus)], None)
+    if n is None:
+        raise RuntimeError("out of harness rooms: add rooms to HARNESS_ROOMS")
     return n
 
 
