@@ -32,6 +32,7 @@ from drivers.gpio import (
     double_blink,
     make_factory,
     pulse,
+    steady,
 )
 from drivers.gpio.factory import check_pins
 
@@ -84,7 +85,8 @@ class ButtonControls:
 
     async def run(self) -> None:
         sub = self.app.bus.subscribe(maxsize=128, names={
-            "state", "controls", "talking", "entered", "room-state", "recording-started",
+            "state", "controls", "talking", "local-talking", "entered", "room-state",
+            "recording-started",
             "recording-stopped"})
         try:
             self._show_state(str(self.app.state.state))
@@ -119,6 +121,10 @@ class ButtonControls:
                 self._show_controls(ev.data)
             elif ev.name == "talking" and ev.data.get("id") == "local":
                 self._set_led("level", ON if ev.data.get("talking") else OFF)
+            elif ev.name == "local-talking":
+                # Voice activity from the mic's own processing (echo-cancelled, so the
+                # room's voices from the speaker do not light it).
+                self._show_level(bool(ev.data.get("talking")), ev.data.get("level_dbfs"))
             elif ev.name in ("recording-started", "recording-stopped"):
                 self._recording = ev.name == "recording-started"
             elif ev.name in ("entered", "room-state") and not self._ptt_muted:
@@ -199,6 +205,16 @@ class ButtonControls:
 
     def _show_state(self, state: str) -> None:
         self._set_led("status", STATE_PATTERNS.get(state, OFF))
+
+    def _show_level(self, talking: bool, level_dbfs: Any) -> None:
+        if not talking:
+            self._set_led("level", OFF)
+        elif self.leds is not None and self.leds.has_pwm("level") and \
+                isinstance(level_dbfs, int | float):
+            # -60 dBFS (barely audible) .. 0 dBFS (full scale) -> 10% .. 100% brightness
+            self._set_led("level", steady(min(1.0, max(0.1, (level_dbfs + 60) / 60))))
+        else:
+            self._set_led("level", ON)
 
     def _show_controls(self, controls: dict[str, Any]) -> None:
         mic_live = controls.get("mic_enabled", True) and not controls.get("deaf", False)

@@ -165,7 +165,8 @@ class Leds:
         return role in self._players
 
     def has_pwm(self, role: str) -> bool:
-        return self._players[role].pwm
+        player = self._players.get(role)
+        return player is not None and player.pwm
 
     def set(self, role: str, pattern: LedPattern) -> None:
         """Show ``pattern`` on ``role`` (ignored for an LED that is not configured)."""

@@ -131,6 +131,17 @@ async def test_mute_and_camera_leds_follow_controls(app: Appliance) -> None:
     await until(lambda: leds.pin("level").state == 0.0)
 
 
+async def test_level_led_follows_local_voice_activity(app: Appliance) -> None:
+    leds = controls(app).leds
+    assert leds is not None and leds.has_pwm("level")
+    app.bus.publish("local-talking", {"talking": True, "level_dbfs": -30.0})
+    await until(lambda: abs(leds.pin("level").state - 0.5) < 0.01)
+    app.bus.publish("local-talking", {"talking": True, "level_dbfs": -6.0})
+    await until(lambda: abs(leds.pin("level").state - 0.9) < 0.01)
+    app.bus.publish("local-talking", {"talking": False, "level_dbfs": -80.0})
+    await until(lambda: leds.pin("level").state == 0.0)
+
+
 async def test_call_held_resets_after_confirmation(app: Appliance) -> None:
     state = app.state_dir
     (state / "web-password.hash").write_text("x")
