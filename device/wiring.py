@@ -109,6 +109,14 @@ def _compose_media(app: Appliance) -> None:
                                      emit=app.bus.publish)
     app.dispatcher.media = media
     app.extras["media"] = media.status
+    # The page's camera preview: the latest frame the shared encoder took from the camera
+    # (the camera runs only while the room, a recording or a stream uses it).
+    from services.web.snapshot import JpegSnapshot
+
+    snapshot = JpegSnapshot()
+    media.video.add_frame_observer(
+        lambda frame: snapshot.offer(frame) if frame is not None else snapshot.clear())
+    app.extras["snapshot"] = snapshot
     app.register("video", _run_media)
 
 

@@ -110,6 +110,7 @@ class SharedVideoEncoder:
         self.encode_cpu_seconds = 0.0
         #: the cameras' own counters, summed over every run (``delivered`` = frames read)
         self.camera_totals: dict[str, int] = {}
+        self._frame_observers: list[Callable[[av.VideoFrame | None], None]] = []
 
     def __repr__(self) -> str:
         state = "running" if self.is_running else "stopped"
@@ -118,6 +119,18 @@ class SharedVideoEncoder:
                 f"subscribers={len(self._fanout)}>")
 
     # -- consumers --------------------------------------------------------------------
+
+    def add_frame_observer(self, observer: Callable[[av.VideoFrame | None], None]) -> None:
+        """Call ``observer(frame)`` with every captured frame (on the loop; keep it cheap,
+        e.g. keep a reference for a preview) and ``observer(None)`` when the camera stops."""
+        self._frame_observers.append(observer)
+
+    def _notify_observers(self, frame: av.VideoFrame | None) -> None:
+        for observer in self._frame_observers:
+            try:
+                observer(frame)
+            except Exception:
+                log.exception("%s frame observer failed", self.name)
 
     def subscribe(self, name: str, maxsize: int = 30) -> PacketSubscription:
         """A new video-only subscription; it starts at a keyframe, requested now."""
@@ -205,6 +218,7 @@ class SharedVideoEncoder:
             for key, value in self._camera.stats.items():
                 self.camera_totals[key] = self.camera_totals.get(key, 0) + value
             self._camera = None
+            self._notify_observers(None)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -223,6 +237,7 @@ class SharedVideoEncoder:
                     log.info("%s encoder: camera stopped", self.name)
                     return
                 self.frames_in += 1
+                self._notify_observers(captured.frame)
                 job = loop.run_in_executor(executor, self._encode, captured)
                 try:
                     packets = await asyncio.shield(job)

@@ -8,7 +8,6 @@ import errno
 import os
 import select
 import time
-import tty
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,34 +15,9 @@ from typing import Any
 from device import config as config_mod
 from device.app import Appliance
 from device.config import Config
+from tests.harness.pty import Pty
 
 T = 5.0
-
-
-class Pty:
-    """The far end of a serial cable: a pty master, reached by the appliance through a
-    symlink (as udev's /dev/serial/by-id links are)."""
-
-    def __init__(self, link: Path) -> None:
-        self.link = link
-        self.master = -1
-        self.plug()
-
-    def plug(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no CR/LF translation before pyserial opens it
-        name = os.ttyname(slave)
-        os.close(slave)
-        self.master = master
-        tmp = self.link.with_suffix(".new")
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(name)
-        os.replace(tmp, self.link)
-
-    def close(self) -> None:
-        if self.master >= 0:
-            os.close(self.master)
-            self.master = -1
 
 
 class SerialClient:

@@ -7,11 +7,9 @@ them (a ``type file`` PCM over ``null`` is otherwise as fast as the CPU).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +20,7 @@ from drivers.audio.alsa import AlsaMic, AlsaSpeaker
 from drivers.audio.base import FRAME_SAMPLES, PcmFrame
 from drivers.audio.pcm import FRAME_BYTES, percent_to_gain, saturate_s16
 from drivers.errors import DeviceNotFound
+from tests.harness.polling import frames_at_least, wait_until
 
 if TYPE_CHECKING:
     from tests.drivers.conftest import AsoundRc
@@ -39,20 +38,6 @@ def fifo_writer(path: Path) -> int:
     os.mkfifo(path)
     # O_RDWR never blocks on a FIFO, and keeps it open so the PCM's reads wait for data.
     return os.open(path, os.O_RDWR)
-
-
-async def wait_until(cond: Callable[[], bool], timeout: float = T) -> None:
-    """Poll ``cond`` until it holds; fail after ``timeout`` seconds."""
-    async def poll() -> None:
-        for _ in itertools.count():
-            if cond():
-                return
-            await asyncio.sleep(0.002)
-    await asyncio.wait_for(poll(), timeout)
-
-
-def frames_at_least(dev: Any, n: int) -> Callable[[], bool]:
-    return lambda: bool(dev.stats["frames"] >= n)
 
 
 @pytest.mark.parametrize("period_size", [960, 480])

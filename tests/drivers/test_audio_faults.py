@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-import itertools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,19 +21,11 @@ from drivers.audio.alsa_device import DeviceParams, Mixer, open_pcm
 from drivers.audio.base import FRAME_SAMPLES, PcmFrame
 from drivers.audio.pcm import FRAME_BYTES
 from drivers.errors import DeviceBusy, DeviceError
+from tests.harness.polling import wait_until
 
 T = 5.0
 PARAMS = DeviceParams(rate=48000, channels=1, format="S16_LE", period_size=960,
                       buffer_size=3840)
-
-
-async def wait_until(cond: Callable[[], bool], timeout: float = T) -> None:
-    async def poll() -> None:
-        for _ in itertools.count():
-            if cond():
-                return
-            await asyncio.sleep(0.002)
-    await asyncio.wait_for(poll(), timeout)
 
 
 class FakePcm:

@@ -7,9 +7,7 @@ import itertools
 import math
 import time
 import wave
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from drivers.audio.base import FRAME_SAMPLES, MicSource, PcmFrame, SpeakerSink
 from drivers.audio.pcm import FRAME_BYTES, percent_to_gain, saturate_s16
 from drivers.audio.sim import SimMic, SimSpeaker
 from drivers.errors import DeviceError, DeviceNotFound
+from tests.harness.polling import frames_at_least, wait_until
 
 T = 5.0
 
@@ -42,20 +41,6 @@ def write_wav(path: Path, samples: np.ndarray, rate: int, channels: int) -> None
 def read_wav(path: Path) -> tuple[wave._wave_params, bytes]:
     with wave.open(str(path), "rb") as w:
         return w.getparams(), w.readframes(w.getnframes())
-
-
-async def wait_until(cond: Callable[[], bool], timeout: float = T) -> None:
-    """Poll ``cond`` until it holds; fail after ``timeout`` seconds."""
-    async def poll() -> None:
-        for _ in itertools.count():
-            if cond():
-                return
-            await asyncio.sleep(0.005)
-    await asyncio.wait_for(poll(), timeout)
-
-
-def frames_at_least(dev: Any, n: int) -> Callable[[], bool]:
-    return lambda: bool(dev.stats["frames"] >= n)
 
 
 @pytest.mark.parametrize("hz", [440, 1000, 3150.5])

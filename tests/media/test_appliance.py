@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
+from drivers.camera.strip import decode_strip
 from tests.harness.appliance import ApplianceProcess
 from tests.harness.netns import Host
 
@@ -37,6 +39,12 @@ class Api:
             cmd[-1:-1] = ["-d", json.dumps(body)]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout
         return json.loads(out) if out else None
+
+    def fetch(self, path: str, out: Path) -> int:
+        """GET ``path`` into ``out``; returns the HTTP status."""
+        cmd = [*self.host.exec_prefix(), "curl", "-s", "--max-time", "10", "-o", str(out),
+               "-w", "%{http_code}", "-b", str(self.jar), f"{self.base}{path}"]
+        return int(subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout)
 
     def login(self, password: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -80,6 +88,14 @@ def test_appliance_records_its_room_video_and_survives_sigkill(
         assert started["ok"] and started["result"]["recording"] is True
         viewer.wait_for(lambda: len(viewer.video_numbers.get(box.id, [])) > 30, timeout=30,
                         what="frames of the appliance's camera")
+        # The page's preview shows the same camera: a JPEG with the pattern's frame strip.
+        jpeg = tmp_path / "preview.jpg"
+        assert api.fetch("/api/camera.jpg", jpeg) == 200
+        with av.open(str(jpeg)) as container:
+            picture = next(container.decode(video=0))
+        assert (picture.width, picture.height) == (320, 240)
+        strip = decode_strip(picture.reformat(format="yuv420p"))
+        assert strip is not None and strip.frame_number > 0
 
         def segments_done() -> list[str]:
             status = api.call("GET", "/api/status")["media"]

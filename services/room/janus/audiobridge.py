@@ -15,6 +15,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from services.room.api import Role, RoomError
 from services.room.context import RoomContext
+from services.room.janus.plugin import PluginBackend
 from services.room.janus.transport import JanusHandle, JsonDict
 from services.room.rtc import (
     accept_answer,
@@ -32,17 +33,17 @@ ID_EXISTS = 491
 MIX_KEY = "mix"
 
 
-class AudioBridgeBackend:
+class AudioBridgeBackend(PluginBackend):
+    EVENT_KEY = "audiobridge"
+
     def __init__(self, ctx: RoomContext) -> None:
-        self.ctx = ctx
-        self.local_id = ""
+        super().__init__(ctx)
         self.handle: JanusHandle | None = None
         self.pc: RTCPeerConnection | None = None
-        self._closing = False
         self._muted_sent: bool | None = None
 
-    def __repr__(self) -> str:
-        return f"<AudioBridgeBackend room={self.ctx.settings.room} id={self.local_id}>"
+    def _id_taken(self, exc: RoomError) -> bool:
+        return "already exists" in str(exc).lower() or f"{ID_EXISTS}" in str(exc)
 
     def _send_muted(self) -> bool:
         c = self.ctx.controls
@@ -52,27 +53,16 @@ class AudioBridgeBackend:
         s = self.ctx.settings
         self.handle = await self.ctx.conn.attach(PLUGIN)
         self.handle.on_event = self._on_event
-        body: JsonDict = {"request": "join", "room": s.room, "display": s.display,
-                          "id": self.ctx.member_id, "muted": self._send_muted()}
-        if s.pin:
-            body["pin"] = s.pin
-        try:
-            data, _ = await self.handle.send(body)
-        except RoomError as exc:
-            if "already exists" not in str(exc).lower() and f"{ID_EXISTS}" not in str(exc):
-                raise
-            body.pop("id")
-            data, _ = await self.handle.send(body)
+        body = self._with_pin({"request": "join", "room": s.room, "display": s.display,
+                               "id": self.ctx.member_id, "muted": self._send_muted()})
+        data = await self._join(self.handle, body)
         self._muted_sent = bool(body["muted"])
-        self.local_id = str(data["id"])
-        self.ctx.roster.local_id = self.local_id
-        self.ctx.on_joined(self.local_id)
+        self._joined(data)
         present = set()
         for p in data.get("participants", []):
             present.add(str(p["id"]))
             self._on_participant(p)
-        for member_id in self.ctx.roster.ids() - present:
-            self.ctx.roster.remove(member_id)
+        self._forget_absent(present)
         pc = new_pc("audiobridge")
         self.pc = pc
         pc.on("track", self._on_track)
@@ -94,11 +84,7 @@ class AudioBridgeBackend:
     async def exit(self) -> None:
         self._closing = True
         await self.ctx.mixer.remove(MIX_KEY)
-        if self.handle is not None and not self.ctx.conn.closed.done():
-            try:
-                await self.handle.send({"request": "leave"}, timeout=2.0)
-            except (RoomError, TimeoutError) as exc:
-                log.debug("leave: %s", exc)
+        await self._leave(self.handle)
         if self.pc is not None:
             await self.pc.close()
         if self.handle is not None:
@@ -114,21 +100,13 @@ class AudioBridgeBackend:
         # The same connection carries both roles: a listener sends silence, muted.
         await self.update_mic()
 
-    def _secret(self) -> str:
-        if not self.ctx.settings.secret:
-            raise RoomError("moderation needs room.secret in the config", code="NO_SECRET")
-        return self.ctx.settings.secret
-
     async def moderate(self, member_id: str, muted: bool) -> None:
         assert self.handle is not None
-        await self.handle.send({"request": "mute" if muted else "unmute",
-                                "room": self.ctx.settings.room, "secret": self._secret(),
-                                "id": int(member_id)})
+        await self.handle.send(self._moderation("mute" if muted else "unmute", member_id))
 
     async def kick(self, member_id: str) -> None:
         assert self.handle is not None
-        await self.handle.send({"request": "kick", "room": self.ctx.settings.room,
-                                "secret": self._secret(), "id": int(member_id)})
+        await self.handle.send(self._moderation("kick", member_id))
 
     def _on_participant(self, p: JsonDict) -> None:
         member_id = str(p["id"])
@@ -144,25 +122,10 @@ class AudioBridgeBackend:
             self.ctx.roster.set_talking(member_id, bool(p["talking"]))
 
     def _on_event(self, msg: JsonDict) -> None:
-        kind = msg.get("janus")
-        if kind == "hangup":
-            if not self._closing:
-                self.ctx.fail(f"server hung up the voice room: {msg.get('reason')}")
+        event = self._room_event(msg, "voice room")
+        if event is None:
             return
-        if kind != "event":
-            return
-        data = msg.get("plugindata", {}).get("data", {})
-        what = data.get("audiobridge")
-        if what in ("talking", "stopped-talking"):
-            member_id = str(data.get("id"))
-            if member_id == self.local_id:
-                self.ctx.on_local_talking(what == "talking")
-            else:
-                self.ctx.roster.set_talking(member_id, what == "talking")
-            return
-        if what == "destroyed":
-            self.ctx.fail("the room was destroyed")
-            return
+        what, data = event
         for p in data.get("participants", []):
             self._on_participant(p)
         leaving = data.get("leaving")

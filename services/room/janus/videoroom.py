@@ -18,6 +18,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from services.room.api import NotInRoom, Role, RoomError
 from services.room.context import RoomContext
+from services.room.janus.plugin import PluginBackend
 from services.room.janus.transport import JanusHandle, JsonDict
 from services.room.rtc import (
     accept_answer,
@@ -45,10 +46,11 @@ def prefer_h264(transceiver: Any) -> None:
         transceiver.setCodecPreferences(h264 + rest)
 
 
-class VideoRoomBackend:
+class VideoRoomBackend(PluginBackend):
+    EVENT_KEY = "videoroom"
+
     def __init__(self, ctx: RoomContext) -> None:
-        self.ctx = ctx
-        self.local_id = ""
+        super().__init__(ctx)
         self.pub: JanusHandle | None = None
         self.pub_pc: RTCPeerConnection | None = None
         self.sub: JanusHandle | None = None
@@ -63,10 +65,9 @@ class VideoRoomBackend:
         self._stale = False  # some m-lines of the subscription carry no feed any more
         self._tasks: list[asyncio.Task[None]] = []
         self._video_tasks: dict[str, asyncio.Task[None]] = {}
-        self._closing = False
 
-    def __repr__(self) -> str:
-        return f"<VideoRoomBackend room={self.ctx.settings.room} id={self.local_id}>"
+    def _id_taken(self, exc: RoomError) -> bool:
+        return f"Janus error {ID_EXISTS}" in str(exc)
 
     # -- entering and leaving -------------------------------------------------------------
 
@@ -74,21 +75,10 @@ class VideoRoomBackend:
         s = self.ctx.settings
         self.pub = await self.ctx.conn.attach(PLUGIN)
         self.pub.on_event = self._on_pub_event
-        body: JsonDict = {"request": "join", "ptype": "publisher", "room": s.room,
-                          "display": s.display, "id": self.ctx.member_id}
-        if s.pin:
-            body["pin"] = s.pin
-        try:
-            data, _ = await self.pub.send(body)
-        except RoomError as exc:
-            if f"Janus error {ID_EXISTS}" not in str(exc):
-                raise
-            # Our previous stay is still known to the server (it drops it on timeout).
-            body.pop("id")
-            data, _ = await self.pub.send(body)
-        self.local_id = str(data["id"])
-        self.ctx.roster.local_id = self.local_id
-        self.ctx.on_joined(self.local_id)
+        data = await self._join(self.pub, self._with_pin(
+            {"request": "join", "ptype": "publisher", "room": s.room,
+             "display": s.display, "id": self.ctx.member_id}))
+        self._joined(data)
         present = set()
         for entry in data.get("publishers", []):
             present.add(str(entry["id"]))
@@ -97,8 +87,7 @@ class VideoRoomBackend:
             present.add(str(entry["id"]))
             self.ctx.roster.upsert(str(entry["id"]), display=entry.get("display", ""),
                                    role="listener")
-        for member_id in self.ctx.roster.ids() - present:
-            self.ctx.roster.remove(member_id)  # left while we were away
+        self._forget_absent(present)
         if self.ctx.controls.role == "publisher":
             await self._publish()
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="videoroom:subscriptions"))
@@ -114,11 +103,7 @@ class VideoRoomBackend:
         self._video_tasks.clear()
         for feed in set(self._audio_owner.values()):
             await self.ctx.mixer.remove(feed)
-        if self.pub is not None and not self.ctx.conn.closed.done():
-            try:
-                await self.pub.send({"request": "leave"}, timeout=2.0)
-            except (RoomError, TimeoutError) as exc:
-                log.debug("leave: %s", exc)
+        await self._leave(self.pub)
         for pc in (self.pub_pc, self.sub_pc):
             if pc is not None:
                 await pc.close()
@@ -163,11 +148,6 @@ class VideoRoomBackend:
 
     # -- moderation -----------------------------------------------------------------------
 
-    def _secret(self) -> str:
-        if not self.ctx.settings.secret:
-            raise RoomError("moderation needs room.secret in the config", code="NO_SECRET")
-        return self.ctx.settings.secret
-
     async def moderate(self, member_id: str, muted: bool) -> None:
         assert self.pub is not None
         entry = self.publishers.get(member_id)
@@ -175,38 +155,20 @@ class VideoRoomBackend:
             raise NotInRoom(f"member {member_id} publishes nothing to moderate")
         mids = [st["mid"] for st in entry.get("streams", []) if st.get("type") == "audio"]
         for mid in mids:
-            await self.pub.send({"request": "moderate", "room": self.ctx.settings.room,
-                                 "secret": self._secret(), "id": int(member_id),
+            await self.pub.send({**self._moderation("moderate", member_id),
                                  "mid": mid, "mute": muted})
 
     async def kick(self, member_id: str) -> None:
         assert self.pub is not None
-        await self.pub.send({"request": "kick", "room": self.ctx.settings.room,
-                             "secret": self._secret(), "id": int(member_id)})
+        await self.pub.send(self._moderation("kick", member_id))
 
     # -- room events ----------------------------------------------------------------------
 
     def _on_pub_event(self, msg: JsonDict) -> None:
-        kind = msg.get("janus")
-        if kind == "hangup":
-            if not self._closing:
-                self.ctx.fail(f"server hung up the publisher: {msg.get('reason')}")
+        event = self._room_event(msg, "publisher")
+        if event is None:
             return
-        if kind != "event":
-            return
-        data = msg.get("plugindata", {}).get("data", {})
-        what = data.get("videoroom")
-        if what in ("talking", "stopped-talking"):
-            member_id = str(data.get("id"))
-            talking = what == "talking"
-            if member_id == self.local_id:
-                self.ctx.on_local_talking(talking)
-            else:
-                self.ctx.roster.set_talking(member_id, talking)
-            return
-        if what == "destroyed":
-            self.ctx.fail("the room was destroyed")
-            return
+        what, data = event
         if what != "event":
             return
         for entry in data.get("publishers", []):
@@ -308,10 +270,8 @@ class VideoRoomBackend:
         if self.sub is None:
             self.sub = await self.ctx.conn.attach(PLUGIN)
             self.sub.on_event = self._on_sub_event
-            body: JsonDict = {"request": "join", "ptype": "subscriber", "room": s.room,
-                              "streams": streams, "use_msid": False}
-            if s.pin:
-                body["pin"] = s.pin
+            body = self._with_pin({"request": "join", "ptype": "subscriber", "room": s.room,
+                                   "streams": streams, "use_msid": False})
             try:
                 data, offer = await self.sub.send(body)
             except RoomError as exc:
