@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -20,6 +21,7 @@ import av
 import numpy as np
 
 from drivers.audio.base import SAMPLE_RATE, MicSource, PcmFrame
+from drivers.audio.pcm import level_dbfs
 from drivers.queues import DropOldestQueue
 from services.media.packets import EncodedPacket, PacketFanout, PacketSubscription
 
@@ -93,6 +95,8 @@ class MicTee:
         self._lock = asyncio.Lock()
         self._gain: int | None = None
         self.frames = 0
+        #: level of the last frame read from the mic (dBFS; -inf when silent or closed)
+        self.level_dbfs = -math.inf
 
     def __repr__(self) -> str:
         active = [b.name for b in self._branches if b.active]
@@ -139,12 +143,14 @@ class MicTee:
         if source is not None:
             await source.stop()
             log.info("%s tee: open -> closed", self.name)
+        self.level_dbfs = -math.inf
 
     async def _pump(self, source: MicSource) -> None:
         try:
             while True:
                 frame = await source.read()
                 self.frames += 1
+                self.level_dbfs = level_dbfs(frame.samples)
                 for branch in self._branches:
                     if branch.active:
                         branch._offer(frame)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from device.config import Config
 
 log = logging.getLogger(__name__)
+
+#: How often the page's mic meter is updated (``mic-level`` events).
+METER_INTERVAL = 0.2
 
 
 class MediaService:
@@ -190,7 +194,25 @@ class MediaService:
             "stream": self.streamer.status(),
             "encoder": {**self.video.stats, "running": self.video.is_running},
             "audio_encoder": self.audio.stats if self.audio is not None else None,
+            "mic": {"open": self.mic is not None and self.mic.frames > 0,
+                    "level_dbfs": self.mic_level()},
         }
+
+    def mic_level(self) -> float | None:
+        """The mic's level in dBFS, rounded; None while closed or silent."""
+        if self.mic is None or not math.isfinite(self.mic.level_dbfs):
+            return None
+        return round(self.mic.level_dbfs, 1)
+
+    async def _meter(self, interval: float = METER_INTERVAL) -> None:
+        """``mic-level`` events for the page's live meter while the mic is open."""
+        last: float | None = None
+        while True:
+            await asyncio.sleep(interval)
+            level = self.mic_level()
+            if level is not None or last is not None:
+                self._emit("mic-level", {"level_dbfs": level})
+            last = level
 
     # -- who needs what ---------------------------------------------------------------
 
@@ -230,6 +252,7 @@ class MediaService:
         self._closed = False
         self.apply_config()
         failures = 0
+        meter = asyncio.create_task(self._meter(), name="media:mic-meter")
         try:
             while True:
                 # (re)starts the encoder when something wants video and it is not running:
@@ -246,6 +269,8 @@ class MediaService:
                         self._emit("media-error", {"error": str(exc)})
                 await asyncio.sleep(min(1.0 * 2 ** failures, 30.0) if failures else 1.0)
         finally:
+            meter.cancel()
+            await asyncio.gather(meter, return_exceptions=True)
             await self.close()
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ from drivers.errors import DeviceError, DeviceNotFound
 from tests.harness.polling import frames_at_least, wait_until
 
 T = 5.0
+POLL_S = 0.005  # the simulated speaker paces itself; no need to poll faster
 
 
 def peak_hz(samples: bytes, rate: int = 48000) -> float:
@@ -136,7 +137,7 @@ async def test_sim_speaker_wav_holds_exactly_what_was_written(tmp_path: Path) ->
     try:
         for i, f in enumerate(frames):
             spk.write(PcmFrame(f, time.monotonic(), i))
-            await wait_until(frames_at_least(spk, i + 1))
+            await wait_until(frames_at_least(spk, i + 1), interval=POLL_S)
         # Readable while running: the header is kept up to date as the file grows.
         await asyncio.sleep(0.3)
         params, live = read_wav(path)
@@ -166,12 +167,12 @@ async def test_sim_speaker_paces_playout_and_counts_underruns(tmp_path: Path) ->
         # Three frames at once are played one per 20 ms, not all at once.
         for i in range(3):
             spk.write(PcmFrame(tone, 0.0, i))
-        await wait_until(lambda: spk.stats["frames"] == 3)
+        await wait_until(lambda: spk.stats["frames"] == 3, interval=POLL_S)
         assert spk.stats["queued"] == 0
         assert abs(spk.level_dbfs - (-9.03)) < 0.1  # a -6 dBFS-peak sine
         await asyncio.sleep(0.08)  # a gap inside the stream
         spk.write(PcmFrame(tone, 0.0, 3))
-        await wait_until(lambda: spk.stats["frames"] == 4)
+        await wait_until(lambda: spk.stats["frames"] == 4, interval=POLL_S)
         assert spk.stats["underruns"] == 1
         # More than the buffer holds at once: the oldest are dropped.
         for i in range(6):
@@ -205,7 +206,7 @@ async def test_sim_speaker_volume(tmp_path: Path) -> None:
     spk.add_playout_listener(lambda f, at: got.append(f.samples))
     async with spk:
         spk.write(PcmFrame(frame, 0.0))
-        await wait_until(lambda: spk.stats["frames"] == 1)
+        await wait_until(lambda: spk.stats["frames"] == 1, interval=POLL_S)
     assert set(np.frombuffer(got[0], dtype="<i2")) == {round(20000 * percent_to_gain(50))}
 
 
@@ -254,7 +255,7 @@ async def test_sim_devices_can_be_restarted(tmp_path: Path) -> None:
     for _run in range(2):
         await asyncio.wait_for(spk.start(), T)
         spk.write(PcmFrame(frame, 0.0))
-        await wait_until(frames_at_least(spk, _run + 1))
+        await wait_until(frames_at_least(spk, _run + 1), interval=POLL_S)
         await asyncio.wait_for(spk.stop(), T)
     # The first run's file is kept as speaker.1.wav; both hold their frame.
     for p in (path, tmp_path / "speaker.1.wav"):

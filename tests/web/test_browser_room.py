@@ -86,6 +86,9 @@ async def test_page_drives_an_appliance_in_a_real_room(
         await page.fill("#password", password)
         await page.click("#login-form button[type=submit]")
         await expect(page.locator("#state-badge")).to_have_text("in room")  # auto_join
+        # The live mic meter shows the sim mic's tone (mic-level events while it is open).
+        await expect(page.locator("#meter-box")).to_be_visible()
+        await expect(page.locator("#meter-db")).to_have_text(re.compile(r"^-\d+ dBFS$"))
 
         # Another member joins the room: it appears on the page.
         peer = make_peer("ada", room_number, tone="tone:880")

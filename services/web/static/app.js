@@ -150,7 +150,8 @@ function onEvent(name, event) {
     const dot = document.querySelector(`[data-member="${CSS.escape(String(event.data.id))}"] .dot`);
     if (dot) dot.classList.toggle("talking", !!event.data.talking);
   }
-  if (name === "local-talking" && typeof event.data.level_dbfs === "number") {
+  if ((name === "local-talking" || name === "mic-level")
+      && typeof event.data.level_dbfs === "number") {
     showLevel(event.data.level_dbfs);
     $("meter-dot").classList.toggle("talking", !!event.data.talking);
   }
@@ -205,7 +206,8 @@ function showLevel(level) {
 }
 
 function micLevel(s) {
-  const candidates = [s.mic, s.audio && s.audio.mic, s.audio, s.stats && s.stats.up];
+  const candidates = [s.media && s.media.mic, s.mic, s.audio && s.audio.mic, s.audio,
+                      s.stats && s.stats.up];
   for (const c of candidates) {
     if (c && typeof c.level_dbfs === "number") return c.level_dbfs;
   }
