@@ -39,6 +39,10 @@ _ROOM_TO_APPLIANCE = {
 #: Files in the state dir that a factory reset erases (secrets and identity).
 SECRET_FILES = ("web-password.hash", "tls-key.pem", "tls-cert.pem")
 
+#: Config scopes that are not a subsystem of their own -> the subsystems that apply them
+#: (the mic is read by the media subsystem's tee, the speaker belongs to the room).
+SCOPE_SUBSYSTEMS: dict[str, tuple[str, ...]] = {"audio": ("video", "room")}
+
 SubsystemFactory = Callable[["Appliance"], Awaitable[None]]
 
 
@@ -133,10 +137,12 @@ class Appliance:
         scopes = config_mod.restart_scopes(self.config, new)
         config_mod.save(self.config_path, new)
         self.config = new
-        self.bus.publish("config-changed", {"sections": sorted(patch), "restart": sorted(scopes)})
-        for scope in sorted(scopes):
-            if scope in self.supervisor.subsystems:
-                await self.supervisor.restart(scope)
+        names = sorted({name for scope in scopes
+                        for name in SCOPE_SUBSYSTEMS.get(scope, (scope,))})
+        self.bus.publish("config-changed", {"sections": sorted(patch), "restart": names})
+        for name in names:
+            if name in self.supervisor.subsystems:
+                await self.supervisor.restart(name)
         if self.state.state == ApplianceState.SETUP:
             self.state.set(ApplianceState.IDLE, "configured")
         return new
