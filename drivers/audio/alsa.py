@@ -31,6 +31,7 @@ from drivers.audio.pcm import (
     FrameBuffer,
     LinearResampler,
     PlayoutListener,
+    PlayoutTaps,
     Rechunker,
     apply_gain,
     decode,
@@ -39,7 +40,7 @@ from drivers.audio.pcm import (
     notify_playout,
     to_mono_frame,
 )
-from drivers.base import Emit, null_emit
+from drivers.base import Emit, hand_to_loop, null_emit
 from drivers.queues import DropOldestQueue
 
 log = logging.getLogger(__name__)
@@ -150,20 +151,14 @@ class AlsaMic(AlsaStream):
 
     def _hand_over(self, frame: PcmFrame) -> None:
         """From the device thread to the queue, on the loop."""
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            loop.call_soon_threadsafe(self._deliver, frame)
-        except RuntimeError:
-            pass  # the loop has shut down: nobody will read this frame
+        hand_to_loop(self._loop, self._deliver, frame)
 
     def _deliver(self, frame: PcmFrame) -> None:
         if not self._stopping.is_set():  # nothing arrives after stop()
             self._queue.put_nowait(frame)
 
 
-class AlsaSpeaker(AlsaStream):
+class AlsaSpeaker(PlayoutTaps, AlsaStream):
     """A playback device as a :class:`~drivers.audio.base.SpeakerSink`.
 
     ``buffer_frames`` is the hand-over buffer (drop oldest when full). Whenever the
@@ -204,24 +199,8 @@ class AlsaSpeaker(AlsaStream):
         return (f"<AlsaSpeaker {self.device!r} {state} frames={self.counters['frames']} "
                 f"underruns={self._underruns} level={self._level:.1f} dBFS>")
 
-    def write(self, frame: PcmFrame) -> None:
-        self._buffer.put(frame)
-
     def set_volume(self, percent: int) -> None:
         self._set_level(percent)
-
-    def add_playout_listener(self, callback: PlayoutListener) -> None:
-        """Call ``callback(frame, played_at)`` (on the speaker thread) for every frame
-        written to the device: the frame as played (48 kHz mono, after software
-        volume) and the monotonic time its first sample is expected to be heard."""
-        self._listeners = [*self._listeners, callback]
-
-    def remove_playout_listener(self, callback: PlayoutListener) -> None:
-        self._listeners = [cb for cb in self._listeners if cb is not callback]
-
-    @property
-    def level_dbfs(self) -> float:
-        return self._level
 
     @property
     def stats(self) -> dict[str, int]:

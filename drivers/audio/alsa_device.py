@@ -24,7 +24,7 @@ from typing import Any
 from drivers.audio import inventory
 from drivers.audio.base import SAMPLE_RATE
 from drivers.audio.pcm import FORMATS, percent_to_gain
-from drivers.base import Emit, null_emit
+from drivers.base import Emit, hand_to_loop, null_emit
 from drivers.errors import DeviceBusy, DeviceError, DeviceNotFound
 
 log = logging.getLogger(__name__)
@@ -330,13 +330,7 @@ class AlsaStream:
         await self.stop()
 
     def _post(self, name: str, data: dict[str, Any]) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            loop.call_soon_threadsafe(self._emit, name, data)
-        except RuntimeError:
-            pass  # loop closed: nobody is listening any more
+        hand_to_loop(self._loop, self._emit, name, data)
 
     def _run(self, pcm: Any) -> None:
         lost_at = opened_at = time.monotonic()

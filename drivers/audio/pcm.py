@@ -226,3 +226,30 @@ def notify_playout(listeners: list[PlayoutListener], frame: PcmFrame, played_at:
             listener(frame, played_at)
         except Exception as exc:
             log_error(exc)
+
+
+class PlayoutTaps:
+    """What the speaker backends share: the hand-over buffer ``write`` fills, the
+    playout listeners and the level of what was played last. The backend sets
+    ``_buffer``, ``_listeners`` and ``_level`` in its ``__init__``."""
+
+    _buffer: FrameBuffer
+    _listeners: list[PlayoutListener]
+    _level: float
+
+    def write(self, frame: PcmFrame) -> None:
+        self._buffer.put(frame)
+
+    def add_playout_listener(self, callback: PlayoutListener) -> None:
+        """Call ``callback(frame, played_at)`` (on the speaker thread) for every frame
+        played: the frame as played (48 kHz mono, after volume) and the monotonic time
+        its first sample is expected to be heard (the simulated speaker: the time its
+        slot started)."""
+        self._listeners = [*self._listeners, callback]
+
+    def remove_playout_listener(self, callback: PlayoutListener) -> None:
+        self._listeners = [cb for cb in self._listeners if cb is not callback]
+
+    @property
+    def level_dbfs(self) -> float:
+        return self._level

@@ -29,6 +29,7 @@ from drivers.audio.pcm import (
     SILENCE_FRAME,
     FrameBuffer,
     PlayoutListener,
+    PlayoutTaps,
     apply_gain,
     level_dbfs,
     notify_playout,
@@ -176,7 +177,7 @@ class SimMic:
         await self.stop()
 
 
-class SimSpeaker:
+class SimSpeaker(PlayoutTaps):
     """A :class:`~drivers.audio.base.SpeakerSink` that records what it plays to a WAV.
 
     ``path`` is rotated to ``<stem>.1.wav`` when it would exceed ``max_bytes``. An
@@ -224,23 +225,8 @@ class SimSpeaker:
         self._thread = threading.Thread(target=self._run, name="sim-speaker", daemon=True)
         self._thread.start()
 
-    def write(self, frame: PcmFrame) -> None:
-        self._buffer.put(frame)
-
     def set_volume(self, percent: int) -> None:
         self._gain = percent_to_gain(percent)
-
-    def add_playout_listener(self, callback: PlayoutListener) -> None:
-        """Call ``callback(frame, played_at)`` on the speaker thread for every frame
-        played (48 kHz mono, after volume) with the monotonic time its slot started."""
-        self._listeners = [*self._listeners, callback]
-
-    def remove_playout_listener(self, callback: PlayoutListener) -> None:
-        self._listeners = [cb for cb in self._listeners if cb is not callback]
-
-    @property
-    def level_dbfs(self) -> float:
-        return self._level
 
     @property
     def stats(self) -> dict[str, int]:

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 import av
 
-from drivers.base import Emit, null_emit
+from drivers.base import Emit, hand_to_loop, null_emit
 from drivers.camera.base import TIME_BASE, CapturedFrame, pts_for
 from drivers.errors import DeviceError
 from drivers.queues import DropOldestQueue
@@ -201,11 +201,5 @@ class ThreadedCamera(Generic[H]):
         self._queue.put_threadsafe(CapturedFrame(frame, index, captured_at))
 
     def _post_event(self, name: str, data: dict[str, Any]) -> None:
-        loop = self._loop
-        if loop is None:
-            return
         payload = {"kind": "camera", "device": self.device, **data}
-        try:
-            loop.call_soon_threadsafe(self._emit, name, payload)
-        except RuntimeError:  # the loop is gone: nobody is listening any more
-            pass
+        hand_to_loop(self._loop, self._emit, name, payload)

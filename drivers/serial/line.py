@@ -16,7 +16,7 @@ import logging
 import threading
 from typing import Any
 
-from drivers.base import Emit, null_emit
+from drivers.base import Emit, hand_to_loop, null_emit
 from drivers.errors import DeviceBusy, DeviceNotFound
 from drivers.queues import DropOldestQueue
 from drivers.serial.lines import Line, LineSplitter
@@ -178,13 +178,7 @@ class SerialLine:
                     self.lines.put_threadsafe(line)
 
     def _emit_threadsafe(self, name: str, data: dict[str, Any]) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            loop.call_soon_threadsafe(self._emit, name, data)
-        except RuntimeError:
-            pass  # the loop has shut down
+        hand_to_loop(self._loop, self._emit, name, data)
 
     async def readline(self) -> Line:
         """The next line; raises ``EOFError`` once closed."""

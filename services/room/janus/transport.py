@@ -135,10 +135,7 @@ class JanusConnection:
         msg = {**msg, "transaction": txn}
         if session and self.session_id is not None:
             msg["session_id"] = self.session_id
-        if self.api_secret:
-            msg["apisecret"] = self.api_secret
-        if self.token:
-            msg["token"] = self.token
+        self._add_credentials(msg)
         fut: asyncio.Future[JsonDict] = asyncio.get_running_loop().create_future()
         self._pending[txn] = fut
         try:
@@ -153,10 +150,7 @@ class JanusConnection:
             raise ServerUnreachable(f"room server connection lost: {exc}") from exc
         finally:
             self._pending.pop(txn, None)
-        if reply.get("janus") == "error":
-            err = reply.get("error", {})
-            raise janus_error(err.get("code"), str(err.get("reason", "")), plugin=False)
-        return reply
+        return _checked(reply)
 
     def _why(self) -> str:
         return self.closed.result() if self.closed.done() else "not open"
@@ -227,6 +221,12 @@ class JanusConnection:
                 self._set_closed(f"keepalive failed: {exc}")
                 return
 
+    def _add_credentials(self, msg: JsonDict) -> None:
+        if self.api_secret:
+            msg["apisecret"] = self.api_secret
+        if self.token:
+            msg["token"] = self.token
+
     async def request_ack(self, msg: JsonDict, timeout: float = DEFAULT_TIMEOUT_S) -> JsonDict:
         """A request answered by a bare ``ack`` (keepalive)."""
         ws = self._ws
@@ -234,10 +234,7 @@ class JanusConnection:
             raise ServerUnreachable("not connected to the room server")
         txn = secrets.token_hex(6)
         full = {**msg, "transaction": txn, "session_id": self.session_id}
-        if self.api_secret:
-            full["apisecret"] = self.api_secret
-        if self.token:
-            full["token"] = self.token
+        self._add_credentials(full)
         fut: asyncio.Future[JsonDict] = asyncio.get_running_loop().create_future()
         fut._er_ack_ok = True  # type: ignore[attr-defined]
         self._pending[txn] = fut
@@ -249,10 +246,7 @@ class JanusConnection:
             raise RoomError("room server did not answer keepalive", code="TIMEOUT") from None
         finally:
             self._pending.pop(txn, None)
-        if reply.get("janus") == "error":
-            err = reply.get("error", {})
-            raise janus_error(err.get("code"), str(err.get("reason", "")), plugin=False)
-        return reply
+        return _checked(reply)
 
     async def close(self) -> None:
         """Destroy the session (best effort) and close the socket (idempotent)."""
@@ -272,3 +266,11 @@ class JanusConnection:
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+
+def _checked(reply: JsonDict) -> JsonDict:
+    """``reply`` itself, unless it is a Janus error: then that error is raised."""
+    if reply.get("janus") == "error":
+        err = reply.get("error", {})
+        raise janus_error(err.get("code"), str(err.get("reason", "")), plugin=False)
+    return reply
