@@ -7,6 +7,8 @@ import logging
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
 
 from services.room.api import RoomError
 
@@ -87,23 +89,54 @@ def watch_failure(pc: RTCPeerConnection, label: str, fail: Any) -> None:
 
 
 #: Packets aiortc's audio jitter buffer holds back before releasing one. aiortc uses 4
-#: (a constant 80 ms); the mixer's own playout buffer absorbs scheduling jitter, so on
-#: a LAN 2 (40 ms) is enough.
-AUDIO_PREFETCH = 2
+#: (a constant 80 ms); its buffer releases a frame only when the next one arrives, so 1
+#: still holds 20 ms. 0 hands every audio packet to the decoder as it arrives
+#: (:class:`ImmediateAudioBuffer`): the mixer's adaptive playout buffer absorbs jitter
+#: and conceals late or lost packets.
+AUDIO_PREFETCH = 0
+
+
+class ImmediateAudioBuffer(JitterBuffer):
+    """An audio "jitter buffer" that holds nothing: each RTP packet is a whole Opus frame.
+
+    A packet newer than the last one released goes to the decoder at once; a late
+    (reordered) or repeated one is dropped, as the moment to play it has passed.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity=capacity, prefetch=0, is_video=False)
+        self._last_seq: int | None = None
+        self.released = 0
+        self.dropped_late = 0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        data: bytes = getattr(packet, "_data", b"")
+        seq = packet.sequence_number
+        if self._last_seq is not None:
+            ahead = (seq - self._last_seq) & 0xFFFF
+            if ahead == 0 or ahead >= 0x8000:
+                self.dropped_late += 1
+                return False, None
+        self._last_seq = seq
+        if not data:  # padding only: nothing to decode
+            return False, None
+        self.released += 1
+        return False, JitterFrame(data=data, timestamp=packet.timestamp)
 
 
 def shorten_audio_jitter_buffer(receiver: Any, prefetch: int = AUDIO_PREFETCH) -> bool:
-    """Give an audio receiver a jitter buffer that holds ``prefetch`` packets.
+    """Give an audio receiver a jitter buffer that holds ``prefetch`` packets (0: none).
 
     Must run before media flows (from the ``track`` event). Uses aiortc internals, so it
     checks them and leaves the receiver alone (returning False) if they differ.
     """
-    from aiortc.jitterbuffer import JitterBuffer
-
     attr = "_RTCRtpReceiver__jitter_buffer"
     current = getattr(receiver, attr, None)
     if not isinstance(current, JitterBuffer) or getattr(current, "_is_video", True):
         log.debug("audio jitter buffer not adjusted (aiortc internals differ)")
         return False
-    setattr(receiver, attr, JitterBuffer(capacity=current.capacity, prefetch=prefetch))
+    if prefetch <= 0:
+        setattr(receiver, attr, ImmediateAudioBuffer(capacity=current.capacity))
+    else:
+        setattr(receiver, attr, JitterBuffer(capacity=current.capacity, prefetch=prefetch))
     return True

@@ -71,7 +71,7 @@ class MicTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        use_mic, send, volume = self._gate()
+        use_mic = self._gate()[0]
         samples = None
         if self._mic is not None and use_mic:
             if not self._started:
@@ -85,6 +85,9 @@ class MicTrack(MediaStreamTrack):
                     raise MediaStreamError from None
                 self._started = False  # closed on purpose (listener): send silence
             else:
+                # The gate is read after the frame arrived: a mute pressed while it was
+                # being captured already silences it.
+                _, send, volume = self._gate()
                 samples = pcm.samples if send else self._silence
                 if pcm.channels != 1:  # keep what we send mono
                     stereo = np.frombuffer(samples, dtype=np.int16).reshape(-1, pcm.channels)
@@ -93,6 +96,7 @@ class MicTrack(MediaStreamTrack):
         if samples is None:
             samples = self._silence
             await self._pace()
+            _, send, volume = self._gate()
         if send and volume < 100:
             samples = apply_volume(samples, volume)
         frame = pcm_to_audio_frame(samples, self._pts)

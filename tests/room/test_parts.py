@@ -15,7 +15,7 @@ from drivers.audio.base import FRAME_SAMPLES
 from services.room.api import NoSuchRoom, RoomError, RoomFull, Unauthorized, WrongPin
 from services.room.janus.errors import janus_error
 from services.room.janus.jcfg import JanusSettings, RoomSpec, render, write_config
-from services.room.mixer import PlayoutBuffer, RemoteAudioMixer
+from services.room.mixer import PlayoutBuffer, RemoteAudioMixer, _Source, to_mono48k
 from services.room.ratelimit import MessageLimiter, MessageQueueFull
 from services.room.session import reconnect_delay
 from services.room.tracks import MicTrack, SwitchableVideoTrack, apply_volume
@@ -76,28 +76,141 @@ async def test_a_stalled_stream_never_stalls_the_mix():
     await mixer.stop()
 
 
-def test_playout_buffer_is_bounded_and_trims_latency():
-    buf = PlayoutBuffer(max_frames=5, cushion=1, window=4)
+async def test_mixer_clips_loud_sums_and_reports_levels():
+    mixer = RemoteAudioMixer(None)
+    assert mixer.mix_once().samples == bytes(FRAME_SAMPLES * 2)  # nobody: silence
+    loud = tone(440, amp=30000)
+    mixer.add_track("a", FakeTrack([stereo_frame(loud)] * 3, hang=True))
+    mixer.add_track("b", FakeTrack([stereo_frame(loud)] * 3, hang=True))
+    await asyncio.sleep(0.05)
+    mixer.set_gain("b", 2.0)
+    out = np.frombuffer(mixer.mix_once().samples, dtype=np.int16)
+    assert out[int(np.argmax(loud))] == 32767  # clipped, never wrapped
+    assert out[int(np.argmin(loud))] == -32768
+    level = mixer.source_stats()["a"]["level_dbfs"]
+    assert level is not None and abs(level - (-3.8)) < 0.3  # a sine at 30000/32768
+    mixer.set_muted("b", True)
+    mixer.master_gain = 0.5
+    out = np.frombuffer(mixer.mix_once().samples, dtype=np.int16)
+    assert np.max(np.abs(out.astype(np.int32) - loud // 2)) <= 2
+    await mixer.stop()
+
+
+@pytest.mark.parametrize("layout,channels", [("mono", 1), ("stereo", 2), ("5.0", 5)])
+@pytest.mark.parametrize("fmt", ["s16", "s16p"])
+def test_decoded_frames_become_the_mean_of_their_channels(layout, channels, fmt):
+    x = np.random.default_rng(channels).integers(-30000, 30000, (channels, FRAME_SAMPLES),
+                                                 dtype=np.int16)
+    frame = av.AudioFrame.from_ndarray(x if fmt == "s16p" else x.T.reshape(1, -1),
+                                       format=fmt, layout=layout)
+    frame.sample_rate = 48000
+    out = to_mono48k(frame, _Source("m", PlayoutBuffer()))
+    assert out.dtype == np.int16 and out.shape == (FRAME_SAMPLES,)
+    assert np.max(np.abs(out - x.astype(np.int32).mean(axis=0))) <= 1
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def frame_of(value: int) -> np.ndarray:
+    return np.full(FRAME_SAMPLES, value, dtype=np.int16)
+
+
+def steady(buf: PlayoutBuffer, clock: FakeClock, frames: int, start: int = 0) -> list[int]:
+    """One frame in, one frame out, every 20 ms; the first sample of what was played."""
+    played = []
+    for i in range(frames):
+        clock.now += 0.02
+        buf.push(frame_of(start + i))
+        out = buf.pull()
+        played.append(-1 if out is None else int(out[0]))
+    return played
+
+
+def test_playout_buffer_is_bounded():
+    buf = PlayoutBuffer(max_frames=5, max_target=4)
     buf.push(np.zeros(FRAME_SAMPLES * 8, dtype=np.int16))
     assert len(buf) == 5 and buf.dropped == 3
-    for _ in range(3):
-        assert buf.pull() is not None
-        buf.push(np.zeros(FRAME_SAMPLES, dtype=np.int16))  # steady: one in, one out
-    assert buf.trimmed == 0
-    assert buf.pull() is not None  # the window saw at least 5 frames waiting: 4 too many
-    assert buf.trimmed == 4 and len(buf) == 0
     buf.push(np.zeros(FRAME_SAMPLES // 2, dtype=np.int16))  # half a frame waits
-    assert len(buf) == 0
-    assert buf.pull() is None and buf.underruns == 1
-    assert buf.cushion == 2  # it keeps more in reserve after an underrun
-    buf.push(np.zeros(FRAME_SAMPLES // 2, dtype=np.int16))
-    assert buf.pull() is not None  # primed again with the completed frame
-    calm = PlayoutBuffer(cushion=1, window=2, calm_windows=2)
-    calm.cushion = 3
-    calm.push(np.zeros(FRAME_SAMPLES * 8, dtype=np.int16))
-    for _ in range(4):
-        calm.pull()
-    assert calm.cushion == 2  # two calm windows give one frame back
+    assert len(buf) == 5
+    with pytest.raises(ValueError, match="max_target < max_frames"):
+        PlayoutBuffer(max_frames=4, max_target=4)
+
+
+def test_playout_buffer_holds_one_frame_on_a_clean_stream_and_trims_smoothly():
+    clock = FakeClock()
+    buf = PlayoutBuffer(window=4, clock=clock)
+    for i in range(5):  # a burst: five frames at once
+        buf.push(frame_of(i))
+    played = steady(buf, clock, 40, start=5)
+    assert buf.target == 1 and buf.underruns == 0
+    assert buf.trimmed == 5 and len(buf) == 0  # back to one frame per pull...
+    assert played[:4] == [0, 1, 2, 3]  # ...one dropped frame per window, not all at once
+    assert played[-1] == 44  # now each frame plays as it arrives
+
+
+def simulate(buf: PlayoutBuffer, clock: FakeClock, delays: list[float]) -> list[int]:
+    """Frame k is sent at 20 ms * k and arrives ``delays[k]`` later; the clock pulls
+    every 20 ms (10 ms after each send). The first sample of every pull (-1: None)."""
+    start = clock.now
+    events = [(start + 0.02 * k + d, 0, k) for k, d in enumerate(delays)]
+    events += [(start + 0.02 * k + 0.01, 1, k) for k in range(len(delays))]
+    played = []
+    for at, kind, k in sorted(events):
+        clock.now = at
+        if kind == 0:
+            buf.push(frame_of(k))
+        else:
+            out = buf.pull()
+            played.append(-1 if out is None else int(out[0]))
+    return played
+
+
+def test_playout_buffer_target_grows_with_jitter_and_is_bounded():
+    clock = FakeClock()
+    buf = PlayoutBuffer(max_frames=10, max_target=4, clock=clock)
+    simulate(buf, clock, [0.002] * 20)
+    assert buf.target == 1 and buf.jitter_peak_s < 0.001
+    # every 10th packet 60 ms late, the next two right behind it
+    delays = [0.002, 0.002, 0.002, 0.002, 0.002, 0.002, 0.002, 0.062, 0.042, 0.022] * 5
+    simulate(buf, clock, delays)
+    assert 0.055 < buf.jitter_peak_s < 0.061
+    assert buf.target == 4  # 1 + three frames of reserve
+    underruns = buf.underruns
+    simulate(buf, clock, delays)
+    assert buf.underruns == underruns  # the reserve now bridges the late packets
+    simulate(buf, clock, [0.002] * 1000)  # calm for 20 s: the reserve is given back
+    assert buf.target == 1 and len(buf) <= 1
+    simulate(buf, clock, [0.002] * 10 + [0.4] * 30 + [0.002] * 10)  # a 400 ms stall
+    assert buf.stalls > 0 and buf.target <= 2  # a stall is not jitter to plan for
+    assert len(buf) <= 10 and buf.dropped > 0  # what piled up is bounded
+    small = PlayoutBuffer(max_frames=6, max_target=3, clock=clock)
+    simulate(small, clock, [0.002, 0.002, 0.002, 0.072, 0.052, 0.032, 0.012] * 5)
+    assert small.target == 3  # 70 ms of jitter asks for more: never above max_target
+
+
+def test_playout_buffer_conceals_an_underrun_and_keeps_playing():
+    clock = FakeClock()
+    buf = PlayoutBuffer(clock=clock, calm_pulls=50)
+    assert buf.pull() is None and buf.underruns == 0  # nothing played yet: not late
+    steady(buf, clock, 5, start=1000)
+    concealed = buf.pull()  # the next frame is late
+    assert concealed is not None and buf.underruns == 1 and buf.concealed == 1
+    assert abs(int(concealed[0]) - 1004) <= 1 and abs(int(concealed[-1])) <= 2  # fades out
+    assert buf.pull() is None  # then silence, still one underrun
+    assert buf.underruns == 1
+    clock.now += 0.06
+    buf.push(frame_of(7))  # the late frame arrives: it plays at once, no refill
+    out = buf.pull()
+    assert out is not None and int(out[0]) == 7
+    assert buf.target == 3  # more in reserve after a late frame (40 ms, and an underrun)
+    steady(buf, clock, 600)
+    assert buf.target == 1 and buf.underruns == 1  # ...given back when calm
 
 
 async def test_rate_limiter_keeps_high_and_merges_low():
@@ -236,6 +349,20 @@ async def test_mic_track_applies_mute_volume_and_listener():
     assert apply_volume(b"\x10\x00", 0) == b"\x00\x00"
 
 
+async def test_mic_track_mutes_the_frame_captured_while_muting():
+    mic = ToneMic()
+    gate = Gate()
+
+    async def read_while_muting():
+        gate.value = (True, False, 100)  # mute pressed while the frame is being captured
+        return await ToneMic.read(mic)
+
+    mic.read = read_while_muting  # type: ignore[method-assign]
+    track = MicTrack(mic, gate)
+    frame = await asyncio.wait_for(track.recv(), 2)
+    assert mic.reads == 1 and not frame.to_ndarray().any()
+
+
 class CountingVideo(MediaStreamTrack):
     kind = "video"
     made = 0
@@ -272,3 +399,32 @@ async def test_switchable_video_closes_and_reopens_with_monotonic_time():
     track.stop()
     with pytest.raises(MediaStreamError):
         await asyncio.wait_for(track.recv(), 2)
+
+
+def test_audio_packets_go_to_the_decoder_as_they_arrive():
+    from aiortc.jitterbuffer import JitterBuffer
+    from aiortc.rtp import RtpPacket
+
+    from services.room.rtc import ImmediateAudioBuffer, shorten_audio_jitter_buffer
+
+    def packet(seq: int, data: bytes = b"opus") -> RtpPacket:
+        p = RtpPacket(sequence_number=seq, timestamp=seq * 960)
+        p._data = data  # type: ignore[attr-defined]  # what aiortc's depayloader sets
+        return p
+
+    buf = ImmediateAudioBuffer(capacity=16)
+    got = [buf.add(packet(s))[1] for s in (65534, 65535, 1, 0, 1, 2)]
+    assert [f.timestamp if f else None for f in got] == [
+        65534 * 960, 65535 * 960, 960, None, None, 1920]  # no wait; a gap is not waited for
+    assert buf.dropped_late == 2 and buf.released == 4
+    assert buf.add(packet(3, b""))[1] is None  # padding only
+
+    class Receiver:  # where aiortc keeps it
+        def __init__(self, video: bool) -> None:
+            self._RTCRtpReceiver__jitter_buffer = JitterBuffer(
+                capacity=16 if not video else 128, prefetch=4, is_video=video)
+
+    audio, video = Receiver(False), Receiver(True)
+    assert shorten_audio_jitter_buffer(audio) and not shorten_audio_jitter_buffer(video)
+    assert isinstance(audio._RTCRtpReceiver__jitter_buffer, ImmediateAudioBuffer)
+    assert not isinstance(video._RTCRtpReceiver__jitter_buffer, ImmediateAudioBuffer)
