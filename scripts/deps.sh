@@ -11,7 +11,7 @@ APT_PACKAGES=(
   nginx libnginx-mod-rtmp
   ffmpeg sox espeak-ng socat
   libspeexdsp-dev
-  iproute2 procps
+  iproute2 procps curl
   systemd shellcheck mmdebstrap fdisk
 )
 
@@ -45,10 +45,9 @@ install_debs() {
   fi
   say "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # A fresh machine has no package lists yet; refresh them when older than a day.
-  if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
-    apt-get update -qq
-  fi
+  # Something is missing, so this is a first install: refresh the package lists first
+  # (a new machine's lists may be absent or older than the archive).
+  apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The Debian janus package starts a system-wide daemon; the appliance runs its own.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
