@@ -312,6 +312,19 @@ async def test_mic_lost_then_restored(asoundrc: AsoundRc, tmp_path: Path) -> Non
     assert mic.stats["reopens"] >= 1
 
 
+def drain_fifo(fifo: Path) -> None:
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            try:
+                if not os.read(fd, 65536):
+                    return
+            except BlockingIOError:
+                return
+    finally:
+        os.close(fd)
+
+
 async def test_mic_can_be_restarted(asoundrc: AsoundRc, tmp_path: Path) -> None:
     fifo = tmp_path / "mic.fifo"
     w = fifo_writer(fifo)
@@ -330,6 +343,9 @@ async def test_mic_can_be_restarted(asoundrc: AsoundRc, tmp_path: Path) -> None:
             await asyncio.wait_for(stopping, T)
             with pytest.raises(EOFError):
                 await asyncio.wait_for(mic.read(), T)
+            # If the device closed before its thread read the release bytes, they are
+            # still in the pipe: take them out so the next start reads the next frame.
+            drain_fifo(fifo)
     finally:
         os.close(w)
         await asyncio.wait_for(mic.stop(), T)
