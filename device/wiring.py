@@ -117,6 +117,10 @@ def _compose_media(app: Appliance) -> None:
     media.video.add_frame_observer(
         lambda frame: snapshot.offer(frame) if frame is not None else snapshot.clear())
     app.extras["snapshot"] = snapshot
+    # ... and live over WebRTC: each open preview is one more subscriber of the same encoder
+    from services.web.preview import PREVIEW, CameraPreview
+
+    app.extras[PREVIEW] = CameraPreview(lambda: media.video_track("preview"))
     app.register("video", _run_media)
 
 

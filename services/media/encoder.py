@@ -151,6 +151,11 @@ class SharedVideoEncoder:
     def subscribers(self) -> int:
         return len(self._fanout)
 
+    @property
+    def subscriber_names(self) -> list[str]:
+        """Who takes the packets (e.g. ``["preview", "room"]``), sorted."""
+        return sorted(self._fanout.names)
+
     def request_keyframe(self, reason: str = "") -> None:
         """Make the next frame a keyframe (requests close together are merged)."""
         self.keyframe_requests += 1

@@ -165,6 +165,10 @@ class PacketFanout:
     def __len__(self) -> int:
         return len(self._subs)
 
+    @property
+    def names(self) -> list[str]:
+        return [sub.name for sub in self._subs]
+
     def add(self, sub: PacketSubscription) -> None:
         self._subs.append(sub)
 

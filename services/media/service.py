@@ -119,9 +119,10 @@ class MediaService:
 
     # -- the room's side --------------------------------------------------------------
 
-    def video_track(self) -> EncodedVideoTrack:
-        """A new room video track fed by the shared encoder (the room's track factory)."""
-        track = EncodedVideoTrack(self.video, on_stop=self._room_track_stopped)
+    def video_track(self, name: str = "room") -> EncodedVideoTrack:
+        """A new video track fed by the shared encoder (the room's track factory; the
+        page's camera preview too, as ``name="preview"``); the camera runs while it lives."""
+        track = EncodedVideoTrack(self.video, on_stop=self._room_track_stopped, name=name)
         self._room_tracks.append(track)
         task = asyncio.get_running_loop().create_task(self._update(), name="media:room-video")
         _background.add(task)
@@ -192,7 +193,8 @@ class MediaService:
         return {
             "recording": self.recorder.status(),
             "stream": self.streamer.status(),
-            "encoder": {**self.video.stats, "running": self.video.is_running},
+            "encoder": {**self.video.stats, "running": self.video.is_running,
+                        "subscriber_names": self.video.subscriber_names},
             "audio_encoder": self.audio.stats if self.audio is not None else None,
             "mic": {"open": self.mic is not None and self.mic.frames > 0,
                     "level_dbfs": self.mic_level()},

@@ -51,13 +51,13 @@ class EncodedVideoTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(self, encoder: SharedVideoEncoder,
-                 on_stop: Callable[[EncodedVideoTrack], Awaitable[None] | None] | None = None
-                 ) -> None:
+                 on_stop: Callable[[EncodedVideoTrack], Awaitable[None] | None] | None = None,
+                 name: str = "room") -> None:
         super().__init__()
         install_sender_hooks()
         self.encoder = encoder
         self._on_stop = on_stop
-        self.sub: PacketSubscription = encoder.subscribe("room", ROOM_QUEUE_PACKETS)
+        self.sub: PacketSubscription = encoder.subscribe(name, ROOM_QUEUE_PACKETS)
         self.packets = 0
         self.keyframe_requests = 0
         self.remb_bps: int | None = None

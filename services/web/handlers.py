@@ -20,9 +20,11 @@ from services.web.context import (
     read_json,
     scrub,
     secret_values,
+    session_of,
 )
 from services.web.extras import button_roles, maybe_await, snapshot_of
-from services.web.schema import Schema
+from services.web.preview import PreviewError, preview_of
+from services.web.schema import Schema, obj, string
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +46,20 @@ async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+CAMERA_OFFER_BODY: Schema = obj({"sdp": string(1, 60_000), "type": string(enum=("offer",))},
+                                required=("sdp", "type"))
+CAMERA_ANSWER: Schema = {"type": "object", "required": ["sdp", "type"],
+                         "properties": {"sdp": {"type": "string"},
+                                        "type": {"type": "string", "enum": ["answer"]}}}
+
+
 def status_snapshot(request: web.Request) -> dict[str, Any]:
     appliance = context(request).appliance
     # Secrets never leave through the status (an RTMP URL with its stream key, a PIN).
     data = scrub(jsonable(appliance.status()), secret_values(appliance.config))
     data["virtual_buttons"] = button_roles(appliance.extras) if appliance.sim else []
     data["camera_preview"] = snapshot_of(appliance.extras) is not None
+    data["camera_webrtc"] = preview_of(appliance.extras) is not None
     return data
 
 
@@ -142,3 +152,20 @@ async def camera_jpeg(request: web.Request) -> web.StreamResponse:
     if not jpeg:
         raise ApiError(503, "CAMERA_UNAVAILABLE", "no camera frame yet (camera off or starting)")
     return web.Response(body=bytes(jpeg), content_type="image/jpeg")
+
+
+async def camera_offer(request: web.Request) -> web.Response:
+    """Answer the page's WebRTC offer with the camera's live video (H.264)."""
+    ctx = context(request)
+    body = await read_json(request, CAMERA_OFFER_BODY)
+    preview = preview_of(ctx.appliance.extras)
+    if preview is None:
+        raise ApiError(404, "NO_CAMERA_PREVIEW", "this appliance has no live camera preview")
+    try:
+        answer = await asyncio.wait_for(
+            preview.answer(body["sdp"], session_of(request).token, ctx.sessions.alive), 10.0)
+    except PreviewError as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from None
+    except TimeoutError:
+        raise ApiError(503, "CAMERA_UNAVAILABLE", "the camera preview did not start") from None
+    return json_response(answer)

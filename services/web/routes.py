@@ -47,6 +47,7 @@ STATUS: Schema = {
         "devices": ANY_OBJECT,
         "virtual_buttons": {"type": "array", "items": {"type": "string"}},
         "camera_preview": {"type": "boolean"},
+        "camera_webrtc": {"type": "boolean"},
     },
 }
 CONFIG_VIEW: Schema = {
@@ -163,6 +164,19 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/camera.jpg", handlers.camera_jpeg, "The latest camera frame (JPEG).",
           "status", media="image/jpeg", response={"type": "string", "format": "binary"},
           errors=(401, 404, 503)),
+    Route("POST", "/api/camera/offer", handlers.camera_offer,
+          "Live camera preview over WebRTC: answer the page's offer.", "status",
+          body=handlers.CAMERA_OFFER_BODY, response=handlers.CAMERA_ANSWER,
+          errors=(*UNSAFE_ERRORS, 404, 503),
+          description="The offer has one receive-only video section with H.264; the "
+                      "answer sends the camera's live video (the encoder the room uses, "
+                      "no second encode). No STUN/TURN: the browser must reach the "
+                      "appliance directly. At most 2 previews at once (503 PREVIEW_BUSY "
+                      "beyond); a new offer from the same session replaces its previous "
+                      "preview; a preview ends when the browser closes it, when it fails "
+                      "or does not connect within 20 s, and when the session ends. "
+                      "404 when the appliance has no camera preview; fall back to "
+                      "GET /api/camera.jpg where WebRTC cannot run."),
     Route("GET", "/api/openapi.json", openapi_json, "This document.", "status",
           response=ANY_OBJECT),
     Route("GET", "/metrics", metrics.metrics, "Prometheus metrics.", "status",

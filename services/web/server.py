@@ -24,6 +24,7 @@ from services.web.context import (
 )
 from services.web.events import install_event_counter
 from services.web.passwords import PasswordFile, PasswordFileError
+from services.web.preview import preview_of
 from services.web.routes import ROUTES
 from services.web.sessions import Session
 
@@ -161,6 +162,9 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 
 async def _on_shutdown(app: web.Application) -> None:
     app[CONTEXT].closing.set()  # ends the event streams
+    preview = preview_of(app[CONTEXT].appliance.extras)
+    if preview is not None:
+        await preview.close()  # the camera previews end with the server
 
 
 async def _index(request: web.Request) -> web.FileResponse:

@@ -362,3 +362,69 @@ async def test_secrets_never_leave_through_status_events_or_logs(
     for text in (frame, status_text, logs_text, config_text):
         assert "s3cr3t" not in text and "987654" not in text
     assert REDACTED in frame and REDACTED in logs_text
+
+
+async def test_camera_offer_answers_with_h264_and_limits_peers(
+        served: Served, http: aiohttp.ClientSession) -> None:
+    from aiortc import RTCPeerConnection, VideoStreamTrack
+
+    from services.web.preview import CameraPreview
+
+    async def offer(kind: str = "video") -> tuple[RTCPeerConnection, str]:
+        pc = RTCPeerConnection()
+        pc.addTransceiver(kind, direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        return pc, pc.localDescription.sdp
+
+    csrf = await login(http, served)
+    h = {"X-CSRF-Token": csrf}
+    url = f"{served.url}/api/camera/offer"
+    browser, sdp = await asyncio.wait_for(offer(), TIMEOUT)
+    audio_only, audio_sdp = await asyncio.wait_for(offer("audio"), TIMEOUT)
+    preview = CameraPreview(VideoStreamTrack)
+    try:
+        async with http.post(url, json={"sdp": sdp, "type": "offer"}, headers=h) as r:
+            assert r.status == 404 and (await r.json())["error"] == "NO_CAMERA_PREVIEW"
+        served.appliance.extras["preview"] = preview
+        async with http.get(f"{served.url}/api/status") as r:
+            assert (await r.json())["camera_webrtc"] is True
+        for body, reason in (({"sdp": "not an offer", "type": "offer"}, "sdp"),
+                             ({"sdp": audio_sdp, "type": "offer"}, "video section"),
+                             ({"sdp": sdp, "type": "answer"}, "type"),
+                             ({"sdp": sdp}, "type")):
+            async with http.post(url, json=body, headers=h) as r:
+                assert r.status == 400, body
+                assert reason in (await r.json())["message"]
+        assert preview.peers == 0
+        async with http.post(url, json={"sdp": sdp, "type": "offer"}, headers=h) as r:
+            assert r.status == 200, await r.text()
+            answer = await r.json()
+        assert answer["type"] == "answer" and "H264" in answer["sdp"]
+        assert "VP8" not in answer["sdp"] and "a=sendonly" in answer["sdp"]
+        async with http.post(url, json={"sdp": sdp, "type": "offer"}, headers=h) as r:
+            assert r.status == 200  # the same session's new preview replaces its old one
+        assert preview.peers == 1 and preview.opened == 2
+        async with client() as second, client() as third:
+            csrf2 = await login(second, served)
+            async with second.post(url, json={"sdp": sdp, "type": "offer"},
+                                   headers={"X-CSRF-Token": csrf2}) as r:
+                assert r.status == 200
+            csrf3 = await login(third, served)
+            async with third.post(url, json={"sdp": sdp, "type": "offer"},
+                                  headers={"X-CSRF-Token": csrf3}) as r:
+                assert r.status == 503 and (await r.json())["error"] == "PREVIEW_BUSY"
+            assert preview.peers == 2
+            # the session ends: its preview closes
+            async with second.post(f"{served.url}/api/logout", json={},
+                                   headers={"X-CSRF-Token": csrf2}) as r:
+                assert r.status == 200
+            for _ in range(100):
+                if preview.peers == 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert preview.peers == 1
+    finally:
+        await asyncio.wait_for(preview.close(), TIMEOUT)
+        await browser.close()
+        await audio_only.close()
+    assert preview.peers == 0

@@ -8,9 +8,10 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.async_api import Browser, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
 from tests.harness.appliance import ApplianceProcess
 from tests.harness.fixtures import (  # noqa: F401  (fixtures)
@@ -48,6 +49,22 @@ async def netns_browser(network: Network, tmp_path: Path) -> AsyncIterator[Brows
             yield browser
         finally:
             await browser.close()
+
+
+VIDEO = "document.getElementById('camera-video')"
+
+
+async def _status(page: Page) -> Any:
+    return await asyncio.wait_for(
+        page.evaluate("fetch('/api/status').then((r) => r.json())"), 10)
+
+
+async def _until(page: Page, expression: str, timeout: float = 30.0) -> None:
+    """Poll ``expression`` in the page (the page's CSP forbids wait_for_function's eval)."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.wait_for(page.evaluate(expression), 10):
+        assert time.monotonic() < deadline, f"not true within {timeout} s: {expression}"
+        await asyncio.sleep(0.2)
 
 
 def _password_from_log(app: ApplianceProcess, timeout: float = 30.0) -> str:
@@ -113,6 +130,28 @@ async def test_page_drives_an_appliance_in_a_real_room(
         await page.click("nav [data-tab=status]")
         await expect(page.locator("#members li", has_text="ada")).to_be_visible()
         await page.screenshot(path=tmp_path / "room-rejoined.png", full_page=True)
+
+        # The live camera preview: WebRTC from the appliance (another namespace), fed by
+        # the encoder the room uses; the JPEG fallback stays hidden.
+        await expect(page.locator("#camera-video")).to_be_visible()
+        await expect(page.locator("#camera")).to_be_hidden()
+        await _until(page, f"{VIDEO}.videoWidth > 0 && {VIDEO}.currentTime > 0")
+        assert await page.evaluate(f"{VIDEO}.videoWidth") == 320
+        t0 = await page.evaluate(f"{VIDEO}.currentTime")
+        await _until(page, f"{VIDEO}.currentTime > {t0} + 1")  # it plays on
+        encoder = (await _status(page))["media"]["encoder"]
+        assert encoder["running"], encoder
+        assert sorted(encoder["subscriber_names"]) == ["preview", "room"], encoder
+        await page.screenshot(path=tmp_path / "room-camera.png", full_page=True)
+
+        # Leaving the status tab ends the preview: the encoder keeps only the room.
+        await page.click("nav [data-tab=controls]")
+        deadline = time.monotonic() + 20
+        while "preview" in (await _status(page))["media"]["encoder"]["subscriber_names"]:
+            assert time.monotonic() < deadline, "the preview peer was not closed"
+            await asyncio.sleep(0.2)
+        assert (await _status(page))["media"]["encoder"]["subscriber_names"] == ["room"]
+        assert "camera preview closed" in app.log_text()
         assert app.alive()
     except AssertionError:
         print(app.log_text()[-4000:])

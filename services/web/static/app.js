@@ -47,6 +47,7 @@ async function api(method, path, body) {
 
 function showLogin(message = "") {
   stopLive();
+  stopPreview();
   $("app-view").hidden = true;
   $("logout").hidden = true;
   $("state-badge").hidden = true;
@@ -97,6 +98,7 @@ function selectTab(name) {
   }
   if (name === "settings") loadSettings();
   if (name === "logs") loadLogs();
+  if (name !== "status") stopPreview(); // the camera runs only while someone watches
 }
 
 for (const button of document.querySelectorAll("nav .tab")) {
@@ -235,8 +237,7 @@ function renderStatus(s) {
   renderMedia(s.media);
   const level = micLevel(s);
   if (level !== null) showLevel(level);
-  $("camera-card").hidden = !s.camera_preview;
-  if (s.camera_preview && currentTab === "status") $("camera").src = `/api/camera.jpg?t=${Date.now()}`;
+  showCamera(s);
   renderControls(s);
 }
 
@@ -533,3 +534,76 @@ async function loadLogs() {
     if (err.status !== 401) showLogin(err.message);
   }
 })();
+
+// -- camera preview: live over WebRTC, refreshed JPEG snapshots as the fallback ----------
+
+const PREVIEW_CONNECT_MS = 10000;
+let previewPc = null;
+let webrtcFailed = false; // until the page is reloaded: JPEG snapshots only
+
+function showCamera(s) {
+  $("camera-card").hidden = !(s.camera_preview || s.camera_webrtc);
+  const live = s.camera_webrtc && !webrtcFailed && typeof RTCPeerConnection === "function";
+  $("camera-video").hidden = !live;
+  $("camera").hidden = live;
+  if (currentTab !== "status") return;
+  if (live) {
+    if (!previewPc) startPreview().catch((err) => previewFailed(`${err.message || err}`));
+  } else if (s.camera_preview) {
+    $("camera").src = `/api/camera.jpg?t=${Date.now()}`;
+  }
+}
+
+function waitIceGathering(pc, ms) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, ms);
+  });
+}
+
+async function startPreview() {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  previewPc = pc;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  const video = $("camera-video");
+  pc.ontrack = (ev) => {
+    video.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+    video.play().catch(() => {});
+  };
+  pc.onconnectionstatechange = () => {
+    if (previewPc === pc && ["failed", "closed"].includes(pc.connectionState)) {
+      previewFailed(`connection ${pc.connectionState}`);
+    }
+  };
+  setTimeout(() => {
+    if (previewPc === pc && !(pc.connectionState === "connected" && video.videoWidth > 0)) {
+      previewFailed("no video within a few seconds");
+    }
+  }, PREVIEW_CONNECT_MS);
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitIceGathering(pc, 2000); // the appliance takes no trickled candidates
+  const answer = await api("POST", "/api/camera/offer",
+    { sdp: pc.localDescription.sdp, type: "offer" });
+  if (previewPc !== pc) return; // stopped meanwhile
+  await pc.setRemoteDescription(answer);
+}
+
+function previewFailed(reason) {
+  console.warn(`camera preview: ${reason}; showing snapshots instead`);
+  webrtcFailed = true;
+  stopPreview();
+  $("camera-video").hidden = true;
+  $("camera").hidden = false;
+}
+
+function stopPreview() {
+  const pc = previewPc;
+  previewPc = null;
+  if (pc) pc.close(); // the appliance ends its side when the connection closes
+  const video = $("camera-video");
+  if (video) video.srcObject = null;
+}
+
+window.addEventListener("pagehide", stopPreview);
