@@ -50,7 +50,8 @@ async def test_crashing_subsystem_restarts_while_other_runs() -> None:
         assert sup.subsystems["steady"].restarts == 0
         assert ticks > 50
         snap = sup.snapshot()
-        assert snap["crashy"]["failures"] == crashes
+        # The run in progress has started (counted in crashes) but may not have failed yet.
+        assert crashes - snap["crashy"]["failures"] in (0, 1)
         assert "boom" in str(snap["crashy"]["last_error"])
         delays = sup.subsystems["crashy"].delays
         assert len(delays) == crashes or len(delays) == crashes - 1
