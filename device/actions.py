@@ -119,7 +119,6 @@ class Dispatcher:
         self._default_stream_url = default_stream_url
         self._join_task: asyncio.Task[None] | None = None
         self.ptt_held = False
-        self._mic_before_ptt = True
 
     def __repr__(self) -> str:
         return f"<Dispatcher room={self.room!r}>"

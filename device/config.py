@@ -276,10 +276,6 @@ class Config:
 SECTIONS: dict[str, type] = dict(typing.get_type_hints(Config))
 
 
-def section_fields(section: str) -> tuple[dataclasses.Field[Any], ...]:
-    return dataclasses.fields(SECTIONS[section])
-
-
 def describe() -> list[dict[str, Any]]:
     """Every key with its type, default, constraints and doc (for docs and the page)."""
     rows = []

@@ -47,7 +47,7 @@ def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = n
     room = config.room
     settings = RoomSettings(
         url=server_url(config), backend=room.backend, room=room.room,
-        display=room.display_name, pin=room.pin, secret=room.secret,
+        display=room.effective_display_name, pin=room.pin, secret=room.secret,
         api_secret=room.api_secret, token=room.token, role=room.role,
         receive_video=config.video.receive and room.backend == "videoroom",
         send_video=config.video.enabled,
@@ -113,7 +113,7 @@ def create_local_sfu(config: Config, state_dir: Path, *, emit: Emit = null_emit)
     room = config.room
     settings = JanusSettings(
         listen_ip=room.local_listen, port=room.local_port, interface=room.local_interface,
-        rooms=(RoomSpec(room.room, description=room.display_name, pin=room.pin,
+        rooms=(RoomSpec(room.room, description=room.effective_display_name, pin=room.pin,
                         secret=room.secret),),
         api_secret=room.api_secret,
     )

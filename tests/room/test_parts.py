@@ -428,3 +428,17 @@ def test_audio_packets_go_to_the_decoder_as_they_arrive():
     assert shorten_audio_jitter_buffer(audio) and not shorten_audio_jitter_buffer(video)
     assert isinstance(audio._RTCRtpReceiver__jitter_buffer, ImmediateAudioBuffer)
     assert not isinstance(video._RTCRtpReceiver__jitter_buffer, ImmediateAudioBuffer)
+
+
+def test_empty_display_name_means_the_host_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from device.config import Config
+    from services.room import create_session
+
+    session = create_session(Config(), tmp_path, sim=True)
+    assert Config().room.display_name == ""
+    assert session.settings.display == socket.gethostname()
+    named = create_session(Config().replace({"room": {"display_name": "Kitchen"}}), tmp_path,
+                           sim=True)
+    assert named.settings.display == "Kitchen"
