@@ -4,6 +4,13 @@ bitrate, jitter, loss and playout delay.
 Upload figures come from aiortc's ``getStats`` (outbound RTP and the server's receiver
 reports). aiortc's receiver stats carry no byte counts, so each receiver's packet handler
 is wrapped once to count the bytes it gets (:func:`count_bytes`).
+
+Loss: ``up.loss_pct`` is the loss the server reported in its last receiver report, in
+percent. aiortc passes RTCP's "fraction lost" through as the raw 8-bit fixed-point byte
+(0-255 for 0-99.6 %), so it is divided by 256 here (:func:`loss_percent`). A member's
+``packets_lost`` counts the packets that will never be played: those the network lost
+(sequence numbers that never arrived) plus those that arrived too late and were dropped
+by the receive path (:func:`late_drops`).
 """
 
 from __future__ import annotations
@@ -33,6 +40,23 @@ def count_bytes(receiver: Any) -> None:
         await original(packet, arrival_time_ms=arrival_time_ms)
 
     receiver._handle_rtp_packet = counted
+
+
+def loss_percent(fraction_lost: float | None) -> float:
+    """RTCP's fraction lost, as aiortc reports it (the raw byte, 0-255), in percent."""
+    if not fraction_lost or fraction_lost < 0:
+        return 0.0
+    return round(100.0 * min(float(fraction_lost), 255.0) / 256.0, 1)
+
+
+def late_drops(receiver: Any) -> int:
+    """Packets the receiver's jitter buffer took in but dropped as too late to play.
+
+    aiortc counts them as received, so its ``packetsLost`` does not include them.
+    """
+    buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
+    count = getattr(buffer, "dropped_late", 0)
+    return count if isinstance(count, int) and count > 0 else 0
 
 
 class StatsCollector:
@@ -65,7 +89,7 @@ class StatsCollector:
                     if st.roundTripTime is not None:
                         rtts.append(st.roundTripTime)
                     lost += max(0, st.packetsLost or 0)
-                    fraction.append(st.fractionLost or 0.0)
+                    fraction.append(loss_percent(st.fractionLost))
                 elif kind == "transport" and label != "publisher":
                     recv_total += st.bytesReceived
         members: dict[str, Any] = {}
@@ -77,6 +101,7 @@ class StatsCollector:
             for receiver in recvs:
                 count_bytes(receiver)
                 total += receiver.er_bytes
+                member_lost += late_drops(receiver)
                 report = await receiver.getStats()
                 for st in report.values():
                     if getattr(st, "type", "") == "inbound-rtp":
@@ -97,7 +122,7 @@ class StatsCollector:
                 "bitrate_kbps": self._rate_kbps("up", sent, now),
                 "rtt_ms": round(1000 * sum(rtts) / len(rtts), 1) if rtts else None,
                 "packets_lost": lost,
-                "loss_pct": round(100 * max(fraction), 1) if fraction else 0.0,
+                "loss_pct": max(fraction) if fraction else 0.0,
             },
             "down": {"bitrate_kbps": self._rate_kbps("down", recv_total, now)},
             "members": members,
