@@ -19,8 +19,9 @@ import pytest
 from services.room.context import RoomSettings
 from services.room.janus.jcfg import RoomSpec
 from tests.harness.appliance import ApplianceProcess
+from tests.harness.impair import Impairment
 from tests.harness.janus import JanusServer
-from tests.harness.netns import Network
+from tests.harness.netns import Host, Network
 from tests.harness.peers import RoomPeer
 
 #: Rooms every harness Janus has: 1001-1019 open (secret "modsecret"), 1100 with PIN 4321.
@@ -79,17 +80,30 @@ def room_number(janus: JanusServer) -> int:
 PeerFactory = Callable[..., RoomPeer]
 
 
+def _host(network: Network, name: str, up: Impairment | None,
+          down: Impairment | None) -> Host:
+    """A plain host, or one behind the impairment lab when ``up`` or ``down`` is given."""
+    if up is None and down is None:
+        return network.add_host(name)
+    return network.add_impaired_host(name, up=up, down=down)
+
+
 @pytest.fixture
 def make_peer(network: Network, janus: JanusServer,
               tmp_path: Path) -> Iterator[PeerFactory]:
-    """``make_peer("a", room=1001, tone="tone:440", **settings)`` -> a RoomPeer (not joined)."""
+    """``make_peer("a", room=1001, tone="tone:440", **settings)`` -> a RoomPeer (not joined).
+
+    ``up=``/``down=`` (:class:`~tests.harness.impair.Impairment`) put the peer behind the
+    impairment lab; its link is ``network.links[peer.host.name]``.
+    """
     peers: list[RoomPeer] = []
     counter = itertools.count(1)
 
     def make(name: str, room: int, tone: str | None = "tone:440", camera: bool = False,
              collect_video: bool = False, url: str | None = None,
+             up: Impairment | None = None, down: Impairment | None = None,
              **settings: Any) -> RoomPeer:
-        host = network.add_host(f"{name}{next(counter)}{len(network.hosts)}")
+        host = _host(network, f"{name}{next(counter)}{len(network.hosts)}", up, down)
         rs = RoomSettings(url=url or janus.url, room=room, display=name, **settings)
         peer = RoomPeer(host, tmp_path, rs, tone=tone, camera=camera,
                         collect_video=collect_video)
@@ -109,12 +123,14 @@ ApplianceFactory = Callable[..., ApplianceProcess]
 @pytest.fixture
 def make_appliance(network: Network, janus: JanusServer,
                    tmp_path: Path) -> Iterator[ApplianceFactory]:
-    """``make_appliance("a", {"room": {...}, "sim": {...}})`` -> a started appliance."""
+    """``make_appliance("a", {"room": {...}, "sim": {...}})`` -> a started appliance
+    (``up=``/``down=`` as for ``make_peer``)."""
     apps: list[ApplianceProcess] = []
 
-    def make(name: str, config: dict[str, dict[str, Any]],
-             start: bool = True) -> ApplianceProcess:
-        host = network.add_host(f"{name}{len(network.hosts)}")
+    def make(name: str, config: dict[str, dict[str, Any]], start: bool = True,
+             up: Impairment | None = None,
+             down: Impairment | None = None) -> ApplianceProcess:
+        host = _host(network, f"{name}{len(network.hosts)}", up, down)
         app = ApplianceProcess(host, tmp_path / name, config)
         apps.append(app)
         if start:

@@ -6,6 +6,9 @@ host, each joined to the bridge by a veth pair, all on a private /24 that exists
 inside these namespaces: no traffic can leave them. Names carry the pid and a counter,
 so concurrent test runs never collide. :meth:`Network.close` deletes everything (also
 after a failure); deleting a namespace kills the veth pairs with it.
+
+:meth:`Network.add_impaired_host` adds a host whose link goes through the impairment lab
+(delay, jitter, loss, bursts, a bandwidth cap, outages; see :mod:`tests.harness.impaired`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from tests.harness.impair import Impairment
+    from tests.harness.impaired import ImpairedLink
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +106,9 @@ class Network:
         self.subnet = "10.201.7"
         self.hub = f"{self.prefix}-hub"
         self.hosts: dict[str, Host] = {}
+        #: The impaired hosts' links, by host name (:meth:`add_impaired_host`).
+        self.links: dict[str, ImpairedLink] = {}
+        self._hub_routes = False
         self._namespaces: list[str] = []
         _ip("netns", "add", self.hub)
         self._namespaces.append(self.hub)
@@ -131,7 +141,42 @@ class Network:
         self.hosts[name] = host
         return host
 
+    def add_impaired_host(self, name: str, up: Impairment | None = None,
+                          down: Impairment | None = None) -> Host:
+        """A host whose link to the bridge goes through the impairment lab.
+
+        ``up`` applies to what the host sends, ``down`` to what it receives (both clean
+        when omitted); change them at run time through ``self.links[host.name]``.
+        """
+        from tests.harness.impair import CLEAN
+        from tests.harness.impaired import enable_hub_routing, make_impaired_link
+
+        if name in self.hosts:
+            raise ValueError(f"host {name!r} exists already")
+        index = len(self.hosts) + 1
+        if index > 250:
+            raise ValueError("too many hosts")
+        if not self._hub_routes:
+            enable_hub_routing(_ip, self.hub, f"{self.subnet}.254", 24)
+            self._hub_routes = True
+        ns = f"{self.prefix}-{name}"
+        _ip("netns", "add", ns)
+        self._namespaces.append(ns)
+        _ip("link", "set", "lo", "up", ns=ns)
+        ip = f"{self.subnet}.{index}"
+        self.links[name] = make_impaired_link(_ip, self.hub, ns, index, ip, 24,
+                                              up or CLEAN, down or CLEAN)
+        host = Host(name, ns, ip)
+        self.hosts[name] = host
+        return host
+
     def close(self) -> None:
+        for link in self.links.values():
+            try:
+                link.close()
+            except Exception as exc:
+                log.warning("closing %r: %s", link, exc)
+        self.links.clear()
         for ns in reversed(self._namespaces):
             try:
                 _ip("netns", "del", ns)
