@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import statistics
 import threading
-import time
 
 import pytest
 
@@ -150,7 +149,6 @@ def test_loss_stats_are_sane_under_5pct_loss(make_peer, network, room_number):
     a.call(lambda s: s.join())
     b.call(lambda s: s.join())
     b_id = b.session.local_id
-    since = time.monotonic()
     a.wait_for(lambda: len([d for d in a.names("stats") if b_id in d.get("members", {})])
                >= 12, timeout=30, what="12 s of stats")
     samples = [d for d in a.names("stats") if b_id in d.get("members", {})][2:]
@@ -160,4 +158,3 @@ def test_loss_stats_are_sane_under_5pct_loss(make_peer, network, room_number):
     last = samples[-1]
     assert last["up"]["packets_lost"] > 0, last
     assert last["members"][b_id]["packets_lost"] > 0, last
-    assert since > 0
