@@ -11,7 +11,8 @@ APT_PACKAGES=(
   nginx libnginx-mod-rtmp
   ffmpeg sox espeak-ng socat
   libspeexdsp-dev
-  iproute2 procps curl
+  iproute2 iputils-ping procps curl
+  libasound2-plugins pulseaudio pulseaudio-utils
   systemd shellcheck mmdebstrap fdisk
 )
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.harness.pulse import PulseServer
 
 # --- audio: real alsa-lib with file-backed PCMs ---------------------------------------
 
@@ -38,6 +41,11 @@ class AsoundRc:
         self.path.write_text("\n".join(self._blocks) + "\n")
         return name
 
+    def add(self, block: str) -> None:
+        """Any other asoundrc text (e.g. :meth:`PulseServer.asoundrc_blocks`)."""
+        self._blocks.append(block)
+        self.path.write_text("\n".join(self._blocks) + "\n")
+
 
 @pytest.fixture
 def asoundrc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AsoundRc]:
@@ -47,6 +55,34 @@ def asoundrc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Asound
     rc.path.write_text("")
     monkeypatch.setenv("ALSA_CONFIG_PATH", f"{ALSA_MAIN_CONF}:{rc.path}")
     yield rc
+
+
+@dataclass
+class PulsePcms:
+    """ALSA PCMs on a private PulseAudio null sink (a device with its own clock)."""
+
+    server: PulseServer
+    playback: str  # plays into the null sink, at its pace
+    capture: str  # records the null sink's monitor: what was played, at the same pace
+
+
+@pytest.fixture
+def pulse_pcms(asoundrc: AsoundRc, tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[PulsePcms]:
+    reason = PulseServer.missing()
+    if reason:
+        pytest.fail(reason)  # a missing prerequisite is a failure, not a skip
+    workdir = tmp_path / "pulse"
+    workdir.mkdir()
+    server = PulseServer(workdir)
+    server.start()
+    try:
+        for key in ("PULSE_SERVER", "PULSE_CLIENTCONFIG"):
+            monkeypatch.setenv(key, server.env[key])
+        asoundrc.add(server.asoundrc_blocks("pulseout", "pulsein"))
+        yield PulsePcms(server, "pulseout", "pulsein")
+    finally:
+        server.stop()
 
 
 @pytest.fixture
