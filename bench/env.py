@@ -20,6 +20,8 @@ from typing import Any
 from services.room.context import RoomSettings
 from services.room.janus.jcfg import RoomSpec
 from tests.harness.appliance import ApplianceProcess
+from tests.harness.impair import Impairment
+from tests.harness.impaired import ImpairedLink
 from tests.harness.janus import JanusServer
 from tests.harness.netns import Host, Network
 from tests.harness.peers import RoomPeer
@@ -63,13 +65,25 @@ class BenchRoom:
             raise RuntimeError("out of benchmark rooms")
         return n
 
-    def host(self, name: str) -> Host:
-        return self.network.add_host(f"{name}{next(self._names)}")
+    def host(self, name: str, up: Impairment | None = None,
+             down: Impairment | None = None) -> Host:
+        """A host on the bridge; behind the impairment lab when ``up`` or ``down`` is given
+        (:meth:`link` to change them at run time)."""
+        name = f"{name}{next(self._names)}"
+        if up is None and down is None:
+            return self.network.add_host(name)
+        return self.network.add_impaired_host(name, up=up, down=down)
+
+    def link(self, host: Host) -> ImpairedLink:
+        """The impaired link of a host made with ``up``/``down``."""
+        return self.network.links[host.name]
 
     def peer(self, name: str, room: int, *, tone: str | None = "tone:440",
-             camera: bool = False, collect_video: bool = False, **settings: Any) -> RoomPeer:
+             camera: bool = False, collect_video: bool = False,
+             up: Impairment | None = None, down: Impairment | None = None,
+             **settings: Any) -> RoomPeer:
         """An in-process room session in its own namespace (not joined yet)."""
-        host = self.host(name)
+        host = self.host(name, up, down)
         workdir = self.workdir / host.name
         workdir.mkdir(parents=True, exist_ok=True)
         rs = RoomSettings(url=self.janus.url, room=room, display=name, **settings)
@@ -83,9 +97,10 @@ class BenchRoom:
         peer.close()
 
     def appliance(self, name: str, config: dict[str, dict[str, Any]],
-                  start: bool = True) -> ApplianceProcess:
+                  start: bool = True, up: Impairment | None = None,
+                  down: Impairment | None = None) -> ApplianceProcess:
         """An ``edgeroom run --sim`` process in its own namespace."""
-        host = self.host(name)
+        host = self.host(name, up, down)
         config = {**config, "room": {"server": self.janus.url, **config.get("room", {})}}
         config.setdefault("web", {}).setdefault("listen", "127.0.0.1:8080")
         app = ApplianceProcess(host, self.workdir / host.name, config)

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bench.clicks import match_latencies, write_click_wav
 from bench.env import BenchRoom
+from tests.harness.impair import Impairment
 from tests.harness.netns import Host, NsLoop
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,9 @@ class PageServer:
 class ChromiumPeer:
     """One headless Chromium in its own namespace, loading the reference page."""
 
-    def __init__(self, env: BenchRoom, name: str, workdir: Path, audio_wav: Path) -> None:
-        self.host = env.host(name)
+    def __init__(self, env: BenchRoom, name: str, workdir: Path, audio_wav: Path,
+                 up: Impairment | None = None, down: Impairment | None = None) -> None:
+        self.host = env.host(name, up, down)  # behind the impairment lab with up/down
         self.workdir = workdir / self.host.name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.server = PageServer(self.host)
