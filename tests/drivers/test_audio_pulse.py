@@ -7,6 +7,7 @@ real-time rate and runs dry when it is not fed (see :mod:`tests.harness.pulse`).
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from typing import TYPE_CHECKING
 
@@ -60,11 +61,21 @@ def test_playback_blocks_at_real_time_pace(pulse_pcms: PulsePcms) -> None:
     try:
         assert params.native
         frames = tone_frames(100)  # 2 s
+        underruns = 0
+
+        def write(samples: bytes) -> None:
+            nonlocal underruns
+            written = pcm.write(samples)
+            if written == -errno.EPIPE:  # a busy machine starved it; prepared again
+                underruns += 1
+                written = pcm.write(samples)
+            assert written == FRAME_SAMPLES
+
         # Fill the device buffer until a write has to wait: the stream is running.
         deadline = time.monotonic() + 10
         while True:
             before = time.monotonic()
-            assert pcm.write(frames[0]) > 0
+            write(frames[0])
             if time.monotonic() - before > 0.010:
                 break
             assert before < deadline, "the device never made a write wait"
@@ -72,14 +83,15 @@ def test_playback_blocks_at_real_time_pace(pulse_pcms: PulsePcms) -> None:
         start = time.monotonic()
         for samples in frames:
             before = time.monotonic()
-            assert pcm.write(samples) > 0
+            write(samples)
             waits.append(time.monotonic() - before)
         elapsed = time.monotonic() - start
     finally:
         pcm.close()
-    # Full before and after: the device took 2 s of audio in the meantime, never faster.
-    # (Slower when a busy machine makes it underrun: the upper bound only says it played.)
-    assert 2.0 - 0.04 <= elapsed <= 6.0, elapsed
+    # Full before and after: the device took 2 s of audio in the meantime (less at most
+    # the 80 ms buffer dropped by an underrun), never faster. It is slower when a busy
+    # machine makes it underrun: the upper bound only says that it played.
+    assert 2.0 - 0.04 - (0.08 if underruns else 0.0) <= elapsed <= 6.0, (elapsed, underruns)
     # Each 20 ms period written waits about 20 ms for the device to take one.
     assert 0.015 <= sorted(waits)[len(waits) // 2] <= 0.025, sorted(waits)
 
