@@ -113,7 +113,7 @@ class Direction:
         self.counters: dict[str, int] = {"in": 0, "out": 0, "bytes": 0,
                                          **{k: 0 for k in DROP_REASONS}}
         self._link_free = 0.0  # when the capped link has sent what is queued
-        self._outage_until = -1.0
+        self._outage = (0.0, -1.0)  # a one-off outage: (from, until)
         self.set(impairment, now)
 
     def set(self, impairment: Impairment, now: float) -> None:
@@ -124,10 +124,15 @@ class Direction:
         self._since = now
 
     def start_outage(self, now: float, length_s: float) -> None:
-        self._outage_until = max(self._outage_until, now + length_s)
+        """Drop everything from ``now`` for ``length_s`` (extends one in progress)."""
+        start, until = self._outage
+        if not start <= now < until:
+            start = now
+        self._outage = (start, max(until, now + length_s))
 
     def _in_outage(self, now: float) -> bool:
-        if now < self._outage_until:
+        start, until = self._outage
+        if start <= now < until:
             return True
         outage = self.impairment.outage
         if outage is None:
