@@ -1,7 +1,8 @@
 """How faithful the impairment lab is while it carries a real call.
 
-Box A sits behind the lab (:mod:`tests.harness.impaired`), box B on the plain bridge; both
-send audio and camera video through Janus. With 20 ms of delay set each way, pings from A
+Box A sits behind the lab (:mod:`tests.harness.impaired`), boxes B and C on the plain
+bridge; all three send audio and camera video through Janus, so A's link carries three
+streams of each (about 1.2 Mbit/s). With 20 ms of delay set each way, pings from A
 to Janus must take 40 ms plus what the same ping takes on a plain veth link (measured in
 the same run from B, the reference); anything above that is jitter the forwarder added.
 The forwarder also reports how late it wrote each packet against its due time.
@@ -45,11 +46,13 @@ def measure(pings: int = PINGS) -> dict[str, Any]:
         room = env.new_room()
         a = env.peer("a", room, tone="tone:440", camera=True, up=CLEAN, down=CLEAN)
         b = env.peer("b", room, tone="tone:880", camera=True)
+        c = env.peer("c", room, tone="tone:660", camera=True)
         link = env.link(a.host)
         a.call(lambda s: s.join())
         b.call(lambda s: s.join())
-        wait_until(lambda: any(d.get("members") and d["down"]["bitrate_kbps"] > 100
-                               for d in a.names("stats")), 30, "video at A")
+        c.call(lambda s: s.join())
+        wait_until(lambda: any(len(d.get("members", {})) == 2 and d["down"]["bitrate_kbps"] > 400
+                               for d in a.names("stats")), 30, "video from B and C at A")
         link.set(up=Impairment(delay_ms=DELAY_MS), down=Impairment(delay_ms=DELAY_MS))
         time.sleep(1.0)
         before = link.stats()
