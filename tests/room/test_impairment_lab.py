@@ -150,3 +150,24 @@ def test_loss_stats_are_sane_under_5pct_loss(make_peer, network, room_number):
     last = samples[-1]
     assert last["up"]["packets_lost"] > 0, last
     assert last["members"][b_id]["packets_lost"] > 0, last
+
+
+def test_appliance_behind_a_lossy_slow_link_carries_audio_both_ways(
+        make_appliance, make_peer, janus, network, room_number):
+    link = Impairment(delay_ms=40, jitter_ms=5, loss=0.05, seed=13)
+    app = make_appliance("box", {
+        "room": {"server": janus.url, "room": room_number, "display_name": "box"},
+        "sim": {"mic": "tone:440"},
+        "web": {"listen": "127.0.0.1:8080"},
+    }, up=link, down=link)
+    peer = make_peer("b", room_number, tone="tone:880")
+    peer.call(lambda s: s.join())
+    try:
+        wait_tone(peer.speaker_path, 440, timeout=30)
+        wait_tone(app.speaker_wav, 880, timeout=20)
+        assert app.alive()
+    except AssertionError:
+        print(app.log_text()[-4000:])
+        raise
+    stats = network.links[app.host.name].stats()
+    assert stats["up"]["loss"] > 0 and stats["down"]["loss"] > 0
