@@ -37,7 +37,7 @@ def median(result: PingResult) -> float:
 
 def test_delay_adds_to_the_round_trip_and_changes_at_run_time(network: Network) -> None:
     plain, box = hosts(network, up=Impairment(delay_ms=30), down=Impairment(delay_ms=20))
-    base = ping(plain.ns, box.ip, 1)  # ARP settled
+    ping(plain.ns, box.ip, 1)  # ARP settled
     base = ping(network.add_host(f"p{next(_names)}").ns, plain.ip, 50)
     delayed = ping(box.ns, plain.ip, 50)
     reverse = ping(plain.ns, box.ip, 50)
