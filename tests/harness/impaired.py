@@ -33,6 +33,7 @@ import selectors
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,9 @@ from tests.harness.impair import CLEAN, Impairment
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
+
+#: Runs ``ip ARGS`` (in namespace ``ns`` when given), raising on failure.
+IpCommand = Callable[..., None]
 
 
 def _run(*cmd: str) -> None:
@@ -145,7 +149,7 @@ class ImpairedLink:
                 stream.close()
 
 
-def make_impaired_link(ip: Any, hub: str, ns: str, index: int, host_ip: str, prefix_len: int,
+def make_impaired_link(ip: IpCommand, hub: str, ns: str, index: int, host_ip: str, prefix_len: int,
                        up: Impairment, down: Impairment) -> ImpairedLink:
     """Create the TUN pair for host ``ns`` (``eth0``) and hub (``t<index>``), start the
     forwarder. ``ip`` runs ``ip`` commands (``ip(*args, ns=...)``)."""
@@ -162,7 +166,7 @@ def make_impaired_link(ip: Any, hub: str, ns: str, index: int, host_ip: str, pre
     return ImpairedLink(ns, "eth0", hub, hub_dev, up, down)
 
 
-def enable_hub_routing(ip: Any, hub: str, hub_ip: str, prefix_len: int) -> None:
+def enable_hub_routing(ip: IpCommand, hub: str, hub_ip: str, prefix_len: int) -> None:
     """Let the hub route between its bridge and the impaired hosts' TUN devices."""
     ip("addr", "add", f"{hub_ip}/{prefix_len}", "dev", "br0", ns=hub)
     sysctl(hub, "net.ipv4.ip_forward=1", "net.ipv4.conf.br0.proxy_arp=1",
