@@ -95,6 +95,9 @@ async def _stream(request: web.Request, names: frozenset[str] | None) -> web.Str
             try:
                 event = await sub.get(timeout=POLL)
             except TimeoutError:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    break  # the client went away (ends a level meter's hold on the mic)
                 quiet += POLL
                 # A logged-out or expired session ends the stream; the stream itself
                 # does not count as activity.
