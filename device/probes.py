@@ -7,7 +7,8 @@
 
 A probe that shows no progress for longer than its grace time withholds the systemd
 watchdog ping (see :mod:`device.notify`), so systemd restarts the service. Idle
-subsystems (no room, mic closed) pass.
+subsystems (no room, mic closed) pass, and so does an audio device its driver is
+reopening after it was lost (an unplugged USB mic comes back by itself).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def add_probes(app: Appliance) -> None:
         speaker = getattr(room, "speaker", None)
         mixer = getattr(room, "mixer", None)
         if (room is None or speaker is None or mixer is None or room.state != RoomState.IN_ROOM
-                or not mixer.running or mixer.sink is None):
+                or not mixer.running or mixer.sink is None or getattr(speaker, "lost", False)):
             return None
         return int(speaker.stats.get("frames", 0))
 

@@ -158,8 +158,9 @@ class MicTee:
 
     def last_progress(self) -> float | None:
         """For the watchdog: when the open mic last delivered a frame (or opened); None
-        while it is closed."""
-        if self._source is None:
+        while it is closed, or lost and being reopened by its driver (``device-lost``:
+        an unplugged USB mic is the driver's to recover, not a reason to restart)."""
+        if self._source is None or getattr(self._source, "lost", False):
             return None
         return max(self.opened_at, self.last_frame_at)
 

@@ -13,6 +13,7 @@ import pytest
 from device.notify import Notifier, watchdog_interval, watchdog_loop
 from tests.drivers.conftest import AsoundRc, asoundrc  # noqa: F401  (fixture)
 from tests.harness.alsa_mic import FifoMic
+from tests.harness.polling import wait_until
 
 T = 5.0
 
@@ -152,9 +153,7 @@ async def test_wedged_mic_thread_stops_the_watchdog_while_the_loop_runs(
     collector = asyncio.create_task(_collect(sock, pings), name="test:collect")
     task = asyncio.create_task(app.run(), name="test:appliance")
     try:
-        async with asyncio.timeout(10):
-            while not any(m.startswith("READY=1") for _, m in pings):
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: any(m.startswith("READY=1") for _, m in pings), 10, 0.02)
         media = app.dispatcher.media
         assert isinstance(media, MediaService) and media.mic is not None
         tee = media.mic
@@ -183,9 +182,8 @@ async def test_wedged_mic_thread_stops_the_watchdog_while_the_loop_runs(
 
         source.hold_capture(False)
         released_at = time.monotonic()
-        async with asyncio.timeout(5):
-            while not [t for t, m in pings if m == "WATCHDOG=1" and t > released_at]:
-                await asyncio.sleep(0.02)
+        await wait_until(
+            lambda: any(m == "WATCHDOG=1" and t > released_at for t, m in pings), 5, 0.02)
         assert app.health()["healthy"]
         await asyncio.wait_for(tee.release("test"), T)
         assert not tee.is_open

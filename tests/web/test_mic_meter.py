@@ -9,13 +9,8 @@ import aiohttp
 
 from drivers.audio.sim import SimMic
 from services.media.audio import MicTee
+from tests.harness.polling import wait_until
 from tests.web.conftest import TIMEOUT, Served, http, login, served  # noqa: F401  (fixtures)
-
-
-async def wait_for(cond, what: str) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(TIMEOUT):
-        while not cond():
-            await asyncio.sleep(0.01)
 
 
 async def test_level_meter_stream_opens_and_releases_the_mic(
@@ -45,7 +40,7 @@ async def test_level_meter_stream_opens_and_releases_the_mic(
         assert names == ["mic-level", "mic-level"]
         assert json.loads(frames[1].split("data: ", 1)[1])["data"] == {"level_dbfs": -11.0}
         # the page closed its stream: the capture device is released
-        await wait_for(lambda: not tee.is_open, "the mic closed after the stream ended")
+        await wait_until(lambda: not tee.is_open, TIMEOUT, 0.01)
         assert tee.users == [] and opened == [True, False]
     finally:
         await asyncio.wait_for(tee.close(), TIMEOUT)
