@@ -52,7 +52,11 @@ class MicBranch:
         if not self.active:
             self._queue = DropOldestQueue(self._queue.maxsize)
             self.active = True
-            await self._tee._branch_started(self)
+            try:
+                await self._tee._branch_started(self)
+            except BaseException:
+                self.active = False  # not a user: the next start tries again
+                raise
 
     def _offer(self, frame: PcmFrame) -> None:
         self._queue.put_nowait(frame)
