@@ -20,6 +20,7 @@ from device import config as config_mod
 from device.actions import Dispatcher
 from device.bus import Event, EventBus
 from device.config import Config
+from device.control_socket import SOCKET_NAME, ControlSocket
 from device.notify import Notifier, watchdog_interval, watchdog_loop
 from device.state import ApplianceState, StateMachine
 from device.supervisor import Supervisor
@@ -115,9 +116,15 @@ class Appliance:
             "room": room,
             "stats": stats,
             "subsystems": self.supervisor.snapshot(),
+            "health": self.health(),
             "devices": self.extras.get("devices", {}),
             **self._extra_status(),
         }
+
+    def health(self) -> dict[str, Any]:
+        """The watchdog's probes as of now; ``healthy`` is what the next ping would do."""
+        probes = self.supervisor.probes()
+        return {"healthy": all(p["ok"] for p in probes), "probes": probes}
 
     def _extra_status(self) -> dict[str, Any]:
         """What callable extras report; one that fails is logged, not fatal to the status."""
@@ -195,6 +202,12 @@ class Appliance:
         self._compose()
         for name, factory in self._subsystems.items():
             self.supervisor.add(name, _bind(factory, self))
+        control = ControlSocket(self.state_dir / SOCKET_NAME, self._control_answer)
+        try:
+            await control.start()
+        except OSError as exc:
+            log.error("control socket %s: %s (edgeroom doctor cannot reach this process)",
+                      control.path, exc)
         interval = watchdog_interval()
         watchdog: asyncio.Task[None] | None = None
         if interval is not None:
@@ -222,7 +235,14 @@ class Appliance:
                 except (TimeoutError, Exception) as exc:
                     log.warning("room close: %s", exc)
             await self.supervisor.stop()
+            await control.close()
             self.notifier.close()
+
+    def _control_answer(self, what: str) -> dict[str, Any]:
+        """The control socket's ``{"get": "health"}`` (see :mod:`device.control_socket`)."""
+        return {"pid": os.getpid(), "version": __version__, "state": str(self.state.state),
+                "uptime": round(time.monotonic() - self.started_at, 1),
+                "health": self.health()}
 
 
 def _bind(factory: SubsystemFactory, app: Appliance) -> Callable[[], Awaitable[None]]:

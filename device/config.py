@@ -166,8 +166,8 @@ class GpioConfig:
         {}, "Button role -> BCM pin (call, mute, ptt, vol_up, vol_down, camera, hand, record).",
         restart="gpio",
     )
-    leds: dict[str, int] = setting({}, "LED role -> BCM pin (status, mute, level).",
-                                   restart="gpio")
+    leds: dict[str, int] = setting(
+        {}, "LED role -> BCM pin (status, mute, camera, level, mic_active).", restart="gpio")
     active_high: bool = setting(False, "Buttons read high when pressed.", restart="gpio")
     pull_up: bool = setting(True, "Use the internal pull-up (button to ground).", restart="gpio")
     bounce_time: float = setting(0.02, "Debounce time in seconds.", minimum=0.0, maximum=1.0,

@@ -10,7 +10,8 @@ Button map (every role optional, pins from ``gpio.buttons``):
 
 LEDs (``gpio.leds``): ``status`` (a pattern per state), ``mute`` (lit while the mic is
 muted), ``camera`` (lit while video is off), ``level`` (lit, or brightness on PWM, while
-this box talks).
+this box talks), ``mic_active`` (lit exactly while the capture device is open, whoever
+uses it: the room, a recording, a stream, the page's level meter).
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BUTTON_ROLES = ("call", "mute", "ptt", "vol_up", "vol_down", "camera", "hand", "record")
-LED_ROLES = ("status", "mute", "camera", "level")
+LED_ROLES = ("status", "mute", "camera", "level", "mic_active")
 
 #: Pins used with ``--sim`` when the config names none (no ``ptt``: it would mute the mic).
 SIM_BUTTONS = {"call": 17, "mute": 27, "vol_up": 23, "vol_down": 24, "hand": 25, "camera": 26,
                "record": 16}
-SIM_LEDS = {"status": 5, "mute": 6, "camera": 12, "level": 13}
+SIM_LEDS = {"status": 5, "mute": 6, "camera": 12, "level": 13, "mic_active": 19}
 
 HEARTBEAT = LedPattern("heartbeat", ((1.0, 0.05), (0.0, 2.95)))
 STATE_PATTERNS: dict[str, LedPattern] = {
@@ -87,9 +88,10 @@ class ButtonControls:
         sub = self.app.bus.subscribe(maxsize=128, names={
             "state", "controls", "talking", "local-talking", "entered", "room-state",
             "recording-started",
-            "recording-stopped"})
+            "recording-stopped", "mic-open"})
         try:
             self._show_state(str(self.app.state.state))
+            self._set_led("mic_active", ON if self._mic_is_open() else OFF)
             room = self.app.room
             if room is not None:
                 self._show_controls(room.controls.to_dict())
@@ -125,6 +127,8 @@ class ButtonControls:
                 # Voice activity from the mic's own processing (echo-cancelled, so the
                 # room's voices from the speaker do not light it).
                 self._show_level(bool(ev.data.get("talking")), ev.data.get("level_dbfs"))
+            elif ev.name == "mic-open":
+                self._set_led("mic_active", ON if ev.data.get("open") else OFF)
             elif ev.name in ("recording-started", "recording-stopped"):
                 self._recording = ev.name == "recording-started"
             elif ev.name in ("entered", "room-state") and not self._ptt_muted:
@@ -177,7 +181,8 @@ class ButtonControls:
         log.warning("call held %.0f s: factory reset", self.reset_hold_time)
         self.app.bus.publish("factory-reset-confirm", {"source": "gpio"})
         for role in LED_ROLES:
-            self._set_led(role, RESET_CONFIRM)
+            if role != "mic_active":  # the privacy light shows only the mic, always
+                self._set_led(role, RESET_CONFIRM)
         await asyncio.sleep(RESET_CONFIRM.duration or 0.0)
         try:
             await self.act("factory_reset")
@@ -202,6 +207,10 @@ class ButtonControls:
     def _set_led(self, role: str, pattern: LedPattern) -> None:
         if self.leds is not None:
             self.leds.set(role, pattern)
+
+    def _mic_is_open(self) -> bool:
+        tee = getattr(self.app.dispatcher.media, "mic", None)
+        return bool(getattr(tee, "is_open", False))
 
     def _show_state(self, state: str) -> None:
         self._set_led("status", STATE_PATTERNS.get(state, OFF))

@@ -1,4 +1,9 @@
-"""``edgeroom doctor``: one pass/fail line per check of what the config asks for."""
+"""``edgeroom doctor``: one pass/fail line per check of what the config asks for.
+
+It first asks a running appliance (over ``<state>/control.sock``) for its health probes;
+while one runs, the devices it holds are checked through its probes instead of being
+opened a second time.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.config import Config
+from device.control_socket import SOCKET_NAME, query
 from drivers.errors import EdgeroomError
 
 log = logging.getLogger(__name__)
@@ -130,9 +136,51 @@ CHECKS: list[tuple[str, Callable[[Config, Path, bool], Awaitable[str]]]] = [
 ]
 
 
+#: Checks that open a device the running appliance holds (its probes cover them).
+HELD_BY_APPLIANCE = ("microphone", "speaker", "camera")
+
+
+def _probe_result(probe: dict[str, object]) -> CheckResult:
+    name = f"probe {probe.get('name')}"
+    grace = probe.get("grace")
+    age = probe.get("last_ok_age")
+    if probe.get("error"):
+        detail = f"{probe['error']} (grace {grace} s)"
+    elif not probe.get("active"):
+        detail = f"idle (grace {grace} s)"
+    elif probe.get("ok"):
+        detail = f"progress {age} s ago (grace {grace} s)"
+    else:
+        detail = f"no progress for {age} s (grace {grace} s)"
+    return CheckResult(name, bool(probe.get("ok")), detail)
+
+
+async def _running(state_dir: Path) -> list[CheckResult]:
+    """The running appliance and its probes, or one line saying none runs."""
+    path = state_dir / SOCKET_NAME
+    reply = await query(path)
+    if reply is None:
+        return [CheckResult("appliance", True, f"not running (nothing answers on {path})",
+                            skipped=True)]
+    if not reply.get("ok"):
+        return [CheckResult("appliance", False, f"answered with an error: {reply.get('error')}")]
+    health = reply.get("health") or {}
+    probes = health.get("probes", []) if isinstance(health, dict) else []
+    out = [CheckResult("appliance", True,
+                       f"running (pid {reply.get('pid')}, {reply.get('state')}, "
+                       f"up {reply.get('uptime')} s)")]
+    out += [_probe_result(p) for p in probes if isinstance(p, dict)]
+    return out
+
+
 async def run_checks(config: Config, state_dir: Path, sim: bool = False) -> list[CheckResult]:
-    results = []
+    results = await _running(state_dir)
+    running = not results[0].skipped
     for name, check in CHECKS:
+        if running and name in HELD_BY_APPLIANCE:
+            results.append(CheckResult(name, True, "in use by the running appliance "
+                                       "(see its probes)", skipped=True))
+            continue
         try:
             detail = await asyncio.wait_for(check(config, state_dir, sim), CHECK_TIMEOUT + 1)
             results.append(CheckResult(name, True, detail))

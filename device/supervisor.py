@@ -5,6 +5,11 @@ restarted after an exponential backoff with full jitter (first retry within
 ``base`` seconds, never more than ``cap``) while every other subsystem keeps running.
 A subsystem that has run well for ``stable_after`` seconds starts over from the
 shortest delay.
+
+Health probes tell the watchdog whether the subsystems make progress (mic frames
+arriving, speaker writes, camera frames, Janus keepalives answered). A probe reports when
+its subsystem last made progress, or None while it has nothing to do (the mic is closed);
+it fails once that was longer ago than its grace time.
 """
 
 from __future__ import annotations
@@ -21,6 +26,64 @@ from drivers.base import Emit, null_emit
 log = logging.getLogger(__name__)
 
 Runner = Callable[[], Awaitable[None]]
+#: A probe: monotonic time of the last progress, or None while idle (nothing to check).
+ProgressProbe = Callable[[], float | None]
+
+
+@dataclass
+class Probe:
+    name: str
+    progress: ProgressProbe
+    grace: float
+    failing: bool = False
+    error: str = ""
+
+    def check(self, now: float) -> dict[str, object]:
+        """``{name, ok, active, last_ok_age, grace}`` as of ``now``."""
+        try:
+            last = self.progress()
+            self.error = ""
+        except Exception as exc:
+            log.debug("health probe %s raised", self.name, exc_info=True)
+            last, self.error = 0.0, f"{type(exc).__name__}: {exc}"
+        age = None if last is None else max(0.0, now - last)
+        ok = not self.error and (age is None or age <= self.grace)
+        if ok == self.failing:  # log transitions only, not every watchdog round
+            self.failing = not ok
+            if ok:
+                log.info("health probe %s: failing -> ok", self.name)
+            else:
+                log.warning("health probe %s: ok -> failing (%s)", self.name,
+                            self.error or f"no progress for {age:.1f} s, grace {self.grace:g} s")
+        out: dict[str, object] = {
+            "name": self.name, "ok": ok, "active": last is not None,
+            "last_ok_age": None if age is None else round(age, 2), "grace": self.grace}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+class CounterProgress:
+    """A :data:`ProgressProbe` from a counter that grows while things flow.
+
+    ``read()`` returns the counter, or None while idle. The first reading while active
+    counts as progress, so the grace time runs from when the subsystem became active.
+    """
+
+    def __init__(self, read: Callable[[], int | None]) -> None:
+        self._read = read
+        self._last: int | None = None
+        self._changed_at = 0.0
+
+    def __call__(self) -> float | None:
+        value = self._read()
+        if value is None:
+            self._last = None
+            return None
+        if value != self._last:
+            self._last = value
+            self._changed_at = time.monotonic()
+        return self._changed_at
 
 
 def backoff_delay(attempt: int, base: float = 1.0, cap: float = 30.0,
@@ -50,7 +113,7 @@ class Supervisor:
         self.cap = cap
         self.stable_after = stable_after
         self.subsystems: dict[str, Subsystem] = {}
-        self._probes: dict[str, Callable[[], bool]] = {}
+        self._probes: dict[str, Probe] = {}
         self._closing = False
 
     def __repr__(self) -> str:
@@ -66,20 +129,21 @@ class Supervisor:
         sub.task = asyncio.create_task(self._keep_running(sub), name=f"subsystem:{name}")
         return sub
 
-    def add_probe(self, name: str, probe: Callable[[], bool]) -> None:
-        """A check of progress for the watchdog (e.g. "audio frames flowed lately")."""
-        self._probes[name] = probe
+    def add_probe(self, name: str, progress: ProgressProbe, grace: float) -> None:
+        """A check of progress for the watchdog (e.g. "mic frames arrived lately"): it fails
+        when ``progress()`` is more than ``grace`` seconds ago."""
+        if grace <= 0:
+            raise ValueError(f"probe {name}: grace must be positive")
+        self._probes[name] = Probe(name, progress, grace)
+
+    def probes(self) -> list[dict[str, object]]:
+        """Every probe as of now: ``{name, ok, active, last_ok_age, grace}``."""
+        now = time.monotonic()
+        return [probe.check(now) for probe in self._probes.values()]
 
     def healthy(self) -> bool:
-        for name, probe in self._probes.items():
-            try:
-                if not probe():
-                    log.warning("health probe %s failed", name)
-                    return False
-            except Exception:
-                log.exception("health probe %s raised", name)
-                return False
-        return True
+        """True when every probe passes (the watchdog pings only then)."""
+        return all(p["ok"] for p in self.probes())
 
     async def _keep_running(self, sub: Subsystem) -> None:
         attempt = 0

@@ -25,6 +25,9 @@ def compose(app: Appliance) -> None:
     _compose_room(app)
     _compose_controls(app)
     app.register("devices", _run_device_watcher)
+    from device.probes import add_probes
+
+    add_probes(app)
 
 
 async def _run_device_watcher(app: Appliance) -> None:
@@ -109,6 +112,8 @@ def _compose_media(app: Appliance) -> None:
                                      emit=app.bus.publish)
     app.dispatcher.media = media
     app.extras["media"] = media.status
+    if media.mic is not None:
+        app.extras["mic_users"] = media.mic  # the page's level meter holds it open
     # The page's camera preview: the latest frame the shared encoder took from the camera
     # (the camera runs only while the room, a recording or a stream uses it).
     from services.web.snapshot import JpegSnapshot

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -71,6 +72,8 @@ class AlsaMic(AlsaStream):
         self._rechunker = Rechunker()
         self._resampler: LinearResampler | None = None
         self._overruns = 0
+        self._unheld = threading.Event()
+        self._unheld.set()
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else ("running" if self._thread else "stopped")
@@ -84,6 +87,19 @@ class AlsaMic(AlsaStream):
             self._queue = DropOldestQueue(self._queue.maxsize)
             self._queue_closed = False
         await super().start()
+
+    def hold_capture(self, held: bool) -> None:
+        """Test hook: while held, the device thread blocks before its next read, as a
+        wedged driver would (frames stop; the event loop is not affected). ``stop()``
+        lets it go."""
+        if held:
+            self._unheld.clear()
+        else:
+            self._unheld.set()
+
+    async def stop(self) -> None:
+        self._unheld.set()
+        await super().stop()
 
     async def read(self) -> PcmFrame:
         if self._thread is None and not self._stopping.is_set():
@@ -117,6 +133,7 @@ class AlsaMic(AlsaStream):
         params = self.params
         assert params is not None
         while not self._stopping.is_set():
+            self._unheld.wait()
             try:
                 count, data = pcm.read()
             except alsaaudio.ALSAAudioError as exc:

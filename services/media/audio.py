@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import math
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 
 from drivers.audio.base import SAMPLE_RATE, MicSource, PcmFrame
 from drivers.audio.pcm import level_dbfs
+from drivers.base import Emit, null_emit
 from drivers.queues import DropOldestQueue
 from services.media.packets import EncodedPacket, PacketFanout, PacketSubscription
 
@@ -50,7 +52,11 @@ class MicBranch:
         if not self.active:
             self._queue = DropOldestQueue(self._queue.maxsize)
             self.active = True
-            await self._tee._branch_started(self)
+            try:
+                await self._tee._branch_started(self)
+            except BaseException:
+                self.active = False  # not a user: the next start tries again
+                raise
 
     def _offer(self, frame: PcmFrame) -> None:
         self._queue.put_nowait(frame)
@@ -81,32 +87,69 @@ class MicBranch:
 
 
 class MicTee:
-    """Reads one microphone for many branches; the mic is open while a branch is started.
+    """Reads one microphone for many users; the capture device is open only while it has one.
 
-    ``source_factory`` opens the microphone (called again after every full stop).
+    A user is a started branch (it reads frames) or a named holder (:meth:`acquire`: it
+    needs the mic open but reads no frames, such as the page's level meter). The device
+    opens for the first user and closes when the last one goes; every change of the
+    open state is published as a ``mic-open`` event. ``source_factory`` opens the
+    microphone (called again after every full stop).
     """
 
-    def __init__(self, source_factory: Callable[[], MicSource], name: str = "mic") -> None:
+    def __init__(self, source_factory: Callable[[], MicSource], name: str = "mic",
+                 emit: Emit = null_emit) -> None:
         self.name = name
         self._factory = source_factory
+        self._emit = emit
         self._source: MicSource | None = None
         self._branches: list[MicBranch] = []
+        self._holders: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._gain: int | None = None
         self.frames = 0
         #: level of the last frame read from the mic (dBFS; -inf when silent or closed)
         self.level_dbfs = -math.inf
+        #: monotonic time the device was last opened / its last frame arrived (0: never)
+        self.opened_at = 0.0
+        self.last_frame_at = 0.0
 
     def __repr__(self) -> str:
-        active = [b.name for b in self._branches if b.active]
-        return f"<MicTee {self.name} open={self._source is not None} branches={active}>"
+        return f"<MicTee {self.name} open={self.is_open} users={self.users}>"
+
+    @property
+    def is_open(self) -> bool:
+        """True while the capture device is open."""
+        return self._source is not None
+
+    @property
+    def source(self) -> MicSource | None:
+        """The open microphone (None while closed)."""
+        return self._source
+
+    @property
+    def users(self) -> list[str]:
+        """Who keeps the mic open: started branches and holders, by name."""
+        return sorted({b.name for b in self._branches if b.active} | self._holders)
 
     def branch(self, name: str, maxsize: int = 25) -> MicBranch:
         """A new consumer (not started); ``maxsize`` frames of 20 ms are buffered at most."""
         branch = MicBranch(self, name, maxsize)
         self._branches.append(branch)
         return branch
+
+    async def acquire(self, name: str) -> None:
+        """Keep the mic open for ``name`` until :meth:`release` (no frames are read)."""
+        async with self._lock:
+            self._holders.add(name)
+            await self._open_source(name)
+
+    async def release(self, name: str) -> None:
+        """``name`` no longer needs the mic; it closes if nobody else does."""
+        async with self._lock:
+            self._holders.discard(name)
+            if not self.users:
+                await self._close_source()
 
     def set_gain(self, percent: int) -> None:
         self._gain = percent
@@ -117,20 +160,34 @@ class MicTee:
     def source_stats(self) -> dict[str, int]:
         return dict(self._source.stats) if self._source is not None else {}
 
+    def last_progress(self) -> float | None:
+        """For the watchdog: when the open mic last delivered a frame (or opened); None
+        while it is closed, or lost and being reopened by its driver (``device-lost``:
+        an unplugged USB mic is the driver's to recover, not a reason to restart)."""
+        if self._source is None or getattr(self._source, "lost", False):
+            return None
+        return max(self.opened_at, self.last_frame_at)
+
     async def _branch_started(self, branch: MicBranch) -> None:
         async with self._lock:
-            if self._source is None:
-                source = self._factory()
-                await source.start()
-                if self._gain is not None:
-                    source.set_gain(self._gain)
-                self._source = source
-                self._task = asyncio.create_task(self._pump(source), name=f"mic-tee:{self.name}")
-                log.info("%s tee: closed -> open (for %s)", self.name, branch.name)
+            await self._open_source(branch.name)
+
+    async def _open_source(self, user: str) -> None:
+        if self._source is not None:
+            return
+        source = self._factory()
+        await source.start()
+        if self._gain is not None:
+            source.set_gain(self._gain)
+        self._source = source
+        self.opened_at = time.monotonic()
+        self._task = asyncio.create_task(self._pump(source), name=f"mic-tee:{self.name}")
+        log.info("%s tee: closed -> open (for %s)", self.name, user)
+        self._emit("mic-open", {"open": True, "users": self.users})
 
     async def _branch_stopped(self, branch: MicBranch) -> None:
         async with self._lock:
-            if any(b.active for b in self._branches):
+            if self.users:
                 return
             await self._close_source()
 
@@ -141,8 +198,11 @@ class MicTee:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         if source is not None:
-            await source.stop()
-            log.info("%s tee: open -> closed", self.name)
+            try:
+                await source.stop()
+            finally:
+                log.info("%s tee: open -> closed", self.name)
+                self._emit("mic-open", {"open": False, "users": self.users})
         self.level_dbfs = -math.inf
 
     async def _pump(self, source: MicSource) -> None:
@@ -150,6 +210,7 @@ class MicTee:
             while True:
                 frame = await source.read()
                 self.frames += 1
+                self.last_frame_at = time.monotonic()
                 self.level_dbfs = level_dbfs(frame.samples)
                 for branch in self._branches:
                     if branch.active:
@@ -160,11 +221,12 @@ class MicTee:
                 branch._end()
 
     async def close(self) -> None:
-        """Stop every branch and the microphone (idempotent)."""
+        """Stop every branch and holder and the microphone (idempotent)."""
         for branch in self._branches:
             branch.active = False
             branch._end()
         async with self._lock:
+            self._holders.clear()
             await self._close_source()
 
 

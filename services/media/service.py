@@ -50,7 +50,8 @@ class MediaService:
         self.stream_bitrate_kbps = stream_bitrate_kbps
         self.video = SharedVideoEncoder(camera_factory, bitrate_kbps=bitrate_kbps,
                                         gop_seconds=gop_seconds, encoder=encoder, emit=emit)
-        self.mic: MicTee | None = MicTee(mic_factory) if mic_factory is not None else None
+        self.mic: MicTee | None = (MicTee(mic_factory, emit=emit) if mic_factory is not None
+                                   else None)
         self.audio: SharedAudioEncoder | None = None
         if self.mic is not None:
             self.audio = SharedAudioEncoder(self.mic.branch("outputs", maxsize=50),
@@ -196,7 +197,8 @@ class MediaService:
             "encoder": {**self.video.stats, "running": self.video.is_running,
                         "subscriber_names": self.video.subscriber_names},
             "audio_encoder": self.audio.stats if self.audio is not None else None,
-            "mic": {"open": self.mic is not None and self.mic.frames > 0,
+            "mic": {"open": self.mic is not None and self.mic.is_open,
+                    "users": self.mic.users if self.mic is not None else [],
                     "level_dbfs": self.mic_level()},
         }
 

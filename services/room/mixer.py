@@ -318,6 +318,11 @@ class RemoteAudioMixer:
 
     # -- the clock ----------------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        """True while the clock writes to the speaker."""
+        return self._clock is not None and not self._clock.done()
+
     def start(self) -> None:
         if self._clock is None:
             self._clock = asyncio.create_task(self._run(), name="mixer:clock")

@@ -39,6 +39,7 @@ from services.room.janus.textroom import TextRoom
 from services.room.janus.transport import JanusConnection
 from services.room.janus.videoroom import VideoRoomBackend
 from services.room.messages import CMD_HAND, CMD_MODERATED, encode_custom, parse_custom
+from services.room.micuse import RoomMicUse
 from services.room.mixer import RemoteAudioMixer
 from services.room.ratelimit import MessageLimiter, Outgoing
 from services.room.roster import Roster
@@ -87,6 +88,8 @@ class JanusRoomSession:
         self._local_talking = False
         self._speaker_started = False
         self._closed = False
+        self._conn: JanusConnection | None = None
+        self._mic_use = RoomMicUse(mic, self._room_uses_mic, emit)
         self.join_count = 0
         self.last_join_ms: float | None = None
         self.attempts = 0
@@ -124,6 +127,27 @@ class JanusRoomSession:
         self._state = new
         log.info("room: %s -> %s%s", old, new, f" ({reason})" if reason else "")
         self._emit("room-state", {"old": str(old), "new": str(new), "reason": reason})
+        self._mic_use.changed()
+
+    # -- the mic: open only while the room uses it -----------------------------------------
+
+    def _room_uses_mic(self) -> bool:
+        c = self._controls
+        return (not self._closed and self._state == RoomState.IN_ROOM
+                and c.role == "publisher" and not c.deaf)
+
+    @property
+    def mic_open(self) -> bool:
+        """True while the room holds the mic open (it may be muted: then silence is sent)."""
+        return self._mic_use.open
+
+    def keepalive_progress(self) -> float | None:
+        """For the watchdog: when the Janus session last answered (or was created) while
+        in the room; None when not in a room."""
+        conn = self._conn
+        if conn is None or self._state != RoomState.IN_ROOM:
+            return None
+        return conn.last_answer_at
 
     # -- joining and leaving --------------------------------------------------------------
 
@@ -157,12 +181,14 @@ class JanusRoomSession:
         self._set_local_talking(False)
         if self._state != RoomState.IDLE:
             self._set_state(RoomState.IDLE, "left")
+        await self._mic_use.sync()
 
     async def close(self) -> None:
         if self._closed:
             return
         await self.leave()
         self._closed = True
+        await self._mic_use.close()
         for device in (self.mic, self.speaker):
             if device is not None:
                 try:
@@ -233,6 +259,7 @@ class JanusRoomSession:
         ctx.on_joined = open_messages
         try:
             await conn.open()
+            self._conn = conn
             self._ctx, self._backend = ctx, backend
             await backend.enter()
             if tasks:
@@ -273,6 +300,7 @@ class JanusRoomSession:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._ctx = self._backend = None
+            self._conn = None
             textroom, self._textroom = self._textroom, None
             try:
                 if textroom is not None:
@@ -309,7 +337,7 @@ class JanusRoomSession:
 
     def _mic_gate(self) -> tuple[bool, bool, int]:
         c = self._controls
-        return c.role == "publisher", c.mic_enabled and not c.deaf, c.mic_volume
+        return self._mic_use.open, c.mic_enabled and not c.deaf, c.mic_volume
 
     def _new_video_track(self) -> MediaStreamTrack | None:
         if self.video_track_factory is None:
@@ -437,6 +465,7 @@ class JanusRoomSession:
         self._controls.deaf = deaf
         self._apply_speaker()
         await self._update_mic()
+        await self._mic_use.sync()
         self._changed()
 
     def _locally_muted(self, member_id: str) -> bool:
@@ -490,6 +519,7 @@ class JanusRoomSession:
             except RoomError:
                 self._controls.role = old
                 raise
+        await self._mic_use.sync()
         self._changed()
 
     # -- stats ----------------------------------------------------------------------------

@@ -29,7 +29,8 @@ AUDIO_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 VIDEO_CLOCK = 90_000
 
 #: What the mic track asks of the session on every frame:
-#: (use the mic at all?, send its sound?, volume percent). A listener does not use the mic.
+#: (is the mic open for the room?, send its sound?, volume percent). A listener does not
+#: use the mic.
 MicGate = Callable[[], tuple[bool, bool, int]]
 
 
@@ -63,7 +64,6 @@ class MicTrack(MediaStreamTrack):
         self._mic = mic
         self._gate = gate
         self._pts = 0
-        self._started = False
         self._next_at: float | None = None
         self._silence = bytes(FRAME_SAMPLES * 2)
         self.frames = 0
@@ -71,19 +71,18 @@ class MicTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
+        # The session opens and closes the mic (listener, deaf, not in the room: closed);
+        # this track only reads it while it is open.
         use_mic = self._gate()[0]
         samples = None
         if self._mic is not None and use_mic:
-            if not self._started:
-                self._started = True
-                await self._mic.start()
             try:
                 pcm = await self._mic.read()
             except EOFError:
                 if self._gate()[0]:
                     self.stop()
                     raise MediaStreamError from None
-                self._started = False  # closed on purpose (listener): send silence
+                # closed on purpose while this frame was awaited: send silence
             else:
                 # The gate is read after the frame arrived: a mute pressed while it was
                 # being captured already silences it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import logging
 import weakref
@@ -11,7 +12,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from device.bus import Event
-from services.web.context import COOKIE, context, jsonable, scrub, secret_values
+from drivers.errors import EdgeroomError
+from services.web.context import COOKIE, ApiError, context, jsonable, scrub, secret_values
+from services.web.extras import mic_users_of
 
 if TYPE_CHECKING:
     from device.app import Appliance
@@ -21,6 +24,10 @@ log = logging.getLogger(__name__)
 KEEPALIVE = 15.0
 POLL = 1.0  # how often a quiet stream checks its session and the server's shutdown
 QUEUE = 256
+#: Events of the page's mic level meter stream.
+METER_EVENTS = frozenset({"mic-level", "mic-open"})
+
+_meter_ids = itertools.count(1)
 
 #: Events seen per appliance, by name (for /metrics: reconnects, device-lost, ...).
 _COUNTERS: weakref.WeakKeyDictionary[Appliance, collections.Counter[str]] = (
@@ -51,6 +58,28 @@ def _frame(event: Event, secrets: list[str]) -> bytes:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
+    return await _stream(request, None)
+
+
+async def mic_level(request: web.Request) -> web.StreamResponse:
+    """The page's mic level meter: ``mic-level`` events, the mic held open meanwhile."""
+    ctx = context(request)
+    users = mic_users_of(ctx.appliance.extras)
+    if users is None:
+        raise ApiError(404, "NO_MIC", "this appliance has no microphone")
+    name = f"page-meter:{next(_meter_ids)}"
+    try:
+        await users.acquire(name)
+    except (EdgeroomError, OSError) as exc:
+        await users.release(name)
+        raise ApiError(503, "MIC_UNAVAILABLE", f"the microphone did not open: {exc}") from exc
+    try:
+        return await _stream(request, METER_EVENTS)
+    finally:
+        await users.release(name)
+
+
+async def _stream(request: web.Request, names: frozenset[str] | None) -> web.StreamResponse:
     ctx = context(request)
     token = request.cookies.get(COOKIE)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -58,7 +87,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
     ctx.sse_clients += 1
-    sub = ctx.appliance.bus.subscribe(maxsize=QUEUE)
+    sub = ctx.appliance.bus.subscribe(maxsize=QUEUE, names=set(names) if names else None)
     try:
         await response.write(b"retry: 3000\n: connected\n\n")
         quiet = 0.0
@@ -66,6 +95,9 @@ async def events(request: web.Request) -> web.StreamResponse:
             try:
                 event = await sub.get(timeout=POLL)
             except TimeoutError:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    break  # the client went away (ends a level meter's hold on the mic)
                 quiet += POLL
                 # A logged-out or expired session ends the stream; the stream itself
                 # does not count as activity.

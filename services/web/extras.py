@@ -7,6 +7,9 @@
 ``app.extras["snapshot"]``
     The camera preview: an object with ``snapshot_jpeg()`` (plain or ``async``) that
     returns the latest camera frame as JPEG bytes, or ``None`` while there is none.
+``app.extras["mic_users"]``
+    The shared microphone's users: an object with ``async acquire(name)`` and
+    ``async release(name)``; the page's level meter holds the mic open through it.
 
 Both must be objects, not plain functions: ``Appliance.status()`` calls every callable
 extra and merges its result into the status.
@@ -19,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 BUTTONS = "buttons"
 SNAPSHOT = "snapshot"
+MIC_USERS = "mic_users"
 
 
 @runtime_checkable
@@ -58,3 +62,15 @@ def button_roles(extras: dict[str, Any]) -> list[str]:
 def snapshot_of(extras: dict[str, Any]) -> SnapshotProvider | None:
     provider = extras.get(SNAPSHOT)
     return provider if isinstance(provider, SnapshotProvider) else None
+
+
+@runtime_checkable
+class MicUsers(Protocol):
+    async def acquire(self, name: str) -> None: ...
+
+    async def release(self, name: str) -> None: ...
+
+
+def mic_users_of(extras: dict[str, Any]) -> MicUsers | None:
+    users = extras.get(MIC_USERS)
+    return users if isinstance(users, MicUsers) else None

@@ -48,6 +48,20 @@ STATUS: Schema = {
         "virtual_buttons": {"type": "array", "items": {"type": "string"}},
         "camera_preview": {"type": "boolean"},
         "camera_webrtc": {"type": "boolean"},
+        "health": {"type": "object", "required": ["healthy", "probes"], "properties": {
+            "healthy": {"type": "boolean"},
+            "probes": {"type": "array", "items": {
+                "type": "object", "required": ["name", "ok", "active", "last_ok_age", "grace"],
+                "properties": {"name": {"type": "string"}, "ok": {"type": "boolean"},
+                               "active": {"type": "boolean"},
+                               "last_ok_age": {"type": "number", "nullable": True},
+                               "grace": {"type": "number"},
+                               "error": {"type": "string"}}}}}},
+        "media": {"type": "object", "properties": {
+            "mic": {"type": "object", "properties": {
+                "open": {"type": "boolean"},
+                "users": {"type": "array", "items": {"type": "string"}},
+                "level_dbfs": {"type": "number", "nullable": True}}}}},
     },
 }
 CONFIG_VIEW: Schema = {
@@ -118,7 +132,8 @@ ROUTES: tuple[Route, ...] = (
           "auth", body=auth.PASSWORD_BODY, response=CSRF_TOKEN,
           errors=(*UNSAFE_ERRORS, 429, 503)),
     Route("GET", "/api/status", handlers.status,
-          "State, room and members, stats, devices, subsystems.", "status", response=STATUS),
+          "State, room and members, stats, devices, subsystems, health probes.", "status",
+          response=STATUS),
     Route("GET", "/api/config", handlers.get_config,
           "The config (secrets redacted) and the description of every key.", "config",
           response=CONFIG_VIEW),
@@ -157,6 +172,15 @@ ROUTES: tuple[Route, ...] = (
           media="text/event-stream", response={"type": "string"},
           description="Each event: `id: <seq>`, `event: <name>`, `data: {event, seq, ts, "
                       "data}`. Ends when the session ends."),
+    Route("GET", "/api/mic-level", events.mic_level,
+          "The page's mic level meter, as server-sent events; the mic is open meanwhile.",
+          "status", media="text/event-stream", response={"type": "string"},
+          errors=(401, 404, 503),
+          description="`mic-level` events ({level_dbfs}, 5 a second) and `mic-open` events "
+                      "({open, users}). While this stream is open the capture device is "
+                      "held open for it (user `page-meter:<n>` in `media.mic.users`); it is "
+                      "released when the stream ends. 503 MIC_UNAVAILABLE when the "
+                      "microphone cannot be opened."),
     Route("GET", "/api/logs", handlers.get_logs, "The last log lines.", "status",
           response={"type": "object", "required": ["lines"],
                     "properties": {"lines": {"type": "array", "items": {"type": "string"}}}},

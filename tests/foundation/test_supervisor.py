@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from device.bus import EventBus
 from device.supervisor import Supervisor, backoff_delay
 
@@ -118,3 +120,39 @@ def test_sigterm_stops_sim_run_cleanly(tmp_path: Path, edgeroom_cmd: list[str],
     assert rc == 0, out
     assert elapsed < 3.0, f"took {elapsed:.2f}s to stop\n{out}"
     assert "stopping" in out
+
+
+def test_probes_fail_after_their_grace_and_report_it() -> None:
+    from device.supervisor import CounterProgress
+
+    now = time.monotonic()
+    last: dict[str, float | None] = {"t": now}
+    counter = {"n": 0, "on": True}
+    sup = Supervisor()
+    sup.add_probe("flow", lambda: last["t"], grace=1.0)
+    sup.add_probe("count", CounterProgress(lambda: counter["n"] if counter["on"] else None),
+                  grace=0.05)
+
+    def boom() -> float | None:
+        raise RuntimeError("probe bug")
+
+    assert sup.healthy()
+    flow = sup.probes()[0]
+    assert flow["ok"] and flow["active"] and flow["grace"] == 1.0
+    assert isinstance(flow["last_ok_age"], float) and flow["last_ok_age"] < 1.0
+    last["t"] = now - 2.0  # no progress for 2 s: past the grace
+    assert not sup.healthy()
+    last["t"] = None  # idle: passes, no age
+    assert sup.probes()[0] == {"name": "flow", "ok": True, "active": False,
+                               "last_ok_age": None, "grace": 1.0}
+    time.sleep(0.1)  # the counter did not move for longer than its grace
+    assert not sup.probes()[1]["ok"]
+    counter["n"] += 1  # it moved: progress again
+    assert sup.probes()[1]["ok"]
+    counter["on"] = False
+    assert sup.probes()[1]["active"] is False and sup.healthy()
+    sup.add_probe("bug", boom, grace=1.0)
+    bug = sup.probes()[2]
+    assert not bug["ok"] and "probe bug" in str(bug["error"])
+    with pytest.raises(ValueError):
+        sup.add_probe("bad", lambda: None, grace=0)

@@ -164,3 +164,38 @@ async def test_desktop_status_page(served: Served, browser: Browser, tmp_path: P
     await expect(page.locator("#events")).to_contain_text("WRONG_PIN")
     await page.screenshot(path=tmp_path / "status-desktop.png", full_page=True)
     await context.close()
+
+
+async def test_page_shows_the_mic_and_opens_it_only_to_watch_its_level(
+        served: Served, browser: Browser, tmp_path: Path) -> None:
+    from drivers.audio.sim import SimMic
+    from drivers.camera.sim import SimCamera
+    from services.media.service import MediaService
+
+    media = MediaService(lambda: SimCamera(320, 240, 15),
+                         lambda: SimMic("tone:440", state_dir=tmp_path),
+                         record_dir=tmp_path / "rec", emit=served.appliance.bus.publish)
+    assert media.mic is not None
+    served.appliance.extras["media"] = media.status
+    served.appliance.extras["mic_users"] = media.mic
+    running = asyncio.create_task(media.run(), name="test:media")
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = await context.new_page()
+        page.set_default_timeout(10_000)
+        await _login(page, served)
+        await expect(page.locator("#st-mic")).to_have_text("closed")
+        assert not media.mic.is_open
+        await page.click("#mic-watch")
+        await expect(page.locator("#st-mic")).to_contain_text("open (page-meter:")
+        assert media.mic.is_open
+        await expect(page.locator("#meter-box")).to_be_visible()
+        await expect(page.locator("#meter-db")).to_contain_text("dBFS")
+        await page.click("#mic-watch")  # stop watching: the page lets the mic go
+        await expect(page.locator("#st-mic")).to_have_text("closed")
+        assert not media.mic.is_open
+        await expect(page.locator("#st-health")).to_contain_text("ok")
+    finally:
+        await context.close()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -93,6 +94,8 @@ class JanusConnection:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pending: dict[str, asyncio.Future[JsonDict]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        #: monotonic time the session was created or last answered a keepalive (watchdog)
+        self.last_answer_at = 0.0
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def __repr__(self) -> str:
@@ -116,6 +119,7 @@ class JanusConnection:
         self._tasks.append(asyncio.create_task(self._reader(), name="janus:reader"))
         reply = await self.request({"janus": "create"}, timeout=timeout, session=False)
         self.session_id = int(reply["data"]["id"])
+        self.last_answer_at = time.monotonic()
         self._tasks.append(asyncio.create_task(self._keepalive(), name="janus:keepalive"))
         log.info("janus session %s on %s", self.session_id, self.url)
 
@@ -216,6 +220,7 @@ class JanusConnection:
             await asyncio.sleep(self.keepalive_s)
             try:
                 await self.request_ack({"janus": "keepalive"})
+                self.last_answer_at = time.monotonic()
             except RoomError as exc:
                 log.warning("janus keepalive failed: %s", exc)
                 self._set_closed(f"keepalive failed: {exc}")

@@ -14,6 +14,7 @@ let events = null;
 let refreshTimer = null;
 let pollTimer = null;
 let currentTab = "status";
+let micWatch = null; // the level meter's stream: it keeps the mic open
 const REDACTED_HINT = "unchanged";
 
 class HttpError extends Error {
@@ -48,6 +49,7 @@ async function api(method, path, body) {
 function showLogin(message = "") {
   stopLive();
   stopPreview();
+  stopMicWatch();
   $("app-view").hidden = true;
   $("logout").hidden = true;
   $("state-badge").hidden = true;
@@ -99,6 +101,7 @@ function selectTab(name) {
   if (name === "settings") loadSettings();
   if (name === "logs") loadLogs();
   if (name !== "status") stopPreview(); // the camera runs only while someone watches
+  if (name !== "status") stopMicWatch(); // and so does the mic for the level meter
 }
 
 for (const button of document.querySelectorAll("nav .tab")) {
@@ -114,7 +117,8 @@ function startLive() {
   const names = ["state", "room-state", "controls", "member-joined", "member-left",
     "member-updated", "talking", "local-talking", "stats", "hand", "message", "room-error",
     "action", "action-failed", "config-changed", "subsystem-failed", "subsystem-restarted",
-    "entered", "reconnecting", "kicked", "moderated", "device-lost", "password-changed"];
+    "entered", "reconnecting", "kicked", "moderated", "device-lost", "password-changed",
+    "mic-open"];
   for (const name of names) {
     events.addEventListener(name, (ev) => onEvent(name, JSON.parse(ev.data)));
   }
@@ -235,6 +239,8 @@ function renderStatus(s) {
   fillTable($("subsystems"), Object.entries(s.subsystems || {}).map(([name, sub]) => [name,
     `${sub.running ? "up" : "DOWN"}, ${sub.restarts} restarts${sub.last_error ? `, ${sub.last_error}` : ""}`]));
   renderMedia(s.media);
+  renderMic(s.media && s.media.mic);
+  renderHealth(s.health);
   const level = micLevel(s);
   if (level !== null) showLevel(level);
   showCamera(s);
@@ -263,6 +269,50 @@ function renderDevices(devices) {
   fillTable($("devices"), rows);
   fillTable($("device-list"), list);
 }
+
+function renderMic(mic) {
+  // media.mic.open is the capture device itself: open only while something uses it
+  if (!mic) { $("st-mic").textContent = "none"; return; }
+  $("st-mic").textContent = mic.open
+    ? `open (${(mic.users || []).join(", ") || "-"})` : "closed";
+  $("st-mic").className = mic.open ? "mic-open" : "";
+  if (!mic.open) $("meter-box").hidden = true;
+}
+
+function renderHealth(health) {
+  if (!health) { $("st-health").textContent = "-"; return; }
+  const failing = (health.probes || []).filter((p) => !p.ok).map((p) => p.name);
+  $("st-health").textContent = failing.length ? `FAILING: ${failing.join(", ")}`
+    : `ok (${(health.probes || []).map((p) => p.name).join(", ")})`;
+}
+
+// -- the mic level meter: the mic is open only while this page watches it ----------------
+
+function startMicWatch() {
+  stopMicWatch();
+  micWatch = new EventSource("/api/mic-level");
+  micWatch.addEventListener("mic-level", (ev) => {
+    const data = JSON.parse(ev.data).data;
+    if (typeof data.level_dbfs === "number") showLevel(data.level_dbfs);
+  });
+  micWatch.onerror = () => {
+    if (micWatch && micWatch.readyState === EventSource.CLOSED) stopMicWatch();
+  };
+  $("mic-watch").classList.add("on");
+  scheduleRefresh();
+}
+
+function stopMicWatch() {
+  if (micWatch) micWatch.close();
+  micWatch = null;
+  $("mic-watch").classList.remove("on");
+}
+
+$("mic-watch").addEventListener("click", () => (micWatch ? stopMicWatch() : startMicWatch()));
+window.addEventListener("pagehide", () => stopMicWatch());
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) stopMicWatch();
+});
 
 function renderMedia(media) {
   $("media-card").hidden = !media;
