@@ -12,7 +12,7 @@ from aiohttp import web, web_response
 from aiohttp.typedefs import Handler
 
 from services.web import tls
-from services.web.auth import check_password
+from services.web.auth import limited_check, reload_if_changed
 from services.web.context import (
     CONTEXT,
     COOKIE,
@@ -23,10 +23,11 @@ from services.web.context import (
     WebContext,
 )
 from services.web.events import install_event_counter
+from services.web.guard import GuardedListener, Limits
 from services.web.passwords import PasswordFile, PasswordFileError
 from services.web.preview import preview_of
 from services.web.routes import ROUTES
-from services.web.sessions import Session
+from services.web.sessions import LoginLimiter, Session
 
 if TYPE_CHECKING:
     from device.app import Appliance
@@ -114,9 +115,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise ApiError(403, "BAD_ORIGIN", "cross-origin request refused")
     if _is_public(request.path):
         return await handler(request)
-    if ctx.passwords.changed():
-        dropped = ctx.sessions.clear()
-        log.warning("the admin password was changed elsewhere; %d sessions ended", dropped)
+    reload_if_changed(ctx)
     session = ctx.sessions.get(request.cookies.get(COOKIE))
     if session is None and request.path == "/metrics":
         session = await _basic_auth(request, ctx)
@@ -135,18 +134,15 @@ async def _basic_auth(request: web.Request, ctx: WebContext) -> Session | None:
     if not header.startswith("Basic "):
         return None
     remote = request.remote or "?"
-    retry = ctx.limiter.retry_after(remote)
-    if retry:
-        raise ApiError(429, "TOO_MANY_ATTEMPTS", "too many failed logins; try later",
-                       headers={"Retry-After": str(retry)})
     try:
         user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
     except ValueError:
         return None
-    if user == "admin" and await check_password(ctx, password):
-        ctx.limiter.success(remote)
+    if not password:
+        return None
+    # A wrong user name counts as a failed attempt like a wrong password.
+    if await limited_check(ctx, remote, password, "/metrics") and user == "admin":
         return Session("", "", remote, 0.0, 0.0)  # this request only
-    ctx.limiter.failure(remote)
     return None
 
 
@@ -194,8 +190,15 @@ class WebServer:
         self.listen = listen or config.listen or default_listen(appliance.sim)
         self.https = config.https if https is None else https
         self.passwords = PasswordFile(appliance.state_dir)
-        self.context = WebContext(appliance, self.passwords, https=self.https)
+        self.limits = Limits(max_connections=config.max_connections,
+                             header_seconds=float(config.header_seconds))
+        self.context = WebContext(
+            appliance, self.passwords, https=self.https,
+            limiter=LoginLimiter(limit=config.login_failures,
+                                 global_limit=config.login_failures_total),
+            body_seconds=float(config.body_seconds))
         self._runner: web.AppRunner | None = None
+        self.listener: GuardedListener | None = None
         self.url = ""
 
     def __repr__(self) -> str:
@@ -221,14 +224,17 @@ class WebServer:
         runner = web.AppRunner(build_app(self.context), access_log=None,
                                shutdown_timeout=1.0)
         await runner.setup()
+        assert runner.server is not None
+        listener = GuardedListener(runner.server, host, port, self.limits, ssl_context)
         try:
-            site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-            await site.start()
+            await listener.start()
         except BaseException:
+            await listener.close()
             await runner.cleanup()
             raise
-        self._runner = runner
-        bound: Any = runner.addresses[0] if runner.addresses else (host, port)
+        self._runner, self.listener = runner, listener
+        self.context.listener = listener
+        bound: Any = listener.addresses[0] if listener.addresses else (host, port)
         real_port = bound[1]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"{'https' if self.https else 'http'}://{shown}:{real_port}"
@@ -237,6 +243,9 @@ class WebServer:
 
     async def close(self) -> None:
         runner, self._runner = self._runner, None
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            await listener.close()
         if runner is not None:
             self.context.closing.set()
             await runner.cleanup()
