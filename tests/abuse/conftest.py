@@ -29,9 +29,18 @@ import pytest
 from services.web import WebServer
 from services.web.passwords import reset
 from tests.harness.appliance import write_config
-from tests.web.conftest import TIMEOUT, Served, client, http, log_ring, login, make_appliance
+from tests.web.conftest import (
+    TIMEOUT,
+    Served,
+    client,
+    http,
+    log_ring,
+    login,
+    make_appliance,
+    served,
+)
 
-__all__ = ["Served", "client", "http", "log_ring", "login", "serve", "free_port",
+__all__ = ["Served", "client", "http", "log_ring", "login", "serve", "served", "free_port",
            "ChildAppliance", "TIMEOUT"]
 
 ROOT = Path(__file__).resolve().parents[2]
