@@ -167,6 +167,17 @@ async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
+#: The page's own files: nothing else is served (and a miss is a JSON 404, like the API's).
+STATIC_FILES = frozenset(p.name for p in STATIC_DIR.iterdir() if p.is_file())
+
+
+async def _static(request: web.Request) -> web.FileResponse:
+    name = request.match_info["name"]
+    if name not in STATIC_FILES:
+        raise ApiError(404, "NOT_FOUND", f"no file {name[:64]!r}")
+    return web.FileResponse(STATIC_DIR / name)
+
+
 def build_app(ctx: WebContext) -> web.Application:
     app = web.Application(middlewares=[errors_middleware, auth_middleware],
                           client_max_size=MAX_BODY)
@@ -174,7 +185,7 @@ def build_app(ctx: WebContext) -> web.Application:
     app.on_response_prepare.append(_on_prepare)
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get("/", _index)
-    app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
+    app.router.add_get("/static/{name}", _static)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     return app

@@ -40,8 +40,18 @@ from tests.web.conftest import (
     served,
 )
 
-__all__ = ["Served", "client", "http", "log_ring", "login", "serve", "served", "free_port",
-           "ChildAppliance", "TIMEOUT"]
+__all__ = [
+    "TIMEOUT",
+    "ChildAppliance",
+    "Served",
+    "client",
+    "free_port",
+    "http",
+    "log_ring",
+    "login",
+    "serve",
+    "served",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,6 +15,7 @@ import pytest
 
 from services.web.passwords import PasswordFile
 from tests.abuse.conftest import ROOT, TIMEOUT, Served, serve
+from tests.harness.polling import wait_until
 
 WRONG = "wrong-password-0000"
 
@@ -61,8 +62,7 @@ async def test_concurrent_guesses_get_no_more_checks_than_the_limit(box: Served)
         guesses = [asyncio.create_task(_login(http, box.url, f"{WRONG}-{i}"))
                    for i in range(299)]
         # The right password comes at the end of the burst, while guesses are in flight.
-        while checks.calls == 0:
-            await asyncio.sleep(0.001)
+        await wait_until(lambda: checks.calls > 0, TIMEOUT)
         right = await asyncio.wait_for(_login(http, box.url, box.password), TIMEOUT)
         statuses = await asyncio.wait_for(asyncio.gather(*guesses), 60)
     assert checks.calls <= 5, f"{checks.calls} password checks for one address"
@@ -116,7 +116,8 @@ async def test_metrics_basic_auth_shares_the_limit(box: Served) -> None:
 async def test_password_reset_on_a_running_box_is_picked_up_by_the_next_login(
         box: Served) -> None:
     old = box.password
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "device", "password", "reset", "--state-dir",
          str(box.appliance.state_dir)], capture_output=True, text=True, timeout=60,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, check=True)

@@ -11,6 +11,7 @@ import pytest
 
 from device.supervisor import Supervisor
 from tests.abuse.conftest import ChildAppliance, child_login, client, free_port
+from tests.harness.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -86,10 +87,7 @@ async def _health_ms(url: str) -> float:
 async def test_concurrent_room_changes_leave_exactly_one_janus(
         child: Callable[..., ChildAppliance]) -> None:
     app = child({"room": {"server": "local", "local_port": free_port(), "auto_join": False}})
-    deadline = time.monotonic() + 20
-    while len(app.children("janus")) != 1 and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    assert len(app.children("janus")) == 1, app.log_text()[-2000:]
+    await _one_janus(app)
 
     async with client() as http:
         csrf = await child_login(http, app)
@@ -105,11 +103,8 @@ async def test_concurrent_room_changes_leave_exactly_one_janus(
     assert max(health) < 5000, health
 
     # Settled: one Janus, and it stays one (no loop respawning a second one).
-    deadline = time.monotonic() + 20
-    while len(app.children("janus")) != 1 and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+    await _one_janus(app)
     janus = app.children("janus")
-    assert len(janus) == 1, app.log_text()[-3000:]
     await asyncio.sleep(3)
     assert app.children("janus") == janus, "Janus was restarted after the burst settled"
     log = app.log_text()
@@ -117,6 +112,14 @@ async def test_concurrent_room_changes_leave_exactly_one_janus(
 
     assert app.stop() == 0, app.log_text()[-3000:]
     assert not [pid for pid in janus if _alive(pid)], "Janus outlived the appliance"
+
+
+async def _one_janus(app: ChildAppliance) -> None:
+    try:
+        await wait_until(lambda: len(app.children("janus")) == 1, 20, interval=0.1)
+    except TimeoutError:
+        raise AssertionError(f"{len(app.children('janus'))} Janus processes: "
+                             f"{app.log_text()[-3000:]}") from None
 
 
 def _alive(pid: int) -> bool:
