@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from device import logs
-from tests.abuse.conftest import ROOT, ChildAppliance, client, serve
+from device.config import WebConfig
+from services.web.guard import FD_RESERVE
+from tests.abuse.conftest import ROOT, ChildAppliance, client, login, serve
 
 HALF_REQUEST = b"GET /api/health HTTP/1.1\r\nHost: box\r\nUser-Agent: slow"
 
@@ -69,6 +71,24 @@ async def test_half_sent_requests_are_closed_and_the_page_still_answers(
         assert len(_ring("connection limit of 40 reached")) == 1
         assert len(_ring("sent no complete request within 2 s")) == 1
         assert not _ring("Traceback")
+        async with client() as http:
+            await login(http, box)
+            async with http.get(f"{box.url}/metrics") as r:
+                metrics = await r.text()
+        assert "edgeroom_web_max_connections 40" in metrics
+        refused_total = re.search(r"edgeroom_web_connections_refused_total (\d+)", metrics)
+        assert refused_total and int(refused_total[1]) == len(refused)
+        slow_total = re.search(r"edgeroom_web_slow_connections_closed_total (\d+)", metrics)
+        assert slow_total and int(slow_total[1]) == len(held)
+
+
+def test_the_unit_leaves_room_for_the_connection_cap() -> None:
+    """systemd's default of 1,024 open files is too tight: the unit raises it."""
+    unit = (ROOT / "systemd" / "edgeroom.service").read_text()
+    match = re.search(r"^LimitNOFILE=(\d+)$", unit, re.M)
+    assert match, "no LimitNOFILE in the unit"
+    default = WebConfig().max_connections
+    assert int(match[1]) >= default + FD_RESERVE
 
 
 async def test_a_body_that_does_not_arrive_gets_408(tmp_path: Path, log_ring: None) -> None:
