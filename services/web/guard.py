@@ -307,8 +307,8 @@ class GuardedHandler(RequestHandler):
                      message: str | None = None) -> web.StreamResponse:
         """A JSON body as the API promises (aiohttp would answer in plain text)."""
         reason = _short(f"{type(exc).__name__}: {exc}") if exc is not None else (message or "")
-        if status >= 500:
-            log.error("request from %s failed: %s", request.remote, reason)
+        if status >= 500:  # a fault of ours, not of the client: keep the traceback
+            log.error("request from %s failed: %s", request.remote, reason, exc_info=exc)
         else:
             log.warning("bad request from %s: %s", request.remote, reason)
         if request.writer.output_size > 0:

@@ -128,3 +128,19 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+async def test_sigterm_during_a_burst_of_restarts_stops_the_appliance(
+        child: Callable[..., ChildAppliance]) -> None:
+    app = child({"room": {"server": "local", "local_port": free_port(), "auto_join": False}})
+    await _one_janus(app)
+    async with client() as http:
+        csrf = await child_login(http, app)
+        burst = asyncio.gather(*(_patch(http, app, csrf, i) for i in range(40)),
+                               return_exceptions=True)
+        await asyncio.sleep(0.5)  # restarts under way
+        janus = app.children("janus")
+        code = await asyncio.to_thread(app.stop, 15.0)
+        await asyncio.wait_for(burst, 30)  # answered or cut off; nothing hangs
+    assert code == 0, code
+    await wait_until(lambda: not [pid for pid in janus if _alive(pid)], 10, interval=0.1)
