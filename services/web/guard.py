@@ -6,9 +6,10 @@ LAN needs around its request handler:
 - a header timeout: a connection must send a request's complete headers within
   ``header_seconds`` of connecting (later requests on a kept-alive connection within
   the same time after the previous response: aiohttp's keep-alive timeout);
-- a connection cap below the open-file limit: past it a new connection gets a
-  one-line 503 (JSON) and is closed, so slow clients cannot use up the file descriptors
-  the appliance needs;
+- a connection cap below the open-file limit, so slow clients cannot use up the file
+  descriptors the appliance needs. At the cap a new connection takes the place of the
+  oldest one that has not sent a complete request yet (a slow client cannot crowd out
+  a quick one); when every connection is busy, it gets a one-line 503 (JSON);
 - an accept loop of our own: running out of file descriptors (EMFILE) is logged once
   per burst and retried with a backoff, never in a hot loop;
 - protocol errors (a malformed request) answered with a JSON body and logged in one
@@ -40,6 +41,9 @@ FD_RESERVE = 128
 MIN_CONNECTIONS = 8
 _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _RETRY_MIN, _RETRY_MAX = 0.05, 1.0
+#: After an early answer (401, 408, 413) the rest of an unread body is drained for at
+#: most this long, so the client sees the answer rather than a reset (aiohttp: 10 s).
+LINGER = 2.0
 
 
 def _error_body(status: int, code: str, message: str) -> bytes:
@@ -122,11 +126,14 @@ class GuardedListener:
         self.handshaking = 0  # accepted, TLS handshake not done yet
         self.refused = _Burst("connection limit of %d reached: new connections get 503",
                               "%d connections were refused at the connection limit")
-        self.slow = _Burst("closing connections that sent no complete request within %.0f s",
+        self.slow = _Burst("closing slow connections (no complete request within %.0f s, "
+                           "or the oldest such at the connection limit)",
                            "%d slow connections were closed", level=logging.INFO)
         self.accept_errors = _Burst("cannot accept connections: %s; retrying",
                                     "%d accepts failed before connections were accepted "
                                     "again", level=logging.ERROR)
+        #: Connections still waiting for their first complete request, oldest first.
+        self.waiting: dict[GuardedHandler, None] = {}
         self._sockets: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.addresses: list[Any] = []
@@ -201,12 +208,22 @@ class GuardedListener:
                 delay = min(_RETRY_MAX, delay * 2)
                 continue
             delay = _RETRY_MIN
-            if self.active + self.handshaking >= self.cap:
+            if self.active + self.handshaking >= self.cap and not self._evict_one():
                 self.refused.hit(self.cap)
                 _refuse(conn, tls=self.ssl_context is not None)
-                continue
-            self.handshaking += 1  # until the handler owns it (counted at once)
-            self._spawn(self._connect(conn), "web:connection")
+            else:
+                self.handshaking += 1  # until the handler owns it (counted at once)
+                self._spawn(self._connect(conn), "web:connection")
+            # An accept that finds a connection waiting does not yield: let closes and
+            # the connections' handlers run between two (fair to the rest of the loop).
+            await asyncio.sleep(0)
+
+    def _evict_one(self) -> bool:
+        """Close the oldest connection without a complete request; False if none."""
+        for handler in self.waiting:
+            handler.close_slow()
+            return True
+        return False
 
     async def _connect(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -226,7 +243,7 @@ class GuardedListener:
     def _handler(self) -> GuardedHandler:
         return GuardedHandler(self.server, self, loop=asyncio.get_running_loop(),
                               keepalive_timeout=self.limits.header_seconds, access_log=None,
-                              logger=_ONE_LINE)
+                              logger=_ONE_LINE, lingering_time=LINGER)
 
 
 def _refuse(conn: socket.socket, tls: bool) -> None:
@@ -276,30 +293,35 @@ class GuardedHandler(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._listener.active += 1
+        self._listener.waiting[self] = None
         self._header_timer = asyncio.get_running_loop().call_later(
-            self._listener.limits.header_seconds, self._headers_late)
+            self._listener.limits.header_seconds, self.close_slow)
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._header_timer is not None:
             seen = self._tail + data
             if b"\r\n\r\n" in seen:
-                self._header_timer.cancel()
-                self._header_timer = None
-                self._tail = b""
+                self._headers_done()
             else:
                 self._tail = seen[-3:]
         super().data_received(data)
 
-    def _headers_late(self) -> None:
-        self._header_timer = None
+    def _headers_done(self) -> None:
+        self._listener.waiting.pop(self, None)
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        self._tail = b""
+
+    def close_slow(self) -> None:
+        """No complete request in time (or the oldest such at the connection limit)."""
+        self._headers_done()
         self._listener.slow.hit(self._listener.limits.header_seconds)
         self.force_close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+        self._headers_done()
         self._listener.active -= 1
         super().connection_lost(exc)
 

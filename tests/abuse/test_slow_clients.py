@@ -52,34 +52,62 @@ async def test_half_sent_requests_are_closed_and_the_page_still_answers(
         port = int(box.url.rsplit(":", 1)[1])
         start = time.monotonic()
         conns = [await _open(port, HALF_REQUEST) for _ in range(60)]
-        # Past the cap a connection gets a JSON 503 at once; the page is busy, not gone.
-        replies = await asyncio.gather(*(_read_all(r, 10) for r, _ in conns))
-        closed_after = time.monotonic() - start
-        refused = [r for r in replies if r.startswith(b"HTTP/1.1 503")]
-        held = [r for r in replies if r == b""]
-        assert len(refused) + len(held) == 60, replies
-        assert refused, "no connection was refused at the cap"
-        assert len(held) <= 40
-        assert b'"error": "TOO_MANY_CONNECTIONS"' in refused[0]
-        assert b"Content-Type: application/json" in refused[0]
-        # Every half-sent request was closed, after the header timeout and not before.
-        assert 2.0 <= closed_after < 8.0, closed_after
-        assert await asyncio.wait_for(_health(box.url), 10) == 200
+        # At the cap the oldest half-sent requests make room: the page answers at once.
+        assert await asyncio.wait_for(_health(box.url), 5) == 200
+        closed = await asyncio.gather(*(_closed_at(r, 10) for r, _ in conns))
         for _, writer in conns:
             writer.close()
+        early = [t - start for t in closed if t - start < 1.5]
+        late = [t - start for t in closed if t - start >= 1.5]
+        assert len(early) >= 20, closed  # made room for newer ones
+        assert late, "no half-sent request was held until the header timeout"
+        # The others were closed after the header timeout, and not much later.
+        assert all(1.9 <= t < 8.0 for t in late), late
+        assert await asyncio.wait_for(_health(box.url), 10) == 200
         # One line per burst, not one per connection.
-        assert len(_ring("connection limit of 40 reached")) == 1
-        assert len(_ring("sent no complete request within 2 s")) == 1
+        assert len(_ring("closing slow connections")) == 1
         assert not _ring("Traceback")
         async with client() as http:
             await login(http, box)
             async with http.get(f"{box.url}/metrics") as r:
                 metrics = await r.text()
         assert "edgeroom_web_max_connections 40" in metrics
-        refused_total = re.search(r"edgeroom_web_connections_refused_total (\d+)", metrics)
-        assert refused_total and int(refused_total[1]) == len(refused)
         slow_total = re.search(r"edgeroom_web_slow_connections_closed_total (\d+)", metrics)
-        assert slow_total and int(slow_total[1]) == len(held)
+        assert slow_total and int(slow_total[1]) == 60, metrics  # every half-sent request
+
+
+async def _closed_at(reader: asyncio.StreamReader, seconds: float) -> float:
+    assert await asyncio.wait_for(reader.read(), seconds) == b""  # no reply: just closed
+    return time.monotonic()
+
+
+async def test_busy_connections_past_the_cap_get_a_json_503(
+        tmp_path: Path, log_ring: None) -> None:
+    logs.RING.lines.clear()
+    async with serve(tmp_path, max_connections=20, body_seconds=2) as box:
+        port = int(box.url.rsplit(":", 1)[1])
+        slow_body = (b"POST /api/login HTTP/1.1\r\nHost: box\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: 100\r\n\r\n{")
+        busy = [await _open(port, slow_body) for _ in range(20)]
+        await asyncio.sleep(0.3)
+        more = [await _open(port, HALF_REQUEST) for _ in range(10)]
+        replies = await asyncio.gather(*(_read_all(r, 10) for r, _ in more))
+        assert all(r.startswith(b"HTTP/1.1 503") for r in replies), replies
+        assert b'"error": "TOO_MANY_CONNECTIONS"' in replies[0]
+        assert b"Content-Type: application/json" in replies[0]
+        # The slow bodies time out (408), and the page answers again.
+        answers = await asyncio.gather(*(_read_all(r, 10) for r, _ in busy))
+        assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[:2]
+        for _, writer in busy + more:
+            writer.close()
+        assert await asyncio.wait_for(_health(box.url), 10) == 200
+        assert len(_ring("connection limit of 20 reached")) == 1
+        async with client() as http:
+            await login(http, box)
+            async with http.get(f"{box.url}/metrics") as r:
+                metrics = await r.text()
+        refused_total = re.search(r"edgeroom_web_connections_refused_total (\d+)", metrics)
+        assert refused_total and int(refused_total[1]) == 10, metrics
 
 
 def test_the_unit_leaves_room_for_the_connection_cap() -> None:
@@ -87,8 +115,7 @@ def test_the_unit_leaves_room_for_the_connection_cap() -> None:
     unit = (ROOT / "systemd" / "edgeroom.service").read_text()
     match = re.search(r"^LimitNOFILE=(\d+)$", unit, re.M)
     assert match, "no LimitNOFILE in the unit"
-    default = WebConfig().max_connections
-    assert int(match[1]) >= default + FD_RESERVE
+    assert int(match[1]) >= WebConfig().max_connections + FD_RESERVE
 
 
 async def test_a_body_that_does_not_arrive_gets_408(tmp_path: Path, log_ring: None) -> None:
