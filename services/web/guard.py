@@ -123,7 +123,7 @@ class GuardedListener:
         self.cap = connection_cap(limits.max_connections)
         self.ssl_context = ssl_context
         self.active = 0  # connections a handler owns
-        self.handshaking = 0  # accepted, TLS handshake not done yet
+        self.handshaking = 0  # accepted, no handler yet (TLS: handshake under way)
         self.refused = _Burst("connection limit of %d reached: new connections get 503",
                               "%d connections were refused at the connection limit")
         self.slow = _Burst("closing slow connections (no complete request within %.0f s, "
@@ -200,10 +200,11 @@ class GuardedListener:
         while True:
             try:
                 conn, _ = await loop.sock_accept(sock)
-            except OSError as exc:
-                if exc.errno not in _OUT_OF_FDS:
-                    raise
-                self.accept_errors.hit(f"{exc.strerror} (open-file limit {_nofile()})")
+            except OSError as exc:  # out of descriptors, or a connection gone at once
+                reason = exc.strerror or str(exc)
+                if exc.errno in _OUT_OF_FDS:
+                    reason += f" (open-file limit {_nofile()})"
+                self.accept_errors.hit(reason)
                 await asyncio.sleep(delay)  # the kernel keeps the waiting connections
                 delay = min(_RETRY_MAX, delay * 2)
                 continue
