@@ -140,8 +140,8 @@ async def _basic_auth(request: web.Request, ctx: WebContext) -> Session | None:
         return None
     if not password:
         return None
-    # A wrong user name counts as a failed attempt like a wrong password.
-    if await limited_check(ctx, remote, password, "/metrics") and user == "admin":
+    # A wrong user name fails like a wrong password, and counts toward the limit.
+    if await limited_check(ctx, remote, password if user == "admin" else "", "/metrics"):
         return Session("", "", remote, 0.0, 0.0)  # this request only
     return None
 
