@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,6 +192,20 @@ def build_app(ctx: WebContext) -> web.Application:
     return app
 
 
+#: The login counts of each appliance outlive a restart of its web server (a crash or a
+#: change of a ``web`` key must not wipe a lockout).
+_LIMITERS: weakref.WeakKeyDictionary[Appliance, LoginLimiter] = weakref.WeakKeyDictionary()
+
+
+def _limiter_of(appliance: Appliance) -> LoginLimiter:
+    config = appliance.config.web
+    limiter = _LIMITERS.get(appliance)
+    if limiter is None:
+        limiter = _LIMITERS[appliance] = LoginLimiter()
+    limiter.limit, limiter.global_limit = config.login_failures, config.login_failures_total
+    return limiter
+
+
 class WebServer:
     """The page and its API for one appliance: ``async with WebServer(app) as server``."""
 
@@ -205,8 +220,7 @@ class WebServer:
                              header_seconds=float(config.header_seconds))
         self.context = WebContext(
             appliance, self.passwords, https=self.https,
-            limiter=LoginLimiter(limit=config.login_failures,
-                                 global_limit=config.login_failures_total),
+            limiter=_limiter_of(appliance),
             body_seconds=float(config.body_seconds))
         self._runner: web.AppRunner | None = None
         self.listener: GuardedListener | None = None

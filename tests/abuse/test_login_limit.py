@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from services.web import WebServer
 from services.web.passwords import PasswordFile
 from tests.abuse.conftest import ROOT, TIMEOUT, Served, serve
 from tests.harness.polling import wait_until
@@ -128,3 +129,20 @@ async def test_password_reset_on_a_running_box_is_picked_up_by_the_next_login(
     async with _session() as http:  # nothing but logins: no other request reloads it
         assert await _login(http, box.url, new) == 200
         assert await _login(http, box.url, old) == 401
+
+
+async def test_a_lockout_outlives_a_restart_of_the_web_server(tmp_path: Path,
+                                                             log_ring: None) -> None:
+    async with serve(tmp_path) as box:
+        async with _session() as http:
+            for i in range(5):
+                assert await _login(http, box.url, f"{WRONG}-{i}") == 401
+            assert await _login(http, box.url, box.password) == 429
+        await asyncio.wait_for(box.server.close(), TIMEOUT)  # e.g. a change of web.https
+        again = WebServer(box.appliance)
+        await asyncio.wait_for(again.start(), TIMEOUT)
+        try:
+            async with _session() as http:
+                assert await _login(http, again.url, box.password) == 429
+        finally:
+            await asyncio.wait_for(again.close(), TIMEOUT)
