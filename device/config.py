@@ -201,8 +201,9 @@ class WebConfig:
     https: bool = setting(False, "Serve HTTPS with a per-device self-signed certificate.",
                           restart="web")
     max_connections: int = setting(
-        256, "Most connections to the page at once (more get 503); also kept below the "
-             "open-file limit.", minimum=8, maximum=65536, restart="web")
+        256, "Most connections to the page at once (past it the oldest half-sent request "
+             "is closed, or the new connection gets 503); kept below the open-file limit.",
+        minimum=8, maximum=65536, restart="web")
     header_seconds: int = setting(
         10, "A request's headers must arrive within this; an idle connection closes "
             "after it.", minimum=1, maximum=300, restart="web")
