@@ -141,6 +141,19 @@ class ChildAppliance:
         return [pid for pid, ppid, comm in _processes()
                 if ppid == self.proc.pid and comm == name]
 
+    def processes_using_state_dir(self) -> list[int]:
+        """Processes whose command line names this appliance's state dir."""
+        needle = str(self.state_dir).encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != os.getpid():
+                try:
+                    if needle in Path(f"/proc/{entry}/cmdline").read_bytes():
+                        found.append(int(entry))
+                except OSError:
+                    continue
+        return found
+
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM; returns the exit code (raises if it did not stop in time)."""
         proc, self.proc = self.proc, None
@@ -186,9 +199,13 @@ def child(tmp_path: Path) -> Iterator[Callable[..., ChildAppliance]]:
 
     yield start
     for app in started:
-        janus = app.children("janus") if app.proc is not None else []
-        app.kill()
-        for pid in janus:  # never leave a Janus behind, whatever the test found
+        try:
+            app.stop(10.0)
+        except subprocess.TimeoutExpired:
+            pass  # killed
+        # Never leave a Janus behind, whatever the test found (one the appliance lost
+        # track of has been re-parented: find it by its config dir).
+        for pid in app.processes_using_state_dir():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
