@@ -279,7 +279,10 @@ class Dispatcher:
         to = args.get("to")
         if to is not None and not isinstance(to, str):
             raise ActionError("BAD_ARGUMENT", "to must be a member id")
-        await self._in_room().send_text(text, to)
+        room = self._in_room()
+        if to is not None:
+            self._known_member(room, to)
+        await room.send_text(text, to)
         return {"sent": True}
 
     async def _do_custom(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from device.redact import redact
 from drivers.queues import DropOldestQueue
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ class EventBus:
         self._deliver(name, dict(data or {}))
 
     def _deliver(self, name: str, data: dict[str, Any]) -> None:
-        event = Event(name, data, next(self._seq))
+        # No URL credentials or stream keys reach any surface (page, serial line).
+        event = Event(name, redact(data), next(self._seq))
         log.debug("event %s %s", name, data)
         for sub in list(self._subscribers):
             if sub.wants(event):

@@ -200,6 +200,22 @@ class WebConfig:
     )
     https: bool = setting(False, "Serve HTTPS with a per-device self-signed certificate.",
                           restart="web")
+    max_connections: int = setting(
+        256, "Most connections to the page at once (past it the oldest half-sent request "
+             "is closed, or the new connection gets 503); kept below the open-file limit.",
+        minimum=8, maximum=65536, restart="web")
+    header_seconds: int = setting(
+        10, "A request's headers must arrive within this; an idle connection closes "
+            "after it.", minimum=1, maximum=300, restart="web")
+    body_seconds: int = setting(30, "A request's body must arrive within this.",
+                                minimum=1, maximum=600, restart="web")
+    login_failures: int = setting(
+        5, "Failed logins from one address in 10 minutes before it is locked out for 10 "
+           "minutes.", minimum=1, maximum=1000, restart="web")
+    login_failures_total: int = setting(
+        20, "Failed logins from all addresses in 10 minutes before every login is "
+            "refused until the oldest is 10 minutes old.", minimum=1, maximum=100000,
+        restart="web")
 
 
 @dataclass(frozen=True)

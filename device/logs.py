@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import TextIO
 
+from device.redact import RedactingFormatter
+
 FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
@@ -16,7 +18,7 @@ class RingHandler(logging.Handler):
     def __init__(self, capacity: int = 500) -> None:
         super().__init__()
         self.lines: collections.deque[str] = collections.deque(maxlen=capacity)
-        self.setFormatter(logging.Formatter(FORMAT))
+        self.setFormatter(RedactingFormatter(FORMAT))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -35,7 +37,7 @@ def setup(level: str = "INFO", stream: TextIO | None = None) -> None:
     they print on stdout stays clean.
     """
     handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(RedactingFormatter(FORMAT))  # no URL credentials in the journal
     for name in ("device", "drivers", "services"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler, RING]

@@ -10,6 +10,11 @@ Health probes tell the watchdog whether the subsystems make progress (mic frames
 arriving, speaker writes, camera frames, Janus keepalives answered). A probe reports when
 its subsystem last made progress, or None while it has nothing to do (the mic is closed);
 it fails once that was longer ago than its grace time.
+
+Restarts on request (config changes) are serialized per subsystem, and a burst of them
+coalesces: while one restart runs, every further request for the same subsystem waits
+for a single follow-up restart, which starts from the config as it is by then. So a
+subsystem never runs twice, however many changes arrive at once.
 """
 
 from __future__ import annotations
@@ -103,6 +108,10 @@ class Subsystem:
     started_at: float = 0.0
     delays: list[float] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+    #: Held while a requested restart stops the old task and starts the new one.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The restart that is waiting for ``lock``: later requests join it.
+    queued: asyncio.Task[None] | None = None
 
 
 class Supervisor:
@@ -115,6 +124,7 @@ class Supervisor:
         self.subsystems: dict[str, Subsystem] = {}
         self._probes: dict[str, Probe] = {}
         self._closing = False
+        self._restarts: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         states = ", ".join(f"{s.name}={'up' if s.running else 'down'}"
@@ -175,18 +185,41 @@ class Supervisor:
             self._emit("subsystem-restarted", {"name": sub.name, "restarts": sub.restarts})
 
     async def restart(self, name: str) -> None:
-        """Cancel and start one subsystem again (after a config change), now."""
+        """Cancel and start one subsystem again (after a config change).
+
+        Returns once a restart that began after this call has started the subsystem.
+        Concurrent calls for one subsystem are serialized and coalesce into one restart,
+        which runs in a task of its own: a caller that gives up does not abandon it.
+        """
         sub = self.subsystems[name]
+        queued = sub.queued
+        if queued is None or queued.done():
+            queued = sub.queued = asyncio.create_task(self._restart_when_free(sub),
+                                                      name=f"restart:{name}")
+            self._restarts.add(queued)
+            queued.add_done_callback(self._restarts.discard)
+        await asyncio.shield(queued)
+
+    async def _restart_when_free(self, sub: Subsystem) -> None:
+        async with sub.lock:
+            sub.queued = None  # from here on, a new request needs a restart of its own
+            await self._restart_now(sub)
+
+    async def _restart_now(self, sub: Subsystem) -> None:
         if sub.task is not None:
             sub.task.cancel()
             await asyncio.gather(sub.task, return_exceptions=True)
+        if self._closing:
+            return  # stopping: the subsystem stays down
         sub.restarts += 1
-        sub.task = asyncio.create_task(self._keep_running(sub), name=f"subsystem:{name}")
-        log.info("subsystem %s restarted on request", name)
+        sub.task = asyncio.create_task(self._keep_running(sub), name=f"subsystem:{sub.name}")
+        log.info("subsystem %s restarted on request", sub.name)
 
     async def stop(self, timeout: float = 2.5) -> None:
         """Cancel every subsystem and wait until they have really exited."""
         self._closing = True
+        if self._restarts:  # each ends without starting anything now
+            await asyncio.wait(set(self._restarts), timeout=timeout)
         tasks = [s.task for s in self.subsystems.values() if s.task is not None]
         for task in tasks:
             task.cancel()

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 #: Bus events not sent as ``EV`` lines: high-rate telemetry, and the record of actions
 #: (their effects arrive as their own events, and the caller got the reply).
-QUIET_EVENTS = frozenset({"stats", "action", "local-talking", "level"})
+QUIET_EVENTS = frozenset({"stats", "action", "local-talking", "level", "mic-level"})
 
 
 class _Bus(Protocol):

@@ -37,16 +37,37 @@ async def check_password(ctx: WebContext, password: str) -> bool:
                                                "run `edgeroom password reset`") from exc
 
 
-def _remote(request: web.Request) -> str:
-    return request.remote or "unknown"
+def reload_if_changed(ctx: WebContext) -> None:
+    """Pick up a hash written by another process (`edgeroom password reset`); that ends
+    every session. Checked on every login and every request that needs a session."""
+    if ctx.passwords.changed():
+        dropped = ctx.sessions.clear()
+        log.warning("the admin password was changed elsewhere; %d sessions ended", dropped)
 
 
-def _refuse_if_locked(ctx: WebContext, remote: str) -> None:
-    retry = ctx.limiter.retry_after(remote)
+async def limited_check(ctx: WebContext, remote: str, password: str, what: str) -> bool:
+    """Check a password under the login limit (the page's login, the password change,
+    ``/metrics`` Basic auth): the attempt is reserved before the hash is checked, so
+    concurrent guesses get no more checks than the limit allows; 429 when refused."""
+    retry = ctx.limiter.reserve(remote)
     if retry:
         raise ApiError(429, "TOO_MANY_ATTEMPTS",
-                       f"too many failed logins from {remote}; try again in {retry} s",
+                       f"too many failed logins; try again in {retry} s",
                        headers={"Retry-After": str(retry)})
+    ok = False
+    try:
+        reload_if_changed(ctx)
+        ok = await check_password(ctx, password)
+    finally:
+        locked = ctx.limiter.settle(remote, ok)
+    if not ok:
+        log.warning("wrong password (%s) from %s%s", what, remote,
+                    f"; locked out for {locked} s" if locked else "")
+    return ok
+
+
+def _remote(request: web.Request) -> str:
+    return request.remote or "unknown"
 
 
 def _set_cookie(ctx: WebContext, response: web.Response, token: str) -> None:
@@ -57,14 +78,9 @@ def _set_cookie(ctx: WebContext, response: web.Response, token: str) -> None:
 async def login(request: web.Request) -> web.Response:
     ctx = context(request)
     remote = _remote(request)
-    _refuse_if_locked(ctx, remote)
     body = await read_json(request, LOGIN_BODY)
-    if not await check_password(ctx, body["password"]):
-        locked = ctx.limiter.failure(remote)
-        log.warning("failed login from %s%s", remote,
-                    f"; locked out for {locked} s" if locked else "")
+    if not await limited_check(ctx, remote, body["password"], "login"):
         raise ApiError(401, "WRONG_PASSWORD", "wrong password")
-    ctx.limiter.success(remote)
     session = ctx.sessions.create(remote, replaces=request.cookies.get(COOKIE))
     log.info("login from %s", remote)
     response = json_response({"csrf_token": session.csrf_token})
@@ -89,10 +105,8 @@ async def logout(request: web.Request) -> web.Response:
 async def change_password(request: web.Request) -> web.Response:
     ctx = context(request)
     remote = _remote(request)
-    _refuse_if_locked(ctx, remote)
     body = await read_json(request, PASSWORD_BODY)
-    if not await check_password(ctx, body["current"]):
-        ctx.limiter.failure(remote)
+    if not await limited_check(ctx, remote, body["current"], "password change"):
         raise ApiError(403, "WRONG_PASSWORD", "the current password is wrong")
     async with ctx.hashing:
         await asyncio.to_thread(ctx.passwords.write, body["new"])

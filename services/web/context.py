@@ -42,6 +42,10 @@ class WebContext:
     sse_clients: int = 0
     #: Config changes that restart the web server itself run after the response is sent.
     pending: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: A request body must arrive within this (``web.body_seconds``).
+    body_seconds: float = 30.0
+    #: The listening socket's guard (connection counts for /metrics), once listening.
+    listener: Any = None
 
 
 CONTEXT: web.AppKey[WebContext] = web.AppKey("edgeroom_web", WebContext)
@@ -83,7 +87,14 @@ async def read_json(request: web.Request, schema: Schema) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError(413, "TOO_LARGE", f"request body is larger than {MAX_BODY} bytes")
     ctype = request.content_type
-    raw = await _read_limited(request)
+    seconds = request.app[CONTEXT].body_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            raw = await _read_limited(request)
+    except TimeoutError:
+        raise ApiError(408, "REQUEST_TIMEOUT",
+                       f"the request body did not arrive within {seconds:.0f} s",
+                       headers={"Connection": "close"}) from None
     if not raw.strip():
         data: Any = {}
     else:

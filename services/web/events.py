@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 import json
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from device.bus import Event
 from drivers.errors import EdgeroomError
+from services.web.auth import reload_if_changed
 from services.web.context import COOKIE, ApiError, context, jsonable, scrub, secret_values
 from services.web.extras import mic_users_of
 
@@ -24,6 +26,9 @@ log = logging.getLogger(__name__)
 KEEPALIVE = 15.0
 POLL = 1.0  # how often a quiet stream checks its session and the server's shutdown
 QUEUE = 256
+WRITE_TIMEOUT = 10.0
+#: The event that ended the session is the stream's last (the page learns why).
+FAREWELL_EVENTS = frozenset({"password-changed"})
 #: Events of the page's mic level meter stream.
 METER_EVENTS = frozenset({"mic-level", "mic-open"})
 
@@ -80,6 +85,9 @@ async def mic_level(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream(request: web.Request, names: frozenset[str] | None) -> web.StreamResponse:
+    """The stream ends within :data:`POLL` when its session ends (logout, expiry, a
+    password change here or by `edgeroom password reset`), however busy the bus is, or
+    when the client goes away (which ends a level meter's hold on the mic)."""
     ctx = context(request)
     token = request.cookies.get(COOKIE)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -88,33 +96,46 @@ async def _stream(request: web.Request, names: frozenset[str] | None) -> web.Str
     await response.prepare(request)
     ctx.sse_clients += 1
     sub = ctx.appliance.bus.subscribe(maxsize=QUEUE, names=set(names) if names else None)
+    loop = asyncio.get_running_loop()
     try:
-        await response.write(b"retry: 3000\n: connected\n\n")
-        quiet = 0.0
+        await _write(response, b"retry: 3000\n: connected\n\n")
+        last_write = checked = loop.time()
         while not ctx.closing.is_set():
             try:
-                event = await sub.get(timeout=POLL)
+                event: Event | None = await sub.get(timeout=POLL)
             except TimeoutError:
+                event = None
                 transport = request.transport
                 if transport is None or transport.is_closing():
-                    break  # the client went away (ends a level meter's hold on the mic)
-                quiet += POLL
-                # A logged-out or expired session ends the stream; the stream itself
-                # does not count as activity.
-                if not ctx.sessions.alive(token):
-                    break
-                if quiet >= KEEPALIVE:
-                    quiet = 0.0
-                    await response.write(b": keepalive\n\n")
-                continue
+                    break  # the client went away
             except EOFError:
                 break
-            quiet = 0.0
-            await response.write(_frame(event, secret_values(ctx.appliance.config)))
-    except (ConnectionResetError, ConnectionError):
-        pass
+            now = loop.time()
+            if now - checked >= POLL:
+                checked = now
+                reload_if_changed(ctx)  # a reset password ends every session
+            # A logged-out or expired session ends the stream; the stream itself does not
+            # count as activity. Checked before every write, not only when quiet.
+            if not ctx.sessions.alive(token):
+                if event is not None and event.name in FAREWELL_EVENTS:
+                    await _write(response, _frame(event, secret_values(ctx.appliance.config)))
+                break
+            if event is not None:
+                await _write(response, _frame(event, secret_values(ctx.appliance.config)))
+                last_write = now
+            elif now - last_write >= KEEPALIVE:
+                await _write(response, b": keepalive\n\n")
+                last_write = now
+    except (ConnectionResetError, ConnectionError, TimeoutError):
+        pass  # gone, or not reading: the stream ends
     finally:
         ctx.sse_dropped += sub.dropped
         sub.close()
         ctx.sse_clients -= 1
     return response
+
+
+async def _write(response: web.StreamResponse, data: bytes) -> None:
+    """A client that stops reading does not hold the stream forever."""
+    async with asyncio.timeout(WRITE_TIMEOUT):
+        await response.write(data)

@@ -60,7 +60,17 @@ def _walk(prefix: str, data: Any, labels: tuple[tuple[str, str], ...] = ()
                 yield from _walk(_name(prefix, str(key)), sub, labels)
 
 
-def render(status: Mapping[str, Any], events: Mapping[str, int], sse: Mapping[str, int]) -> str:
+#: The page's own guard counters (connections, refusals, slow clients, login refusals).
+WEB_METRICS = {"connections": "edgeroom_web_connections",
+               "max_connections": "edgeroom_web_max_connections",
+               "refused": "edgeroom_web_connections_refused_total",
+               "slow_closed": "edgeroom_web_slow_connections_closed_total",
+               "accept_errors": "edgeroom_web_accept_errors_total",
+               "logins_refused": "edgeroom_web_logins_refused_total"}
+
+
+def render(status: Mapping[str, Any], events: Mapping[str, int], sse: Mapping[str, int],
+           web_counts: Mapping[str, int] | None = None) -> str:
     samples: list[tuple[str, Labels, float]] = []
     for state in ApplianceState:
         samples.append(("edgeroom_state", (("state", str(state)),),
@@ -88,6 +98,9 @@ def render(status: Mapping[str, Any], events: Mapping[str, int], sse: Mapping[st
     samples.append(("edgeroom_room_reconnects_total", (), float(events.get("reconnecting", 0))))
     samples.append(("edgeroom_web_event_stream_clients", (), float(sse.get("clients", 0))))
     samples.append(("edgeroom_web_event_stream_dropped_total", (), float(sse.get("dropped", 0))))
+    for key, value in (web_counts or {}).items():
+        if key in WEB_METRICS:
+            samples.append((WEB_METRICS[key], (), float(value)))
     lines: list[str] = []
     seen: set[str] = set()
     for name, labels, value in samples:
@@ -127,6 +140,8 @@ async def metrics(request: web.Request) -> web.Response:
     from services.web.handlers import status_snapshot
 
     ctx = context(request)
+    guard = ctx.listener.stats() if ctx.listener is not None else {}
     text = render(status_snapshot(request), event_counts(ctx.appliance),
-                  {"clients": ctx.sse_clients, "dropped": ctx.sse_dropped})
+                  {"clients": ctx.sse_clients, "dropped": ctx.sse_dropped},
+                  {**guard, "logins_refused": ctx.limiter.refused})
     return web.Response(text=text, headers={"Content-Type": CONTENT_TYPE})

@@ -119,7 +119,10 @@ ROUTES: tuple[Route, ...] = (
           body=auth.LOGIN_BODY, response=CSRF_TOKEN,
           errors=(400, 401, 403, 413, 415, 429, 503), public=True,
           description="401 on a wrong password; after 5 failures in 10 minutes from one "
-                      "address, 429 with Retry-After for 10 minutes."),
+                      "address, 429 with Retry-After for 10 minutes; after 20 failures "
+                      "in 10 minutes from all addresses, 429 for everyone until the "
+                      "oldest is 10 minutes old (web.login_failures, "
+                      "web.login_failures_total)."),
     Route("GET", "/api/session", auth.session_info,
           "The CSRF token of this session (for a reloaded page).", "auth",
           response=CSRF_TOKEN),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,7 @@ from aiohttp import web, web_response
 from aiohttp.typedefs import Handler
 
 from services.web import tls
-from services.web.auth import check_password
+from services.web.auth import limited_check, reload_if_changed
 from services.web.context import (
     CONTEXT,
     COOKIE,
@@ -23,10 +24,11 @@ from services.web.context import (
     WebContext,
 )
 from services.web.events import install_event_counter
+from services.web.guard import GuardedListener, Limits
 from services.web.passwords import PasswordFile, PasswordFileError
 from services.web.preview import preview_of
 from services.web.routes import ROUTES
-from services.web.sessions import Session
+from services.web.sessions import LoginLimiter, Session
 
 if TYPE_CHECKING:
     from device.app import Appliance
@@ -114,9 +116,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise ApiError(403, "BAD_ORIGIN", "cross-origin request refused")
     if _is_public(request.path):
         return await handler(request)
-    if ctx.passwords.changed():
-        dropped = ctx.sessions.clear()
-        log.warning("the admin password was changed elsewhere; %d sessions ended", dropped)
+    reload_if_changed(ctx)
     session = ctx.sessions.get(request.cookies.get(COOKIE))
     if session is None and request.path == "/metrics":
         session = await _basic_auth(request, ctx)
@@ -135,18 +135,15 @@ async def _basic_auth(request: web.Request, ctx: WebContext) -> Session | None:
     if not header.startswith("Basic "):
         return None
     remote = request.remote or "?"
-    retry = ctx.limiter.retry_after(remote)
-    if retry:
-        raise ApiError(429, "TOO_MANY_ATTEMPTS", "too many failed logins; try later",
-                       headers={"Retry-After": str(retry)})
     try:
         user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
     except ValueError:
         return None
-    if user == "admin" and await check_password(ctx, password):
-        ctx.limiter.success(remote)
+    if not password:
+        return None
+    # A wrong user name fails like a wrong password, and counts toward the limit.
+    if await limited_check(ctx, remote, password if user == "admin" else "", "/metrics"):
         return Session("", "", remote, 0.0, 0.0)  # this request only
-    ctx.limiter.failure(remote)
     return None
 
 
@@ -171,6 +168,17 @@ async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
+#: The page's own files: nothing else is served (and a miss is a JSON 404, like the API's).
+STATIC_FILES = frozenset(p.name for p in STATIC_DIR.iterdir() if p.is_file())
+
+
+async def _static(request: web.Request) -> web.FileResponse:
+    name = request.match_info["name"]
+    if name not in STATIC_FILES:
+        raise ApiError(404, "NOT_FOUND", f"no file {name[:64]!r}")
+    return web.FileResponse(STATIC_DIR / name)
+
+
 def build_app(ctx: WebContext) -> web.Application:
     app = web.Application(middlewares=[errors_middleware, auth_middleware],
                           client_max_size=MAX_BODY)
@@ -178,10 +186,24 @@ def build_app(ctx: WebContext) -> web.Application:
     app.on_response_prepare.append(_on_prepare)
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get("/", _index)
-    app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
+    app.router.add_get("/static/{name}", _static)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     return app
+
+
+#: The login counts of each appliance outlive a restart of its web server (a crash or a
+#: change of a ``web`` key must not wipe a lockout).
+_LIMITERS: weakref.WeakKeyDictionary[Appliance, LoginLimiter] = weakref.WeakKeyDictionary()
+
+
+def _limiter_of(appliance: Appliance) -> LoginLimiter:
+    config = appliance.config.web
+    limiter = _LIMITERS.get(appliance)
+    if limiter is None:
+        limiter = _LIMITERS[appliance] = LoginLimiter()
+    limiter.limit, limiter.global_limit = config.login_failures, config.login_failures_total
+    return limiter
 
 
 class WebServer:
@@ -194,8 +216,14 @@ class WebServer:
         self.listen = listen or config.listen or default_listen(appliance.sim)
         self.https = config.https if https is None else https
         self.passwords = PasswordFile(appliance.state_dir)
-        self.context = WebContext(appliance, self.passwords, https=self.https)
+        self.limits = Limits(max_connections=config.max_connections,
+                             header_seconds=float(config.header_seconds))
+        self.context = WebContext(
+            appliance, self.passwords, https=self.https,
+            limiter=_limiter_of(appliance),
+            body_seconds=float(config.body_seconds))
         self._runner: web.AppRunner | None = None
+        self.listener: GuardedListener | None = None
         self.url = ""
 
     def __repr__(self) -> str:
@@ -221,14 +249,17 @@ class WebServer:
         runner = web.AppRunner(build_app(self.context), access_log=None,
                                shutdown_timeout=1.0)
         await runner.setup()
+        assert runner.server is not None
+        listener = GuardedListener(runner.server, host, port, self.limits, ssl_context)
         try:
-            site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-            await site.start()
+            await listener.start()
         except BaseException:
+            await listener.close()
             await runner.cleanup()
             raise
-        self._runner = runner
-        bound: Any = runner.addresses[0] if runner.addresses else (host, port)
+        self._runner, self.listener = runner, listener
+        self.context.listener = listener
+        bound: Any = listener.addresses[0] if listener.addresses else (host, port)
         real_port = bound[1]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"{'https' if self.https else 'http'}://{shown}:{real_port}"
@@ -237,6 +268,9 @@ class WebServer:
 
     async def close(self) -> None:
         runner, self._runner = self._runner, None
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            await listener.close()
         if runner is not None:
             self.context.closing.set()
             await runner.cleanup()
