@@ -95,7 +95,7 @@ async def read_json(request: web.Request, schema: Schema) -> dict[str, Any]:
         raise ApiError(408, "REQUEST_TIMEOUT",
                        f"the request body did not arrive within {seconds:.0f} s",
                        headers={"Connection": "close"}) from None
-    if not raw.strip():
+    if not raw:  # no body at all means no arguments; whitespace is not JSON
         data: Any = {}
     else:
         if ctype != "application/json" and request.headers.get("Content-Type"):
