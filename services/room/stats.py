@@ -1,5 +1,6 @@
 """Room statistics, once a second: upload bitrate, RTT and loss; per member received
-bitrate, jitter, loss and playout delay.
+bitrate, jitter, loss, and what its jitter buffer does (target and current delay, share
+of audio concealed and time-stretched, late packets, FEC recoveries).
 
 Upload figures come from aiortc's ``getStats`` (outbound RTP and the server's receiver
 reports). aiortc's receiver stats carry no byte counts, so each receiver's packet handler
@@ -13,12 +14,11 @@ import time
 from typing import Any
 
 from services.room.mixer import RemoteAudioMixer
-from services.room.rtc import AUDIO_PREFETCH
 
 log = logging.getLogger(__name__)
 
-#: The receive jitter buffer holds this much audio before it releases a packet.
-AIORTC_AUDIO_PREFETCH_MS = AUDIO_PREFETCH * 20
+#: What each member's jitter buffer reports (services.room.jitter), as is.
+PLAYOUT_KEYS = ("target_ms", "delay_ms", "concealed_pct", "stretched_pct", "late", "fec")
 
 
 def count_bytes(receiver: Any) -> None:
@@ -88,9 +88,10 @@ class StatsCollector:
                 "bitrate_kbps": self._rate_kbps(f"m:{member_id}", total, now),
                 "jitter_ms": round(jitter_ms, 1),
                 "packets_lost": member_lost,
-                "playout_delay_ms": (m["depth_ms"] + AIORTC_AUDIO_PREFETCH_MS) if m else None,
+                "playout_delay_ms": m.get("delay_ms"),
                 "level_dbfs": m.get("level_dbfs"),
                 "underruns": m.get("underruns", 0),
+                **{key: m.get(key) for key in PLAYOUT_KEYS},
             }
         self.latest = {
             "up": {
