@@ -9,9 +9,10 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
   and dropped.
 - **Target delay.** Each arrival's transit, ``arrival - timestamp/rate``, is compared
   with the smallest transit of the last ``window_s`` seconds; the target is the
-  ``percentile`` of that lateness plus ``margin_ms``, within ``[min_ms, max_ms]``. On a
-  clean LAN that is a few ms; it grows at once with the jitter and shrinks once the
-  window has forgotten it.
+  ``percentile`` of that lateness plus ``margin_ms``, within ``[min_ms, max_ms]``. When
+  packets came later than that more than once in ``PEAK_HOLD_S`` (spikes too rare for
+  the percentile), the target covers the latest of them too. On a clean LAN that is a
+  few ms; it grows at once with the jitter and shrinks once the window has forgotten it.
 - **Delay.** When a packet is decoded, its delay is how long after its earliest
   possible arrival it is needed: ``now - timestamp/rate - min transit``. Under ``target``
   the decoded block is played a pitch period longer, over it a period shorter
@@ -53,6 +54,9 @@ Samples = npt.NDArray[np.int16]
 STRETCH_EVERY = 5
 #: Arrivals further apart than this start the transit history afresh (a pause).
 GAP_S = 0.5
+#: How long lateness spikes keep the target up, and how close two are one (see _measure).
+PEAK_HOLD_S = 10.0
+SPIKE_MERGE_S = 0.3
 #: A sequence jump this large is a new stream, not loss.
 RESET_JUMP = 1000
 _EMPTY: Samples = np.zeros(0, dtype=np.int16)
@@ -93,6 +97,7 @@ class JitterBuffer:
         # transit history: (arrival, transit); a sliding minimum beside it
         self._transits: deque[tuple[float, float]] = deque()
         self._mins: deque[tuple[float, float]] = deque()
+        self._spikes: deque[tuple[float, float]] = deque()  # (arrival, lateness ms)
         self._last_arrival = -math.inf
         self._puts = 0
         self.jitter_ms = 0.0
@@ -161,11 +166,13 @@ class JitterBuffer:
         self._playing = False
         self._transits.clear()
         self._mins.clear()
+        self._spikes.clear()
 
     def _measure(self, ts: int, now: float) -> None:
         if now - self._last_arrival > GAP_S:
             self._transits.clear()
             self._mins.clear()
+            self._spikes.clear()
         self._last_arrival = now
         transit = now - ts / self.rate
         self._transits.append((now, transit))
@@ -178,12 +185,26 @@ class JitterBuffer:
             self._transits.popleft()
         while mins[0][0] < horizon:
             mins.popleft()
+        lateness = (transit - mins[0][1]) * 1000
+        spikes = self._spikes
+        spiked = lateness > self.jitter_ms + self.margin_ms
+        if spiked:  # later than the percentile plans for; a burst is one spike
+            if spikes and now - spikes[-1][0] < SPIKE_MERGE_S:
+                spikes[-1] = (spikes[-1][0], max(spikes[-1][1], lateness))
+            else:
+                spikes.append((now, lateness))
+        while spikes and spikes[0][0] < now - PEAK_HOLD_S:
+            spikes.popleft()
         self._puts += 1
-        if self._puts % 4 == 0 or len(self._transits) < 8:
+        if self._puts % 4 == 0 or len(self._transits) < 8 or spiked:
             values = np.fromiter((t for _, t in self._transits), np.float64,
                                  len(self._transits))
             self.jitter_ms = float(np.percentile(values - mins[0][1], self.percentile)) * 1000
-            self.target_ms = max(self.min_ms, min(self.max_ms, self.jitter_ms + self.margin_ms))
+            # Spikes more than once lately: plan for the worst of them too (one alone
+            # is a stall, not a pattern).
+            peak = max(m for _, m in spikes) if len(spikes) >= 2 else 0.0
+            self.target_ms = max(self.min_ms, min(self.max_ms,
+                                                  max(self.jitter_ms, peak) + self.margin_ms))
 
     @property
     def _min_transit(self) -> float:

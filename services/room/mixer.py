@@ -179,8 +179,6 @@ class RemoteAudioMixer:
         self.master_gain = 1.0
         self.muted = False
         self.frames_out = 0
-        #: Called on the speaker thread with every mixed block and the time it was pulled.
-        self.on_mixed: Callable[[PcmFrame], None] | None = None
 
     def __repr__(self) -> str:
         state = "running" if self._attached is not None else "stopped"
@@ -270,23 +268,19 @@ class RemoteAudioMixer:
         if sink is not None:
             sink.set_source(self.pull)
 
-    def pull(self, count: int = FRAME_SAMPLES, play_at: float | None = None) -> PcmFrame | None:
-        """Mix ``count`` samples from every source; None when no voice has any."""
+    def pull(self, count: int = FRAME_SAMPLES, play_at: float | None = None) -> PcmFrame:
+        """Mix ``count`` samples from every source (silence when no voice has any: the
+        speaker's listeners, such as the echo canceller's reference, see every block)."""
         with self._pull_lock:
             samples = self._mix(count)
         now = time.monotonic()
         self.frames_out += 1
-        if samples is None:
-            return None
-        frame = PcmFrame(samples.tobytes(), now, self.frames_out)
-        if self.on_mixed is not None:
-            self.on_mixed(frame)
-        return frame
+        data = bytes(2 * count) if samples is None else samples.tobytes()
+        return PcmFrame(data, now, self.frames_out)
 
     def mix_once(self, index: int = 0) -> PcmFrame:
-        """One 20 ms block, silence when nobody speaks (tests)."""
-        frame = self.pull(FRAME_SAMPLES)
-        return frame or PcmFrame(bytes(FRAME_SAMPLES * 2), time.monotonic(), index)
+        """One 20 ms block (tests)."""
+        return self.pull(FRAME_SAMPLES)
 
     def _mix(self, count: int) -> Samples | None:
         acc: npt.NDArray[np.int32] | None = None

@@ -184,8 +184,9 @@ def test_jitter_step_raises_the_target_then_gives_it_back() -> None:
     assert max(before) <= 12
     assert min(during) >= 45 and max(during) <= 75
     assert max(after) <= 12
-    # while jittery, the delay follows the target and little is concealed
-    assert np.median(run.delay_at(10, 20)) == pytest.approx(np.median(during), abs=12)
+    # while jittery, the delay follows the target (up to a pull above it), little is
+    # concealed
+    assert 0 <= np.median(run.delay_at(10, 20)) - np.median(during) <= 20 + 5
     out = run.out
     assert windows_with_tone(out[int(10 * RATE): int(20 * RATE)], 0) >= 0.97
     # once calm, stretching brought the delay back down without gaps
@@ -270,3 +271,23 @@ def test_stretching_moves_by_one_period_without_a_click() -> None:
     assert find_period(quiet, RATE) == (240, 1.0)
     with pytest.raises(ValueError):
         accelerate(block, FRAME)
+
+
+def test_repeated_spikes_the_percentile_misses_raise_the_target() -> None:
+    arrivals = steady(20)
+    for i in range(100, 1000, 50):  # once a second a packet 80 ms late: 2 %, under p95
+        arrivals[i] += 0.08
+    run = simulate(arrivals, 20)
+    buf = run.buf
+    assert buf.jitter_ms < 5  # the percentile does not see them...
+    assert min(run.target_at(5, 20)) >= 80  # ...but two misses in 10 s are a pattern
+    assert buf.late + buf.underruns <= 4  # only the first ones were missed
+    assert windows_with_tone(run.out[int(5 * RATE):], 0) == 1.0
+
+
+def test_a_single_stall_does_not_hold_the_target_up() -> None:
+    arrivals = steady(10)
+    for i in range(100, 108):
+        arrivals[i] = 108 * 0.02
+    run = simulate(arrivals, 10)
+    assert max(run.target_at(6.5, 10)) <= 12  # once the window has forgotten it
