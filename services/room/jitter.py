@@ -57,6 +57,9 @@ GAP_S = 0.5
 #: How long lateness spikes keep the target up, and how close two are one (see _measure).
 PEAK_HOLD_S = 10.0
 SPIKE_MERGE_S = 0.3
+#: Spikes raise the target this far at most: beyond, a stall is concealed and caught
+#: up with, not waited for all the time.
+SPIKE_CAP_MS = 150.0
 #: A sequence jump this large is a new stream, not loss.
 RESET_JUMP = 1000
 _EMPTY: Samples = np.zeros(0, dtype=np.int16)
@@ -202,7 +205,7 @@ class JitterBuffer:
             self.jitter_ms = float(np.percentile(values - mins[0][1], self.percentile)) * 1000
             # Spikes more than once lately: plan for the worst of them too (one alone
             # is a stall, not a pattern).
-            peak = max(m for _, m in spikes) if len(spikes) >= 2 else 0.0
+            peak = min(SPIKE_CAP_MS, max(m for _, m in spikes)) if len(spikes) >= 2 else 0.0
             self.target_ms = max(self.min_ms, min(self.max_ms,
                                                   max(self.jitter_ms, peak) + self.margin_ms))
 
