@@ -202,7 +202,8 @@ class JitterBuffer:
         if self._puts % 4 == 0 or len(self._transits) < 8 or spiked:
             values = np.fromiter((t for _, t in self._transits), np.float64,
                                  len(self._transits))
-            self.jitter_ms = float(np.percentile(values - mins[0][1], self.percentile)) * 1000
+            k = min(len(values) - 1, max(0, math.ceil(self.percentile / 100 * len(values)) - 1))
+            self.jitter_ms = (float(np.partition(values, k)[k]) - mins[0][1]) * 1000
             # Spikes more than once lately: plan for the worst of them too (one alone
             # is a stall, not a pattern).
             peak = min(SPIKE_CAP_MS, max(m for _, m in spikes)) if len(spikes) >= 2 else 0.0
