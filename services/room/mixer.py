@@ -164,10 +164,6 @@ def to_mono48k(frame: Any, source: _Source) -> Samples:
     return (both.astype(np.int32).sum(axis=0) // channels).astype(np.int16)
 
 
-#: ``pull(count, play_at)``: what a speaker asks of its source (see SpeakerSink.set_source).
-PullSource = Callable[[int, float], PcmFrame | None]
-
-
 class RemoteAudioMixer:
     def __init__(self, sink: SpeakerSink | None,
                  buffer_factory: Callable[[], JitterBuffer] = JitterBuffer) -> None:

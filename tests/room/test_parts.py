@@ -357,3 +357,29 @@ def test_empty_display_name_means_the_host_name(tmp_path) -> None:  # type: igno
     named = create_session(Config().replace({"room": {"display_name": "Kitchen"}}), tmp_path,
                            sim=True)
     assert named.settings.display == "Kitchen"
+
+
+async def test_a_track_moved_to_another_member_keeps_its_packets_flowing():
+    from aiortc.jitterbuffer import JitterBuffer
+
+    from services.room.rtc import tap_audio_packets
+
+    class Receiver:
+        def __init__(self) -> None:
+            self._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=4)
+            self.track = FakeTrack([], hang=True)
+
+    receiver = Receiver()
+    tap = tap_audio_packets(receiver)
+    assert tap is not None
+    mixer = RemoteAudioMixer(None)
+    mixer.add_track("a", receiver.track)
+    # as the videoroom rebinds a mid: the old owner's removal runs after the new add
+    removal = asyncio.create_task(mixer.remove("a"))
+    mixer.add_track("b", receiver.track)
+    await asyncio.wait_for(removal, 2)
+    assert mixer.keys() == ["b"] and tap.sink is not None
+    tap.sink(1, 960, b"\xfc\xff\xfe", 0.0)  # reaches b's buffer
+    assert mixer.source_stats()["b"]["packets"] == 1
+    await mixer.stop()
+    assert tap.sink is None
