@@ -16,9 +16,10 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
 - **Delay.** When a packet is decoded, its delay is how long after its earliest
   possible arrival it is needed: ``now - timestamp/rate - min transit``. Under ``target``
   the decoded block is played a pitch period longer, over it a period shorter
-  (:mod:`services.room.stretch`), one change per ``STRETCH_EVERY`` packets at most, so
-  jitter steps and clock drift (of the sender, of this box, of the sound card) move the
-  delay a few ms at a time, preferably in quiet or periodic stretches.
+  (:mod:`services.room.stretch`), one change per ``STRETCH_EVERY`` packets at most (each
+  packet while more than ``FAR_OVER_MS`` over, as after a stall), so jitter steps and
+  clock drift (sender's, this box's, the sound card's) move the delay a few ms at a time,
+  preferably in quiet or periodic stretches.
 - **Loss.** When a packet's turn comes and it is missing but a later one is there, it
   is lost: it is rebuilt from the next packet's in-band FEC when that one is there, else
   concealed by Opus PLC. When nothing at all is there (an underrun) the decoder's PLC
@@ -52,6 +53,8 @@ Samples = npt.NDArray[np.int16]
 
 #: Packets decoded between two stretches (one change per 100 ms with 20 ms packets).
 STRETCH_EVERY = 5
+#: Further over target than this (after a stall), every packet is shortened.
+FAR_OVER_MS = 40.0
 #: Arrivals further apart than this start the transit history afresh (a pause).
 GAP_S = 0.5
 #: How long lateness spikes keep the target up, and how close two are one (see _measure).
@@ -335,10 +338,11 @@ class JitterBuffer:
         """
         self._dues.append(due)
         self._since_stretch += 1
-        if self._since_stretch < STRETCH_EVERY or len(pcm) < self.rate // 100:
+        far = due - self.target_ms > FAR_OVER_MS  # after a stall: catch up faster
+        if (self._since_stretch < STRETCH_EVERY and not far) or len(pcm) < self.rate // 100:
             return pcm
         target, pull = self.target_ms, self._pull_ms
-        least = min(self._dues)  # thread wake-ups vary: trust the smallest
+        least = due if far else min(self._dues)  # thread wake-ups vary: trust the least
         next_offset = (offset + len(pcm) * 1000 / self.rate) % pull
         if due >= target and least - pull < target and next_offset < 2.5:
             return pcm  # the least delay this pull grid allows
@@ -365,10 +369,6 @@ class JitterBuffer:
         return pcm
 
     # -- reporting ----------------------------------------------------------------------
-
-    @property
-    def waiting(self) -> int:
-        return len(self._packets)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -219,7 +219,8 @@ def test_a_stall_is_concealed_and_the_delay_recovers() -> None:
     buf = run.buf
     assert buf.underruns >= 1 and buf.late == 0
     assert buf.samples_concealed > 0.1 * RATE
-    assert np.median(run.delay_at(10, 12)) <= buf.target_ms + 21  # back near the target
+    # back near the target within a second, shortening every packet while far over
+    assert max(run.delay_at(5.2, 12)) <= buf.target_ms + 20 + 10 + 1
     assert windows_with_tone(run.out[int(5 * RATE):], 0) >= 0.97
 
 
