@@ -97,3 +97,17 @@ async def test_a_blocked_loop_leaves_no_gap_in_the_speaker(tmp_path: Path) -> No
     gaps = sorted(set(range(first, last)) - set(loud))
     assert last - first + 1 == len(loud), f"quiet 20 ms windows: {gaps}"
     assert buf.stats()["concealed_pct"] == 0.0 and buf.underruns == 0
+
+
+async def test_sim_mic_clock_drifts_as_configured() -> None:
+    from drivers.audio.sim import SimMic
+
+    fast = SimMic("tone:440", drift_ppm=50_000.0)
+    await asyncio.wait_for(fast.start(), 5)
+    stamps = [(await asyncio.wait_for(fast.read(), 5)).captured_at for _ in range(5)]
+    await fast.stop()
+    assert np.allclose(np.diff(stamps), 0.02 / 1.05, atol=1e-9)  # 5 % fast: shorter frames
+    with pytest.raises(ValueError, match="drift_ppm"):
+        SimMic("tone:440", drift_ppm=1e6)
+    with pytest.raises(ValueError, match="drift_ppm"):
+        SimSpeaker(Path("x.wav"), drift_ppm=-1e6)
