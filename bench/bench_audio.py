@@ -26,7 +26,6 @@ from bench.clicks import (
     OnsetDetector,
     TapMic,
     TapSink,
-    TapTrack,
     match_latencies,
     write_click_wav,
 )
@@ -51,10 +50,6 @@ def ours_mouth_to_ear(env: BenchRoom, clicks: int = CLICKS) -> dict[str, Any]:
     sent, heard, mixed = OnsetDetector(), OnsetDetector(), OnsetDetector()
     a.session.mic = TapMic(a.session.mic, sent)  # type: ignore[assignment]
     b.session.mixer.sink = TapSink(b.session.mixer.sink, mixed)
-    decoded = OnsetDetector()
-    add_track = b.session.mixer.add_track
-    b.session.mixer.add_track = (  # type: ignore[method-assign]
-        lambda key, track: add_track(key, TapTrack(track, decoded)))
     assert b.session.speaker is not None
     b.session.speaker.add_playout_listener(heard.playout_listener())  # type: ignore[attr-defined]
     a.call(lambda s: s.join())
@@ -70,13 +65,13 @@ def ours_mouth_to_ear(env: BenchRoom, clicks: int = CLICKS) -> dict[str, Any]:
         return match_latencies([t for t in sent.onsets if start - 0.5 < t < end],
                                [t for t in arrivals if start < t < end])
 
-    got, to_mixer, to_decoded = window(heard.onsets), window(mixed.onsets), window(decoded.onsets)
+    got, to_mixer = window(heard.onsets), window(mixed.onsets)
     stats = b.session.mixer.source_stats()
     env.drop_peer(b)
     env.drop_peer(a)
     return {"latencies_ms": [x * 1000 for x in got],
             "to_mixer_ms": [x * 1000 for x in to_mixer],
-            "to_decoded_ms": [x * 1000 for x in to_decoded], "sent": len(sent.onsets),
+            "sent": len(sent.onsets),
             "heard": len(heard.onsets), "mixer": stats, "wall_window": (wall_start, wall_end)}
 
 
@@ -143,11 +138,8 @@ def run() -> list[Row]:
         ready = ours["to_mixer_ms"]
         rows.append(Row("audio", "mouth-to-mixer-output p50", percentile(ready, 50), "ms",
                         percentile(ref.get("latencies_ms") or [], 50) if ref else None,
-                        "chromium", notes="ours without the speaker's buffer"))
-        rows.append(Row("audio", "mouth-to-decoder-output p50",
-                        percentile(ours["to_decoded_ms"], 50), "ms",
-                        percentile(ref.get("latencies_ms") or [], 50) if ref else None,
-                        "chromium", notes="ours at aiortc's track (jitter buffer + decode)"))
+                        "chromium", notes="ours without the speaker's buffer (jitter "
+                        "buffer, decode and mix happen as the speaker pulls)"))
 
         member = env.peer("m", env.new_room(), tone="tone:440")
         member.call(lambda s: s.join())

@@ -1,11 +1,12 @@
 """Mixer: CPU per added remote audio stream, 1 to 16 streams.
 
-The room's :class:`~services.room.mixer.RemoteAudioMixer` is fed N synthetic remote
-tracks that hand out decoded frames exactly as aiortc's Opus decoder does (48 kHz s16
-stereo, 20 ms, paced in real time); its clock mixes into a sink that drops the frames.
-CPU is this process' CPU time over a fixed stretch. The slope over N is the cost of one
-more stream. The reference is what one stream costs before it reaches the mixer: PyAV's
-Opus decoder decoding 50 packets a second, measured here the same way.
+The room's :class:`~services.room.mixer.RemoteAudioMixer` gets N remote tracks whose
+receivers are tapped as in a room (:func:`services.room.rtc.tap_audio_packets`): a task
+per stream hands the tap a 20 ms Opus packet every 20 ms, as aiortc's receiver does, and
+each member's jitter buffer orders, decodes and mixes them as a sink thread pulls 20 ms
+every 20 ms. CPU is this process' CPU time over a fixed stretch; the slope over N is the
+cost of one more stream, decoding included. The reference is PyAV's Opus decoder alone
+decoding 50 packets a second (what aiortc's receiver spent before the mixer).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import threading
 import time
 from typing import Any
 
@@ -42,48 +44,89 @@ def _decoded_frame(pts: int) -> av.AudioFrame:
     return frame
 
 
-class SyntheticTrack:
-    """What aiortc's remote audio track hands the mixer, every 20 ms."""
+class PacedPackets:
+    """A remote track's receiver, tapped, handed one Opus packet every 20 ms."""
 
     kind = "audio"
 
-    def __init__(self, frames: list[av.AudioFrame]) -> None:
-        self._frames = frames
-        self._n = 0
-        self._start = time.monotonic()
+    def __init__(self, packets: list[bytes]) -> None:
+        from aiortc.jitterbuffer import JitterBuffer
 
-    async def recv(self) -> av.AudioFrame:
-        due = self._start + self._n * SAMPLES / RATE
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        frame = self._frames[self._n % len(self._frames)]
-        self._n += 1
-        return frame
+        from services.room.rtc import tap_audio_packets
+
+        self.track = self  # what the tap is looked up by, as aiortc's receiver.track
+        self._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=4)
+        tap = tap_audio_packets(self)
+        assert tap is not None
+        self.tap = tap
+        self._packets = packets
+
+    async def recv(self) -> Any:  # a tapped track yields nothing, as in a room
+        await asyncio.Event().wait()
+
+    async def feed(self) -> None:
+        from aiortc.rtp import RtpPacket
+
+        start = time.monotonic()
+        n = 0
+        while True:
+            await asyncio.sleep(max(0.0, start + n * SAMPLES / RATE - time.monotonic()))
+            packet = RtpPacket(sequence_number=n & 0xFFFF, timestamp=(n * SAMPLES) & 0xFFFFFFFF)
+            packet._data = self._packets[n % len(self._packets)]  # type: ignore[attr-defined]
+            self.tap.add(packet)
+            n += 1
 
 
 class NullSink:
+    """A speaker that pulls its source every 20 ms on its own thread and plays nothing."""
+
     def __init__(self) -> None:
         self.frames = 0
+        self._source: Any = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-speaker", daemon=True)
+        self._thread.start()
+
+    def set_source(self, source: Any) -> None:
+        self._source = source
 
     def write(self, frame: PcmFrame) -> None:
         self.frames += 1
 
+    def _run(self) -> None:
+        due = time.monotonic()
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            due += 0.02
+            source = self._source
+            if source is not None:
+                source(960, due)
+                self.frames += 1
 
-async def _mixer_cpu(n: int, frames: list[av.AudioFrame]) -> dict[str, float]:
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1.0)
+
+
+async def _mixer_cpu(n: int, packets: list[bytes]) -> dict[str, float]:
     sink = NullSink()
     mixer = RemoteAudioMixer(sink)  # type: ignore[arg-type]
-    for i in range(n):
-        mixer.add_track(f"m{i}", SyntheticTrack(frames))
+    streams = [PacedPackets(packets) for _ in range(n)]
+    for i, stream in enumerate(streams):
+        mixer.add_track(f"m{i}", stream)
+    feeders = [asyncio.create_task(s.feed(), name=f"bench:feed{i}")
+               for i, s in enumerate(streams)]
     mixer.start()
     await asyncio.sleep(0.5)  # settle
     c0, w0, f0 = time.process_time(), time.monotonic(), sink.frames
     await asyncio.sleep(SECONDS)
     cpu, wall = time.process_time() - c0, time.monotonic() - w0
     out = sink.frames - f0
+    for task in feeders:
+        task.cancel()
+    await asyncio.gather(*feeders, return_exceptions=True)
     await mixer.stop()
-    return {"streams": n, "cpu_ms_per_s": cpu / wall * 1000, "frames_out": out,
-            "late_ticks": mixer.late_ticks}
+    sink.close()
+    return {"streams": n, "cpu_ms_per_s": cpu / wall * 1000, "frames_out": out}
 
 
 async def _idle_cpu() -> float:
@@ -119,12 +162,20 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def _opus_packets(count: int = 50) -> list[bytes]:
+    from services.audio.opus import OpusEncoder
+
+    with OpusEncoder(channels=2, bitrate=64_000) as enc:
+        return [enc.encode(_decoded_frame(i * SAMPLES).to_ndarray().reshape(-1))
+                for i in range(count)]
+
+
 def measure() -> dict[str, Any]:
-    frames = [_decoded_frame(i * SAMPLES) for i in range(50)]
+    packets = _opus_packets()
 
     async def all_counts() -> tuple[float, list[dict[str, float]]]:
         idle = await _idle_cpu()
-        return idle, [await _mixer_cpu(n, frames) for n in COUNTS]
+        return idle, [await _mixer_cpu(n, packets) for n in COUNTS]
 
     idle, points = asyncio.run(all_counts())
     slope = _slope([p["streams"] for p in points], [p["cpu_ms_per_s"] for p in points])
@@ -142,7 +193,7 @@ def run() -> list[Row]:
         if p["streams"] in (1, 16):
             rows.append(Row("mixer", f"CPU with {p['streams']} streams", p["cpu_ms_per_s"],
                             "ms CPU/s", ref * p["streams"], f"opus decode x{p['streams']}",
-                            notes=f"late ticks {p['late_ticks']:.0f}"))
+                            notes="decode, jitter buffer and mix"))
     return rows
 
 

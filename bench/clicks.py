@@ -121,8 +121,9 @@ class TapMic:
 
 
 class TapSink:
-    """A :class:`SpeakerSink` wrapper recording click onsets at the time each frame is
-    handed to it (the frame is ready to play: "playout-ready")."""
+    """A :class:`SpeakerSink` wrapper recording click onsets at the time each block is
+    pulled from its source (the mixer) or handed to it (the frame is ready to play:
+    "playout-ready")."""
 
     def __init__(self, sink: Any, detector: OnsetDetector) -> None:
         self.sink = sink
@@ -132,29 +133,17 @@ class TapSink:
         self.detector.feed(frame.samples, time.monotonic())
         self.sink.write(frame)
 
+    def set_source(self, source: Any) -> None:
+        if source is None:
+            self.sink.set_source(None)
+            return
+
+        def tapped(count: int, play_at: float) -> PcmFrame | None:
+            frame: PcmFrame | None = source(count, play_at)
+            self.detector.feed(frame.samples if frame else bytes(2 * count), time.monotonic())
+            return frame
+
+        self.sink.set_source(tapped)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sink, name)
-
-
-class TapTrack:
-    """A remote audio track wrapper recording click onsets as decoded frames come out
-    of the receiver (after the jitter buffer and the decoder)."""
-
-    kind = "audio"
-
-    def __init__(self, track: Any, detector: OnsetDetector) -> None:
-        self.track = track
-        self.detector = detector
-
-    async def recv(self) -> Any:
-        frame = await self.track.recv()
-        data = frame.to_ndarray().reshape(-1)
-        channels = len(frame.layout.channels)
-        if channels > 1 and not frame.format.is_planar:
-            data = data[::channels]
-        self.detector.feed(np.ascontiguousarray(data, dtype="<i2").tobytes(),
-                           time.monotonic())
-        return frame
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.track, name)

@@ -127,6 +127,12 @@ class AudioConfig:
     aec: bool = setting(True, "Acoustic echo cancellation.")
     noise_suppression: bool = setting(True, "Noise suppression.")
     agc: bool = setting(True, "Automatic gain control.")
+    jitter_min_ms: float = setting(
+        10.0, "Least delay the receive jitter buffer keeps, in ms (it adapts above this to "
+        "the measured jitter).", minimum=0.0, maximum=500.0, restart="room")
+    jitter_max_ms: float = setting(
+        300.0, "Most delay the receive jitter buffer may grow to, in ms.", minimum=20.0,
+        maximum=2000.0, restart="room")
 
 
 @dataclass(frozen=True)
@@ -248,6 +254,13 @@ class SimConfig:
                            restart="audio")
     speaker_max_mb: int = setting(50, "Size at which the sim speaker WAV is rotated.",
                                   minimum=1, maximum=10000)
+    speaker_drift_ppm: float = setting(
+        0.0, "How fast the sim speaker's clock runs against the system clock, in ppm "
+        "(negative: slow), as a sound card's crystal would.", minimum=-10000.0,
+        maximum=10000.0, restart="audio")
+    mic_drift_ppm: float = setting(
+        0.0, "How fast the sim mic's clock runs against the system clock, in ppm.",
+        minimum=-10000.0, maximum=10000.0, restart="audio")
     camera: Literal["pattern"] = setting("pattern", "Sim camera source.", restart="video")
 
 

@@ -57,7 +57,8 @@ def open_mic(config: Config, state_dir: Path, *, sim: bool, emit: Emit = null_em
         from drivers.audio.sim import SimMic
 
         log.info("mic: sim %s (%s)", config.sim.mic, reason)
-        return SimMic(config.sim.mic, state_dir=state_dir, gain=audio.mic_volume)
+        return SimMic(config.sim.mic, state_dir=state_dir, gain=audio.mic_volume,
+                      drift_ppm=config.sim.mic_drift_ppm)
     from drivers.audio.alsa import AlsaMic
 
     log.info("mic: ALSA %s (%s)", audio.mic_device, reason)
@@ -77,7 +78,7 @@ def open_speaker(config: Config, state_dir: Path, *, sim: bool,
         path = path if path.is_absolute() else state_dir / path
         log.info("speaker: sim, writing %s (%s)", path, reason)
         return SimSpeaker(path, max_bytes=config.sim.speaker_max_mb * 1024 * 1024,
-                          volume=audio.speaker_volume)
+                          volume=audio.speaker_volume, drift_ppm=config.sim.speaker_drift_ppm)
     from drivers.audio.alsa import AlsaSpeaker
 
     log.info("speaker: ALSA %s (%s)", audio.speaker_device, reason)

@@ -1,9 +1,12 @@
 """ALSA microphone and speaker on pyalsaaudio.
 
 Each device has its own thread doing blocking reads or writes. The mic hands 20 ms
-frames to the event loop through a :class:`DropOldestQueue`; the speaker takes frames
-from a small :class:`FrameBuffer` (2-3 frames) and keeps the device's own buffer short,
-so what it plays stays within a few tens of milliseconds of what it was given.
+frames to the event loop through a :class:`DropOldestQueue`. The speaker pulls from its
+source (the room's mixer) one period at a time, when the device has room for it, so the
+sound card's clock paces playout; with no source set it plays frames given to ``write``
+from a small :class:`FrameBuffer` (2-3 frames). Either way it keeps the device's own
+buffer short (``max_delay_ms``), so what it plays stays within a few tens of
+milliseconds of what it was given.
 
 Xruns (EPIPE) are recovered in place and counted. Any other I/O error means the device
 is gone: it is closed, ``device-lost`` is emitted, and it is reopened with backoff
@@ -257,46 +260,78 @@ class AlsaSpeaker(PlayoutTaps, AlsaStream):
             raise self._broken(exc) from exc
 
     def _io(self, pcm: Any) -> None:
-        import alsaaudio
-
         params = self.params
         assert params is not None
-        framesize = 2 * params.channels * (2 if params.format != "S16_LE" else 1)
         silence = self._device_bytes(bytes(2 * SAMPLE_RATE * FRAME_MS // 1000), params)
         while not self._stopping.is_set():
+            if self._source is not None:
+                self._pull_period(pcm, params, silence)
+                continue
             frame = self._buffer.get(timeout=0.1)
-            if frame is None or self._stopping.is_set():
+            if frame is None or self._stopping.is_set() or self._source is not None:
                 continue
             mono = to_mono_frame(frame)
             if self._queued_s(pcm, params) > self._max_delay_s:
                 self._late += 1  # the device is too far ahead: keep latency bounded
                 continue
-            mono = apply_gain(mono, self._gain)
-            data = self._device_bytes(mono, params)
-            ran_dry = pcm.state() == alsaaudio.PCM_STATE_XRUN
-            for _attempt in range(3):
-                if pcm.state() != alsaaudio.PCM_STATE_RUNNING and not all(
-                        self._write(pcm, silence) != -errno.EPIPE
-                        for _ in range(self._prefill)):
-                    ran_dry = True  # it was stopped by an underrun; now re-prepared
-                    continue
-                if self._write(pcm, data) != -errno.EPIPE:
-                    break
-                # pyalsaaudio re-prepared the stream; this frame was not written.
-                ran_dry = True
-            # Running dry after a pause between streams is expected, not an underrun.
-            if ran_dry and time.monotonic() - self._last_write <= self._idle_s:
-                self._underruns += 1
-                log.debug("speaker %s: underrun #%d", self.device, self._underruns)
-            now = self._last_write = time.monotonic()
-            queued = self._queued_s(pcm, params)
-            played_at = now + max(0.0, queued - len(data) / framesize / params.rate)
-            index = self.counters["frames"]
-            self.counters["frames"] = index + 1
-            self._level = level_dbfs(mono)
-            if self._listeners:
-                notify_playout(self._listeners, PcmFrame(mono, frame.captured_at, index),
-                               played_at, self._listener_failed)
+            self._play(pcm, params, silence, mono, frame.captured_at)
+
+    def _pull_period(self, pcm: Any, params: DeviceParams, silence: bytes) -> None:
+        """One period from the source, when the device has room for it: the device's
+        clock paces the pulls. The device buffer is kept under ``max_delay_ms``."""
+        source = self._source
+        if source is None:
+            return
+        period_s = params.period_size / params.rate
+        room_at = self._queued_s(pcm, params) + period_s - self._max_delay_s
+        if room_at > 0 and self._stopping.wait(room_at):  # the device drains meanwhile
+            return
+        count = max(1, round(params.period_size * SAMPLE_RATE / params.rate))
+        now = time.monotonic()
+        try:
+            frame = source(count, now + self._queued_s(pcm, params))
+        except Exception:
+            log.exception("speaker %s: its source failed; playing silence", self.device)
+            frame = None
+        mono = to_mono_frame(frame) if frame is not None else bytes(2 * count)
+        self._play(pcm, params, silence, mono, frame.captured_at if frame else now,
+                   notify=frame is not None)
+
+    def _play(self, pcm: Any, params: DeviceParams, silence: bytes, mono: bytes,
+              captured_at: float, notify: bool = True) -> None:
+        """Write one block (48 kHz mono) to the device, recovering an xrun in place."""
+        import alsaaudio
+
+        framesize = 2 * params.channels * (2 if params.format != "S16_LE" else 1)
+        mono = apply_gain(mono, self._gain)
+        data = self._device_bytes(mono, params)
+        ran_dry = pcm.state() == alsaaudio.PCM_STATE_XRUN
+        for _attempt in range(3):
+            if pcm.state() != alsaaudio.PCM_STATE_RUNNING and not all(
+                    self._write(pcm, silence) != -errno.EPIPE
+                    for _ in range(self._prefill)):
+                ran_dry = True  # it was stopped by an underrun; now re-prepared
+                continue
+            if self._write(pcm, data) != -errno.EPIPE:
+                break
+            # pyalsaaudio re-prepared the stream; this frame was not written.
+            ran_dry = True
+        # Running dry after a pause between streams is expected, not an underrun.
+        if ran_dry and time.monotonic() - self._last_write <= self._idle_s:
+            self._underruns += 1
+            log.debug("speaker %s: underrun #%d", self.device, self._underruns)
+        now = self._last_write = time.monotonic()
+        queued = self._queued_s(pcm, params)
+        played_at = now + max(0.0, queued - len(data) / framesize / params.rate)
+        if not notify:
+            self._level = -math.inf
+            return
+        index = self.counters["frames"]
+        self.counters["frames"] = index + 1
+        self._level = level_dbfs(mono)
+        if self._listeners:
+            notify_playout(self._listeners, PcmFrame(mono, captured_at, index),
+                           played_at, self._listener_failed)
 
     def _listener_failed(self, exc: BaseException) -> None:
         log.warning("speaker %s: playout listener failed: %r", self.device, exc)

@@ -7,6 +7,7 @@ so latency can be measured end to end on one clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -53,11 +54,23 @@ class MicSource(Protocol):
     async def stop(self) -> None: ...
 
 
+#: A speaker's source: ``source(count, play_at)`` gives ``count`` samples (48 kHz mono)
+#: to be heard from ``play_at`` (``time.monotonic()``), or None for silence. Called on
+#: the speaker's own thread, paced by the device.
+PlayoutSource = Callable[[int, float], "PcmFrame | None"]
+
+
 @runtime_checkable
 class SpeakerSink(Protocol):
-    """A speaker with a small bounded buffer; :meth:`write` never blocks."""
+    """A speaker. Playout is pulled: with a source set, the device thread asks it for
+    exactly what the device wants, when it wants it. Without one, frames given to
+    :meth:`write` go into a small bounded buffer (which never blocks)."""
 
     async def start(self) -> None: ...
+
+    def set_source(self, source: PlayoutSource | None) -> None:
+        """Pull playout from ``source`` (None: back to :meth:`write`)."""
+        ...
 
     def write(self, frame: PcmFrame) -> None:
         """Queue a frame for playout; when the buffer is full the oldest frame is dropped."""

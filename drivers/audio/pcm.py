@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from drivers.audio.base import BYTES_PER_SAMPLE, FRAME_SAMPLES, SAMPLE_RATE, PcmFrame
+from drivers.audio.base import (
+    BYTES_PER_SAMPLE,
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    PcmFrame,
+    PlayoutSource,
+)
 
 FloatArray = npt.NDArray[np.float32]
 Int16Array = npt.NDArray[np.int16]
@@ -229,13 +235,19 @@ def notify_playout(listeners: list[PlayoutListener], frame: PcmFrame, played_at:
 
 
 class PlayoutTaps:
-    """What the speaker backends share: the hand-over buffer ``write`` fills, the
-    playout listeners and the level of what was played last. The backend sets
-    ``_buffer``, ``_listeners`` and ``_level`` in its ``__init__``."""
+    """What the speaker backends share: the source playout is pulled from (or else the
+    hand-over buffer ``write`` fills), the playout listeners and the level of what was
+    played last. The backend sets ``_buffer``, ``_listeners`` and ``_level`` in its
+    ``__init__``."""
 
     _buffer: FrameBuffer
     _listeners: list[PlayoutListener]
     _level: float
+    _source: PlayoutSource | None = None
+
+    def set_source(self, source: PlayoutSource | None) -> None:
+        self._source = source
+        self._buffer.wake()
 
     def write(self, frame: PcmFrame) -> None:
         self._buffer.put(frame)

@@ -5,10 +5,16 @@ microphone captured it: frame ``n`` covers ``start + n*20ms`` onwards and is rea
 later, so there is no drift however long it runs. A consumer that falls more than
 ``queue_frames`` behind loses the oldest frames, as with a real device.
 
-``SimSpeaker`` is a playout clock: every 20 ms it takes one frame from its small buffer
-(or silence when none is there) and appends it to a WAV file in the state dir, which is
-rotated at a size cap. The file is therefore a faithful timeline of what a speaker
-would have played.
+``SimSpeaker`` is a playout clock: every 20 ms of its own clock it pulls one frame from
+its source (the room's mixer; or, with no source set, takes one from the small buffer
+``write`` fills), silence when there is none, and appends it to a WAV file in the state
+dir, which is rotated at a size cap. The file is therefore a faithful timeline of what a
+speaker would have played. It models an ideal device: a block is heard the moment it is
+pulled (a real card adds its buffer).
+
+Both clocks can be made to run fast or slow against the system clock (``drift_ppm``,
+from ``sim.mic_drift_ppm`` and ``sim.speaker_drift_ppm``), as two crystals do, so that
+what drift does to the room's delay can be reproduced.
 """
 
 from __future__ import annotations
@@ -109,9 +115,12 @@ class SimMic:
     """A :class:`~drivers.audio.base.MicSource` playing a tone, silence or a WAV file."""
 
     def __init__(self, source: str = "tone:440", *, state_dir: Path = Path("."),
-                 gain: int = 100, queue_frames: int = 4) -> None:
+                 gain: int = 100, queue_frames: int = 4, drift_ppm: float = 0.0) -> None:
         if queue_frames < 1:
             raise ValueError("queue_frames must be >= 1")
+        if not -100_000 < drift_ppm < 100_000:
+            raise ValueError(f"drift_ppm must be within +-100000, got {drift_ppm}")
+        self._period = FRAME_S / (1 + drift_ppm * 1e-6)  # a fast clock: shorter frames
         self._source = _Source(source, state_dir)
         self._gain = percent_to_gain(gain)
         self._queue_frames = queue_frames
@@ -142,13 +151,14 @@ class SimMic:
         if self._stopped or self._start is None:
             raise EOFError("mic stopped")
         start = self._start
-        ready = math.floor((time.monotonic() - start) / FRAME_S)  # frames complete now
+        period = self._period
+        ready = math.floor((time.monotonic() - start) / period)  # frames complete now
         oldest = ready - self._queue_frames
         if self._next < oldest:
             self._dropped += oldest - self._next
             self._next = oldest
         n = self._next
-        delay = start + (n + 1) * FRAME_S - time.monotonic()
+        delay = start + (n + 1) * period - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         if self._stopped:
@@ -156,7 +166,7 @@ class SimMic:
         self._next = n + 1
         self._frames += 1
         samples = apply_gain(self._source.frame(self._base + n), self._gain)
-        return PcmFrame(samples, start + n * FRAME_S, self._base + n)
+        return PcmFrame(samples, start + n * period, self._base + n)
 
     def set_gain(self, percent: int) -> None:
         self._gain = percent_to_gain(percent)
@@ -187,9 +197,12 @@ class SimSpeaker(PlayoutTaps):
 
     def __init__(self, path: Path, *, max_bytes: int = 50 * 1024 * 1024, volume: int = 100,
                  buffer_frames: int = 3, idle_s: float = 0.5,
-                 sync_every_frames: int = 10) -> None:
+                 sync_every_frames: int = 10, drift_ppm: float = 0.0) -> None:
         if max_bytes < 44 + FRAME_BYTES:
             raise ValueError(f"max_bytes must be at least {44 + FRAME_BYTES}")
+        if not -100_000 < drift_ppm < 100_000:
+            raise ValueError(f"drift_ppm must be within +-100000, got {drift_ppm}")
+        self._period = FRAME_S / (1 + drift_ppm * 1e-6)
         self.path = path
         self._max_bytes = max_bytes
         self._gain = percent_to_gain(volume)
@@ -272,13 +285,23 @@ class SimSpeaker(PlayoutTaps):
         self._rotations += 1
         log.info("sim speaker: rotated %s at %d bytes", self.path, wav.size)
 
+    def _next_frame(self, due: float) -> PcmFrame | None:
+        source = self._source
+        if source is None:
+            return self._buffer.get(timeout=0)
+        try:
+            return source(FRAME_SAMPLES, due)
+        except Exception:
+            log.exception("sim speaker: its source failed; playing silence")
+            return None
+
     def _run(self) -> None:
         start = time.monotonic()
         slot = 0
         gap = -1  # silent slots since the last frame; -1 = no stream yet
         try:
             while True:
-                due = start + slot * FRAME_S
+                due = start + slot * self._period
                 delay = due - time.monotonic()
                 if delay > 0 and self._stopping.wait(delay):
                     break
@@ -286,7 +309,7 @@ class SimSpeaker(PlayoutTaps):
                     break
                 if -delay > 1.0:  # the thread was starved (suspend?): restart the clock
                     start, slot, due = time.monotonic(), 0, time.monotonic()
-                frame = self._buffer.get(timeout=0)
+                frame = self._next_frame(due)
                 if frame is None:
                     samples = SILENCE_FRAME
                     if gap >= 0:

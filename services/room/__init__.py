@@ -69,9 +69,17 @@ def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = n
                         speaker_enabled=audio.speaker_enabled,
                         speaker_volume=audio.speaker_volume,
                         video_enabled=config.video.enabled, role=room.role)
+    from functools import partial
+
+    from services.room.jitter import JitterBuffer
+    from services.room.mixer import RemoteAudioMixer
+
+    buffers = partial(JitterBuffer, min_ms=audio.jitter_min_ms,
+                      max_ms=max(audio.jitter_min_ms, audio.jitter_max_ms))
     session = JanusRoomSession(settings, mic=mic, speaker=speaker,
                                video_track_factory=video_track_factory, emit=emit,
-                               controls=controls, on_remote_video=on_remote_video)
+                               controls=controls, on_remote_video=on_remote_video,
+                               mixer=RemoteAudioMixer(speaker, buffers))
     session.built_from = config
     return session
 

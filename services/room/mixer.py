@@ -1,16 +1,18 @@
-"""RemoteAudioMixer: every remote voice, decoded, gained and summed into the speaker.
+"""RemoteAudioMixer: every remote voice, buffered, gained and summed for the speaker.
 
-Each remote audio track gets a reader task that converts what the decoder gives into
-48 kHz mono samples and pushes them into that member's :class:`PlayoutBuffer`. One clock
-task ticks every 20 ms: it pulls one frame from every buffer (silence from a buffer that
-has nothing: a late or lost stream never stalls the mix), applies per-member gain and
-mute, sums with clipping and writes the frame to the :class:`SpeakerSink`.
+Playout is pulled by the sound card: the speaker's own thread calls :meth:`pull` for
+exactly the samples the device wants, when it wants them, so the card's clock drives
+everything and a busy event loop makes no gap. Each remote voice has its own
+:class:`~services.room.jitter.JitterBuffer`, fed with RTP packets straight from aiortc's
+receiver (:func:`services.room.rtc.tap_audio_packets`) on the event loop and pulled on
+the speaker thread: it orders, decodes (libopus), conceals and time-stretches. A track
+whose receiver could not be tapped is read as decoded frames into a small
+:class:`DecodedFeed` instead.
 
-Each buffer is an adaptive jitter buffer: about one frame deep on a clean LAN, deeper
-while arrivals are jittery, concealing a late frame instead of stopping to refill, and
-bounded so latency cannot build up. ``buffer_factory`` swaps in another playout policy.
-The mix works in integers, does not mix when no stream has a frame, and measures each
-member's level on a thinned-out block every few frames.
+Sources are replaced as a whole tuple (never mutated in place), so the speaker thread
+iterates a consistent snapshot without holding up the loop; each buffer has its own
+lock. The mix works in integers and measures each member's level on a thinned-out
+block every few pulls.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +32,8 @@ import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError
 
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame, SpeakerSink
+from services.room.jitter import JitterBuffer
+from services.room.rtc import packet_tap
 
 log = logging.getLogger(__name__)
 
@@ -45,172 +50,81 @@ class RemoteTrack(Protocol):
     async def recv(self) -> Any: ...
 
 
-class PlayoutBuffer:
-    """An adaptive jitter buffer of 20 ms frames for one remote voice.
+class PlayoutSource(Protocol):
+    """What the mixer pulls from: ``count`` samples, or None while the voice is quiet."""
 
-    It aims to hold ``target`` frames when the clock pulls one (one frame on a clean
-    LAN, so a voice waits at most a frame or two). The target grows with the measured
-    arrival jitter: each push is compared with the earliest arrival of the last
-    second (a packet 45 ms behind it needs 2-3 frames of reserve), and that peak decays
-    slowly (``decay`` per push). An underrun adds a frame too, given back after ``calm_pulls``
-    pulls without one.
+    def pull(self, count: int) -> Samples | None: ...
 
-    An underrun never stops playout to refill: the missing frame is concealed (the last
-    frame once more, fading out; then silence) and the late frame plays at the next tick.
-    A packet more than ``STALL_SECONDS`` late is a stall, not jitter, and does not raise the
-    target. Waiting frames above the target that a whole ``window`` never needed are latency: one
-    is dropped per window, cross-faded into the next so the cut does not click. At most
-    ``max_frames`` wait; beyond that the oldest are dropped.
+    def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class DecodedFeed:
+    """Decoded frames (from a track aiortc decodes itself) waiting to be played.
+
+    The fallback when a receiver could not be tapped: no reordering or concealment
+    (aiortc's own buffer did that), just a bounded FIFO that starts once ``start``
+    samples wait and drops the oldest beyond ``limit``.
     """
 
-    def __init__(self, max_frames: int = 10, start_target: int = 1, min_target: int = 1,
-                 max_target: int = 5, window: int = 8, calm_pulls: int = 50,
-                 decay: float = 0.98, clock: Callable[[], float] = time.monotonic) -> None:
-        if not 1 <= min_target <= start_target <= max_target < max_frames:
-            raise ValueError("PlayoutBuffer needs 1 <= min_target <= start_target <= "
-                             f"max_target < max_frames, got {min_target}, {start_target}, "
-                             f"{max_target}, {max_frames}")
-        self.max_frames = max_frames
-        self.min_target = min_target
-        self.max_target = max_target
-        self.window = window
-        self.calm_pulls = calm_pulls
-        self.decay = decay
-        self._clock = clock
-        self._frames: deque[Samples] = deque()
-        self._partial: Samples = _EMPTY
-        # jitter: arrival time minus the media time pushed, against its recent minimum
-        self._media = 0.0
-        self._pushes = 0
-        self._history: deque[tuple[int, float]] = deque()
-        self._last_push = -math.inf
-        self.jitter_peak_s = 0.0
-        self._extra = start_target - min_target  # frames added by underruns
-        self._calm = 0
-        self._ticks = 0
-        self._window_min = max_frames
-        self._last: Samples | None = None
-        self._missing = 0  # consecutive pulls with nothing to play
-        self.dropped = 0
+    def __init__(self, start: int = FRAME_SAMPLES, limit: int = 10 * FRAME_SAMPLES) -> None:
+        self._chunks: deque[Samples] = deque()
+        self._size = 0
+        self._start, self._limit = start, limit
+        self._playing = False
+        self._lock = threading.Lock()
         self.underruns = 0
-        self.concealed = 0
-        self.stalls = 0
-        self.trimmed = 0
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    @property
-    def target(self) -> int:
-        """Frames the buffer aims to hold when a frame is pulled."""
-        jitter = math.ceil(self.jitter_peak_s / FRAME_SECONDS - 0.5)
-        return max(self.min_target,
-                   min(self.max_target, self.min_target + max(jitter, self._extra)))
+        self.dropped = 0
 
     def push(self, samples: Samples) -> None:
-        self._measure(len(samples))
-        data = np.concatenate((self._partial, samples)) if len(self._partial) else samples
-        whole = len(data) // FRAME_SAMPLES
-        if whole == 1 and len(data) == FRAME_SAMPLES:
-            self._frames.append(data)
-        else:
-            for i in range(whole):
-                self._frames.append(data[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
-        self._partial = data[whole * FRAME_SAMPLES:] if len(data) % FRAME_SAMPLES else _EMPTY
-        while len(self._frames) > self.max_frames:
-            self._frames.popleft()
-            self.dropped += 1
+        with self._lock:
+            self._chunks.append(samples)
+            self._size += len(samples)
+            while self._size > self._limit:
+                self.dropped += len(self._chunks[0])
+                self._size -= len(self._chunks.popleft())
 
-    def _measure(self, count: int) -> None:
-        now = self._clock()
-        if now - self._last_push > GAP_SECONDS:  # first push, or after a pause: start over
-            self._media = 0.0
-            self._history.clear()
-        # How late this push is against the earliest arrival of the last HISTORY pushes
-        # (a sliding minimum, so a lasting change of delay or clock drift passes).
-        self._pushes += 1
-        relative = now - self._media
-        history = self._history
-        while history and history[-1][1] >= relative:
-            history.pop()
-        history.append((self._pushes, relative))
-        if history[0][0] <= self._pushes - HISTORY:
-            history.popleft()
-        late = relative - history[0][1]
-        if late > STALL_SECONDS:  # a stall no reserve bridges: do not hold latency for it
-            self.stalls += 1
-            late = 0.0
-        self.jitter_peak_s = max(self.jitter_peak_s * self.decay, late)
-        self._last_push = now
-        self._media += count / SAMPLE_RATE
+    def pull(self, count: int) -> Samples | None:
+        with self._lock:
+            if not self._playing and self._size < self._start:
+                return None
+            if self._size < count:
+                self._playing = False
+                if self._size:
+                    self.underruns += 1
+                return None
+            self._playing = True
+            out = np.empty(count, np.int16)
+            filled = 0
+            while filled < count:
+                chunk = self._chunks[0]
+                take = min(count - filled, len(chunk))
+                out[filled:filled + take] = chunk[:take]
+                filled += take
+                if take == len(chunk):
+                    self._chunks.popleft()
+                else:
+                    self._chunks[0] = chunk[take:]
+            self._size -= count
+            return out
 
-    def pull(self) -> Samples | None:
-        """The next frame, or None (the caller plays silence)."""
-        frames = self._frames
-        if not frames:
-            return self._conceal()
-        self._missing = 0
-        self._calm += 1
-        if self._calm >= self.calm_pulls and self._extra > 0:
-            self._extra -= 1
-            self._calm = 0
-        depth = len(frames)
-        if depth < self._window_min:
-            self._window_min = depth
-        self._ticks += 1
-        if self._ticks >= self.window:
-            excess = self._window_min - self.target
-            self._ticks, self._window_min = 0, self.max_frames
-            if excess > 0 and depth >= 2:
-                self.trimmed += 1
-                out = _crossfade(frames.popleft(), frames.popleft())
-                self._last = out
-                return out
-        out = frames.popleft()
-        self._last = out
-        return out
+    def stats(self) -> dict[str, Any]:
+        return {"delay_ms": round(self._size * 1000 / SAMPLE_RATE, 1),
+                "underruns": self.underruns, "dropped": self.dropped}
 
-    def _conceal(self) -> Samples | None:
-        if self._last is None:
-            return None  # nothing played yet: nothing is late
-        self._missing += 1
-        if self._missing > 1:
-            return None
-        self.underruns += 1
-        self._calm = 0
-        if self._extra < self.max_target - self.min_target:
-            self._extra += 1
-        self._window_min = 0
-        self.concealed += 1
-        return (self._last * _FADE_OUT).astype(np.int16)
-
-    @property
-    def depth_ms(self) -> int:
-        return len(self._frames) * 1000 * FRAME_SAMPLES // SAMPLE_RATE
-
-
-FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
-#: A stream silent this long starts a new arrival schedule (a pause is not jitter).
-GAP_SECONDS = 0.5
-#: Pushes (of 20 ms) over which the earliest arrival is the reference for lateness.
-HISTORY = 50
-#: Later than this is a stall (the sender or this box stopped), not jitter to plan for.
-STALL_SECONDS = 0.08
-_EMPTY: Samples = np.zeros(0, dtype=np.int16)
-_FADE_OUT = np.linspace(1.0, 0.0, FRAME_SAMPLES, dtype=np.float32)
-_FADE_IN = _FADE_OUT[::-1].copy()
-
-
-def _crossfade(first: Samples, second: Samples) -> Samples:
-    """One frame that starts as ``first`` and ends as ``second`` (two frames in 20 ms)."""
-    return (first * _FADE_OUT + second * _FADE_IN).astype(np.int16)
+    def close(self) -> None:
+        with self._lock:
+            self._chunks.clear()
+            self._size = 0
 
 
 @dataclass
 class _Source:
     key: str
-    buffer: PlayoutBuffer
+    buffer: PlayoutSource
     task: asyncio.Task[None] | None = None
+    tap: Any = None
     gain: float = 1.0
     muted: bool = False
     frames: int = 0
@@ -252,61 +166,82 @@ def to_mono48k(frame: Any, source: _Source) -> Samples:
 
 class RemoteAudioMixer:
     def __init__(self, sink: SpeakerSink | None,
-                 buffer_factory: Callable[[], PlayoutBuffer] = PlayoutBuffer) -> None:
+                 buffer_factory: Callable[[], JitterBuffer] = JitterBuffer) -> None:
         self.sink = sink
         self._buffer_factory = buffer_factory
-        self._sources: dict[str, _Source] = {}
-        self._clock: asyncio.Task[None] | None = None
+        self._sources: tuple[_Source, ...] = ()
+        self._attached: SpeakerSink | None = None
+        self._pull_lock = threading.Lock()
         self.master_gain = 1.0
         self.muted = False
         self.frames_out = 0
-        self.late_ticks = 0
-        self._acc = np.zeros(FRAME_SAMPLES, dtype=np.int32)
-        self._silence = bytes(FRAME_SAMPLES * 2)
 
     def __repr__(self) -> str:
-        state = "running" if self._clock else "stopped"
-        return f"<RemoteAudioMixer {state} sources={sorted(self._sources)}>"
+        state = "running" if self._attached is not None else "stopped"
+        return f"<RemoteAudioMixer {state} sources={sorted(self.keys())}>"
 
-    # -- sources ------------------------------------------------------------------------
+    # -- sources (on the event loop) ----------------------------------------------------
+
+    def _find(self, key: str) -> _Source | None:
+        return next((s for s in self._sources if s.key == key), None)
 
     def add_track(self, key: str, track: RemoteTrack) -> None:
         """Mix ``track`` under ``key`` (a member id); replaces a previous track of ``key``."""
-        old = self._sources.pop(key, None)
-        source = _Source(key, self._buffer_factory())
+        old = self._find(key)
+        tap = packet_tap(track)
+        if tap is not None:
+            jitter = self._buffer_factory()
+            source = _Source(key, jitter, tap=tap)
+            tap.sink = jitter.put
+        else:
+            feed = DecodedFeed()
+            source = _Source(key, feed)
+            source.task = asyncio.create_task(self._read(source, feed, track),
+                                              name=f"mixer:{key}")
         if old is not None:
             source.gain, source.muted = old.gain, old.muted
-            if old.task is not None:
-                old.task.cancel()
-        source.task = asyncio.create_task(self._read(source, track), name=f"mixer:{key}")
-        self._sources[key] = source
+            self._release(old)
+        self._sources = (*(s for s in self._sources if s.key != key), source)
+
+    def _release(self, source: _Source) -> None:
+        if source.tap is not None and source.tap.sink == getattr(source.buffer, "put", None):
+            source.tap.sink = None
+        if source.task is not None:
+            source.task.cancel()
 
     async def remove(self, key: str) -> None:
-        source = self._sources.pop(key, None)
-        if source is not None and source.task is not None:
-            source.task.cancel()
+        source = self._find(key)
+        if source is None:
+            return
+        self._sources = tuple(s for s in self._sources if s.key != key)
+        self._release(source)
+        if source.task is not None:
             await asyncio.gather(source.task, return_exceptions=True)
+        with self._pull_lock:  # not while the speaker thread is in it
+            source.buffer.close()
 
     def keys(self) -> list[str]:
-        return list(self._sources)
+        return [s.key for s in self._sources]
 
     def set_gain(self, key: str, gain: float) -> None:
-        if key in self._sources:
-            self._sources[key].gain = max(0.0, gain)
+        source = self._find(key)
+        if source is not None:
+            source.gain = max(0.0, gain)
 
     def set_muted(self, key: str, muted: bool) -> None:
-        if key in self._sources:
-            self._sources[key].muted = muted
+        source = self._find(key)
+        if source is not None:
+            source.muted = muted
 
     def is_muted(self, key: str) -> bool:
-        return key in self._sources and self._sources[key].muted
+        source = self._find(key)
+        return source is not None and source.muted
 
-    async def _read(self, source: _Source, track: RemoteTrack) -> None:
+    async def _read(self, source: _Source, feed: DecodedFeed, track: RemoteTrack) -> None:
         try:
             while True:
                 frame = await track.recv()
-                samples = to_mono48k(frame, source)
-                source.buffer.push(samples)
+                feed.push(to_mono48k(frame, source))
                 source.frames += 1
                 source.last_frame_at = time.monotonic()
         except MediaStreamError:
@@ -316,7 +251,7 @@ class RemoteAudioMixer:
         except Exception:
             log.exception("mixer: reading %s failed", source.key)
 
-    # -- the clock ----------------------------------------------------------------------
+    # -- playout (on the speaker thread) ------------------------------------------------
 
     @property
     def running(self) -> bool:
@@ -324,38 +259,42 @@ class RemoteAudioMixer:
         return self._clock is not None and not self._clock.done()
 
     def start(self) -> None:
-        if self._clock is None:
-            self._clock = asyncio.create_task(self._run(), name="mixer:clock")
+        """Let the speaker pull the mix (idempotent)."""
+        sink = self.sink
+        if sink is self._attached:
+            return
+        if self._attached is not None:
+            self._attached.set_source(None)
+        self._attached = sink
+        if sink is not None:
+            sink.set_source(self.pull)
 
-    async def _run(self) -> None:
-        period = FRAME_SAMPLES / SAMPLE_RATE
-        next_at = time.monotonic()
-        index = 0
-        while True:
-            now = time.monotonic()
-            if next_at > now:
-                await asyncio.sleep(next_at - now)
-            elif now - next_at > 0.1:  # we were starved (loaded box): resync, don't burst
-                self.late_ticks += 1
-                next_at = now
-            next_at += period
-            frame = self.mix_once(index)
-            index += 1
-            if self.sink is not None:
-                try:
-                    self.sink.write(frame)
-                except Exception:
-                    log.exception("mixer: speaker write failed")
+    def pull(self, count: int = FRAME_SAMPLES, play_at: float | None = None) -> PcmFrame:
+        """Mix ``count`` samples from every source (silence when no voice has any: the
+        speaker's listeners, such as the echo canceller's reference, see every block)."""
+        with self._pull_lock:
+            samples = self._mix(count)
+        now = time.monotonic()
+        self.frames_out += 1
+        data = bytes(2 * count) if samples is None else samples.tobytes()
+        return PcmFrame(data, now, self.frames_out)
 
     def mix_once(self, index: int = 0) -> PcmFrame:
-        """Pull one 20 ms frame from every source and mix it (also used by tests)."""
-        acc = self._acc
+        """One 20 ms block (tests)."""
+        return self.pull(FRAME_SAMPLES)
+
+    def _mix(self, count: int) -> Samples | None:
+        acc: npt.NDArray[np.int32] | None = None
         single: Samples | None = None
-        mixed = 0
-        for source in self._sources.values():
-            samples = source.buffer.pull()
+        for source in self._sources:
+            try:
+                samples = source.buffer.pull(count)
+            except Exception:
+                log.exception("mixer: pulling %s failed", source.key)
+                continue
             if samples is None:
                 continue
+            source.frames += 1
             source.level_tick += 1
             if source.level_tick >= LEVEL_EVERY:
                 source.level_tick = 0
@@ -365,48 +304,47 @@ class RemoteAudioMixer:
             if source.gain != 1.0:
                 scaled = samples * np.float32(source.gain)
                 samples = np.clip(scaled, -32768, 32767, out=scaled).astype(np.int16)
-            if mixed == 0:
+            if single is None and acc is None:
                 single = samples
-            elif mixed == 1:
+            elif acc is None:
                 assert single is not None
-                np.add(single, samples, out=acc, dtype=np.int32)
+                acc = np.add(single, samples, dtype=np.int32)
             else:
                 np.add(acc, samples, out=acc)
-            mixed += 1
-        self.frames_out += 1
-        now = time.monotonic()
-        if mixed == 0 or self.muted or self.master_gain <= 0.0:
-            return PcmFrame(self._silence, now, index)
-        if mixed == 1:
+        if (single is None and acc is None) or self.muted or self.master_gain <= 0.0:
+            return None
+        if acc is None:
             assert single is not None
             if self.master_gain == 1.0:
-                return PcmFrame(single.tobytes(), now, index)
-            np.copyto(acc, single, casting="safe")
+                return single
+            acc = single.astype(np.int32)
         if self.master_gain != 1.0:
             acc = (acc * np.float32(self.master_gain)).astype(np.int32)
         np.clip(acc, -32768, 32767, out=acc)
-        return PcmFrame(acc.astype(np.int16).tobytes(), now, index)
+        return acc.astype(np.int16)
 
     def source_stats(self) -> dict[str, dict[str, Any]]:
-        return {key: {"frames": s.frames, "depth_ms": s.buffer.depth_ms,
-                      "underruns": s.buffer.underruns, "dropped": s.buffer.dropped,
-                      "trimmed": s.buffer.trimmed, "concealed": s.buffer.concealed,
-                      "target_ms": s.buffer.target * 20,
-                      "jitter_ms": round(s.buffer.jitter_peak_s * 1000, 1),
-                      "level_dbfs": round(s.level_dbfs, 1) if s.level_dbfs > -200 else None,
-                      "muted": s.muted}
-                for key, s in self._sources.items()}
+        out = {}
+        for s in self._sources:
+            stats = s.buffer.stats()
+            stats.update(frames=s.frames, muted=s.muted,
+                         level_dbfs=round(s.level_dbfs, 1) if s.level_dbfs > -200 else None)
+            out[s.key] = stats
+        return out
 
     async def stop(self) -> None:
-        """Stop the clock and every reader (idempotent); the sink stays open."""
-        tasks = [s.task for s in self._sources.values() if s.task is not None]
-        self._sources.clear()
-        if self._clock is not None:
-            tasks.append(self._clock)
-            self._clock = None
-        for task in tasks:
-            task.cancel()
+        """Detach from the speaker and drop every source (idempotent); the sink stays open."""
+        if self._attached is not None:
+            self._attached.set_source(None)
+            self._attached = None
+        sources, self._sources = self._sources, ()
+        for source in sources:
+            self._release(source)
+        tasks = [s.task for s in sources if s.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
+        with self._pull_lock:
+            for source in sources:
+                source.buffer.close()
 
 
 def _dbfs(samples: Samples) -> float:

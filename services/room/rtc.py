@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -88,55 +91,62 @@ def watch_failure(pc: RTCPeerConnection, label: str, fail: Any) -> None:
     pc.on("connectionstatechange", check)
 
 
-#: Packets aiortc's audio jitter buffer holds back before releasing one. aiortc uses 4
-#: (a constant 80 ms); its buffer releases a frame only when the next one arrives, so 1
-#: still holds 20 ms. 0 hands every audio packet to the decoder as it arrives
-#: (:class:`ImmediateAudioBuffer`): the mixer's adaptive playout buffer absorbs jitter
-#: and conceals late or lost packets.
-AUDIO_PREFETCH = 0
+class PacketTap(JitterBuffer):
+    """Takes aiortc's place as an audio receiver's jitter buffer and hands every RTP
+    packet, as it arrives, to ``sink(seq, timestamp, opus_payload, arrival)``: the
+    appliance's own jitter buffer (:class:`services.room.jitter.JitterBuffer`) orders,
+    decodes and conceals them. Nothing goes to aiortc's decoder, so the track's
+    ``recv()`` never yields a frame.
 
-
-class ImmediateAudioBuffer(JitterBuffer):
-    """An audio "jitter buffer" that holds nothing: each RTP packet is a whole Opus frame.
-
-    A packet newer than the last one released goes to the decoder at once; a late
-    (reordered) or repeated one is dropped, as the moment to play it has passed.
+    Packets that come before a sink is connected are counted and dropped.
     """
 
     def __init__(self, capacity: int) -> None:
         super().__init__(capacity=capacity, prefetch=0, is_video=False)
-        self._last_seq: int | None = None
-        self.released = 0
-        self.dropped_late = 0
+        self.sink: Callable[[int, int, bytes, float], None] | None = None
+        self.received = 0
+        self.unclaimed = 0
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         data: bytes = getattr(packet, "_data", b"")
-        seq = packet.sequence_number
-        if self._last_seq is not None:
-            ahead = (seq - self._last_seq) & 0xFFFF
-            if ahead == 0 or ahead >= 0x8000:
-                self.dropped_late += 1
-                return False, None
-        self._last_seq = seq
-        if not data:  # padding only: nothing to decode
-            return False, None
-        self.released += 1
-        return False, JitterFrame(data=data, timestamp=packet.timestamp)
+        self.received += 1
+        sink = self.sink
+        if sink is None:
+            self.unclaimed += 1
+        elif data:  # padding only: nothing to decode
+            sink(packet.sequence_number, packet.timestamp, data, time.monotonic())
+        return False, None
 
 
-def shorten_audio_jitter_buffer(receiver: Any, prefetch: int = AUDIO_PREFETCH) -> bool:
-    """Give an audio receiver a jitter buffer that holds ``prefetch`` packets (0: none).
+_taps: weakref.WeakKeyDictionary[Any, PacketTap] = weakref.WeakKeyDictionary()
 
-    Must run before media flows (from the ``track`` event). Uses aiortc internals, so it
-    checks them and leaves the receiver alone (returning False) if they differ.
+
+def tap_audio_packets(receiver: Any) -> PacketTap | None:
+    """Put a :class:`PacketTap` in an audio receiver, in place of aiortc's jitter buffer.
+
+    Must run before media flows (from the ``track`` event); idempotent. It uses aiortc
+    internals (the receiver's name-mangled ``__jitter_buffer``, and the depayloaded
+    ``packet._data`` it hands that buffer), so it checks them and leaves the receiver
+    alone (returning None: the mixer then reads decoded frames from the track) if they
+    differ.
     """
     attr = "_RTCRtpReceiver__jitter_buffer"
     current = getattr(receiver, attr, None)
+    if isinstance(current, PacketTap):
+        return current
     if not isinstance(current, JitterBuffer) or getattr(current, "_is_video", True):
-        log.debug("audio jitter buffer not adjusted (aiortc internals differ)")
-        return False
-    if prefetch <= 0:
-        setattr(receiver, attr, ImmediateAudioBuffer(capacity=current.capacity))
-    else:
-        setattr(receiver, attr, JitterBuffer(capacity=current.capacity, prefetch=prefetch))
-    return True
+        log.warning("audio receive path not tapped (aiortc internals differ): "
+                    "playing aiortc's decoded frames")
+        return None
+    tap = PacketTap(capacity=current.capacity)
+    setattr(receiver, attr, tap)
+    _taps[receiver.track] = tap
+    return tap
+
+
+def packet_tap(track: Any) -> PacketTap | None:
+    """The :class:`PacketTap` feeding ``track``'s packets, if its receiver has one."""
+    try:
+        return _taps.get(track)
+    except TypeError:  # not weak-referenceable: not an aiortc track
+        return None

@@ -1,5 +1,6 @@
 """Room statistics, once a second: upload bitrate, RTT and loss; per member received
-bitrate, jitter, loss and playout delay.
+bitrate, jitter, loss, and what its jitter buffer does (target and current delay, share
+of audio concealed and time-stretched, late packets, FEC recoveries).
 
 Upload figures come from aiortc's ``getStats`` (outbound RTP and the server's receiver
 reports). aiortc's receiver stats carry no byte counts, so each receiver's packet handler
@@ -10,7 +11,7 @@ percent. aiortc passes RTCP's "fraction lost" through as the raw 8-bit fixed-poi
 (0-255 for 0-99.6 %), so it is divided by 256 here (:func:`loss_percent`). A member's
 ``packets_lost`` counts the packets that will never be played: those the network lost
 (sequence numbers that never arrived) plus those that arrived too late and were dropped
-by the receive path (:func:`late_drops`).
+by the member's jitter buffer (its ``late`` count).
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ import time
 from typing import Any
 
 from services.room.mixer import RemoteAudioMixer
-from services.room.rtc import AUDIO_PREFETCH
 
 log = logging.getLogger(__name__)
 
-#: The receive jitter buffer holds this much audio before it releases a packet.
-AIORTC_AUDIO_PREFETCH_MS = AUDIO_PREFETCH * 20
+#: What each member's jitter buffer reports (services.room.jitter), as is.
+PLAYOUT_KEYS = ("target_ms", "delay_ms", "concealed_pct", "stretched_pct", "late", "fec")
 
 
 def count_bytes(receiver: Any) -> None:
@@ -47,16 +47,6 @@ def loss_percent(fraction_lost: float | None) -> float:
     if not fraction_lost or fraction_lost < 0:
         return 0.0
     return round(100.0 * min(float(fraction_lost), 255.0) / 256.0, 1)
-
-
-def late_drops(receiver: Any) -> int:
-    """Packets the receiver's jitter buffer took in but dropped as too late to play.
-
-    aiortc counts them as received, so its ``packetsLost`` does not include them.
-    """
-    buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
-    count = getattr(buffer, "dropped_late", 0)
-    return count if isinstance(count, int) and count > 0 else 0
 
 
 class StatsCollector:
@@ -101,7 +91,6 @@ class StatsCollector:
             for receiver in recvs:
                 count_bytes(receiver)
                 total += receiver.er_bytes
-                member_lost += late_drops(receiver)
                 report = await receiver.getStats()
                 for st in report.values():
                     if getattr(st, "type", "") == "inbound-rtp":
@@ -109,13 +98,17 @@ class StatsCollector:
                         if st.kind == "audio":
                             jitter_ms = max(jitter_ms, st.jitter / 48.0)
             m = mixer_stats.get(member_id, {})
+            # aiortc counts a packet that came after its turn as received; the member's
+            # jitter buffer dropped it, so to the listener it is lost.
+            member_lost += m.get("late") or 0
             members[member_id] = {
                 "bitrate_kbps": self._rate_kbps(f"m:{member_id}", total, now),
                 "jitter_ms": round(jitter_ms, 1),
                 "packets_lost": member_lost,
-                "playout_delay_ms": (m["depth_ms"] + AIORTC_AUDIO_PREFETCH_MS) if m else None,
+                "playout_delay_ms": m.get("delay_ms"),
                 "level_dbfs": m.get("level_dbfs"),
                 "underruns": m.get("underruns", 0),
+                **{key: m.get(key) for key in PLAYOUT_KEYS},
             }
         self.latest = {
             "up": {

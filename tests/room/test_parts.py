@@ -15,7 +15,7 @@ from drivers.audio.base import FRAME_SAMPLES
 from services.room.api import NoSuchRoom, RoomError, RoomFull, Unauthorized, WrongPin
 from services.room.janus.errors import janus_error
 from services.room.janus.jcfg import JanusSettings, RoomSpec, render, write_config
-from services.room.mixer import PlayoutBuffer, RemoteAudioMixer, _Source, to_mono48k
+from services.room.mixer import DecodedFeed, RemoteAudioMixer, _Source, to_mono48k
 from services.room.ratelimit import MessageLimiter, MessageQueueFull
 from services.room.session import reconnect_delay
 from services.room.tracks import MicTrack, SwitchableVideoTrack, apply_volume
@@ -104,113 +104,9 @@ def test_decoded_frames_become_the_mean_of_their_channels(layout, channels, fmt)
     frame = av.AudioFrame.from_ndarray(x if fmt == "s16p" else x.T.reshape(1, -1),
                                        format=fmt, layout=layout)
     frame.sample_rate = 48000
-    out = to_mono48k(frame, _Source("m", PlayoutBuffer()))
+    out = to_mono48k(frame, _Source("m", DecodedFeed()))
     assert out.dtype == np.int16 and out.shape == (FRAME_SAMPLES,)
     assert np.max(np.abs(out - x.astype(np.int32).mean(axis=0))) <= 1
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def frame_of(value: int) -> np.ndarray:
-    return np.full(FRAME_SAMPLES, value, dtype=np.int16)
-
-
-def steady(buf: PlayoutBuffer, clock: FakeClock, frames: int, start: int = 0) -> list[int]:
-    """One frame in, one frame out, every 20 ms; the first sample of what was played."""
-    played = []
-    for i in range(frames):
-        clock.now += 0.02
-        buf.push(frame_of(start + i))
-        out = buf.pull()
-        played.append(-1 if out is None else int(out[0]))
-    return played
-
-
-def test_playout_buffer_is_bounded():
-    buf = PlayoutBuffer(max_frames=5, max_target=4)
-    buf.push(np.zeros(FRAME_SAMPLES * 8, dtype=np.int16))
-    assert len(buf) == 5 and buf.dropped == 3
-    buf.push(np.zeros(FRAME_SAMPLES // 2, dtype=np.int16))  # half a frame waits
-    assert len(buf) == 5
-    with pytest.raises(ValueError, match="max_target < max_frames"):
-        PlayoutBuffer(max_frames=4, max_target=4)
-
-
-def test_playout_buffer_holds_one_frame_on_a_clean_stream_and_trims_smoothly():
-    clock = FakeClock()
-    buf = PlayoutBuffer(window=4, clock=clock)
-    for i in range(5):  # a burst: five frames at once
-        buf.push(frame_of(i))
-    played = steady(buf, clock, 40, start=5)
-    assert buf.target == 1 and buf.underruns == 0
-    assert buf.trimmed == 5 and len(buf) == 0  # back to one frame per pull...
-    assert played[:4] == [0, 1, 2, 3]  # ...one dropped frame per window, not all at once
-    assert played[-1] == 44  # now each frame plays as it arrives
-
-
-def simulate(buf: PlayoutBuffer, clock: FakeClock, delays: list[float]) -> list[int]:
-    """Frame k is sent at 20 ms * k and arrives ``delays[k]`` later; the clock pulls
-    every 20 ms (10 ms after each send). The first sample of every pull (-1: None)."""
-    start = clock.now
-    events = [(start + 0.02 * k + d, 0, k) for k, d in enumerate(delays)]
-    events += [(start + 0.02 * k + 0.01, 1, k) for k in range(len(delays))]
-    played = []
-    for at, kind, k in sorted(events):
-        clock.now = at
-        if kind == 0:
-            buf.push(frame_of(k))
-        else:
-            out = buf.pull()
-            played.append(-1 if out is None else int(out[0]))
-    return played
-
-
-def test_playout_buffer_target_grows_with_jitter_and_is_bounded():
-    clock = FakeClock()
-    buf = PlayoutBuffer(max_frames=10, max_target=4, clock=clock)
-    simulate(buf, clock, [0.002] * 20)
-    assert buf.target == 1 and buf.jitter_peak_s < 0.001
-    # every 10th packet 60 ms late, the next two right behind it
-    delays = [0.002, 0.002, 0.002, 0.002, 0.002, 0.002, 0.002, 0.062, 0.042, 0.022] * 5
-    simulate(buf, clock, delays)
-    assert 0.055 < buf.jitter_peak_s < 0.061
-    assert buf.target == 4  # 1 + three frames of reserve
-    underruns = buf.underruns
-    simulate(buf, clock, delays)
-    assert buf.underruns == underruns  # the reserve now bridges the late packets
-    simulate(buf, clock, [0.002] * 1000)  # calm for 20 s: the reserve is given back
-    assert buf.target == 1 and len(buf) <= 1
-    simulate(buf, clock, [0.002] * 10 + [0.4] * 30 + [0.002] * 10)  # a 400 ms stall
-    assert buf.stalls > 0 and buf.target <= 2  # a stall is not jitter to plan for
-    assert len(buf) <= 10 and buf.dropped > 0  # what piled up is bounded
-    small = PlayoutBuffer(max_frames=6, max_target=3, clock=clock)
-    simulate(small, clock, [0.002, 0.002, 0.002, 0.072, 0.052, 0.032, 0.012] * 5)
-    assert small.target == 3  # 70 ms of jitter asks for more: never above max_target
-
-
-def test_playout_buffer_conceals_an_underrun_and_keeps_playing():
-    clock = FakeClock()
-    buf = PlayoutBuffer(clock=clock, calm_pulls=50)
-    assert buf.pull() is None and buf.underruns == 0  # nothing played yet: not late
-    steady(buf, clock, 5, start=1000)
-    concealed = buf.pull()  # the next frame is late
-    assert concealed is not None and buf.underruns == 1 and buf.concealed == 1
-    assert abs(int(concealed[0]) - 1004) <= 1 and abs(int(concealed[-1])) <= 2  # fades out
-    assert buf.pull() is None  # then silence, still one underrun
-    assert buf.underruns == 1
-    clock.now += 0.06
-    buf.push(frame_of(7))  # the late frame arrives: it plays at once, no refill
-    out = buf.pull()
-    assert out is not None and int(out[0]) == 7
-    assert buf.target == 3  # more in reserve after a late frame (40 ms, and an underrun)
-    steady(buf, clock, 600)
-    assert buf.target == 1 and buf.underruns == 1  # ...given back when calm
 
 
 async def test_rate_limiter_keeps_high_and_merges_low():
@@ -401,33 +297,52 @@ async def test_switchable_video_closes_and_reopens_with_monotonic_time():
         await asyncio.wait_for(track.recv(), 2)
 
 
-def test_audio_packets_go_to_the_decoder_as_they_arrive():
+async def test_audio_packets_go_from_the_receiver_to_the_members_jitter_buffer():
     from aiortc.jitterbuffer import JitterBuffer
     from aiortc.rtp import RtpPacket
 
-    from services.room.rtc import ImmediateAudioBuffer, shorten_audio_jitter_buffer
+    from services.audio.opus import OpusEncoder
+    from services.room.rtc import PacketTap, packet_tap, tap_audio_packets
 
-    def packet(seq: int, data: bytes = b"opus") -> RtpPacket:
-        p = RtpPacket(sequence_number=seq, timestamp=seq * 960)
-        p._data = data  # type: ignore[attr-defined]  # what aiortc's depayloader sets
-        return p
-
-    buf = ImmediateAudioBuffer(capacity=16)
-    got = [buf.add(packet(s))[1] for s in (65534, 65535, 1, 0, 1, 2)]
-    assert [f.timestamp if f else None for f in got] == [
-        65534 * 960, 65535 * 960, 960, None, None, 1920]  # no wait; a gap is not waited for
-    assert buf.dropped_late == 2 and buf.released == 4
-    assert buf.add(packet(3, b""))[1] is None  # padding only
-
-    class Receiver:  # where aiortc keeps it
+    class Receiver:  # where aiortc keeps its jitter buffer and the track
         def __init__(self, video: bool) -> None:
             self._RTCRtpReceiver__jitter_buffer = JitterBuffer(
                 capacity=16 if not video else 128, prefetch=4, is_video=video)
+            self.track = FakeTrack([], hang=True)
 
     audio, video = Receiver(False), Receiver(True)
-    assert shorten_audio_jitter_buffer(audio) and not shorten_audio_jitter_buffer(video)
-    assert isinstance(audio._RTCRtpReceiver__jitter_buffer, ImmediateAudioBuffer)
-    assert not isinstance(video._RTCRtpReceiver__jitter_buffer, ImmediateAudioBuffer)
+    tap = tap_audio_packets(audio)
+    assert tap is not None and tap_audio_packets(audio) is tap  # idempotent
+    assert tap_audio_packets(video) is None and packet_tap(video.track) is None
+    assert isinstance(audio._RTCRtpReceiver__jitter_buffer, PacketTap)
+    assert packet_tap(audio.track) is tap
+
+    with OpusEncoder(bitrate=32000) as enc:
+        payloads = [enc.encode(tone(440)) for _ in range(10)]
+
+    def packet(i: int, data: bytes) -> RtpPacket:
+        p = RtpPacket(sequence_number=(65534 + i) & 0xFFFF, timestamp=(2**32 - 1920 + i * 960)
+                      & 0xFFFFFFFF)
+        p._data = data  # type: ignore[attr-defined]  # what aiortc's depayloader sets
+        return p
+
+    assert tap.add(packet(0, payloads[0])) == (False, None)  # no mixer yet: dropped
+    assert tap.unclaimed == 1
+    mixer = RemoteAudioMixer(None)
+    mixer.add_track("m", audio.track)
+    for i in (0, 1, 3, 2, 4, 5):  # both wrap, and 2/3 come swapped
+        assert tap.add(packet(i, payloads[i])) == (False, None)  # never to aiortc
+    tap.add(packet(6, b""))  # padding only
+    await asyncio.sleep(0.03)  # past the target delay
+    played = [mixer.pull(FRAME_SAMPLES) for _ in range(6)]
+    assert all(len(f.samples) == 2 * FRAME_SAMPLES for f in played)
+    loudest = [int(np.abs(np.frombuffer(f.samples, np.int16)).max()) for f in played]
+    assert min(loudest[:5]) > 4000  # the tone: decoded, in order
+    stats = mixer.source_stats()["m"]
+    assert stats["packets"] == 6 and stats["lost"] == stats["late"] == 0
+    assert {"target_ms", "delay_ms", "concealed_pct", "stretched_pct", "fec"} <= set(stats)
+    await mixer.remove("m")
+    assert tap.sink is None
 
 
 def test_empty_display_name_means_the_host_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -442,3 +357,29 @@ def test_empty_display_name_means_the_host_name(tmp_path) -> None:  # type: igno
     named = create_session(Config().replace({"room": {"display_name": "Kitchen"}}), tmp_path,
                            sim=True)
     assert named.settings.display == "Kitchen"
+
+
+async def test_a_track_moved_to_another_member_keeps_its_packets_flowing():
+    from aiortc.jitterbuffer import JitterBuffer
+
+    from services.room.rtc import tap_audio_packets
+
+    class Receiver:
+        def __init__(self) -> None:
+            self._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=4)
+            self.track = FakeTrack([], hang=True)
+
+    receiver = Receiver()
+    tap = tap_audio_packets(receiver)
+    assert tap is not None
+    mixer = RemoteAudioMixer(None)
+    mixer.add_track("a", receiver.track)
+    # as the videoroom rebinds a mid: the old owner's removal runs after the new add
+    removal = asyncio.create_task(mixer.remove("a"))
+    mixer.add_track("b", receiver.track)
+    await asyncio.wait_for(removal, 2)
+    assert mixer.keys() == ["b"] and tap.sink is not None
+    tap.sink(1, 960, b"\xfc\xff\xfe", 0.0)  # reaches b's buffer
+    assert mixer.source_stats()["b"]["packets"] == 1
+    await mixer.stop()
+    assert tap.sink is None

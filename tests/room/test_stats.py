@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpCodecParameters
 from aiortc.mediastreams import AudioStreamTrack
@@ -18,8 +19,10 @@ from aiortc.rtcrtpparameters import RTCRtpDecodingParameters, RTCRtpReceiveParam
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtp import RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtpPacket
 
+from services.audio.opus import OpusEncoder
 from services.room.mixer import RemoteAudioMixer
-from services.room.rtc import shorten_audio_jitter_buffer
+from services.room.jitter import JitterBuffer
+from services.room.rtc import tap_audio_packets
 from services.room.stats import StatsCollector, loss_percent
 
 T = 10.0
@@ -71,6 +74,14 @@ async def test_upload_loss_is_a_percentage(pcs: list[RTCPeerConnection], byte: i
     assert up["packets_lost"] == 42
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_member_lost_counts_missing_and_late_packets(
         pcs: list[RTCPeerConnection]) -> None:
     pc = RTCPeerConnection()
@@ -78,18 +89,42 @@ async def test_member_lost_counts_missing_and_late_packets(
     receiver = pc.addTransceiver("audio", direction="recvonly").receiver
     # What the peer connection does when the remote description names the track.
     receiver._track = RemoteStreamTrack(kind="audio")
-    assert shorten_audio_jitter_buffer(receiver)
+    tap = tap_audio_packets(receiver)
+    assert tap is not None
     await asyncio.wait_for(receiver.receive(RTCRtpReceiveParameters(
         codecs=[OPUS], encodings=[RTCRtpDecodingParameters(ssrc=REMOTE_SSRC,
                                                            payloadType=111)])), T)
+    encoder = OpusEncoder(bitrate=32000)
+    tone = (np.sin(np.arange(960) * 2 * np.pi * 440 / 48000) * 12000).astype(np.int16)
+    payload = encoder.encode(tone)
+    encoder.close()
     try:
-        # 8 and 13 never arrive; 4 arrives after 6 and 11 after 12 (too late to play).
-        for seq in (1, 2, 3, 5, 6, 4, 7, 9, 10, 12, 11, 14, 15):
+        # The network loses 8 and 13: aiortc counts them from the sequence numbers.
+        for seq in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15):
             packet = RtpPacket(payload_type=111, sequence_number=seq, timestamp=seq * 960,
-                               ssrc=REMOTE_SSRC, payload=b"\xf8\xff\xfe")
-            packet._data = bytes(packet.payload)
+                               ssrc=REMOTE_SSRC, payload=payload)
+            packet._data = payload
             await asyncio.wait_for(receiver._handle_rtp_packet(packet, seq * 20), T)
-        member = (await collect({}, {"m1": [receiver]}))["members"]["m1"]
-        assert member["packets_lost"] == 4
+        # Then the member's jitter buffer, on a simulated clock, plays 20 ms a pull while
+        # packet 30 comes 300 ms after its turn: dropped as late, so lost to the listener.
+        clock = Clock()
+        mixer = RemoteAudioMixer(None, buffer_factory=lambda: JitterBuffer(clock=clock))
+        mixer.add_track("m1", receiver.track)
+        assert tap.sink is not None
+        order = sorted((i * 0.02 + (0.3 if i == 30 else 0.0), i) for i in range(16, 160))
+        pull_at = 16 * 0.02 + 0.003
+        for arrival, seq in order:
+            while pull_at < arrival:
+                clock.now = pull_at
+                mixer.pull()
+                pull_at += 0.02
+            clock.now = arrival
+            tap.sink(seq, seq * 960, payload, arrival)
+        late = mixer.source_stats()["m1"]["late"]
+        assert late >= 1
+        member = (await asyncio.wait_for(StatsCollector().collect(
+            {}, {"m1": [receiver]}, mixer, {}), T))["members"]["m1"]
+        assert member["packets_lost"] == 2 + late
+        assert member["late"] == late
     finally:
         await asyncio.wait_for(receiver.stop(), T)

@@ -53,6 +53,10 @@ def test_two_boxes_hear_and_see_each_other(make_peer, room_number):
                          and d["members"][a_id]["bitrate_kbps"] > 0)
     assert stats["up"]["bitrate_kbps"] > 0
     assert stats["members"][a_id]["jitter_ms"] >= 0
+    # A's voice goes through B's jitter buffer for A (packets, not aiortc's frames)
+    playout = stats["members"][a_id]
+    assert playout["target_ms"] >= 10 and playout["delay_ms"] > 0
+    assert 0 <= playout["concealed_pct"] < 50 and playout["late"] >= 0
     entered = b.names("entered")
     assert len(entered) == 1 and entered[0]["member_id"] == b_id
 

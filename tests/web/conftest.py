@@ -84,7 +84,8 @@ class FakeRoom:
             return {}
         return {"up": {"bitrate_kbps": 512.0, "rtt_ms": 12.5, "loss": 0.0},
                 "down": {"bitrate_kbps": 800.0, "jitter_ms": 3.1},
-                "members": {m.id: {"bitrate_kbps": 400.0} for m in self._members.values()}}
+                "members": {m.id: {"bitrate_kbps": 400.0, "delay_ms": 24.4, "target_ms": 14.0,
+                                   "concealed_pct": 0.5} for m in self._members.values()}}
 
     async def set_mic(self, enabled: bool) -> None:
         self._controls.mic_enabled = enabled

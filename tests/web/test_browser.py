@@ -129,6 +129,7 @@ async def test_login_settings_controls_members(served: Served, browser: Browser,
     served.room.add_member(Member("7", "Ada Lovelace", has_audio=True))
     member = page.locator("#members [data-member='7']")
     await expect(member).to_contain_text("Ada Lovelace")
+    await expect(member.locator(".playout")).to_have_text("24 ms (target 14), 0.5% concealed")
     served.room.set_talking("7", True)
     await expect(member.locator(".dot")).to_have_class("dot talking")
     await member.locator("button").click()

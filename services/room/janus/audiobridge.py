@@ -21,7 +21,7 @@ from services.room.rtc import (
     accept_answer,
     make_offer,
     new_pc,
-    shorten_audio_jitter_buffer,
+    tap_audio_packets,
     wait_connected,
     watch_failure,
 )
@@ -78,7 +78,7 @@ class AudioBridgeBackend(PluginBackend):
         if track.kind == "audio" and self.pc is not None:
             for t in self.pc.getTransceivers():
                 if t.receiver.track is track:
-                    shorten_audio_jitter_buffer(t.receiver)
+                    tap_audio_packets(t.receiver)
             self.ctx.on_remote_audio(MIX_KEY, track)
 
     async def exit(self) -> None:

@@ -25,7 +25,7 @@ from services.room.rtc import (
     answer_offer,
     make_offer,
     new_pc,
-    shorten_audio_jitter_buffer,
+    tap_audio_packets,
     wait_connected,
     watch_failure,
 )
@@ -394,7 +394,7 @@ class VideoRoomBackend(PluginBackend):
             if t.receiver.track is track and t.mid is not None:
                 self._mid_track[t.mid] = track
                 if track.kind == "audio":
-                    shorten_audio_jitter_buffer(t.receiver)
+                    tap_audio_packets(t.receiver)
         self._rebind()
 
     def _rebind(self) -> None:

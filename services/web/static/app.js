@@ -171,6 +171,7 @@ function onEvent(name, event) {
   }
   if (name === "stats") {
     fillTable($("stats"), flatten("", statsView(event.data), []));
+    showPlayout(event.data);
     return;
   }
   if (name === "password-changed") return;
@@ -332,6 +333,20 @@ function renderMedia(media) {
   fillTable($("media"), rows);
 }
 
+function playoutText(p) {
+  // What the member's jitter buffer does: its delay against its target, and concealment.
+  if (!p || typeof p.delay_ms !== "number") return "";
+  return `${Math.round(p.delay_ms)} ms (target ${Math.round(p.target_ms)}), ` +
+    `${p.concealed_pct}% concealed`;
+}
+
+function showPlayout(stats) {
+  for (const [id, p] of Object.entries((stats && stats.members) || {})) {
+    const span = document.querySelector(`[data-member="${CSS.escape(String(id))}"] .playout`);
+    if (span) span.textContent = playoutText(p);
+  }
+}
+
 function renderMember(m) {
   const flags = [];
   if (m.audio_muted) flags.push(el("span", { className: "flag muted", textContent: "muted" }));
@@ -340,8 +355,11 @@ function renderMember(m) {
   const mute = el("button", { textContent: m.locally_muted ? "Unmute" : "Mute" });
   mute.addEventListener("click", () => act("POST", `/api/members/${encodeURIComponent(m.id)}/mute`,
     { muted: !m.locally_muted }));
+  const playout = el("span", { className: "playout",
+    textContent: playoutText(status && status.stats && status.stats.members
+      && status.stats.members[String(m.id)]) });
   const li = el("li", {}, el("span", { className: `dot${m.talking ? " talking" : ""}` }),
-    el("span", { className: "name", textContent: m.display || m.id }), ...flags, mute);
+    el("span", { className: "name", textContent: m.display || m.id }), ...flags, playout, mute);
   li.dataset.member = m.id;
   return li;
 }

@@ -1,0 +1,399 @@
+"""JitterBuffer: one remote voice, from RTP packets to evenly paced 48 kHz samples.
+
+Packets come in on the event loop (:meth:`JitterBuffer.put`, with their arrival time);
+the speaker thread pulls exactly the samples the device wants (:meth:`JitterBuffer.pull`).
+A lock keeps the two apart; Opus is decoded on the pulling thread, packet by packet.
+
+- **Order.** Packets are kept by (unwrapped) sequence number and played in order, so
+  reordered packets are put back in place. One that comes after its turn is *late*
+  and dropped.
+- **Target delay.** Each arrival's transit, ``arrival - timestamp/rate``, is compared
+  with the smallest transit of the last ``window_s`` seconds; the target is the
+  ``percentile`` of that lateness plus ``margin_ms``, within ``[min_ms, max_ms]``. When
+  packets came later than that more than once in ``PEAK_HOLD_S`` (spikes too rare for
+  the percentile), the target covers the latest of them too. On a clean LAN that is a
+  few ms; it grows at once with the jitter and shrinks once the window has forgotten it.
+- **Delay.** When a packet is decoded, its delay is how long after its earliest
+  possible arrival it is needed: ``now - timestamp/rate - min transit``. Under ``target``
+  the decoded block is played a pitch period longer, over it a period shorter
+  (:mod:`services.room.stretch`), one change per ``STRETCH_EVERY`` packets at most (each
+  packet while more than ``FAR_OVER_MS`` over, as after a stall), so jitter steps and
+  clock drift (sender's, this box's, the sound card's) move the delay a few ms at a time,
+  preferably in quiet or periodic stretches.
+- **Loss.** When a packet's turn comes and it is missing but a later one is there, it
+  is lost: it is rebuilt from the next packet's in-band FEC when that one is there, else
+  concealed by Opus PLC. When nothing at all is there (an underrun) the decoder's PLC
+  fills in and playout does not stop to refill; the packet is played when it comes (the
+  delay it gained is given back by stretching) or, if a later one overtakes it, the
+  slot counts as concealed. After ``max_conceal_ms`` of concealment in a row the voice
+  goes quiet (the sender stopped) until packets come again.
+- **Bounds.** A delay more than ``flush_ms`` over target (after a stall of this box,
+  say) is cut back by dropping whole packets; at most ``max_packets`` wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from services.audio.opus import OpusDecoder, OpusError
+from services.room.stretch import accelerate, decelerate, find_period
+
+log = logging.getLogger(__name__)
+
+Samples = npt.NDArray[np.int16]
+
+#: Packets decoded between two stretches (one change per 100 ms with 20 ms packets).
+STRETCH_EVERY = 5
+#: Further over target than this (after a stall), every packet is shortened.
+FAR_OVER_MS = 40.0
+#: Arrivals further apart than this start the transit history afresh (a pause).
+GAP_S = 0.5
+#: How long lateness spikes keep the target up, and how close two are one (see _measure).
+PEAK_HOLD_S = 10.0
+SPIKE_MERGE_S = 0.3
+#: Spikes raise the target this far at most: beyond, a stall is concealed and caught
+#: up with, not waited for all the time.
+SPIKE_CAP_MS = 150.0
+#: A sequence jump this large is a new stream, not loss.
+RESET_JUMP = 1000
+_EMPTY: Samples = np.zeros(0, dtype=np.int16)
+
+
+class JitterBuffer:
+    def __init__(self, *, rate: int = 48_000, min_ms: float = 10.0, max_ms: float = 300.0,
+                 margin_ms: float = 4.0, percentile: float = 95.0, window_s: float = 4.0,
+                 max_conceal_ms: float = 120.0, flush_ms: float = 100.0,
+                 max_packets: int = 100, clock: Callable[[], float] = time.monotonic,
+                 decoder: Callable[[], Any] = OpusDecoder) -> None:
+        if not 0 <= min_ms <= max_ms:
+            raise ValueError(f"jitter buffer needs 0 <= min_ms <= max_ms, got {min_ms}, {max_ms}")
+        if not 50.0 <= percentile <= 100.0:
+            raise ValueError(f"jitter percentile must be 50-100, got {percentile}")
+        self.rate = rate
+        self.min_ms, self.max_ms, self.margin_ms = min_ms, max_ms, margin_ms
+        self.percentile = percentile
+        self.window_s = window_s
+        self.max_conceal = int(max_conceal_ms * rate / 1000)
+        self.flush_ms = flush_ms
+        self.max_packets = max_packets
+        self._clock = clock
+        self._decoder = decoder()
+        self._lock = threading.Lock()
+        self._packets: dict[int, tuple[int, bytes, float]] = {}  # seq -> (ts, payload, arrival)
+        self._top_seq: int | None = None  # highest extended sequence number seen
+        self._top_ts = 0
+        self._next: int | None = None  # the sequence number to play next
+        self._frame = rate // 50  # samples per packet, learned from the packets
+        self._out: Samples = _EMPTY  # decoded, waiting to be pulled
+        self._playing = False
+        self._covered = 0  # samples concealed for the packet due now (underrun)
+        self._conceal_run = 0
+        self._since_stretch = 0
+        self._dues: deque[float] = deque(maxlen=STRETCH_EVERY)
+        self._pull_ms = 20.0
+        # transit history: (arrival, transit); a sliding minimum beside it
+        self._transits: deque[tuple[float, float]] = deque()
+        self._mins: deque[tuple[float, float]] = deque()
+        self._spikes: deque[tuple[float, float]] = deque()  # (arrival, lateness ms)
+        self._last_arrival = -math.inf
+        self._puts = 0
+        self.jitter_ms = 0.0
+        self.target_ms = max(min_ms, min(max_ms, margin_ms))
+        self.delay_ms = 0.0
+        # counters
+        self.packets = 0
+        self.late = 0
+        self.lost = 0
+        self.fec = 0
+        self.underruns = 0
+        self.dropped = 0
+        self.samples_out = 0
+        self.samples_concealed = 0
+        self.samples_stretched = 0
+        self.accelerated = 0
+        self.decelerated = 0
+
+    def __repr__(self) -> str:
+        return (f"<JitterBuffer target={self.target_ms:.1f} ms delay={self.delay_ms:.1f} ms "
+                f"waiting={len(self._packets)} late={self.late} lost={self.lost} "
+                f"fec={self.fec}>")
+
+    # -- the network side ---------------------------------------------------------------
+
+    def put(self, seq: int, timestamp: int, payload: bytes, arrival: float | None = None) -> None:
+        """One RTP packet (16-bit ``seq``, 32-bit ``timestamp``, Opus ``payload``)."""
+        if not payload:
+            return
+        now = self._clock() if arrival is None else arrival
+        with self._lock:
+            if self._top_seq is None:
+                ext, ts = seq, timestamp
+                self._top_seq, self._top_ts = ext, ts
+            else:
+                ext = self._top_seq + _delta(seq, self._top_seq, 16)
+                ts = self._top_ts + _delta(timestamp, self._top_ts, 32)
+                if abs(ext - self._top_seq) > RESET_JUMP:
+                    log.info("jitter buffer: sequence jumped by %d: a new stream",
+                             ext - self._top_seq)
+                    self._restart(seq, timestamp)
+                    ext, ts = seq, timestamp
+                elif ext > self._top_seq:
+                    self._top_seq, self._top_ts = ext, ts
+            self.packets += 1
+            if self._next is None:
+                self._next = ext
+            elif ext < self._next:
+                self.late += 1  # its turn has passed
+                self._measure(ts, now)
+                return
+            if ext in self._packets:
+                return  # a duplicate
+            self._packets[ext] = (ts, payload, now)
+            self._measure(ts, now)
+            while len(self._packets) > self.max_packets:
+                oldest = min(self._packets)
+                del self._packets[oldest]
+                self.dropped += 1
+                self._next = max(self._next, oldest + 1)
+
+    def _restart(self, seq: int, timestamp: int) -> None:
+        self._packets.clear()
+        self._top_seq, self._top_ts = seq, timestamp
+        self._next = None
+        self._playing = False
+        self._transits.clear()
+        self._mins.clear()
+        self._spikes.clear()
+
+    def _measure(self, ts: int, now: float) -> None:
+        if now - self._last_arrival > GAP_S:
+            self._transits.clear()
+            self._mins.clear()
+            self._spikes.clear()
+        self._last_arrival = now
+        transit = now - ts / self.rate
+        self._transits.append((now, transit))
+        mins = self._mins
+        while mins and mins[-1][1] >= transit:
+            mins.pop()
+        mins.append((now, transit))
+        horizon = now - self.window_s
+        while self._transits[0][0] < horizon:
+            self._transits.popleft()
+        while mins[0][0] < horizon:
+            mins.popleft()
+        lateness = (transit - mins[0][1]) * 1000
+        spikes = self._spikes
+        spiked = lateness > self.jitter_ms + self.margin_ms
+        if spiked:  # later than the percentile plans for; a burst is one spike
+            if spikes and now - spikes[-1][0] < SPIKE_MERGE_S:
+                spikes[-1] = (spikes[-1][0], max(spikes[-1][1], lateness))
+            else:
+                spikes.append((now, lateness))
+        while spikes and spikes[0][0] < now - PEAK_HOLD_S:
+            spikes.popleft()
+        self._puts += 1
+        if self._puts % 4 == 0 or len(self._transits) < 8 or spiked:
+            values = np.fromiter((t for _, t in self._transits), np.float64,
+                                 len(self._transits))
+            k = min(len(values) - 1, max(0, math.ceil(self.percentile / 100 * len(values)) - 1))
+            self.jitter_ms = (float(np.partition(values, k)[k]) - mins[0][1]) * 1000
+            # Spikes more than once lately: plan for the worst of them too (one alone
+            # is a stall, not a pattern).
+            peak = min(SPIKE_CAP_MS, max(m for _, m in spikes)) if len(spikes) >= 2 else 0.0
+            self.target_ms = max(self.min_ms, min(self.max_ms,
+                                                  max(self.jitter_ms, peak) + self.margin_ms))
+
+    @property
+    def _min_transit(self) -> float:
+        return self._mins[0][1] if self._mins else 0.0
+
+    # -- the playout side ---------------------------------------------------------------
+
+    def pull(self, count: int) -> Samples | None:
+        """``count`` samples to play now, or None while the voice is quiet."""
+        with self._lock:
+            now = self._clock()
+            if not self._playing and not self._ready(now, count):
+                return None
+            out = self._out
+            parts = [out] if len(out) else []
+            have = len(out)
+            self._pull_ms = count * 1000 / self.rate
+            while have < count:
+                block = self._next_block(now, have, count - have)
+                if block is None:
+                    break
+                parts.append(block)
+                have += len(block)
+            data = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else _EMPTY)
+            if have == 0:
+                self._out = _EMPTY
+                return None
+            if have < count:  # went quiet in the middle of this pull
+                data = np.concatenate((data, np.zeros(count - have, np.int16)))
+            self._out = data[count:]
+            self.samples_out += count
+            return data[:count]
+
+    def _ready(self, now: float, count: int) -> bool:
+        """Start (or start again): once the first packet has waited its target."""
+        if self._next is None or not self._packets:
+            return False
+        first = min(self._packets)
+        self.lost += max(0, first - self._next)  # gone while the voice was quiet
+        self._next = first
+        ts = self._packets[first][0]
+        delay = (now - ts / self.rate - self._min_transit) * 1000
+        if delay < self.target_ms:
+            return False
+        self._playing = True
+        self._conceal_run = 0
+        self._covered = 0
+        return True
+
+    def _next_block(self, now: float, have: int, need: int) -> Samples | None:
+        """The next packet's samples (or their concealment) for a pull at ``now`` that
+        has ``have`` samples already and needs ``need`` more."""
+        assert self._next is not None
+        packet = self._packets.pop(self._next, None)
+        while packet is not None:
+            # Needed now (it must have come by now), heard ``have`` samples later.
+            due = (now - packet[0] / self.rate - self._min_transit) * 1000
+            if due - self.target_ms <= self.flush_ms or self._next + 1 not in self._packets:
+                return self._play(packet, due, have * 1000 / self.rate)
+            self.dropped += 1  # far too much delay (a stall): skip to catch up
+            self._next += 1
+            packet = self._packets.pop(self._next)
+        if self._packets:  # a later packet is here: this one is lost
+            return self._lost()
+        if self._conceal_run >= self.max_conceal:
+            self._playing = False  # the sender went quiet
+            return None
+        samples = max(120, -(-need // 120) * 120)  # PLC runs in 2.5 ms steps
+        pcm = self._conceal(samples)
+        if self._covered == 0:
+            self.underruns += 1
+        self._covered += len(pcm)
+        return pcm
+
+    def _play(self, packet: tuple[int, bytes, float], due: float, offset: float) -> Samples:
+        assert self._next is not None
+        self._next += 1
+        self._covered = 0
+        self._conceal_run = 0
+        try:
+            pcm = self._decoder.decode(packet[1])
+        except OpusError as exc:
+            log.debug("jitter buffer: undecodable packet (%s): concealed", exc)
+            return self._conceal(self._frame)
+        if len(pcm):
+            self._frame = len(pcm)
+        self.delay_ms = due + offset
+        return self._regulate(pcm, due, offset)
+
+    def _lost(self) -> Samples:
+        assert self._next is not None
+        slot = self._next
+        self._next += 1
+        self.lost += 1
+        if self._covered >= self._frame:  # concealed already while it was awaited
+            self._covered -= self._frame
+            return _EMPTY
+        self._covered = 0
+        following = self._packets.get(slot + 1)
+        if following is not None:
+            try:
+                pcm = self._decoder.decode_fec(following[1], self._frame)
+            except OpusError:
+                return self._conceal(self._frame)
+            self.fec += 1
+            self.samples_concealed += len(pcm)
+            return pcm
+        return self._conceal(self._frame)
+
+    def _conceal(self, samples: int) -> Samples:
+        pcm = self._decoder.conceal(samples)
+        self.samples_concealed += len(pcm)
+        self._conceal_run += len(pcm)
+        return pcm
+
+    def _regulate(self, pcm: Samples, due: float, offset: float) -> Samples:
+        """Stretch the block toward the target (one change per STRETCH_EVERY packets).
+
+        A packet is needed at the pull that plays its first sample, ``offset`` ms into
+        that pull: ``due`` (how long after its earliest arrival that pull comes) moves in
+        steps of a pull as the delay changes, so a delay just over a step is waste. A
+        period is removed when the next packet stays due in time after it (still in the
+        same pull, or a whole pull to spare); one is added while due is under target.
+        """
+        self._dues.append(due)
+        self._since_stretch += 1
+        far = due - self.target_ms > FAR_OVER_MS  # after a stall: catch up faster
+        if (self._since_stretch < STRETCH_EVERY and not far) or len(pcm) < self.rate // 100:
+            return pcm
+        target, pull = self.target_ms, self._pull_ms
+        least = due if far else min(self._dues)  # thread wake-ups vary: trust the least
+        next_offset = (offset + len(pcm) * 1000 / self.rate) % pull
+        if due >= target and least - pull < target and next_offset < 2.5:
+            return pcm  # the least delay this pull grid allows
+        period, match = find_period(pcm, self.rate)
+        if period <= 0:
+            return pcm
+        period_ms = period * 1000 / self.rate
+        if due < target:
+            if match < 0.5 and due > target - self.margin_ms:
+                return pcm  # not periodic: wait for a better block unless tight
+            pcm = decelerate(pcm, period)
+            self.decelerated += 1
+        else:
+            wraps = next_offset < period_ms  # then the next packet is due a pull earlier
+            if least - (pull if wraps else 0.0) < target:
+                return pcm  # it would come due too early
+            if match < (0.5 if least - target > 40.0 else 0.8):
+                return pcm
+            pcm = accelerate(pcm, period)
+            self.accelerated += 1
+        self.samples_stretched += period
+        self._since_stretch = 0
+        self._dues.clear()
+        return pcm
+
+    # -- reporting ----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            out = max(1, self.samples_out)
+            return {
+                "target_ms": round(self.target_ms, 1),
+                "delay_ms": round(self.delay_ms, 1),
+                "jitter_ms": round(self.jitter_ms, 1),
+                "concealed_pct": round(100 * self.samples_concealed / out, 2),
+                "stretched_pct": round(100 * self.samples_stretched / out, 2),
+                "late": self.late,
+                "lost": self.lost,
+                "fec": self.fec,
+                "underruns": self.underruns,
+                "dropped": self.dropped,
+                "packets": self.packets,
+                "waiting": len(self._packets),
+            }
+
+    def close(self) -> None:
+        with self._lock:
+            self._decoder.close()
+
+
+def _delta(value: int, reference: int, bits: int) -> int:
+    """``value - reference`` for wrapping counters of ``bits`` bits (-2**(bits-1) ..)."""
+    half = 1 << (bits - 1)
+    return ((value - reference + half) & ((1 << bits) - 1)) - half
