@@ -255,8 +255,8 @@ class RemoteAudioMixer:
 
     @property
     def running(self) -> bool:
-        """True while the clock writes to the speaker."""
-        return self._clock is not None and not self._clock.done()
+        """True while the speaker pulls the mix."""
+        return self._attached is not None
 
     def start(self) -> None:
         """Let the speaker pull the mix (idempotent)."""

@@ -20,8 +20,8 @@ from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtp import RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtpPacket
 
 from services.audio.opus import OpusEncoder
-from services.room.mixer import RemoteAudioMixer
 from services.room.jitter import JitterBuffer
+from services.room.mixer import RemoteAudioMixer
 from services.room.rtc import tap_audio_packets
 from services.room.stats import StatsCollector, loss_percent
 
