@@ -419,8 +419,10 @@ function renderField(row, value) {
   if (base === "boolean") {
     input = el("input", { type: "checkbox", id, checked: !!value });
   } else if (row.choices) {
-    input = el("select", { id }, ...row.choices.map((c) => el("option", { value: c, textContent: c })));
-    input.value = value;
+    input = el("select", { id }, ...row.choices.map((c) => el("option", { value: String(c), textContent: String(c) })));
+    input.value = String(value);
+    // a key that takes true, false or a word: send the booleans back as booleans
+    if (row.choices.some((c) => typeof c === "boolean")) input.dataset.bools = "1";
   } else if (base === "integer" || base === "number") {
     input = el("input", { type: "number", id, step: base === "integer" ? "1" : "any" });
     if (row.minimum !== null && row.minimum !== undefined) input.min = row.minimum;
@@ -451,6 +453,7 @@ function readField(input) {
   const type = input.dataset.type;
   if (type === "boolean") return input.checked;
   const raw = input.value;
+  if (input.dataset.bools && (raw === "true" || raw === "false")) return raw === "true";
   if (raw === "" && input.dataset.optional) return null;
   if (type === "integer" || type === "number") return raw === "" ? null : Number(raw);
   if (type === "table of integers") {
