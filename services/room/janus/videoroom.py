@@ -134,6 +134,7 @@ class VideoRoomBackend(PluginBackend):
         if transceiver is not None and answer is not None:
             codec = answered_video_codec(answer["sdp"], transceiver.mid)
             if codec not in PRODUCIBLE:
+                track.stop()  # closes the camera unless something else uses it
                 await self._publish_audio_only(pc, codec)
                 return
             set_codec = getattr(track, "set_codec", None)
