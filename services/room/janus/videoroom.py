@@ -131,7 +131,7 @@ class VideoRoomBackend(PluginBackend):
         offer = await make_offer(pc)
         body = {"request": "publish", "display": self.ctx.settings.display}
         _, answer = await self.pub.send(body, jsep=offer)
-        if transceiver is not None and answer is not None:
+        if track is not None and transceiver is not None and answer is not None:
             codec = answered_video_codec(answer["sdp"], transceiver.mid)
             if codec not in PRODUCIBLE:
                 track.stop()  # closes the camera unless something else uses it
