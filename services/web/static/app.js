@@ -113,6 +113,7 @@ function startLive() {
   events.onmessage = () => scheduleRefresh();
   const names = ["state", "room-state", "controls", "member-joined", "member-left",
     "member-updated", "talking", "local-talking", "stats", "hand", "message", "room-error",
+    "room-warning",
     "action", "action-failed", "config-changed", "subsystem-failed", "subsystem-restarted",
     "entered", "reconnecting", "kicked", "moderated", "device-lost", "password-changed"];
   for (const name of names) {
@@ -223,7 +224,12 @@ function renderStatus(s) {
   badge.className = `badge ${s.state}`;
   $("st-state").textContent = s.state;
   $("st-reason").textContent = s.reason || "-";
-  $("st-room").textContent = `${s.room.id} (${s.room.backend}), ${s.room.state || "no room client"}`;
+  $("st-room").textContent = `${s.room.id} (${s.room.backend}), ${s.room.state || "no room client"}`
+    + (s.room.video_codec ? `, sending ${s.room.video_codec.toUpperCase()} video` : "");
+  const warnings = s.room.warnings || [];
+  $("room-warnings").hidden = !warnings.length;
+  $("room-warnings").replaceChildren(...warnings.map((w) =>
+    el("li", { textContent: `${w.code}: ${w.message}` })));
   $("st-uptime").textContent = `${Math.round(s.uptime)} s`;
   $("st-version").textContent = s.version;
   const members = s.room.members || [];
@@ -278,7 +284,10 @@ function renderMedia(media) {
       ? `${media.stream.state}, ${media.stream.bitrate_kbps} kbps, ${media.stream.reconnects} reconnects`
       : `${media.stream.state}${media.stream.last_error ? ` (${media.stream.last_error})` : ""}`]);
   }
-  if (media.encoder) rows.push(["encoder", `${media.encoder.codec || "-"}, ${media.encoder.bitrate_kbps} kbps`]);
+  for (const [codec, e] of Object.entries((media.encoder && media.encoder.encodes) || {})) {
+    if (!e.subscribers) continue;
+    rows.push([`${codec} encoder`, `${e.encoder || "-"}, ${e.bitrate_kbps} kbps, for ${e.subscriber_names.join(", ")}`]);
+  }
   fillTable($("media"), rows);
 }
 
