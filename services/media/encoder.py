@@ -73,6 +73,8 @@ class SharedVideoEncoder:
         self._last_index = -1
         # counters (read by tests, /metrics and the bench)
         self.frames_in = 0
+        #: frames read while no codec had a subscriber (not encoded: nobody takes them)
+        self.frames_unused = 0
         self.duplicate_frames = 0
         #: the cameras' own counters, summed over every run (``delivered`` = frames read)
         self.camera_totals: dict[str, int] = {}
@@ -292,6 +294,7 @@ class SharedVideoEncoder:
                 if executor is not None:
                     executor.shutdown(wait=False)
         if not active:
+            self.frames_unused += 1
             return
         loop = asyncio.get_running_loop()
         frame = captured.frame
@@ -335,6 +338,7 @@ class SharedVideoEncoder:
         return {
             "codecs": self.active_codecs,
             "frames_in": self.frames_in,
+            "frames_unused": self.frames_unused,
             "duplicate_frames": self.duplicate_frames,
             "subscribers": self.subscribers,
             "encode_cpu_seconds": round(sum(e.encode_cpu_seconds
