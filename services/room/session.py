@@ -529,6 +529,8 @@ class JanusRoomSession:
             except RoomError:
                 self._controls.role = old
                 raise
+            if role == "listener":
+                self.video_codec = None  # nothing published any more
         self._changed()
 
     # -- stats ----------------------------------------------------------------------------
