@@ -29,7 +29,12 @@ from tests.harness.peers import RoomPeer
 log = logging.getLogger(__name__)
 
 FIRST_ROOM = 2001
-ROOMS = tuple(RoomSpec(n, secret="benchsecret") for n in range(FIRST_ROOM, FIRST_ROOM + 40))
+#: Rooms whose VideoRoom allows only VP8 (Janus's default), for the codec benchmark.
+FIRST_VP8_ROOM = 2101
+VP8_ROOMS = 5
+ROOMS = (*(RoomSpec(n, secret="benchsecret") for n in range(FIRST_ROOM, FIRST_ROOM + 40)),
+         *(RoomSpec(n, secret="benchsecret", videocodec="vp8")
+           for n in range(FIRST_VP8_ROOM, FIRST_VP8_ROOM + VP8_ROOMS)))
 
 
 class BenchRoom:
@@ -42,6 +47,7 @@ class BenchRoom:
         self.workdir = Path(tempfile.mkdtemp(prefix="edgeroom-bench-"))
         self.network = Network(tag)
         self._rooms = itertools.count(FIRST_ROOM)
+        self._vp8_rooms = itertools.count(FIRST_VP8_ROOM)
         self._names = itertools.count(1)
         self.peers: list[RoomPeer] = []
         self.appliances: list[ApplianceProcess] = []
@@ -60,9 +66,17 @@ class BenchRoom:
         self.close()
 
     def new_room(self) -> int:
+        """A fresh room whose video codecs are "h264,vp8" (publishers send H.264)."""
         n = next(self._rooms)
-        if n >= FIRST_ROOM + len(ROOMS):
+        if n >= FIRST_ROOM + 40:
             raise RuntimeError("out of benchmark rooms")
+        return n
+
+    def new_vp8_room(self) -> int:
+        """A fresh room that allows only VP8 video."""
+        n = next(self._vp8_rooms)
+        if n >= FIRST_VP8_ROOM + VP8_ROOMS:
+            raise RuntimeError("out of VP8 benchmark rooms")
         return n
 
     def host(self, name: str, up: Impairment | None = None,

@@ -138,8 +138,10 @@ class AudioConfig:
 @dataclass(frozen=True)
 class VideoConfig:
     enabled: bool = setting(True, "Send the camera to the room.")
-    receive: bool = setting(True, "Receive other members' video (false: audio-only, less CPU).",
-                            restart="room")
+    receive: bool | Literal["auto"] = setting(
+        "auto", 'Receive other members\' video: true, false (audio only, less CPU and memory), '
+        'or "auto": only while something on the box shows it (nothing does yet, so audio '
+        'only).', restart="room")
     backend: Literal["auto", "picamera2", "v4l2", "sim"] = setting(
         "auto", 'Camera backend; "auto" picks picamera2, then V4L2 (sim with --sim).',
         restart="video",
@@ -316,11 +318,23 @@ def describe() -> list[dict[str, Any]]:
                 "key": f"{sec}.{f.name}",
                 "type": _type_name(hints[f.name]),
                 "default": getattr(defaults, f.name),
-                "choices": list(typing.get_args(hints[f.name]))
-                if typing.get_origin(hints[f.name]) is Literal else None,
+                "choices": _choices(hints[f.name]),
                 **{k: v for k, v in f.metadata.items()},
             })
     return rows
+
+
+def _choices(tp: Any) -> list[Any] | None:
+    """The values a key may take when they are a fixed list (Literal, or bool | Literal)."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return list(typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        literals = [a for a in args if typing.get_origin(a) is Literal]
+        if literals and bool in args:
+            return [True, False, *(c for lit in literals for c in typing.get_args(lit))]
+    return None
 
 
 def _type_name(tp: Any) -> str:
@@ -329,6 +343,8 @@ def _type_name(tp: Any) -> str:
         return "string"
     if origin in (types.UnionType, typing.Union):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if type(None) not in typing.get_args(tp):
+            return " or ".join(_type_name(a) for a in args)
         return _type_name(args[0]) + " (optional)"
     if origin is dict:
         return "table of integers"
@@ -344,9 +360,18 @@ def _check_value(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
     origin = typing.get_origin(tp)
     if origin in (types.UnionType, typing.Union):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
+        if value is None and len(args) < len(typing.get_args(tp)):
             return None
-        return _check_value(key, args[0], value, meta)
+        if len(args) == 1:
+            return _check_value(key, args[0], value, meta)
+        for arg in args:  # e.g. bool | Literal["auto"]: the first that takes it
+            try:
+                return _check_value(key, arg, value, meta)
+            except ValueError:
+                continue
+        allowed = ", ".join(str(c).lower() if isinstance(c, bool) else repr(c)
+                            for c in _choices(tp) or args)
+        raise ValueError(f"got {value!r}; allowed: {allowed}")
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:

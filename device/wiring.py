@@ -125,7 +125,8 @@ def _compose_media(app: Appliance) -> None:
     # ... and live over WebRTC: each open preview is one more subscriber of the same encoder
     from services.web.preview import PREVIEW, CameraPreview
 
-    app.extras[PREVIEW] = CameraPreview(lambda: media.video_track("preview"))
+    app.extras[PREVIEW] = CameraPreview(lambda: media.video_track("preview"),
+                                        preferred=lambda: media.video.active_codecs)
     app.register("video", _run_media)
 
 
@@ -139,7 +140,7 @@ async def _run_media(app: Appliance) -> None:
 
 def _media_devices(app: Appliance) -> dict[str, Any]:
     """The room's mic and camera track, shared with recording and streaming: one mic
-    reader and one H.264 encoder whatever is on."""
+    reader and one camera encoder (one encode per codec in use) whatever is on."""
     from services.media.service import MediaService
 
     media = app.dispatcher.media

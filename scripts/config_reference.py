@@ -29,7 +29,8 @@ def render() -> str:
         shown = "unset" if default is None else f"`{config._toml_value(default)}`"
         notes = []
         if row["choices"]:
-            notes.append("one of " + ", ".join(f"`{c}`" for c in row["choices"]))
+            notes.append("one of " + ", ".join(
+                f"`{str(c).lower() if isinstance(c, bool) else c}`" for c in row["choices"]))
         if row["minimum"] is not None or row["maximum"] is not None:
             notes.append(f"range {config._num(row['minimum'])}..{config._num(row['maximum'])}")
         if row["secret"]:

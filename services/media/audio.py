@@ -350,7 +350,7 @@ class SharedAudioEncoder:
             for packet in self._codec.encode(av_frame):
                 pts = int(packet.pts)
                 out.append(EncodedPacket("audio", bytes(packet), pts, Fraction(1, rate), True,
-                                         self._anchor_time + pts / rate))
+                                         self._anchor_time + pts / rate, codec="aac"))
         return out
 
     @property

@@ -1,68 +1,51 @@
-"""One H.264 encoder per camera, whose packets go to every output.
+"""The camera's shared encoder: the camera is read once, each frame is encoded once per
+codec that something takes, and the packets go to every output of that codec.
 
 The camera is read on the event loop (latest-frame semantics: a slow encoder makes the
-camera skip frames, never queue them); each frame is encoded once, in a worker thread,
-and the packets are offered to every :class:`PacketSubscription` attached.
-
-Settings are chosen for live use and for WebRTC: constrained baseline (no B-frames, so
-``pts == dts`` and nothing waits for reordering), zero-latency tuning, a bounded GOP,
-SPS/PPS before every keyframe (so any receiver can start at any keyframe), and a target
-bitrate that may change at run time (the room's bandwidth estimate) without a restart.
+camera skip frames, never queue them). Each codec's encode (:class:`CodecEncode`: H.264
+for recordings, RTMP and H.264 rooms; VP8 for VP8 rooms) runs in its own worker thread;
+when two run, they encode the same frame side by side. A codec is encoded only while it
+has subscribers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import time
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any, ClassVar
 
 import av
 
 from drivers.base import Emit, null_emit
-from drivers.camera.base import TIME_BASE, CapturedFrame, VideoSource
-from drivers.errors import EdgeroomError
-from services.media.packets import EncodedPacket, PacketFanout, PacketSubscription
+from drivers.camera.base import CapturedFrame, VideoSource
+from services.media.codecs import (
+    H264,
+    HARDWARE_ENCODER,
+    MIN_BITRATE_KBPS,
+    SOFTWARE_ENCODER,
+    VIDEO_CODECS,
+    CodecEncode,
+    EncoderError,
+    x264_options,
+)
+from services.media.packets import EncodedPacket, PacketSubscription
 
 log = logging.getLogger(__name__)
 
-HARDWARE_ENCODER = "h264_v4l2m2m"
-SOFTWARE_ENCODER = "libx264"
-#: Forced keyframes closer together than this (capture time) are merged into one.
-MIN_KEYFRAME_INTERVAL = 0.25
-MIN_BITRATE_KBPS = 50
-#: A hardware encoder takes a new bitrate only when reopened: at most this often.
-REOPEN_INTERVAL = 5.0
-
-
-class EncoderError(EdgeroomError, RuntimeError):
-    """No H.264 encoder could be opened."""
-
-
-def x264_options(gop: int, max_kbps: int, preset: str = "ultrafast") -> dict[str, str]:
-    """libx264 options for live WebRTC-compatible H.264 (constrained baseline, level 3.1)."""
-    return {
-        "preset": preset,
-        "tune": "zerolatency",
-        "profile": "baseline",  # x264 writes it as constrained baseline (42c0xx)
-        "level": "3.1",
-        "forced-idr": "1",
-        # VBV caps bursts; it also lets x264 change its bitrate while running
-        "maxrate": str(max_kbps * 1000),
-        "bufsize": str(max_kbps * 1000 // 2),
-        "x264-params": f"keyint={gop}:repeat-headers=1",
-    }
+__all__ = ["HARDWARE_ENCODER", "MIN_BITRATE_KBPS", "SOFTWARE_ENCODER", "EncoderError",
+           "SharedVideoEncoder", "x264_options"]
 
 
 class SharedVideoEncoder:
-    """Encodes one camera once and fans the packets out.
+    """Reads one camera once and encodes it once per codec in use.
 
     ``camera_factory`` opens the camera when the encoder starts; :meth:`stop` closes it
-    (the camera is on only while something consumes the video). ``encoder`` is
-    ``"auto"`` (hardware when it opens, else libx264), ``"libx264"`` or ``"h264_v4l2m2m"``.
+    (the camera is on only while something consumes the video). ``encoder`` is the H.264
+    implementation: ``"auto"`` (hardware when it opens, else libx264), ``"libx264"`` or
+    ``"h264_v4l2m2m"``. Methods that take ``codec`` default to H.264 (recordings and
+    RTMP); the room's track passes the codec the room negotiated.
     """
 
     #: How many encoders were ever created, and how many run now (the "encode once" check).
@@ -78,45 +61,43 @@ class SharedVideoEncoder:
                              f"got {encoder!r}")
         SharedVideoEncoder.created += 1
         self.name = name
-        self.max_bitrate_kbps = bitrate_kbps
-        self.gop_seconds = gop_seconds
-        self.encoder_choice = encoder
-        self.preset = preset
         self._camera_factory = camera_factory
         self._emit = emit
-        self._fanout = PacketFanout()
         self._origin = time.monotonic()
-        self._target_kbps = bitrate_kbps
-        self._codec: Any = None
-        self._codec_name: str | None = None
-        self._opened_max = bitrate_kbps
-        self._opened_at = 0.0
-        self._hardware_failed = False
-        self._want_keyframe = False
-        self._last_forced: float = -1e9
+        self._encodes = {codec: CodecEncode(codec, name, bitrate_kbps=bitrate_kbps,
+                                            gop_seconds=gop_seconds, encoder=encoder,
+                                            preset=preset)
+                         for codec in VIDEO_CODECS}
         self._task: asyncio.Task[None] | None = None
         self._camera: VideoSource | None = None
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._last_index = -1
         # counters (read by tests, /metrics and the bench)
         self.frames_in = 0
-        self.frames_encoded = 0
+        #: frames read while no codec had a subscriber (not encoded: nobody takes them)
+        self.frames_unused = 0
         self.duplicate_frames = 0
-        self.packets_out = 0
-        self.bytes_out = 0
-        self.keyframes = 0
-        self.keyframe_requests = 0
-        self.codec_opens = 0
-        self.encode_cpu_seconds = 0.0
         #: the cameras' own counters, summed over every run (``delivered`` = frames read)
         self.camera_totals: dict[str, int] = {}
         self._frame_observers: list[Callable[[av.VideoFrame | None], None]] = []
 
     def __repr__(self) -> str:
         state = "running" if self.is_running else "stopped"
-        return (f"<SharedVideoEncoder {self.name} {self._codec_name or '-'} {state} "
-                f"{self._target_kbps} kbps frames={self.frames_encoded} "
-                f"subscribers={len(self._fanout)}>")
+        codecs = ",".join(self.active_codecs) or "-"
+        return (f"<SharedVideoEncoder {self.name} {codecs} {state} "
+                f"frames={self.frames_in} subscribers={self.subscribers}>")
+
+    def encode_of(self, codec: str = H264) -> CodecEncode:
+        """The encode of ``codec`` (``"h264"`` or ``"vp8"``)."""
+        try:
+            return self._encodes[codec]
+        except KeyError:
+            raise ValueError(f"video codec must be one of {', '.join(VIDEO_CODECS)}, "
+                             f"got {codec!r}") from None
+
+    @property
+    def active_codecs(self) -> list[str]:
+        """The codecs something takes now (each is encoded once per frame)."""
+        return [codec for codec, enc in self._encodes.items() if enc.active]
 
     # -- consumers --------------------------------------------------------------------
 
@@ -132,50 +113,109 @@ class SharedVideoEncoder:
             except Exception:
                 log.exception("%s frame observer failed", self.name)
 
-    def subscribe(self, name: str, maxsize: int = 30) -> PacketSubscription:
-        """A new video-only subscription; it starts at a keyframe, requested now."""
-        sub = PacketSubscription(name, maxsize, self.request_keyframe, kinds=("video",))
-        self.attach(sub)
+    def subscribe(self, name: str, maxsize: int = 30, codec: str = H264) -> PacketSubscription:
+        """A new video-only subscription to ``codec``; it starts at a keyframe, requested
+        now."""
+        enc = self.encode_of(codec)
+        sub = PacketSubscription(name, maxsize, enc.request_keyframe, kinds=("video",))
+        self.attach(sub, codec)
         return sub
 
-    def attach(self, sub: PacketSubscription) -> None:
-        """Offer packets to ``sub`` (made elsewhere, e.g. shared with audio)."""
-        self._fanout.add(sub)
+    def attach(self, sub: PacketSubscription, codec: str = H264) -> None:
+        """Offer ``codec``'s packets to ``sub`` (made elsewhere, e.g. shared with audio)."""
+        enc = self.encode_of(codec)
+        enc.fanout.add(sub)
         if sub.waiting_keyframe:
-            self.request_keyframe(f"{sub.name} subscribed")
+            enc.request_keyframe(f"{sub.name} subscribed")
 
     def detach(self, sub: PacketSubscription) -> None:
-        self._fanout.remove(sub)
+        for enc in self._encodes.values():
+            enc.fanout.remove(sub)
 
     @property
     def subscribers(self) -> int:
-        return len(self._fanout)
+        return sum(len(enc.fanout) for enc in self._encodes.values())
 
     @property
     def subscriber_names(self) -> list[str]:
         """Who takes the packets (e.g. ``["preview", "room"]``), sorted."""
-        return sorted(self._fanout.names)
+        return sorted(n for enc in self._encodes.values() for n in enc.fanout.names)
 
-    def request_keyframe(self, reason: str = "") -> None:
-        """Make the next frame a keyframe (requests close together are merged)."""
-        self.keyframe_requests += 1
-        if not self._want_keyframe:
-            log.debug("%s: keyframe requested (%s)", self.name, reason)
-        self._want_keyframe = True
+    def request_keyframe(self, reason: str = "", codec: str = H264) -> None:
+        """Make ``codec``'s next frame a keyframe (requests close together are merged)."""
+        self.encode_of(codec).request_keyframe(reason)
 
     # -- bitrate ----------------------------------------------------------------------
 
     @property
     def bitrate_kbps(self) -> int:
-        return self._target_kbps
+        """H.264's target bitrate (see :meth:`encode_of` for the others)."""
+        return self._encodes[H264].bitrate_kbps
 
-    def set_bitrate(self, kbps: int) -> int:
-        """Set the target bitrate (capped by the configured one); returns what was applied."""
-        value = max(MIN_BITRATE_KBPS, min(int(kbps), self.max_bitrate_kbps))
-        if value != self._target_kbps:
-            log.info("%s: bitrate %d -> %d kbps", self.name, self._target_kbps, value)
-            self._target_kbps = value
-        return value
+    def set_bitrate(self, kbps: int, codec: str = H264) -> int:
+        """Set ``codec``'s target bitrate (capped by its configured one); returns what was
+        applied."""
+        return self.encode_of(codec).set_bitrate(kbps)
+
+    @property
+    def max_bitrate_kbps(self) -> int:
+        return self._encodes[H264].max_bitrate_kbps
+
+    @max_bitrate_kbps.setter
+    def max_bitrate_kbps(self, kbps: int) -> None:
+        self.set_max_bitrate(kbps)
+
+    def set_max_bitrate(self, kbps: int, codecs: tuple[str, ...] = VIDEO_CODECS) -> None:
+        """The configured ceiling of ``codecs``; their target follows it."""
+        for codec in codecs:
+            enc = self.encode_of(codec)
+            if enc.max_bitrate_kbps != kbps:
+                enc.max_bitrate_kbps = kbps
+                enc.set_bitrate(kbps)
+
+    @property
+    def gop_seconds(self) -> float:
+        return self._encodes[H264].gop_seconds
+
+    @gop_seconds.setter
+    def gop_seconds(self, value: float) -> None:
+        for enc in self._encodes.values():
+            enc.gop_seconds = value
+
+    @property
+    def encoder_choice(self) -> str:
+        return self._encodes[H264].encoder_choice
+
+    @encoder_choice.setter
+    def encoder_choice(self, value: str) -> None:
+        self._encodes[H264].encoder_choice = value
+
+    # -- what H.264 did (recordings, RTMP and the tests read these) --------------------
+
+    @property
+    def codec_name(self) -> str | None:
+        """The H.264 implementation in use (``libx264``, ``h264_v4l2m2m``), once opened."""
+        return self._encodes[H264].implementation
+
+    @property
+    def frames_encoded(self) -> int:
+        return self._encodes[H264].frames_encoded
+
+    @property
+    def packets_out(self) -> int:
+        return self._encodes[H264].packets_out
+
+    @property
+    def keyframes(self) -> int:
+        return self._encodes[H264].keyframes
+
+    @property
+    def keyframe_requests(self) -> int:
+        return self._encodes[H264].keyframe_requests
+
+    @property
+    def codec_opens(self) -> int:
+        return self._encodes[H264].codec_opens
 
     # -- running ----------------------------------------------------------------------
 
@@ -189,10 +229,6 @@ class SharedVideoEncoder:
         camera = self._camera
         return 1.0 / camera.fps if camera is not None and camera.fps else 0.0
 
-    @property
-    def codec_name(self) -> str | None:
-        return self._codec_name
-
     async def start(self) -> None:
         """Open the camera and start encoding (idempotent)."""
         if self.is_running:
@@ -203,8 +239,6 @@ class SharedVideoEncoder:
         await camera.start()
         self._last_index = -1
         self._camera = camera
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"h264-{self.name}")
         SharedVideoEncoder.running += 1
         self._task = asyncio.create_task(self._run(camera), name=f"encoder:{self.name}")
         log.info("%s encoder: stopped -> running (%dx%d@%d)", self.name,
@@ -224,16 +258,13 @@ class SharedVideoEncoder:
                 self.camera_totals[key] = self.camera_totals.get(key, 0) + value
             self._camera = None
             self._notify_observers(None)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-        self._codec = None
+        for enc in self._encodes.values():
+            executor = enc.close()
+            if executor is not None:
+                await asyncio.to_thread(executor.shutdown, wait=True)
         log.info("%s encoder: running -> stopped (%s)", self.name, self.stats)
 
     async def _run(self, camera: VideoSource) -> None:
-        loop = asyncio.get_running_loop()
-        executor = self._executor
-        assert executor is not None
         try:
             while True:
                 try:
@@ -243,17 +274,7 @@ class SharedVideoEncoder:
                     return
                 self.frames_in += 1
                 self._notify_observers(captured.frame)
-                job = loop.run_in_executor(executor, self._encode, captured)
-                try:
-                    packets = await asyncio.shield(job)
-                except asyncio.CancelledError:
-                    # a frame read is a frame encoded and sent: let this one finish
-                    # (milliseconds)
-                    await asyncio.wait([job])
-                    if not job.cancelled() and job.exception() is None:
-                        self._publish(job.result())
-                    raise
-                self._publish(packets)
+                await self._encode_frame(captured, camera.fps or 30)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -261,138 +282,72 @@ class SharedVideoEncoder:
             self._emit("encoder-error", {"camera": self.name, "error": str(exc)})
             raise
 
-    def _publish(self, packets: list[EncodedPacket]) -> None:
-        for packet in packets:
-            self.packets_out += 1
-            self.bytes_out += len(packet.data)
-            self._fanout.publish(packet)
-
-    # -- the worker thread ------------------------------------------------------------
-
-    def _open(self, width: int, height: int, fps: int) -> None:
-        names: list[str]
-        if self.encoder_choice == "auto":
-            names = [SOFTWARE_ENCODER] if self._hardware_failed else [HARDWARE_ENCODER,
-                                                                      SOFTWARE_ENCODER]
-        else:
-            names = [self.encoder_choice]
-            if self.encoder_choice == HARDWARE_ENCODER:
-                names.append(SOFTWARE_ENCODER)
-        errors = []
-        for name in names:
-            try:
-                self._codec = self._open_codec(name, width, height, fps)
-            except (av.FFmpegError, ValueError, OSError) as exc:
-                errors.append(f"{name}: {exc}")
-                if name == HARDWARE_ENCODER:
-                    self._hardware_failed = True
-                    level = logging.INFO if self.encoder_choice == "auto" else logging.WARNING
-                    log.log(level, "%s: hardware encoder unavailable (%s), using libx264",
-                            self.name, exc)
-                continue
-            self._codec_name = name
-            self.codec_opens += 1
-            log.info("%s: %s opened %dx%d@%d %d kbps gop %d", self.name, name, width, height,
-                     fps, self._target_kbps, self._gop(fps))
-            return
-        raise EncoderError("no H.264 encoder could be opened: " + "; ".join(errors))
-
-    def _gop(self, fps: int) -> int:
-        return max(1, round(self.gop_seconds * fps))
-
-    def _open_codec(self, name: str, width: int, height: int, fps: int) -> Any:
-        codec: Any = av.CodecContext.create(name, "w")
-        codec.width = width
-        codec.height = height
-        codec.pix_fmt = "yuv420p"
-        codec.time_base = TIME_BASE
-        codec.framerate = Fraction(fps, 1)
-        codec.bit_rate = self._target_kbps * 1000
-        codec.gop_size = self._gop(fps)
-        if name == SOFTWARE_ENCODER:
-            codec.options = x264_options(self._gop(fps), self.max_bitrate_kbps, self.preset)
-            self._opened_max = self.max_bitrate_kbps
-        else:
-            codec.options = {"num_capture_buffers": "8"}
-            try:
-                codec.profile = "Constrained Baseline"
-            except (ValueError, AttributeError) as exc:
-                log.debug("%s: cannot set the profile of %s: %s", self.name, name, exc)
-        codec.open()
-        self._opened_at = time.monotonic()
-        return codec
-
-    def _worth_reopening(self, current_bps: int, now: float) -> bool:
-        """Reopen for a new bitrate only for a real change, and not more than every
-        :data:`REOPEN_INTERVAL` (each reopen costs a keyframe)."""
-        change = abs(self._target_kbps * 1000 - current_bps) / max(current_bps, 1)
-        if self._codec_name == SOFTWARE_ENCODER:
-            return True  # raised above its VBV ceiling: only a reopen applies it
-        if change < 0.2 or now - self._opened_at < REOPEN_INTERVAL:
-            return False
-        return True
-
-    def _encode(self, captured: CapturedFrame) -> list[EncodedPacket]:
-        """Encode one frame (worker thread); returns the packets it produced."""
-        cpu0 = time.thread_time()
-        frame = captured.frame
-        if frame.format.name != "yuv420p":
-            frame = frame.reformat(format="yuv420p")
-        codec = self._codec
-        if codec is not None and (codec.width != frame.width or codec.height != frame.height):
-            log.info("%s: frame size %dx%d -> %dx%d, reopening the encoder", self.name,
-                     codec.width, codec.height, frame.width, frame.height)
-            codec = None
-        if codec is None:
-            camera = self._camera
-            fps = camera.fps if camera is not None else 30
-            self._open(frame.width, frame.height, fps)
-            codec = self._codec
-        elif codec.bit_rate != self._target_kbps * 1000:
-            if self._codec_name == SOFTWARE_ENCODER and self._target_kbps <= self._opened_max:
-                codec.bit_rate = self._target_kbps * 1000  # x264 reconfigures at next frame
-            elif self._worth_reopening(codec.bit_rate, captured.captured_at):
-                # above the VBV ceiling it was opened with, or a hardware encoder (which
-                # takes a bitrate only at open): open it again (it starts on a keyframe)
-                self._codec = None
-                return self._encode(captured)
-        frame.pts = round((captured.captured_at - self._origin) * 90_000)
-        frame.time_base = TIME_BASE
-        force = self._want_keyframe and (
-            captured.captured_at - self._last_forced >= MIN_KEYFRAME_INTERVAL)
-        if force:
-            self._want_keyframe = False
-            self._last_forced = captured.captured_at
-            frame.pict_type = av.video.frame.PictureType.I
-        else:
-            frame.pict_type = av.video.frame.PictureType.NONE
-        out = []
-        for packet in codec.encode(frame):
-            keyframe = bool(packet.is_keyframe)
-            if keyframe:
-                self.keyframes += 1
-            out.append(EncodedPacket("video", bytes(packet), int(packet.pts), TIME_BASE,
-                                     keyframe, captured.captured_at, captured.index))
+    async def _encode_frame(self, captured: CapturedFrame, fps: int) -> None:
+        """Encode one frame with every codec in use, side by side, and publish."""
         if captured.index <= self._last_index:
             self.duplicate_frames += 1
         self._last_index = captured.index
-        self.frames_encoded += 1
-        self.encode_cpu_seconds += time.thread_time() - cpu0
-        return out
+        active = [enc for enc in self._encodes.values() if enc.active]
+        for enc in self._encodes.values():
+            if not enc.active and enc.is_open:
+                executor = enc.close()  # nobody takes it: free the encoder
+                if executor is not None:
+                    executor.shutdown(wait=False)
+        if not active:
+            self.frames_unused += 1
+            return
+        loop = asyncio.get_running_loop()
+        frame = captured.frame
+        if frame.format.name != "yuv420p":
+            frame = frame.reformat(format="yuv420p")
+        jobs: list[tuple[CodecEncode, asyncio.Future[list[EncodedPacket]]]] = []
+        for i, enc in enumerate(active):
+            # each encode sets its own pts and picture type: give each its own frame
+            own = frame if i == 0 else _copy(frame)
+            jobs.append((enc, loop.run_in_executor(enc.executor(), enc.encode, own, captured,
+                                                   self._origin, fps)))
+        futures = [job for _, job in jobs]
+        try:
+            await asyncio.shield(asyncio.gather(*futures, return_exceptions=True))
+        except asyncio.CancelledError:
+            # a frame read is a frame encoded and sent: let this one finish (milliseconds)
+            await asyncio.wait(futures)
+            self._publish_done(jobs)
+            raise
+        self._publish_done(jobs, raise_errors=True)
+
+    @staticmethod
+    def _publish_done(jobs: list[tuple[CodecEncode, asyncio.Future[list[EncodedPacket]]]],
+                      raise_errors: bool = False) -> None:
+        error: BaseException | None = None
+        for enc, job in jobs:
+            if job.cancelled():
+                continue
+            exc = job.exception()
+            if exc is not None:
+                error = error or exc
+                continue
+            enc.publish(job.result())
+        if error is not None and raise_errors:
+            raise error
 
     @property
     def stats(self) -> dict[str, Any]:
+        encodes = {codec: enc.stats for codec, enc in self._encodes.items()
+                   if enc.active or enc.codec_opens}
         return {
-            "codec": self._codec_name,
-            "bitrate_kbps": self._target_kbps,
+            "codecs": self.active_codecs,
             "frames_in": self.frames_in,
-            "frames_encoded": self.frames_encoded,
+            "frames_unused": self.frames_unused,
             "duplicate_frames": self.duplicate_frames,
-            "keyframes": self.keyframes,
-            "keyframe_requests": self.keyframe_requests,
-            "packets": self.packets_out,
-            "bytes": self.bytes_out,
-            "subscribers": len(self._fanout),
-            "codec_opens": self.codec_opens,
-            "encode_cpu_seconds": round(self.encode_cpu_seconds, 3),
+            "subscribers": self.subscribers,
+            "encode_cpu_seconds": round(sum(e.encode_cpu_seconds
+                                            for e in self._encodes.values()), 3),
+            "encodes": encodes,
         }
+
+
+def _copy(frame: av.VideoFrame) -> av.VideoFrame:
+    """A yuv420p frame with its own planes (for a second encode of the same capture)."""
+    return av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
+

@@ -27,8 +27,9 @@ class EncodedPacket:
 
     ``pts`` is in ``time_base`` and counts from the encoder's own start; ``captured_at``
     is the capture instant on ``time.monotonic()`` (the clock audio and video share), so
-    outputs align audio with video by it. Video ``data`` is Annex-B H.264 (SPS/PPS repeated
-    before every keyframe); audio ``data`` is raw AAC.
+    outputs align audio with video by it. ``codec`` says what ``data`` is: ``"h264"``
+    (Annex-B, SPS/PPS repeated before every keyframe), ``"vp8"`` (one VP8 frame) or
+    ``"aac"`` (raw AAC).
     """
 
     kind: Kind
@@ -38,6 +39,7 @@ class EncodedPacket:
     keyframe: bool
     captured_at: float
     index: int = 0
+    codec: str = "h264"
 
 
 class PacketSubscription:

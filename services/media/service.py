@@ -1,6 +1,7 @@
 """Recording and live streaming, and the shared encoders behind them and the room.
 
-:class:`MediaService` owns the camera's one H.264 encoder, the microphone tee and the one
+:class:`MediaService` owns the camera's shared encoder (one encode per codec in use: H.264
+for recordings, RTMP and H.264 rooms, VP8 for VP8 rooms), the microphone tee and the one
 AAC encoder. The camera is open only while something uses the video: the room's track
 (:meth:`video_track`), a recording or the RTMP push; the AAC encoder runs only while a
 recording or the push does. It works with or without a room.
@@ -120,10 +121,12 @@ class MediaService:
 
     # -- the room's side --------------------------------------------------------------
 
-    def video_track(self, name: str = "room") -> EncodedVideoTrack:
+    def video_track(self, name: str = "room", codec: str | None = None) -> EncodedVideoTrack:
         """A new video track fed by the shared encoder (the room's track factory; the
-        page's camera preview too, as ``name="preview"``); the camera runs while it lives."""
-        track = EncodedVideoTrack(self.video, on_stop=self._room_track_stopped, name=name)
+        page's camera preview too, as ``name="preview"``); the camera runs while it lives.
+        Its codec is set when known (:meth:`EncodedVideoTrack.set_codec`)."""
+        track = EncodedVideoTrack(self.video, on_stop=self._room_track_stopped, name=name,
+                                  codec=codec)
         self._room_tracks.append(track)
         task = asyncio.get_running_loop().create_task(self._update(), name="media:room-video")
         _background.add(task)
@@ -181,14 +184,14 @@ class MediaService:
         return status
 
     def _set_video_cap(self) -> None:
-        """The encoder's bitrate: ``stream.video_bitrate_kbps`` while streaming, else
-        ``video.bitrate_kbps`` (the room's bandwidth estimate can only lower it)."""
-        cap = self._base_kbps
+        """The encoders' bitrate: ``video.bitrate_kbps``, and for H.264 (what RTMP takes)
+        ``stream.video_bitrate_kbps`` while streaming (the room's bandwidth estimate can
+        only lower either)."""
+        h264 = self._base_kbps
         if self.streamer.streaming and self.stream_bitrate_kbps:
-            cap = self.stream_bitrate_kbps
-        if cap != self.video.max_bitrate_kbps:
-            self.video.max_bitrate_kbps = cap
-            self.video.set_bitrate(cap)
+            h264 = self.stream_bitrate_kbps
+        self.video.set_max_bitrate(h264, ("h264",))
+        self.video.set_max_bitrate(self._base_kbps, ("vp8",))
 
     def status(self) -> dict[str, Any]:
         return {

@@ -1,9 +1,15 @@
 """The room's video track: packets from the shared encoder, handed to aiortc as they are.
 
 aiortc's ``RTCRtpSender`` packetizes (instead of encoding) whatever a track returns that
-is an ``av.Packet`` rather than a frame: ``H264Encoder.pack()`` splits the Annex-B
-bitstream into NAL units and takes the RTP timestamp from ``pts`` in ``time_base``.
-So the room gets the same bytes as the recording and the RTMP push.
+is an ``av.Packet`` rather than a frame, with the packetizer of the codec the connection
+negotiated: ``H264Encoder.pack()`` splits an Annex-B access unit into NAL units (FU-A /
+STAP-A), ``Vp8Encoder.pack()`` puts one VP8 frame behind VP8 payload descriptors (with
+its own picture id); both take the RTP timestamp from ``pts`` in ``time_base``. So the
+room gets the same bytes as the recording and the RTMP push when it uses H.264.
+
+The track learns its codec from whoever negotiated it (:meth:`EncodedVideoTrack.set_codec`,
+from the SDP answer) and only then subscribes to that codec's encode; it never returns a
+packet of another codec, as aiortc would send it under the negotiated payload type.
 
 Two things aiortc would do to its own encoder must reach ours instead: keyframe requests
 (RTCP PLI/FIR set a private flag that only matters when aiortc encodes) and the
@@ -11,7 +17,6 @@ receiver's bandwidth estimate (REMB sets ``target_bitrate`` on aiortc's encoder 
 :func:`install_sender_hooks` wraps ``RTCRtpSender._handle_rtcp_packet`` once so that,
 for senders whose track is an :class:`EncodedVideoTrack`, both are forwarded to the
 track's encoder; every other sender behaves exactly as before.
-The negotiated codec must be H.264 (the room client prefers it for this track).
 """
 
 from __future__ import annotations
@@ -42,37 +47,75 @@ _installed = False
 
 
 class EncodedVideoTrack(MediaStreamTrack):
-    """A video track whose ``recv()`` returns pre-encoded H.264 ``av.Packet``s.
+    """A video track whose ``recv()`` returns pre-encoded ``av.Packet``s of one codec.
 
-    ``on_stop`` is called once when the track ends (the room unpublished or switched the
-    camera off), so the owner can close the camera when nothing else uses it.
+    ``codec`` (``"h264"`` or ``"vp8"``) is the codec the connection negotiated; when it is
+    not known yet, :meth:`recv` waits until :meth:`set_codec` tells it. ``on_stop`` is
+    called once when the track ends (the room unpublished or switched the camera off), so
+    the owner can close the camera when nothing else uses it.
     """
 
     kind = "video"
 
     def __init__(self, encoder: SharedVideoEncoder,
                  on_stop: Callable[[EncodedVideoTrack], Awaitable[None] | None] | None = None,
-                 name: str = "room") -> None:
+                 name: str = "room", codec: str | None = None) -> None:
         super().__init__()
         install_sender_hooks()
         self.encoder = encoder
+        self.name = name
         self._on_stop = on_stop
-        self.sub: PacketSubscription = encoder.subscribe(name, ROOM_QUEUE_PACKETS)
+        self.codec: str | None = None
+        self.sub: PacketSubscription | None = None
+        self._codec_known = asyncio.Event()
         self.packets = 0
+        self.refused = 0  # packets of another codec, never sent
         self.keyframe_requests = 0
         self.remb_bps: int | None = None
+        if codec is not None:
+            self.set_codec(codec)
 
     def __repr__(self) -> str:
-        return f"<EncodedVideoTrack {self.readyState} packets={self.packets} {self.sub!r}>"
+        return (f"<EncodedVideoTrack {self.readyState} {self.codec or '-'} "
+                f"packets={self.packets} {self.sub!r}>")
+
+    def set_codec(self, codec: str) -> None:
+        """Send ``codec`` from now on (what the SDP answer chose); raises ValueError for a
+        codec the shared encoder cannot produce."""
+        codec = codec.lower()
+        if codec == self.codec or self.readyState != "live":
+            return
+        self.encoder.encode_of(codec)  # ValueError for a codec we cannot produce
+        old = self.sub
+        self.codec = codec
+        self.sub = self.encoder.subscribe(self.name, ROOM_QUEUE_PACKETS, codec=codec)
+        if old is not None:
+            old.close()
+            self.encoder.detach(old)
+        self._codec_known.set()
+        log.info("%s video track: sending %s", self.name, codec)
 
     async def recv(self) -> av.Packet:
-        if self.readyState != "live":
-            raise MediaStreamError
-        try:
-            encoded = await self.sub.get()
-        except EOFError:
-            self.stop()
-            raise MediaStreamError from None
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            if self.sub is None:
+                await self._codec_known.wait()
+                continue
+            sub = self.sub
+            try:
+                encoded = await sub.get()
+            except EOFError:
+                if sub is not self.sub:
+                    continue  # the codec changed while waiting
+                self.stop()
+                raise MediaStreamError from None
+            if encoded.codec != self.codec:
+                self.refused += 1
+                continue
+            return self._packet(encoded)
+
+    def _packet(self, encoded: Any) -> av.Packet:
         packet = av.Packet(encoded.data)
         packet.pts = encoded.pts
         packet.dts = encoded.pts
@@ -84,19 +127,23 @@ class EncodedVideoTrack(MediaStreamTrack):
 
     def request_keyframe(self, reason: str) -> None:
         self.keyframe_requests += 1
-        self.encoder.request_keyframe(reason)
+        if self.codec is not None:
+            self.encoder.request_keyframe(reason, codec=self.codec)
 
     def set_bandwidth_estimate(self, bps: int) -> None:
-        """The room's receiver estimate: the encoder follows it (up to its configured cap)."""
+        """The room's receiver estimate: this codec's encode follows it (up to its cap)."""
         self.remb_bps = bps
-        self.encoder.set_bitrate(bps // 1000)
+        if self.codec is not None:
+            self.encoder.set_bitrate(bps // 1000, codec=self.codec)
 
     def stop(self) -> None:
         if self.readyState == "ended":
             return
         super().stop()
-        self.sub.close()
-        self.encoder.detach(self.sub)
+        self._codec_known.set()  # wake a recv() still waiting for its codec
+        if self.sub is not None:
+            self.sub.close()
+            self.encoder.detach(self.sub)
         if self._on_stop is not None:
             result = self._on_stop(self)
             if result is not None:

@@ -49,7 +49,7 @@ def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = n
         url=server_url(config), backend=room.backend, room=room.room,
         display=room.effective_display_name, pin=room.pin, secret=room.secret,
         api_secret=room.api_secret, token=room.token, role=room.role,
-        receive_video=config.video.receive and room.backend == "videoroom",
+        receive_video=config.video.receive if room.backend == "videoroom" else False,
         send_video=config.video.enabled,
     )
     if mic is None:

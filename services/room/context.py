@@ -29,7 +29,9 @@ class RoomSettings:
     api_secret: str | None = None
     token: str | None = None
     role: Role = "publisher"
-    receive_video: bool = True
+    #: Subscribe to other members' video: always, never, or ("auto") only while something
+    #: on the box consumes it (the session's remote-video consumer).
+    receive_video: bool | Literal["auto"] = "auto"
     send_video: bool = True
 
 
@@ -89,6 +91,12 @@ class RoomContext:
         #: Called with our member id as soon as the plugin accepted us (before media is
         #: up), so the session can open the message channel meanwhile.
         self.on_joined: Callable[[str], None] = lambda member_id: None
+        #: Called with the video codec the room chose for our camera, or with None and the
+        #: room's codecs (empty when unknown) when the room refused every codec we offer.
+        self.on_video_codec: Callable[[str | None, list[str] | None], None] = (
+            lambda codec, room_codecs: None)
+        #: Whether to subscribe to remote video now.
+        self.wants_video: Callable[[], bool] = lambda: settings.receive_video is True
         loop = asyncio.get_running_loop()
         self.failed: asyncio.Future[str] = loop.create_future()
         self.kicked: asyncio.Future[str] = loop.create_future()

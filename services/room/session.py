@@ -41,6 +41,7 @@ from services.room.janus.videoroom import VideoRoomBackend
 from services.room.messages import CMD_HAND, CMD_MODERATED, encode_custom, parse_custom
 from services.room.micuse import RoomMicUse
 from services.room.mixer import RemoteAudioMixer
+from services.room.negotiation import VIDEO_CODEC_UNSUPPORTED, unsupported_warning
 from services.room.ratelimit import MessageLimiter, Outgoing
 from services.room.roster import Roster
 from services.room.stats import StatsCollector
@@ -91,6 +92,10 @@ class JanusRoomSession:
         self._conn: JanusConnection | None = None
         self._mic_use = RoomMicUse(mic, self._room_uses_mic, emit)
         self.join_count = 0
+        #: The codec the room chose for our camera (None: not publishing video).
+        self.video_codec: str | None = None
+        #: Conditions worth knowing that do not stop the room (``room-warning`` events).
+        self.warnings: list[dict[str, Any]] = []
         self.last_join_ms: float | None = None
         self.attempts = 0
         self.built_from: object | None = None  # the config it was made from (wiring)
@@ -177,6 +182,8 @@ class JanusRoomSession:
         self.roster.clear()
         self.limiter.clear()
         await self.mixer.stop()
+        self.warnings = []
+        self.video_codec = None
         self._stats_collector.latest = {}
         self._set_local_talking(False)
         if self._state != RoomState.IDLE:
@@ -257,6 +264,8 @@ class JanusRoomSession:
                                              name="room:textroom"))
 
         ctx.on_joined = open_messages
+        ctx.on_video_codec = self._video_codec_chosen
+        ctx.wants_video = self._wants_video
         try:
             await conn.open()
             self._conn = conn
@@ -350,6 +359,36 @@ class JanusRoomSession:
     def _remote_audio(self, member_id: str, track: MediaStreamTrack) -> None:
         self.mixer.add_track(member_id, track)
         self.mixer.set_muted(member_id, self._locally_muted(member_id))
+
+    def _video_codec_chosen(self, codec: str | None, room_codecs: list[str] | None) -> None:
+        self.video_codec = codec
+        if codec is not None:
+            log.info("room: sending %s video", codec)
+            self.warnings = [w for w in self.warnings if w["code"] != VIDEO_CODEC_UNSUPPORTED]
+            return
+        warning = unsupported_warning(room_codecs or [])
+        if warning in self.warnings:
+            return  # said already (this stay, or the one before a reconnect)
+        self.warnings = [w for w in self.warnings if w["code"] != VIDEO_CODEC_UNSUPPORTED]
+        self.warnings.append(warning)
+        log.warning("room: %s", warning["message"])
+        self._emit("room-warning", dict(warning))
+
+    def _wants_video(self) -> bool:
+        """Subscribe to remote video? ``receive_video``, where "auto" means: while
+        something on the box consumes it."""
+        receive = self.settings.receive_video
+        if receive == "auto":
+            return self._on_remote_video is not None
+        return bool(receive)
+
+    def set_remote_video_consumer(self, consumer: Callable[[str, Any], None] | None) -> None:
+        """Who takes remote video frames (None: nobody). With ``receive_video = "auto"``
+        the subscriptions follow at once."""
+        self._on_remote_video = consumer
+        update = getattr(self._backend, "video_demand_changed", None)
+        if update is not None:
+            update()
 
     def _remote_video(self, member_id: str, frame: Any) -> None:
         if self._on_remote_video is not None:
@@ -519,6 +558,8 @@ class JanusRoomSession:
             except RoomError:
                 self._controls.role = old
                 raise
+            if role == "listener":
+                self.video_codec = None  # nothing published any more
         await self._mic_use.sync()
         self._changed()
 

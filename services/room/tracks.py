@@ -164,6 +164,7 @@ class SwitchableVideoTrack(MediaStreamTrack):
         super().__init__()
         self._factory = factory
         self._inner: MediaStreamTrack | None = None
+        self.codec: str | None = None
         self._on = asyncio.Event()
         self._offset: int | None = None  # added to inner pts (90 kHz)
         self._last_out = -1
@@ -175,9 +176,20 @@ class SwitchableVideoTrack(MediaStreamTrack):
     def enabled(self) -> bool:
         return self._on.is_set()
 
+    def set_codec(self, codec: str) -> None:
+        """The codec the connection negotiated: passed on to every inner track that sends
+        pre-encoded packets (a track of frames is encoded by aiortc in whatever codec was
+        negotiated)."""
+        self.codec = codec
+        setter = getattr(self._inner, "set_codec", None)
+        if setter is not None:
+            setter(codec)
+
     def switch(self, enabled: bool) -> None:
         if enabled and self._inner is None and self.readyState == "live":
             self._inner = self._factory()
+            if self.codec is not None:
+                self.set_codec(self.codec)
             self._offset = None
             self._on.set()
             log.info("video: off -> on")

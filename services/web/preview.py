@@ -1,18 +1,20 @@
 """The page's live camera preview over WebRTC, straight from the appliance to the browser.
 
 The page offers a receive-only video transceiver; aiortc answers with a track of the
-shared encoder's H.264 packets (no second encode). The camera runs while a preview is
-open. At most :data:`MAX_PEERS` previews exist at once; one session has at most one
-(a new offer replaces its previous preview). A preview closes when the browser closes
-its peer connection (page unload), when ICE or DTLS fail, when it does not connect within
-:data:`CONNECT_TIMEOUT` seconds, and when its session ends (logout, expiry, password change).
+shared encoder's packets in one codec of the offer: the one the encoder already produces
+for the room when the browser takes it (no second encode), else H.264, else VP8. The
+camera runs while a preview is open. At most :data:`MAX_PEERS` previews exist at once;
+one session has at most one (a new offer replaces its previous preview). A preview closes
+when the browser closes its peer connection (page unload), when ICE or DTLS fail, when it
+does not connect within :data:`CONNECT_TIMEOUT` seconds, and when its session ends
+(logout, expiry, password change).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 PREVIEW = "preview"
 MAX_PEERS = 2
+#: What the shared encoder can produce, in the order a preview takes them by default.
+PREVIEW_CODECS = ("h264", "vp8")
 CONNECT_TIMEOUT = 20.0
 SESSION_CHECK_INTERVAL = 2.0
 
@@ -53,13 +57,16 @@ class _Peer:
 class CameraPreview:
     """WebRTC previews fed by ``track_factory`` (a new encoded-video track per preview).
 
-    ``alive(session)`` tells whether a page session still exists. Register it as
+    ``alive(session)`` tells whether a page session still exists. ``preferred()`` lists
+    codecs to try first (those the encoder produces now). Register it as
     ``app.extras["preview"]``; :meth:`close` ends every preview (idempotent).
     """
 
     def __init__(self, track_factory: Callable[[], MediaStreamTrack],
-                 max_peers: int = MAX_PEERS) -> None:
+                 max_peers: int = MAX_PEERS,
+                 preferred: Callable[[], Sequence[str]] = lambda: ()) -> None:
         self._track_factory = track_factory
+        self._preferred = preferred
         self.max_peers = max_peers
         self._peers: list[_Peer] = []
         self.opened = 0
@@ -96,15 +103,16 @@ class CameraPreview:
             if getattr(transceiver, "_offerDirection", None) not in ("sendonly", "sendrecv"):
                 raise PreviewError(400, "BAD_REQUEST",
                                    "sdp: the video section must be able to receive")
-            # the shared encoder's packets are H.264: answer with nothing else
-            h264 = [c for c in transceiver._codecs if c.mimeType.lower() == "video/h264"]
-            if not h264:
-                raise PreviewError(400, "BAD_REQUEST", "sdp: the offer has no H.264 video")
-            types = {c.payloadType for c in h264}
-            transceiver._codecs = h264 + [
+            # answer with exactly the one codec the track will send
+            codec, chosen = self._choose(transceiver._codecs)
+            types = {c.payloadType for c in chosen}
+            transceiver._codecs = chosen + [
                 c for c in transceiver._codecs if c.mimeType.lower() == "video/rtx"
                 and c.parameters.get("apt") in types]
             peer.track = self._track_factory()
+            set_codec = getattr(peer.track, "set_codec", None)
+            if set_codec is not None:
+                set_codec(codec)
             transceiver.sender.replaceTrack(peer.track)
             transceiver.direction = "sendonly"
             try:
@@ -123,6 +131,18 @@ class CameraPreview:
         log.info("camera preview opened (%d open)", len(self._peers))
         desc = pc.localDescription
         return {"sdp": desc.sdp, "type": desc.type}
+
+    def _choose(self, offered: list[Any]) -> tuple[str, list[Any]]:
+        """The codec to send (from the offer) and its entries in the offer."""
+        order = [*self._preferred(), *PREVIEW_CODECS]
+        for codec in order:
+            if codec not in PREVIEW_CODECS:
+                continue
+            matching = [c for c in offered if c.mimeType.lower() == f"video/{codec}"]
+            if matching:
+                return codec, matching
+        raise PreviewError(400, "BAD_REQUEST", "sdp: the offer has neither H.264 nor VP8 "
+                                               "video")
 
     async def _watch(self, peer: _Peer, session: str, alive: Callable[[str], bool]) -> None:
         """Close ``peer`` when it fails, does not connect in time, or its session ends."""

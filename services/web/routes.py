@@ -26,6 +26,13 @@ MEMBER: Schema = {"type": "object", "required": ["id", "display"],
                                  "audio_muted": {"type": "boolean"},
                                  "locally_muted": {"type": "boolean"},
                                  "hand_raised": {"type": "boolean"}}}
+ROOM_WARNING: Schema = {"type": "object", "required": ["code", "message"],
+                        "properties": {"code": {"type": "string"},
+                                       "message": {"type": "string"},
+                                       "room_codecs": {"type": "array",
+                                                       "items": {"type": "string"}},
+                                       "supported": {"type": "array",
+                                                     "items": {"type": "string"}}}}
 STATUS: Schema = {
     "type": "object",
     "required": ["state", "reason", "version", "uptime", "sim", "room", "stats", "subsystems",
@@ -41,7 +48,10 @@ STATUS: Schema = {
                  "properties": {"id": {"type": "integer"}, "backend": {"type": "string"},
                                 "state": {"type": "string", "nullable": True},
                                 "members": {"type": "array", "items": MEMBER},
-                                "controls": {"type": "object", "nullable": True}}},
+                                "controls": {"type": "object", "nullable": True},
+                                "video_codec": {"type": "string", "nullable": True,
+                                                "enum": ["h264", "vp8", None]},
+                                "warnings": {"type": "array", "items": ROOM_WARNING}}},
         "stats": ANY_OBJECT,
         "subsystems": ANY_OBJECT,
         "devices": ANY_OBJECT,
@@ -195,15 +205,16 @@ ROUTES: tuple[Route, ...] = (
           "Live camera preview over WebRTC: answer the page's offer.", "status",
           body=handlers.CAMERA_OFFER_BODY, response=handlers.CAMERA_ANSWER,
           errors=(*UNSAFE_ERRORS, 404, 503),
-          description="The offer has one receive-only video section with H.264; the "
-                      "answer sends the camera's live video (the encoder the room uses, "
-                      "no second encode). No STUN/TURN: the browser must reach the "
+          description="The offer has one receive-only video section with H.264 or VP8; the "
+                      "answer sends the camera's live video in one of them (the codec the "
+                      "encoder already produces for the room when offered, so no second encode; "
+                      "else H.264, else VP8). No STUN/TURN: the browser must reach the "
                       "appliance directly. At most 2 previews at once (503 PREVIEW_BUSY "
                       "beyond); a new offer from the same session replaces its previous "
-                      "preview; a preview ends when the browser closes it, when it fails "
-                      "or does not connect within 20 s, and when the session ends. "
-                      "404 when the appliance has no camera preview; fall back to "
-                      "GET /api/camera.jpg where WebRTC cannot run."),
+                      "preview; a preview ends when the browser closes it, when it fails or "
+                      "does not connect within 20 s, and when the session ends. 404 when the "
+                      "appliance has no camera preview; fall back to GET /api/camera.jpg where "
+                      "WebRTC cannot run."),
     Route("GET", "/api/openapi.json", openapi_json, "This document.", "status",
           response=ANY_OBJECT),
     Route("GET", "/metrics", metrics.metrics, "Prometheus metrics.", "status",

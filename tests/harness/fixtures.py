@@ -24,15 +24,30 @@ from tests.harness.janus import JanusServer
 from tests.harness.netns import Host, Network
 from tests.harness.peers import RoomPeer
 
-#: Rooms every harness Janus has: 1001-1019 open (secret "modsecret"), 1100 with PIN 4321.
+#: Rooms every harness Janus has: 1001-1019 open (secret "modsecret", video codecs
+#: "h264,vp8"), 1100 with PIN 4321, and five open rooms for each of :data:`ROOM_CODECS`
+#: (VideoRoom ``videocodec``), from 1200 on.
 ROOM_SECRET = "modsecret"
 ROOM_PIN = "4321"
 PIN_ROOM = 1100
-HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET) for n in range(1001, 1020)),
-                 RoomSpec(PIN_ROOM, pin=ROOM_PIN, secret=ROOM_SECRET))
+ROOM_CODECS = ("vp8", "h264", "vp8,h264", "h264,vp8", "vp9", "av1")
+CODEC_ROOMS_EACH = 5
 
-#: Free rooms of each running harness Janus (one Janus per test module).
+
+def codec_rooms(videocodec: str) -> range:
+    """The harness rooms whose VideoRoom allows exactly ``videocodec``."""
+    first = 1200 + 10 * ROOM_CODECS.index(videocodec)
+    return range(first, first + CODEC_ROOMS_EACH)
+
+
+HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET) for n in range(1001, 1020)),
+                 RoomSpec(PIN_ROOM, pin=ROOM_PIN, secret=ROOM_SECRET),
+                 *(RoomSpec(n, secret=ROOM_SECRET, videocodec=codec)
+                   for codec in ROOM_CODECS for n in codec_rooms(codec)))
+
+#: Free rooms of each running harness Janus (one Janus per test module), per room kind.
 _free_rooms: dict[int, Iterator[int]] = {}
+_free_codec_rooms: dict[tuple[int, str], Iterator[int]] = {}
 
 
 def _can_run() -> str | None:
@@ -65,6 +80,8 @@ def janus(network: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield server
     finally:
         _free_rooms.pop(id(server), None)
+        for key in [k for k in _free_codec_rooms if k[0] == id(server)]:
+            del _free_codec_rooms[key]
         server.stop()
 
 
@@ -75,6 +92,24 @@ def room_number(janus: JanusServer) -> int:
     if n is None:
         raise RuntimeError("out of harness rooms: add rooms to HARNESS_ROOMS")
     return n
+
+
+RoomWithCodec = Callable[[str], int]
+
+
+@pytest.fixture
+def room_with_codec(janus: JanusServer) -> RoomWithCodec:
+    """``room_with_codec("vp8")`` -> a room of this Janus whose video codecs are exactly
+    that list (one of :data:`ROOM_CODECS`) and that no other test of the module uses."""
+    def take(videocodec: str) -> int:
+        rooms = _free_codec_rooms.setdefault((id(janus), videocodec),
+                                             iter(codec_rooms(videocodec)))
+        n = next(rooms, None)
+        if n is None:
+            raise RuntimeError(f"out of {videocodec!r} harness rooms: raise CODEC_ROOMS_EACH")
+        return n
+
+    return take
 
 
 PeerFactory = Callable[..., RoomPeer]

@@ -105,9 +105,12 @@ def test_appliance_records_its_room_video_and_survives_sigkill(
         finished = viewer.wait_for(segments_done, timeout=40, what="two finished segments")
         media = api.call("GET", "/api/status")["media"]
         encoder = media["encoder"]
-        # one encoder serves the room and the recording: two subscribers, opened once
-        assert encoder["subscribers"] == 2 and encoder["codec_opens"] == 1
-        assert encoder["duplicate_frames"] == 0 and encoder["codec"] == "libx264"
+        # one H.264 encode serves the room (an "h264,vp8" room) and the recording: two
+        # subscribers, opened once
+        h264 = encoder["encodes"]["h264"]
+        assert encoder["codecs"] == ["h264"]
+        assert h264["subscribers"] == 2 and h264["codec_opens"] == 1
+        assert encoder["duplicate_frames"] == 0 and h264["encoder"] == "libx264"
         time.sleep(1.0)  # into the next segment
         assert app.proc is not None
         app.proc.send_signal(signal.SIGKILL)  # a power cut, as far as the files can tell

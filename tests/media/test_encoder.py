@@ -36,7 +36,7 @@ async def _collect(sub: PacketSubscription, count: int) -> list[EncodedPacket]:
 
 
 async def test_auto_falls_back_to_libx264_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="services.media.encoder")
+    caplog.set_level(logging.INFO, logger="services.media.codecs")
     enc = _encoder(encoder="auto")
     sub = enc.subscribe("test")
     await enc.start()
@@ -172,7 +172,7 @@ class _Transport:
 
 async def test_pli_and_remb_from_the_room_reach_the_shared_encoder() -> None:
     enc = _encoder(bitrate_kbps=1500)
-    track = EncodedVideoTrack(enc)
+    track = EncodedVideoTrack(enc, codec="h264")
     sender = RTCRtpSender(track, _Transport())  # type: ignore[arg-type]
     before = enc.keyframe_requests
     await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=1, ssrc=1, media_ssrc=sender._ssrc))

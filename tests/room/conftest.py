@@ -12,6 +12,7 @@ from tests.harness.fixtures import (  # noqa: F401  (fixtures)
     make_peer,
     network,
     room_number,
+    room_with_codec,
 )
 
 

@@ -53,6 +53,8 @@ class RoomSpec:
     secret: str | None = None
     publishers: int = 16
     bitrate: int = 1_000_000
+    #: The VideoRoom's video codecs, in the order Janus prefers them.
+    videocodec: str = "h264,vp8"
 
 
 def _plugin_dir(name: str) -> Path:
@@ -122,7 +124,7 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
             "bitrate": room.bitrate,
             "fir_freq": 2,
             "audiocodec": "opus",
-            "videocodec": "h264,vp8",
+            "videocodec": room.videocodec,
             "h264_profile": "42e01f",
             "notify_joining": True,
             "audiolevel_event": True,

@@ -4,7 +4,13 @@ One handle publishes (or, for a listener, only joins and listens to room events)
 multistream subscriber handle (Janus 1.x) carries every stream we receive, updated with
 ``update`` (subscribe/unsubscribe) as publishers come and go. Subscriptions follow the
 ``publishers`` events, so a feed is only asked for once Janus announces it. With
-``receive_video`` off only the audio streams are requested.
+``receive_video`` off only the audio streams are requested, and video streams in a codec
+the box cannot decode are never requested.
+
+The camera is offered in the codecs the box can produce (H.264, VP8); the room picks one
+by its own order and the track then produces exactly that codec. A room that allows none
+of them rejects the video: the box then publishes its audio alone and stays in the room,
+with a ``room-warning`` (``VIDEO_CODEC_UNSUPPORTED``).
 """
 
 from __future__ import annotations
@@ -13,13 +19,19 @@ import asyncio
 import logging
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCRtpSender
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from services.room.api import NotInRoom, Role, RoomError
 from services.room.context import RoomContext
 from services.room.janus.plugin import PluginBackend
 from services.room.janus.transport import JanusHandle, JsonDict
+from services.room.negotiation import (
+    PRODUCIBLE,
+    answered_video_codec,
+    offer_producible,
+    room_codecs,
+)
 from services.room.rtc import (
     accept_answer,
     answer_offer,
@@ -36,14 +48,6 @@ PLUGIN = "janus.plugin.videoroom"
 ID_EXISTS = 436
 NO_SUCH_FEED = 428
 
-
-def prefer_h264(transceiver: Any) -> None:
-    """Offer H.264 first (the shared encoder and the room both speak it), VP8 after."""
-    caps = RTCRtpSender.getCapabilities("video").codecs
-    h264 = [c for c in caps if c.mimeType.lower() == "video/h264"]
-    rest = [c for c in caps if c.mimeType.lower() != "video/h264"]
-    if h264:
-        transceiver.setCodecPreferences(h264 + rest)
 
 
 class VideoRoomBackend(PluginBackend):
@@ -65,6 +69,7 @@ class VideoRoomBackend(PluginBackend):
         self._stale = False  # some m-lines of the subscription carry no feed any more
         self._tasks: list[asyncio.Task[None]] = []
         self._video_tasks: dict[str, asyncio.Task[None]] = {}
+        self._republishing = False  # an audio-only publish replaces a rejected one
 
     def _id_taken(self, exc: RoomError) -> bool:
         return f"Janus error {ID_EXISTS}" in str(exc)
@@ -113,20 +118,57 @@ class VideoRoomBackend(PluginBackend):
 
     # -- publishing -----------------------------------------------------------------------
 
-    async def _publish(self) -> None:
+    async def _publish(self, video: bool = True) -> None:
         assert self.pub is not None
         pc = new_pc("publisher")
         self.pub_pc = pc
         pc.addTransceiver(self.ctx.mic_track(), direction="sendonly")
-        video = self.ctx.video_track()
-        if video is not None:
-            prefer_h264(pc.addTransceiver(video, direction="sendonly"))
+        track = self.ctx.video_track() if video else None
+        transceiver = None
+        if track is not None:
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            offer_producible(transceiver)
         offer = await make_offer(pc)
         body = {"request": "publish", "display": self.ctx.settings.display}
         _, answer = await self.pub.send(body, jsep=offer)
+        if track is not None and transceiver is not None and answer is not None:
+            codec = answered_video_codec(answer["sdp"], transceiver.mid)
+            if codec not in PRODUCIBLE:
+                track.stop()  # closes the camera unless something else uses it
+                await self._publish_audio_only(pc, codec)
+                return
+            set_codec = getattr(track, "set_codec", None)
+            if set_codec is not None:
+                set_codec(codec)
+            self.ctx.on_video_codec(codec, None)
         await accept_answer(pc, answer)
         await wait_connected(pc, "publisher")
         watch_failure(pc, "publisher", self.ctx.fail)
+
+    async def _publish_audio_only(self, rejected: RTCPeerConnection, codec: str | None) -> None:
+        """The room took none of our video codecs: withdraw that publish, publish the audio
+        alone, and say which codecs the room wants."""
+        assert self.pub is not None
+        log.warning("the room refused our video (%s); publishing audio only",
+                    f"answered {codec}" if codec else "no common codec")
+        self._republishing = True
+        try:
+            try:
+                await self.pub.send({"request": "unpublish"})
+            except RoomError as exc:
+                log.debug("unpublish after the refused video: %s", exc)
+            self.pub_pc = None
+            await rejected.close()
+            wanted = None
+            try:
+                listing, _ = await self.pub.send({"request": "list"})
+                wanted = room_codecs(listing, self.ctx.settings.room)
+            except RoomError as exc:
+                log.debug("listing the rooms: %s", exc)
+            self.ctx.on_video_codec(None, wanted or [])
+            await self._publish(video=False)
+        finally:
+            self._republishing = False
 
     async def _unpublish(self) -> None:
         if self.pub is not None and self.pub_pc is not None:
@@ -165,6 +207,8 @@ class VideoRoomBackend(PluginBackend):
     # -- room events ----------------------------------------------------------------------
 
     def _on_pub_event(self, msg: JsonDict) -> None:
+        if self._republishing and msg.get("janus") == "hangup":
+            return  # the refused publish ending, not a failure
         event = self._room_event(msg, "publisher")
         if event is None:
             return
@@ -229,12 +273,18 @@ class VideoRoomBackend(PluginBackend):
 
     def _desired(self) -> set[tuple[str, str]]:
         want = set()
+        video = self.ctx.wants_video()
         for feed, entry in self.publishers.items():
             for st in entry.get("streams", []):
                 kind = st.get("type")
-                if kind == "audio" or (kind == "video" and self.ctx.settings.receive_video):
+                if kind == "audio" or (kind == "video" and video
+                                       and str(st.get("codec", "vp8")).lower() in PRODUCIBLE):
                     want.add((feed, str(st["mid"])))
         return want
+
+    def video_demand_changed(self) -> None:
+        """Something started or stopped consuming remote video: resubscribe to match."""
+        self._dirty.set()
 
     async def _sync_loop(self) -> None:
         while True:

@@ -116,6 +116,7 @@ function startLive() {
   events.onmessage = () => scheduleRefresh();
   const names = ["state", "room-state", "controls", "member-joined", "member-left",
     "member-updated", "talking", "local-talking", "stats", "hand", "message", "room-error",
+    "room-warning",
     "action", "action-failed", "config-changed", "subsystem-failed", "subsystem-restarted",
     "entered", "reconnecting", "kicked", "moderated", "device-lost", "password-changed",
     "mic-open"];
@@ -228,7 +229,12 @@ function renderStatus(s) {
   badge.className = `badge ${s.state}`;
   $("st-state").textContent = s.state;
   $("st-reason").textContent = s.reason || "-";
-  $("st-room").textContent = `${s.room.id} (${s.room.backend}), ${s.room.state || "no room client"}`;
+  $("st-room").textContent = `${s.room.id} (${s.room.backend}), ${s.room.state || "no room client"}`
+    + (s.room.video_codec ? `, sending ${s.room.video_codec.toUpperCase()} video` : "");
+  const warnings = s.room.warnings || [];
+  $("room-warnings").hidden = !warnings.length;
+  $("room-warnings").replaceChildren(...warnings.map((w) =>
+    el("li", { textContent: `${w.code}: ${w.message}` })));
   $("st-uptime").textContent = `${Math.round(s.uptime)} s`;
   $("st-version").textContent = s.version;
   const members = s.room.members || [];
@@ -329,7 +335,10 @@ function renderMedia(media) {
       ? `${media.stream.state}, ${media.stream.bitrate_kbps} kbps, ${media.stream.reconnects} reconnects`
       : `${media.stream.state}${media.stream.last_error ? ` (${media.stream.last_error})` : ""}`]);
   }
-  if (media.encoder) rows.push(["encoder", `${media.encoder.codec || "-"}, ${media.encoder.bitrate_kbps} kbps`]);
+  for (const [codec, e] of Object.entries((media.encoder && media.encoder.encodes) || {})) {
+    if (!e.subscribers) continue;
+    rows.push([`${codec} encoder`, `${e.encoder || "-"}, ${e.bitrate_kbps} kbps, for ${e.subscriber_names.join(", ")}`]);
+  }
   fillTable($("media"), rows);
 }
 
@@ -487,8 +496,10 @@ function renderField(row, value) {
   if (base === "boolean") {
     input = el("input", { type: "checkbox", id, checked: !!value });
   } else if (row.choices) {
-    input = el("select", { id }, ...row.choices.map((c) => el("option", { value: c, textContent: c })));
-    input.value = value;
+    input = el("select", { id }, ...row.choices.map((c) => el("option", { value: String(c), textContent: String(c) })));
+    input.value = String(value);
+    // a key that takes true, false or a word: send the booleans back as booleans
+    if (row.choices.some((c) => typeof c === "boolean")) input.dataset.bools = "1";
   } else if (base === "integer" || base === "number") {
     input = el("input", { type: "number", id, step: base === "integer" ? "1" : "any" });
     if (row.minimum !== null && row.minimum !== undefined) input.min = row.minimum;
@@ -519,6 +530,7 @@ function readField(input) {
   const type = input.dataset.type;
   if (type === "boolean") return input.checked;
   const raw = input.value;
+  if (input.dataset.bools && (raw === "true" || raw === "false")) return raw === "true";
   if (raw === "" && input.dataset.optional) return null;
   if (type === "integer" || type === "number") return raw === "" ? null : Number(raw);
   if (type === "table of integers") {

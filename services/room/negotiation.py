@@ -1,0 +1,79 @@
+"""Which video codec a room chose, read from the SDP the room server answered with.
+
+Janus's VideoRoom takes the first of the room's codecs (``videocodec``) that the offer
+has, and answers with that one; when the offer has none of them it rejects the video
+section (port 0, no codecs). The box produces exactly what the answer names, or no video.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiortc import RTCRtpSender
+from aiortc.sdp import SessionDescription
+
+log = logging.getLogger(__name__)
+
+#: Video codecs the box can produce and aiortc can packetize (and decode).
+PRODUCIBLE = ("h264", "vp8")
+#: Payload formats that ride along with a video codec rather than being one.
+_AUXILIARY = ("rtx", "red", "ulpfec", "flexfec-03")
+
+
+def codec_name(mime_type: str) -> str:
+    """``"video/VP8"`` -> ``"vp8"``."""
+    return mime_type.split("/")[-1].lower()
+
+
+def offer_producible(transceiver: Any) -> None:
+    """Offer only the video codecs the box can produce: H.264 first, then VP8 (the room
+    decides among them by its own order)."""
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    ranked = sorted((c for c in caps if codec_name(c.mimeType) in (*PRODUCIBLE, "rtx")),
+                    key=lambda c: {"h264": 0, "vp8": 1}.get(codec_name(c.mimeType), 2))
+    transceiver.setCodecPreferences(ranked)
+
+
+def answered_video_codec(sdp: str, mid: str | None) -> str | None:
+    """The video codec the answer chose for the section ``mid`` (lower case), or None when
+    the answer rejected that section (or has no video section at all)."""
+    desc = SessionDescription.parse(sdp)
+    for media in desc.media:
+        if media.kind != "video" or (mid is not None and media.rtp.muxId != mid):
+            continue
+        if media.port == 0 or media.direction == "inactive":
+            return None
+        for codec in media.rtp.codecs:
+            name = codec_name(codec.mimeType)
+            if name not in _AUXILIARY:
+                return name
+        return None
+    return None
+
+
+def room_codecs(listing: dict[str, Any], room: int) -> list[str] | None:
+    """The ``videocodec`` list of ``room`` from a VideoRoom ``list`` answer, or None when
+    the room is not listed (private rooms are not)."""
+    for entry in listing.get("list", []) or []:
+        if isinstance(entry, dict) and entry.get("room") == room:
+            value = entry.get("videocodec")
+            if isinstance(value, str) and value:
+                return [c.strip().lower() for c in value.split(",") if c.strip()]
+    return None
+
+
+VIDEO_CODEC_UNSUPPORTED = "VIDEO_CODEC_UNSUPPORTED"
+
+
+def unsupported_warning(codecs: list[str]) -> dict[str, Any]:
+    """The ``room-warning`` for a room that refused every video codec we can produce."""
+    ours = ", ".join(PRODUCIBLE)
+    if codecs:
+        message = (f"the room allows only {', '.join(codecs)} video; this box sends {ours}: "
+                   f"in the room with audio only")
+    else:
+        message = (f"the room allows none of the video codecs this box sends ({ours}): "
+                   f"in the room with audio only")
+    return {"code": VIDEO_CODEC_UNSUPPORTED, "message": message, "room_codecs": codecs,
+            "supported": list(PRODUCIBLE)}
