@@ -114,10 +114,11 @@ def open_pcm(device: str, *, capture: bool, rate: int, channels: int, period_siz
     kind = "capture" if capture else "playback"
     periods = max(2, round(buffer_size / max(1, period_size)))
     try:
-        pcm = (pcm_class or alsaaudio.PCM)(
-            alsaaudio.PCM_CAPTURE if capture else alsaaudio.PCM_PLAYBACK,
-            alsaaudio.PCM_NORMAL, device=device, rate=rate, channels=channels,
-            format=alsaaudio.PCM_FORMAT_S16_LE, periodsize=period_size, periods=periods)
+        with inventory.ALSA_LIB_LOCK:
+            pcm = (pcm_class or alsaaudio.PCM)(
+                alsaaudio.PCM_CAPTURE if capture else alsaaudio.PCM_PLAYBACK,
+                alsaaudio.PCM_NORMAL, device=device, rate=rate, channels=channels,
+                format=alsaaudio.PCM_FORMAT_S16_LE, periodsize=period_size, periods=periods)
     except alsaaudio.ALSAAudioError as exc:
         code = alsa_errno(exc)
         if code in _NOT_FOUND:
@@ -175,14 +176,16 @@ def find_mixer(device: str, capture: bool) -> Mixer | None:
     wanted = ("Capture Volume", "Joined Capture Volume") if capture else (
         "Playback Volume", "Joined Playback Volume", "Volume", "Joined Volume")
     try:
-        names = list(dict.fromkeys(alsaaudio.mixers(**where)))
+        with inventory.ALSA_LIB_LOCK:
+            names = list(dict.fromkeys(alsaaudio.mixers(**where)))
     except alsaaudio.ALSAAudioError:
         return None
     preferred = _CAPTURE_CONTROLS if capture else _PLAYBACK_CONTROLS
     ordered = [n for n in preferred if n in names] + [n for n in names if n not in preferred]
     for name in ordered:
         try:
-            control = alsaaudio.Mixer(name, **where)
+            with inventory.ALSA_LIB_LOCK:
+                control = alsaaudio.Mixer(name, **where)
         except alsaaudio.ALSAAudioError:
             continue
         if any(cap in wanted for cap in control.volumecap()):

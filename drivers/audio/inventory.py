@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,13 @@ def read_hw_pcms(proc: Path = PROC_ASOUND) -> list[dict[str, Any]]:
     return out
 
 
+#: Held around every alsa-lib call that reads its configuration (opening a PCM or a
+#: mixer, listing PCMs). pyalsaaudio keeps the GIL while it opens a PCM, and alsa-lib
+#: may call our error handler (Python, so it needs the GIL) while it holds its own
+#: configuration lock: two threads doing both at once would deadlock.
+ALSA_LIB_LOCK = threading.Lock()
+
+
 def _alsa_pcm_names(capture: bool) -> list[str]:
     try:
         import alsaaudio
@@ -80,7 +88,8 @@ def _alsa_pcm_names(capture: bool) -> list[str]:
         return []
     try:
         kind = alsaaudio.PCM_CAPTURE if capture else alsaaudio.PCM_PLAYBACK
-        return list(alsaaudio.pcms(kind))
+        with ALSA_LIB_LOCK:
+            return list(alsaaudio.pcms(kind))
     except Exception as exc:  # alsa-lib without a usable config: report nothing
         log.debug("alsaaudio.pcms failed: %s", exc)
         return []
