@@ -41,6 +41,8 @@ REOPEN_INTERVAL = 5.0
 class EncoderError(EdgeroomError, RuntimeError):
     """No H.264 encoder could be opened."""
 
+    code = "ENCODER_ERROR"  # the action error it becomes (services/actions.py)
+
 
 def x264_options(gop: int, max_kbps: int, preset: str = "ultrafast") -> dict[str, str]:
     """libx264 options for live WebRTC-compatible H.264 (constrained baseline, level 3.1)."""

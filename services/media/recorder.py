@@ -280,6 +280,8 @@ class Recorder:
 class DiskFull(MuxError):
     """Free space fell below ``record.min_free_mb``."""
 
+    code = "DISK_FULL"
+
 
 def _write_all(muxer: PacketMuxer, packets: list[EncodedPacket]) -> None:
     for packet in packets:

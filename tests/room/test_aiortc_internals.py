@@ -89,7 +89,7 @@ async def test_receiver_internals(offered: RTCPeerConnection) -> None:
         f"aiortc internal changed: JitterBuffer._is_video per kind is {kinds}"
     audio = next(t.receiver for t in offered.getTransceivers() if t.kind == "audio")
     assert shorten_audio_jitter_buffer(audio, prefetch=0)
-    assert isinstance(getattr(audio, "_RTCRtpReceiver__jitter_buffer"), ImmediateAudioBuffer)
+    assert isinstance(audio._RTCRtpReceiver__jitter_buffer, ImmediateAudioBuffer)
 
 
 def test_receiver_sets_packet_data_before_the_jitter_buffer() -> None:
