@@ -288,6 +288,8 @@ class Dispatcher:
     async def _do_stream(self, args: dict[str, Any]) -> dict[str, Any]:
         media = self._media()
         if args["state"] == "stop":
+            if "url" in args:
+                raise ActionError("BAD_ARGUMENT", "stream: url goes with state start only")
             return await media.stop_stream()
         url = args.get("url") or self._default_stream_url()
         if not isinstance(url, str) or not url.startswith(("rtmp://", "rtmps://")):
