@@ -226,9 +226,9 @@ class SharedVideoEncoder:
                 self.camera_totals[key] = self.camera_totals.get(key, 0) + value
             self._camera = None
             self._notify_observers(None)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        executor, self._executor = self._executor, None
+        if executor is not None:  # waits for the encode in progress: off the event loop
+            await asyncio.to_thread(executor.shutdown, True)
         self._codec = None
         log.info("%s encoder: running -> stopped (%s)", self.name, self.stats)
 

@@ -176,9 +176,9 @@ class Recorder:
         finally:
             self._input.detach()
             await self._close_segment()
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                await writer.aclose()
             reason = self.stop_reason = self.stop_reason or reason
             log.info("recorder: recording -> stopped (%s)", reason)
             self._emit("recording-stopped", {"reason": reason,

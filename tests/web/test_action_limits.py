@@ -55,7 +55,8 @@ def serial_line(action: str, args: dict[str, Any]) -> str | None:
     if action == "volume":
         if set(args) == {"target", "value"}:
             return f"VOLUME {str(args['target']).upper()} {args['value']}"
-        if set(args) == {"target", "step"}:
+        if set(args) == {"target", "step"} and not str(args["step"]).isdigit():
+            # (a number there is a value: "VOLUME MIC 0")
             return f"VOLUME {str(args['target']).upper()} {str(args['step']).upper()}"
         return None
     if action == "message":
