@@ -44,6 +44,7 @@ def loop_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         guarded = path.relative_to(ROOT / "tests").parts[0] in GUARDED_DIRS
     except ValueError:
         guarded = False
+    guarded = guarded or request.node.get_closest_marker("loop_guard") is not None
     if not guarded or request.node.get_closest_marker("loop_guard_off"):
         yield
         return

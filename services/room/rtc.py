@@ -140,3 +140,25 @@ def shorten_audio_jitter_buffer(receiver: Any, prefetch: int = AUDIO_PREFETCH) -
     else:
         setattr(receiver, attr, JitterBuffer(capacity=current.capacity, prefetch=prefetch))
     return True
+
+
+_STOP_DECODER = "_RTCRtpReceiver__stop_decoder"
+
+
+async def close_pc(pc: RTCPeerConnection) -> None:
+    """Close ``pc`` without blocking the event loop.
+
+    aiortc's receiver joins its decoder thread when it stops, on the loop; that waits for
+    the frame being decoded. The decoder threads are stopped from a worker thread first,
+    so the close finds them gone. (aiortc internals: checked, and skipped if they differ.)
+    """
+    stops: list[Any] = [getattr(t.receiver, _STOP_DECODER, None) for t in pc.getTransceivers()]
+
+    def stop_decoders() -> None:
+        for stop in stops:
+            if callable(stop):
+                stop()
+
+    if any(callable(stop) for stop in stops):
+        await asyncio.to_thread(stop_decoders)
+    await pc.close()

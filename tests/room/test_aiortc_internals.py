@@ -11,6 +11,8 @@ when they are raised, this test names the internal that moved. Users of each one
   receiver setting ``packet._data`` before the buffer sees it, ``JitterFrame(data,
   timestamp)``: services/room/rtc.py (the audio receive buffer)
 - ``RTCRtpTransceiver._codecs`` and ``_offerDirection``: services/web/preview.py
+- ``RTCRtpReceiver.__stop_decoder()`` (joins the decoder thread; ``stop()`` then finds it
+  gone): services/room/rtc.py ``close_pc``
 """
 
 from __future__ import annotations
@@ -90,6 +92,15 @@ async def test_receiver_internals(offered: RTCPeerConnection) -> None:
     audio = next(t.receiver for t in offered.getTransceivers() if t.kind == "audio")
     assert shorten_audio_jitter_buffer(audio, prefetch=0)
     assert isinstance(audio._RTCRtpReceiver__jitter_buffer, ImmediateAudioBuffer)
+
+
+def test_receiver_stop_decoder_can_run_first() -> None:
+    stop = need(RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder", "RTCRtpReceiver.__stop_decoder")
+    source = inspect.getsource(stop)
+    assert "__decoder_thread.join()" in source and "__decoder_thread = None" in source, \
+        "aiortc internal changed: RTCRtpReceiver.__stop_decoder no longer joins and clears"
+    assert "self.__stop_decoder()" in inspect.getsource(RTCRtpReceiver.stop), \
+        "aiortc internal changed: RTCRtpReceiver.stop() no longer goes through __stop_decoder"
 
 
 def test_receiver_sets_packet_data_before_the_jitter_buffer() -> None:

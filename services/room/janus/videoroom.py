@@ -23,6 +23,7 @@ from services.room.janus.transport import JanusHandle, JsonDict
 from services.room.rtc import (
     accept_answer,
     answer_offer,
+    close_pc,
     make_offer,
     new_pc,
     shorten_audio_jitter_buffer,
@@ -106,7 +107,7 @@ class VideoRoomBackend(PluginBackend):
         await self._leave(self.pub)
         for pc in (self.pub_pc, self.sub_pc):
             if pc is not None:
-                await pc.close()
+                await close_pc(pc)
         for handle in (self.sub, self.pub):
             if handle is not None:
                 await handle.detach()
@@ -135,7 +136,7 @@ class VideoRoomBackend(PluginBackend):
             try:
                 await self.pub.send({"request": "unpublish"})
             finally:
-                await pc.close()
+                await close_pc(pc)
 
     async def set_role(self, role: Role) -> None:
         if role == "publisher" and self.pub_pc is None:
@@ -332,7 +333,7 @@ class VideoRoomBackend(PluginBackend):
             sub.on_event = None  # its hangup is ours, not a failure
         if pc is not None:
             pc.remove_all_listeners("connectionstatechange")
-            await pc.close()
+            await close_pc(pc)
         if sub is not None:
             await sub.detach()
 
