@@ -192,6 +192,9 @@ class Appliance:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if not self.config_path.exists() and not self.sim:
             self.state.set(ApplianceState.SETUP, "no config yet")
+        from device import wiring
+
+        await asyncio.to_thread(wiring.import_services)
         self._compose()
         for name, factory in self._subsystems.items():
             self.supervisor.add(name, _bind(factory, self))

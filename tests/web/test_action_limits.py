@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -271,3 +272,18 @@ def test_member_ids_are_one_word_up_to_the_limit(surfaces: Surfaces) -> None:
     r = surfaces.http.post(f"{surfaces.server.url}/api/members/{'7' * (limit + 1)}/mute",
                            json={"muted": True}, headers=surfaces.headers, timeout=TIMEOUT)
     assert r.status_code == 400 and r.json()["error"] == "BAD_ARGUMENT"
+
+
+def test_the_docs_list_the_declared_limits() -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("actions_reference",
+                                                  root / "scripts" / "actions_reference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for doc in module.DOCS:
+        text = (root / doc).read_text()
+        assert module.update(text) == text, \
+            f"{doc} is stale: run PYTHONPATH=. python scripts/actions_reference.py"
