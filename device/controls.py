@@ -294,7 +294,7 @@ async def run_gpio(app: Appliance) -> None:
         await asyncio.Event().wait()
         return
     check_pins(button_pins, led_pins)
-    factory = make_factory(gpio.backend, sim=app.sim)
+    factory = await asyncio.to_thread(make_factory, gpio.backend, sim=app.sim)  # opens a chip
     buttons = leds = None
     try:
         if button_pins:

@@ -21,8 +21,10 @@ log = logging.getLogger(__name__)
 #: PyAV takes a second of CPU on a Pi: :func:`import_services` does it in a thread, so
 #: it does not hold up the event loop.
 SERVICE_MODULES = ("services.web", "services.web.snapshot", "services.web.preview",
-                   "services.room", "services.media.service", "services.serial_control.server",
-                   "device.controls", "drivers.inventory")
+                   "services.room", "services.room.session", "services.room.tracks",
+                   "services.room.local_sfu", "services.room.janus.jcfg", "services.audio",
+                   "services.media.service", "services.serial_control.server",
+                   "device.controls", "drivers.inventory", "drivers.audio", "drivers.camera")
 
 
 def import_services() -> None:
