@@ -3,7 +3,8 @@
 Buttons, the serial line and the web page all call :meth:`Dispatcher.dispatch` with an
 action name and its arguments; the result is returned to the caller and every change it
 causes reaches every surface through the event bus. Arguments are validated here, once,
-so every surface reports the same errors with the same codes.
+so every surface reports the same errors with the same codes; what each action takes is
+declared once, in :mod:`services.actions`.
 """
 
 from __future__ import annotations
@@ -11,25 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from drivers.base import Emit, null_emit
 from drivers.errors import DeviceError, EdgeroomError
+from services.actions import ACTIONS, ActionError, ActionSpec
 from services.room.api import RoomError, RoomSession, RoomState
+
+__all__ = ["ACTIONS", "ActionError", "ActionSpec", "Dispatcher", "MediaControl"]
 
 log = logging.getLogger(__name__)
 
 VOLUME_STEP = 5
-
-
-class ActionError(EdgeroomError, ValueError):
-    """An action was refused; ``code`` is stable (``BAD_ARGUMENT``, ``UNAVAILABLE``, ...)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class MediaControl(Protocol):
@@ -44,63 +38,32 @@ class MediaControl(Protocol):
     async def stop_stream(self) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
-class ActionSpec:
-    name: str
-    doc: str
-    args: dict[str, str]  # name -> description, "?" suffix on the name = optional
+#: Actions whose failures come from the media pipeline (encoders, muxers, outputs).
+MEDIA_ACTIONS = ("record", "stream")
 
 
-ACTIONS: dict[str, ActionSpec] = {a.name: a for a in [
-    ActionSpec("join", "Enter the room.", {"room?": "room number (default: config)"}),
-    ActionSpec("leave", "Exit the room.", {}),
-    ActionSpec("mute", "Mic mute.", {"state": "on|off|toggle"}),
-    ActionSpec("ptt", "Push-to-talk: mic live only while held.", {"state": "start|stop"}),
-    ActionSpec("volume", "Mic or speaker volume.",
-               {"target": "mic|speaker", "value?": "0-100", "step?": "up|down"}),
-    ActionSpec("speaker", "Speaker on/off.", {"state": "on|off|toggle"}),
-    ActionSpec("video", "Camera on/off (off closes the camera).", {"state": "on|off|toggle"}),
-    ActionSpec("deaf", "Hear nothing and mute the mic.", {"state": "on|off|toggle"}),
-    ActionSpec("hand", "Raise or lower a hand.", {"state": "on|off|toggle"}),
-    ActionSpec("message", "Send a text message.", {"text": "1-1000 chars", "to?": "member id"}),
-    ActionSpec("custom", "Send a custom message.",
-               {"cmd": "name", "payload?": "any JSON", "priority?": "high|low"}),
-    ActionSpec("member_mute", "Stop playing one member locally.",
-               {"id": "member id", "state": "on|off|toggle"}),
-    ActionSpec("mute_all", "Stop playing every remote member locally.", {"state": "on|off"}),
-    ActionSpec("moderate", "Mute a member in the room (needs room.secret).",
-               {"id": "member id", "state": "on|off"}),
-    ActionSpec("kick", "Remove a member from the room (needs room.secret).", {"id": "member id"}),
-    ActionSpec("role", "Switch role.", {"role": "publisher|listener"}),
-    ActionSpec("record", "Start or stop recording.", {"state": "start|stop"}),
-    ActionSpec("stream", "Start or stop the RTMP live stream.",
-               {"state": "start|stop", "url?": "rtmp URL (default: stream.rtmp_url)"}),
-    ActionSpec("factory_reset", "Erase config and secrets, restart into setup.", {}),
-]}
-
-
-def _choice(args: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
-    value = args.get(key)
-    if isinstance(value, bool) and set(allowed) >= {"on", "off"}:
-        return "on" if value else "off"
-    if not isinstance(value, str) or value.lower() not in allowed:
-        raise ActionError("BAD_ARGUMENT", f"{key} must be one of {'|'.join(allowed)}, "
-                                          f"got {value!r}")
-    return value.lower()
+def action_error(name: str, exc: Exception) -> ActionError | None:
+    """What a failure of action ``name`` is, as an action error with a stable code; None
+    for an unexpected error outside the media pipeline (a bug: it propagates)."""
+    if isinstance(exc, ActionError):
+        return exc
+    if isinstance(exc, DeviceError):
+        # A camera or mic that cannot open: the caller gets the reason, not a crash.
+        return ActionError("DEVICE_ERROR", str(exc))
+    code = getattr(exc, "code", None)
+    if isinstance(exc, EdgeroomError) and isinstance(code, str):
+        return ActionError(code, str(exc))  # RoomError, MuxError, EncoderError, ...
+    if name in MEDIA_ACTIONS:
+        if isinstance(exc, OSError):
+            return ActionError("OUTPUT_ERROR", f"{name}: {exc}")
+        log.error("%s failed", name, exc_info=exc)
+        return ActionError("MEDIA_ERROR", f"{name} failed: {type(exc).__name__}: {exc}")
+    return None
 
 
 def _flag(args: Mapping[str, Any], current: bool, key: str = "state") -> bool:
-    state = _choice(args, key, ("on", "off", "toggle"))
+    state = args[key]
     return (not current) if state == "toggle" else state == "on"
-
-
-def _text(args: Mapping[str, Any], key: str, limit: int) -> str:
-    value = args.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise ActionError("BAD_ARGUMENT", f"{key} must be a non-empty string")
-    if len(value) > limit:
-        raise ActionError("BAD_ARGUMENT", f"{key} is longer than {limit} characters")
-    return value
 
 
 class Dispatcher:
@@ -126,29 +89,34 @@ class Dispatcher:
     async def dispatch(self, name: str, args: Mapping[str, Any] | None = None,
                        source: str = "api") -> dict[str, Any]:
         """Run one action; returns its result or raises :class:`ActionError`."""
-        args = dict(args or {})
         handler = getattr(self, f"_do_{name}", None)
         if name not in ACTIONS or handler is None:
-            raise ActionError("UNKNOWN_ACTION", f"unknown action {name!r}")
+            raise ActionError("UNKNOWN_ACTION", f"unknown action {name!r:.40}")
+        try:
+            args = ACTIONS[name].validate(args or {})
+        except ActionError as exc:
+            self._failed(name, exc, source)
+            raise
         log.info("action %s %s from %s", name, args, source)
         try:
             result: dict[str, Any] = await handler(args)
-        except ActionError as exc:
-            self._emit("action-failed", {"action": name, "code": exc.code,
-                                         "message": exc.message, "source": source})
+        except asyncio.CancelledError:
             raise
-        except RoomError as exc:
-            self._emit("action-failed", {"action": name, "code": exc.code,
-                                         "message": str(exc), "source": source})
-            raise ActionError(exc.code, str(exc)) from exc
-        except DeviceError as exc:
-            # A camera or mic that cannot open: the caller gets the reason, not a crash.
-            self._emit("action-failed", {"action": name, "code": "DEVICE_ERROR",
-                                         "message": str(exc), "source": source})
-            raise ActionError("DEVICE_ERROR", str(exc)) from exc
+        except Exception as exc:
+            error = action_error(name, exc)
+            if error is None:
+                raise
+            self._failed(name, error, source)
+            if error is exc:
+                raise
+            raise error from exc
         self._emit("action", {"action": name, "args": args, "source": source,
                               "result": result})
         return result
+
+    def _failed(self, name: str, exc: ActionError, source: str) -> None:
+        self._emit("action-failed", {"action": name, "code": exc.code,
+                                     "message": exc.message, "source": source})
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -174,9 +142,6 @@ class Dispatcher:
         room = self._room()
         if "room" in args:
             value = args["room"]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ActionError("BAD_ARGUMENT", f"room must be a positive integer, "
-                                                  f"got {value!r}")
             set_room = getattr(room, "set_room", None)
             if set_room is None:
                 raise ActionError("UNAVAILABLE", "this room backend cannot change rooms")
@@ -205,8 +170,8 @@ class Dispatcher:
         return {"state": str(room.state)}
 
     async def _do_role(self, args: dict[str, Any]) -> dict[str, Any]:
-        role = _choice(args, "role", ("publisher", "listener"))
-        await self._room().set_role(role)  # type: ignore[arg-type]
+        role = args["role"]
+        await self._room().set_role(role)
         return {"role": role}
 
     # -- local audio and video --------------------------------------------------------
@@ -219,7 +184,7 @@ class Dispatcher:
 
     async def _do_ptt(self, args: dict[str, Any]) -> dict[str, Any]:
         room = self._room()
-        state = _choice(args, "state", ("start", "stop"))
+        state = args["state"]
         if state == "start" and not self.ptt_held:
             self.ptt_held = True
             await room.set_mic(True)
@@ -230,18 +195,13 @@ class Dispatcher:
 
     async def _do_volume(self, args: dict[str, Any]) -> dict[str, Any]:
         room = self._room()
-        target = _choice(args, "target", ("mic", "speaker"))
+        target = args["target"]
         current = room.controls.mic_volume if target == "mic" else room.controls.speaker_volume
         if "value" in args:
             value = args["value"]
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-                raise ActionError("BAD_ARGUMENT", f"value must be an integer 0-100, "
-                                                  f"got {value!r}")
-        elif "step" in args:
-            step = _choice(args, "step", ("up", "down"))
-            value = max(0, min(100, current + (VOLUME_STEP if step == "up" else -VOLUME_STEP)))
-        else:
-            raise ActionError("BAD_ARGUMENT", "give value (0-100) or step (up|down)")
+        else:  # exactly one of value and step: checked against the declaration
+            step = VOLUME_STEP if args["step"] == "up" else -VOLUME_STEP
+            value = max(0, min(100, current + step))
         if target == "mic":
             await room.set_mic_volume(value)
         else:
@@ -275,29 +235,18 @@ class Dispatcher:
         return {"raised": raised}
 
     async def _do_message(self, args: dict[str, Any]) -> dict[str, Any]:
-        text = _text(args, "text", 1000)
-        to = args.get("to")
-        if to is not None and not isinstance(to, str):
-            raise ActionError("BAD_ARGUMENT", "to must be a member id")
         room = self._in_room()
+        to = args.get("to")
         if to is not None:
             self._known_member(room, to)
-        await room.send_text(text, to)
+        await room.send_text(args["text"], to)
         return {"sent": True}
 
     async def _do_custom(self, args: dict[str, Any]) -> dict[str, Any]:
-        cmd = _text(args, "cmd", 64)
-        priority = _choice(args, "priority", ("high", "low")) if "priority" in args else "high"
-        await self._in_room().send_custom(cmd, args.get("payload"), priority)  # type: ignore[arg-type]
+        cmd = args["cmd"]
+        priority = args.get("priority", "high")
+        await self._in_room().send_custom(cmd, args.get("payload"), priority)
         return {"sent": True}
-
-    def _member_id(self, args: Mapping[str, Any]) -> str:
-        member_id = args.get("id")
-        if isinstance(member_id, int) and not isinstance(member_id, bool):
-            member_id = str(member_id)
-        if not isinstance(member_id, str) or not member_id:
-            raise ActionError("BAD_ARGUMENT", "id must be a member id")
-        return member_id
 
     def _known_member(self, room: RoomSession, member_id: str) -> None:
         if member_id not in {m.id for m in room.members()}:
@@ -305,7 +254,7 @@ class Dispatcher:
 
     async def _do_member_mute(self, args: dict[str, Any]) -> dict[str, Any]:
         room = self._in_room()
-        member_id = self._member_id(args)
+        member_id = args["id"]
         self._known_member(room, member_id)
         muted = _flag(args, member_id in room.controls.muted_members)
         await room.mute_member(member_id, muted)
@@ -319,15 +268,15 @@ class Dispatcher:
 
     async def _do_moderate(self, args: dict[str, Any]) -> dict[str, Any]:
         room = self._in_room()
-        member_id = self._member_id(args)
+        member_id = args["id"]
         self._known_member(room, member_id)
-        muted = _choice(args, "state", ("on", "off")) == "on"
+        muted = args["state"] == "on"
         await room.moderate(member_id, muted)
         return {"id": member_id, "muted": muted}
 
     async def _do_kick(self, args: dict[str, Any]) -> dict[str, Any]:
         room = self._in_room()
-        member_id = self._member_id(args)
+        member_id = args["id"]
         self._known_member(room, member_id)
         await room.kick(member_id)
         return {"id": member_id}
@@ -336,13 +285,15 @@ class Dispatcher:
 
     async def _do_record(self, args: dict[str, Any]) -> dict[str, Any]:
         media = self._media()
-        if _choice(args, "state", ("start", "stop")) == "start":
+        if args["state"] == "start":
             return await media.start_recording()
         return await media.stop_recording()
 
     async def _do_stream(self, args: dict[str, Any]) -> dict[str, Any]:
         media = self._media()
-        if _choice(args, "state", ("start", "stop")) == "stop":
+        if args["state"] == "stop":
+            if "url" in args:
+                raise ActionError("BAD_ARGUMENT", "stream: url goes with state start only")
             return await media.stop_stream()
         url = args.get("url") or self._default_stream_url()
         if not isinstance(url, str) or not url.startswith(("rtmp://", "rtmps://")):

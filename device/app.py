@@ -163,6 +163,19 @@ class Appliance:
         self.bus.publish("factory-reset", {})
         if self.room is not None:
             await self.room.leave()
+        await asyncio.to_thread(self._erase)
+        # The pin map and serial port describe the box itself, not the owner's choices:
+        # they stay in effect (not on disk) so that the LEDs show setup and the buttons
+        # and serial line keep working until the box is configured again.
+        self.config = Config(gpio=self.config.gpio, serial=self.config.serial)
+        self.state.set(ApplianceState.SETUP, "factory reset")
+        # Restart every subsystem from a task of our own: the caller (a button, the
+        # serial line, the page) runs inside one of them and still gets to reply.
+        if self.reset_task is None or self.reset_task.done():
+            self.reset_task = asyncio.create_task(self._restart_all(), name="factory-reset")
+
+    def _erase(self) -> None:
+        """Delete the config and the secrets (blocking: run it in a thread)."""
         # Move the doomed files into a trash dir first (renames are atomic), then delete.
         trash = self.state_dir / ".reset-trash"
         trash.mkdir(parents=True, exist_ok=True)
@@ -175,15 +188,6 @@ class Appliance:
             except OSError as exc:
                 log.error("factory reset could not remove %s: %s", path, exc)
         shutil.rmtree(trash, ignore_errors=True)
-        # The pin map and serial port describe the box itself, not the owner's choices:
-        # they stay in effect (not on disk) so that the LEDs show setup and the buttons
-        # and serial line keep working until the box is configured again.
-        self.config = Config(gpio=self.config.gpio, serial=self.config.serial)
-        self.state.set(ApplianceState.SETUP, "factory reset")
-        # Restart every subsystem from a task of our own: the caller (a button, the
-        # serial line, the page) runs inside one of them and still gets to reply.
-        if self.reset_task is None or self.reset_task.done():
-            self.reset_task = asyncio.create_task(self._restart_all(), name="factory-reset")
 
     async def _restart_all(self) -> None:
         await asyncio.sleep(0.1)  # let the caller's reply go out first
@@ -202,6 +206,9 @@ class Appliance:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if not self.config_path.exists() and not self.sim:
             self.state.set(ApplianceState.SETUP, "no config yet")
+        from device import wiring
+
+        await asyncio.to_thread(wiring.import_services)
         self._compose()
         for name, factory in self._subsystems.items():
             self.supervisor.add(name, _bind(factory, self))

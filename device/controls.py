@@ -20,7 +20,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from device.actions import ActionError
 from device.state import ApplianceState
 from drivers.gpio import (
     OFF,
@@ -36,6 +35,7 @@ from drivers.gpio import (
     steady,
 )
 from drivers.gpio.factory import check_pins
+from services.actions import ACTIONS, ActionError
 
 if TYPE_CHECKING:
     from device.app import Appliance
@@ -59,6 +59,13 @@ STATE_PATTERNS: dict[str, LedPattern] = {
     ApplianceState.RECONNECTING: pulse(),
     ApplianceState.ERROR: double_blink(),
 }
+#: What a press of each simple button does: the action and its arguments, checked against
+#: the action's declaration (services/actions.py) when the controls start.
+PRESS_ACTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "mute": ("mute", {"state": "toggle"}),
+    "camera": ("video", {"state": "toggle"}),
+    "hand": ("hand", {"state": "toggle"}),
+}
 RESET_ARMED = blink(2)  # call held past hold_time: keep holding to reset
 RESET_CONFIRM = blink(8, repeat=12)  # 1.5 s of rapid flashes, then the reset
 
@@ -73,6 +80,8 @@ class ButtonControls:
         gpio = app.config.gpio
         self.reset_hold_time = gpio.reset_hold_time
         self.volume_target = gpio.volume_target
+        for action, args in self.button_actions():
+            ACTIONS[action].validate(args)  # a mismatch is a bug: fail at start, not on a press
         self.has_ptt = buttons is not None and "ptt" in buttons.roles
         self._ptt_muted = False
         self._recording = False
@@ -81,6 +90,15 @@ class ButtonControls:
 
     def __repr__(self) -> str:
         return f"<ButtonControls {self.buttons!r} {self.leds!r}>"
+
+    def button_actions(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every action (with its arguments) a button can run."""
+        return [*PRESS_ACTIONS.values(),
+                *(("volume", {"target": self.volume_target, "step": step})
+                  for step in ACTIONS["volume"].arg("step").choices),
+                *(("ptt", {"state": s}) for s in ACTIONS["ptt"].arg("state").choices),
+                *(("record", {"state": s}) for s in ACTIONS["record"].arg("state").choices),
+                ("join", {}), ("leave", {}), ("factory_reset", {})]
 
     # -- running ----------------------------------------------------------------------
 
@@ -143,17 +161,13 @@ class ButtonControls:
         role, kind = ev.role, ev.kind
         if role == "call":
             await self._on_call(ev)
-        elif role == "mute" and kind == "press":
-            await self.act("mute", {"state": "toggle"})
+        elif role in PRESS_ACTIONS and kind == "press":
+            await self.act(*PRESS_ACTIONS[role])
         elif role == "ptt" and kind in ("press", "release"):
             await self.act("ptt", {"state": "start" if kind == "press" else "stop"})
         elif role in ("vol_up", "vol_down") and kind in ("press", "hold", "repeat"):
             await self.act("volume", {"target": self.volume_target,
                                       "step": "up" if role == "vol_up" else "down"})
-        elif role == "camera" and kind == "press":
-            await self.act("video", {"state": "toggle"})
-        elif role == "hand" and kind == "press":
-            await self.act("hand", {"state": "toggle"})
         elif role == "record" and kind == "press":
             result = await self.act("record", {"state": "stop" if self._recording else "start"})
             self._recording = bool(result.get("recording", not self._recording))
@@ -289,7 +303,7 @@ async def run_gpio(app: Appliance) -> None:
         await asyncio.Event().wait()
         return
     check_pins(button_pins, led_pins)
-    factory = make_factory(gpio.backend, sim=app.sim)
+    factory = await asyncio.to_thread(make_factory, gpio.backend, sim=app.sim)  # opens a chip
     buttons = leds = None
     try:
         if button_pins:

@@ -7,6 +7,7 @@ that runs until cancelled, and this module registers it under its subsystem name
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,22 @@ if TYPE_CHECKING:
     from device.app import Appliance
 
 log = logging.getLogger(__name__)
+
+
+#: The modules :func:`compose` and the subsystems import. Importing aiohttp, aiortc and
+#: PyAV takes a second of CPU on a Pi: :func:`import_services` does it in a thread, so
+#: it does not hold up the event loop.
+SERVICE_MODULES = ("services.web", "services.web.snapshot", "services.web.preview",
+                   "services.room", "services.room.session", "services.room.tracks",
+                   "services.room.local_sfu", "services.room.janus.jcfg", "services.audio",
+                   "services.media.service", "services.serial_control.server",
+                   "device.controls", "drivers.inventory", "drivers.audio", "drivers.camera")
+
+
+def import_services() -> None:
+    """Import what the subsystems use (blocking: run it in a thread)."""
+    for name in SERVICE_MODULES:
+        importlib.import_module(name)
 
 
 def compose(app: Appliance) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.harness import loopguard
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -27,3 +30,30 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
                         "EDGEROOM_CONFIG", "EDGEROOM_STATE_DIR")}
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+#: Integration tests: the appliance (or its services) runs on an event loop in-process.
+#: Blocking calls on a loop's thread and slow callbacks fail them (tests/harness/loopguard.py).
+GUARDED_DIRS = ("control", "foundation", "media", "room", "web")
+
+
+@pytest.fixture(autouse=True)
+def loop_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    path = Path(str(request.node.path)).resolve()
+    try:
+        guarded = path.relative_to(ROOT / "tests").parts[0] in GUARDED_DIRS
+    except ValueError:
+        guarded = False
+    guarded = guarded or request.node.get_closest_marker("loop_guard") is not None
+    if not guarded or request.node.get_closest_marker("loop_guard_off"):
+        yield
+        return
+    loopguard.install()
+    loopguard.GUARD.start()
+    try:
+        yield
+    finally:
+        problems = loopguard.GUARD.stop()
+    if problems:
+        pytest.fail("the event loop was blocked:\n  " + "\n  ".join(problems[:20]),
+                    pytrace=False)

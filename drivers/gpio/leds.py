@@ -69,7 +69,13 @@ ON = steady(1.0, "on")
 
 
 class _Player:
-    """Plays one pattern on one gpiozero output device in a thread."""
+    """Plays one pattern on one gpiozero output device in a thread.
+
+    Stopping a pattern never waits for its thread (it runs on the event loop): the thread
+    writes only under ``_lock`` and only while its stop flag is clear, so once
+    :meth:`stop` has set the flag under the lock the old thread cannot write again, and it
+    exits at its next step.
+    """
 
     def __init__(self, role: str, device: Any, pwm: bool) -> None:
         self.role = role
@@ -77,10 +83,19 @@ class _Player:
         self.pwm = pwm
         self.pattern = OFF
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def _write(self, value: float) -> None:
         self.device.value = value if self.pwm else (1 if value > 0.5 else 0)
+
+    def _write_unless(self, stop: threading.Event, value: float) -> bool:
+        """Write ``value`` unless ``stop`` is set; False once it is."""
+        with self._lock:
+            if stop.is_set():
+                return False
+            self._write(value)
+            return True
 
     def play(self, pattern: LedPattern) -> None:
         self.stop()
@@ -98,20 +113,18 @@ class _Player:
         try:
             while not stop.is_set():
                 for value, seconds in pattern.steps:
-                    self._write(value)
-                    if stop.wait(seconds):
+                    if not self._write_unless(stop, value) or stop.wait(seconds):
                         return
                 rounds += 1
                 if pattern.repeat is not None and rounds >= pattern.repeat:
-                    self._write(pattern.value)
+                    self._write_unless(stop, pattern.value)
                     return
         except Exception as exc:  # a closed device while shutting down
             log.debug("LED %s pattern stopped: %s", self.role, exc)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=1.0)
+        with self._lock:  # held by the thread only for one write
+            self._stop.set()
         self._thread = None
 
 

@@ -279,9 +279,9 @@ class SharedAudioEncoder:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await self._mic.stop()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        executor, self._executor = self._executor, None
+        if executor is not None:  # waits for the encode in progress: off the event loop
+            await asyncio.to_thread(executor.shutdown, True)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -51,6 +51,8 @@ REOPEN_CHANGE = 0.2
 class EncoderError(EdgeroomError, RuntimeError):
     """No encoder for a codec could be opened."""
 
+    code = "ENCODER_ERROR"  # the action error it becomes (services/actions.py)
+
 
 def x264_options(gop: int, max_kbps: int, preset: str = "ultrafast") -> dict[str, str]:
     """libx264 options for live WebRTC-compatible H.264 (constrained baseline, level 3.1)."""

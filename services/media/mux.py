@@ -35,6 +35,8 @@ _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 120
 class MuxError(EdgeroomError, OSError):
     """A container could not be opened or written."""
 
+    code = "OUTPUT_ERROR"  # the action error it becomes (services/actions.py)
+
 
 def _adts(payload: bytes, sample_rate: int, channels: int = 1) -> bytes:
     """Wrap a raw AAC-LC frame in an ADTS header (only to let FFmpeg describe the stream)."""

@@ -98,3 +98,8 @@ class WriterThread:
     def close(self, wait: bool = True) -> None:
         # A write stuck on a dead network peer must not hang the appliance's stop.
         self._executor.shutdown(wait=wait, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """Let the write in progress finish, then end the thread; the waiting happens off
+        the event loop."""
+        await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)

@@ -105,8 +105,8 @@ class Recorder:
     async def start(self) -> dict[str, Any]:
         if self.recording:
             return self.status()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._check_disk()
+        await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(self._check_disk)  # may delete old recordings: off the loop
         self.files = []
         self.stop_reason = None
         self._input.reset()
@@ -163,7 +163,7 @@ class Recorder:
                     continue
                 await self._handle(self._input.learn(batch))
                 if time.monotonic() - self._last_disk_check >= DISK_CHECK_INTERVAL:
-                    self._check_disk()
+                    await asyncio.to_thread(self._check_disk)
         except asyncio.CancelledError:
             reason = self.stop_reason or "cancelled"
             raise
@@ -176,9 +176,9 @@ class Recorder:
         finally:
             self._input.detach()
             await self._close_segment()
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                await writer.aclose()
             reason = self.stop_reason = self.stop_reason or reason
             log.info("recorder: recording -> stopped (%s)", reason)
             self._emit("recording-stopped", {"reason": reason,
@@ -213,8 +213,7 @@ class Recorder:
             await writer.run(_write_all, muxer, packets)
 
     async def _open_segment(self) -> None:
-        self._check_disk()
-        self._rotate()
+        await asyncio.to_thread(self._check_disk)  # checks the space, deletes old recordings
         name = segment_name(self._label(), dt.datetime.now(dt.UTC), self.fmt)
         path = self.directory / name
         n = 1
@@ -279,6 +278,8 @@ class Recorder:
 
 class DiskFull(MuxError):
     """Free space fell below ``record.min_free_mb``."""
+
+    code = "DISK_FULL"
 
 
 def _write_all(muxer: PacketMuxer, packets: list[EncodedPacket]) -> None:

@@ -150,3 +150,25 @@ def packet_tap(track: Any) -> PacketTap | None:
         return _taps.get(track)
     except TypeError:  # not weak-referenceable: not an aiortc track
         return None
+
+
+_STOP_DECODER = "_RTCRtpReceiver__stop_decoder"
+
+
+async def close_pc(pc: RTCPeerConnection) -> None:
+    """Close ``pc`` without blocking the event loop.
+
+    aiortc's receiver joins its decoder thread when it stops, on the loop; that waits for
+    the frame being decoded. The decoder threads are stopped from a worker thread first,
+    so the close finds them gone. (aiortc internals: checked, and skipped if they differ.)
+    """
+    stops: list[Any] = [getattr(t.receiver, _STOP_DECODER, None) for t in pc.getTransceivers()]
+
+    def stop_decoders() -> None:
+        for stop in stops:
+            if callable(stop):
+                stop()
+
+    if any(callable(stop) for stop in stops):
+        await asyncio.to_thread(stop_decoders)
+    await pc.close()

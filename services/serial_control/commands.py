@@ -2,7 +2,10 @@
 
 Each handler gets the session, the words after the command, and the rest of the line
 as typed (for free text), and returns its reply lines. Errors are raised as
-:class:`ProtocolError` here, or come from the dispatcher with their stable codes.
+:class:`ProtocolError` here, or come from the dispatcher with their stable codes. The
+words and number ranges an action's arguments accept come from its declaration in
+:mod:`services.actions`; the dispatcher checks every other limit (lengths, forms), so
+they are the same as over HTTP.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from services.actions import ACTIONS, Arg
 from services.serial_control.format import ProtocolError, ok, pairs, quote
 
 if TYPE_CHECKING:
@@ -19,7 +23,14 @@ if TYPE_CHECKING:
 
 Handler = Callable[["ControlSession", list[str], str], Awaitable[list[str]]]
 
-ON_OFF_TOGGLE = ("ON", "OFF", "TOGGLE")
+
+
+def words(action: str, arg: str) -> tuple[str, ...]:
+    """The choices of an action's argument, as serial words (upper case)."""
+    return tuple(c.upper() for c in ACTIONS[action].arg(arg).choices)
+
+
+ON_OFF_TOGGLE = words("mute", "state")
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,10 @@ def _word(args: list[str], i: int, allowed: tuple[str, ...], usage: str) -> str:
     return value
 
 
-def _int(text: str, what: str, lo: int, hi: int) -> int:
-    if not (text.isascii() and text.isdigit() and len(text) <= 16 and lo <= int(text) <= hi):
+def _int(text: str, what: str, arg: Arg) -> int:
+    lo, hi = arg.minimum, arg.maximum
+    if not (text.isascii() and text.isdigit() and len(text) <= 20
+            and lo <= int(text) <= hi):
         raise ProtocolError("BAD_ARGUMENT", f"{what} must be a number {lo}-{hi}, "
                                             f"got {quote(text[:32])}")
     return int(text)
@@ -58,12 +71,6 @@ def _int(text: str, what: str, lo: int, hi: int) -> int:
 
 def _onoff(flag: Any) -> str:
     return "ON" if flag else "OFF"
-
-
-def _member_id(text: str) -> str:
-    if len(text) > 64:
-        raise ProtocolError("BAD_ARGUMENT", "member id is longer than 64 characters")
-    return text
 
 
 # -- about the box ----------------------------------------------------------------------
@@ -131,7 +138,7 @@ async def _factory(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 @command("JOIN", "JOIN [room]", 0, 1)
 async def _join(s: ControlSession, args: list[str], rest: str) -> list[str]:
-    params = {"room": _int(args[0], "room", 1, 2**53)} if args else {}
+    params = {"room": _int(args[0], "room", ACTIONS["join"].arg("room"))} if args else {}
     result = await s.act("join", params)
     return [ok("JOIN", data={"state": result.get("state")})]
 
@@ -144,7 +151,7 @@ async def _leave(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 @command("ROLE", "ROLE PUBLISHER|LISTENER", 1, 1)
 async def _role(s: ControlSession, args: list[str], rest: str) -> list[str]:
-    role = _word(args, 0, ("PUBLISHER", "LISTENER"), "ROLE PUBLISHER|LISTENER")
+    role = _word(args, 0, words("role", "role"), COMMANDS["ROLE"].usage)
     await s.act("role", {"role": role.lower()})
     return [ok("ROLE", role)]
 
@@ -170,19 +177,19 @@ async def _members(s: ControlSession, args: list[str], rest: str) -> list[str]:
                    "MEMBER KICK id", 2, 3)
 async def _member(s: ControlSession, args: list[str], rest: str) -> list[str]:
     verb = _word(args, 0, ("MUTE", "MODERATE", "KICK"), COMMANDS["MEMBER"].usage)
-    target = _member_id(args[1])
+    target = args[1]
     if verb == "KICK":
         if len(args) != 2:
             raise ProtocolError("BAD_ARGUMENT", "usage: MEMBER KICK id")
         await s.act("kick", {"id": target})
         return [ok("MEMBER", "KICK", quote(target))]
     if verb == "MODERATE":
-        state = _word(args, 2, ("ON", "OFF"), "MEMBER MODERATE id ON|OFF")
+        state = _word(args, 2, words("moderate", "state"), "MEMBER MODERATE id ON|OFF")
         result = await s.act("moderate", {"id": target, "state": state.lower()})
         return [ok("MEMBER", "MODERATE", quote(target), _onoff(result.get("muted")))]
     state = _word(args, 2, ON_OFF_TOGGLE, "MEMBER MUTE id|ALL ON|OFF|TOGGLE")
     if target.upper() == "ALL":
-        if state == "TOGGLE":
+        if state not in words("mute_all", "state"):
             raise ProtocolError("BAD_ARGUMENT", "usage: MEMBER MUTE ALL ON|OFF")
         result = await s.act("mute_all", {"state": state.lower()})
         return [ok("MEMBER", "MUTE", "ALL", _onoff(result.get("muted")))]
@@ -205,7 +212,7 @@ async def _say(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 @command("TELL", "TELL id text", 2, None)
 async def _tell(s: ControlSession, args: list[str], rest: str) -> list[str]:
-    target = _member_id(args[0])
+    target = args[0]
     text = rest[len(args[0]):].strip(" \t")
     await s.act("message", {"text": text, "to": target})
     return [ok("TELL", quote(target))]
@@ -243,20 +250,20 @@ async def _mute_q(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 @command("PTT", "PTT START|STOP", 1, 1)
 async def _ptt(s: ControlSession, args: list[str], rest: str) -> list[str]:
-    state = _word(args, 0, ("START", "STOP", "ON", "OFF"), "PTT START|STOP")
+    state = _word(args, 0, (*words("ptt", "state"), "ON", "OFF"), "PTT START|STOP")
     result = await s.act("ptt", {"state": "start" if state in ("START", "ON") else "stop"})
     return [ok("PTT", _onoff(result.get("talking")))]
 
 
 @command("VOLUME", "VOLUME MIC|SPEAKER 0-100|UP|DOWN", 2, 2)
 async def _volume(s: ControlSession, args: list[str], rest: str) -> list[str]:
-    target = _word(args, 0, ("MIC", "SPEAKER"), COMMANDS["VOLUME"].usage)
+    target = _word(args, 0, words("volume", "target"), COMMANDS["VOLUME"].usage)
     how = args[1].upper()
     params: dict[str, Any] = {"target": target.lower()}
-    if how in ("UP", "DOWN"):
+    if how in words("volume", "step"):
         params["step"] = how.lower()
     else:
-        params["value"] = _int(args[1], "volume", 0, 100)
+        params["value"] = _int(args[1], "volume", ACTIONS["volume"].arg("value"))
     result = await s.act("volume", params)
     return [ok("VOLUME", target, str(result.get("value")))]
 
@@ -282,14 +289,14 @@ _toggle("DEAF", "deaf", "deaf")
 
 @command("RECORD", "RECORD START|STOP", 1, 1)
 async def _record(s: ControlSession, args: list[str], rest: str) -> list[str]:
-    state = _word(args, 0, ("START", "STOP"), "RECORD START|STOP")
+    state = _word(args, 0, words("record", "state"), "RECORD START|STOP")
     result = await s.act("record", {"state": state.lower()})
     return [ok("RECORD", state, data=result)]
 
 
 @command("STREAM", "STREAM START [url] | STREAM STOP", 1, 2)
 async def _stream(s: ControlSession, args: list[str], rest: str) -> list[str]:
-    state = _word(args, 0, ("START", "STOP"), "STREAM START [url] | STREAM STOP")
+    state = _word(args, 0, words("stream", "state"), "STREAM START [url] | STREAM STOP")
     params: dict[str, Any] = {"state": state.lower()}
     if len(args) == 2:
         if state == "STOP":

@@ -31,7 +31,8 @@ REASONS = {
     413: "Request body larger than 64 KiB",
     415: "Request body is not application/json",
     429: "Too many failed logins from this address",
-    503: "The part of the appliance this needs is not running",
+    503: "The part of the appliance this needs is not running, or it failed (a device, "
+         "the encoder, the recording or stream output)",
 }
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from services.actions import ACTIONS
 from services.web import auth, controls, events, handlers, metrics
 from services.web.context import json_response
 from services.web.schema import Schema, integer
@@ -114,6 +115,16 @@ class Route:
     description: str = ""
 
 
+def _action_route(name: str) -> Route:
+    spec = ACTIONS[name]
+    member = any(a.name == "id" for a in spec.args)
+    return Route("POST", f"/api/actions/{name}", controls.action_handler(name), spec.doc,
+                 "actions", body=spec.body_schema(), response=OK_RESULT,
+                 errors=(*ACTION_ERRORS, 404) if member else ACTION_ERRORS,
+                 description="The body is the action's arguments, as declared once for "
+                             "every surface (docs/http-api.md#actions).")
+
+
 async def openapi_json(request: web.Request) -> web.Response:
     from services.web.openapi import document
 
@@ -215,6 +226,7 @@ ROUTES: tuple[Route, ...] = (
                       "does not connect within 20 s, and when the session ends. 404 when the "
                       "appliance has no camera preview; fall back to GET /api/camera.jpg where "
                       "WebRTC cannot run."),
+    *(_action_route(name) for name in controls.HTTP_ACTIONS),
     Route("GET", "/api/openapi.json", openapi_json, "This document.", "status",
           response=ANY_OBJECT),
     Route("GET", "/metrics", metrics.metrics, "Prometheus metrics.", "status",

@@ -242,7 +242,7 @@ def log_ring() -> Iterator[None]:
 @pytest.fixture
 async def served(tmp_path: Path, log_ring: None) -> AsyncIterator[Served]:
     appliance = make_appliance(tmp_path)
-    password = reset(appliance.state_dir)
+    password = await asyncio.to_thread(reset, appliance.state_dir)
     server = WebServer(appliance)
     await asyncio.wait_for(server.start(), TIMEOUT)
     try:
@@ -292,7 +292,7 @@ class ServerThread:
 
     async def _start(self) -> None:
         self.appliance = make_appliance(self.tmp_path, full=True)
-        self.password = reset(self.appliance.state_dir)
+        self.password = await asyncio.to_thread(reset, self.appliance.state_dir)
         self._server = WebServer(self.appliance)
         self.url = await self._server.start()
 

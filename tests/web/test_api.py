@@ -170,7 +170,7 @@ async def test_no_room_client_is_503(tmp_path: object) -> None:
     from pathlib import Path
 
     appliance = make_appliance(Path(str(tmp_path)), room=False)
-    password = reset(appliance.state_dir)
+    password = await asyncio.to_thread(reset, appliance.state_dir)
     async with WebServer(appliance) as server, client() as http:
         served = Served(appliance, server, password)
         csrf = await login(http, served)
@@ -239,7 +239,7 @@ async def test_https_with_a_per_device_certificate(tmp_path: object) -> None:
     from pathlib import Path
 
     appliance = make_appliance(Path(str(tmp_path)))
-    password = reset(appliance.state_dir)
+    password = await asyncio.to_thread(reset, appliance.state_dir)
     async with WebServer(appliance, https=True) as server:
         assert server.url.startswith("https://")
         key = appliance.state_dir / "tls-key.pem"

@@ -19,6 +19,7 @@ from services.room.janus.plugin import PluginBackend
 from services.room.janus.transport import JanusHandle, JsonDict
 from services.room.rtc import (
     accept_answer,
+    close_pc,
     make_offer,
     new_pc,
     tap_audio_packets,
@@ -86,7 +87,7 @@ class AudioBridgeBackend(PluginBackend):
         await self.ctx.mixer.remove(MIX_KEY)
         await self._leave(self.handle)
         if self.pc is not None:
-            await self.pc.close()
+            await close_pc(self.pc)
         if self.handle is not None:
             await self.handle.detach()
 

@@ -35,6 +35,7 @@ from services.room.negotiation import (
 from services.room.rtc import (
     accept_answer,
     answer_offer,
+    close_pc,
     make_offer,
     new_pc,
     tap_audio_packets,
@@ -111,7 +112,7 @@ class VideoRoomBackend(PluginBackend):
         await self._leave(self.pub)
         for pc in (self.pub_pc, self.sub_pc):
             if pc is not None:
-                await pc.close()
+                await close_pc(pc)
         for handle in (self.sub, self.pub):
             if handle is not None:
                 await handle.detach()
@@ -177,7 +178,7 @@ class VideoRoomBackend(PluginBackend):
             try:
                 await self.pub.send({"request": "unpublish"})
             finally:
-                await pc.close()
+                await close_pc(pc)
 
     async def set_role(self, role: Role) -> None:
         if role == "publisher" and self.pub_pc is None:
@@ -382,7 +383,7 @@ class VideoRoomBackend(PluginBackend):
             sub.on_event = None  # its hangup is ours, not a failure
         if pc is not None:
             pc.remove_all_listeners("connectionstatechange")
-            await pc.close()
+            await close_pc(pc)
         if sub is not None:
             await sub.detach()
 

@@ -1,0 +1,128 @@
+"""Every aiortc internal the appliance relies on is still there, in the shape it expects.
+
+aiortc and av are pinned to the minor versions the suite runs against (pyproject.toml);
+when they are raised, this test names the internal that moved. Users of each one:
+
+- ``RTCRtpSender._handle_rtcp_packet`` and ``RTCRtpSender._ssrc``: services/media/track.py
+  (PLI/FIR and REMB reach the shared encoder)
+- ``aiortc.rtcrtpsender.RtcpPsfbPacket``, ``unpack_remb_fci``, ``RTCP_PSFB_*``: same
+- ``RTCRtpReceiver._handle_rtp_packet(packet, arrival_time_ms=)``: services/room/stats.py
+- ``RTCRtpReceiver.__jitter_buffer`` (``JitterBuffer``: ``capacity``, ``_is_video``), the
+  receiver setting ``packet._data`` before the buffer sees it, ``JitterFrame(data,
+  timestamp)``: services/room/rtc.py (the audio receive buffer)
+- ``RTCRtpTransceiver._codecs`` and ``_offerDirection``: services/web/preview.py
+- ``RTCRtpReceiver.__stop_decoder()`` (joins the decoder thread; ``stop()`` then finds it
+  gone): services/room/rtc.py ``close_pc``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
+
+from services.room.rtc import ImmediateAudioBuffer, shorten_audio_jitter_buffer
+
+T = 10.0
+
+
+def need(obj: Any, attr: str, where: str) -> Any:
+    """``obj.attr``, or a failure naming the aiortc internal that vanished."""
+    if not hasattr(obj, attr):
+        pytest.fail(f"aiortc internal vanished: {where} (used by the appliance; "
+                    f"see tests/room/test_aiortc_internals.py)")
+    return getattr(obj, attr)
+
+
+@pytest.fixture
+async def offered() -> AsyncIterator[RTCPeerConnection]:
+    """A peer connection that has applied a remote audio+video offer (no network used)."""
+    no_stun = RTCConfiguration(iceServers=[])
+    offerer, answerer = RTCPeerConnection(no_stun), RTCPeerConnection(no_stun)
+    try:
+        offerer.addTransceiver("audio", direction="sendrecv")
+        offerer.addTransceiver("video", direction="sendrecv")
+        offer = await asyncio.wait_for(offerer.createOffer(), T)
+        await asyncio.wait_for(answerer.setRemoteDescription(offer), T)
+        yield answerer
+    finally:
+        await asyncio.wait_for(offerer.close(), T)
+        await asyncio.wait_for(answerer.close(), T)
+
+
+def test_sender_rtcp_hook_points() -> None:
+    handler = need(RTCRtpSender, "_handle_rtcp_packet", "RTCRtpSender._handle_rtcp_packet")
+    assert inspect.iscoroutinefunction(handler), \
+        "aiortc internal changed: RTCRtpSender._handle_rtcp_packet is no longer a coroutine"
+    import aiortc.rtcrtpsender as rtcrtpsender
+
+    for name in ("RtcpPsfbPacket", "unpack_remb_fci", "RTCP_PSFB_PLI", "RTCP_PSFB_FIR",
+                 "RTCP_PSFB_APP"):
+        need(rtcrtpsender, name, f"aiortc.rtcrtpsender.{name}")
+
+
+async def test_sender_ssrc(offered: RTCPeerConnection) -> None:
+    for transceiver in offered.getTransceivers():
+        ssrc = need(transceiver.sender, "_ssrc", "RTCRtpSender._ssrc")
+        assert isinstance(ssrc, int), "aiortc internal changed: RTCRtpSender._ssrc is not an int"
+
+
+async def test_receiver_internals(offered: RTCPeerConnection) -> None:
+    kinds = {}
+    for transceiver in offered.getTransceivers():
+        receiver = transceiver.receiver
+        assert isinstance(receiver, RTCRtpReceiver)
+        handle = need(receiver, "_handle_rtp_packet", "RTCRtpReceiver._handle_rtp_packet")
+        assert "arrival_time_ms" in inspect.signature(handle).parameters, \
+            "aiortc internal changed: RTCRtpReceiver._handle_rtp_packet(arrival_time_ms=)"
+        buffer = need(receiver, "_RTCRtpReceiver__jitter_buffer",
+                      "RTCRtpReceiver.__jitter_buffer")
+        assert isinstance(buffer, JitterBuffer), \
+            "aiortc internal changed: RTCRtpReceiver.__jitter_buffer is not a JitterBuffer"
+        need(buffer, "capacity", "JitterBuffer.capacity")
+        kinds[transceiver.kind] = need(buffer, "_is_video", "JitterBuffer._is_video")
+    assert kinds == {"audio": False, "video": True}, \
+        f"aiortc internal changed: JitterBuffer._is_video per kind is {kinds}"
+    audio = next(t.receiver for t in offered.getTransceivers() if t.kind == "audio")
+    assert shorten_audio_jitter_buffer(audio, prefetch=0)
+    assert isinstance(audio._RTCRtpReceiver__jitter_buffer, ImmediateAudioBuffer)
+
+
+def test_receiver_stop_decoder_can_run_first() -> None:
+    stop = need(RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder", "RTCRtpReceiver.__stop_decoder")
+    source = inspect.getsource(stop)
+    assert "__decoder_thread.join()" in source and "__decoder_thread = None" in source, \
+        "aiortc internal changed: RTCRtpReceiver.__stop_decoder no longer joins and clears"
+    assert "self.__stop_decoder()" in inspect.getsource(RTCRtpReceiver.stop), \
+        "aiortc internal changed: RTCRtpReceiver.stop() no longer goes through __stop_decoder"
+
+
+def test_receiver_sets_packet_data_before_the_jitter_buffer() -> None:
+    # the receiver stores the depayloaded frame in packet._data, which the buffers read
+    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "packet._data" in source, \
+        "aiortc internal vanished: RTCRtpReceiver._handle_rtp_packet sets packet._data"
+    buffer = ImmediateAudioBuffer(capacity=128)
+    packet = RtpPacket(payload_type=111, sequence_number=7, timestamp=960, payload=b"x")
+    packet._data = b"opus"  # type: ignore[attr-defined]
+    _, frame = buffer.add(packet)
+    assert isinstance(frame, JitterFrame)
+    assert (frame.data, frame.timestamp) == (b"opus", 960)
+
+
+async def test_transceiver_codecs_and_offer_direction(offered: RTCPeerConnection) -> None:
+    for transceiver in offered.getTransceivers():
+        codecs = need(transceiver, "_codecs", "RTCRtpTransceiver._codecs")
+        assert codecs and all(hasattr(c, "mimeType") and hasattr(c, "payloadType")
+                              and hasattr(c, "parameters") for c in codecs), \
+            "aiortc internal changed: RTCRtpTransceiver._codecs items"
+        direction = need(transceiver, "_offerDirection", "RTCRtpTransceiver._offerDirection")
+        assert direction == "sendrecv"
+    video = next(t for t in offered.getTransceivers() if t.kind == "video")
+    assert any(c.mimeType.lower() == "video/h264" for c in video._codecs)

@@ -1,0 +1,289 @@
+"""Every action's argument limits are the same over HTTP and over the serial line.
+
+One appliance (the real dispatcher, a FakeRoom, its web server on a loop in a thread) is
+driven both ways: ``POST /api/actions/<name>`` with the arguments as JSON, and the serial
+command that says the same thing, through the real serial parser. For argument values at
+and around each declared limit, and for random ones (hypothesis), both surfaces accept,
+or both refuse with the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from device import __version__
+from services.actions import ACTIONS, Arg
+from services.serial_control import ControlSession
+from services.web.controls import HTTP_ACTIONS
+from tests.web.conftest import TIMEOUT, ServerThread
+
+STATE_COMMANDS = {"mute": "MUTE", "speaker": "SPEAKER", "video": "VIDEO", "deaf": "DEAF",
+                  "hand": "HAND", "ptt": "PTT", "record": "RECORD", "role": "ROLE"}
+
+
+def serial_line(action: str, args: dict[str, Any]) -> str | None:
+    """The serial command for ``action(args)``; None where the line cannot say it (a
+    line has no types: ``5`` is a number, ``"5"`` cannot be told apart from it)."""
+    for arg in ACTIONS[action].args:
+        if arg.name in args and arg.kind != "json" and not (
+                isinstance(args[arg.name], int) and not isinstance(args[arg.name], bool)
+                if arg.kind == "integer" else isinstance(args[arg.name], str)):
+            return None
+
+    def word(value: Any) -> str | None:
+        text = str(value)
+        return text if text and len(text.split()) == 1 and text == text.strip() else None
+
+    if action in STATE_COMMANDS:
+        key = "role" if action == "role" else "state"
+        if set(args) != {key} or word(args[key]) is None:
+            return None
+        return f"{STATE_COMMANDS[action]} {str(args[key]).upper()}"
+    if action == "join":
+        return "JOIN" if not args else (f"JOIN {args['room']}" if set(args) == {"room"}
+                                        else None)
+    if action == "leave":
+        return "LEAVE" if not args else None
+    if action == "volume":
+        if set(args) == {"target", "value"}:
+            return f"VOLUME {str(args['target']).upper()} {args['value']}"
+        if set(args) == {"target", "step"} and not str(args["step"]).isdigit():
+            # (a number there is a value: "VOLUME MIC 0")
+            return f"VOLUME {str(args['target']).upper()} {str(args['step']).upper()}"
+        return None
+    if action == "message":
+        text = args.get("text")
+        if not isinstance(text, str) or text != text.strip(" ") or set(args) - {"text", "to"}:
+            return None
+        if "to" not in args:
+            return f"SAY {text}"
+        to = word(args["to"])
+        return f"TELL {to} {text}" if to is not None else None
+    if action == "custom":
+        cmd = word(args.get("cmd", ""))
+        if cmd is None or set(args) - {"cmd", "payload"}:
+            return None
+        return f"CUSTOM {cmd} {json.dumps(args['payload'])}" if "payload" in args \
+            else f"CUSTOM {cmd}"
+    if action in ("member_mute", "moderate", "kick"):
+        keys = {"id"} if action == "kick" else {"id", "state"}
+        member = word(args.get("id", ""))
+        if set(args) != keys or member is None or member.upper() == "ALL":
+            return None
+        verb = {"member_mute": "MUTE", "moderate": "MODERATE", "kick": "KICK"}[action]
+        state = "" if action == "kick" else f" {str(args['state']).upper()}"
+        return f"MEMBER {verb} {member}{state}"
+    if action == "mute_all":
+        return f"MEMBER MUTE ALL {str(args['state']).upper()}" if set(args) == {"state"} \
+            else None
+    if action == "stream":
+        if set(args) == {"state"}:
+            return f"STREAM {str(args['state']).upper()}"
+        url = word(args.get("url", ""))
+        return f"STREAM {str(args['state']).upper()} {url}" \
+            if set(args) == {"state", "url"} and url is not None else None
+    raise AssertionError(f"no serial form for action {action!r}: add it to this test")
+
+
+class Surfaces:
+    """The same appliance over HTTP and over the serial parser."""
+
+    def __init__(self, server: ServerThread) -> None:
+        self.server = server
+        self.http = requests.Session()
+        r = self.http.post(f"{server.url}/api/login", json={"password": server.password},
+                           timeout=TIMEOUT)
+        assert r.status_code == 200
+        self.headers = {"X-CSRF-Token": r.json()["csrf_token"]}
+        assert server.appliance is not None
+        self.appliance = server.appliance
+        self.serial = ControlSession(self.appliance.dispatcher.dispatch,
+                                     self.appliance.status, __version__,
+                                     rate=1e9, burst=10**9)
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.server.loop).result(TIMEOUT)
+
+    def over_http(self, action: str, args: dict[str, Any]) -> str:
+        r = self.http.post(f"{self.server.url}/api/actions/{action}", json=args,
+                           headers=self.headers, timeout=TIMEOUT)
+        assert r.status_code < 500, r.text
+        return "OK" if r.status_code == 200 else str(r.json()["error"])
+
+    def over_serial(self, line: str) -> str:
+        replies = self._run(self.serial.handle(line.encode("utf-8")))
+        assert len(replies) == 1, replies
+        return "OK" if replies[0].startswith("OK") else replies[0].split()[1]
+
+    def settle(self, action: str) -> None:
+        if action == "join":  # back to idle: the room's state decides later outcomes
+            self._run(self.appliance.dispatcher.dispatch("leave", {}, "test"))
+
+    def compare(self, action: str, args: dict[str, Any]) -> tuple[str, str | None]:
+        http = self.over_http(action, args)
+        self.settle(action)
+        line = serial_line(action, args)
+        serial = self.over_serial(line) if line is not None else None
+        self.settle(action)
+        if serial is not None:
+            assert http == serial, f"{action} {args!r:.200}: HTTP {http}, serial {serial}"
+        return http, serial
+
+
+@pytest.fixture
+def surfaces(server_thread: ServerThread) -> Iterator[Surfaces]:
+    s = Surfaces(server_thread)
+    yield s
+    s.http.close()
+
+
+def valid(arg: Arg) -> Any:
+    if arg.kind == "choice":
+        return arg.choices[0]
+    if arg.kind == "integer":
+        return arg.minimum
+    if arg.kind == "text":
+        return "rtmp://media/live" if arg.pattern and "rtmp" in arg.pattern else "x"
+    return {"on": True}
+
+
+def sized(arg: Arg, n: int) -> str:
+    if arg.pattern and "rtmp" in arg.pattern:
+        return "rtmp://" + "h" * max(0, n - 7)
+    return "m" * n
+
+
+def edges(arg: Arg) -> list[tuple[Any, bool]]:
+    """Values at and just past the declared limits, and whether each one fits."""
+    if arg.kind == "choice":
+        return [(c, True) for c in arg.choices] + [("bogus", False), ("", False), (1, False)]
+    if arg.kind == "integer":
+        lo, hi = arg.minimum, arg.maximum
+        return [(lo - 1, False), (lo, True), (hi, True), (hi + 1, False), ("5", False),
+                (True, False)]
+    if arg.kind == "text":
+        lo, hi = max(arg.min_length, 8 if arg.pattern and "rtmp" in arg.pattern else 0), \
+            arg.max_length
+        return [(sized(arg, lo), True), (sized(arg, hi), True), (sized(arg, hi + 1), False),
+                ("", False), (7, False)]
+    text_max = arg.max_bytes - 2  # a JSON string's quotes
+    return [("p" * text_max, True), ("p" * (text_max + 1), False), ([1, {"a": None}], True)]
+
+
+def test_every_action_has_a_serial_form() -> None:
+    for name in HTTP_ACTIONS:
+        spec = ACTIONS[name]
+        args = {a.name: valid(a) for a in spec.args if a.required}
+        if spec.one_of:
+            args[spec.one_of[0]] = valid(spec.arg(spec.one_of[0]))
+        assert serial_line(name, args) is not None, name
+    assert set(ACTIONS) - set(HTTP_ACTIONS) == {"factory_reset"}
+
+
+def test_limits_at_the_edges_are_the_same_on_both(surfaces: Surfaces) -> None:
+    compared = 0
+    for name in HTTP_ACTIONS:
+        spec = ACTIONS[name]
+        base = {a.name: valid(a) for a in spec.args if a.required}
+        if spec.one_of:
+            base[spec.one_of[0]] = valid(spec.arg(spec.one_of[0]))
+        if name == "stream":  # no stream.rtmp_url in this config
+            base["url"] = valid(spec.arg("url"))
+        for arg in spec.args:
+            for value, fits in edges(arg):
+                args = {**base, arg.name: value}
+                if arg.name in spec.one_of:
+                    args = {k: v for k, v in args.items()
+                            if k not in spec.one_of or k == arg.name}
+                if name == "stream" and args["state"] == "stop":
+                    fits = False  # url goes with start only
+
+                http, serial = surfaces.compare(name, args)
+                assert (http != "BAD_ARGUMENT") == fits, \
+                    f"{name} {arg.name}={value!r:.60}: {http}"
+                compared += serial is not None
+    assert compared >= 80, compared  # most edges are sayable on the serial line too
+
+
+WORD_CHARS = st.characters(blacklist_categories=("Z", "C"))
+BAD_WORDS = st.sampled_from(["maybe", "xyz", "onn", "0", "-"])
+
+
+def values(arg: Arg) -> st.SearchStrategy[Any]:
+    if arg.kind == "choice":
+        return st.one_of(st.sampled_from(arg.choices), BAD_WORDS)
+    if arg.kind == "integer":
+        lo, hi = arg.minimum, arg.maximum
+        return st.one_of(st.sampled_from([lo - 1, lo, hi, hi + 1]),
+                         st.integers(lo - 10, hi + 10), st.integers(-(10**20), 10**20))
+    if arg.kind == "text":
+        hi = arg.max_length
+        sizes = st.one_of(st.sampled_from([0, 1, hi - 1, hi, hi + 1]), st.integers(0, hi + 5))
+        if arg.pattern and "rtmp" in arg.pattern:
+            return sizes.flatmap(lambda n: st.text(WORD_CHARS, min_size=n, max_size=n)
+                                 .map(lambda t: "rtmp://" + t))
+        return sizes.flatmap(lambda n: st.text(WORD_CHARS, min_size=n, max_size=n))
+    return st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                        lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                        max_leaves=10)
+
+
+@st.composite
+def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    name = draw(st.sampled_from(HTTP_ACTIONS))
+    args: dict[str, Any] = {}
+    for arg in ACTIONS[name].args:
+        if arg.required or draw(st.booleans()):
+            args[arg.name] = draw(values(arg))
+    return name, args
+
+
+@settings(max_examples=300, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(call=calls())
+def test_random_arguments_get_the_same_answer_on_both(surfaces: Surfaces,
+                                                      call: tuple[str, dict[str, Any]]) -> None:
+    name, args = call
+    http, _ = surfaces.compare(name, args)
+    try:
+        ACTIONS[name].validate(args)
+        fits = name != "stream" or (args["state"] == "start") == ("url" in args)
+    except ValueError:
+        fits = False
+    assert (http != "BAD_ARGUMENT") == fits, f"{name} {args!r:.200}: {http}"
+
+
+def test_member_ids_are_one_word_up_to_the_limit(surfaces: Surfaces) -> None:
+    limit = ACTIONS["kick"].arg("id").max_length
+    assert surfaces.over_http("kick", {"id": "a b"}) == "BAD_ARGUMENT"
+    assert surfaces.over_http("kick", {"id": "7" * limit}) == "NOT_IN_ROOM"
+    assert surfaces.over_serial(f"MEMBER KICK {'7' * (limit + 1)}") == "BAD_ARGUMENT"
+    assert surfaces.over_serial(f"TELL {'7' * (limit + 1)} hi") == "BAD_ARGUMENT"
+    r = surfaces.http.post(f"{surfaces.server.url}/api/members/{'7' * (limit + 1)}/mute",
+                           json={"muted": True}, headers=surfaces.headers, timeout=TIMEOUT)
+    assert r.status_code == 400 and r.json()["error"] == "BAD_ARGUMENT"
+
+
+def test_the_docs_list_the_declared_limits() -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("actions_reference",
+                                                  root / "scripts" / "actions_reference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for doc in module.DOCS:
+        text = (root / doc).read_text()
+        assert module.update(text) == text, \
+            f"{doc} is stale: run PYTHONPATH=. python scripts/actions_reference.py"
