@@ -8,8 +8,9 @@ when they are raised, this test names the internal that moved. Users of each one
 - ``aiortc.rtcrtpsender.RtcpPsfbPacket``, ``unpack_remb_fci``, ``RTCP_PSFB_*``: same
 - ``RTCRtpReceiver._handle_rtp_packet(packet, arrival_time_ms=)``: services/room/stats.py
 - ``RTCRtpReceiver.__jitter_buffer`` (``JitterBuffer``: ``capacity``, ``_is_video``), the
-  receiver setting ``packet._data`` before the buffer sees it, ``JitterFrame(data,
-  timestamp)``: services/room/rtc.py (the audio receive buffer)
+  receiver setting ``packet._data`` before the buffer sees it, ``JitterBuffer.add``
+  returning ``(pli, frame)``: services/room/rtc.py (the packet tap that feeds each
+  member's own jitter buffer)
 - ``RTCRtpTransceiver._codecs`` and ``_offerDirection``: services/web/preview.py
 - ``RTCRtpReceiver.__stop_decoder()`` (joins the decoder thread; ``stop()`` then finds it
   gone): services/room/rtc.py ``close_pc``
@@ -27,7 +28,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSe
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
-from services.room.rtc import ImmediateAudioBuffer, shorten_audio_jitter_buffer
+from services.room.rtc import PacketTap, packet_tap, tap_audio_packets
 
 T = 10.0
 
@@ -90,8 +91,10 @@ async def test_receiver_internals(offered: RTCPeerConnection) -> None:
     assert kinds == {"audio": False, "video": True}, \
         f"aiortc internal changed: JitterBuffer._is_video per kind is {kinds}"
     audio = next(t.receiver for t in offered.getTransceivers() if t.kind == "audio")
-    assert shorten_audio_jitter_buffer(audio, prefetch=0)
-    assert isinstance(audio._RTCRtpReceiver__jitter_buffer, ImmediateAudioBuffer)
+    tap = tap_audio_packets(audio)
+    assert isinstance(tap, PacketTap), "the audio receive path could not be tapped"
+    assert audio._RTCRtpReceiver__jitter_buffer is tap
+    assert packet_tap(audio.track) is tap
 
 
 def test_receiver_stop_decoder_can_run_first() -> None:
@@ -108,12 +111,14 @@ def test_receiver_sets_packet_data_before_the_jitter_buffer() -> None:
     source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
     assert "packet._data" in source, \
         "aiortc internal vanished: RTCRtpReceiver._handle_rtp_packet sets packet._data"
-    buffer = ImmediateAudioBuffer(capacity=128)
+    tap = PacketTap(capacity=128)
+    got: list[tuple[int, int, bytes]] = []
+    tap.sink = lambda seq, ts, data, arrival: got.append((seq, ts, data))
     packet = RtpPacket(payload_type=111, sequence_number=7, timestamp=960, payload=b"x")
     packet._data = b"opus"  # type: ignore[attr-defined]
-    _, frame = buffer.add(packet)
-    assert isinstance(frame, JitterFrame)
-    assert (frame.data, frame.timestamp) == (b"opus", 960)
+    assert tap.add(packet) == (False, None)
+    assert got == [(7, 960, b"opus")]
+    assert JitterFrame  # the type aiortc's buffers return, still importable
 
 
 async def test_transceiver_codecs_and_offer_direction(offered: RTCPeerConnection) -> None:
