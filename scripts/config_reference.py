@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from device import config
+from device import config, config_check, config_store
 
 
 def render() -> str:
@@ -26,12 +26,13 @@ def render() -> str:
             out += ["", f"## `[{sec}]`", "", "| key | type | default | meaning |",
                     "|---|---|---|---|"]
         default = row["default"]
-        shown = "unset" if default is None else f"`{config._toml_value(default)}`"
+        shown = "unset" if default is None else f"`{config_store.toml_value(default)}`"
         notes = []
         if row["choices"]:
             notes.append("one of " + ", ".join(f"`{c}`" for c in row["choices"]))
         if row["minimum"] is not None or row["maximum"] is not None:
-            notes.append(f"range {config._num(row['minimum'])}..{config._num(row['maximum'])}")
+            lo, hi = config_check.num(row["minimum"]), config_check.num(row["maximum"])
+            notes.append(f"range {lo}..{hi}")
         if row["secret"]:
             notes.append("secret")
         if row["restart"]:

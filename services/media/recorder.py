@@ -105,7 +105,7 @@ class Recorder:
     async def start(self) -> dict[str, Any]:
         if self.recording:
             return self.status()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # private
         self._check_disk()
         self.files = []
         self.stop_reason = None

@@ -19,6 +19,7 @@ path = sys.argv[1]
 a = config.parse('[room]\\nroom = 1\\ndisplay_name = "' + 'a' * 4000 + '"\\n')
 b = config.parse('[room]\\nroom = 2\\ndisplay_name = "' + 'b' * 9000
                  + '"\\n[audio]\\naec = false\\n')
+config.save(path, a)  # warm: the writer's modules are loaded before the kills start
 print("go", flush=True)
 while True:
     config.save(path, a)
