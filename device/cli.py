@@ -121,11 +121,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     if args.config_command == "check":
+        from device.config_check import parse, read_text
+
         path = Path(args.path)
-        if not path.exists():
+        text = read_text(path)  # ConfigError if it cannot be used
+        if text is None:
             print(f"{path}: no such file", file=sys.stderr)
             return 1
-        config_mod.load(path)
+        parse(text, str(path))
         print(f"{path}: OK")
         return 0
     _, config = _load(args)

@@ -195,8 +195,8 @@ class SerialConfig:
 class WebConfig:
     listen: str = setting(
         "", 'host:port of the config page; empty = "0.0.0.0:8080", or 127.0.0.1:8080 with --sim. '
-        "Host: an IPv4 address, [IPv6] or a host name; port 1-65535. A change from the page "
-        "must name an address of this box.",
+        "Host: an IPv4 address, [IPv6] or a host name; port 1-65535 (0: any free one, for "
+        "tests). A change from the page must name an address of this box.",
         pattern=r"^$|^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$",
         restart="web", check="listen",
     )

@@ -64,8 +64,8 @@ def split_listen(value: str) -> tuple[str, int]:
     host, sep, port_text = value.rpartition(":")
     if not sep or not host:
         raise ValueError(f"got {show(value)}; expected host:port, e.g. 0.0.0.0:8080")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"got {show(value)}; the port must be 1-65535")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"got {show(value)}; the port must be 1-65535 (0: any free port)")
     if host.startswith("["):
         if not host.endswith("]"):
             raise ValueError(f"got {show(value)}; an IPv6 address goes in brackets: [::1]:8080")

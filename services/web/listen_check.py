@@ -37,6 +37,8 @@ def listen_problem(listen: str, current: str) -> str | None:
         host, port = split_listen(listen)
     except ValueError as exc:
         return str(exc)
+    if port == 0:
+        return "port 0 (any free port) would leave the page at an unknown address"
     try:
         _, current_port = split_listen(current)
     except ValueError:
