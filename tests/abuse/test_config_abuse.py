@@ -29,7 +29,13 @@ from hypothesis import strategies as st
 from device import config
 from device.config_check import check_text
 from device.errors import ConfigError
-from tests.web.conftest import Served, http, log_ring, login, served  # noqa: F401
+from tests.web import conftest as web_fixtures
+from tests.web.conftest import Served, login
+
+# The page's fixtures (an in-process appliance with its web server, a client session).
+served = web_fixtures.served
+http = web_fixtures.http
+log_ring = web_fixtures.log_ring
 
 TIMEOUT = 10.0
 
