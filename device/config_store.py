@@ -102,7 +102,8 @@ def save(path: Path | str, config: schema.Config,
     """Edit the file at ``path`` (through a symlink) to hold ``config``; atomic, blocking.
 
     ``previous`` is the config the change was made from: only keys that differ from it
-    are written, so an edit made by hand to other keys in the meantime is kept.
+    are written, so an edit made by hand to other keys in the meantime is kept. A new
+    (or empty) file gets every key that differs from its default.
     """
     path = Path(path)
     target = Path(os.path.realpath(path))
@@ -111,6 +112,8 @@ def save(path: Path | str, config: schema.Config,
         st: os.stat_result | None = os.stat(target)
     except FileNotFoundError:
         text, st = "", None
+    if not text.strip():
+        previous = None  # a new file (first save, after a factory reset): all that is set
     try:
         new_text = edit(text, config, previous)
     except tomlkit.exceptions.ParseError as exc:

@@ -194,6 +194,15 @@ def test_save_keeps_hand_edits_to_other_keys(tmp_path: Path) -> None:
     assert config.load(path).room.room == 5
 
 
+def test_a_new_file_gets_every_key_set(tmp_path: Path) -> None:
+    # After a factory reset the file is gone but the pin map stays in effect: the first
+    # save must write it too, not only the key that changed.
+    path = tmp_path / "edgeroom.toml"
+    kept = config.Config().replace({"gpio": {"buttons": {"call": 17}}})
+    config.save(path, kept.replace({"room": {"room": 8}}), kept)
+    assert config.load(path) == kept.replace({"room": {"room": 8}})
+
+
 def test_save_writes_through_a_symlink(tmp_path: Path) -> None:
     real = tmp_path / "real" / "edgeroom.toml"
     real.parent.mkdir()
