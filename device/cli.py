@@ -87,10 +87,18 @@ RUN_UMASK = 0o077
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
+def _exit_before_start(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from device.app import Appliance
     from device.statelock import StateDirLock, StateDirLocked
 
+    # Until the event loop takes the signals over, a stop request ends the process at
+    # once, cleanly: nothing has been started yet that would need stopping.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _exit_before_start)
     os.umask(RUN_UMASK)
     path, config = _load(args)
     state_dir = config_mod.state_dir_from_env(args.state_dir)

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How long stopping the room subsystem waits for the session to leave the room.
+ROOM_LEAVE_TIMEOUT = 1.0
+
 
 def compose(app: Appliance) -> None:
     """Register the subsystems ``app.config`` asks for."""
@@ -92,10 +95,16 @@ async def _run_room(app: Appliance) -> None:
         else:
             await asyncio.Event().wait()
     finally:
-        await session.leave()
-        if sfu_task is not None:
-            sfu_task.cancel()
-            await asyncio.gather(sfu_task, return_exceptions=True)
+        try:
+            # Bounded: a leave stuck behind a join in progress must not keep the local
+            # Janus running past the supervisor's stop timeout.
+            await asyncio.wait_for(session.leave(), ROOM_LEAVE_TIMEOUT)
+        except TimeoutError:
+            log.warning("room: leaving took over %.1f s; going on", ROOM_LEAVE_TIMEOUT)
+        finally:
+            if sfu_task is not None:
+                sfu_task.cancel()
+                await asyncio.gather(sfu_task, return_exceptions=True)
 
 
 def _compose_media(app: Appliance) -> None:

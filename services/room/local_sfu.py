@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 
 JANUS_BIN = "/usr/bin/janus"
 LOG_MAX_BYTES = 5 * 1024 * 1024
-#: How long Janus gets to exit after SIGTERM before its process group is killed.
-STOP_TIMEOUT = 5.0
+#: How long Janus gets to exit after SIGTERM before its process group is killed. It
+#: holds nothing worth saving, and one still starting up may finish that first: the
+#: whole room subsystem must stop within the supervisor's stop timeout.
+STOP_TIMEOUT = 1.0
 
 
 class JanusMissing(RoomError, FileNotFoundError):
@@ -129,7 +131,7 @@ class LocalJanus:
             async with asyncio.timeout(STOP_TIMEOUT):
                 await proc.wait()
         except TimeoutError:
-            log.warning("local janus did not stop within %.0f s; killing it", STOP_TIMEOUT)
+            log.warning("local janus did not stop within %.1f s; killing it", STOP_TIMEOUT)
             kill_group(proc.pid)
             await proc.wait()
         except asyncio.CancelledError:

@@ -141,9 +141,14 @@ def test_sigterm_during_startup_leaves_no_janus(boxes: list[Box], tmp_path: Path
         proc = box.start()
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0, box.log()
-        # The appliance stopped it itself: nothing is left the moment it has exited.
+        # 0; or killed by the signal if it came before Python could install a handler
+        # (a busy machine may take that long to start the interpreter): nothing ran yet.
+        code = proc.wait(20)
+        assert code in (0, -signal.SIGTERM), box.log()
+        assert code == 0 or "local janus started" not in box.log()
+        # The appliance stopped its Janus itself: nothing is left once it has exited.
         assert box.janus_pids() == [], (delay, box.log())
+        assert "subsystem task" not in box.log(), box.log()  # every task stopped in time
 
 
 @pytest.mark.slow

@@ -52,3 +52,6 @@ def test_save_survives_sigkill(tmp_path: Path) -> None:
     leftovers = [p for p in tmp_path.iterdir() if p.name != "edgeroom.toml"]
     # A kill between mkstemp and rename may leave a temp file; it never replaces the config.
     assert all(p.name.startswith(".edgeroom.toml.") for p in leftovers)
+    # The next save sweeps what the killed writers left.
+    config.save(path, expected_b)
+    assert [p.name for p in tmp_path.iterdir()] == ["edgeroom.toml"]
