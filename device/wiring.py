@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How long stopping the room subsystem waits for the session to leave the room.
+#: How long stopping the room subsystem waits for the session to leave a room on the
+#: local Janus before stopping that Janus.
 ROOM_LEAVE_TIMEOUT = 1.0
 
 
@@ -96,9 +97,13 @@ async def _run_room(app: Appliance) -> None:
             await asyncio.Event().wait()
     finally:
         try:
-            # Bounded: a leave stuck behind a join in progress must not keep the local
-            # Janus running past the supervisor's stop timeout.
-            await asyncio.wait_for(session.leave(), ROOM_LEAVE_TIMEOUT)
+            if sfu_task is None:
+                await session.leave()
+            else:
+                # Bounded: a leave stuck behind a join in progress must not keep the local
+                # Janus (which takes the room down with it anyway) running past the
+                # supervisor's stop timeout.
+                await asyncio.wait_for(session.leave(), ROOM_LEAVE_TIMEOUT)
         except TimeoutError:
             log.warning("room: leaving took over %.1f s; going on", ROOM_LEAVE_TIMEOUT)
         finally:
