@@ -16,6 +16,9 @@ def render() -> str:
            "file; `edgeroom config show` prints the effective config with secrets redacted.",
            "Writable state lives in the state dir, default `/var/lib/edgeroom` (`--state-dir`",
            "or `$EDGEROOM_STATE_DIR`).", "",
+           "Changes from the page are checked by the same rules as the file (text with",
+           "control characters is refused) and saved by editing the file in place:",
+           "comments, order and blank lines stay, only the changed keys change.", "",
            "Keys marked *restart: X* restart only subsystem X when changed from the page.",
            "Secrets are shown as `***` by `config show` and the page.", ""]
     section = None
