@@ -7,7 +7,8 @@ A browser-like client (:mod:`bench.soak_client`) keeps a page open: login, statu
 minutes (every minutes/3 in shorter runs), so the room session reconnects.
 
 Every 10 s the appliance's RSS, open file descriptors and threads are read from
-``/proc``. After a warm-up of min(10, minutes/3) minutes the report gives the RSS slope
+``/proc``. After a warm-up of min(10, minutes/3) minutes, from the samples taken in the
+room (not during a leave/join or the 10 s after it), the report gives the RSS slope
 (least squares, MB per hour), the fd and thread ranges and slopes, the client's counts
 and every ERROR/CRITICAL line and traceback of the appliance's log. Goal: RSS slope
 <= 5 MB/h, fd and thread counts flat, no client failure. Written to
@@ -107,7 +108,8 @@ def soak(minutes: float) -> dict[str, Any]:
                     raise RuntimeError(f"the appliance exited: {app.log_text()[-2000:]}")
                 if running.done():
                     running.result()  # the client died: raise its error
-                samples.append({"t": now - started, **proc_sample(pid)})
+                samples.append({"t": now - started, "changing_room": client.changing_room,
+                                **proc_sample(pid)})
                 if now >= next_restart and duration - (now - started) > 60:
                     log.warning("soak: restarting janus")
                     env.janus.stop()
@@ -115,7 +117,8 @@ def soak(minutes: float) -> dict[str, Any]:
                     janus_restarts += 1
                     next_restart += janus_every
                 time.sleep(min(SAMPLE_S, max(0.0, duration - (time.monotonic() - started))))
-            samples.append({"t": time.monotonic() - started, **proc_sample(pid)})
+            samples.append({"t": time.monotonic() - started,
+                            "changing_room": client.changing_room, **proc_sample(pid)})
             # Nothing lost: the box ends in the room (a leave/join may be under way).
             deadline = time.monotonic() + 60
             while True:
@@ -127,7 +130,8 @@ def soak(minutes: float) -> dict[str, Any]:
             running.cancel()
             page_loop.close()
         log_text = app.log_text()
-    steady = [s for s in samples if s["t"] >= warmup]
+    # In the room, not in the middle of a leave/join: the state that must not grow.
+    steady = [s for s in samples if s["t"] >= warmup and not s["changing_room"]]
     result: dict[str, Any] = {
         "minutes": minutes, "warmup_minutes": warmup / 60, "janus_every_minutes":
         janus_every / 60, "janus_restarts": janus_restarts, "samples": samples,

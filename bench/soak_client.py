@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 POLL_S = 3.0
 JOIN_EVERY_S = 60.0
 LEFT_FOR_S = 5.0
+#: After a join the room's media threads and sockets take a few seconds to settle.
+SETTLE_S = 10.0
 TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 
@@ -51,6 +53,12 @@ class PageClient:
         self.counts = ClientCounts()
         self._csrf = ""
         self._http: aiohttp.ClientSession | None = None
+        self._changing_until = 0.0  # monotonic time until which a leave/join is under way
+
+    @property
+    def changing_room(self) -> bool:
+        """A leave or join is under way (or just done): the box is not in its steady state."""
+        return time.monotonic() < self._changing_until
 
     def _fail(self, kind: str, detail: str) -> None:
         self.counts.failures[kind] += 1
@@ -139,6 +147,7 @@ class PageClient:
     async def _join_leave(self) -> None:
         while True:
             await asyncio.sleep(JOIN_EVERY_S - LEFT_FOR_S)
+            self._changing_until = float("inf")
             try:
                 await self._request("POST", "/api/room/leave", {})
                 self.counts.leaves += 1
@@ -149,3 +158,5 @@ class PageClient:
                 raise
             except Exception as exc:
                 self._fail("join-leave", f"{type(exc).__name__}: {exc}")
+            finally:
+                self._changing_until = time.monotonic() + SETTLE_S
