@@ -5,12 +5,13 @@ PY := $(VENV)/bin/python
 STATE ?= $(CURDIR)/state
 PYTEST_ARGS ?=
 
-.PHONY: help deps run test test-hardware lint bench image clean
+.PHONY: help deps run test test-hardware lint bench soak image clean
 
 help:
 	@echo "make run    start the appliance (simulated hardware, local Janus, page on :8080)"
 	@echo "make test   install what the tests need, then run the whole suite"
 	@echo "make bench  run the benchmarks (table + JSON in bench/results/)"
+	@echo "make soak   one appliance under a page, joins and Janus restarts for SOAK_MINUTES (60)"
 	@echo "make lint   ruff and mypy"
 	@echo "make test-hardware  the tests that need a real board (camera, GPIO, sound card)"
 	@echo "make image  build the Raspberry Pi OS image (see docs/image.md)"
@@ -35,6 +36,11 @@ test-hardware: deps
 
 bench: deps
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Memory, fds and threads of one appliance over time (docs/performance.md); not in bench.
+SOAK_MINUTES ?= 60
+soak: deps
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES)
 
 image:
 	image/build.sh

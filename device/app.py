@@ -18,6 +18,7 @@ from typing import Any
 from device import __version__
 from device import config as config_mod
 from device.actions import Dispatcher
+from device.atomicfile import remove_stale_temps
 from device.bus import Event, EventBus
 from device.config import Config
 from device.control_socket import SOCKET_NAME, ControlSocket
@@ -66,6 +67,7 @@ class Appliance:
         self.extras: dict[str, Any] = {}  # services register what the page may show
         self._subsystems: dict[str, SubsystemFactory] = {}
         self._stop = asyncio.Event()
+        self._config_lock = asyncio.Lock()
         self.reset_task: asyncio.Task[None] | None = None
         self.bus.add_listener(self._on_event)
 
@@ -143,10 +145,12 @@ class Appliance:
 
     async def update_config(self, patch: dict[str, dict[str, Any]]) -> Config:
         """Validate, save atomically, and restart only the subsystems the change touches."""
-        new = self.config.replace(patch)
-        scopes = config_mod.restart_scopes(self.config, new)
-        config_mod.save(self.config_path, new)
-        self.config = new
+        async with self._config_lock:  # changes apply one at a time, none is lost
+            old = self.config
+            new = old.replace(patch)
+            scopes = config_mod.restart_scopes(old, new)
+            await asyncio.to_thread(config_mod.save, self.config_path, new, old)
+            self.config = new
         names = sorted({name for scope in scopes
                         for name in SCOPE_SUBSYSTEMS.get(scope, (scope,))})
         self.bus.publish("config-changed", {"sections": sorted(patch), "restart": names})
@@ -204,6 +208,7 @@ class Appliance:
         loop = asyncio.get_running_loop()
         self.bus.bind(loop)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.config_path)  # left by a save that was killed half-way
         if not self.config_path.exists() and not self.sim:
             self.state.set(ApplianceState.SETUP, "no config yet")
         from device import wiring

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -80,30 +81,62 @@ def _load(args: argparse.Namespace) -> tuple[Path, config_mod.Config]:
     return path, config_mod.load(path)
 
 
+#: What the appliance creates is private to its user (the unit sets the same UMask=).
+RUN_UMASK = 0o077
+#: Signals that stop the appliance cleanly (SIGHUP: its terminal or session went away).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _exit_before_start(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from device.app import Appliance
+    from device.statelock import StateDirLock, StateDirLocked
 
+    # Until the event loop takes the signals over, a stop request ends the process at
+    # once, cleanly: nothing has been started yet that would need stopping.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _exit_before_start)
+    os.umask(RUN_UMASK)
     path, config = _load(args)
     state_dir = config_mod.state_dir_from_env(args.state_dir)
+    lock = StateDirLock(state_dir)
+    try:
+        lock.acquire()
+    except StateDirLocked as exc:
+        print(f"edgeroom: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"edgeroom: cannot use state dir {state_dir}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     app = Appliance(config, path, state_dir, sim=args.sim)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, app.request_stop)
         await app.run()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        lock.release()
     return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
     if args.config_command == "check":
+        from device.config_check import parse, read_text
+
         path = Path(args.path)
-        if not path.exists():
+        text = read_text(path)  # ConfigError if it cannot be used
+        if text is None:
             print(f"{path}: no such file", file=sys.stderr)
             return 1
-        config_mod.load(path)
+        parse(text, str(path))
         print(f"{path}: OK")
         return 0
     _, config = _load(args)

@@ -1,19 +1,16 @@
 """The appliance configuration: one TOML file, typed, validated at load, saved atomically.
 
 Every key is optional. Each section is a frozen dataclass whose fields carry their
-documentation and constraints in ``metadata`` (see :func:`setting`); validation walks
-those fields, so adding a key means adding one field here and nothing else.
+documentation and constraints in ``metadata`` (see :func:`setting`); validation
+(:mod:`device.config_check`) walks those fields, so adding a key means adding one field
+here and nothing else. Saves (:mod:`device.config_store`) edit the file in place.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
-import re
 import socket
-import tempfile
-import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -37,10 +34,12 @@ def setting(
     pattern: str | None = None,
     secret: bool = False,
     restart: str | None = None,
+    check: str | None = None,
 ) -> Any:
     """Declare a config key: its default, what it means, and its constraints.
 
-    ``restart`` names the subsystem that must restart when the key changes at run time.
+    ``restart`` names the subsystem that must restart when the key changes at run time;
+    ``check`` names an extra check of the value in :data:`device.config_check.CHECKS`.
     """
     meta = {
         "doc": doc,
@@ -49,6 +48,7 @@ def setting(
         "pattern": pattern,
         "secret": secret,
         "restart": restart,
+        "check": check,
     }
     if isinstance(default, dict | list):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -202,9 +202,11 @@ class SerialConfig:
 @dataclass(frozen=True)
 class WebConfig:
     listen: str = setting(
-        "", 'host:port of the config page; empty = "0.0.0.0:8080", or 127.0.0.1:8080 with --sim.',
+        "", 'host:port of the config page; empty = "0.0.0.0:8080", or 127.0.0.1:8080 with --sim. '
+        "Host: an IPv4 address, [IPv6] or a host name; port 1-65535 (0: any free one, for "
+        "tests). A change from the page must name an address of this box.",
         pattern=r"^$|^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$",
-        restart="web",
+        restart="web", check="listen",
     )
     https: bool = setting(False, "Serve HTTPS with a per-device self-signed certificate.",
                           restart="web")
@@ -318,13 +320,13 @@ def describe() -> list[dict[str, Any]]:
                 "key": f"{sec}.{f.name}",
                 "type": _type_name(hints[f.name]),
                 "default": getattr(defaults, f.name),
-                "choices": _choices(hints[f.name]),
+                "choices": choices_of(hints[f.name]),
                 **{k: v for k, v in f.metadata.items()},
             })
     return rows
 
 
-def _choices(tp: Any) -> list[Any] | None:
+def choices_of(tp: Any) -> list[Any] | None:
     """The values a key may take when they are a fixed list (Literal, or bool | Literal)."""
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -352,232 +354,53 @@ def _type_name(tp: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# validation
-
-
-def _check_value(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
-    """Return the value converted to ``tp`` or raise ValueError with what is allowed."""
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None and len(args) < len(typing.get_args(tp)):
-            return None
-        if len(args) == 1:
-            return _check_value(key, args[0], value, meta)
-        for arg in args:  # e.g. bool | Literal["auto"]: the first that takes it
-            try:
-                return _check_value(key, arg, value, meta)
-            except ValueError:
-                continue
-        allowed = ", ".join(str(c).lower() if isinstance(c, bool) else repr(c)
-                            for c in _choices(tp) or args)
-        raise ValueError(f"got {value!r}; allowed: {allowed}")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            allowed = ", ".join(repr(c) for c in choices)
-            raise ValueError(f"got {value!r}; allowed: {allowed}")
-        return value
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ValueError(f"got {value!r}; expected a table such as {{name = 17}}")
-        out = {}
-        for k, v in value.items():
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 53:
-                raise ValueError(f"{k} = {v!r}; expected a GPIO pin number 0-53")
-            out[str(k)] = v
-        return out
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"got {value!r}; expected true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"got {value!r}; expected an integer")
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"got {value!r}; expected a number")
-        value = float(value)
-    elif tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"got {value!r}; expected a string")
-        pattern = meta.get("pattern")
-        if pattern and not re.match(pattern, value):
-            raise ValueError(f"got {value!r}; does not match the expected form")
-        return value
-    lo, hi = meta.get("minimum"), meta.get("maximum")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ValueError(f"got {value!r}; allowed range {_num(lo)}..{_num(hi)}")
-    return value
-
-
-def _num(x: float | None) -> str:
-    if x is None:
-        return ""
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-def _did_you_mean(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+# reading and writing (device.config_check, device.config_store)
 
 
 def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None = None) -> Config:
     """Build a validated :class:`Config`; raises :class:`ConfigError` listing every issue."""
-    lines = lines or {}
-    issues: list[ConfigIssue] = []
+    from device import config_check
 
-    def line_of(key: str) -> int | None:
-        parts = key.split(".")
-        while parts:
-            if ".".join(parts) in lines:
-                return lines[".".join(parts)]
-            parts.pop()
-        return None
-
-    sections: dict[str, Any] = {}
-    for sec_name, raw in data.items():
-        if sec_name not in SECTIONS:
-            issues.append(ConfigIssue(
-                sec_name, "unknown section" + _did_you_mean(sec_name, list(SECTIONS)),
-                line_of(sec_name)))
-            continue
-        if not isinstance(raw, Mapping):
-            issues.append(ConfigIssue(sec_name, f"must be a table, got {raw!r}",
-                                      line_of(sec_name)))
-            continue
-        cls = SECTIONS[sec_name]
-        hints = typing.get_type_hints(cls)
-        fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for key, value in raw.items():
-            dotted = f"{sec_name}.{key}"
-            f = fields_by_name.get(key)
-            if f is None:
-                issues.append(ConfigIssue(
-                    dotted, "unknown key" + _did_you_mean(key, list(fields_by_name)),
-                    line_of(dotted)))
-                continue
-            try:
-                kwargs[key] = _check_value(dotted, hints[key], value, f.metadata)
-            except ValueError as exc:
-                issues.append(ConfigIssue(dotted, str(exc), line_of(dotted)))
-        sections[sec_name] = kwargs
-    if issues:
-        raise ConfigError(issues)
-    return Config(**{name: SECTIONS[name](**kw) for name, kw in sections.items()})
-
-
-_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\s*(#.*)?$")
-_KEYLINE = re.compile(r"^\s*([A-Za-z0-9_\-\".]+?)\s*=")
-
-
-def key_lines(text: str) -> dict[str, int]:
-    """Map dotted keys to the 1-based line that defines them (tables and plain keys)."""
-    out: dict[str, int] = {}
-    prefix = ""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if m := _HEADER.match(line):
-            prefix = m.group(1).replace('"', "").replace(" ", "")
-            out.setdefault(prefix, number)
-            continue
-        if m := _KEYLINE.match(line):
-            key = m.group(1).replace('"', "")
-            out.setdefault(f"{prefix}.{key}" if prefix else key, number)
-    return out
+    return config_check.from_dict(data, lines)
 
 
 def parse(text: str, source: str = "<config>") -> Config:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        line = int(m.group(1)) if m else None
-        raise ConfigError([ConfigIssue("(syntax)", f"TOML syntax error: {exc}", line)],
-                          source) from None
-    try:
-        return from_dict(data, key_lines(text))
-    except ConfigError as exc:
-        raise ConfigError(exc.issues, source) from None
+    """Validate TOML text; raises :class:`ConfigError`."""
+    from device import config_check
+
+    return config_check.parse(text, source)
 
 
 def load(path: Path | str) -> Config:
-    """Load and validate the file; a missing file gives the defaults."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return Config()
-    except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigIssue("(file)", f"not UTF-8 text: {exc}")], str(path)) from None
-    return parse(text, str(path))
+    """Load and validate the file; a missing file gives the defaults.
 
+    A file that cannot be used (a directory, unreadable, not UTF-8, nested too deeply)
+    raises :class:`ConfigError` with one issue saying so.
+    """
+    from device import config_check
 
-# ---------------------------------------------------------------------------------------
-# writing
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        # TOML basic strings accept the JSON escapes json.dumps produces.
-        import json
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, Mapping):
-        inner = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
-        return "{" + (f" {inner} " if inner else "") + "}"
-    raise TypeError(f"cannot write {value!r} to TOML")
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_\-]+", key) else _toml_value(key)
+    return config_check.load(path)
 
 
 def dumps(config: Config, only_changed: bool = True) -> str:
-    """TOML text for ``config``; by default only keys that differ from the defaults."""
-    defaults = Config().to_dict()
-    chunks = []
-    for sec, values in config.to_dict().items():
-        rows = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items()
-                if v is not None and (not only_changed or defaults[sec].get(k) != v)]
-        if rows:
-            chunks.append(f"[{sec}]\n" + "\n".join(rows) + "\n")
-    return "\n".join(chunks)
+    """Fresh TOML text for ``config``; by default only keys that differ from the defaults."""
+    from device import config_store
+
+    return config_store.dumps(config, only_changed)
+
+
+def save(path: Path | str, config: Config, previous: Config | None = None) -> None:
+    """Edit the file in place to hold ``config`` (see :mod:`device.config_store`); blocking."""
+    from device import config_store
+
+    config_store.save(path, config, previous)
 
 
 def atomic_write(path: Path | str, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` so that ``path`` holds either the old or the new content, never a mix.
+    """See :func:`device.atomicfile.atomic_write`."""
+    from device.atomicfile import atomic_write as write
 
-    Temp file in the same directory, fsync, rename over, fsync the directory.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def save(path: Path | str, config: Config) -> None:
-    atomic_write(path, dumps(config).encode("utf-8"), mode=0o640)
+    write(path, data, mode)
 
 
 def restart_scopes(old: Config, new: Config) -> set[str]:

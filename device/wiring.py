@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How long stopping the room subsystem waits for the session to leave a room on the
+#: local Janus before stopping that Janus.
+ROOM_LEAVE_TIMEOUT = 1.0
+
 
 #: The modules :func:`compose` and the subsystems import. Importing aiohttp, aiortc and
 #: PyAV takes a second of CPU on a Pi: :func:`import_services` does it in a thread, so
@@ -112,10 +116,20 @@ async def _run_room(app: Appliance) -> None:
         else:
             await asyncio.Event().wait()
     finally:
-        await session.leave()
-        if sfu_task is not None:
-            sfu_task.cancel()
-            await asyncio.gather(sfu_task, return_exceptions=True)
+        try:
+            if sfu_task is None:
+                await session.leave()
+            else:
+                # Bounded: a leave stuck behind a join in progress must not keep the local
+                # Janus (which takes the room down with it anyway) running past the
+                # supervisor's stop timeout.
+                await asyncio.wait_for(session.leave(), ROOM_LEAVE_TIMEOUT)
+        except TimeoutError:
+            log.warning("room: leaving took over %.1f s; going on", ROOM_LEAVE_TIMEOUT)
+        finally:
+            if sfu_task is not None:
+                sfu_task.cancel()
+                await asyncio.gather(sfu_task, return_exceptions=True)
 
 
 def _compose_media(app: Appliance) -> None:

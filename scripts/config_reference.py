@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from device import config
+from device import config, config_check, config_store
 
 
 def render() -> str:
@@ -16,6 +16,9 @@ def render() -> str:
            "file; `edgeroom config show` prints the effective config with secrets redacted.",
            "Writable state lives in the state dir, default `/var/lib/edgeroom` (`--state-dir`",
            "or `$EDGEROOM_STATE_DIR`).", "",
+           "Changes from the page are checked by the same rules as the file (text with",
+           "control characters is refused) and saved by editing the file in place:",
+           "comments, order and blank lines stay, only the changed keys change.", "",
            "Keys marked *restart: X* restart only subsystem X when changed from the page.",
            "Secrets are shown as `***` by `config show` and the page.", ""]
     section = None
@@ -26,13 +29,14 @@ def render() -> str:
             out += ["", f"## `[{sec}]`", "", "| key | type | default | meaning |",
                     "|---|---|---|---|"]
         default = row["default"]
-        shown = "unset" if default is None else f"`{config._toml_value(default)}`"
+        shown = "unset" if default is None else f"`{config_store.toml_value(default)}`"
         notes = []
         if row["choices"]:
             notes.append("one of " + ", ".join(
                 f"`{str(c).lower() if isinstance(c, bool) else c}`" for c in row["choices"]))
         if row["minimum"] is not None or row["maximum"] is not None:
-            notes.append(f"range {config._num(row['minimum'])}..{config._num(row['maximum'])}")
+            lo, hi = config_check.num(row["minimum"]), config_check.num(row["maximum"])
+            notes.append(f"range {lo}..{hi}")
         if row["secret"]:
             notes.append("secret")
         if row["restart"]:

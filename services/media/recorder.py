@@ -105,7 +105,8 @@ class Recorder:
     async def start(self) -> dict[str, Any]:
         if self.recording:
             return self.status()
-        await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(self.directory.mkdir, mode=0o700, parents=True,
+                                exist_ok=True)  # private
         await asyncio.to_thread(self._check_disk)  # may delete old recordings: off the loop
         self.files = []
         self.stop_reason = None

@@ -4,7 +4,8 @@ Its config dir is generated in the state dir on every start: only the VideoRoom,
 AudioBridge and TextRoom plugins and the WebSocket transport, the configured room in all
 three plugins, the API bound to ``room.local_listen`` and media limited to
 ``room.local_interface``. If Janus exits it is started again after a short backoff with
-jitter; the room session reconnects on its own.
+jitter; the room session reconnects on its own. Janus dies with the appliance, even a
+SIGKILLed one (:mod:`device.children`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
+from device.children import child_options, kill_group
 from drivers.base import Emit, null_emit
 from services.room.api import RoomError
 from services.room.janus.jcfg import JanusSettings, command, write_config
@@ -24,6 +26,10 @@ log = logging.getLogger(__name__)
 
 JANUS_BIN = "/usr/bin/janus"
 LOG_MAX_BYTES = 5 * 1024 * 1024
+#: How long Janus gets to exit after SIGTERM before its process group is killed. It
+#: holds nothing worth saving, and one still starting up may finish that first: the
+#: whole room subsystem must stop within the supervisor's stop timeout.
+STOP_TIMEOUT = 1.0
 
 
 class JanusMissing(RoomError, FileNotFoundError):
@@ -91,7 +97,7 @@ class LocalJanus:
             self._proc = await asyncio.create_subprocess_exec(
                 *command(self.confdir, self.janus_bin), stdout=logf,
                 stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
-                cwd=self.workdir)
+                cwd=self.workdir, **child_options())
         self.starts += 1
         log.info("local janus started (pid %s) on %s", self._proc.pid, self.url)
         waiter = asyncio.create_task(self._wait_listening(), name="sfu:ready")
@@ -122,9 +128,14 @@ class LocalJanus:
             return
         proc.terminate()
         try:
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(STOP_TIMEOUT):
                 await proc.wait()
         except TimeoutError:
-            proc.kill()
+            log.warning("local janus did not stop within %.1f s; killing it", STOP_TIMEOUT)
+            kill_group(proc.pid)
             await proc.wait()
+        except asyncio.CancelledError:
+            kill_group(proc.pid)  # no time left to wait for a clean exit: make sure it goes
+            raise
+        kill_group(proc.pid)  # anything it started
         log.info("local janus stopped")

@@ -23,6 +23,7 @@ from services.web.context import (
     session_of,
 )
 from services.web.extras import button_roles, maybe_await, snapshot_of
+from services.web.listen_check import listen_problem
 from services.web.preview import PreviewError, preview_of
 from services.web.schema import Schema, obj, string
 
@@ -98,6 +99,7 @@ async def patch_config(request: web.Request) -> web.Response:
     except ConfigError as exc:
         raise ApiError(400, "INVALID_CONFIG", str(exc), extra={"errors": [
             {"key": i.key, "message": i.message, "line": i.line} for i in exc.issues]}) from None
+    await _check_listen(appliance, new)
     scopes = sorted(config_mod.restart_scopes(appliance.config, new))
     pending = "web" in scopes
     if pending:
@@ -116,6 +118,20 @@ async def patch_config(request: web.Request) -> web.Response:
         except OSError as exc:
             raise ApiError(503, "SAVE_FAILED", f"could not save the config: {exc}") from None
     return json_response({"config": _config_view(new), "restart": scopes, "pending": pending})
+
+
+async def _check_listen(appliance: Any, new: config_mod.Config) -> None:
+    """A new ``web.listen`` must be usable on this box (else the page would be gone)."""
+    if new.web.listen == appliance.config.web.listen:
+        return
+    from services.web.server import default_listen  # the server imports this module
+
+    current = appliance.config.web.listen or default_listen(appliance.sim)
+    problem = await asyncio.to_thread(
+        listen_problem, new.web.listen or default_listen(appliance.sim), current)
+    if problem is not None:
+        raise ApiError(400, "INVALID_CONFIG", f"web.listen: {problem}", extra={"errors": [
+            {"key": "web.listen", "message": problem, "line": None}]})
 
 
 async def _apply_later(appliance: Any, patch: dict[str, Any]) -> None:

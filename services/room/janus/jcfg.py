@@ -77,7 +77,9 @@ class JanusSettings:
 def write_config(confdir: Path, settings: JanusSettings) -> Path:
     """Write a complete config dir (and plugin/transport folders of symlinks) into
     ``confdir``; returns the path of ``janus.jcfg``."""
-    confdir.mkdir(parents=True, exist_ok=True)
+    # The files hold the room PIN, its secret and the api_secret: private to this user.
+    confdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    confdir.chmod(0o700)
     plugins = confdir / "plugins"
     transports = confdir / "transports"
     empty = confdir / "none"
@@ -106,9 +108,9 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
     if settings.interface:
         nat["ice_enforce_list"] = settings.interface
     path = confdir / "janus.jcfg"
-    path.write_text(render({"general": general, "media": media, "nat": nat,
+    _write_private(path, render({"general": general, "media": media, "nat": nat,
                             "plugins": {}, "transports": {}, "events": {}, "loggers": {}}))
-    (confdir / "janus.transport.websockets.jcfg").write_text(render({
+    _write_private(confdir / "janus.transport.websockets.jcfg", render({
         "general": {"json": "compact", "ws": True, "ws_port": settings.port,
                     "ws_ip": settings.listen_ip, "wss": False},
         "admin": {"admin_ws": False, "admin_wss": False},
@@ -139,10 +141,18 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
             "audio_level_average": 60,
         }
         textroom[f"room-{room.number}"] = dict(common)
-    (confdir / "janus.plugin.videoroom.jcfg").write_text(render(videoroom))
-    (confdir / "janus.plugin.audiobridge.jcfg").write_text(render(audiobridge))
-    (confdir / "janus.plugin.textroom.jcfg").write_text(render(textroom))
+    _write_private(confdir / "janus.plugin.videoroom.jcfg", render(videoroom))
+    _write_private(confdir / "janus.plugin.audiobridge.jcfg", render(audiobridge))
+    _write_private(confdir / "janus.plugin.textroom.jcfg", render(textroom))
     return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by this user only, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(text)
 
 
 def _link(target: Path, link: Path) -> None:

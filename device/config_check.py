@@ -1,0 +1,296 @@
+"""Reading and validating the config file against the schema in :mod:`device.config`.
+
+The same checks run on a file at load and on a change before it is saved, so a value
+that saves always loads. Every problem becomes a :class:`ConfigIssue` naming the key
+(and the line); a file that cannot be read at all gives one issue, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import os
+import re
+import reprlib
+import stat
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from device import config as schema
+from device.errors import ConfigError, ConfigIssue
+
+#: A config file is a few kB; anything far larger is a mistake (or /dev/zero).
+MAX_FILE_BYTES = 1024 * 1024
+
+_repr = reprlib.Repr()
+_repr.maxstring = 60
+_repr.maxother = 60
+_repr.maxlevel = 3
+
+
+def show(value: Any) -> str:
+    """A short repr for messages (bounded in length and depth)."""
+    return _repr.repr(value)
+
+
+# ---------------------------------------------------------------------------------------
+# values
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def check_text(value: str) -> None:
+    """Raise ValueError if ``value`` cannot be stored as plain text in the file."""
+    if m := _SURROGATE.search(value):
+        raise ValueError(f"is not valid Unicode text (lone surrogate U+{ord(m.group()):04X} "
+                         f"at position {m.start()})")
+    if m := _CONTROL.search(value):
+        raise ValueError(f"contains a control character (U+{ord(m.group()):04X} at position "
+                         f"{m.start()}); only printable text is allowed")
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``host:port`` (IPv4, ``[IPv6]`` or a host name) -> (host, port); ValueError if bad."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"got {show(value)}; expected host:port, e.g. 0.0.0.0:8080")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"got {show(value)}; the port must be 1-65535 (0: any free port)")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"got {show(value)}; an IPv6 address goes in brackets: [::1]:8080")
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"got {show(value)}; {host} is not an IPv6 address") from None
+        return host[1:-1], int(port_text)
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"got {show(value)}; {host} is not an IPv4 address") from None
+    elif not _HOSTNAME.match(host):
+        raise ValueError(f"got {show(value)}; {host!r} is not an address or host name")
+    return host, int(port_text)
+
+
+def _check_listen(value: str) -> None:
+    if value:
+        split_listen(value)
+
+
+#: Extra checks named by a setting's ``check`` (see :func:`device.config.setting`).
+CHECKS: dict[str, Callable[[str], None]] = {"listen": _check_listen}
+
+
+def check_value(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
+    """Return the value converted to ``tp`` or raise ValueError with what is allowed."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None and len(args) < len(typing.get_args(tp)):
+            return None
+        if len(args) == 1:
+            return check_value(key, args[0], value, meta)
+        for arg in args:  # e.g. bool | Literal["auto"]: the first that takes it
+            try:
+                return check_value(key, arg, value, meta)
+            except ValueError:
+                continue
+        allowed = ", ".join(str(c).lower() if isinstance(c, bool) else repr(c)
+                            for c in schema.choices_of(tp) or args)
+        raise ValueError(f"got {show(value)}; allowed: {allowed}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            allowed = ", ".join(repr(c) for c in choices)
+            raise ValueError(f"got {show(value)}; allowed: {allowed}")
+        return value
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"got {show(value)}; expected a table such as {{name = 17}}")
+        out = {}
+        for k, v in value.items():
+            check_text(str(k))
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 53:
+                raise ValueError(f"{k} = {show(v)}; expected a GPIO pin number 0-53")
+            out[str(k)] = v
+        return out
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"got {show(value)}; expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"got {show(value)}; expected an integer")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"got {show(value)}; expected a number")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"got {show(value)}; expected a string")
+        check_text(value)
+        pattern = meta.get("pattern")
+        if pattern and not re.match(pattern, value):
+            raise ValueError(f"got {show(value)}; does not match the expected form")
+        if meta.get("check"):
+            CHECKS[meta["check"]](value)
+        return value
+    lo, hi = meta.get("minimum"), meta.get("maximum")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"got {show(value)}; allowed range {num(lo)}..{num(hi)}")
+    return value
+
+
+def _clip(name: str, limit: int = 80) -> str:
+    return name if len(name) <= limit else name[:limit] + "..."
+
+
+def num(x: float | None) -> str:
+    if x is None:
+        return ""
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _did_you_mean(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None = None) -> schema.Config:
+    """Build a validated Config; raises :class:`ConfigError` listing every issue."""
+    lines = lines or {}
+    issues: list[ConfigIssue] = []
+
+    def line_of(key: str) -> int | None:
+        parts = key.split(".")
+        while parts:
+            if ".".join(parts) in lines:
+                return lines[".".join(parts)]
+            parts.pop()
+        return None
+
+    sections: dict[str, Any] = {}
+    for sec_name, raw in data.items():
+        if sec_name not in schema.SECTIONS:
+            issues.append(ConfigIssue(
+                _clip(sec_name), "unknown section"
+                + _did_you_mean(sec_name, list(schema.SECTIONS)), line_of(sec_name)))
+            continue
+        if not isinstance(raw, Mapping):
+            issues.append(ConfigIssue(sec_name, f"must be a table, got {show(raw)}",
+                                      line_of(sec_name)))
+            continue
+        cls = schema.SECTIONS[sec_name]
+        hints = typing.get_type_hints(cls)
+        fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in raw.items():
+            dotted = f"{sec_name}.{key}"
+            f = fields_by_name.get(key)
+            if f is None:
+                issues.append(ConfigIssue(
+                    _clip(dotted), "unknown key" + _did_you_mean(key, list(fields_by_name)),
+                    line_of(dotted)))
+                continue
+            try:
+                kwargs[key] = check_value(dotted, hints[key], value, f.metadata)
+            except ValueError as exc:
+                issues.append(ConfigIssue(dotted, str(exc), line_of(dotted)))
+        sections[sec_name] = kwargs
+    if issues:
+        raise ConfigError(issues)
+    return schema.Config(**{name: schema.SECTIONS[name](**kw) for name, kw in sections.items()})
+
+
+# ---------------------------------------------------------------------------------------
+# text and files
+
+_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\s*(#.*)?$")
+_KEYLINE = re.compile(r"^\s*([A-Za-z0-9_\-\".]+?)\s*=")
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Map dotted keys to the 1-based line that defines them (tables and plain keys)."""
+    out: dict[str, int] = {}
+    prefix = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if m := _HEADER.match(line):
+            prefix = m.group(1).replace('"', "").replace(" ", "")
+            out.setdefault(prefix, number)
+            continue
+        if m := _KEYLINE.match(line):
+            key = m.group(1).replace('"', "")
+            out.setdefault(f"{prefix}.{key}" if prefix else key, number)
+    return out
+
+
+def parse(text: str, source: str = "<config>") -> schema.Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line = int(m.group(1)) if m else None
+        raise ConfigError([ConfigIssue("(syntax)", f"TOML syntax error: {exc}", line)],
+                          source) from None
+    except RecursionError:
+        raise ConfigError([ConfigIssue("(syntax)", "arrays or tables nested too deeply")],
+                          source) from None
+    try:
+        return from_dict(data, key_lines(text))
+    except ConfigError as exc:
+        raise ConfigError(exc.issues, source) from None
+    except RecursionError:
+        raise ConfigError([ConfigIssue("(file)", "tables nested too deeply")], source) from None
+
+
+def _file_error(path: Path, message: str) -> ConfigError:
+    return ConfigError([ConfigIssue("(file)", message)], str(path))
+
+
+def read_text(path: Path) -> str | None:
+    """The file's text, or None if it does not exist; ConfigError if it cannot be used."""
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise _file_error(path, "is a directory, not a config file")
+        if not stat.S_ISREG(st.st_mode):
+            raise _file_error(path, "is not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise _file_error(path, f"is {st.st_size} bytes; a config file is at most "
+                                    f"{MAX_FILE_BYTES} bytes")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise _file_error(path, "cannot be read: permission denied") from None
+    except OSError as exc:
+        raise _file_error(path, f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([ConfigIssue(
+            "(file)", f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", line)],
+            str(path)) from None
+
+
+def load(path: Path | str) -> schema.Config:
+    """Load and validate the file; a missing file gives the defaults."""
+    path = Path(path)
+    text = read_text(path)
+    if text is None:
+        return schema.Config()
+    return parse(text, str(path))
