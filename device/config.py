@@ -419,4 +419,7 @@ def config_path_from_env(explicit: str | None = None) -> Path:
 
 
 def state_dir_from_env(explicit: str | None = None) -> Path:
-    return Path(explicit or os.environ.get("EDGEROOM_STATE_DIR") or DEFAULT_STATE_DIR)
+    """The state dir, made absolute: children such as the local Janus run in other
+    working directories, so a relative one would point somewhere else for them."""
+    path = Path(explicit or os.environ.get("EDGEROOM_STATE_DIR") or DEFAULT_STATE_DIR)
+    return path.absolute()

@@ -148,3 +148,13 @@ def test_config_reference_doc_is_current() -> None:
     spec.loader.exec_module(module)
     assert (root / "docs" / "config.md").read_text() == module.render(), (
         "docs/config.md is stale: run .venv/bin/python scripts/config_reference.py")
+
+
+def test_a_relative_state_dir_is_made_absolute(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # The local Janus runs in another working directory and is given paths under it.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EDGEROOM_STATE_DIR", raising=False)
+    assert config.state_dir_from_env("state") == tmp_path / "state"
+    monkeypatch.setenv("EDGEROOM_STATE_DIR", "s2")
+    assert config.state_dir_from_env() == tmp_path / "s2"

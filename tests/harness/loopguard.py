@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
+import inspect
 import os
 import sys
 import threading
@@ -73,6 +74,8 @@ class LoopGuard:
             asyncio.get_running_loop()
         except RuntimeError:
             return  # not on a loop's thread: blocking is what threads are for
+        if _the_tests_own_call(sys._getframe(2)):
+            return
         where = _our_frames(sys._getframe(2))
         if where and tuple(where[0].split(":")[0:1] + where[0].split()[1:2]) not in KNOWN:
             with self._lock:
@@ -100,6 +103,24 @@ def _our_frames(frame: FrameType | None, limit: int = 4) -> list[str]:
                        f"{frame.f_code.co_name}")
         frame = frame.f_back
     return out
+
+
+def _the_tests_own_call(frame: FrameType | None) -> bool:
+    """True when a test's code called the appliance's blocking function itself (setting
+    up, e.g. saving the config a test starts from), not by awaiting the appliance: the
+    outermost appliance frame below the test's frame is a plain call, not a coroutine."""
+    outermost: FrameType | None = None
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(_TESTS) and name != _SELF:
+            return outermost is not None and not (
+                outermost.f_code.co_flags & inspect.CO_COROUTINE)
+        if name.startswith(tuple(ROOTS)):
+            outermost = frame
+        elif "asyncio" in name:
+            return False  # reached the loop: the appliance's own task or callback
+        frame = frame.f_back
+    return False
 
 
 def _a_test_step(handle: asyncio.Handle) -> bool:
