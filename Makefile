@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 STATE ?= $(CURDIR)/state
 PYTEST_ARGS ?=
 
-.PHONY: help deps run test test-hardware lint bench image clean
+.PHONY: help deps run test test-image test-hardware lint bench image clean
 
 help:
 	@echo "make run    start the appliance (simulated hardware, local Janus, page on :8080)"
 	@echo "make test   install what the tests need, then run the whole suite"
 	@echo "make bench  run the benchmarks (table + JSON in bench/results/)"
 	@echo "make lint   ruff and mypy"
+	@echo "make test-image  build the arm64 root under qemu-user, check it and boot it in QEMU"
 	@echo "make test-hardware  the tests that need a real board (camera, GPIO, sound card)"
 	@echo "make image  build the Raspberry Pi OS image (see docs/image.md)"
 
@@ -28,6 +29,16 @@ lint: deps
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The arm64 image: the root built under qemu-user and checked in a chroot, then booted in
+# QEMU (tests/arm64, see docs/image.md). Root; the cache is $(EDGEROOM_TEST_CACHE).
+# IMAGE_TEST_BUDGET caps the whole run in seconds (cold cache: about an hour here).
+EDGEROOM_TEST_CACHE ?= /var/cache/edgeroom-test
+IMAGE_TEST_BUDGET ?= 5400
+test-image: deps
+	EDGEROOM_TEST_CACHE=$(EDGEROOM_TEST_CACHE) timeout --signal=INT --kill-after=120 \
+		$(IMAGE_TEST_BUDGET) $(PY) -m pytest -o addopts="-ra --strict-markers" tests/arm64 \
+		$(PYTEST_ARGS)
 
 # On a real board only: the hardware tests (camera, GPIO loopback, sound card).
 test-hardware: deps

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libspeexdsp-dev
   iproute2 procps curl
   systemd shellcheck mmdebstrap fdisk
+  qemu-user-static binfmt-support arch-test qemu-system-arm qemu-utils e2fsprogs
 )
 
 here=$(cd "$(dirname "$0")/.." && pwd)
