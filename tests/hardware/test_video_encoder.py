@@ -57,7 +57,7 @@ def test_pi4_hardware_encoder_makes_h264() -> None:
 
 @pytest.mark.skipif("Raspberry Pi 5" not in MODEL, reason="software encoding is the Pi 5's")
 def test_pi5_software_encoder_keeps_up_with_720p30() -> None:
-    with pytest.raises(av.error.FFmpegError):
+    with pytest.raises((av.error.FFmpegError, OSError, ValueError)):
         encode(HARDWARE_ENCODER, 1280, 720, 1)
     packets, seconds = encode(SOFTWARE_ENCODER, 1280, 720, 150)
     assert len(packets) >= 140
