@@ -126,7 +126,7 @@ def qemu_command(disk: Path, kernel: Path, initrd: Path, console: Path, sock: Pa
         "-drive", f"file={disk},format=raw,if=none,id=disk0",
         "-device", "virtio-blk-pci,drive=disk0",
         "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:8080",
-        "-device", "virtio-net-pci,netdev=net0",
+        "-device", "virtio-net-pci,netdev=net0,romfile=",  # no PXE ROM: direct kernel boot
         "-device", "virtio-rng-pci",
         "-chardev", f"socket,id=report,path={sock},server=on,wait=off",
         "-device", "virtio-serial-pci",

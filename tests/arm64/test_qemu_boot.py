@@ -60,7 +60,8 @@ def disk(arm64_root: BuiltRoot, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def boot_and_time(disk: Disk, path: Path, name: str) -> qemu.Boot:
-    result = qemu.boot(path, disk.kernel, disk.initrd, disk.work, name, BOOT_BUDGET)
+    slug = re.sub(r"\W+", "-", name).strip("-")
+    result = qemu.boot(path, disk.kernel, disk.initrd, disk.work, slug, BOOT_BUDGET)
     FIGURES[f"{name}: QEMU start to the guest's report"] = f"{result.seconds_to_report:.1f} s"
     for key, what in (("multi_user_us", "multi-user.target"),
                       ("ActiveEnterTimestampMonotonic", "edgeroom.service READY=1")):
