@@ -33,8 +33,17 @@ STATE_MIB = 64
 MEMORY_MIB = 2048  # a 2 GB Raspberry Pi 4
 
 
+# The stage's fstab gives the state partition 10 s to appear; under emulation udev's
+# coldplug alone takes longer than that, so the test allows 18 times as long.
+DEVICE_TIMEOUT = ("x-systemd.device-timeout=10s", "x-systemd.device-timeout=180s")
+
+
 def prepare_boot_root(root: Path) -> None:
     """Test-only additions: DHCP, longer limits for emulation, the report unit."""
+    fstab = root / "etc/fstab"
+    text = fstab.read_text()
+    assert DEVICE_TIMEOUT[0] in text, f"the stage's fstab changed:\n{text}"
+    fstab.write_text(text.replace(*DEVICE_TIMEOUT))
     network = root / "etc/systemd/network"
     network.mkdir(parents=True, exist_ok=True)
     shutil.copy(GUEST / "10-edgeroom-test.network", network)
