@@ -103,6 +103,8 @@ class Report:
         section: str | None = None
         lines: list[str] = []
         for line in text.splitlines():
+            if line in ("REPORT-BEGIN", "REPORT-END"):
+                continue
             if match := re.fullmatch(r"([A-Z]+)-BEGIN", line):
                 section, lines = match.group(1), []
             elif section and line == f"{section}-END":
@@ -205,6 +207,7 @@ def boot(disk: Path, kernel: Path, initrd: Path, work: Path, name: str,
         client = _connect(sock, proc, started + 60)
         with client:
             text = _read_report(client, deadline, console)
+            (work / f"report-{name}.txt").write_text(text)
             seconds = time.monotonic() - started
             health = get_health(port)
             client.sendall(b"poweroff\n")
