@@ -61,7 +61,7 @@ def ensure_binfmt() -> None:
 
 def rootfs_tarball() -> Path:
     # A cold build runs every maintainer script under qemu-user: tens of minutes.
-    return cached_rootfs_tarball(ARCH, BOOT_PACKAGES, timeout=3600)
+    return cached_rootfs_tarball(ARCH, BOOT_PACKAGES, timeout=9000)
 
 
 def _compile_pyalsaaudio(tarball: Path, sdist: Path, tools: Path, out: Path) -> None:

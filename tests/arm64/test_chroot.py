@@ -9,7 +9,7 @@ import pytest
 
 from tests.image.rootfs import REPO, BuiltRoot
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(7200)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(10800)]
 VENV = "/opt/edgeroom/venv"
 
 

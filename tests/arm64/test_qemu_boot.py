@@ -23,7 +23,7 @@ from tests.arm64 import qemu
 from tests.arm64.conftest import FIGURES
 from tests.image.rootfs import BuiltRoot, remove_root
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(7200)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(10800)]
 # Wall-clock budget of one boot, QEMU start to the report (TCG on a shared 2-core host).
 BOOT_BUDGET = 1500
 MAX_EXPOSURE = 4.5  # as tests/system/test_units.py requires of the unit file
