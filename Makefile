@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STATE ?= $(CURDIR)/state
 PYTEST_ARGS ?=
 
-.PHONY: help deps run test test-hardware lint bench soak image clean
+.PHONY: help deps run test test-image test-hardware lint bench soak image clean
 
 help:
 	@echo "make run    start the appliance (simulated hardware, local Janus, page on :8080)"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench  run the benchmarks (table + JSON in bench/results/)"
 	@echo "make soak   one appliance under a page, joins and Janus restarts for SOAK_MINUTES (60)"
 	@echo "make lint   ruff and mypy"
+	@echo "make test-image  build the arm64 root under qemu-user, check it and boot it in QEMU"
 	@echo "make test-hardware  the tests that need a real board (camera, GPIO, sound card)"
 	@echo "make image  build the Raspberry Pi OS image (see docs/image.md)"
 
@@ -29,6 +30,16 @@ lint: deps
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The arm64 image: the root built under qemu-user and checked in a chroot, then booted in
+# QEMU (tests/arm64, see docs/image.md). Root; the cache is $(EDGEROOM_TEST_CACHE).
+# IMAGE_TEST_BUDGET caps the whole run in seconds (cold cache: over an hour here).
+EDGEROOM_TEST_CACHE ?= /var/cache/edgeroom-test
+IMAGE_TEST_BUDGET ?= 10800
+test-image: deps
+	EDGEROOM_TEST_CACHE=$(EDGEROOM_TEST_CACHE) timeout --signal=INT --kill-after=120 \
+		$(IMAGE_TEST_BUDGET) $(PY) -m pytest -o addopts="-ra --strict-markers" tests/arm64 \
+		$(PYTEST_ARGS)
 
 # On a real board only: the hardware tests (camera, GPIO loopback, sound card).
 test-hardware: deps

@@ -14,6 +14,7 @@ APT_PACKAGES=(
   iproute2 iputils-ping procps curl
   libasound2-plugins pulseaudio pulseaudio-utils
   systemd shellcheck mmdebstrap fdisk
+  qemu-user-static binfmt-support arch-test qemu-system-arm qemu-utils e2fsprogs
 )
 
 here=$(cd "$(dirname "$0")/.." && pwd)
