@@ -37,8 +37,8 @@ from services.room.stretch import find_period
 
 Samples = npt.NDArray[np.int16]
 
-HOLD_MS = 40.0
-FADE_MS = 120.0
+HOLD_MS = 60.0
+FADE_MS = 240.0
 MAX_GAIN = 2.0
 MERGE_MS = 2.5
 #: How fast the trust in libopus follows its results, and when it is re-tried.

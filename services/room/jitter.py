@@ -73,7 +73,7 @@ _EMPTY: Samples = np.zeros(0, dtype=np.int16)
 class JitterBuffer:
     def __init__(self, *, rate: int = 48_000, min_ms: float = 10.0, max_ms: float = 300.0,
                  margin_ms: float = 4.0, percentile: float = 95.0, window_s: float = 4.0,
-                 max_conceal_ms: float = 120.0, flush_ms: float = 100.0,
+                 max_conceal_ms: float = 200.0, flush_ms: float = 100.0,
                  max_packets: int = 100, clock: Callable[[], float] = time.monotonic,
                  decoder: Callable[[], Any] = OpusDecoder) -> None:
         if not 0 <= min_ms <= max_ms:
