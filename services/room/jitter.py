@@ -22,12 +22,12 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
   preferably in quiet or periodic stretches.
 - **Loss.** When a packet's turn comes and it is missing but a later one is there, it
   is lost: it is rebuilt from the next packet's in-band FEC when that one is there, else
-  concealed by Opus PLC (by repeating the last pitch period instead where PLC collapses,
-  :mod:`services.room.expand`). When nothing at all is there (an underrun) the decoder's PLC
-  fills in and playout does not stop to refill; the packet is played when it comes (the
-  delay it gained is given back by stretching) or, if a later one overtakes it, the
-  slot counts as concealed. After ``max_conceal_ms`` of concealment in a row the voice
-  goes quiet (the sender stopped) until packets come again.
+  concealed by Opus PLC (or the last pitch period, :mod:`services.room.expand`). When
+  nothing is there (an underrun) PLC fills in and playout does not stop to refill; the
+  packet is played when it comes (the delay it gained is given back by stretching)
+  or, if a later one overtakes it, the slot counts as concealed. After
+  ``max_conceal_ms`` of concealment in a row the voice goes quiet (the sender stopped)
+  until packets come again.
 - **Bounds.** A delay more than ``flush_ms`` over target (after a stall of this box,
   say) is cut back by dropping whole packets; at most ``max_packets`` wait.
 """
@@ -315,6 +315,8 @@ class JitterBuffer:
         try:
             pcm, fec = self._concealer.conceal(self._decoder, samples, following)
         except OpusError as exc:
+            if following is not None:  # the next packet is undecodable: conceal without it
+                return self._conceal(samples)
             log.debug("jitter buffer: concealment failed (%s): silence", exc)
             pcm, fec = np.zeros(samples, np.int16), False
         self.fec += fec
