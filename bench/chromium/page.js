@@ -187,6 +187,51 @@ function play(stream) {
   el.play().catch((e) => log('play', e));
 }
 
+// The level of a sine of HZ in each 20 ms of a received track (a least-squares fit of a
+// sine and a cosine, as tests/harness/audio.py does), stamped with the window's start on
+// wall-clock time (ms): what the page's audio renderer was handed.
+function toneFit(x, hz, rate) {
+  let ss = 0, cc = 0, sc = 0, xs = 0, xc = 0;
+  for (let i = 0; i < x.length; i++) {
+    const w = 2 * Math.PI * hz * i / rate, s = Math.sin(w), c = Math.cos(w);
+    ss += s * s; cc += c * c; sc += s * c; xs += x[i] * s; xc += x[i] * c;
+  }
+  const det = ss * cc - sc * sc;
+  return Math.hypot((xs * cc - xc * sc) / det, (xc * ss - xs * sc) / det);
+}
+
+async function toneLevels(track, hz, out) {
+  const reader = new MediaStreamTrackProcessor({track}).readable.getReader();
+  let buf = new Float32Array(0), win = null, fill = 0, winT = 0;
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) break;
+    const n = value.numberOfFrames, rate = value.sampleRate;
+    if (buf.length < n) buf = new Float32Array(n);
+    value.copyTo(buf, {planeIndex: 0, format: 'f32-planar'});
+    const t0 = perfToEpochMs(value.timestamp / 1000);
+    value.close();
+    if (!win) win = new Float32Array(Math.round(rate * 0.02));
+    for (let i = 0; i < n; i++) {
+      if (fill === 0) winT = t0 + i / rate * 1000;
+      win[fill++] = buf[i];
+      if (fill === win.length) { out.push([winT, toneFit(win, hz, rate)]); fill = 0; }
+    }
+  }
+}
+
+async function receiveStats(pc) {
+  for (const s of (await pc.getStats()).values()) {
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      return {at: Date.now(), concealed: s.concealedSamples || 0,
+              samples: s.totalSamplesReceived || 0, lost: s.packetsLost || 0,
+              jb_delay: s.jitterBufferDelay || 0, jb_count: s.jitterBufferEmittedCount || 0,
+              jb_target: s.jitterBufferTargetDelay || 0};
+    }
+  }
+  return null;
+}
+
 // -- roles -------------------------------------------------------------------------------
 
 async function runPub() {
@@ -213,6 +258,25 @@ async function runSub() {
   });
   await report('subscribed', {});
   setInterval(() => report('onsets', onsets.splice(0)), 1000);
+}
+
+// Publishes its microphone (a tone) and listens to the other page's feed (OTHER).
+async function runTone() {
+  const stream = await localAudio();
+  const levels = [];
+  const janus = new Janus(JANUS);
+  await janus.open();
+  await janus.session();
+  await publish(janus, stream, FEED);
+  const pc = await subscribe(janus, Number(params.get('other')), (s) => {
+    play(s);
+    toneLevels(s.getAudioTracks()[0], Number(params.get('hz')), levels);
+  });
+  await report('subscribed', {});
+  setInterval(async () => {
+    await report('levels', levels.splice(0));
+    await report('stats', await receiveStats(pc));
+  }, 1000);
 }
 
 async function runJoin() {
@@ -251,6 +315,7 @@ async function runJoin() {
     if (ROLE === 'pub') await runPub();
     else if (ROLE === 'sub') await runSub();
     else if (ROLE === 'join') await runJoin();
+    else if (ROLE === 'tone') await runTone();
     else throw new Error('unknown role ' + ROLE);
   } catch (e) {
     log(e);

@@ -22,11 +22,12 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
   preferably in quiet or periodic stretches.
 - **Loss.** When a packet's turn comes and it is missing but a later one is there, it
   is lost: it is rebuilt from the next packet's in-band FEC when that one is there, else
-  concealed by Opus PLC. When nothing at all is there (an underrun) the decoder's PLC
-  fills in and playout does not stop to refill; the packet is played when it comes (the
-  delay it gained is given back by stretching) or, if a later one overtakes it, the
-  slot counts as concealed. After ``max_conceal_ms`` of concealment in a row the voice
-  goes quiet (the sender stopped) until packets come again.
+  concealed by Opus PLC (or the last pitch period, :mod:`services.room.expand`). When
+  nothing is there (an underrun) PLC fills in and playout does not stop to refill; the
+  packet is played when it comes (the delay it gained is given back by stretching)
+  or, if a later one overtakes it, the slot counts as concealed. After
+  ``max_conceal_ms`` of concealment in a row the voice goes quiet (the sender stopped)
+  until packets come again.
 - **Bounds.** A delay more than ``flush_ms`` over target (after a stall of this box,
   say) is cut back by dropping whole packets; at most ``max_packets`` wait.
 """
@@ -45,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.audio.opus import OpusDecoder, OpusError
+from services.room.expand import Concealer
 from services.room.stretch import accelerate, decelerate, find_period
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ _EMPTY: Samples = np.zeros(0, dtype=np.int16)
 class JitterBuffer:
     def __init__(self, *, rate: int = 48_000, min_ms: float = 10.0, max_ms: float = 300.0,
                  margin_ms: float = 4.0, percentile: float = 95.0, window_s: float = 4.0,
-                 max_conceal_ms: float = 120.0, flush_ms: float = 100.0,
+                 max_conceal_ms: float = 200.0, flush_ms: float = 100.0,
                  max_packets: int = 100, clock: Callable[[], float] = time.monotonic,
                  decoder: Callable[[], Any] = OpusDecoder) -> None:
         if not 0 <= min_ms <= max_ms:
@@ -87,6 +89,7 @@ class JitterBuffer:
         self.max_packets = max_packets
         self._clock = clock
         self._decoder = decoder()
+        self._concealer = Concealer(rate)  # when libopus's PLC collapses
         self._lock = threading.Lock()
         self._packets: dict[int, tuple[int, bytes, float]] = {}  # seq -> (ts, payload, arrival)
         self._top_seq: int | None = None  # highest extended sequence number seen
@@ -110,17 +113,9 @@ class JitterBuffer:
         self.target_ms = max(min_ms, min(max_ms, margin_ms))
         self.delay_ms = 0.0
         # counters
-        self.packets = 0
-        self.late = 0
-        self.lost = 0
-        self.fec = 0
-        self.underruns = 0
-        self.dropped = 0
-        self.samples_out = 0
-        self.samples_concealed = 0
-        self.samples_stretched = 0
-        self.accelerated = 0
-        self.decelerated = 0
+        self.packets = self.late = self.lost = self.fec = self.underruns = self.dropped = 0
+        self.samples_out = self.samples_concealed = self.samples_stretched = 0
+        self.accelerated = self.decelerated = 0
 
     def __repr__(self) -> str:
         return (f"<JitterBuffer target={self.target_ms:.1f} ms delay={self.delay_ms:.1f} ms "
@@ -235,6 +230,7 @@ class JitterBuffer:
                     break
                 parts.append(block)
                 have += len(block)
+                self._concealer.played(block)
             data = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else _EMPTY)
             if have == 0:
                 self._out = _EMPTY
@@ -298,6 +294,7 @@ class JitterBuffer:
             return self._conceal(self._frame)
         if len(pcm):
             self._frame = len(pcm)
+        pcm = self._concealer.decoded(pcm)
         self.delay_ms = due + offset
         return self._regulate(pcm, due, offset)
 
@@ -311,20 +308,20 @@ class JitterBuffer:
             return _EMPTY
         self._covered = 0
         following = self._packets.get(slot + 1)
-        if following is not None:
-            try:
-                pcm = self._decoder.decode_fec(following[1], self._frame)
-            except OpusError:
-                return self._conceal(self._frame)
-            self.fec += 1
-            self.samples_concealed += len(pcm)
-            return pcm
-        return self._conceal(self._frame)
+        return self._conceal(self._frame, None if following is None else following[1])
 
-    def _conceal(self, samples: int) -> Samples:
-        pcm = self._decoder.conceal(samples)
+    def _conceal(self, samples: int, following: bytes | None = None) -> Samples:
+        """Concealment: FEC from ``following``, Opus PLC, or a repeated pitch period."""
+        try:
+            pcm, fec = self._concealer.conceal(self._decoder, samples, following)
+        except OpusError as exc:
+            if following is not None:  # the next packet is undecodable: conceal without it
+                return self._conceal(samples)
+            log.debug("jitter buffer: concealment failed (%s): silence", exc)
+            pcm, fec = np.zeros(samples, np.int16), False
+        self.fec += fec
         self.samples_concealed += len(pcm)
-        self._conceal_run += len(pcm)
+        self._conceal_run += 0 if fec else len(pcm)
         return pcm
 
     def _regulate(self, pcm: Samples, due: float, offset: float) -> Samples:
@@ -382,6 +379,7 @@ class JitterBuffer:
                 "late": self.late,
                 "lost": self.lost,
                 "fec": self.fec,
+                "plc_replaced": self._concealer.replaced,
                 "underruns": self.underruns,
                 "dropped": self.dropped,
                 "packets": self.packets,

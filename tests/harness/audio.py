@@ -41,3 +41,36 @@ def dominant_hz(samples: npt.NDArray[np.float64]) -> float:
 
 def rms(samples: npt.NDArray[np.float64]) -> float:
     return float(np.sqrt(np.mean(samples ** 2))) if len(samples) else 0.0
+
+
+WINDOW = RATE // 50  # 20 ms
+
+
+def tone_levels(samples: npt.NDArray[np.float64], freq: float) -> npt.NDArray[np.float64]:
+    """The amplitude of the ``freq`` sine in each 20 ms window of ``samples`` (a
+    least-squares fit of a sine and a cosine at that frequency, so another sound in
+    the window does not count as the tone)."""
+    n = len(samples) // WINDOW
+    if n == 0:
+        return np.zeros(0)
+    blocks = samples[: n * WINDOW].reshape(n, WINDOW)
+    t = np.arange(len(samples[: n * WINDOW])).reshape(n, WINDOW) / RATE
+    s, c = np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t)
+    # Per window, solve [s c] @ [a b] = x (2x2 normal equations).
+    ss, cc, sc = (s * s).sum(1), (c * c).sum(1), (s * c).sum(1)
+    xs, xc = (blocks * s).sum(1), (blocks * c).sum(1)
+    det = ss * cc - sc * sc
+    a = (xs * cc - xc * sc) / det
+    b = (xc * ss - xs * sc) / det
+    return np.asarray(np.hypot(a, b), dtype=np.float64)
+
+
+def continuity(levels: npt.NDArray[np.float64], clean: float) -> tuple[float, int]:
+    """Share (0-1) of windows whose tone is within 6 dB of ``clean``, and the longest
+    run of windows that are not (in windows)."""
+    ok = (levels >= clean / 2) & (levels <= clean * 2)
+    longest = run = 0
+    for good in ok:
+        run = 0 if good else run + 1
+        longest = max(longest, run)
+    return (float(ok.mean()) if len(ok) else 0.0), longest

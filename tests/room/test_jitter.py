@@ -143,7 +143,10 @@ def test_random_loss_is_concealed_from_the_next_packet() -> None:
     run = simulate(arrivals, 20)
     buf = run.buf
     assert dropped - 2 <= buf.lost <= dropped and dropped > 30  # the last may be pending
-    assert buf.fec >= dropped * 0.8  # the next packet was there for nearly all of them
+    # The next packet was there for nearly all of them: libopus decoded from it (FEC,
+    # or its PLC when it carries none) or, where that came out too quiet on this tone,
+    # the buffer repeated the last pitch period.
+    assert buf.fec + buf.stats()["plc_replaced"] >= dropped * 0.8
     # A loss looks like an underrun until the next packet comes, when that comes later
     # than the delay: rarely, since the delay stays near a pull.
     assert buf.late == 0 and buf.underruns <= dropped // 10
@@ -292,3 +295,25 @@ def test_a_single_stall_does_not_hold_the_target_up() -> None:
         arrivals[i] = 108 * 0.02
     run = simulate(arrivals, 10)
     assert max(run.target_at(6.5, 10)) <= 12  # once the window has forgotten it
+
+
+def test_loss_one_packet_after_another_keeps_the_level() -> None:
+    # libopus's PLC all but stops (-25 dB) on a loss one good packet after another loss,
+    # and the packet after comes back at half level; the buffer repeats the last pitch
+    # period instead and merges the next packet in.
+    arrivals = steady(10)
+    for start in range(50, 500, 10):
+        del arrivals[start]
+        del arrivals[start + 2]
+    run = simulate(arrivals, 10)
+    assert run.buf.lost == 90 and run.buf.stats()["plc_replaced"] > 0
+    assert windows_with_tone(run.out) >= 0.97  # was 0.72
+
+
+def test_concealment_still_fades_when_the_sender_stops() -> None:
+    arrivals = {i: t for i, t in steady(6).items() if not 100 <= i < 200}
+    for i in (97,):  # a loss just before it stops, so the replacement is in use
+        del arrivals[i]
+    run = simulate(arrivals, 6)
+    x = run.out[int(2.0 * RATE) + int(0.3 * RATE): int(3.9 * RATE)].astype(np.float64)
+    assert np.sqrt((x ** 2).mean()) < 50  # quiet within 300 ms, not a held tone
