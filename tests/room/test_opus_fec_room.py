@@ -1,0 +1,56 @@
+"""Through a real Janus: the loss the room server reports reaches the sender's Opus
+encoder, and the receiving box rebuilds lost packets from the FEC it then sends.
+
+Box A sends a tone over an uplink that loses 10 % of its packets (the impairment lab);
+Janus's receiver reports tell A, whose encoder plans its in-band FEC for that loss
+(what libopus then puts in the packets is checked in tests/room/test_opus_send.py).
+Box B, on a clean link, hears the tone and takes lost packets from the next one's FEC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.harness.impair import CLEAN, Impairment
+from tests.room.conftest import wait_tone
+
+pytestmark = [pytest.mark.janus, pytest.mark.timeout(120)]
+
+
+def mic_encoder_stats(session: Any) -> dict[str, int] | None:
+    backend = session._backend
+    pc = getattr(backend, "pub_pc", None) or getattr(backend, "pc", None)
+    if pc is None:
+        return None
+    for sender in pc.getSenders():
+        encoder = getattr(sender.track, "encoder", None)
+        if sender.track is not None and sender.track.kind == "audio" and encoder is not None:
+            return dict(encoder.stats)
+    return None
+
+
+def test_reported_loss_turns_on_fec_and_the_receiver_uses_it(make_peer, network,
+                                                             room_number):
+    a = make_peer("a", room_number, tone="tone:440",
+                  up=Impairment(loss=0.10, seed=21), down=CLEAN)
+    b = make_peer("b", room_number, tone="tone:880")
+    a.call(lambda s: s.join())
+    b.call(lambda s: s.join())
+    wait_tone(b.speaker_path, 440, timeout=20)
+    a_id = a.session.local_id
+
+    def expected_loss() -> int:
+        stats = a.call(mic_encoder_stats)
+        return stats["expected_loss_pct"] if stats else 0
+
+    a.wait_for(lambda: 4 <= expected_loss() <= 20, timeout=30,
+               what="the encoder to expect the reported loss (about 10 %)")
+    recovered = b.wait_for(
+        lambda: next((d["members"][a_id]["fec"] for d in reversed(b.names("stats"))
+                      if (d.get("members", {}).get(a_id) or {}).get("fec")), 0),
+        timeout=30, what="FEC recoveries at the receiver")
+    assert recovered > 0
+    stats = network.links[a.host.name].stats()
+    assert stats["up"]["loss"] > 0 and stats["down"]["loss"] == 0
