@@ -24,7 +24,9 @@ from services.audio.opus import (
     OpusDecoder,
     packet_samples,
 )
+from services.room.mixer import RemoteAudioMixer
 from services.room.opus_send import OpusSendSettings, audio_level
+from services.room.stats import StatsCollector
 from services.room.tracks import MicTrack
 from tests.room.test_stats import receiver_report
 
@@ -192,6 +194,9 @@ async def test_fec_follows_the_loss_the_receiver_reports(
     await receiver_report(sender, fraction_lost=26, packets_lost=5)  # 10.2 %
     assert encoder.get(OPUS_GET_PACKET_LOSS_PERC_REQUEST) == 10
     assert track.encoder.stats["expected_loss_pct"] == 10
+    up = (await asyncio.wait_for(StatsCollector().collect(
+        {"publisher": pc}, {}, RemoteAudioMixer(None), {}), T))["up"]
+    assert up["fec_expected_loss_pct"] == 10 and up["loss_pct"] == 10.2
     protected = [bytes(p) for p in await packets(track, 50)]
     assert recovered_dbfs(protected, 25) > rms_dbfs(onset()[-FRAME_SAMPLES:]) - 6.0
 
