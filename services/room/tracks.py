@@ -68,11 +68,22 @@ class MicTrack(MediaStreamTrack):
         self._silence = bytes(FRAME_SAMPLES * 2)
         self.encoder = OpusSendEncoder(opus)
         self._packets: deque[OpusPacket] = deque()
+        self._packet_s = self.encoder.frame_samples / SAMPLE_RATE
+        self._batch_at = 0.0
+        self._batch_sent = 0
         self.frames = 0
         #: RFC 6464 level of the packet last returned (aiortc puts it in the RTP header)
         self.last_audio_level: int | None = None
 
     async def recv(self) -> av.Packet:
+        if self._packets:
+            # A mic frame longer than a packet (20 ms frames, 10 ms packets) gave several:
+            # they go out one packet-length apart, as they would from a mic delivering
+            # packet-sized frames, not in a burst the receiver would take for jitter.
+            self._batch_sent += 1
+            delay = self._batch_at + self._batch_sent * self._packet_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
         while not self._packets:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -80,6 +91,10 @@ class MicTrack(MediaStreamTrack):
             if self.readyState != "live":  # stopped while the frame was awaited
                 raise MediaStreamError
             self._packets.extend(self.encoder.encode(samples))
+            self._batch_at = time.monotonic()
+            self._batch_sent = 0
+        if self.readyState != "live":
+            raise MediaStreamError
         encoded = self._packets.popleft()
         packet = av.Packet(encoded.data)
         packet.pts = encoded.pts

@@ -8,6 +8,7 @@ RTCP wire format into a real aiortc sender; aiortc's own send step packs the pac
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from fractions import Fraction
 
@@ -150,6 +151,17 @@ async def test_ten_ms_frames() -> None:
     assert len(pcm) == SAMPLE_RATE
     assert abs(peak_hz(pcm[SAMPLE_RATE // 4:]) - 440.0) < 5.0
     assert abs(rms_dbfs(pcm[SAMPLE_RATE // 4:]) - rms_dbfs(tone())) < 1.0
+    track.stop()
+
+
+async def test_the_packets_of_one_mic_frame_are_spaced_out() -> None:
+    track = MicTrack(ScriptedMic(tone()), Gate(), OpusSendSettings(frame_ms=10))
+    times = []
+    for _ in range(6):
+        await asyncio.wait_for(track.recv(), T)
+        times.append(time.monotonic())
+    # the second packet of each 20 ms frame waits 10 ms after the first (never a burst)
+    assert all(times[i + 1] - times[i] >= 0.0095 for i in (0, 2, 4)), np.diff(times)
     track.stop()
 
 
