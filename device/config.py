@@ -133,6 +133,15 @@ class AudioConfig:
     jitter_max_ms: float = setting(
         300.0, "Most delay the receive jitter buffer may grow to, in ms.", minimum=20.0,
         maximum=2000.0, restart="room")
+    frame_ms: Literal[10, 20] = setting(
+        20, "Audio per Opus packet sent to the room, ms: 20, or 10 (less delay, twice the "
+        "packets).", restart="room")
+    opus_bitrate_kbps: int = setting(
+        32, "Opus bitrate of the mic sent to the room (in-band FEC is taken from it).",
+        minimum=6, maximum=510, restart="room")
+    opus_dtx: bool = setting(
+        False, "Opus discontinuous transmission: send almost nothing while the mic is "
+        "silent.", restart="room")
 
 
 @dataclass(frozen=True)
@@ -342,7 +351,8 @@ def choices_of(tp: Any) -> list[Any] | None:
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
-        return "string"
+        numbers = all(type(a) is int for a in typing.get_args(tp))
+        return "integer" if numbers else "string"
     if origin in (types.UnionType, typing.Union):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if type(None) not in typing.get_args(tp):

@@ -38,6 +38,10 @@ OPUS_SET_BITRATE_REQUEST = 4002
 OPUS_SET_INBAND_FEC_REQUEST = 4012
 OPUS_SET_PACKET_LOSS_PERC_REQUEST = 4014
 OPUS_SET_DTX_REQUEST = 4016
+OPUS_GET_BITRATE_REQUEST = 4003
+OPUS_GET_INBAND_FEC_REQUEST = 4013
+OPUS_GET_PACKET_LOSS_PERC_REQUEST = 4015
+OPUS_GET_DTX_REQUEST = 4017
 OPUS_RESET_STATE = 4028
 
 #: The longest Opus packet: 120 ms at 48 kHz.
@@ -236,6 +240,18 @@ class OpusEncoder:
 
     def set_bitrate(self, bps: int) -> None:
         self._ctl(OPUS_SET_BITRATE_REQUEST, bps)
+
+    def set_dtx(self, on: bool) -> None:
+        """Discontinuous transmission: near-empty packets while the input is silent."""
+        self._ctl(OPUS_SET_DTX_REQUEST, int(on))
+
+    def get(self, request: int) -> int:
+        """The value of a ``OPUS_GET_*`` request (for checks and stats)."""
+        value = ctypes.c_int32(0)
+        rc = self._lib.opus_encoder_ctl(ctypes.c_void_p(self.handle), ctypes.c_int(request),
+                                        ctypes.byref(value))
+        _check(self._lib, rc, f"opus_encoder_ctl({request})")
+        return value.value
 
     def encode(self, pcm: Int16Array) -> bytes:
         """One frame (interleaved if stereo) to one packet."""

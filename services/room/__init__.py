@@ -42,6 +42,7 @@ def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = n
     """The room session for ``config``; devices not given are opened from the config."""
     from services.room.api import Controls
     from services.room.context import RoomSettings
+    from services.room.opus_send import OpusSendSettings
     from services.room.session import JanusRoomSession
 
     room = config.room
@@ -51,6 +52,9 @@ def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = n
         api_secret=room.api_secret, token=room.token, role=room.role,
         receive_video=config.video.receive if room.backend == "videoroom" else False,
         send_video=config.video.enabled,
+        opus=OpusSendSettings(frame_ms=config.audio.frame_ms,
+                              bitrate_kbps=config.audio.opus_bitrate_kbps,
+                              dtx=config.audio.opus_dtx),
     )
     if mic is None:
         from drivers.audio import open_mic

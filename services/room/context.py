@@ -13,6 +13,7 @@ from drivers.base import Emit
 from services.room.api import Controls, Role
 from services.room.janus.transport import JanusConnection
 from services.room.mixer import RemoteAudioMixer
+from services.room.opus_send import OpusSendSettings
 from services.room.roster import Roster
 
 
@@ -33,6 +34,8 @@ class RoomSettings:
     #: on the box consumes it (the session's remote-video consumer).
     receive_video: bool | Literal["auto"] = "auto"
     send_video: bool = True
+    #: How the mic is encoded (Opus frame length, bitrate, DTX).
+    opus: OpusSendSettings = OpusSendSettings()
 
 
 class Backend(Protocol):

@@ -35,6 +35,13 @@ def offer_producible(transceiver: Any) -> None:
     transceiver.setCodecPreferences(ranked)
 
 
+def offer_opus(transceiver: Any) -> None:
+    """Offer only Opus for the mic: the mic track sends Opus packets, which aiortc would
+    send under whatever audio codec was negotiated."""
+    caps = RTCRtpSender.getCapabilities("audio").codecs
+    transceiver.setCodecPreferences([c for c in caps if codec_name(c.mimeType) == "opus"])
+
+
 def answered_video_codec(sdp: str, mid: str | None) -> str | None:
     """The video codec the answer chose for the section ``mid`` (lower case), or None when
     the answer rejected that section (or has no video section at all)."""

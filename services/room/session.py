@@ -342,7 +342,7 @@ class JanusRoomSession:
     # -- callbacks from the backend -------------------------------------------------------
 
     def _new_mic_track(self) -> MediaStreamTrack:
-        return MicTrack(self.mic, self._mic_gate)
+        return MicTrack(self.mic, self._mic_gate, self.settings.opus)
 
     def _mic_gate(self) -> tuple[bool, bool, int]:
         c = self._controls

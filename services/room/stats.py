@@ -69,7 +69,13 @@ class StatsCollector:
         lost = 0
         fraction: list[float] = []
         recv_total = 0
+        expected_loss: int | None = None
         for label, pc in pcs.items():
+            for sender in pc.getSenders():
+                # the mic's Opus encoder (services.room.opus_send): the loss its FEC plans for
+                send = getattr(getattr(sender.track, "encoder", None), "stats", None)
+                if isinstance(send, dict) and "expected_loss_pct" in send:
+                    expected_loss = send["expected_loss_pct"]
             report = await pc.getStats()
             for st in report.values():
                 kind = getattr(st, "type", "")
@@ -116,6 +122,7 @@ class StatsCollector:
                 "rtt_ms": round(1000 * sum(rtts) / len(rtts), 1) if rtts else None,
                 "packets_lost": lost,
                 "loss_pct": max(fraction) if fraction else 0.0,
+                "fec_expected_loss_pct": expected_loss,
             },
             "down": {"bitrate_kbps": self._rate_kbps("down", recv_total, now)},
             "members": members,

@@ -2,7 +2,8 @@
 
 Tracks are pulled by aiortc (``await track.recv()``), so the devices pace the sending.
 The mic track applies the session's controls to every frame, so mic off, deaf and the
-mic volume change what is sent at once, without renegotiation. The video track can be
+mic volume change what is sent at once, without renegotiation; it encodes them to Opus
+itself and hands aiortc packets. The video track can be
 switched off (closing the camera) and on again (opening a new one) behind the same
 sender; its timestamps stay monotonic across the switch.
 """
@@ -13,6 +14,7 @@ import asyncio
 import fractions
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,12 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, MicSource
 from drivers.camera.base import VideoSource
+from services.room.opus_send import (
+    OpusPacket,
+    OpusSendEncoder,
+    OpusSendSettings,
+    install_audio_sender_hooks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +42,6 @@ VIDEO_CLOCK = 90_000
 MicGate = Callable[[], tuple[bool, bool, int]]
 
 
-def pcm_to_audio_frame(samples: bytes, pts: int, channels: int = 1) -> av.AudioFrame:
-    count = len(samples) // (2 * channels)
-    frame = av.AudioFrame(format="s16", layout="mono" if channels == 1 else "stereo",
-                          samples=count)
-    frame.planes[0].update(samples)
-    frame.sample_rate = SAMPLE_RATE
-    frame.pts = pts
-    frame.time_base = AUDIO_TIME_BASE
-    return frame
-
-
 def apply_volume(samples: bytes, percent: int) -> bytes:
     if percent >= 100:
         return samples
@@ -55,22 +52,63 @@ def apply_volume(samples: bytes, percent: int) -> bytes:
 
 
 class MicTrack(MediaStreamTrack):
-    """Audio from a :class:`MicSource`, or paced silence when there is none (listener)."""
+    """Opus packets of a :class:`MicSource`, or of paced silence when there is none
+    (listener). aiortc sends the packets as they are (see :mod:`services.room.opus_send`).
+    """
 
     kind = "audio"
 
-    def __init__(self, mic: MicSource | None, gate: MicGate) -> None:
+    def __init__(self, mic: MicSource | None, gate: MicGate,
+                 opus: OpusSendSettings | None = None) -> None:
         super().__init__()
+        install_audio_sender_hooks()
         self._mic = mic
         self._gate = gate
-        self._pts = 0
         self._next_at: float | None = None
         self._silence = bytes(FRAME_SAMPLES * 2)
+        self.encoder = OpusSendEncoder(opus)
+        self._packets: deque[OpusPacket] = deque()
+        self._packet_s = self.encoder.frame_samples / SAMPLE_RATE
+        self._batch_at = 0.0
+        self._batch_sent = 0
         self.frames = 0
+        #: RFC 6464 level of the packet last returned (aiortc puts it in the RTP header)
+        self.last_audio_level: int | None = None
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.Packet:
+        if self._packets:
+            # A mic frame longer than a packet (20 ms frames, 10 ms packets) gave several:
+            # they go out one packet-length apart, as they would from a mic delivering
+            # packet-sized frames, not in a burst the receiver would take for jitter.
+            self._batch_sent += 1
+            delay = self._batch_at + self._batch_sent * self._packet_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        while not self._packets:
+            if self.readyState != "live":
+                raise MediaStreamError
+            samples = await self._next_samples()
+            if self.readyState != "live":  # stopped while the frame was awaited
+                raise MediaStreamError
+            self._packets.extend(self.encoder.encode(samples))
+            self._batch_at = time.monotonic()
+            self._batch_sent = 0
         if self.readyState != "live":
             raise MediaStreamError
+        encoded = self._packets.popleft()
+        packet = av.Packet(encoded.data)
+        packet.pts = encoded.pts
+        packet.dts = encoded.pts
+        packet.time_base = AUDIO_TIME_BASE
+        self.last_audio_level = encoded.level
+        return packet
+
+    def on_receiver_report(self, loss_pct: float) -> None:
+        """The room server's receiver report on this stream: its loss is what the
+        encoder's FEC is planned for."""
+        self.encoder.set_expected_loss(loss_pct)
+
+    async def _next_samples(self) -> bytes:
         # The session opens and closes the mic (listener, deaf, not in the room: closed);
         # this track only reads it while it is open.
         use_mic = self._gate()[0]
@@ -87,8 +125,8 @@ class MicTrack(MediaStreamTrack):
                 # The gate is read after the frame arrived: a mute pressed while it was
                 # being captured already silences it.
                 _, send, volume = self._gate()
-                samples = pcm.samples if send else self._silence
-                if pcm.channels != 1:  # keep what we send mono
+                samples = pcm.samples if send else bytes(len(pcm.samples) // pcm.channels)
+                if send and pcm.channels != 1:  # keep what we send mono
                     stereo = np.frombuffer(samples, dtype=np.int16).reshape(-1, pcm.channels)
                     samples = stereo.mean(axis=1).astype(np.int16).tobytes()
                 self._next_at = None
@@ -98,10 +136,13 @@ class MicTrack(MediaStreamTrack):
             _, send, volume = self._gate()
         if send and volume < 100:
             samples = apply_volume(samples, volume)
-        frame = pcm_to_audio_frame(samples, self._pts)
-        self._pts += len(samples) // 2
         self.frames += 1
-        return frame
+        return samples
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            super().stop()
+            self.encoder.close()
 
     async def _pace(self) -> None:
         now = time.monotonic()

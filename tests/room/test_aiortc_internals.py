@@ -11,6 +11,9 @@ when they are raised, this test names the internal that moved. Users of each one
   receiver setting ``packet._data`` before the buffer sees it, ``JitterBuffer.add``
   returning ``(pli, frame)``: services/room/rtc.py (the packet tap that feeds each
   member's own jitter buffer)
+- ``RTCRtpSender._next_encoded_frame(codec)`` returning an ``RTCEncodedFrame`` with a
+  settable ``audio_level``, and ``RTCRtpSender.track``: services/room/opus_send.py (the
+  mic's Opus packets carry their audio level; receiver reports reach the mic track)
 - ``RTCRtpTransceiver._codecs`` and ``_offerDirection``: services/web/preview.py
 - ``RTCRtpReceiver.__stop_decoder()`` (joins the decoder thread; ``stop()`` then finds it
   gone): services/room/rtc.py ``close_pc``
@@ -131,3 +134,19 @@ async def test_transceiver_codecs_and_offer_direction(offered: RTCPeerConnection
         assert direction == "sendrecv"
     video = next(t for t in offered.getTransceivers() if t.kind == "video")
     assert any(c.mimeType.lower() == "video/h264" for c in video._codecs)
+
+
+def test_sender_encoded_frame_hook_points() -> None:
+    import aiortc.rtcrtpsender as rtcrtpsender
+
+    step = need(RTCRtpSender, "_next_encoded_frame", "RTCRtpSender._next_encoded_frame")
+    assert inspect.iscoroutinefunction(step), \
+        "aiortc internal changed: RTCRtpSender._next_encoded_frame is no longer a coroutine"
+    assert list(inspect.signature(step).parameters) == ["self", "codec"], \
+        "aiortc internal changed: RTCRtpSender._next_encoded_frame(codec)"
+    frame_cls = need(rtcrtpsender, "RTCEncodedFrame", "aiortc.rtcrtpsender.RTCEncodedFrame")
+    frame = frame_cls([b"x"], 0, None)
+    frame.audio_level = -20
+    assert "enc_frame.audio_level" in inspect.getsource(RTCRtpSender._run_rtp), \
+        "aiortc internal changed: RTCRtpSender._run_rtp no longer writes the audio level"
+    need(RTCRtpSender, "track", "RTCRtpSender.track")

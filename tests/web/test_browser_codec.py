@@ -3,7 +3,8 @@
 A whole appliance (``edgeroom run --sim``) publishes into a room whose VideoRoom allows
 only VP8; Debian's Chromium, in its own namespace, joins that room the way a browser
 client does (the Janus WebSocket API, ``tests/web/viewer.html``) and subscribes to the
-box. Its ``getStats()`` must show VP8 frames being decoded, more and more of them.
+box. Its ``getStats()`` must show VP8 frames being decoded, more and more of them, and
+the box's Opus audio being played at its level.
 """
 
 from __future__ import annotations
@@ -120,6 +121,16 @@ async def test_chromium_plays_the_box_in_a_vp8_room(
         assert later["framesDecoded"] >= first["framesDecoded"] + 30, (first, later)
         assert later["currentTime"] > first["currentTime"], (first, later)
         assert "sending vp8 video" in app.log_text()
+        # and it hears the box: the Opus packets the box encoded itself, at the tone's level
+        heard = await asyncio.wait_for(page.evaluate("window.audioStats()"), 10)
+        await asyncio.sleep(2.0)
+        heard_later = await asyncio.wait_for(page.evaluate("window.audioStats()"), 10)
+        assert heard is not None and heard["codec"] == "audio/opus", heard
+        played = heard_later["totalSamplesReceived"] - heard["totalSamplesReceived"]
+        concealed = heard_later["concealedSamples"] - heard["concealedSamples"]
+        assert played >= 48_000, (heard, heard_later)  # 2 s at 48 kHz, give or take
+        assert concealed < 0.1 * played, (heard, heard_later)
+        assert heard_later["audioLevel"] > 0.1, heard_later  # the -6 dBFS tone
     except AssertionError:
         print(app.log_text()[-4000:])
         raise

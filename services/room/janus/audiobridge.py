@@ -17,6 +17,7 @@ from services.room.api import Role, RoomError
 from services.room.context import RoomContext
 from services.room.janus.plugin import PluginBackend
 from services.room.janus.transport import JanusHandle, JsonDict
+from services.room.negotiation import offer_opus
 from services.room.rtc import (
     accept_answer,
     close_pc,
@@ -67,7 +68,7 @@ class AudioBridgeBackend(PluginBackend):
         pc = new_pc("audiobridge")
         self.pc = pc
         pc.on("track", self._on_track)
-        pc.addTransceiver(self.ctx.mic_track(), direction="sendrecv")
+        offer_opus(pc.addTransceiver(self.ctx.mic_track(), direction="sendrecv"))
         offer = await make_offer(pc)
         _, answer = await self.handle.send({"request": "configure",
                                             "muted": self._send_muted()}, jsep=offer)

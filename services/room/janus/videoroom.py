@@ -29,6 +29,7 @@ from services.room.janus.transport import JanusHandle, JsonDict
 from services.room.negotiation import (
     PRODUCIBLE,
     answered_video_codec,
+    offer_opus,
     offer_producible,
     room_codecs,
 )
@@ -123,7 +124,7 @@ class VideoRoomBackend(PluginBackend):
         assert self.pub is not None
         pc = new_pc("publisher")
         self.pub_pc = pc
-        pc.addTransceiver(self.ctx.mic_track(), direction="sendonly")
+        offer_opus(pc.addTransceiver(self.ctx.mic_track(), direction="sendonly"))
         track = self.ctx.video_track() if video else None
         transceiver = None
         if track is not None:

@@ -1,0 +1,191 @@
+"""The mic's Opus encode: PCM in, packets out, once, on the mic path.
+
+aiortc would encode a track's audio frames itself (PyAV's libopus, fixed when opened,
+FEC off, one executor hop per frame). The room's mic track hands it packets instead:
+aiortc's ``RTCRtpSender`` packs whatever is not a frame as it is (``OpusEncoder.pack``
+takes the RTP timestamp from ``pts``), so the packets made here go out unchanged.
+
+The encoder runs inline, on the event loop: one 20 ms mono frame takes a fraction of a
+millisecond in libopus (which releases the GIL), less than the hop to a worker thread.
+
+In-band FEC is on, and the encoder is told the loss to expect from the room server's
+receiver reports (RTCP "fraction lost"): libopus spends more of the bitrate on FEC as it
+grows. Two things aiortc does only for frames are done here for packets, through
+:func:`install_audio_sender_hooks`: the receiver reports reach the track
+(``on_receiver_report``), and every packet carries the RFC 6464 audio level, from which
+the room server tells who is talking.
+
+Packets are mono; the SDP still says ``opus/48000/2`` (RFC 7587), and every decoder
+(Chromium's, Janus's, this appliance's) plays a mono packet on a stereo stream. RTP
+timestamps run at 48 kHz whatever the channel count: 960 per 20 ms, 480 per 10 ms.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from drivers.audio.base import SAMPLE_RATE
+from services.audio.opus import OpusEncoder
+
+log = logging.getLogger(__name__)
+
+OPUS_TIME_BASE = Fraction(1, SAMPLE_RATE)
+FRAME_MS_CHOICES = (10, 20)
+#: A DTX packet carries only its table of contents (1-2 bytes): it is not sent, the gap
+#: in RTP timestamps tells the receiver (as libwebrtc does).
+DTX_PACKET_BYTES = 2
+#: Most loss the encoder is told to expect: beyond it FEC stops helping.
+MAX_EXPECTED_LOSS = 50
+
+_installed = False
+
+
+@dataclass(frozen=True)
+class OpusSendSettings:
+    """How the mic is encoded for the room (``[audio]``)."""
+
+    frame_ms: int = 20
+    """Audio per packet: 20 (50 packets/s) or 10 (100 packets/s, less delay)."""
+    bitrate_kbps: int = 32
+    """Opus target bitrate; FEC data comes out of it."""
+    dtx: bool = False
+    """Send (almost) nothing while the mic is silent."""
+    fec: bool = True
+    """In-band forward error correction."""
+
+    def __post_init__(self) -> None:
+        if self.frame_ms not in FRAME_MS_CHOICES:
+            raise ValueError(f"audio.frame_ms must be 10 or 20, got {self.frame_ms}")
+        if not 6 <= self.bitrate_kbps <= 510:
+            raise ValueError(f"audio.opus_bitrate_kbps must be 6..510, got {self.bitrate_kbps}")
+
+
+@dataclass(frozen=True, slots=True)
+class OpusPacket:
+    """One encoded frame: ``pts`` counts samples (48 kHz) from the encoder's start."""
+
+    data: bytes
+    pts: int
+    #: RFC 6464 level of the frame: -dBov, 0 (loudest) to 127 (silence)
+    level: int
+
+
+def audio_level(pcm: np.ndarray[Any, np.dtype[np.int16]]) -> int:
+    """RFC 6464 audio level of ``pcm``: 0 (full scale) to 127 (silence)."""
+    if len(pcm) == 0:
+        return 127
+    x = pcm.astype(np.float64)
+    rms = math.sqrt(float(np.dot(x, x)) / len(x)) / 32767.0
+    if rms <= 0.0:
+        return 127
+    return int(min(127, max(0, round(-20.0 * math.log10(rms)))))
+
+
+class OpusSendEncoder:
+    """Mono 48 kHz PCM (any length) to Opus packets of ``settings.frame_ms``."""
+
+    def __init__(self, settings: OpusSendSettings | None = None) -> None:
+        self.settings = s = settings or OpusSendSettings()
+        self.frame_samples = SAMPLE_RATE * s.frame_ms // 1000
+        self._encoder = OpusEncoder(SAMPLE_RATE, 1, bitrate=s.bitrate_kbps * 1000, fec=s.fec)
+        if s.dtx:
+            self._encoder.set_dtx(True)
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._pts = 0
+        self.expected_loss_pct = 0
+        self.packets = 0
+        self.bytes = 0
+        self.dtx_skipped = 0
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (f"<OpusSendEncoder {s.frame_ms} ms {s.bitrate_kbps} kbps fec={s.fec} "
+                f"dtx={s.dtx} loss={self.expected_loss_pct}% packets={self.packets}>")
+
+    @property
+    def encoder(self) -> OpusEncoder:
+        return self._encoder
+
+    def set_expected_loss(self, percent: float) -> None:
+        """The loss the receiver reported (percent): the encoder plans its FEC for it."""
+        value = int(min(MAX_EXPECTED_LOSS, max(0, round(percent))))
+        if value != self.expected_loss_pct:
+            log.debug("opus expected loss %d -> %d %%", self.expected_loss_pct, value)
+            self.expected_loss_pct = value
+            self._encoder.set_packet_loss(value)
+
+    def encode(self, samples: bytes) -> Iterator[OpusPacket]:
+        """The packets ``samples`` complete (none while less than a frame is buffered)."""
+        pcm = np.frombuffer(samples, dtype=np.int16)
+        if len(self._pending):
+            pcm = np.concatenate((self._pending, pcm))
+        n = self.frame_samples
+        whole = len(pcm) - len(pcm) % n
+        self._pending = pcm[whole:].copy()
+        for start in range(0, whole, n):
+            frame = pcm[start:start + n]
+            data = self._encoder.encode(frame)
+            pts = self._pts
+            self._pts += n
+            if self.settings.dtx and len(data) <= DTX_PACKET_BYTES:
+                self.dtx_skipped += 1
+                continue
+            self.packets += 1
+            self.bytes += len(data)
+            yield OpusPacket(data, pts, audio_level(frame))
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"packets": self.packets, "bytes": self.bytes, "dtx_skipped": self.dtx_skipped,
+                "expected_loss_pct": self.expected_loss_pct,
+                "frame_ms": self.settings.frame_ms}
+
+    def close(self) -> None:
+        self._encoder.close()
+
+
+def install_audio_sender_hooks() -> None:
+    """Receiver reports to tracks with ``on_receiver_report(percent)``, and the audio
+    level of tracks with ``last_audio_level`` onto their packets (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    from aiortc.rtcrtpsender import RTCRtpSender
+    from aiortc.rtp import RtcpRrPacket, RtcpSrPacket
+
+    from services.room.stats import loss_percent
+
+    handle_rtcp = RTCRtpSender._handle_rtcp_packet
+    next_encoded = RTCRtpSender._next_encoded_frame
+
+    async def _handle_rtcp_packet(self: RTCRtpSender, packet: Any) -> None:
+        await handle_rtcp(self, packet)
+        if not isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            return
+        listener = getattr(self.track, "on_receiver_report", None)
+        if listener is None:
+            return
+        for report in packet.reports:
+            if report.ssrc == self._ssrc:
+                listener(loss_percent(report.fraction_lost))
+
+    async def _next_encoded_frame(self: RTCRtpSender, codec: Any) -> Any:
+        frame = await next_encoded(self, codec)
+        if frame is not None and frame.audio_level is None:
+            level = getattr(self.track, "last_audio_level", None)
+            if level is not None:
+                # aiortc writes -audio_level into the extension (its dBov is negative)
+                frame.audio_level = -level
+        return frame
+
+    RTCRtpSender._handle_rtcp_packet = _handle_rtcp_packet  # type: ignore[method-assign]
+    RTCRtpSender._next_encoded_frame = _next_encoded_frame  # type: ignore[method-assign]
+    _installed = True
+    log.debug("aiortc audio sender hooks installed")
