@@ -54,7 +54,7 @@ def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = n
         send_video=config.video.enabled,
         opus=OpusSendSettings(frame_ms=config.audio.frame_ms,
                               bitrate_kbps=config.audio.opus_bitrate_kbps,
-                              dtx=config.audio.opus_dtx),
+                              dtx=config.audio.opus_dtx, fec=config.audio.opus_fec),
     )
     if mic is None:
         from drivers.audio import open_mic

@@ -25,7 +25,8 @@ from services.room.mixer import RemoteAudioMixer
 log = logging.getLogger(__name__)
 
 #: What each member's jitter buffer reports (services.room.jitter), as is.
-PLAYOUT_KEYS = ("target_ms", "delay_ms", "concealed_pct", "stretched_pct", "late", "fec")
+PLAYOUT_KEYS = ("target_ms", "delay_ms", "concealed_pct", "stretched_pct", "late", "fec",
+                "plc_replaced")
 
 
 def count_bytes(receiver: Any) -> None:

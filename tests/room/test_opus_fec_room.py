@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.janus, pytest.mark.timeout(120)]
 
 def test_reported_loss_turns_on_fec_and_the_receiver_uses_it(make_peer, network,
                                                              room_number):
-    a = make_peer("a", room_number, tone="tone:440",
+    a = make_peer("a", room_number, tone="tone:440", opus=OpusSendSettings(fec=True),
                   up=Impairment(loss=0.10, seed=21), down=CLEAN)
     b = make_peer("b", room_number, tone="tone:880")
     a.call(lambda s: s.join())

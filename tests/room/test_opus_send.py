@@ -193,7 +193,7 @@ async def test_fec_follows_the_loss_the_receiver_reports(
         pcs: list[RTCPeerConnection]) -> None:
     pc = RTCPeerConnection()
     pcs.append(pc)
-    track = MicTrack(ScriptedMic(onset()), Gate())
+    track = MicTrack(ScriptedMic(onset()), Gate(), OpusSendSettings(fec=True))
     sender = pc.addTrack(track)
     encoder = track.encoder.encoder
     assert encoder.get(OPUS_GET_INBAND_FEC_REQUEST) == 1
