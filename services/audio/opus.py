@@ -18,13 +18,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import threading
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from drivers.errors import EdgeroomError
+from services.audio.clib import SharedLibrary
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,6 @@ class OpusError(EdgeroomError, RuntimeError):
     """libopus refused a call or a packet (the message holds libopus's own words)."""
 
 
-_lib: ctypes.CDLL | None = None
-_lib_lock = threading.Lock()
-
-
 def _bind(lib: ctypes.CDLL) -> None:
     vp, c_int, i32 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int32
     ip = ctypes.POINTER(c_int)
@@ -86,31 +82,18 @@ def _bind(lib: ctypes.CDLL) -> None:
         fn.restype = restype
 
 
+def _missing(tried: list[str]) -> OpusMissing:
+    return OpusMissing(
+        "libopus is not available (the room's audio is decoded with it); install the "
+        "Debian package libopus0 (apt-get install libopus0). Tried: " + "; ".join(tried))
+
+
+_library = SharedLibrary(LIBRARY_NAMES, "opus", _bind, _missing)
+
+
 def load_library(names: tuple[str, ...] = LIBRARY_NAMES) -> ctypes.CDLL:
     """The loaded libopus (once per process); raises :class:`OpusMissing`."""
-    global _lib
-    with _lib_lock:
-        if _lib is not None and names == LIBRARY_NAMES:
-            return _lib
-        candidates = list(names)
-        found = ctypes.util.find_library("opus")
-        if found and names == LIBRARY_NAMES:
-            candidates.append(found)
-        errors = []
-        for name in candidates:
-            try:
-                lib = ctypes.CDLL(name)
-                _bind(lib)
-            except (OSError, AttributeError) as exc:
-                errors.append(f"{name}: {exc}")
-                continue
-            if names == LIBRARY_NAMES:
-                _lib = lib
-            log.debug("loaded %s (%s)", name, lib.opus_get_version_string().decode())
-            return lib
-        raise OpusMissing(
-            "libopus is not available (the room's audio is decoded with it); install the "
-            "Debian package libopus0 (apt-get install libopus0). Tried: " + "; ".join(errors))
+    return _library.load(names)
 
 
 def _check(lib: ctypes.CDLL, rc: int, what: str) -> int:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import threading
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from drivers.errors import EdgeroomError
+from services.audio.clib import SharedLibrary
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,6 @@ class SpeexDspError(EdgeroomError, RuntimeError):
     """libspeexdsp refused a call (bad frame size, rate or control request)."""
 
 
-_lib: ctypes.CDLL | None = None
-_lib_lock = threading.Lock()
-
-
 def _bind(lib: ctypes.CDLL) -> None:
     vp, i16p, c_int = ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int
     signatures: dict[str, tuple[list[Any], Any]] = {
@@ -88,33 +84,19 @@ def _bind(lib: ctypes.CDLL) -> None:
         fn.restype = restype
 
 
+def _missing(tried: list[str]) -> SpeexDspMissing:
+    return SpeexDspMissing(
+        "libspeexdsp is not available (echo cancellation, noise suppression and gain "
+        "control need it); install the Debian package libspeexdsp1 "
+        "(apt-get install libspeexdsp1). Tried: " + "; ".join(tried))
+
+
+_library = SharedLibrary(LIBRARY_NAMES, "speexdsp", _bind, _missing)
+
+
 def load_library(names: tuple[str, ...] = LIBRARY_NAMES) -> ctypes.CDLL:
     """The loaded libspeexdsp (once per process); raises :class:`SpeexDspMissing`."""
-    global _lib
-    with _lib_lock:
-        if _lib is not None and names == LIBRARY_NAMES:
-            return _lib
-        candidates = list(names)
-        found = ctypes.util.find_library("speexdsp")
-        if found and names == LIBRARY_NAMES:
-            candidates.append(found)
-        errors = []
-        for name in candidates:
-            try:
-                lib = ctypes.CDLL(name)
-                _bind(lib)
-            except (OSError, AttributeError) as exc:
-                errors.append(f"{name}: {exc}")
-                continue
-            if names == LIBRARY_NAMES:
-                _lib = lib
-            log.debug("loaded %s", name)
-            return lib
-        raise SpeexDspMissing(
-            "libspeexdsp is not available (echo cancellation, noise suppression and gain "
-            "control need it); install the Debian package libspeexdsp1 "
-            "(apt-get install libspeexdsp1). Tried: " + "; ".join(errors)
-        )
+    return _library.load(names)
 
 
 def _ptr(buf: Int16Array) -> int:
