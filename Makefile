@@ -33,7 +33,7 @@ test: lint
 
 # The arm64 image: the root built under qemu-user and checked in a chroot, then booted in
 # QEMU (tests/arm64, see docs/image.md). Root; the cache is $(EDGEROOM_TEST_CACHE).
-# IMAGE_TEST_BUDGET caps the whole run in seconds (cold cache: over an hour here).
+# IMAGE_TEST_BUDGET caps the whole run in seconds (cold cache: about 22 min here).
 EDGEROOM_TEST_CACHE ?= /var/cache/edgeroom-test
 IMAGE_TEST_BUDGET ?= 10800
 test-image: deps

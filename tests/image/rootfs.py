@@ -86,13 +86,19 @@ def prune(keep: Path) -> None:
 
 
 def cached_rootfs_tarball(arch: str | None = None, extra: tuple[str, ...] = (),
-                          timeout: float = 1200) -> Path:
-    """The stage's packages plus ``extra`` in a bookworm root of ``arch`` (default: native)."""
+                          timeout: float = 1200, hooks: tuple[str, ...] = ()) -> Path:
+    """The stage's packages plus ``extra`` in a bookworm root of ``arch`` (default: native).
+
+    ``hooks`` are further ``mmdebstrap`` options (``--essential-hook=...``, ...); they are
+    part of the cache key.
+    """
     arch = arch or native_arch()
     packages = sorted(set(stage_packages() + BASE_PACKAGES + list(extra)))
     ident = f"{SUITE} {VARIANT} {' '.join(packages)}"
     if arch != native_arch():
         ident += f" {arch}"
+    if hooks:
+        ident += f" {hooks}"
     key = hashlib.sha256(ident.encode()).hexdigest()[:16]
     name = f"rootfs-{SUITE}-{key}" if arch == native_arch() else f"rootfs-{SUITE}{arch}-{key}"
     tarball = CACHE / f"{name}.tar"
@@ -102,7 +108,7 @@ def cached_rootfs_tarball(arch: str | None = None, extra: tuple[str, ...] = (),
     partial = tarball.with_suffix(f".partial-{os.getpid()}")
     try:
         run("mmdebstrap", f"--variant={VARIANT}", f"--arch={arch}", "--format=tar",
-            f"--include={','.join(packages)}",
+            f"--include={','.join(packages)}", *hooks,
             SUITE, partial, timeout=timeout)
         if not tarball.exists():  # another run may have finished first
             partial.rename(tarball)
