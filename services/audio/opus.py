@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -109,9 +109,46 @@ def packet_samples(payload: bytes, rate: int = 48_000) -> int:
                   "opus packet")
 
 
-class OpusDecoder:
+class _OpusState:
+    """A libopus encoder or decoder state: closed once (also by ``with`` and at
+    collection), and refused once closed."""
+
+    _kind = "state"  # "decoder" / "encoder": names the libopus destroy call
+    rate: int
+    channels: int
+    _lib: ctypes.CDLL
+    _state: int | None = None
+
+    @property
+    def handle(self) -> int:
+        if self._state is None:
+            raise ValueError(f"Opus {self._kind} is closed")
+        return self._state
+
+    def close(self) -> None:
+        state, self._state = self._state, None
+        if state is not None:
+            getattr(self._lib, f"opus_{self._kind}_destroy")(state)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._state is None else "open"
+        return f"<{type(self).__name__} {state} {self.rate} Hz x{self.channels}>"
+
+
+class OpusDecoder(_OpusState):
     """``OpusDecoder``: packets to 16-bit PCM at ``rate`` with ``channels`` (1 mixes a
     stereo stream down inside libopus)."""
+
+    _kind = "decoder"
 
     def __init__(self, rate: int = 48_000, channels: int = 1) -> None:
         self._state: int | None = None
@@ -128,12 +165,6 @@ class OpusDecoder:
             raise OpusError("opus_decoder_create returned nothing")
         self._state = state
         self._out = np.zeros(MAX_FRAME_SAMPLES * channels, dtype=np.int16)
-
-    @property
-    def handle(self) -> int:
-        if self._state is None:
-            raise ValueError("Opus decoder is closed")
-        return self._state
 
     def _run(self, payload: bytes | None, samples: int, fec: bool) -> Int16Array:
         data, size = (payload, len(payload)) if payload else (None, 0)
@@ -160,27 +191,12 @@ class OpusDecoder:
         """``samples`` (a multiple of 2.5 ms) of packet-loss concealment."""
         return self._run(None, samples, False)
 
-    def close(self) -> None:
-        state, self._state = self._state, None
-        if state is not None:
-            self._lib.opus_decoder_destroy(state)
-
-    def __enter__(self) -> OpusDecoder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._state is None else "open"
-        return f"<OpusDecoder {state} {self.rate} Hz x{self.channels}>"
 
 
-class OpusEncoder:
+class OpusEncoder(_OpusState):
     """``OpusEncoder``: 16-bit PCM frames (2.5-60 ms) to packets, FEC on request."""
+
+    _kind = "encoder"
 
     def __init__(self, rate: int = 48_000, channels: int = 1, *,
                  application: int = OPUS_APPLICATION_VOIP, bitrate: int | None = None,
@@ -200,12 +216,6 @@ class OpusEncoder:
             self._ctl(OPUS_SET_BITRATE_REQUEST, bitrate)
         self.set_fec(fec)
         self.set_packet_loss(loss_pct)
-
-    @property
-    def handle(self) -> int:
-        if self._state is None:
-            raise ValueError("Opus encoder is closed")
-        return self._state
 
     def _ctl(self, request: int, value: int) -> None:
         rc = self._lib.opus_encoder_ctl(ctypes.c_void_p(self.handle), ctypes.c_int(request),
@@ -245,20 +255,3 @@ class OpusEncoder:
         _check(self._lib, got, f"opus_encode({samples} samples)")
         return self._out.raw[:got]
 
-    def close(self) -> None:
-        state, self._state = self._state, None
-        if state is not None:
-            self._lib.opus_encoder_destroy(state)
-
-    def __enter__(self) -> OpusEncoder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._state is None else "open"
-        return f"<OpusEncoder {state} {self.rate} Hz x{self.channels}>"
