@@ -22,21 +22,12 @@ from services.room.api import Controls, RoomState
 from services.room.context import RoomSettings
 from services.room.session import JanusRoomSession
 from tests.harness.netns import NsLoop
+from tests.harness.polling import wait_for
 
 from .conftest import RtmpServer, is_increasing, probe
 from .helpers import Events, make_service
 
 pytestmark = [pytest.mark.janus, pytest.mark.slow, pytest.mark.timeout(150)]
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _video_sender(session: JanusRoomSession) -> Any:
@@ -71,9 +62,9 @@ def test_room_recording_and_rtmp_share_one_encode(network: Any, janus: Any, make
         loop.run(media.start_stream(rtmp.url()), 10)
         viewer.call(lambda s: s.join())
         box_id = session.local_id
-        _wait(lambda: len(viewer.video_numbers.get(box_id, [])) > 60, 30,
+        wait_for(lambda: len(viewer.video_numbers.get(box_id, [])) > 60, 30,
               "60 frames of the box at the viewer")
-        _wait(lambda: media.streamer.state == "live", 10, "the RTMP push")
+        wait_for(lambda: media.streamer.state == "live", 10, "the RTMP push")
         time.sleep(1.0)
         assert SharedVideoEncoder.running == 1  # one encoder, with three outputs on
         assert media.video.subscribers == 3  # the room, the recorder, the RTMP push

@@ -74,16 +74,6 @@ def box_in(network: Network, janus: Any, tmp_path: Path) -> Iterator[Any]:
             box.close()
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _sdp_video_codecs(sdp: str) -> set[str]:
     """Codec names of the video sections of an SDP (without rtx)."""
     names, in_video = set(), False
