@@ -1,0 +1,197 @@
+"""Links between rooms on two Janus servers, each in its own namespace."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.room.api import RoomState
+from services.room.context import RoomSettings
+from services.room.links.settings import LinkSettings
+from tests.harness.fixtures import HARNESS_ROOMS, ROOM_SECRET, _can_run
+from tests.harness.janus import JanusServer
+from tests.harness.links import Orchestrator, end, start_servers
+from tests.harness.netns import Network
+from tests.harness.peers import RoomPeer
+from tests.room.conftest import wait_tone
+
+pytestmark = [pytest.mark.janus, pytest.mark.timeout(180)]
+
+
+@pytest.fixture(scope="module")
+def net() -> Iterator[Network]:
+    reason = _can_run()
+    if reason:
+        pytest.fail(reason)
+    with Network() as network:
+        yield network
+
+
+@pytest.fixture(scope="module")
+def servers(net: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[JanusServer]]:
+    started = start_servers(net, tmp_path_factory.mktemp("links"), 2, HARNESS_ROOMS)
+    try:
+        yield started
+    finally:
+        for s in started:
+            s.stop()
+
+
+_rooms = iter(range(1001, 1020))
+
+
+@pytest.fixture
+def room() -> int:
+    return next(_rooms)
+
+
+@pytest.fixture
+def orchestrator(net: Network) -> Iterator[Orchestrator]:
+    orch = Orchestrator(net, f"ctl{len(net.hosts)}")
+    try:
+        yield orch
+    finally:
+        orch.close()
+
+
+@pytest.fixture
+def peers(net: Network, tmp_path: Path) -> Iterator[Any]:
+    made: list[RoomPeer] = []
+
+    def make(name: str, server: JanusServer, room: int, **kw: Any) -> RoomPeer:
+        host = net.add_host(f"{name}{len(net.hosts)}")
+        settings = RoomSettings(url=server.url, room=room, display=name)
+        peer = RoomPeer(host, tmp_path, settings, **kw)
+        made.append(peer)
+        return peer
+
+    try:
+        yield make
+    finally:
+        for p in reversed(made):
+            p.close()
+
+
+def member(peer: RoomPeer, display: str) -> Any:
+    return next((m for m in peer.session.members() if m.display == display), None)
+
+
+def test_two_servers_hear_and_see_each_other_and_follow_members(
+        servers, room, orchestrator, peers):
+    j1, j2 = servers
+    a = peers("a", j1, room, tone="tone:440", camera=True)
+    b = peers("b", j2, room, tone="tone:880", camera=True, collect_video=True)
+    a.call(lambda s: s.join())
+    b.call(lambda s: s.join())
+    assert a.session.state == b.session.state == RoomState.IN_ROOM
+
+    orchestrator.add(LinkSettings("j1-j2", end(j1, room, ROOM_SECRET),
+                                  end(j2, room, ROOM_SECRET)))
+    up = orchestrator.wait_state("j1-j2", "up")
+    assert up["local"] == f"{room}@{j1.host.ip}" and up["far"] == f"{room}@{j2.host.ip}"
+
+    # each sees the other in its roster, with the room it is in; the link itself is not
+    # a member anywhere
+    a_at_b = b.wait_for(lambda: member(b, "a"), what="a in b's roster")
+    b_at_a = a.wait_for(lambda: member(a, "b"), what="b in a's roster")
+    assert a_at_b.room == f"{room}@{j1.host.ip}" and b_at_a.room == f"{room}@{j2.host.ip}"
+    assert [m.display for m in b.session.members()] == ["a"]
+    assert [m.display for m in a.session.members()] == ["b"]
+    b.wait_for(lambda: member(b, "a").has_video, what="a's video at b")
+
+    wait_tone(b.speaker_path, 440, timeout=20)
+    wait_tone(a.speaker_path, 880, timeout=20)
+
+    # b reads a's frame numbers from the strip, through the link
+    b.wait_for(lambda: len(b.video_numbers.get(a_at_b.id, [])) > 45, timeout=25,
+               what="45 frames of a's camera through the link")
+    numbers = b.video_numbers[a_at_b.id][5:]
+    assert numbers == sorted(numbers), "frame numbers went backwards"
+
+    # a member joining on server 1 shows at server 2, and leaving goes too
+    c = peers("c", j1, room, tone="tone:660")
+    c.call(lambda s: s.join())
+    c_at_b = b.wait_for(lambda: member(b, "c"), what="c in b's roster")
+    assert c_at_b.room == f"{room}@{j1.host.ip}"
+    wait_tone(b.speaker_path, 660, timeout=20)
+    # ... and can be muted locally at b like any member
+    b.call(lambda s: s.mute_member(c_at_b.id, True))
+    assert b.session.roster.get(c_at_b.id).locally_muted
+    wait_tone(b.speaker_path, 660, present=False, timeout=10)
+    c.call(lambda s: s.leave())
+    b.wait_event("member-left", lambda d: d["id"] == c_at_b.id, timeout=15)
+    assert member(b, "c") is None
+    assert orchestrator.manager.links()[0]["sent"] == 1  # a only, c's copy is gone
+
+    # removing the link takes a's copy away at b, and b's at a
+    orchestrator.remove("j1-j2")
+    b.wait_event("member-left", lambda d: d["id"] == a_at_b.id, timeout=15)
+    a.wait_event("member-left", lambda d: d["id"] == b_at_a.id, timeout=15)
+    assert orchestrator.states("j1-j2")[-1]["state"] == "stopped"
+
+
+def test_link_comes_back_after_the_far_janus_restarts(servers, room, orchestrator, peers):
+    j1, j2 = servers
+    a = peers("a", j1, room, tone="tone:440")
+    b = peers("b", j2, room, tone="tone:880")
+    a.call(lambda s: s.join())
+    b.call(lambda s: s.join())
+    orchestrator.add(LinkSettings("r", end(j1, room, ROOM_SECRET), end(j2, room, ROOM_SECRET),
+                                  retry_min_s=0.5, retry_max_s=2.0))
+    orchestrator.wait_state("r", "up")
+    wait_tone(b.speaker_path, 440, timeout=20)
+    wait_tone(a.speaker_path, 880, timeout=20)
+    b_at_a = a.wait_for(lambda: member(a, "b"), what="b in a's roster")
+
+    killed = time.monotonic()
+    j2.kill()
+    retrying = orchestrator.wait_state("r", "retrying", since=killed)
+    assert retrying["reason"]
+    # b's copy at a goes with its server
+    a.wait_event("member-left", lambda d: d["id"] == b_at_a.id, timeout=15, since=killed)
+    wait_tone(a.speaker_path, 880, present=False, timeout=10)
+    j2.start()
+    orchestrator.wait_state("r", "up", since=killed, timeout=40)
+    assert j2.starts == 2
+    # b's own session reconnects to the restarted server; the link brings both ways back
+    b.wait_for(lambda: b.session.state == RoomState.IN_ROOM, timeout=40, what="b back in")
+    a.wait_for(lambda: member(a, "b"), timeout=30, what="b back in a's roster")
+    wait_tone(b.speaker_path, 440, timeout=30)
+    wait_tone(a.speaker_path, 880, timeout=30)
+
+
+def test_three_servers_in_a_mesh_every_box_hears_every_other(net, servers, room,
+                                                             orchestrator, peers,
+                                                             tmp_path_factory):
+    from services.room.links.topology import links_for
+
+    j3 = start_servers(net, tmp_path_factory.mktemp("links3"), 1, HARNESS_ROOMS)[0]
+    try:
+        j1, j2 = servers
+        tones = {"a": 440, "b": 660, "c": 880}
+        boxes = {name: peers(name, srv, room, tone=f"tone:{tones[name]}")
+                 for name, srv in zip(tones, (j1, j2, j3), strict=True)}
+        for box in boxes.values():
+            box.call(lambda s: s.join())
+        links = links_for([end(s, room, ROOM_SECRET) for s in (j1, j2, j3)], "mesh")
+        assert len(links) == 3
+        for link in links:
+            orchestrator.add(link)
+        for link in links:
+            orchestrator.wait_state(link.name, "up")
+        for name, box in boxes.items():
+            others = sorted(n for n in tones if n != name)
+            box.wait_for(lambda box=box, others=others: sorted(
+                m.display for m in box.session.members()) == others,
+                timeout=20, what=f"{others} in {name}'s roster")
+            for other in others:
+                wait_tone(box.speaker_path, tones[other], timeout=25)
+        # nothing looped: each server has each box once (2 copies + its own)
+        for box in boxes.values():
+            assert len(box.session.members()) == 2
+    finally:
+        j3.stop()
