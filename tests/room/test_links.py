@@ -62,9 +62,10 @@ def orchestrator(net: Network) -> Iterator[Orchestrator]:
 def peers(net: Network, tmp_path: Path) -> Iterator[Any]:
     made: list[RoomPeer] = []
 
-    def make(name: str, server: JanusServer, room: int, **kw: Any) -> RoomPeer:
+    def make(name: str, server: JanusServer, room: int, backend: str = "videoroom",
+             **kw: Any) -> RoomPeer:
         host = net.add_host(f"{name}{len(net.hosts)}")
-        settings = RoomSettings(url=server.url, room=room, display=name)
+        settings = RoomSettings(url=server.url, room=room, display=name, backend=backend)
         peer = RoomPeer(host, tmp_path, settings, **kw)
         made.append(peer)
         return peer
@@ -195,3 +196,26 @@ def test_three_servers_in_a_mesh_every_box_hears_every_other(net, servers, room,
             assert len(box.session.members()) == 2
     finally:
         j3.stop()
+
+
+def test_voice_room_link_carries_audio_both_ways_without_echo(servers, room, orchestrator,
+                                                              peers):
+    j1, j2 = servers
+    a = peers("a", j1, room, backend="audiobridge", tone="tone:440")
+    b = peers("b", j2, room, backend="audiobridge", tone="tone:660")
+    a.call(lambda s: s.join())
+    b.call(lambda s: s.join())
+    orchestrator.add(LinkSettings("voice", end(j1, room, ROOM_SECRET),
+                                  end(j2, room, ROOM_SECRET), backend="audiobridge"))
+    orchestrator.wait_state("voice", "up")
+    wait_tone(b.speaker_path, 440, timeout=20, threshold=0.05)
+    wait_tone(a.speaker_path, 660, timeout=20, threshold=0.05)
+    # neither room gets its own voice back through the other
+    wait_tone(a.speaker_path, 440, present=False, threshold=0.05)
+    wait_tone(b.speaker_path, 660, present=False, threshold=0.05)
+    # the far room shows as one linked member, with its room; the link's port probe never
+    linked = a.wait_for(lambda: member(a, "linked room"), what="linked room at a")
+    assert linked.room == f"{room}@{j2.host.ip}"
+    assert [m.display for m in a.session.members()] == ["linked room"]
+    orchestrator.remove("voice")
+    wait_tone(a.speaker_path, 660, present=False, threshold=0.05, timeout=10)

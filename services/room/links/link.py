@@ -34,7 +34,7 @@ class LinkSession(Protocol):
 
     async def close(self) -> None: ...
 
-    def counts(self) -> dict[str, int]: ...
+    def counts(self) -> dict[str, Any]: ...
 
 
 class VideoRoomLinkSession:
@@ -82,7 +82,7 @@ class VideoRoomLinkSession:
                 await fwd.teardown()
         await asyncio.gather(self.local.close(), self.far.close(), return_exceptions=True)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, Any]:
         return {"sent": len(self.outward.copies) if self.outward else 0,
                 "received": len(self.inward.copies) if self.inward else 0}
 
@@ -91,6 +91,10 @@ SessionFactory = Callable[[LinkSettings], LinkSession]
 
 
 def default_session(settings: LinkSettings) -> LinkSession:
+    if settings.backend == "audiobridge":
+        from services.room.links.ab_link import AudioBridgeLinkSession
+
+        return AudioBridgeLinkSession(settings)
     return VideoRoomLinkSession(settings)
 
 

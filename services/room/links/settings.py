@@ -69,6 +69,10 @@ class LinkSettings:
                              f"{', '.join(DIRECTIONS)}, not {self.direction!r}")
         if self.backend not in ("videoroom", "audiobridge"):
             raise ValueError(f"link {self.name!r}: backend must be videoroom or audiobridge")
+        if self.backend == "audiobridge" and self.direction != "both":
+            # Each room's plain-RTP participant is a member of it either way.
+            raise ValueError(f"link {self.name!r}: voice-room (audiobridge) links go both "
+                             "ways")
         for end in (self.local, self.far):
             if urlsplit(end.url).scheme not in ("ws", "wss") or not end.host:
                 raise ValueError(f"link {self.name!r}: {end.url!r} is not a ws:// or wss:// "
