@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,3 +220,69 @@ def test_voice_room_link_carries_audio_both_ways_without_echo(servers, room, orc
     assert [m.display for m in a.session.members()] == ["linked room"]
     orchestrator.remove("voice")
     wait_tone(a.speaker_path, 660, present=False, threshold=0.05, timeout=10)
+
+
+def _feed_custom_messages(peer: RoomPeer, responder: Any, stop: threading.Event) -> None:
+    """Hand each ``custom-message`` event of ``peer`` to ``responder`` (as the appliance's
+    bus subscription does)."""
+    seen = 0
+
+    async def feed(data: dict[str, Any]) -> None:
+        pending = responder.on_custom_message(data)
+        if pending is not None:
+            await pending
+
+    while not stop.is_set():
+        found = peer.names("custom-message")
+        for data in found[seen:]:
+            peer.loop.submit(feed(data))
+        seen = len(found)
+        time.sleep(0.05)
+
+
+def test_a_box_asks_the_far_room_which_declines_then_accepts(servers, room, orchestrator,
+                                                            peers):
+    from services.room.links.requests import AnswerPolicy, LinkRequester, LinkResponder
+    from services.room.links.settings import RoomEnd
+
+    j1, j2 = servers
+    a = peers("a", j1, room, tone="tone:440")
+    b = peers("b", j2, room, tone="tone:880")
+    a.call(lambda s: s.join())
+    b.call(lambda s: s.join())
+    responder = LinkResponder(end(j2, room, ROOM_SECRET), b.session, b._record,
+                              AnswerPolicy(auto_accept=True, allow=("nobody@here",)))
+    stop = threading.Event()
+    feeder = threading.Thread(target=_feed_custom_messages, args=(b, responder, stop))
+    feeder.start()
+    requester = LinkRequester(end(j1, room, ROOM_SECRET), orchestrator.manager,
+                              orchestrator._record)
+    far = RoomEnd(j2.url, room)  # no secret: the far room hands it over if it accepts
+    try:
+        # not on the allow list: the operator decides, and declines
+        asked = orchestrator.loop.submit(requester.request("asked", far, timeout=30))
+        req = b.wait_event("link-request")
+        assert req["from"] == f"{room}@{j1.host.ip}" and req["direction"] == "both"
+        b.loop.run(responder.answer(req["id"], False, "not now"))
+        assert asked.result(30) is False
+        assert orchestrator.manager.links() == []
+        # now the policy accepts this room by itself
+        responder.policy = AnswerPolicy(auto_accept=True, allow=(f"{room}@{j1.host.ip}",))
+        since = time.monotonic()
+        asked = orchestrator.loop.submit(requester.request("asked", far, timeout=30))
+        assert asked.result(30) is True
+        orchestrator.wait_state("asked", "up", since=since)
+        wait_tone(b.speaker_path, 440, timeout=20)
+        wait_tone(a.speaker_path, 880, timeout=20)
+        a_at_b = b.wait_for(lambda: member(b, "a"), what="a at b")
+        # the far side ends it: the asker takes the link down
+        accepted = [d for d in b.names("link-answer") if d["accepted"]][-1]
+        b.loop.run(responder.end(accepted["id"]))
+        orchestrator.wait_state("asked", "stopped", since=since)
+        b.wait_event("member-left", lambda d: d["id"] == a_at_b.id, timeout=15)
+        ended = [d for _, n, d in orchestrator.events if n == "link-ended"]
+        assert ended and ended[-1]["by"] == "far"
+    finally:
+        stop.set()
+        feeder.join(5)
+        orchestrator.loop.run(requester.close())
