@@ -110,10 +110,10 @@ ChannelFactory = Callable[[RoomEnd, Callable[[str, str, str | None], None]],
 async def open_channel(far: RoomEnd, on_message: Callable[[str, str, str | None], None]
                        ) -> tuple[JanusConnection, TextRoom]:
     conn = JanusConnection(far.url, api_secret=far.api_secret)
-    await conn.open()
     room = TextRoom(conn, far.room, f"link-{secrets.token_hex(4)}", WATCHER_DISPLAY, far.pin,
                     on_message=on_message, on_presence=lambda *_: None)
     try:
+        await conn.open()
         await room.open()
     except BaseException:
         await conn.close()
