@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -286,3 +287,62 @@ def test_a_box_asks_the_far_room_which_declines_then_accepts(servers, room, orch
         stop.set()
         feeder.join(5)
         orchestrator.loop.run(requester.close())
+
+
+def test_a_member_who_stops_and_starts_publishing_is_followed(servers, room, orchestrator,
+                                                              peers):
+    j1, j2 = servers
+    a = peers("a", j1, room, tone="tone:440")
+    b = peers("b", j2, room, tone=None)
+    a.call(lambda s: s.join())
+    b.call(lambda s: s.join())
+    orchestrator.add(LinkSettings("pub", end(j1, room, ROOM_SECRET), end(j2, room, ROOM_SECRET),
+                                  direction="send"))
+    orchestrator.wait_state("pub", "up")
+    first = b.wait_for(lambda: member(b, "a"), what="a at b")
+    wait_tone(b.speaker_path, 440, timeout=20)
+    a.call(lambda s: s.set_role("listener"))  # unpublishes
+    b.wait_event("member-left", lambda d: d["id"] == first.id, timeout=15)
+    wait_tone(b.speaker_path, 440, present=False, timeout=10)
+    a.call(lambda s: s.set_role("publisher"))  # publishes again: a new copy
+    again = b.wait_for(lambda: member(b, "a"), timeout=15, what="a back at b")
+    assert again.id != first.id
+    wait_tone(b.speaker_path, 440, timeout=20)
+    # the direction was "send": nothing of server 2 came to server 1
+    assert orchestrator.manager.links()[0]["received"] == 0
+
+
+def test_update_remote_publisher_renegotiates_the_copy_on_janus_1_1(servers, room,
+                                                                    orchestrator):
+    """The requests the forwarder sends on a renegotiation, against the real server."""
+    from services.room.links.vr_server import Publisher, VideoRoomServer
+
+    j2 = servers[1]
+
+    async def scenario() -> list[Any]:
+        watcher = VideoRoomServer(end(j2, room, ROOM_SECRET))
+        seen: list[Any] = []
+        watcher.listeners.append(lambda kind, arg: seen.append((kind, arg)))
+        await watcher.open()
+        try:
+            audio = Publisher(1, "x", ({"type": "audio", "mindex": 0, "mid": "0",
+                                        "codec": "opus", "fec": True},))
+            reply = await watcher.add_remote_publisher("x", audio.remote_streams())
+            rid = int(reply["id"])
+            assert reply["port"] > 0 and reply["rtcp_port"] > 0
+            both = Publisher(1, "x", (*audio.streams, {"type": "video", "mindex": 1,
+                                                       "mid": "1", "codec": "h264",
+                                                       "h264_profile": "42e01f"}))
+            await watcher.update_remote_publisher(rid, "x", both.remote_streams())
+            await asyncio.sleep(0.5)
+            assert rid in await watcher.remote_ids()
+            await watcher.remove_remote_publisher(rid)
+            await asyncio.sleep(0.5)
+            assert rid not in await watcher.remote_ids()
+            return [(k, a) for k, a in seen if k == "published" and a.id == rid]
+        finally:
+            await watcher.close()
+
+    events = orchestrator.loop.run(scenario())
+    assert [len(p.streams) for _, p in events] == [1, 2]
+    assert events[-1][1].streams[1]["codec"] == "h264"
