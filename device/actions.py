@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from device.link_actions import LinkActions
 from drivers.base import Emit, null_emit
 from drivers.errors import DeviceError, EdgeroomError
 from services.actions import ACTIONS, ActionError, ActionSpec
@@ -66,7 +67,7 @@ def _flag(args: Mapping[str, Any], current: bool, key: str = "state") -> bool:
     return (not current) if state == "toggle" else state == "on"
 
 
-class Dispatcher:
+class Dispatcher(LinkActions):
     def __init__(
         self,
         room: RoomSession | None,
@@ -312,3 +313,4 @@ class Dispatcher:
         if self._join_task is not None:
             self._join_task.cancel()
             await asyncio.gather(self._join_task, return_exceptions=True)
+        await self.close_links()

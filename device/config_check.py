@@ -182,7 +182,11 @@ def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None = None) -
         return None
 
     sections: dict[str, Any] = {}
+    arrays: dict[str, Any] = {}
     for sec_name, raw in data.items():
+        if sec_name in schema.ARRAYS:
+            arrays[sec_name] = _array(sec_name, raw, issues, line_of)
+            continue
         if sec_name not in schema.SECTIONS:
             issues.append(ConfigIssue(
                 _clip(sec_name), "unknown section"
@@ -192,26 +196,58 @@ def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None = None) -
             issues.append(ConfigIssue(sec_name, f"must be a table, got {show(raw)}",
                                       line_of(sec_name)))
             continue
-        cls = schema.SECTIONS[sec_name]
-        hints = typing.get_type_hints(cls)
-        fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for key, value in raw.items():
-            dotted = f"{sec_name}.{key}"
-            f = fields_by_name.get(key)
-            if f is None:
-                issues.append(ConfigIssue(
-                    _clip(dotted), "unknown key" + _did_you_mean(key, list(fields_by_name)),
-                    line_of(dotted)))
-                continue
-            try:
-                kwargs[key] = check_value(dotted, hints[key], value, f.metadata)
-            except ValueError as exc:
-                issues.append(ConfigIssue(dotted, str(exc), line_of(dotted)))
-        sections[sec_name] = kwargs
+        sections[sec_name] = _table(sec_name, schema.SECTIONS[sec_name], raw, issues, line_of)
     if issues:
         raise ConfigError(issues)
-    return schema.Config(**{name: schema.SECTIONS[name](**kw) for name, kw in sections.items()})
+    return schema.Config(**{name: schema.SECTIONS[name](**kw) for name, kw in sections.items()},
+                         **arrays)
+
+
+def _table(name: str, cls: type, raw: Mapping[str, Any], issues: list[ConfigIssue],
+           line_of: Callable[[str], int | None]) -> dict[str, Any]:
+    """The checked keyword arguments of one table (issues appended)."""
+    hints = typing.get_type_hints(cls)
+    fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        dotted = f"{name}.{key}"
+        f = fields_by_name.get(key)
+        if f is None:
+            issues.append(ConfigIssue(
+                _clip(dotted), "unknown key" + _did_you_mean(key, list(fields_by_name)),
+                line_of(dotted)))
+            continue
+        try:
+            kwargs[key] = check_value(dotted, hints[key], value, f.metadata)
+        except ValueError as exc:
+            issues.append(ConfigIssue(dotted, str(exc), line_of(dotted)))
+    return kwargs
+
+
+def _array(name: str, raw: Any, issues: list[ConfigIssue],
+           line_of: Callable[[str], int | None]) -> tuple[Any, ...]:
+    """The items of a list of tables (``[[link]]``), each checked like a section."""
+    from device.config_links import MAX_LINKS
+
+    cls = schema.ARRAYS[name]
+    if not isinstance(raw, list) or not all(isinstance(t, Mapping) for t in raw):
+        issues.append(ConfigIssue(name, f"must be tables written [[{name}]]", line_of(name)))
+        return ()
+    if len(raw) > MAX_LINKS:
+        issues.append(ConfigIssue(name, f"{len(raw)} [[{name}]] tables; at most {MAX_LINKS}",
+                                  line_of(name)))
+        return ()
+    from device.config_links import REQUIRED
+
+    items = []
+    for i, table in enumerate(raw, start=1):
+        before = len(issues)
+        issues.extend(ConfigIssue(f"{name}[{i}].{key}", "missing (required)", line_of(name))
+                      for key in REQUIRED.get(name, ()) if key not in table)
+        kwargs = _table(f"{name}[{i}]", cls, table, issues, lambda _k: line_of(name))
+        if len(issues) == before:
+            items.append(cls(**kwargs))
+    return tuple(items)
 
 
 # ---------------------------------------------------------------------------------------

@@ -131,6 +131,16 @@ def dumps(config: schema.Config, only_changed: bool = True) -> str:
     defaults = schema.Config().to_dict()
     doc = tomlkit.document()
     for sec, values in config.to_dict().items():
+        if sec in schema.ARRAYS:
+            tables = tomlkit.aot()
+            for item in values:
+                t = tomlkit.table()
+                for key, value in item.items():
+                    if value is not None and value != "":
+                        t[key] = _item(value)
+                tables.append(t)
+            doc.add(sec, tables)
+            continue
         table = tomlkit.table()
         for key, value in values.items():
             if value is not None and (not only_changed or defaults[sec].get(key) != value):

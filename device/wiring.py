@@ -27,6 +27,7 @@ ROOM_LEAVE_TIMEOUT = 1.0
 SERVICE_MODULES = ("services.web", "services.web.snapshot", "services.web.preview",
                    "services.room", "services.room.session", "services.room.tracks",
                    "services.room.local_sfu", "services.room.janus.jcfg", "services.audio",
+                   "device.links",
                    "services.media.service", "services.serial_control.server",
                    "device.controls", "drivers.inventory", "drivers.audio", "drivers.camera")
 
@@ -44,6 +45,7 @@ def compose(app: Appliance) -> None:
     app.register("web", run_web)  # the config page and its API, always on
     _compose_media(app)  # before the room: the room takes its camera and mic from it
     _compose_room(app)
+    _compose_links(app)
     _compose_controls(app)
     app.register("devices", _run_device_watcher)
     from device.probes import add_probes
@@ -75,6 +77,20 @@ def _compose_room(app: Appliance) -> None:
                               **_media_devices(app))
     app.dispatcher.room = app.room
     app.register("room", _run_room)
+
+
+def _compose_links(app: Appliance) -> None:
+    """Links to rooms on other servers (built now, so the actions can reach them)."""
+    from device.links import LinkControl, RoomMessenger
+
+    app.dispatcher.links = LinkControl(app.config, app.bus.publish, RoomMessenger(app))
+    app.register("links", _run_links)  # idles when there is no [[link]]
+
+
+async def _run_links(app: Appliance) -> None:
+    from device.links import run_links
+
+    await run_links(app)
 
 
 async def _run_room(app: Appliance) -> None:

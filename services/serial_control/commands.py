@@ -305,3 +305,7 @@ async def _stream(s: ControlSession, args: list[str], rest: str) -> list[str]:
     result = await s.act("stream", params)
     result = {k: v for k, v in result.items() if k not in ("url", "rtmp_url")}  # stream keys
     return [ok("STREAM", state, data=result)]
+
+
+# The link commands register themselves here too (they live in their own module).
+from services.serial_control import link_commands  # noqa: E402, F401

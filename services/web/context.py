@@ -148,7 +148,7 @@ def _secret_keys() -> tuple[tuple[str, str], ...]:
     from device.config import describe
 
     return tuple(tuple(row["key"].split(".", 1)) for row in describe()
-                 if row.get("secret"))
+                 if row.get("secret") and not row.get("array"))
 
 
 def secret_values(config: Any) -> list[str]:

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from services.actions import ACTIONS
-from services.web import auth, controls, events, handlers, metrics
+from services.web import auth, controls, events, handlers, links, metrics
 from services.web.context import json_response
 from services.web.schema import Schema, integer
 
@@ -226,6 +226,16 @@ ROUTES: tuple[Route, ...] = (
                       "does not connect within 20 s, and when the session ends. 404 when the "
                       "appliance has no camera preview; fall back to GET /api/camera.jpg where "
                       "WebRTC cannot run."),
+    Route("GET", "/api/links", links.list_links, "The links to rooms on other servers.",
+          "links", response=links.LINK_LIST),
+    Route("POST", "/api/links", links.add_link,
+          "Link this room with a room on another Janus server (docs/links.md).", "links",
+          body=links.LINK_BODY, response=OK_RESULT, errors=ACTION_ERRORS,
+          description="With the far room's secret the link starts at once; without it the "
+                      "far room is asked and answers with a link-answer event."),
+    Route("DELETE", "/api/links/{name}", links.remove_link, "End a link.", "links",
+          response=OK_RESULT, errors=(*ACTION_ERRORS, 404),
+          path_params={"name": links.LINK_NAME}),
     *(_action_route(name) for name in controls.HTTP_ACTIONS),
     Route("GET", "/api/openapi.json", openapi_json, "This document.", "status",
           response=ANY_OBJECT),

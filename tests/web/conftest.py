@@ -202,7 +202,12 @@ def make_appliance(tmp_path: Path, *, room: bool = True, full: bool = False) -> 
         appliance.room = fake
         appliance.dispatcher.room = fake
     if full:
+        from device.links import LinkControl, RoomMessenger
+
         appliance.dispatcher.media = FakeMedia()
+        # links to 127.0.0.1:9, where nothing listens: they only retry
+        appliance.dispatcher.links = LinkControl(config, appliance.bus.publish,
+                                                 RoomMessenger(appliance))
         appliance.extras["buttons"] = FakeButtons()
         appliance.extras["snapshot"] = FakeCamera()
     return appliance

@@ -91,6 +91,35 @@ def serial_line(action: str, args: dict[str, Any]) -> str | None:
         url = word(args.get("url", ""))
         return f"STREAM {str(args['state']).upper()} {url}" \
             if set(args) == {"state", "url"} and url is not None else None
+    if action == "unlink":
+        name = word(args.get("name", ""))
+        return f"UNLINK {name}" if set(args) == {"name"} and name is not None else None
+    if action == "link":
+        parts = [word(args.get(k, "")) for k in ("name", "server")]
+        if None in parts or set(args) - {"name", "server", "room", "secret", "direction"} \
+                or not {"name", "server", "room"} <= set(args):
+            return None
+        direction = word(args.get("direction", "both"))
+        if direction is None:
+            return None
+        tail = [str(args["room"]), direction.upper()]
+        if "secret" in args:
+            secret = word(args["secret"])
+            if secret is None:
+                return None
+            tail.append(secret)
+        return " ".join(["LINK", *(str(p) for p in parts), *tail])
+    if action == "link_answer":
+        request_id = word(args.get("id", ""))
+        if request_id is None or set(args) - {"id", "answer", "reason"} \
+                or "answer" not in args:
+            return None
+        reason = args.get("reason")
+        if reason is not None and (not isinstance(reason, str) or reason != reason.strip()
+                                   or not reason):
+            return None
+        line = f"LINKANSWER {request_id} {str(args['answer']).upper()}"
+        return f"{line} {reason}" if reason else line
     raise AssertionError(f"no serial form for action {action!r}: add it to this test")
 
 
@@ -127,6 +156,10 @@ class Surfaces:
     def settle(self, action: str) -> None:
         if action == "join":  # back to idle: the room's state decides later outcomes
             self._run(self.appliance.dispatcher.dispatch("leave", {}, "test"))
+        links = self.appliance.dispatcher.links
+        if action == "link" and links is not None:  # a name is taken once: free it again
+            for link in links.links():
+                self._run(links.unlink(link["name"]))
 
     def compare(self, action: str, args: dict[str, Any]) -> tuple[str, str | None]:
         http = self.over_http(action, args)
@@ -152,6 +185,8 @@ def valid(arg: Arg) -> Any:
     if arg.kind == "integer":
         return arg.minimum
     if arg.kind == "text":
+        if arg.pattern and "wss?" in arg.pattern:
+            return "ws://127.0.0.1:9"  # nothing listens there: links fail fast, locally
         return "rtmp://media/live" if arg.pattern and "rtmp" in arg.pattern else "x"
     return {"on": True}
 
@@ -159,6 +194,8 @@ def valid(arg: Arg) -> Any:
 def sized(arg: Arg, n: int) -> str:
     if arg.pattern and "rtmp" in arg.pattern:
         return "rtmp://" + "h" * max(0, n - 7)
+    if arg.pattern and "wss?" in arg.pattern:
+        return "ws://127.0.0.1:9/" + "h" * max(0, n - 17)
     return "m" * n
 
 
@@ -171,8 +208,8 @@ def edges(arg: Arg) -> list[tuple[Any, bool]]:
         return [(lo - 1, False), (lo, True), (hi, True), (hi + 1, False), ("5", False),
                 (True, False)]
     if arg.kind == "text":
-        lo, hi = max(arg.min_length, 8 if arg.pattern and "rtmp" in arg.pattern else 0), \
-            arg.max_length
+        lo, hi = max(arg.min_length, 8 if arg.pattern and "rtmp" in arg.pattern else
+                     17 if arg.pattern and "wss?" in arg.pattern else 0), arg.max_length
         return [(sized(arg, lo), True), (sized(arg, hi), True), (sized(arg, hi + 1), False),
                 ("", False), (7, False)]
     text_max = arg.max_bytes - 2  # a JSON string's quotes

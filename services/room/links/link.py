@@ -108,7 +108,7 @@ class RoomLink:
         self._emit = emit
         self._factory = session_factory
         self._sleep = sleep
-        self.state = "stopped"
+        self.state = "connecting"
         self.reason = ""
         self.attempts = 0
         self._session: LinkSession | None = None
