@@ -346,3 +346,31 @@ def test_update_remote_publisher_renegotiates_the_copy_on_janus_1_1(servers, roo
     events = orchestrator.loop.run(scenario())
     assert [len(p.streams) for _, p in events] == [1, 2]
     assert events[-1][1].streams[1]["codec"] == "h264"
+
+
+def test_an_appliance_keeps_the_links_of_its_config_up(net, servers, room, peers, tmp_path):
+    from tests.harness.appliance import ApplianceProcess
+
+    j1, j2 = servers
+    box = ApplianceProcess(net.add_host(f"box{len(net.hosts)}"), tmp_path / "box", {
+        "room": {"server": j1.url, "room": room, "display_name": "box",
+                 "secret": ROOM_SECRET},
+        "sim": {"mic": "tone:440"},
+        "video": {"enabled": False, "receive": False},
+        "web": {"listen": "127.0.0.1:8080"},
+        "link": [{"name": "hall", "server": j2.url, "room": room, "secret": ROOM_SECRET,
+                  "label": "hall"}],
+    })
+    b = peers("b", j2, room, tone="tone:880")
+    b.call(lambda s: s.join())
+    box.start()
+    try:
+        at_b = b.wait_for(lambda: member(b, "box"), timeout=40, what="the box at server 2")
+        assert at_b.room == f"{room}@{j1.host.ip}"
+        wait_tone(b.speaker_path, 440, timeout=30)
+        wait_tone(box.speaker_wav, 880, timeout=30)
+        assert "link hall: connecting -> up" in box.log_text()
+    finally:
+        box.stop()
+    # when the box stops, its copy leaves server 2 too
+    b.wait_event("member-left", lambda d: d["id"] == at_b.id, timeout=20)
