@@ -340,8 +340,14 @@ def _values(item: Any, redact: bool) -> dict[str, Any]:
             for f in dataclasses.fields(item)}
 
 
+def _arrays(hints: dict[str, Any]) -> dict[str, type]:
+    """The fields typed ``tuple[Table, ...]``: lists of tables (``[[link]]``)."""
+    return {name: typing.get_args(tp)[0] for name, tp in hints.items()
+            if typing.get_origin(tp) is tuple}
+
+
 #: Sections that are lists of tables (``[[link]]``), and the table each item is.
-ARRAYS: dict[str, type] = {"link": LinkConfig}
+ARRAYS: dict[str, type] = _arrays(typing.get_type_hints(Config))
 SECTIONS: dict[str, type] = {name: cls for name, cls in typing.get_type_hints(Config).items()
                              if name not in ARRAYS}
 

@@ -185,7 +185,7 @@ def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None = None) -
     arrays: dict[str, Any] = {}
     for sec_name, raw in data.items():
         if sec_name in schema.ARRAYS:
-            arrays[sec_name] = _array(sec_name, raw, issues, line_of)
+            arrays[sec_name] = _array(sec_name, schema.ARRAYS[sec_name], raw, issues, line_of)
             continue
         if sec_name not in schema.SECTIONS:
             issues.append(ConfigIssue(
@@ -224,26 +224,23 @@ def _table(name: str, cls: type, raw: Mapping[str, Any], issues: list[ConfigIssu
     return kwargs
 
 
-def _array(name: str, raw: Any, issues: list[ConfigIssue],
+def _array(name: str, cls: Any, raw: Any, issues: list[ConfigIssue],
            line_of: Callable[[str], int | None]) -> tuple[Any, ...]:
-    """The items of a list of tables (``[[link]]``), each checked like a section."""
-    from device.config_links import MAX_LINKS
-
-    cls = schema.ARRAYS[name]
+    """The items of a list of tables (``[[link]]``), each checked like a section; ``cls``
+    may limit them with ``MAX_ITEMS`` and name keys each must have in ``REQUIRED``."""
     if not isinstance(raw, list) or not all(isinstance(t, Mapping) for t in raw):
         issues.append(ConfigIssue(name, f"must be tables written [[{name}]]", line_of(name)))
         return ()
-    if len(raw) > MAX_LINKS:
-        issues.append(ConfigIssue(name, f"{len(raw)} [[{name}]] tables; at most {MAX_LINKS}",
+    limit = getattr(cls, "MAX_ITEMS", None)
+    if limit is not None and len(raw) > limit:
+        issues.append(ConfigIssue(name, f"{len(raw)} [[{name}]] tables; at most {limit}",
                                   line_of(name)))
         return ()
-    from device.config_links import REQUIRED
-
     items = []
     for i, table in enumerate(raw, start=1):
         before = len(issues)
         issues.extend(ConfigIssue(f"{name}[{i}].{key}", "missing (required)", line_of(name))
-                      for key in REQUIRED.get(name, ()) if key not in table)
+                      for key in getattr(cls, "REQUIRED", ()) if key not in table)
         kwargs = _table(f"{name}[{i}]", cls, table, issues, lambda _k: line_of(name))
         if len(issues) == before:
             items.append(cls(**kwargs))

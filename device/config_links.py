@@ -8,18 +8,17 @@ validates each table with the same per-key rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from device.config import setting
-
-#: At most this many ``[[link]]`` tables.
-MAX_LINKS = 8
-#: Keys each table of a list must have.
-REQUIRED = {"link": ("server",)}
 
 
 @dataclass(frozen=True)
 class LinkConfig:
+    #: At most this many ``[[link]]`` tables, and the keys each must have.
+    MAX_ITEMS: ClassVar[int] = 8
+    REQUIRED: ClassVar[tuple[str, ...]] = ("server",)
+
     server: str = setting(
         "", 'Janus WebSocket URL of the far room\'s server ("ws://host:8188"); required.',
         pattern=r"^wss?://[^\s/]+(:\d+)?(/\S*)?$",
