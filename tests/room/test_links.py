@@ -374,3 +374,33 @@ def test_an_appliance_keeps_the_links_of_its_config_up(net, servers, room, peers
         box.stop()
     # when the box stops, its copy leaves server 2 too
     b.wait_event("member-left", lambda d: d["id"] == at_b.id, timeout=20)
+
+
+def test_three_voice_rooms_in_a_star_every_box_hears_every_other(net, servers, room,
+                                                                 orchestrator, peers,
+                                                                 tmp_path_factory):
+    from services.room.links.topology import links_for
+
+    j3 = start_servers(net, tmp_path_factory.mktemp("voice3"), 1, HARNESS_ROOMS)[0]
+    try:
+        j1, j2 = servers
+        tones = {"a": 440, "b": 660, "c": 1000}
+        boxes = {name: peers(name, srv, room, backend="audiobridge", tone=f"tone:{hz}")
+                 for (name, hz), srv in zip(tones.items(), (j1, j2, j3), strict=True)}
+        for box in boxes.values():
+            box.call(lambda s: s.join())
+        links = [LinkSettings(s.name, s.local, s.far, backend="audiobridge")
+                 for s in links_for([end(s, room, ROOM_SECRET) for s in (j1, j2, j3)],
+                                    "star")]
+        for link in links:
+            orchestrator.add(link)
+        for link in links:
+            orchestrator.wait_state(link.name, "up")
+        # the spokes hear each other through the hub's mix, and nobody hears itself
+        for name, box in boxes.items():
+            for other, hz in tones.items():
+                if other != name:
+                    wait_tone(box.speaker_path, hz, timeout=25, threshold=0.05)
+            wait_tone(box.speaker_path, tones[name], present=False, threshold=0.05)
+    finally:
+        j3.stop()
