@@ -147,7 +147,8 @@ class RoomLink:
                     reason = await session.run(lambda: self._set("up"))
                 except RoomError as exc:
                     reason = str(exc)
-                except (OSError, KeyError, ValueError, TypeError) as exc:
+                except Exception as exc:  # a surprise: logged, and the link tries again
+                    log.exception("link %s failed", self.settings.name)
                     reason = f"{type(exc).__name__}: {exc}"
                 finally:
                     await self._close(session)
