@@ -7,6 +7,7 @@ carries every change to every surface; the state machine drives the top level.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shutil
@@ -15,16 +16,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from device import __version__
+from device import __version__, logs
 from device import config as config_mod
 from device.actions import Dispatcher
-from device.atomicfile import remove_stale_temps
-from device.bus import Event, EventBus
 from device.config import Config
 from device.control_socket import SOCKET_NAME, ControlSocket
 from device.notify import Notifier, watchdog_interval, watchdog_loop
 from device.state import ApplianceState, StateMachine
 from device.supervisor import Supervisor
+from drivers.common.atomicfile import remove_stale_temps
+from drivers.common.bus import Event, EventBus
 from services.room.api import RoomSession, RoomState
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,31 @@ class Appliance:
                     out[key] = None
         return out
 
+    # -- what the page needs (services.web.host.PageHost) --------------------------------
+
+    @property
+    def version(self) -> str:
+        return __version__
+
+    def config_schema(self) -> list[dict[str, Any]]:
+        return config_mod.describe()
+
+    def restart_scopes(self, old: Any, new: Any) -> set[str]:
+        return config_mod.restart_scopes(old, new)
+
+    def secrets(self) -> list[str]:
+        """The values of the config's secret keys (PIN, tokens, the RTMP URL with its key),
+        longest first: a longer secret may contain a shorter one."""
+        out = []
+        for section, key in _secret_keys():
+            value = getattr(getattr(self.config, section), key)
+            if isinstance(value, str) and len(value) >= 4:
+                out.append(value)
+        return sorted(out, key=len, reverse=True)
+
+    def log_lines(self) -> list[str]:
+        return list(logs.RING.lines)
+
     async def update_config(self, patch: dict[str, dict[str, Any]]) -> Config:
         """Validate, save atomically, and restart only the subsystems the change touches."""
         async with self._config_lock:  # changes apply one at a time, none is lost
@@ -258,6 +284,12 @@ class Appliance:
         return {"pid": os.getpid(), "version": __version__, "state": str(self.state.state),
                 "uptime": round(time.monotonic() - self.started_at, 1),
                 "health": self.health()}
+
+
+@functools.cache
+def _secret_keys() -> tuple[tuple[str, str], ...]:
+    return tuple((row["key"].split(".", 1)[0], row["key"].split(".", 1)[1])
+                 for row in config_mod.describe() if row.get("secret"))
 
 
 def _bind(factory: SubsystemFactory, app: Appliance) -> Callable[[], Awaitable[None]]:

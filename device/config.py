@@ -11,18 +11,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from device import config_check
+from device.config_check import choices_of, type_name
 from device.errors import ConfigError, ConfigIssue
+from drivers.common.redact import REDACTED
 
 DEFAULT_CONFIG_PATH = Path("/etc/edgeroom/edgeroom.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/edgeroom")
-REDACTED = "***"
 
 
 def setting(
@@ -315,7 +316,7 @@ class Config:
             if not isinstance(values, Mapping):
                 raise ConfigError([ConfigIssue(sec, f"must be a table, got {values!r}")])
             merged.setdefault(sec, {}).update(values)
-        return from_dict(merged)
+        return config_check.from_dict(merged, None, Config)
 
 
 SECTIONS: dict[str, type] = dict(typing.get_type_hints(Config))
@@ -330,40 +331,12 @@ def describe() -> list[dict[str, Any]]:
         for f in dataclasses.fields(cls):
             rows.append({
                 "key": f"{sec}.{f.name}",
-                "type": _type_name(hints[f.name]),
+                "type": type_name(hints[f.name]),
                 "default": getattr(defaults, f.name),
                 "choices": choices_of(hints[f.name]),
                 **{k: v for k, v in f.metadata.items()},
             })
     return rows
-
-
-def choices_of(tp: Any) -> list[Any] | None:
-    """The values a key may take when they are a fixed list (Literal, or bool | Literal)."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return list(typing.get_args(tp))
-    if origin in (types.UnionType, typing.Union):
-        args = typing.get_args(tp)
-        literals = [a for a in args if typing.get_origin(a) is Literal]
-        if literals and bool in args:
-            return [True, False, *(c for lit in literals for c in typing.get_args(lit))]
-    return None
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        numbers = all(type(a) is int for a in typing.get_args(tp))
-        return "integer" if numbers else "string"
-    if origin in (types.UnionType, typing.Union):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if type(None) not in typing.get_args(tp):
-            return " or ".join(_type_name(a) for a in args)
-        return _type_name(args[0]) + " (optional)"
-    if origin is dict:
-        return "table of integers"
-    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(tp, str(tp))
 
 
 # ---------------------------------------------------------------------------------------
@@ -372,16 +345,12 @@ def _type_name(tp: Any) -> str:
 
 def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None = None) -> Config:
     """Build a validated :class:`Config`; raises :class:`ConfigError` listing every issue."""
-    from device import config_check
-
-    return config_check.from_dict(data, lines)
+    return config_check.from_dict(data, lines, Config)
 
 
 def parse(text: str, source: str = "<config>") -> Config:
     """Validate TOML text; raises :class:`ConfigError`."""
-    from device import config_check
-
-    return config_check.parse(text, source)
+    return config_check.parse(text, source, Config)
 
 
 def load(path: Path | str) -> Config:
@@ -390,9 +359,7 @@ def load(path: Path | str) -> Config:
     A file that cannot be used (a directory, unreadable, not UTF-8, nested too deeply)
     raises :class:`ConfigError` with one issue saying so.
     """
-    from device import config_check
-
-    return config_check.load(path)
+    return config_check.load(path, Config)
 
 
 def dumps(config: Config, only_changed: bool = True) -> str:
@@ -407,13 +374,6 @@ def save(path: Path | str, config: Config, previous: Config | None = None) -> No
     from device import config_store
 
     config_store.save(path, config, previous)
-
-
-def atomic_write(path: Path | str, data: bytes, mode: int = 0o600) -> None:
-    """See :func:`device.atomicfile.atomic_write`."""
-    from device.atomicfile import atomic_write as write
-
-    write(path, data, mode)
 
 
 def restart_scopes(old: Config, new: Config) -> set[str]:

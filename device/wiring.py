@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from device.app import Appliance
+    from device.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def import_services() -> None:
         importlib.import_module(name)
 
 
-def compose(app: Appliance) -> None:
+def compose(app: Host) -> None:
     """Register the subsystems ``app.config`` asks for."""
     from services.web import run_web
 
@@ -51,7 +51,7 @@ def compose(app: Appliance) -> None:
     add_probes(app)
 
 
-async def _run_device_watcher(app: Appliance) -> None:
+async def _run_device_watcher(app: Host) -> None:
     """Keep the device inventory shown on the page current as devices come and go."""
     import asyncio
 
@@ -67,7 +67,7 @@ async def _run_device_watcher(app: Appliance) -> None:
                 await refresh()
 
 
-def _compose_room(app: Appliance) -> None:
+def _compose_room(app: Host) -> None:
     """The room session (built now, so every surface can reach it) and its subsystem."""
     from services.room import create_session
 
@@ -77,7 +77,7 @@ def _compose_room(app: Appliance) -> None:
     app.register("room", _run_room)
 
 
-async def _run_room(app: Appliance) -> None:
+async def _run_room(app: Host) -> None:
     """Run the local SFU when configured and join when ``room.auto_join``; on a restart
     (config change) the session is rebuilt from the current config."""
     import asyncio
@@ -132,7 +132,7 @@ async def _run_room(app: Appliance) -> None:
                 await asyncio.gather(sfu_task, return_exceptions=True)
 
 
-def _compose_media(app: Appliance) -> None:
+def _compose_media(app: Host) -> None:
     """Recording, RTMP streaming and the shared encoders (also without a room).
 
     Registered as ``video`` so that a change of a ``video.*`` key restarts it.
@@ -161,7 +161,7 @@ def _compose_media(app: Appliance) -> None:
     app.register("video", _run_media)
 
 
-async def _run_media(app: Appliance) -> None:
+async def _run_media(app: Host) -> None:
     from services.media.service import MediaService
 
     media = app.dispatcher.media
@@ -169,7 +169,7 @@ async def _run_media(app: Appliance) -> None:
         await media.run()
 
 
-def _media_devices(app: Appliance) -> dict[str, Any]:
+def _media_devices(app: Host) -> dict[str, Any]:
     """The room's mic and camera track, shared with recording and streaming: one mic
     reader and one camera encoder (one encode per codec in use) whatever is on."""
     from services.media.service import MediaService
@@ -183,7 +183,7 @@ def _media_devices(app: Appliance) -> dict[str, Any]:
     return devices
 
 
-def _compose_controls(app: Appliance) -> None:
+def _compose_controls(app: Host) -> None:
     """GPIO buttons/LEDs and the serial control line (each idles when not configured)."""
     from device.controls import SimButtons, run_gpio
     from services.serial_control.server import run_serial_control
