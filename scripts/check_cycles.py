@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import grimp
 
 PACKAGES = ("device", "drivers", "services")
+#: The packages are read from this checkout, not from wherever they are installed.
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def import_graph(packages: Iterable[str] = PACKAGES) -> dict[str, set[str]]:
@@ -87,6 +90,7 @@ def loop_through(group: list[str], edges: Mapping[str, set[str]]) -> list[str]:
 
 
 def main() -> int:
+    sys.path.insert(0, str(ROOT))
     edges = import_graph()
     found = cycles(edges)
     for group in found:
