@@ -22,6 +22,7 @@ from device.actions import Dispatcher
 from device.config import Config
 from device.control_socket import SOCKET_NAME, ControlSocket
 from device.notify import Notifier, watchdog_interval, watchdog_loop
+from device.providers import StatusProviders
 from device.state import ApplianceState, StateMachine
 from device.supervisor import Supervisor
 from drivers.common.atomicfile import remove_stale_temps
@@ -65,7 +66,10 @@ class Appliance:
         self.dispatcher = Dispatcher(None, emit=self.bus.publish,
                                      factory_reset=self.factory_reset,
                                      default_stream_url=lambda: self.config.stream.rtmp_url)
-        self.extras: dict[str, Any] = {}  # services register what the page may show
+        #: What services add to the status, by name (see :mod:`device.providers`).
+        self.status_providers = StatusProviders()
+        #: The page's facilities by name (:mod:`services.web.extras`); never called.
+        self.extras: dict[str, Any] = {}
         self._subsystems: dict[str, SubsystemFactory] = {}
         self._stop = asyncio.Event()
         self._config_lock = asyncio.Lock()
@@ -123,26 +127,14 @@ class Appliance:
             "stats": stats,
             "subsystems": self.supervisor.snapshot(),
             "health": self.health(),
-            "devices": self.extras.get("devices", {}),
-            **self._extra_status(),
+            "devices": {},
+            **self.status_providers.collect(),
         }
 
     def health(self) -> dict[str, Any]:
         """The watchdog's probes as of now; ``healthy`` is what the next ping would do."""
         probes = self.supervisor.probes()
         return {"healthy": all(p["ok"] for p in probes), "probes": probes}
-
-    def _extra_status(self) -> dict[str, Any]:
-        """What callable extras report; one that fails is logged, not fatal to the status."""
-        out: dict[str, Any] = {}
-        for key, value in list(self.extras.items()):
-            if callable(value):
-                try:
-                    out[key] = value()
-                except Exception:
-                    log.exception("status of %s failed", key)
-                    out[key] = None
-        return out
 
     # -- what the page needs (services.web.host.PageHost) --------------------------------
 

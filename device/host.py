@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from device.actions import Dispatcher
 from device.config import Config
+from device.providers import StatusProviders
 from device.state import StateMachine
 from device.supervisor import Supervisor
 from drivers.common.bus import EventBus
@@ -26,6 +27,7 @@ class Host(Protocol):
     dispatcher: Dispatcher
     room: RoomSession | None
     extras: dict[str, Any]
+    status_providers: StatusProviders
 
     def register(self, name: str, factory: Callable[[Any], Awaitable[None]]) -> None:
         """Add a subsystem; ``factory(app)`` runs until cancelled (restarted on failure)."""

@@ -57,8 +57,13 @@ async def _run_device_watcher(app: Host) -> None:
 
     from drivers.inventory import DeviceWatcher, list_devices
 
+    shown = app.status_providers.get("devices")  # kept across a restart until refreshed
+    latest: dict[str, Any] = shown() if shown is not None else {}
+    app.status_providers.add("devices", lambda: latest)
+
     async def refresh() -> None:
-        app.extras["devices"] = await asyncio.to_thread(list_devices, app.config, sim=app.sim)
+        nonlocal latest
+        latest = await asyncio.to_thread(list_devices, app.config, sim=app.sim)
 
     await refresh()
     async with app.bus.subscribe(names={"devices-changed"}, maxsize=4) as changes:
@@ -97,8 +102,8 @@ async def _run_room(app: Host) -> None:
     try:
         if app.config.room.server == "local":
             sfu = create_local_sfu(app.config, app.state_dir, emit=app.bus.publish)
-            app.extras["sfu"] = lambda: {"sfu": {"url": sfu.url, "pid": sfu.pid,
-                                                 "starts": sfu.starts}}
+            app.status_providers.add("sfu", lambda: {"sfu": {"url": sfu.url, "pid": sfu.pid,
+                                                              "starts": sfu.starts}})
             sfu_task = asyncio.create_task(sfu.run(), name="room:local-sfu")
             ready = asyncio.create_task(sfu.wait_ready(20.0), name="room:sfu-ready")
             done, _ = await asyncio.wait({sfu_task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -142,7 +147,7 @@ def _compose_media(app: Host) -> None:
     media = MediaService.from_config(lambda: app.config, app.state_dir, sim=app.sim,
                                      emit=app.bus.publish)
     app.dispatcher.media = media
-    app.extras["media"] = media.status
+    app.status_providers.add("media", media.status)
     if media.mic is not None:
         app.extras["mic_users"] = media.mic  # the page's level meter holds it open
     # The page's camera preview: the latest frame the shared encoder took from the camera
