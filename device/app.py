@@ -14,7 +14,7 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from device import __version__, logs
 from device import config as config_mod
@@ -288,3 +288,14 @@ def _bind(factory: SubsystemFactory, app: Appliance) -> Callable[[], Awaitable[N
     async def run() -> None:
         await factory(app)
     return run
+
+
+if TYPE_CHECKING:
+    from device.host import Host
+    from services.web.host import PageHost
+
+    def _is_page_host(app: Appliance) -> PageHost:
+        return app  # the Appliance is what the page is served for
+
+    def _is_host(app: Appliance) -> Host:
+        return app  # ... and what the wiring builds on
