@@ -63,6 +63,8 @@ class Appliance:
         self.state = StateMachine(ApplianceState.IDLE, self._on_state_change)
         self.supervisor = Supervisor(emit=self.bus.publish)
         self.room: RoomSession | None = None
+        #: Recording, streaming and the shared encoders (set by the wiring).
+        self.media: MediaService | None = None
         self.dispatcher = Dispatcher(None, emit=self.bus.publish,
                                      factory_reset=self.factory_reset,
                                      default_stream_url=lambda: self.config.stream.rtmp_url)
@@ -292,6 +294,7 @@ def _bind(factory: SubsystemFactory, app: Appliance) -> Callable[[], Awaitable[N
 
 if TYPE_CHECKING:
     from device.host import Host
+    from services.media.service import MediaService
     from services.web.host import PageHost
 
     def _is_page_host(app: Appliance) -> PageHost:

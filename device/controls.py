@@ -223,7 +223,7 @@ class ButtonControls:
             self.leds.set(role, pattern)
 
     def _mic_is_open(self) -> bool:
-        tee = getattr(self.app.dispatcher.media, "mic", None)
+        tee = getattr(self.app.media, "mic", None)
         return bool(getattr(tee, "is_open", False))
 
     def _show_state(self, state: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from device.actions import Dispatcher
 from device.config import Config
@@ -15,6 +15,9 @@ from device.state import StateMachine
 from device.supervisor import Supervisor
 from drivers.common.bus import EventBus
 from services.room.api import RoomSession
+
+if TYPE_CHECKING:
+    from services.media.service import MediaService
 
 
 class Host(Protocol):
@@ -26,6 +29,7 @@ class Host(Protocol):
     supervisor: Supervisor
     dispatcher: Dispatcher
     room: RoomSession | None
+    media: MediaService | None
     extras: dict[str, Any]
     status_providers: StatusProviders
 

@@ -35,7 +35,7 @@ def add_probes(app: Host) -> None:
     from services.media.service import MediaService
 
     sup = app.supervisor
-    media = app.dispatcher.media
+    media = app.media
     if isinstance(media, MediaService):
         tee = media.mic
         if tee is not None:

@@ -146,7 +146,8 @@ def _compose_media(app: Host) -> None:
 
     media = MediaService.from_config(lambda: app.config, app.state_dir, sim=app.sim,
                                      emit=app.bus.publish)
-    app.dispatcher.media = media
+    app.media = media
+    app.dispatcher.media = media  # recording and streaming actions
     app.status_providers.add("media", media.status)
     if media.mic is not None:
         app.extras["mic_users"] = media.mic  # the page's level meter holds it open
@@ -169,7 +170,7 @@ def _compose_media(app: Host) -> None:
 async def _run_media(app: Host) -> None:
     from services.media.service import MediaService
 
-    media = app.dispatcher.media
+    media = app.media
     if isinstance(media, MediaService):
         await media.run()
 
@@ -179,7 +180,7 @@ def _media_devices(app: Host) -> dict[str, Any]:
     reader and one camera encoder (one encode per codec in use) whatever is on."""
     from services.media.service import MediaService
 
-    media = app.dispatcher.media
+    media = app.media
     if not isinstance(media, MediaService) or media.mic is None:
         return {}
     devices: dict[str, Any] = {"mic": media.mic_for_room()}
