@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from device.config import setting
+from device.config_sections import setting
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from services.actions import ActionError
+from drivers.common.actions import ActionError
 
-if TYPE_CHECKING:
-    from device.links import LinkControl
+
+class LinkControl(Protocol):
+    """The box's links as the actions use them (:class:`device.links.LinkControl`)."""
+
+    def links(self) -> list[dict[str, Any]]: ...
+
+    async def link(self, name: str, server: str, room: int, secret: str | None,
+                   direction: Any) -> dict[str, Any]: ...
+
+    async def unlink(self, name: str) -> None: ...
+
+    async def answer(self, request_id: str, accept: bool, reason: str) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class LinkActions:

@@ -18,8 +18,8 @@ from services.room.links.requests import AnswerPolicy, LinkRequester, LinkRespon
 from services.room.links.settings import Direction, LinkSettings, RoomEnd
 
 if TYPE_CHECKING:
-    from device.app import Appliance
     from device.config import Config
+    from device.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def answer_policy(config: Config) -> AnswerPolicy:
 class RoomMessenger:
     """The current room session's message channel (the session is rebuilt on restarts)."""
 
-    def __init__(self, app: Appliance) -> None:
+    def __init__(self, app: Host) -> None:
         self._app = app
 
     async def send_text(self, text: str, to: str | None = None) -> None:
@@ -130,13 +130,15 @@ class LinkControl:
         await self.manager.close()
 
 
-async def run_links(app: Appliance) -> None:
+async def run_links(app: Host) -> None:
     """The ``links`` subsystem: the configured links, those added by actions, and the
     answers to other boxes' requests (until cancelled; restarted on a config change)."""
-    control = app.dispatcher.links
-    if control is None or control.config is not app.config:  # a restart for a new config
-        if control is not None:
-            await control.close()
+    current = app.dispatcher.links
+    if isinstance(current, LinkControl) and current.config is app.config:
+        control = current
+    else:  # a restart for a new config
+        if current is not None:
+            await current.close()
         control = LinkControl(app.config, app.bus.publish, RoomMessenger(app))
         app.dispatcher.links = control
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.actions import ACTIONS, ActionError
+from drivers.common.actions import ACTIONS, ActionError
 from services.web.context import context, json_response
 from services.web.controls import _api_error, _dispatch, _ok, read_args
 from services.web.schema import Schema
