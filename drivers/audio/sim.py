@@ -143,7 +143,9 @@ class SimMic:
             self._start = time.monotonic()
             self._next = 0
             self._stopped = False
-            log.info("sim mic: %s", self._source.spec)
+            # the frame clock's origin, for benchmarks that time sound from mic to ear
+            log.info("sim mic: %s (frame %d at %.6f monotonic)", self._source.spec,
+                     self._base, self._start)
 
     async def read(self) -> PcmFrame:
         if self._start is None and not self._stopped:
