@@ -23,6 +23,7 @@ which a publisher still delivers 30 fps (29 or more) and continuous audio (99% o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,20 @@ TICK = os.sysconf("SC_CLK_TCK")
 MIC_ORIGIN = re.compile(r"sim mic: .* \(frame (\d+) at ([0-9.]+) monotonic\)")
 FULL_FPS = 29.0
 CONTINUOUS_PCT = 99.0
+#: The member, Janus and the network (the instrument) run at this nice value, so the
+#: machine's other load disturbs the measurement less; the publishers run at 0.
+INSTRUMENT_NICE = -10
+
+
+@contextlib.contextmanager
+def _normal_priority() -> Iterator[None]:
+    """Processes started inside inherit nice 0 (not the instrument's)."""
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, 0)
+    try:
+        yield
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, mine)
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -149,7 +165,8 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
     member.session.speaker.add_playout_listener(timeline.listener)  # type: ignore[attr-defined]
     member.call(lambda s: s.join())
     cgroup.set_percent(None)
-    pub = Publisher(env, kind, room, wav)
+    with _normal_priority():
+        pub = Publisher(env, kind, room, wav)
     try:
         cgroup.add(pub.pid)
         wait_until(lambda: watch.frames or not pub.alive(), 90, f"video from {kind}")
@@ -201,7 +218,22 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
 
 
 def measure(quotas: tuple[int, ...] = QUOTAS) -> dict[str, Any]:
-    results: dict[str, Any] = {"period_us": 0, "seconds": SECONDS, "runs": []}
+    results: dict[str, Any] = {"period_us": 0, "seconds": SECONDS, "runs": [],
+                               "instrument_nice": INSTRUMENT_NICE}
+    # Linux keeps a nice value per thread: threads made from here on inherit it.
+    saved = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, INSTRUMENT_NICE)
+    except OSError as exc:
+        results["instrument_nice"] = f"not set: {exc}"
+    try:
+        return _measure(quotas, results)
+    finally:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, saved)
+
+
+def _measure(quotas: tuple[int, ...], results: dict[str, Any]) -> dict[str, Any]:
     with CpuQuota(f"edgeroom-bench-{os.getpid()}") as cgroup, BenchRoom("bq") as env:
         results["period_us"] = cgroup.period_us
         wav = marks.write_marked_tone(env.workdir / "marked-tone.wav")
