@@ -2,9 +2,12 @@
 
 The quota is given as a share of one core over a short period (10 ms by default), so a
 process in the group runs like one on a slower CPU instead of being frozen for most of
-every 100 ms (the kernel's default period). Needs root and the v1 ``cpu`` hierarchy at
-``/sys/fs/cgroup/cpu`` (its root is read-only here: only a child takes a quota); where
-either is missing, :class:`CpuQuota` raises :class:`~bench.report.Skipped` saying which.
+every 100 ms (the kernel's default period). The group gets a high weight
+(:data:`SHARES`), so the machine's other work does not take from the quota.
+
+Needs root and the v1 ``cpu`` hierarchy at ``/sys/fs/cgroup/cpu`` (its root is
+read-only here: only a child takes a quota); where either is missing, :class:`CpuQuota`
+raises :class:`~bench.report.Skipped` saying which.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ log = logging.getLogger(__name__)
 
 CPU_ROOT = Path("/sys/fs/cgroup/cpu")
 PERIOD_US = 10_000
+#: The group's weight against the machine's other work (1024 is a plain process's): high,
+#: so that other load on a shared machine does not eat into the quota; the quota alone
+#: is what limits the group.
+SHARES = 65_536
 
 
 def _why_unavailable(root: Path) -> str | None:
@@ -48,6 +55,7 @@ class CpuQuota:
             self.path.mkdir(exist_ok=True)
             self._write("cpu.cfs_quota_us", "-1")  # before the period: quota <= period
             self._write("cpu.cfs_period_us", str(period_us))
+            self._write("cpu.shares", str(SHARES))
         except OSError as exc:
             self._remove()
             raise Skipped(f"cannot set up the cgroup {self.path}: {exc}") from exc
