@@ -42,7 +42,7 @@ from bench.bench_publish import summarize
 from bench.cgroup import CpuQuota
 from bench.env import BenchRoom, percentile, wait_until
 from bench.report import Row
-from tests.harness.appliance import REPO
+from tests.harness.appliance import REPO, ApplianceProcess
 from tests.harness.audio import continuity, tone_levels
 
 log = logging.getLogger(__name__)
@@ -100,20 +100,51 @@ class Watch:
             return [f for f in self.frames if t0 <= f[2] < t1]
 
 
+#: Another source tree of the appliance to measure beside this one, as "before" (e.g.
+#: an export of an earlier commit); not set in ``make bench``.
+BEFORE_TREE = os.environ.get("EDGEROOM_BENCH_QUOTA_BEFORE", "")
+
+
+class TreeAppliance(ApplianceProcess):
+    """``python -m device run --sim`` from another source tree."""
+
+    def __init__(self, tree: Path, *args: Any) -> None:
+        super().__init__(*args)
+        self.tree = tree
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(self.tree)}
+        with self.log_path.open("ab") as logf:
+            self.proc = subprocess.Popen(
+                [*self.host.exec_prefix(), sys.executable, "-m", "device", "run", "--sim",
+                 "--config", str(self.config_path), "--state-dir", str(self.state_dir)],
+                stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
+
+
 class Publisher:
-    """One publisher process: ours (an appliance) or the plain aiortc member."""
+    """One publisher process: ours (an appliance), ours from :data:`BEFORE_TREE`
+    ("before"), or the plain aiortc member."""
 
     def __init__(self, env: BenchRoom, kind: str, room: int, wav: Path) -> None:
         self.kind = kind
         self._client: subprocess.Popen[str] | None = None
         self._app: Any = None
         self._lines: list[str] = []
-        if kind == "ours":
-            self._app = env.appliance("q", {
-                "room": {"room": room, "display_name": "ours", "auto_join": True},
-                "video": {"enabled": True, "receive": False, "width": WIDTH,
-                          "height": HEIGHT, "fps": FPS, "backend": "sim"},
-                "audio": {"backend": "sim"}, "sim": {"mic": str(wav)}})
+        config = {"room": {"room": room, "display_name": kind, "auto_join": True,
+                           "server": env.janus.url},
+                  "video": {"enabled": True, "receive": False, "width": WIDTH,
+                            "height": HEIGHT, "fps": FPS, "backend": "sim"},
+                  "audio": {"backend": "sim"}, "sim": {"mic": str(wav)},
+                  "web": {"listen": "127.0.0.1:8080"}}
+        if kind in ("ours", "before"):
+            if kind == "ours":
+                self._app = env.appliance("q", config)
+            else:
+                host = env.host("qb")
+                self._app = TreeAppliance(Path(BEFORE_TREE), host, env.workdir / host.name,
+                                          config)
+                env.appliances.append(self._app)
+                self._app.start()
             self.pid = self._app.pid
         else:
             host = env.host("qa")
@@ -238,7 +269,7 @@ def _measure(quotas: tuple[int, ...], results: dict[str, Any]) -> dict[str, Any]
         results["period_us"] = cgroup.period_us
         wav = marks.write_marked_tone(env.workdir / "marked-tone.wav")
         for percent in quotas:
-            for kind in ("ours", "aiortc"):
+            for kind in ("ours", *(("before",) if BEFORE_TREE else ()), "aiortc"):
                 started = time.monotonic()
                 try:
                     got = one_run(env, cgroup, kind, percent, wav)
@@ -276,6 +307,9 @@ def run() -> list[Row]:
     for percent in QUOTAS:
         o = next((r for r in runs if r["quota_pct"] == percent and r["kind"] == "ours"), {})
         a = next((r for r in runs if r["quota_pct"] == percent and r["kind"] == "aiortc"), {})
+        b = next((r for r in runs if r["quota_pct"] == percent and r["kind"] == "before"), {})
+        before = (f"; before: {b.get('fps', 0):.1f} fps, {b.get('continuity_pct', 0):.1f}%, "
+                  f"{b.get('mouth_to_ear_p50_ms') or 0:.0f} ms" if b else "")
         err = "; ".join(f"{k}: {r['error']}" for k, r in (("ours", o), ("aiortc", a))
                         if "error" in r)
         label = f"quota {percent}%"
@@ -283,7 +317,8 @@ def run() -> list[Row]:
                         a.get("fps"), "plain aiortc", lower_is_better=False,
                         notes=err or f"CPU used ours {o.get('cpu_pct', 0):.0f}% / aiortc "
                         f"{a.get('cpu_pct', 0):.0f}% of a core; widths {o.get('widths')} / "
-                        f"{a.get('widths')}", extra={"ours": o, "aiortc": a}))
+                        f"{a.get('widths')}{before}",
+                        extra={"ours": o, "aiortc": a, **({"before": b} if b else {})}))
         rows.append(Row("quota", f"{label}: audio continuity", o.get("continuity_pct"), "%",
                         a.get("continuity_pct"), "plain aiortc", lower_is_better=False,
                         notes=f"longest gap {o.get('longest_gap_ms', '-')} / "
