@@ -45,6 +45,7 @@ from drivers.audio.pcm import (
 )
 from drivers.audio.wavfile import GrowingWav, load_wav_mono48k
 from drivers.errors import DeviceError, DeviceNotFound
+from drivers.threadname import name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +299,7 @@ class SimSpeaker(PlayoutTaps):
             return None
 
     def _run(self) -> None:
+        name_this_thread()
         start = time.monotonic()
         slot = 0
         gap = -1  # silent slots since the last frame; -1 = no stream yet

@@ -36,34 +36,51 @@ LADDER = (Step(30, 1.0), Step(20, 1.0), Step(15, 1.0), Step(10, 1.0), Step(10, 0
 
 
 class AudioDeadline:
-    """How late the audio leaves, as the worst lateness of each ``window_s`` window."""
+    """How late the audio leaves, as the worst lateness of each ``window_s`` window.
 
-    def __init__(self, window_s: float = 1.0, clock: Callable[[], float] = time.monotonic
-                 ) -> None:
+    The first ``settle_s`` after the audio starts (or resumes after a pause) do not
+    count: a mic that has just opened hands over what it captured while the connection
+    came up, all at once, and that is not the CPU's doing.
+    """
+
+    def __init__(self, window_s: float = 1.0, settle_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.window_s = window_s
+        self.settle_s = settle_s
         self._clock = clock
         self._window_start = clock()
         self._worst = 0.0
         self._last_worst = 0.0
+        self._last_report = -1e9
+        self._started = -1e9
         self.reports = 0
+        self.windows = 0
 
     def report(self, late_s: float) -> None:
         """A packet left ``late_s`` seconds after its deadline (negative: early)."""
         now = self._clock()
         self.reports += 1
+        if now - self._last_report > 2 * self.window_s:
+            self._started = now  # (re)started: settle first
+            self._window_start, self._worst = now, 0.0
+        self._last_report = now
+        if now - self._started < self.settle_s:
+            return
         if now - self._window_start >= self.window_s:
-            # the window ends; one that ended more than a window ago is forgotten
-            recent = now - self._window_start < 2 * self.window_s
-            self._last_worst = self._worst if recent else 0.0
-            self._window_start = now
-            self._worst = 0.0
+            self.windows += 1
+            self._last_worst = self._worst
+            self._window_start, self._worst = now, 0.0
         if late_s > self._worst:
             self._worst = late_s
 
+    def last_window(self) -> tuple[int, float]:
+        """(how many windows have ended, the worst lateness in the last one)."""
+        return self.windows, self._last_worst
+
     def worst(self) -> float:
-        """The worst lateness of the current and the previous window (0 when no audio
-        has been sent for two windows)."""
-        if self._clock() - self._window_start >= 2 * self.window_s:
+        """The worst lateness of the window under way and the one before (0 when no
+        audio has been sent for two windows)."""
+        if self._clock() - self._last_report >= 2 * self.window_s:
             return 0.0
         return max(self._worst, self._last_worst)
 
@@ -75,19 +92,23 @@ AUDIO_DEADLINE = AudioDeadline()
 class VideoBudget:
     """Which step of :data:`LADDER` the camera's encode may use now.
 
-    Down one step when the audio was more than ``late_s`` late in the last check, at
-    most once per ``check_s``; up one step after ``calm_s`` in which it never was more
-    than ``on_time_s`` late.
+    Down one step when the audio was more than ``late_s`` late in ``late_checks``
+    windows of :class:`AudioDeadline` in a row; up one step after ``calm_s`` in which it
+    never was more than ``on_time_s`` late.
     """
 
     def __init__(self, audio: AudioDeadline = AUDIO_DEADLINE, *, late_s: float = 0.050,
-                 on_time_s: float = 0.015, check_s: float = 1.0, calm_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic, name: str = "camera") -> None:
+                 on_time_s: float = 0.015, check_s: float = 1.0, calm_s: float = 4.0,
+                 late_checks: int = 2, clock: Callable[[], float] = time.monotonic,
+                 name: str = "camera") -> None:
         self.audio = audio
         self.late_s = late_s
         self.on_time_s = on_time_s
         self.check_s = check_s
         self.calm_s = calm_s
+        self.late_checks = late_checks
+        self._late_in_a_row = 0
+        self._windows_seen = 0
         self.name = name
         self._clock = clock
         self._level = 0
@@ -103,13 +124,20 @@ class VideoBudget:
         return LADDER[self._level]
 
     def _check(self, now: float) -> None:
-        if now - self._checked < self.check_s:
-            return
+        """Once per ended window of the audio's lateness (or per ``check_s`` while no
+        audio is sent: no pressure then)."""
+        windows, worst = self.audio.last_window()
+        if windows == self._windows_seen:
+            if now - self._checked < 2 * self.check_s:
+                return
+            worst = 0.0  # no audio sent: nothing to make way for
+        self._windows_seen = windows
         self._checked = now
-        worst = self.audio.worst()
         if worst > self.on_time_s:
             self._calm_since = now
-        if worst > self.late_s and self._level < len(LADDER) - 1:
+        self._late_in_a_row = self._late_in_a_row + 1 if worst > self.late_s else 0
+        if self._late_in_a_row >= self.late_checks and self._level < len(LADDER) - 1:
+            self._late_in_a_row = 0
             self._move(+1, worst)
         elif self._level > 0 and now - self._calm_since >= self.calm_s:
             self._calm_since = now

@@ -27,6 +27,7 @@ import av
 
 from drivers.camera.base import TIME_BASE, CapturedFrame
 from drivers.errors import EdgeroomError
+from drivers.threadname import name_this_thread
 from services.media.packets import EncodedPacket, PacketFanout
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ ENCODER_NICE = 10
 
 
 def lower_thread_priority(nice: int = ENCODER_NICE) -> None:
-    """Make the calling thread nicer (Linux keeps a nice value per thread)."""
+    """Make the calling thread nicer (Linux keeps a nice value per thread), and name it."""
+    name_this_thread()
     try:
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))

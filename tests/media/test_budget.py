@@ -44,11 +44,11 @@ def test_late_audio_lowers_the_frame_rate_first_then_the_size_and_on_time_audio_
     budget = VideoBudget(audio, clock=clock)
     assert _admitted(budget, clock, 3, late_s=0.002, audio=audio) == 90  # on time: all
     seen = [budget.step]
-    for _ in range(8):
+    for _ in range(2 * len(LADDER) + 2):
         _admitted(budget, clock, 1.0, late_s=0.080, audio=audio)
         if budget.step != seen[-1]:
             seen.append(budget.step)
-    assert seen == list(LADDER)  # one step a second, frame rate before size
+    assert seen == list(LADDER)  # one step per two late seconds, frame rate before size
     assert [s.scale for s in seen].index(0.5) == [s.fps for s in seen].index(10) + 1
     # at the last step: 5 of the camera's 30 frames a second
     assert _admitted(budget, clock, 2, late_s=0.080, audio=audio) in (10, 11)
@@ -58,6 +58,19 @@ def test_late_audio_lowers_the_frame_rate_first_then_the_size_and_on_time_audio_
     assert budget.step == LADDER[-2]
     _admitted(budget, clock, 6 * (budget.calm_s + 1.5), late_s=0.001, audio=audio)
     assert budget.step == LADDER[0] and budget.steps_up == len(LADDER) - 1
+
+
+def test_a_burst_as_the_audio_starts_or_one_late_packet_changes_nothing() -> None:
+    clock = Clock()
+    audio = AudioDeadline(clock=clock)
+    budget = VideoBudget(audio, clock=clock)
+    # what the mic captured while the connection came up leaves at once, very late
+    _admitted(budget, clock, 1.5, late_s=0.400, audio=audio)
+    _admitted(budget, clock, 3, late_s=0.002, audio=audio)
+    assert budget.step == LADDER[0]
+    audio.report(0.090)  # one late packet: one late window
+    _admitted(budget, clock, 3, late_s=0.002, audio=audio)
+    assert budget.step == LADDER[0] and budget.steps_down == 0
 
 
 def test_no_audio_is_no_pressure() -> None:
