@@ -97,9 +97,9 @@ class VideoBudget:
     never was more than ``on_time_s`` late.
     """
 
-    def __init__(self, audio: AudioDeadline = AUDIO_DEADLINE, *, late_s: float = 0.050,
+    def __init__(self, audio: AudioDeadline = AUDIO_DEADLINE, *, late_s: float = 0.060,
                  on_time_s: float = 0.015, check_s: float = 1.0, calm_s: float = 4.0,
-                 late_checks: int = 2, clock: Callable[[], float] = time.monotonic,
+                 late_checks: int = 3, clock: Callable[[], float] = time.monotonic,
                  name: str = "camera") -> None:
         self.audio = audio
         self.late_s = late_s

@@ -44,11 +44,11 @@ def test_late_audio_lowers_the_frame_rate_first_then_the_size_and_on_time_audio_
     budget = VideoBudget(audio, clock=clock)
     assert _admitted(budget, clock, 3, late_s=0.002, audio=audio) == 90  # on time: all
     seen = [budget.step]
-    for _ in range(2 * len(LADDER) + 2):
+    for _ in range(3 * len(LADDER) + 3):
         _admitted(budget, clock, 1.0, late_s=0.080, audio=audio)
         if budget.step != seen[-1]:
             seen.append(budget.step)
-    assert seen == list(LADDER)  # one step per two late seconds, frame rate before size
+    assert seen == list(LADDER)  # one step per three late seconds, frame rate before size
     assert [s.scale for s in seen].index(0.5) == [s.fps for s in seen].index(10) + 1
     # at the last step: 5 of the camera's 30 frames a second
     assert _admitted(budget, clock, 2, late_s=0.080, audio=audio) in (10, 11)
