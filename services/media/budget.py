@@ -93,13 +93,15 @@ class VideoBudget:
     """Which step of :data:`LADDER` the camera's encode may use now.
 
     Down one step when the audio was more than ``late_s`` late in ``late_checks``
-    windows of :class:`AudioDeadline` in a row; up one step after ``calm_s`` in which it
+    windows of :class:`AudioDeadline` in a row, or more than ``severe_s`` late in one
+    (the receiver is already hearing gaps); up one step after ``calm_s`` in which it
     never was more than ``on_time_s`` late.
     """
 
     def __init__(self, audio: AudioDeadline = AUDIO_DEADLINE, *, late_s: float = 0.060,
                  on_time_s: float = 0.015, check_s: float = 1.0, calm_s: float = 4.0,
-                 late_checks: int = 3, clock: Callable[[], float] = time.monotonic,
+                 late_checks: int = 3, severe_s: float = 0.150,
+                 clock: Callable[[], float] = time.monotonic,
                  name: str = "camera") -> None:
         self.audio = audio
         self.late_s = late_s
@@ -107,6 +109,7 @@ class VideoBudget:
         self.check_s = check_s
         self.calm_s = calm_s
         self.late_checks = late_checks
+        self.severe_s = severe_s
         self._late_in_a_row = 0
         self._windows_seen = 0
         self.name = name
@@ -136,7 +139,8 @@ class VideoBudget:
         if worst > self.on_time_s:
             self._calm_since = now
         self._late_in_a_row = self._late_in_a_row + 1 if worst > self.late_s else 0
-        if self._late_in_a_row >= self.late_checks and self._level < len(LADDER) - 1:
+        if ((self._late_in_a_row >= self.late_checks or worst > self.severe_s)
+                and self._level < len(LADDER) - 1):
             self._late_in_a_row = 0
             self._move(+1, worst)
         elif self._level > 0 and now - self._calm_since >= self.calm_s:

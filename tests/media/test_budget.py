@@ -73,6 +73,15 @@ def test_a_burst_as_the_audio_starts_or_one_late_packet_changes_nothing() -> Non
     assert budget.step == LADDER[0] and budget.steps_down == 0
 
 
+def test_audio_far_too_late_steps_down_at_once() -> None:
+    clock = Clock()
+    audio = AudioDeadline(clock=clock)
+    budget = VideoBudget(audio, clock=clock)
+    _admitted(budget, clock, 3, late_s=0.002, audio=audio)
+    _admitted(budget, clock, 2.1, late_s=0.300, audio=audio)  # gaps at the receiver
+    assert budget.steps_down >= 1
+
+
 def test_no_audio_is_no_pressure() -> None:
     clock = Clock()
     audio = AudioDeadline(clock=clock)
