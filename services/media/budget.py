@@ -122,6 +122,10 @@ class VideoBudget:
         self.steps_up = 0
         self.frames_skipped = 0
 
+    def __repr__(self) -> str:
+        return (f"<VideoBudget {self.name} {self.step.fps:g} fps x{self.step.scale:g} "
+                f"skipped={self.frames_skipped} audio_late={self.audio.worst() * 1000:.0f}ms>")
+
     @property
     def step(self) -> Step:
         return LADDER[self._level]
