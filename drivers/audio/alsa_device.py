@@ -27,6 +27,7 @@ from drivers.audio.base import SAMPLE_RATE
 from drivers.audio.pcm import FORMATS, percent_to_gain
 from drivers.base import Emit, hand_to_loop, null_emit
 from drivers.errors import DeviceBusy, DeviceError, DeviceNotFound
+from drivers.threadname import name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +281,7 @@ class AlsaStream:
         hand_to_loop(self._loop, self._emit, name, data)
 
     def _run(self, pcm: Any) -> None:
+        name_this_thread(f"alsa-{self.kind}")
         lost_at = opened_at = time.monotonic()
         failures = 0  # reopen attempts since the stream last ran well
         try:

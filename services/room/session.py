@@ -181,6 +181,7 @@ class JanusRoomSession(SessionMedia):
         self.roster.clear()
         self.limiter.clear()
         await self.mixer.stop()
+        await self._stop_speaker()  # out of the room, nothing plays silence
         self.warnings = []
         self.video_codec = None
         self._stats_collector.latest = {}
@@ -188,6 +189,14 @@ class JanusRoomSession(SessionMedia):
         if self._state != RoomState.IDLE:
             self._set_state(RoomState.IDLE, "left")
         await self._mic_use.sync()
+
+    async def _stop_speaker(self) -> None:
+        if self._speaker_started and self.speaker is not None:
+            self._speaker_started = False  # the next join starts it again
+            try:
+                await self.speaker.stop()
+            except Exception as exc:
+                log.warning("stopping %r: %s", self.speaker, exc)
 
     async def close(self) -> None:
         if self._closed:
