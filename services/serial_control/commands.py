@@ -181,7 +181,8 @@ async def _members(s: Line, args: list[str], rest: str) -> list[str]:
             "talking": m.get("talking"), "muted": m.get("audio_muted"),
             "video_muted": m.get("video_muted"), "local_mute": m.get("locally_muted"),
             "hand": m.get("hand_raised"), "audio": m.get("has_audio"),
-            "video": m.get("has_video")})]))
+            "video": m.get("has_video"),
+            **({"room": m["room"]} if m.get("room") else {})})]))
     return lines
 
 
