@@ -74,6 +74,7 @@ class JanusRoomSession:
         if not settings.send_video:
             self._controls.video_enabled = False
         self._on_remote_video = on_remote_video
+        self._video_shown: Callable[[str], bool] | None = None
         self.mixer = mixer or RemoteAudioMixer(speaker)
         self.roster = Roster(emit)
         self.limiter = MessageLimiter()
@@ -266,6 +267,7 @@ class JanusRoomSession:
         ctx.on_joined = open_messages
         ctx.on_video_codec = self._video_codec_chosen
         ctx.wants_video = self._wants_video
+        ctx.wants_member_video = self._wants_member_video
         try:
             await conn.open()
             self._conn = conn
@@ -389,6 +391,18 @@ class JanusRoomSession:
         update = getattr(self._backend, "video_demand_changed", None)
         if update is not None:
             update()
+
+    def set_video_filter(self, shown: Callable[[str], bool] | None) -> None:
+        """Whose video the consumer shows now (None: everyone's); the others' streams are
+        paused at the server, so they are neither sent nor decoded. Call again (with the
+        same function) when its answers change."""
+        self._video_shown = shown
+        update = getattr(self._backend, "video_demand_changed", None)
+        if update is not None:
+            update()
+
+    def _wants_member_video(self, member_id: str) -> bool:
+        return self._video_shown is None or self._video_shown(member_id)
 
     def _remote_video(self, member_id: str, frame: Any) -> None:
         if self._on_remote_video is not None:

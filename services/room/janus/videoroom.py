@@ -26,6 +26,7 @@ from services.room.api import NotInRoom, Role, RoomError
 from services.room.context import RoomContext
 from services.room.janus.plugin import PluginBackend
 from services.room.janus.transport import JanusHandle, JsonDict
+from services.room.janus.video_pause import VideoPause
 from services.room.negotiation import (
     PRODUCIBLE,
     answered_video_codec,
@@ -72,6 +73,7 @@ class VideoRoomBackend(PluginBackend):
         self._tasks: list[asyncio.Task[None]] = []
         self._video_tasks: dict[str, asyncio.Task[None]] = {}
         self._republishing = False  # an audio-only publish replaces a rejected one
+        self._pause = VideoPause()  # video of members the box does not show
 
     def _id_taken(self, exc: RoomError) -> bool:
         return f"Janus error {ID_EXISTS}" in str(exc)
@@ -295,6 +297,9 @@ class VideoRoomBackend(PluginBackend):
             try:
                 async with self._lock:
                     await self._sync()
+                    if self.sub is not None:
+                        await self._pause.apply(self.sub, self._mid_feed,
+                                                self.ctx.wants_member_video)
             except asyncio.CancelledError:
                 raise
             except RoomError as exc:
@@ -380,6 +385,7 @@ class VideoRoomBackend(PluginBackend):
         self._mid_feed = {}
         self._subscribed = set()
         self._stale = False
+        self._pause.reset()
         if sub is not None:
             sub.on_event = None  # its hangup is ours, not a failure
         if pc is not None:
