@@ -18,7 +18,8 @@ SERIAL = {"join": "JOIN", "leave": "LEAVE", "mute": "MUTE", "ptt": "PTT", "volum
           "speaker": "SPEAKER", "video": "VIDEO", "deaf": "DEAF", "hand": "HAND",
           "message": "SAY", "custom": "CUSTOM", "member_mute": "MEMBER", "mute_all": "MEMBER",
           "moderate": "MEMBER", "kick": "MEMBER", "role": "ROLE", "record": "RECORD",
-          "stream": "STREAM", "factory_reset": "FACTORY"}
+          "stream": "STREAM", "layout": "LAYOUT", "pin_member": "PIN",
+          "factory_reset": "FACTORY"}
 SERIAL_EXTRA = {"message": "TELL"}
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from services.actions import ACTIONS
-from services.web import auth, controls, events, handlers, metrics
+from services.web import auth, controls, events, handlers, metrics, screen_view
 from services.web.context import json_response
 from services.web.schema import Schema, integer
 
@@ -59,6 +59,19 @@ STATUS: Schema = {
         "virtual_buttons": {"type": "array", "items": {"type": "string"}},
         "camera_preview": {"type": "boolean"},
         "camera_webrtc": {"type": "boolean"},
+        "display": {"type": "object", "required": ["backend", "tiles"], "properties": {
+            "backend": {"type": "string"}, "reason": {"type": "string"},
+            "layout": {"type": "string", "enum": ["grid", "speaker", "single"]},
+            "pinned": {"type": "string", "nullable": True},
+            "focus": {"type": "string", "nullable": True},
+            "tiles": {"type": "array", "items": {
+                "type": "object", "required": ["id", "name", "x", "y", "w", "h"],
+                "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                               "main": {"type": "boolean"}, "talking": {"type": "boolean"},
+                               "hand_raised": {"type": "boolean"},
+                               "muted": {"type": "boolean"}, "video": {"type": "boolean"},
+                               "x": {"type": "integer"}, "y": {"type": "integer"},
+                               "w": {"type": "integer"}, "h": {"type": "integer"}}}}}},
         "health": {"type": "object", "required": ["healthy", "probes"], "properties": {
             "healthy": {"type": "boolean"},
             "probes": {"type": "array", "items": {
@@ -226,6 +239,11 @@ ROUTES: tuple[Route, ...] = (
                       "does not connect within 20 s, and when the session ends. 404 when the "
                       "appliance has no camera preview; fall back to GET /api/camera.jpg where "
                       "WebRTC cannot run."),
+    Route("GET", "/api/display.jpg", screen_view.display_jpeg,
+          "The sim screen's picture (JPEG).", "status", media="image/jpeg",
+          response={"type": "string", "format": "binary"}, errors=(401, 404),
+          description="What the room screen shows with display.backend = \"sim\" "
+                      "(docs/display.md); 404 NO_DISPLAY otherwise."),
     *(_action_route(name) for name in controls.HTTP_ACTIONS),
     Route("GET", "/api/openapi.json", openapi_json, "This document.", "status",
           response=ANY_OBJECT),
