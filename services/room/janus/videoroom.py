@@ -426,7 +426,7 @@ class VideoRoomBackend(PluginBackend):
                             code="NEGOTIATION_FAILED")
         first = self.sub_pc is None
         if first:
-            self.sub_pc = new_pc("subscriber")
+            self.sub_pc = new_pc("subscriber", max_bundle=True)
             self.sub_pc.on("track", self._on_track)
         pc = self.sub_pc
         assert pc is not None
