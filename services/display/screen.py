@@ -38,6 +38,7 @@ from services.display.paint import (
     draw_overlays,
     draw_placeholder,
     fill,
+    fill_around,
 )
 from services.display.settings import LOCAL, DisplaySettings
 from services.room.api import Controls, Member
@@ -236,7 +237,7 @@ class RoomScreen:
         if canvas is None:
             canvas = self._canvas = new_canvas(width, height)
         if full:
-            canvas[:] = BACKGROUND
+            fill(canvas, Rect(0, 0, width, height), BACKGROUND)
         for gone in set(self._pictures) - job.live:
             del self._pictures[gone]
         dirty: list[Rect] = [Rect(0, 0, width, height)] if full else []
@@ -263,7 +264,7 @@ class RoomScreen:
         if picture is not None and picture[0] == rect:
             _, shown, pixels = picture
             if shown != rect:
-                fill(canvas, rect, TILE)  # the bars beside a picture of another shape
+                fill_around(canvas, rect, shown, TILE)  # bars beside another shape
             blit(canvas, shown, pixels)
         else:
             draw_placeholder(canvas, rect, view)
@@ -294,8 +295,9 @@ class RoomScreen:
                 job = self._take_job()
                 if job is None:
                     continue
+                started = time.monotonic()
                 await asyncio.to_thread(self._render, job)
-                self._next_at = time.monotonic() + self.min_interval
+                self._next_at = started + self.min_interval
         finally:
             self._loop = None
             await asyncio.to_thread(self.display.close)
