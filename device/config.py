@@ -258,6 +258,11 @@ class WebConfig:
         20, "Failed logins from all addresses in 10 minutes before every login is "
             "refused until the oldest is 10 minutes old.", minimum=1, maximum=100000,
         restart="web")
+    max_guests: int = setting(4, "Guests (with a guest link) in the room page at once.",
+                              minimum=0, maximum=32)
+    guest_messages_per_second: int = setting(
+        20, "Signalling messages a second one guest may send (bursts of three seconds' "
+        "worth pass).", minimum=1, maximum=1000)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,9 @@ def compose(app: Appliance) -> None:
     from device.screen import compose_screen
 
     compose_screen(app)  # the room on a screen (HDMI), when there is one
+    from device.guests import compose_guests
+
+    compose_guests(app)  # guests in the room from the page (guest links)
     _compose_controls(app)
     app.register("devices", _run_device_watcher)
     from device.probes import add_probes

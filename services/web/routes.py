@@ -12,7 +12,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from services.actions import ACTIONS
-from services.web import auth, controls, events, handlers, metrics, screen_view
+from services.web import (
+    auth,
+    controls,
+    events,
+    guest_links,
+    handlers,
+    metrics,
+    screen_view,
+)
 from services.web.context import json_response
 from services.web.schema import Schema, integer
 
@@ -244,6 +252,18 @@ ROUTES: tuple[Route, ...] = (
           response={"type": "string", "format": "binary"}, errors=(401, 404),
           description="What the room screen shows with display.backend = \"sim\" "
                       "(docs/display.md); 404 NO_DISPLAY otherwise."),
+    Route("POST", "/api/guest-links", guest_links.create,
+          "Make a guest link: room membership only, until it expires or is revoked.",
+          "guests", body=guest_links.CREATE_BODY, response=guest_links.CREATED,
+          errors=(*UNSAFE_ERRORS, 404, 409),
+          description="The answer's path (/room?guest=...) opens the room page as a guest; "
+                      "the link opens that page and its signalling (/api/room/ws) only."),
+    Route("GET", "/api/guest-links", guest_links.listing, "The guest links made.", "guests",
+          response=guest_links.LINKS, errors=(401, 404)),
+    Route("DELETE", "/api/guest-links/{id}", guest_links.revoke, "Revoke a guest link.",
+          "guests", response={"type": "object", "required": ["link"],
+                              "properties": {"link": guest_links.LINK}},
+          errors=(401, 403, 404), path_params={"id": {"type": "string", "maxLength": 64}}),
     *(_action_route(name) for name in controls.HTTP_ACTIONS),
     Route("GET", "/api/openapi.json", openapi_json, "This document.", "status",
           response=ANY_OBJECT),

@@ -1,0 +1,34 @@
+"""Guests in the box's room: the page's room signalling proxy and its guest links,
+built from the config (``room.*``, ``web.max_guests``, ``web.guest_messages_per_second``).
+
+Only a video room (``room.backend = "videoroom"``) is open to guests.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from device.app import Appliance
+    from services.guest.proxy import GuestSettings
+
+GUESTS = "guests"
+
+
+def guest_settings(app: Appliance) -> GuestSettings:
+    from services.guest.proxy import GuestSettings
+    from services.room import server_url
+
+    config = app.config
+    rate = config.web.guest_messages_per_second
+    return GuestSettings(janus_url=server_url(config), room=config.room.room,
+                         pin=config.room.pin, api_secret=config.room.api_secret,
+                         token=config.room.token, max_guests=config.web.max_guests,
+                         messages_per_second=float(rate), burst=3 * rate)
+
+
+def compose_guests(app: Appliance) -> None:
+    from services.guest.links import GuestLinks
+    from services.guest.proxy import GuestGate
+
+    app.extras[GUESTS] = GuestGate(lambda: guest_settings(app), GuestLinks(app.state_dir))
