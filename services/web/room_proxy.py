@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -36,6 +37,14 @@ def gate_of(request: web.Request) -> GuestGate:
     if not isinstance(gate, GuestGate):
         raise ApiError(404, "NO_GUEST_ROOM", "this appliance has no room for guests")
     return gate
+
+
+async def room_page(request: web.Request) -> web.FileResponse:
+    """The room page (no secrets in it: the signalling checks who may join). It may use
+    the browser's camera and microphone, which the config page may not."""
+    return web.FileResponse(Path(__file__).parent / "static" / "room.html",
+                            headers={"Permissions-Policy": "camera=(self), microphone=(self), "
+                                                          "geolocation=()"})
 
 
 async def room_ws(request: web.Request) -> web.StreamResponse:
