@@ -101,7 +101,7 @@ PEAK = """async () => {
 
 
 async def test_a_guest_joins_with_a_link_and_hears_and_is_heard(
-        make_appliance: Any, janus: Any, room_number: int,
+        make_appliance: Any, make_peer: Any, janus: Any, room_number: int,
         guest_browser: tuple[Any, Any], tmp_path: Path) -> None:
     app = make_appliance("box", {
         "room": {"server": janus.url, "room": room_number, "display_name": "box"},
@@ -139,6 +139,20 @@ async def test_a_guest_joins_with_a_link_and_hears_and_is_heard(
         peak = await page.evaluate(PEAK)
         assert abs(peak["hz"] - 440) < 15 and peak["db"] > -70, peak
         await asyncio.to_thread(wait_tone, app.speaker_wav, 880, True, 40.0)
+        # messages both ways, and a raised hand the room sees
+        watch = make_peer("watch", room_number, tone=None)
+        await watch.acall(lambda s: s.join())
+        await expect(page.locator("#chat")).to_be_visible()
+        await page.fill("#message-text", "hello from Ann")
+        await page.click("#message-form button[type=submit]")
+        said = await asyncio.to_thread(watch.wait_event, "message",
+                                       lambda d: d["text"] == "hello from Ann", 20.0)
+        assert said["display"] == "Ann"
+        await watch.acall(lambda s: s.send_text("hi Ann"))
+        await expect(page.locator("#messages li", has_text="hi Ann")).to_be_visible()
+        await page.click("#hand")
+        await asyncio.to_thread(watch.wait_event, "hand",
+                                lambda d: d["id"] == said["from"] and d["raised"], 20.0)
         await page.screenshot(path=tmp_path / "guest-room.png", full_page=True)
         assert app.alive()
     except AssertionError:

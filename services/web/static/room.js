@@ -51,9 +51,8 @@ class Signalling {
       .catch(() => {}), 20000);
   }
 
-  async attach(onEvent) {
-    const r = await this.request({ janus: "attach", plugin: "janus.plugin.videoroom",
-                                   session_id: this.sid });
+  async attach(onEvent, plugin = "janus.plugin.videoroom") {
+    const r = await this.request({ janus: "attach", plugin, session_id: this.sid });
     this.handlers.set(r.data.id, onEvent);
     return r.data.id;
   }
@@ -69,10 +68,13 @@ const members = new Map();  // feed id -> {display, talking, muted}
 const subscribed = new Map();  // feed id -> {handle, pc}
 let me = null;
 let stream = null;
+let chat = null;  // the TextRoom data channel: messages and hands
+let handUp = false;
+const MARKER = "edgeroom";  // custom messages: {"edgeroom": 1, "cmd", "payload"}
 
 function render() {
   $("room-count").textContent = `(${members.size + 1})`;
-  const items = [["you", { display: `${$("name").value} (you)`, talking: false,
+  const items = [["you", { display: `${$("name").value} (you)`, talking: false, hand: handUp,
                            muted: !stream || !stream.getAudioTracks().every((t) => t.enabled) }],
                  ...members.entries()];
   $("room-members").replaceChildren(...items.map(([id, m]) => {
@@ -84,6 +86,12 @@ function render() {
     name.className = "name";
     name.textContent = m.display || id;
     li.append(dot, name);
+    if (m.hand) {
+      const flag = document.createElement("span");
+      flag.className = "flag";
+      flag.textContent = "hand up";
+      li.append(flag);
+    }
     if (m.muted) {
       const flag = document.createElement("span");
       flag.className = "flag muted";
@@ -108,7 +116,8 @@ function publishers(list) {
   for (const p of list || []) {
     const id = String(p.id);
     const audio = (p.streams || []).filter((s) => s.type === "audio");
-    members.set(id, { display: p.display || id, talking: !!p.talking,
+    const known = members.get(id) || {};
+    members.set(id, { ...known, display: p.display || id, talking: !!p.talking,
                       muted: audio.some((s) => s.moderated) });
     if (!subscribed.has(id)) subscribe(p.id).catch((err) => console.warn("subscribe", err));
   }
@@ -180,10 +189,74 @@ async function join(name) {
   const reply = await sig.message(handle, { request: "publish" }, pc.localDescription.toJSON());
   if (reply.jsep) await pc.setRemoteDescription(reply.jsep);
   publishers(joined.plugindata.data.publishers);
+  openChat(joined.plugindata.data.room, String(me.id), name)
+    .catch((err) => console.warn("messages unavailable:", err));
   $("join-view").hidden = true;
   $("room-view").hidden = false;
   render();
 }
+
+// -- messages and hands: TextRoom over a data channel --------------------------------
+
+function showMessage(from, text) {
+  const sender = from === "you" ? "you" : ((members.get(from) || {}).display || from);
+  const li = document.createElement("li");
+  li.textContent = `${sender}: ${text}`;
+  $("messages").append(li);
+}
+
+function received(msg) {
+  if (msg.textroom !== "message") return;
+  const from = String(msg.from);
+  let custom = null;
+  try { custom = msg.text.startsWith("{") ? JSON.parse(msg.text) : null; } catch (e) { custom = null; }
+  if (custom && custom[MARKER] === 1) {
+    if (custom.cmd === "hand" && members.has(from)) {
+      members.get(from).hand = !!(custom.payload && custom.payload.raised);
+      render();
+    }
+    return;
+  }
+  showMessage(from, msg.text);
+}
+
+async function openChat(room, username, display) {
+  const handle = await sig.attach((msg) => {}, "janus.plugin.textroom");
+  const reply = await sig.message(handle, { request: "setup" });
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  await pc.setRemoteDescription(reply.jsep);
+  const channel = pc.createDataChannel("JanusDataChannel", { ordered: true });
+  await pc.setLocalDescription(await pc.createAnswer());
+  await waitGathering(pc);
+  await sig.message(handle, { request: "ack" }, pc.localDescription.toJSON());
+  await new Promise((resolve) => { channel.onopen = resolve; });
+  channel.onmessage = (ev) => received(JSON.parse(ev.data));
+  channel.send(JSON.stringify({ textroom: "join", transaction: "j", room, username, display }));
+  chat = { channel, room, n: 0 };
+  $("chat").hidden = false;
+}
+
+function say(text) {
+  if (!chat) return;
+  chat.channel.send(JSON.stringify({ textroom: "message", transaction: `m${++chat.n}`,
+                                     room: chat.room, text }));
+}
+
+$("message-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = $("message-text").value.trim();
+  if (!text) return;
+  say(text);
+  showMessage("you", text);
+  $("message-text").value = "";
+});
+
+$("hand").addEventListener("click", () => {
+  handUp = !handUp;
+  say(JSON.stringify({ [MARKER]: 1, cmd: "hand", payload: { raised: handUp } }));
+  $("hand").textContent = handUp ? "Lower hand" : "Raise hand";
+  render();
+});
 
 $("join-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
