@@ -19,6 +19,7 @@ from services.web import (
     guest_links,
     handlers,
     metrics,
+    room_proxy,
     screen_view,
 )
 from services.web.context import json_response
@@ -252,6 +253,19 @@ ROUTES: tuple[Route, ...] = (
           response={"type": "string", "format": "binary"}, errors=(401, 404),
           description="What the room screen shows with display.backend = \"sim\" "
                       "(docs/display.md); 404 NO_DISPLAY otherwise."),
+    Route("GET", "/room", room_proxy.room_page, "The room page (guests and the admin).",
+          "guests", media="text/html", response={"type": "string"}, errors=(),
+          public=True, description="Plain JavaScript, served by the box; it joins the "
+                                   "box's room through /api/room/ws (docs/web.md)."),
+    Route("GET", "/api/room/ws", room_proxy.room_ws,
+          "The room page's signalling (WebSocket, subprotocol janus-protocol).", "guests",
+          media="application/json", response={"type": "string"},
+          errors=(403, 404, 503), public=True,
+          query={"guest": {"type": "string", "maxLength": 200}},
+          description="A WebSocket upgrade: the admin session cookie or ?guest=<a guest "
+                      "link's token>. Only a member's Janus requests on the box's room "
+                      "pass; 403 LINK_EXPIRED, LINK_REVOKED or BAD_LINK and 503 "
+                      "GUESTS_FULL before the upgrade."),
     Route("POST", "/api/guest-links", guest_links.create,
           "Make a guest link: room membership only, until it expires or is revoked.",
           "guests", body=guest_links.CREATE_BODY, response=guest_links.CREATED,

@@ -27,7 +27,6 @@ from services.web.events import install_event_counter
 from services.web.guard import GuardedListener, Limits
 from services.web.passwords import PasswordFile, PasswordFileError
 from services.web.preview import preview_of
-from services.web.room_proxy import room_page, room_ws
 from services.web.routes import ROUTES
 from services.web.sessions import LoginLimiter, Session
 
@@ -189,8 +188,6 @@ def build_app(ctx: WebContext) -> web.Application:
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get("/", _index)
     app.router.add_get("/static/{name}", _static)
-    app.router.add_get("/room", room_page)  # the guests' room page (docs/web.md)
-    app.router.add_get("/api/room/ws", room_ws)  # a WebSocket: not in the OpenAPI document
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     return app
