@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from device.app import Appliance
+    from device.host import Host
     from services.guest.proxy import GuestSettings
 
 GUESTS = "guests"
 
 
-def guest_settings(app: Appliance) -> GuestSettings:
+def guest_settings(app: Host) -> GuestSettings:
     from services.guest.proxy import GuestSettings
     from services.room import server_url
 
@@ -27,8 +27,10 @@ def guest_settings(app: Appliance) -> GuestSettings:
                          messages_per_second=float(rate), burst=3 * rate)
 
 
-def compose_guests(app: Appliance) -> None:
+def compose_guests(app: Host) -> None:
     from services.guest.links import GuestLinks
     from services.guest.proxy import GuestGate
 
-    app.extras[GUESTS] = GuestGate(lambda: guest_settings(app), GuestLinks(app.state_dir))
+    gate = GuestGate(lambda: guest_settings(app), GuestLinks(app.state_dir))
+    app.extras[GUESTS] = gate  # the page's room proxy and guest links
+    app.status_providers.add(GUESTS, gate.status)

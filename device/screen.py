@@ -16,11 +16,11 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from services.actions import ActionError
+from drivers.common.actions import ActionError
 
 if TYPE_CHECKING:
-    from device.app import Appliance
     from device.config import Config
+    from device.host import Host
     from services.display.screen import RoomScreen
     from services.display.settings import DisplaySettings
 
@@ -84,23 +84,24 @@ class ScreenHost:
         return encode() if encode is not None else None
 
 
-def compose_screen(app: Appliance) -> None:
+def compose_screen(app: Host) -> None:
     """Register the ``display`` subsystem and what the page and dispatcher reach of it."""
     host = ScreenHost()
-    app.extras[DISPLAY] = host
+    app.extras[DISPLAY] = host  # the page's picture of the sim screen
+    app.status_providers.add(DISPLAY, host)
     app.dispatcher.display = host
-    media = app.dispatcher.media
+    media = app.media
     video = getattr(media, "video", None)
     if video is not None and hasattr(video, "add_frame_observer"):
         video.add_frame_observer(host.offer_self_frame)  # the self-view
 
-    async def run(app: Appliance) -> None:
+    async def run(app: Host) -> None:
         await run_screen(app, host)
 
     app.register(DISPLAY, run)
 
 
-async def run_screen(app: Appliance, host: ScreenHost) -> None:
+async def run_screen(app: Host, host: ScreenHost) -> None:
     """Show the room until cancelled; idles when no screen is configured or found."""
     from drivers.display import DisplayError, choose_backend, open_display
 

@@ -51,7 +51,7 @@ REOPEN_CHANGE = 0.2
 class EncoderError(EdgeroomError, RuntimeError):
     """No encoder for a codec could be opened."""
 
-    code = "ENCODER_ERROR"  # the action error it becomes (services/actions.py)
+    code = "ENCODER_ERROR"  # the action error it becomes (drivers/common/actions.py)
 
 
 def x264_options(gop: int, max_kbps: int, preset: str = "ultrafast") -> dict[str, str]:

@@ -217,6 +217,11 @@ class SwitchableVideoTrack(MediaStreamTrack):
     def enabled(self) -> bool:
         return self._on.is_set()
 
+    @property
+    def inner(self) -> MediaStreamTrack | None:
+        """The track being sent now (None while switched off)."""
+        return self._inner
+
     def set_codec(self, codec: str) -> None:
         """The codec the connection negotiated: passed on to every inner track that sends
         pre-encoded packets (a track of frames is encoded by aiortc in whatever codec was

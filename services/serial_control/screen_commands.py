@@ -1,26 +1,21 @@
-"""The serial commands of the room screen: ``LAYOUT`` and ``PIN`` (registered on import,
-by :mod:`services.serial_control.commands`)."""
+"""The serial commands of the room screen: ``LAYOUT`` and ``PIN`` (they join the command
+table on import; :mod:`services.serial_control.session` imports this module)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from services.serial_control.commands import COMMANDS, _word, command, words
+from services.serial_control.commands import COMMANDS, Line, _word, command, words
 from services.serial_control.format import ok, quote
-
-if TYPE_CHECKING:
-    from services.serial_control.session import ControlSession
 
 
 @command("LAYOUT", "LAYOUT GRID|SPEAKER|SINGLE|NEXT", 1, 1)
-async def _layout(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _layout(s: Line, args: list[str], rest: str) -> list[str]:
     layout = _word(args, 0, words("layout", "layout"), COMMANDS["LAYOUT"].usage)
     result = await s.act("layout", {"layout": layout.lower()})
     return [ok("LAYOUT", str(result.get("layout", "")).upper())]
 
 
 @command("PIN", "PIN id|NONE", 1, 1)
-async def _pin(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _pin(s: Line, args: list[str], rest: str) -> list[str]:
     target = args[0]
     params = {} if target.upper() == "NONE" else {"id": target}
     result = await s.act("pin_member", params)

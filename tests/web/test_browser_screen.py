@@ -30,6 +30,7 @@ async def screen(served: Served) -> AsyncIterator[RoomScreen]:
     room_screen.attach(served.room)
     host.screen = room_screen
     served.appliance.extras["display"] = host
+    served.appliance.status_providers.add("display", host)
     served.appliance.dispatcher.display = host
     task = asyncio.create_task(room_screen.run(), name="display")
     try:
