@@ -23,6 +23,7 @@ from device.config_check import choices_of, type_name
 from device.config_links import LinkConfig, LinksConfig
 from device.config_sections import (
     AudioConfig,
+    DisplayConfig,
     GpioConfig,
     RecordConfig,
     RoomConfig,
@@ -45,6 +46,7 @@ class Config:
     room: RoomConfig = field(default_factory=RoomConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
     serial: SerialConfig = field(default_factory=SerialConfig)
     web: WebConfig = field(default_factory=WebConfig)
@@ -189,6 +191,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigIssue",
+    "DisplayConfig",
     "GpioConfig",
     "RecordConfig",
     "RoomConfig",

@@ -29,7 +29,8 @@ SERVICE_MODULES = ("services.web", "services.web.snapshot", "services.web.previe
                    "services.room.local_sfu", "services.room.janus.jcfg", "services.audio",
                    "device.links",
                    "services.media.service", "services.serial_control.server",
-                   "device.controls", "drivers.inventory", "drivers.audio", "drivers.camera")
+                   "device.controls", "device.screen", "drivers.display",
+                   "drivers.inventory", "drivers.audio", "drivers.camera")
 
 
 def import_services() -> None:
@@ -46,6 +47,12 @@ def compose(app: Host) -> None:
     _compose_media(app)  # before the room: the room takes its camera and mic from it
     _compose_room(app)
     _compose_links(app)
+    from device.screen import compose_screen
+
+    compose_screen(app)  # the room on a screen (HDMI), when there is one
+    from device.guests import compose_guests
+
+    compose_guests(app)  # guests in the room from the page (guest links)
     _compose_controls(app)
     app.register("devices", _run_device_watcher)
     from device.probes import add_probes
