@@ -14,6 +14,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
 from services.room.api import RoomError
+from services.room.negotiation import declare_opus_fmtp
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,9 @@ CONNECT_TIMEOUT_S = 10.0
 
 
 def new_pc(label: str) -> RTCPeerConnection:
-    """A peer connection that asks no STUN server (the room server is on the LAN)."""
+    """A peer connection that asks no STUN server (the room server is on the LAN), and
+    declares that it decodes Opus in-band FEC (:func:`declare_opus_fmtp`)."""
+    declare_opus_fmtp()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     state = {"old": pc.connectionState}
 
