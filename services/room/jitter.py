@@ -294,7 +294,7 @@ class JitterBuffer:
             return self._conceal(self._frame)
         if len(pcm):
             self._frame = len(pcm)
-        pcm = self._concealer.decoded(pcm)
+        pcm = self._concealer.decoded(pcm, packet[1])
         self.delay_ms = due + have * 1000 / self.rate
         return self._regulate(pcm, due, have)
 
