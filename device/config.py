@@ -141,8 +141,9 @@ class AudioConfig:
         32, "Opus bitrate of the mic sent to the room (in-band FEC is taken from it).",
         minimum=6, maximum=510, restart="room")
     opus_fec: bool = setting(
-        True, "Opus in-band FEC in what the mic sends, following the loss the server "
-        "reports (with 20 ms packets; see docs/audio.md).", restart="room")
+        False, "Opus in-band FEC in what the mic sends, following the loss the server "
+        "reports (with 20 ms packets; see docs/audio.md for why it is off by default).",
+        restart="room")
     opus_dtx: bool = setting(
         False, "Opus discontinuous transmission: send almost nothing while the mic is "
         "silent.", restart="room")

@@ -57,10 +57,11 @@ class OpusSendSettings:
     """Opus target bitrate; FEC data comes out of it."""
     dtx: bool = False
     """Send (almost) nothing while the mic is silent."""
-    fec: bool = True
+    fec: bool = False
     """In-band forward error correction, its share following the loss the server reports
-    (20 ms packets only: libopus puts next to no FEC data into 10 ms ones, see
-    docs/audio.md)."""
+    (20 ms packets only: libopus puts next to no FEC data into 10 ms ones). Off by
+    default: on a steady tone in libopus's hybrid mode the receiver still hears it less
+    continuously with FEC than without (see docs/audio.md)."""
 
     @property
     def in_band_fec(self) -> bool:
