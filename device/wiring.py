@@ -74,7 +74,21 @@ def _compose_room(app: Appliance) -> None:
     app.room = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
                               **_media_devices(app))
     app.dispatcher.room = app.room
+    _attach_features(app, app.room)
     app.register("room", _run_room)
+
+
+def _attach_features(app: Appliance, session: Any) -> None:
+    """Metadata, requests to speak, status and chat moderation on the session's
+    message channel (each session gets its own)."""
+    from services.room.features import RoomFeatures, RoomFeatureSettings
+
+    room = app.config.room
+    settings = RoomFeatureSettings(secret=room.secret, speak_timeout_s=room.speak_timeout)
+    features = RoomFeatures(settings, session, emit=app.bus.publish)
+    session.extension = features
+    app.dispatcher.features = features
+    app.extras["room_features"] = features.view
 
 
 async def _run_room(app: Appliance) -> None:
@@ -89,10 +103,13 @@ async def _run_room(app: Appliance) -> None:
     if session is None or getattr(session, "built_from", None) is not app.config:
         if session is not None:
             await session.close()
+        if app.dispatcher.features is not None:
+            await app.dispatcher.features.close()
         session = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
                                  **_media_devices(app))
         app.room = session
         app.dispatcher.room = session
+        _attach_features(app, session)
     sfu_task: asyncio.Task[None] | None = None
     try:
         if app.config.room.server == "local":

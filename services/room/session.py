@@ -34,6 +34,7 @@ from services.room.api import (
     RoomState,
 )
 from services.room.context import Backend, RoomContext, RoomSettings
+from services.room.extension import RoomExtension
 from services.room.janus.audiobridge import AudioBridgeBackend
 from services.room.janus.textroom import TextRoom
 from services.room.janus.transport import JanusConnection
@@ -99,6 +100,8 @@ class JanusRoomSession:
         self.last_join_ms: float | None = None
         self.attempts = 0
         self.built_from: object | None = None  # the config it was made from (wiring)
+        #: Room features on the message channel (metadata, requests to speak, moderation).
+        self.extension: RoomExtension | None = None
         self._apply_speaker()
 
     def __repr__(self) -> str:
@@ -118,6 +121,10 @@ class JanusRoomSession:
     @property
     def local_id(self) -> str | None:
         return self.roster.local_id
+
+    @property
+    def room_number(self) -> int:
+        return self.settings.room
 
     def members(self) -> list[Member]:
         return self.roster.members()
@@ -181,6 +188,8 @@ class JanusRoomSession:
             self._joined.exception()  # retrieved: a join() still waiting re-raises it
         self.roster.clear()
         self.limiter.clear()
+        if self.extension is not None:
+            self.extension.left()
         await self.mixer.stop()
         self.warnings = []
         self.video_codec = None
@@ -325,7 +334,8 @@ class JanusRoomSession:
     async def _open_textroom(self, conn: JanusConnection, local_id: str) -> None:
         s = self.settings
         textroom = TextRoom(conn, s.room, local_id, s.display, s.pin,
-                            on_message=self._on_text, on_presence=self._on_presence)
+                            on_message=self._on_text, on_presence=self._on_presence,
+                            on_history=self._on_history)
         try:
             participants = await textroom.open()
         except (RoomError, TimeoutError, OSError) as exc:
@@ -338,6 +348,8 @@ class JanusRoomSession:
         self._textroom = textroom
         for p in participants:
             self._on_presence(str(p.get("username")), str(p.get("display", "")), True)
+        if self.extension is not None:
+            self.extension.opened()
 
     # -- callbacks from the backend -------------------------------------------------------
 
@@ -407,6 +419,8 @@ class JanusRoomSession:
         """TextRoom presence: it also shows listeners a plugin may not announce."""
         if username == self.roster.local_id:
             return
+        if self.extension is not None:
+            self.extension.presence(username, present)
         if present and username not in self.roster:
             self.roster.upsert(username, display=display, role="listener")
         elif not present:
@@ -414,7 +428,22 @@ class JanusRoomSession:
             if member is not None and member.role == "listener" and not member.has_audio:
                 self.roster.remove(username)
 
+    def _on_history(self, sender: str, text: str, date: str) -> None:
+        """A message the server replayed on join (TextRoom ``history``)."""
+        if self.extension is not None and self.extension.incoming(sender, text, None, date):
+            return
+        member = self.roster.get(sender)
+        event = {"from": sender, "display": member.display if member else sender,
+                 "history": True, "date": date}
+        custom = parse_custom(text)
+        if custom is None:
+            self._emit("message", {**event, "text": text, "to": None})
+        else:
+            self._emit("custom-message", {**event, "cmd": custom[0], "payload": custom[1]})
+
     def _on_text(self, sender: str, text: str, to: str | None) -> None:
+        if self.extension is not None and self.extension.incoming(sender, text, to, None):
+            return
         member = self.roster.get(sender)
         display = member.display if member else sender
         custom = parse_custom(text)
@@ -456,6 +485,9 @@ class JanusRoomSession:
 
     def _queue_custom(self, cmd: str, payload: Any, priority: Priority) -> None:
         self.limiter.put(encode_custom(cmd, payload), priority, key=cmd)
+
+    def post_custom(self, cmd: str, payload: Any, to: str | None = None) -> None:
+        self.limiter.put(encode_custom(cmd, payload), "high", to=to)
 
     # -- controls -------------------------------------------------------------------------
 
