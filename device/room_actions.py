@@ -57,10 +57,14 @@ class RoomFeatureActions:
         return self._features().chat_lock(args["state"] == "on")
 
     def _hand_requests_speak(self, raised: bool, role: str) -> dict[str, Any] | None:
-        """A raised hand on a listener also asks to speak (when the features run)."""
-        if not raised or role != "listener" or self.features is None:
+        """On a listener, raising the hand also asks to speak and lowering it withdraws
+        the request (when the room features run)."""
+        features = self.features
+        if role != "listener" or features is None:
             return None
         try:
-            return self.features.request_speak()
+            if raised:
+                return features.request_speak()
+            return features.cancel_speak() if features.speak.own is not None else None
         except ActionError:
             return None
