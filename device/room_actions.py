@@ -43,12 +43,11 @@ class RoomFeatureActions:
         return self._features().revoke_speak(args["id"])
 
     async def _do_room_status(self, args: dict[str, Any]) -> dict[str, Any]:
-        if "status" not in args and "notice" not in args:
-            raise ActionError("BAD_ARGUMENT", "room_status: give status, notice or both")
-        notice = args.get("notice")
-        if notice is not None and notice.strip() == CLEAR_NOTICE:
-            notice = ""
-        return self._features().set_status(args.get("status"), notice)
+        return self._features().set_status(args["status"], None)
+
+    async def _do_room_notice(self, args: dict[str, Any]) -> dict[str, Any]:
+        notice = args["notice"].strip()
+        return self._features().set_status(None, "" if notice == CLEAR_NOTICE else notice)
 
     async def _do_chat_mute(self, args: dict[str, Any]) -> dict[str, Any]:
         return self._features().chat_mute(args["id"], args["state"] == "on")

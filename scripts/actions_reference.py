@@ -18,7 +18,11 @@ SERIAL = {"join": "JOIN", "leave": "LEAVE", "mute": "MUTE", "ptt": "PTT", "volum
           "speaker": "SPEAKER", "video": "VIDEO", "deaf": "DEAF", "hand": "HAND",
           "message": "SAY", "custom": "CUSTOM", "member_mute": "MEMBER", "mute_all": "MEMBER",
           "moderate": "MEMBER", "kick": "MEMBER", "role": "ROLE", "record": "RECORD",
-          "stream": "STREAM", "factory_reset": "FACTORY"}
+          "stream": "STREAM", "factory_reset": "FACTORY",
+          # the room features on the message channel
+          "meta": "META", "speak": "SPEAK", "speak_answer": "SPEAK", "speak_revoke": "SPEAK",
+          "room_status": "ROOMSTATUS", "room_notice": "NOTICE", "chat_mute": "CHAT",
+          "chat_lock": "CHAT"}
 SERIAL_EXTRA = {"message": "TELL"}
 
 
@@ -37,6 +41,16 @@ def render() -> str:
             serial = "`MEMBER MODERATE id ON\\|OFF`"
         elif spec.name == "kick":
             serial = "`MEMBER KICK id`"
+        elif spec.name == "speak":
+            serial = "`SPEAK REQUEST\\|CANCEL`"
+        elif spec.name == "speak_answer":
+            serial = "`SPEAK ACCEPT\\|REJECT id`"
+        elif spec.name == "speak_revoke":
+            serial = "`SPEAK REVOKE id`"
+        elif spec.name == "chat_mute":
+            serial = "`CHAT MUTE id ON\\|OFF`"
+        elif spec.name == "chat_lock":
+            serial = "`CHAT LOCK ON\\|OFF`"
         args = list(spec.args) or [None]
         for i, arg in enumerate(args):
             first = i == 0
