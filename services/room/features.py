@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from drivers.base import Emit, null_emit
@@ -24,6 +23,21 @@ from services.actions import ActionError
 from services.room.api import RoomState
 from services.room.chatmod import ChatModeration
 from services.room.extension import RoomLink
+from services.room.feature_commands import (
+    CMD_CHAT_LOCK,
+    CMD_CHAT_MUTE,
+    CMD_META,
+    CMD_META_STATE,
+    CMD_META_SYNC,
+    CMD_SPEAK_ANSWER,
+    CMD_SPEAK_CANCEL,
+    CMD_SPEAK_REQUEST,
+    CMD_SPEAK_REVOKE,
+    CMD_STATUS,
+    CMD_TEXT,
+    SIGNED_STATE,
+    RoomFeatureSettings,
+)
 from services.room.messages import parse_custom
 from services.room.meta import MetaBook, Stamped, apply_op, parse_stamped, valid_status
 from services.room.signing import Verifier, sign
@@ -31,28 +45,8 @@ from services.room.speak import PendingRequest, SpeakRequests
 
 log = logging.getLogger(__name__)
 
-CMD_META = "edgeroom.meta"  # {"scope": "room"|"member", "meta", "ts", "by"}
-CMD_META_SYNC = "edgeroom.meta-sync"  # {}
-CMD_META_STATE = "edgeroom.meta-state"  # whispered: {"room", "member", "signed"}
-CMD_STATUS = "edgeroom.room-status"  # signed {"status", "notice"}
-CMD_SPEAK_REQUEST = "edgeroom.speak-request"  # {"request", "timeout_ms"}
-CMD_SPEAK_CANCEL = "edgeroom.speak-cancel"  # {"request"}
-CMD_SPEAK_ANSWER = "edgeroom.speak-answer"  # signed {"id", "request", "accepted"}
-CMD_SPEAK_REVOKE = "edgeroom.speak-revoke"  # signed {"id"}
-CMD_CHAT_MUTE = "edgeroom.chat-mute"  # signed {"id", "muted"}
-CMD_CHAT_LOCK = "edgeroom.chat-lock"  # signed {"locked"}
-CMD_TEXT = "edgeroom.text"  # signed {"text"}: a moderator's message
-#: Commands whose state a late joiner receives (signed, checked again by the joiner).
-SIGNED_STATE = (CMD_STATUS, CMD_CHAT_MUTE, CMD_CHAT_LOCK)
-
-
-@dataclass(frozen=True)
-class RoomFeatureSettings:
-    #: room.secret: signs moderation commands and checks the ones received
-    secret: str | None = None
-    #: how long a request to speak waits for an answer
-    speak_timeout_s: float = 30.0
-
+__all__ = ["CMD_CHAT_LOCK", "CMD_SPEAK_REQUEST", "CMD_STATUS", "RoomFeatureSettings",
+           "RoomFeatures"]
 
 def _now_ms() -> int:
     return int(time.time() * 1000)

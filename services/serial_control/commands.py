@@ -305,7 +305,3 @@ async def _stream(s: ControlSession, args: list[str], rest: str) -> list[str]:
     result = await s.act("stream", params)
     result = {k: v for k, v in result.items() if k not in ("url", "rtmp_url")}  # stream keys
     return [ok("STREAM", state, data=result)]
-
-
-# The room features on the message channel register their commands here too.
-from services.serial_control import room_commands  # noqa: E402,F401
