@@ -36,6 +36,8 @@ class RoomLink(Protocol):
 
     async def set_role(self, role: Role) -> None: ...
 
+    async def raise_hand(self, raised: bool) -> None: ...
+
 
 class RoomExtension(Protocol):
     def incoming(self, sender: str, text: str, to: str | None, history: str | None) -> bool:

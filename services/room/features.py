@@ -374,13 +374,15 @@ class RoomFeatures:
     # -- helpers ----------------------------------------------------------------------
 
     def _expired(self, pending: PendingRequest) -> None:
-        self._answered(pending, "timeout", None, local=pending is self.speak.own or
-                       pending.member_id == self.link.local_id)
+        self._answered(pending, "timeout", None,
+                       local=pending.member_id == self.link.local_id)
 
     def _answered(self, pending: PendingRequest, answer: str, by: str | None,
                   local: bool = False) -> None:
         self._emit("publish-answer", {"id": pending.member_id, "local": local,
                                       "request": pending.request, "answer": answer, "by": by})
+        if local and self.link.controls.hand_raised:
+            self._spawn(self.link.raise_hand(False))  # the request it raised is over
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro, name="room:role-switch")

@@ -4,7 +4,8 @@ The listener broadcasts ``edgeroom.speak-request`` ``{"request", "timeout_ms"}``
 member shows it until it is answered or ``timeout_ms`` has passed. A member with the
 room secret answers with a signed ``edgeroom.speak-answer`` ``{"id", "request",
 "accepted"}``; the listener it names becomes a publisher without leaving the room. A
-signed ``edgeroom.speak-revoke`` ``{"id"}`` sends a publisher back to listening.
+signed ``edgeroom.speak-revoke`` ``{"id"}`` sends a publisher back to listening. When
+this box's own request ends (answered, withdrawn or timed out), its hand is lowered.
 """
 
 from __future__ import annotations
