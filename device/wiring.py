@@ -81,7 +81,8 @@ def _compose_room(app: Appliance) -> None:
 def _attach_features(app: Appliance, session: Any) -> None:
     """Metadata, requests to speak, status and chat moderation on the session's
     message channel (each session gets its own)."""
-    from services.room.features import RoomFeatures, RoomFeatureSettings
+    from services.room.feature_commands import RoomFeatureSettings
+    from services.room.features import RoomFeatures
 
     room = app.config.room
     settings = RoomFeatureSettings(secret=room.secret, speak_timeout_s=room.speak_timeout)

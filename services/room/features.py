@@ -45,9 +45,6 @@ from services.room.speak import PendingRequest, SpeakRequests
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CMD_CHAT_LOCK", "CMD_SPEAK_REQUEST", "CMD_STATUS", "RoomFeatureSettings",
-           "RoomFeatures"]
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.room.features import RoomFeatures, RoomFeatureSettings
+from services.room.feature_commands import RoomFeatureSettings
+from services.room.features import RoomFeatures
 from tests.control.boxes import TONE, make_box  # noqa: F401  (fixture)
 from tests.control.support import Pty
 from tests.control.test_serial_room import Av, W, wait_in_room

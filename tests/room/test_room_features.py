@@ -9,12 +9,8 @@ from typing import Any
 import pytest
 
 from services.actions import ActionError
-from services.room.features import (
-    CMD_CHAT_LOCK,
-    CMD_STATUS,
-    RoomFeatures,
-    RoomFeatureSettings,
-)
+from services.room.feature_commands import CMD_CHAT_LOCK, CMD_STATUS, RoomFeatureSettings
+from services.room.features import RoomFeatures
 from services.room.signing import sign
 from tests.harness.fixtures import ROOM_SECRET
 from tests.harness.peers import RoomPeer

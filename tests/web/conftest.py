@@ -23,7 +23,8 @@ from device.app import Appliance
 from device.config import Config, WebConfig
 from drivers.base import Emit
 from services.room.api import Controls, Member, NotInRoom, RoomState
-from services.room.features import RoomFeatures, RoomFeatureSettings
+from services.room.feature_commands import RoomFeatureSettings
+from services.room.features import RoomFeatures
 from services.web import WebServer
 from services.web.passwords import reset
 

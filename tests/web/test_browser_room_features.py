@@ -11,7 +11,8 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from services.room.api import Member
-from services.room.features import CMD_SPEAK_REQUEST, RoomFeatures
+from services.room.feature_commands import CMD_SPEAK_REQUEST
+from services.room.features import RoomFeatures
 from services.room.messages import encode_custom
 from services.web import WebServer
 from services.web.passwords import reset
