@@ -17,7 +17,7 @@ from services.room.messages import encode_custom
 from services.web import WebServer
 from services.web.passwords import reset
 from tests.web.conftest import TIMEOUT, Served, make_appliance
-from tests.web.test_browser import LIVE, _login, browser  # noqa: F401  (fixture)
+from tests.web.test_browser import _login, browser  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.browser]
 
@@ -64,7 +64,7 @@ async def test_room_status_requests_and_chat_lock_on_the_page(
     features.incoming("7", encode_custom(CMD_SPEAK_REQUEST, {"request": "r1",
                                                              "timeout_ms": 30_000}), None, None)
     request = page.locator("#rf-requests [data-request='7']")
-    await expect(request).to_contain_text("Ada Lovelace asks to speak", timeout=LIVE)
+    await expect(request).to_contain_text("Ada Lovelace asks to speak")
     await request.get_by_role("button", name="Accept").click()
     await until_sent(moderator, "edgeroom.speak-answer")
     await expect(page.locator("#rf-requests")).to_contain_text("no requests")
