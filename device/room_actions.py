@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from services.actions import ActionError
+from drivers.common.actions import ActionError
 
 if TYPE_CHECKING:
     from services.room.features import RoomFeatures

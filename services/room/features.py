@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from drivers.base import Emit, null_emit
-from services.actions import ActionError
+from drivers.common.actions import ActionError
 from services.room.api import RoomState
 from services.room.chatmod import ChatModeration
 from services.room.extension import RoomLink

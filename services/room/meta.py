@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.actions import META_MAX_BYTES, NOTICE_MAX, ActionError
-from services.actions import ROOM_STATUSES as STATUSES
+from drivers.common.actions import META_MAX_BYTES, NOTICE_MAX, ActionError
+from drivers.common.actions import ROOM_STATUSES as STATUSES
 
 
 def encoded_size(value: Any) -> int:

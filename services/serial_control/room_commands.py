@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from services.serial_control.commands import COMMANDS, _word, command, words
+from services.serial_control.commands import COMMANDS, Line, _word, command, words
 from services.serial_control.format import ProtocolError, ok, quote
-
-if TYPE_CHECKING:
-    from services.serial_control.session import ControlSession
 
 META_USAGE = "META ROOM|MEMBER SET|UPDATE json | META ROOM|MEMBER DELETE [key ...]"
 SPEAK_USAGE = "SPEAK REQUEST|CANCEL | SPEAK ACCEPT|REJECT|REVOKE id"
@@ -19,7 +16,7 @@ CHAT_USAGE = "CHAT MUTE id ON|OFF | CHAT LOCK ON|OFF"
 
 
 @command("META", META_USAGE, 2, None)
-async def _meta(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _meta(s: Line, args: list[str], rest: str) -> list[str]:
     scope = _word(args, 0, words("meta", "scope"), META_USAGE)
     op = _word(args, 1, words("meta", "op"), META_USAGE)
     params: dict[str, Any] = {"scope": scope.lower(), "op": op.lower()}
@@ -38,7 +35,7 @@ async def _meta(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 
 @command("META?", "META?")
-async def _meta_q(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _meta_q(s: Line, args: list[str], rest: str) -> list[str]:
     view: Mapping[str, Any] = s.status().get("room_features") or {}
     if not view:
         raise ProtocolError("UNAVAILABLE", "the room client is not running")
@@ -50,7 +47,7 @@ async def _meta_q(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 
 @command("SPEAK", SPEAK_USAGE, 1, 2)
-async def _speak(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _speak(s: Line, args: list[str], rest: str) -> list[str]:
     verb = _word(args, 0, ("REQUEST", "CANCEL", "ACCEPT", "REJECT", "REVOKE"), SPEAK_USAGE)
     if verb in ("REQUEST", "CANCEL"):
         if len(args) != 1:
@@ -68,20 +65,20 @@ async def _speak(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 
 @command("ROOMSTATUS", "ROOMSTATUS TO-BE-STARTED|LIVE|PAUSED|ENDED", 1, 1)
-async def _room_status(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _room_status(s: Line, args: list[str], rest: str) -> list[str]:
     status = _word(args, 0, words("room_status", "status"), COMMANDS["ROOMSTATUS"].usage)
     result = await s.act("room_status", {"status": status.lower()})
     return [ok("ROOMSTATUS", str(result.get("status")).upper())]
 
 
 @command("NOTICE", "NOTICE text (NOTICE - clears it)", 1, None)
-async def _notice(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _notice(s: Line, args: list[str], rest: str) -> list[str]:
     result = await s.act("room_notice", {"notice": rest})
     return [ok("NOTICE", quote(result.get("notice") or "-"))]
 
 
 @command("CHAT", CHAT_USAGE, 2, 3)
-async def _chat(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _chat(s: Line, args: list[str], rest: str) -> list[str]:
     verb = _word(args, 0, ("MUTE", "LOCK"), CHAT_USAGE)
     if verb == "LOCK":
         if len(args) != 2:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.actions import ActionError
+from drivers.common.actions import ActionError
 from services.room.meta import MetaBook, Stamped, apply_op
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.actions import ActionError
+from drivers.common.actions import ActionError
 from services.room.feature_commands import CMD_CHAT_LOCK, CMD_STATUS, RoomFeatureSettings
 from services.room.features import RoomFeatures
 from services.room.signing import sign

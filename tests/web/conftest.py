@@ -220,7 +220,7 @@ def make_appliance(tmp_path: Path, *, room: bool = True, full: bool = False,
         features = RoomFeatures(RoomFeatureSettings(secret=secret), fake,
                                 emit=appliance.bus.publish)
         appliance.dispatcher.features = features
-        appliance.extras["room_features"] = features.view
+        appliance.status_providers.add("room_features", features.view)
     if full:
         appliance.dispatcher.media = FakeMedia()
         appliance.extras["buttons"] = FakeButtons()
