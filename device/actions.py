@@ -39,6 +39,14 @@ class MediaControl(Protocol):
     async def stop_stream(self) -> dict[str, Any]: ...
 
 
+class DisplayControl(Protocol):
+    """The room screen, as the dispatcher sees it."""
+
+    def set_layout(self, layout: str) -> dict[str, Any]: ...
+
+    def pin(self, member_id: str | None) -> dict[str, Any]: ...
+
+
 #: Actions whose failures come from the media pipeline (encoders, muxers, outputs).
 MEDIA_ACTIONS = ("record", "stream")
 
@@ -78,6 +86,7 @@ class Dispatcher(RoomFeatureActions):
     ) -> None:
         self.room = room
         self.media = media
+        self.display: DisplayControl | None = None
         self._emit = emit
         self._factory_reset = factory_reset
         self._default_stream_url = default_stream_url
@@ -303,6 +312,23 @@ class Dispatcher(RoomFeatureActions):
         if not isinstance(url, str) or not url.startswith(("rtmp://", "rtmps://")):
             raise ActionError("BAD_ARGUMENT", "no RTMP URL: set stream.rtmp_url or give url")
         return await media.start_stream(url)
+
+    # -- the screen -------------------------------------------------------------------
+
+    def _display(self) -> DisplayControl:
+        if self.display is None:
+            raise ActionError("NO_DISPLAY", "no screen is shown (see [display])")
+        return self.display
+
+    async def _do_layout(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._display().set_layout(args["layout"])
+
+    async def _do_pin_member(self, args: dict[str, Any]) -> dict[str, Any]:
+        display = self._display()
+        member_id = args.get("id")
+        if member_id is not None and member_id != "local":
+            self._known_member(self._in_room(), member_id)
+        return display.pin(member_id)
 
     # -- the box ----------------------------------------------------------------------
 

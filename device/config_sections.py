@@ -145,8 +145,8 @@ class VideoConfig:
     enabled: bool = setting(True, "Send the camera to the room.")
     receive: bool | Literal["auto"] = setting(
         "auto", 'Receive other members\' video: true, false (audio only, less CPU and memory), '
-        'or "auto": only while something on the box shows it (nothing does yet, so audio '
-        'only).', restart="room")
+        'or "auto": only while something on the box shows it (the screen, see [display]).',
+        restart="room")
     backend: Literal["auto", "picamera2", "v4l2", "sim"] = setting(
         "auto", 'Camera backend; "auto" picks picamera2, then V4L2 (sim with --sim).',
         restart="video",
@@ -168,6 +168,26 @@ class VideoConfig:
         "auto", "H.264 encoder; auto prefers the hardware one and falls back to libx264.",
         restart="video",
     )
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    enabled: bool = setting(True, "Show the room on a screen (HDMI) when there is one.",
+                            restart="display")
+    backend: Literal["auto", "kms", "sim", "off"] = setting(
+        "auto", 'Screen backend: "auto" uses DRM/KMS when pykms and a DRM device are present '
+        '(else none); "sim" renders for the page (GET /api/display.jpg).', restart="display")
+    layout: Literal["grid", "speaker", "single"] = setting(
+        "grid", "Layout at start: every member, the talker large, or one member.",
+        restart="display")
+    hide_video_muted: bool = setting(
+        False, "Leave out members who send no video.", restart="display")
+    self_view: bool = setting(
+        False, "Show this box's own camera as a tile (while the camera runs).",
+        restart="display")
+    resolution: str = setting(
+        "auto", 'Screen size, "auto" (the screen\'s preferred mode; 1280x720 for the sim) '
+        'or WIDTHxHEIGHT.', pattern=r"^(auto|\d{2,5}x\d{2,5})$", restart="display")
 
 
 @dataclass(frozen=True)
@@ -231,6 +251,11 @@ class WebConfig:
         20, "Failed logins from all addresses in 10 minutes before every login is "
             "refused until the oldest is 10 minutes old.", minimum=1, maximum=100000,
         restart="web")
+    max_guests: int = setting(4, "Guests (with a guest link) in the room page at once.",
+                              minimum=0, maximum=32)
+    guest_messages_per_second: int = setting(
+        20, "Signalling messages a second one guest may send (bursts of three seconds' "
+        "worth pass).", minimum=1, maximum=1000)
 
 
 @dataclass(frozen=True)

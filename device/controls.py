@@ -7,6 +7,7 @@ Button map (every role optional, pins from ``gpio.buttons``):
 ``vol_up``    one step per press, auto-repeat while held (``gpio.volume_target``)
 ``vol_down``  likewise                   ``camera``    privacy toggle (video off)
 ``hand``      raises/lowers a hand       ``record``    starts/stops recording
+``layout``    the screen's next layout (grid, speaker, single)
 
 LEDs (``gpio.leds``): ``status`` (a pattern per state; in a room whose status is paused
 or ended, a pattern for each), ``mute`` (lit while the mic is
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BUTTON_ROLES = ("call", "mute", "ptt", "vol_up", "vol_down", "camera", "hand", "record")
+BUTTON_ROLES = ("call", "mute", "ptt", "vol_up", "vol_down", "camera", "hand", "record",
+                "layout")
 LED_ROLES = ("status", "mute", "camera", "level", "mic_active")
 
 #: Pins used with ``--sim`` when the config names none (no ``ptt``: it would mute the mic).
@@ -73,6 +75,7 @@ PRESS_ACTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "mute": ("mute", {"state": "toggle"}),
     "camera": ("video", {"state": "toggle"}),
     "hand": ("hand", {"state": "toggle"}),
+    "layout": ("layout", {"layout": "next"}),
 }
 RESET_ARMED = blink(2)  # call held past hold_time: keep holding to reset
 RESET_CONFIRM = blink(8, repeat=12)  # 1.5 s of rapid flashes, then the reset

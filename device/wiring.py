@@ -28,7 +28,8 @@ SERVICE_MODULES = ("services.web", "services.web.snapshot", "services.web.previe
                    "services.room", "services.room.session", "services.room.tracks",
                    "services.room.local_sfu", "services.room.janus.jcfg", "services.audio",
                    "services.media.service", "services.serial_control.server",
-                   "device.controls", "drivers.inventory", "drivers.audio", "drivers.camera")
+                   "device.controls", "device.screen", "drivers.display",
+                   "drivers.inventory", "drivers.audio", "drivers.camera")
 
 
 def import_services() -> None:
@@ -44,6 +45,12 @@ def compose(app: Host) -> None:
     app.register("web", run_web)  # the config page and its API, always on
     _compose_media(app)  # before the room: the room takes its camera and mic from it
     _compose_room(app)
+    from device.screen import compose_screen
+
+    compose_screen(app)  # the room on a screen (HDMI), when there is one
+    from device.guests import compose_guests
+
+    compose_guests(app)  # guests in the room from the page (guest links)
     _compose_controls(app)
     app.register("devices", _run_device_watcher)
     from device.probes import add_probes

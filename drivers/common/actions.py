@@ -142,6 +142,7 @@ def json_value(name: str, max_bytes: int, doc: str = "", required: bool = True) 
 
 
 ON_OFF_TOGGLE = ("on", "off", "toggle")
+LAYOUT_CHOICES = ("grid", "speaker", "single", "next")
 START_STOP = ("start", "stop")
 #: One word: what a serial line can carry as one argument, and what Janus ids are.
 WORD = r"^\S+$"
@@ -268,6 +269,12 @@ ACTIONS: dict[str, ActionSpec] = {a.name: a for a in [
                (choice("state", *START_STOP),
                 text("url", URL_MAX, "default: stream.rtmp_url", required=False,
                      pattern=r"^rtmps?://\S+$", form="an rtmp:// or rtmps:// URL"))),
+    ActionSpec("layout", "The screen's layout (next: the one after the current).",
+               (choice("layout", *LAYOUT_CHOICES),)),
+    ActionSpec("pin_member", "Show one member large on the screen (none given: the one who "
+               "talked last).",
+               (text("id", MEMBER_ID_MAX, 'member id ("local": the self-view)',
+                     required=False, pattern=WORD, form="one word (no spaces)"),)),
     ActionSpec("factory_reset", "Erase config and secrets, restart into setup."),
     *ROOM_FEATURE_ACTIONS,
 ]}

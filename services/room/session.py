@@ -74,6 +74,7 @@ class JanusRoomSession(SessionMedia):
         if not settings.send_video:
             self._controls.video_enabled = False
         self._on_remote_video = on_remote_video
+        self._video_shown: Callable[[str], bool] | None = None
         self.mixer = mixer or RemoteAudioMixer(speaker)
         self.roster = Roster(emit)
         self.limiter = MessageLimiter()
@@ -283,6 +284,7 @@ class JanusRoomSession(SessionMedia):
         ctx.on_joined = open_messages
         ctx.on_video_codec = self._video_codec_chosen
         ctx.wants_video = self._wants_video
+        ctx.wants_member_video = self._wants_member_video
         try:
             await conn.open()
             self._conn = conn

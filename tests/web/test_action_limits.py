@@ -91,6 +91,14 @@ def serial_line(action: str, args: dict[str, Any]) -> str | None:
         url = word(args.get("url", ""))
         return f"STREAM {str(args['state']).upper()} {url}" \
             if set(args) == {"state", "url"} and url is not None else None
+    if action == "layout":
+        return f"LAYOUT {str(args['layout']).upper()}" if set(args) == {"layout"} else None
+    if action == "pin_member":
+        if not args:
+            return "PIN NONE"
+        member = word(args.get("id", ""))
+        return f"PIN {member}" if set(args) == {"id"} and member is not None \
+            and member.upper() != "NONE" else None
     if action in ROOM_FEATURE_ACTIONS:
         return room_feature_line(action, args, word)
     raise AssertionError(f"no serial form for action {action!r}: add it to this test")

@@ -251,6 +251,7 @@ function renderStatus(s) {
   const level = micLevel(s);
   if (level !== null) showLevel(level);
   showCamera(s);
+  if (typeof renderScreen === "function") renderScreen(s);
   renderControls(s);
   if (typeof renderRoomFeatures === "function") renderRoomFeatures(s);
 }
@@ -369,7 +370,8 @@ function renderMember(m) {
     textContent: playoutText(status && status.stats && status.stats.members
       && status.stats.members[String(m.id)]) });
   const li = el("li", {}, el("span", { className: `dot${m.talking ? " talking" : ""}` }),
-    el("span", { className: "name", textContent: m.display || m.id }), ...flags, playout, mute);
+    el("span", { className: "name", textContent: m.display || m.id }), ...flags, playout,
+    ...(typeof pinButton === "function" ? pinButton(m) : []), mute);
   li.dataset.member = m.id;
   return li;
 }
