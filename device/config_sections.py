@@ -106,12 +106,13 @@ class AudioConfig:
                               restart="audio")
     speaker_device: str = setting("default", "ALSA playback device.", restart="audio")
     period_size: int = setting(
-        960, "ALSA period in frames at the device rate.", minimum=32, maximum=16384,
+        480, "ALSA period in frames at the device rate (480 = 10 ms at 48 kHz; raise it "
+        "for a card that underruns, see docs/audio.md).", minimum=32, maximum=16384,
         restart="audio",
     )
     buffer_size: int = setting(
-        3840, "ALSA buffer in frames at the device rate.", minimum=64, maximum=65536,
-        restart="audio",
+        1440, "ALSA buffer in frames at the device rate (1440 = 3 periods of 480).",
+        minimum=64, maximum=65536, restart="audio",
     )
     mic_enabled: bool = setting(True, "Microphone on at start.")
     speaker_enabled: bool = setting(True, "Speaker on at start.")
@@ -134,7 +135,8 @@ class AudioConfig:
         minimum=6, maximum=510, restart="room")
     opus_fec: bool = setting(
         False, "Opus in-band FEC in what the mic sends, following the loss the server "
-        "reports (see docs/audio.md for why it is off by default).", restart="room")
+        "reports (with 20 ms packets; see docs/audio.md for why it is off by default).",
+        restart="room")
     opus_dtx: bool = setting(
         False, "Opus discontinuous transmission: send almost nothing while the mic is "
         "silent.", restart="room")
