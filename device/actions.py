@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from device.link_actions import LinkActions
+from device.room_actions import RoomFeatureActions
 from drivers.base import Emit, null_emit
 from drivers.common.actions import ACTIONS, ActionError, ActionSpec
 from drivers.errors import DeviceError, EdgeroomError
@@ -75,7 +76,7 @@ def _flag(args: Mapping[str, Any], current: bool, key: str = "state") -> bool:
     return (not current) if state == "toggle" else state == "on"
 
 
-class Dispatcher(LinkActions):
+class Dispatcher(RoomFeatureActions, LinkActions):
     def __init__(
         self,
         room: RoomSession | None,
@@ -242,13 +243,16 @@ class Dispatcher(LinkActions):
         room = self._in_room()
         raised = _flag(args, room.controls.hand_raised)
         await room.raise_hand(raised)
-        return {"raised": raised}
+        speak = self._hand_requests_speak(raised, room.controls.role)
+        return {"raised": raised, **({"speak": speak} if speak else {})}
 
     async def _do_message(self, args: dict[str, Any]) -> dict[str, Any]:
         room = self._in_room()
         to = args.get("to")
         if to is not None:
             self._known_member(room, to)
+        if self.features is not None and self.features.outgoing_text(args["text"], to):
+            return {"sent": True, "signed": True}
         await room.send_text(args["text"], to)
         return {"sent": True}
 

@@ -77,6 +77,12 @@ class RoomConfig:
         "publisher", "publisher sends mic and camera; listener only receives."
     )
     auto_join: bool = setting(True, "Join the room at start.")
+    history: int = setting(
+        20, 'Messages the local Janus (server = "local") keeps per room and replays to '
+        "members who join later (0: none).", minimum=0, maximum=1000, restart="room")
+    speak_timeout: float = setting(
+        30.0, "Seconds a request to speak waits for a moderator's answer.",
+        minimum=1, maximum=300, restart="room")
     local_listen: str = setting(
         "127.0.0.1",
         'Address the local Janus (server = "local") binds its WebSocket API to.',

@@ -88,6 +88,7 @@ def _compose_room(app: Host) -> None:
     app.room = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
                               **_media_devices(app))
     app.dispatcher.room = app.room
+    _attach_features(app, app.room)
     app.register("room", _run_room)
 
 
@@ -105,6 +106,20 @@ async def _run_links(app: Host) -> None:
     await run_links(app)
 
 
+def _attach_features(app: Host, session: Any) -> None:
+    """Metadata, requests to speak, status and chat moderation on the session's
+    message channel (each session gets its own)."""
+    from services.room.feature_commands import RoomFeatureSettings
+    from services.room.features import RoomFeatures
+
+    room = app.config.room
+    settings = RoomFeatureSettings(secret=room.secret, speak_timeout_s=room.speak_timeout)
+    features = RoomFeatures(settings, session, emit=app.bus.publish)
+    session.extension = features
+    app.dispatcher.features = features
+    app.status_providers.add("room_features", features.view)
+
+
 async def _run_room(app: Host) -> None:
     """Run the local SFU when configured and join when ``room.auto_join``; on a restart
     (config change) the session is rebuilt from the current config."""
@@ -117,10 +132,13 @@ async def _run_room(app: Host) -> None:
     if session is None or getattr(session, "built_from", None) is not app.config:
         if session is not None:
             await session.close()
+        if app.dispatcher.features is not None:
+            await app.dispatcher.features.close()
         session = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
                                  **_media_devices(app))
         app.room = session
         app.dispatcher.room = session
+        _attach_features(app, session)
     sfu_task: asyncio.Task[None] | None = None
     try:
         if app.config.room.server == "local":

@@ -20,8 +20,12 @@ SERIAL = {"join": "JOIN", "leave": "LEAVE", "mute": "MUTE", "ptt": "PTT", "volum
           "message": "SAY", "custom": "CUSTOM", "member_mute": "MEMBER", "mute_all": "MEMBER",
           "moderate": "MEMBER", "kick": "MEMBER", "role": "ROLE", "record": "RECORD",
           "stream": "STREAM", "layout": "LAYOUT", "pin_member": "PIN",
-          "factory_reset": "FACTORY", "link": "LINK", "unlink": "UNLINK",
-          "link_answer": "LINKANSWER"}
+          "factory_reset": "FACTORY",
+          # the room features on the message channel
+          "meta": "META", "speak": "SPEAK", "speak_answer": "SPEAK", "speak_revoke": "SPEAK",
+          "room_status": "ROOMSTATUS", "room_notice": "NOTICE", "chat_mute": "CHAT",
+          "chat_lock": "CHAT",
+          "link": "LINK", "unlink": "UNLINK", "link_answer": "LINKANSWER"}
 SERIAL_EXTRA = {"message": "TELL"}
 
 
@@ -40,6 +44,16 @@ def render() -> str:
             serial = "`MEMBER MODERATE id ON\\|OFF`"
         elif spec.name == "kick":
             serial = "`MEMBER KICK id`"
+        elif spec.name == "speak":
+            serial = "`SPEAK REQUEST\\|CANCEL`"
+        elif spec.name == "speak_answer":
+            serial = "`SPEAK ACCEPT\\|REJECT id`"
+        elif spec.name == "speak_revoke":
+            serial = "`SPEAK REVOKE id`"
+        elif spec.name == "chat_mute":
+            serial = "`CHAT MUTE id ON\\|OFF`"
+        elif spec.name == "chat_lock":
+            serial = "`CHAT LOCK ON\\|OFF`"
         args = list(spec.args) or [None]
         for i, arg in enumerate(args):
             first = i == 0

@@ -126,7 +126,7 @@ def create_local_sfu(config: Config, state_dir: Path, *, emit: Emit = null_emit)
     settings = JanusSettings(
         listen_ip=room.local_listen, port=room.local_port, interface=room.local_interface,
         rooms=(RoomSpec(room.room, description=room.effective_display_name, pin=room.pin,
-                        secret=room.secret,
+                        secret=room.secret, history=room.history,
                         # voice-room links join plain-RTP participants (docs/links.md)
                         allow_rtp_participants=bool(config.link)
                         and room.backend == "audiobridge"),),

@@ -43,6 +43,34 @@ ROOM_WARNING: Schema = {"type": "object", "required": ["code", "message"],
                                                        "items": {"type": "string"}},
                                        "supported": {"type": "array",
                                                      "items": {"type": "string"}}}}
+ROOM_FEATURES: Schema = {
+    "type": "object", "nullable": True,
+    "description": "The room's metadata, status and notice, requests to speak and chat "
+                   "moderation as this box knows them (docs/room.md).",
+    "required": ["meta", "status", "notice", "member_meta", "own_meta", "moderator",
+                 "requests", "own_request", "chat"],
+    "properties": {
+        "meta": ANY_OBJECT,
+        "status": {"type": "string", "nullable": True,
+                   "enum": ["to-be-started", "live", "paused", "ended", None]},
+        "notice": {"type": "string", "nullable": True},
+        "ts": {"type": "integer", "nullable": True},
+        "by": {"type": "string", "nullable": True},
+        "status_by": {"type": "string", "nullable": True},
+        "member_meta": ANY_OBJECT,
+        "own_meta": ANY_OBJECT,
+        "moderator": {"type": "boolean"},
+        "requests": {"type": "array", "items": {
+            "type": "object", "required": ["id", "display", "request", "timeout_s"],
+            "properties": {"id": {"type": "string"}, "display": {"type": "string"},
+                           "request": {"type": "string"}, "timeout_s": {"type": "number"}}}},
+        "own_request": {"type": "object", "nullable": True},
+        "chat": {"type": "object", "required": ["locked", "muted", "dropped"],
+                 "properties": {"locked": {"type": "boolean"},
+                                "muted": {"type": "array", "items": {"type": "string"}},
+                                "dropped": {"type": "integer"}}},
+    },
+}
 STATUS: Schema = {
     "type": "object",
     "required": ["state", "reason", "version", "uptime", "sim", "room", "stats", "subsystems",
@@ -68,6 +96,7 @@ STATUS: Schema = {
         "virtual_buttons": {"type": "array", "items": {"type": "string"}},
         "camera_preview": {"type": "boolean"},
         "camera_webrtc": {"type": "boolean"},
+        "room_features": ROOM_FEATURES,
         "display": {"type": "object", "required": ["backend", "tiles"], "properties": {
             "backend": {"type": "string"}, "reason": {"type": "string"},
             "layout": {"type": "string", "enum": ["grid", "speaker", "single"]},

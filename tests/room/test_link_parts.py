@@ -125,3 +125,26 @@ async def test_an_unreachable_server_is_retried_with_growing_waits():
     retrying = [e for e in events if e["state"] == "retrying"]
     assert "cannot reach the room server" in retrying[0]["reason"]
     assert events[-1]["state"] == "stopped"
+
+
+async def test_a_request_replayed_from_the_room_history_is_not_answered_again():
+    from services.room.links.requests import CMD_REQUEST, AnswerPolicy, LinkResponder
+
+    sent: list[tuple[str, str | None]] = []
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    class Channel:
+        async def send_text(self, text: str, to: str | None = None) -> None:
+            sent.append((text, to))
+
+    responder = LinkResponder(A, Channel(), lambda n, d: events.append((n, d)),
+                              AnswerPolicy(auto_accept=True))
+    request = {"from": "link-1", "cmd": CMD_REQUEST,
+               "payload": {"id": "r1", "from": "1234@10.0.0.2", "direction": "both"}}
+    assert responder.on_custom_message({**request, "history": True, "date": "x"}) is None
+    assert events == [] and sent == []
+    pending = responder.on_custom_message(request)
+    assert pending is not None
+    await pending
+    assert [n for n, _ in events] == ["link-request", "link-answer"]
+    assert sent[0][1] == "link-1" and '"secret":"s1"' in sent[0][0]

@@ -57,6 +57,8 @@ class RoomSpec:
     videocodec: str = "h264,vp8"
     #: Whether the AudioBridge room takes plain-RTP participants (voice-room links).
     allow_rtp_participants: bool = False
+    #: How many TextRoom messages the room keeps and replays to members who join later.
+    history: int = 20
 
 
 def _plugin_dir(name: str) -> Path:
@@ -146,7 +148,7 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
             "audio_active_packets": 25,
             "audio_level_average": 60,
         }
-        textroom[f"room-{room.number}"] = dict(common)
+        textroom[f"room-{room.number}"] = {**common, "history": room.history or None}
     _write_private(confdir / "janus.plugin.videoroom.jcfg", render(videoroom))
     _write_private(confdir / "janus.plugin.audiobridge.jcfg", render(audiobridge))
     _write_private(confdir / "janus.plugin.textroom.jcfg", render(textroom))

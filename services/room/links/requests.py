@@ -68,8 +68,8 @@ class LinkResponder:
     def on_custom_message(self, data: dict[str, Any]) -> Awaitable[None] | None:
         """Feed every ``custom-message`` event; returns the answer to await, if any."""
         cmd, payload = data.get("cmd"), data.get("payload")
-        if not isinstance(payload, dict):
-            return None
+        if not isinstance(payload, dict) or data.get("history"):
+            return None  # a request the server replays to later joiners is not asked again
         if cmd == CMD_REQUEST and isinstance(payload.get("id"), str):
             request = {"id": payload["id"], "from": str(payload.get("from", "")),
                        "direction": str(payload.get("direction", "both")),

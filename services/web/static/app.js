@@ -119,7 +119,7 @@ function startLive() {
     "room-warning",
     "action", "action-failed", "config-changed", "subsystem-failed", "subsystem-restarted",
     "entered", "reconnecting", "kicked", "moderated", "device-lost", "password-changed",
-    "mic-open"];
+    "mic-open", ...(typeof ROOM_FEATURE_EVENTS !== "undefined" ? ROOM_FEATURE_EVENTS : [])];
   for (const name of names) {
     events.addEventListener(name, (ev) => onEvent(name, JSON.parse(ev.data)));
   }
@@ -253,6 +253,7 @@ function renderStatus(s) {
   showCamera(s);
   if (typeof renderScreen === "function") renderScreen(s);
   renderControls(s);
+  if (typeof renderRoomFeatures === "function") renderRoomFeatures(s);
 }
 
 function statsView(stats) {
