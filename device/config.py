@@ -145,6 +145,12 @@ class AudioConfig:
     opus_dtx: bool = setting(
         False, "Opus discontinuous transmission: send almost nothing while the mic is "
         "silent.", restart="room")
+    input_sensitivity: int = setting(
+        50, "How easily the box counts its own mic as talking (the local talking event "
+        "and the level LED), 0-100: the threshold is -10 dBFS at 0 and -70 dBFS at 100.",
+        minimum=0, maximum=100)
+    announcements: bool = setting(
+        True, "Play the announce custom messages other members send on the speaker.")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ def compose(app: Appliance) -> None:
 
     app.register("web", run_web)  # the config page and its API, always on
     _compose_media(app)  # before the room: the room takes its camera and mic from it
+    _compose_live_media(app)  # before the room too: it mixes the playbacks
     _compose_room(app)
     _compose_controls(app)
     app.register("devices", _run_device_watcher)
@@ -175,12 +176,20 @@ def _media_devices(app: Appliance) -> dict[str, Any]:
     from services.media.service import MediaService
 
     media = app.dispatcher.media
+    playbacks = {"playbacks": app.dispatcher.playbacks} if app.dispatcher.playbacks else {}
     if not isinstance(media, MediaService) or media.mic is None:
-        return {}
-    devices: dict[str, Any] = {"mic": media.mic_for_room()}
+        return playbacks
+    devices: dict[str, Any] = {"mic": media.mic_for_room(), **playbacks}
     if app.config.video.enabled and app.config.room.backend == "videoroom":
         devices["video_track_factory"] = media.video_track
     return devices
+
+
+def _compose_live_media(app: Appliance) -> None:
+    """Playbacks, announcements and the local talking detector (device/live_media.py)."""
+    from device import live_media
+
+    live_media.compose(app)
 
 
 def _compose_controls(app: Appliance) -> None:

@@ -18,8 +18,10 @@ SERIAL = {"join": "JOIN", "leave": "LEAVE", "mute": "MUTE", "ptt": "PTT", "volum
           "speaker": "SPEAKER", "video": "VIDEO", "deaf": "DEAF", "hand": "HAND",
           "message": "SAY", "custom": "CUSTOM", "member_mute": "MEMBER", "mute_all": "MEMBER",
           "moderate": "MEMBER", "kick": "MEMBER", "role": "ROLE", "record": "RECORD",
-          "stream": "STREAM", "factory_reset": "FACTORY"}
-SERIAL_EXTRA = {"message": "TELL"}
+          "stream": "STREAM", "factory_reset": "FACTORY",
+          # playbacks, input sensitivity
+          "play": "PLAY", "playback": "PLAYBACK", "sensitivity": "SENSITIVITY"}
+SERIAL_EXTRA = {"message": "TELL", "playback": "STOPPLAY"}
 
 
 def render() -> str:

@@ -99,6 +99,10 @@ class JanusRoomSession:
         self.last_join_ms: float | None = None
         self.attempts = 0
         self.built_from: object | None = None  # the config it was made from (wiring)
+        #: what is mixed into every frame the mic track sends (playbacks into the room)
+        self.send_mix: Callable[[bytes], bytes] | None = None
+        #: True when the box tells its own talking (input sensitivity), not the server
+        self.local_talk_detected = False
         self._apply_speaker()
 
     def __repr__(self) -> str:
@@ -342,7 +346,7 @@ class JanusRoomSession:
     # -- callbacks from the backend -------------------------------------------------------
 
     def _new_mic_track(self) -> MediaStreamTrack:
-        return MicTrack(self.mic, self._mic_gate, self.settings.opus)
+        return MicTrack(self.mic, self._mic_gate, self.settings.opus, mix=self.send_mix)
 
     def _mic_gate(self) -> tuple[bool, bool, int]:
         c = self._controls
@@ -395,6 +399,8 @@ class JanusRoomSession:
             self._on_remote_video(member_id, frame)
 
     def _set_local_talking(self, talking: bool) -> None:
+        if self.local_talk_detected:
+            return
         if talking != self._local_talking:
             self._local_talking = talking
             self._emit("talking", {"id": "local", "talking": talking})

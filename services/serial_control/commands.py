@@ -305,3 +305,7 @@ async def _stream(s: ControlSession, args: list[str], rest: str) -> list[str]:
     result = await s.act("stream", params)
     result = {k: v for k, v in result.items() if k not in ("url", "rtmp_url")}  # stream keys
     return [ok("STREAM", state, data=result)]
+
+
+# Playbacks and the input sensitivity live in their own module; importing it registers them.
+from services.serial_control import playback_commands  # noqa: E402,F401

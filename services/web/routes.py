@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from services.actions import ACTIONS
-from services.web import auth, controls, events, handlers, metrics
+from services.web import auth, controls, events, handlers, metrics, playbacks
 from services.web.context import json_response
 from services.web.schema import Schema, integer
 
@@ -226,6 +226,24 @@ ROUTES: tuple[Route, ...] = (
                       "does not connect within 20 s, and when the session ends. 404 when the "
                       "appliance has no camera preview; fall back to GET /api/camera.jpg where "
                       "WebRTC cannot run."),
+    # -- playbacks ------------------------------------------------------------------------
+    Route("POST", "/api/playbacks", playbacks.play,
+          "Play a sound file, a URL or spoken text into the room, on the speaker, or both.",
+          "playbacks", body=playbacks.PLAY_BODY, response=OK_RESULT,
+          errors=(*ACTION_ERRORS, 404),
+          description="Exactly one of file (in the state dir), url (http/https) or text "
+                      "(spoken by espeak-ng). The result is the playback, with its id. "
+                      "409 NOT_IN_ROOM outside a room, 409 BUSY with 4 playbacks running, "
+                      "404 FILE_NOT_FOUND, 409 PLAYBACK_ERROR when it cannot be decoded."),
+    Route("GET", "/api/playbacks", playbacks.list_playbacks, "The playbacks running now.",
+          "playbacks", response=playbacks.PLAYBACK_LIST),
+    Route("PATCH", "/api/playbacks/{id}", playbacks.update,
+          "Pause or resume a playback, or set its volume.", "playbacks",
+          body=playbacks.PATCH_BODY, response=OK_RESULT, errors=(*ACTION_ERRORS, 404),
+          path_params={"id": playbacks.PLAYBACK_ID}),
+    Route("DELETE", "/api/playbacks/{id}", playbacks.stop, "Stop a playback.", "playbacks",
+          response=OK_RESULT, errors=(*ACTION_ERRORS, 404),
+          path_params={"id": playbacks.PLAYBACK_ID}),
     *(_action_route(name) for name in controls.HTTP_ACTIONS),
     Route("GET", "/api/openapi.json", openapi_json, "This document.", "status",
           response=ANY_OBJECT),

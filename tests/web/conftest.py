@@ -201,6 +201,15 @@ def make_appliance(tmp_path: Path, *, room: bool = True, full: bool = False) -> 
         fake = FakeRoom(appliance.bus.publish)
         appliance.room = fake
         appliance.dispatcher.room = fake
+    # The real playback manager and talking detector (nothing plays outside a room).
+    from services.audio.talk import LocalTalkDetector, TalkSettings
+    from services.playback.manager import PlaybackManager, PlaybackSettings
+
+    appliance.dispatcher.playbacks = PlaybackManager(
+        PlaybackSettings(tmp_path / "state", tmp_path / "state" / "playback-tts"),
+        appliance.bus.publish)
+    appliance.dispatcher.talk = LocalTalkDetector(TalkSettings(), lambda: None, lambda: False,
+                                                  appliance.bus.publish)
     if full:
         appliance.dispatcher.media = FakeMedia()
         appliance.extras["buttons"] = FakeButtons()
