@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from device.live_devices import DeviceActions
 from device.live_media import LiveMediaActions
 from drivers.base import Emit, null_emit
 from drivers.errors import DeviceError, EdgeroomError
@@ -67,7 +68,7 @@ def _flag(args: Mapping[str, Any], current: bool, key: str = "state") -> bool:
     return (not current) if state == "toggle" else state == "on"
 
 
-class Dispatcher(LiveMediaActions):
+class Dispatcher(LiveMediaActions, DeviceActions):
     def __init__(
         self,
         room: RoomSession | None,

@@ -186,10 +186,12 @@ def _media_devices(app: Appliance) -> dict[str, Any]:
 
 
 def _compose_live_media(app: Appliance) -> None:
-    """Playbacks, announcements and the local talking detector (device/live_media.py)."""
-    from device import live_media
+    """Playbacks, announcements, the local talking detector (device/live_media.py) and
+    devices switched live (device/live_devices.py)."""
+    from device import live_devices, live_media
 
     live_media.compose(app)
+    live_devices.compose(app)
 
 
 def _compose_controls(app: Appliance) -> None:

@@ -20,7 +20,8 @@ SERIAL = {"join": "JOIN", "leave": "LEAVE", "mute": "MUTE", "ptt": "PTT", "volum
           "moderate": "MEMBER", "kick": "MEMBER", "role": "ROLE", "record": "RECORD",
           "stream": "STREAM", "factory_reset": "FACTORY",
           # playbacks, input sensitivity
-          "play": "PLAY", "playback": "PLAYBACK", "sensitivity": "SENSITIVITY"}
+          "play": "PLAY", "playback": "PLAYBACK", "sensitivity": "SENSITIVITY",
+          "device": "DEVICE"}
 SERIAL_EXTRA = {"message": "TELL", "playback": "STOPPLAY"}
 
 

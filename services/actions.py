@@ -262,4 +262,8 @@ ACTIONS: dict[str, ActionSpec] = {a.name: a for a in [
                one_of=("op", "volume")),
     ActionSpec("sensitivity", "Input sensitivity: when the box's own mic counts as talking.",
                (integer("value", 0, 100, "0: -10 dBFS, 100: -70 dBFS"),)),
+    ActionSpec("device", "Use another mic, speaker or camera, live (in a room too).",
+               (choice("kind", "mic", "speaker", "camera"),
+                text("id", PATH_MAX, "the device id as the device list shows it", pattern=WORD,
+                     form="one word (no spaces)"))),
 ]}

@@ -1,9 +1,11 @@
-"""A speaker that plays the box's speaker playbacks on top of whatever else it plays.
+"""The room's speaker: the box's speaker playbacks on top of the members' voices, and
+another sound card switched in live.
 
 It wraps the real :class:`~drivers.audio.base.SpeakerSink`: the source the room sets
 (its mix of the members' voices) is pulled as before and the playbacks are added to
-each block, on the speaker's own thread. Everything else (volume, the echo
-canceller's playout listener, stats) is the real speaker's.
+each block, on the speaker's own thread. :meth:`PlaybackSpeaker.replace_sink` starts
+another sink and moves the source, the volume and the playout listeners (the echo
+canceller's reference) over to it before the old one stops.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class PlaybackSpeaker:
         self.sink = sink
         self._mix = mix
         self._source: PlayoutSource | None = None
+        self._listeners: list[Any] = []
+        self._volume: int | None = None
+        self._started = False
         self.frames = 0
 
     def __repr__(self) -> str:
@@ -34,6 +39,29 @@ class PlaybackSpeaker:
 
     async def start(self) -> None:
         await self.sink.start()
+        self._started = True
+
+    def add_playout_listener(self, callback: Any) -> None:
+        self._listeners.append(callback)
+        _listen(self.sink, callback)
+
+    async def replace_sink(self, sink: SpeakerSink) -> bool:
+        """Play on ``sink`` from now on; True when the old one was playing (a live
+        switch). A sink that cannot start raises, and the old one plays on."""
+        if self._volume is not None:
+            sink.set_volume(self._volume)
+        for callback in self._listeners:
+            _listen(sink, callback)
+        live = self._started
+        if live:
+            await sink.start()
+        old, self.sink = self.sink, sink
+        if self._source is not None:
+            sink.set_source(self._pull)
+            old.set_source(None)
+        if live:
+            await old.stop()
+        return live
 
     def set_source(self, source: PlayoutSource | None) -> None:
         self._source = source
@@ -56,6 +84,7 @@ class PlaybackSpeaker:
         self.sink.write(frame)
 
     def set_volume(self, percent: int) -> None:
+        self._volume = percent
         self.sink.set_volume(percent)
 
     @property
@@ -67,7 +96,14 @@ class PlaybackSpeaker:
         return self.sink.stats
 
     async def stop(self) -> None:
+        self._started = False
         await self.sink.stop()
+
+
+def _listen(sink: SpeakerSink, callback: Any) -> None:
+    add = getattr(sink, "add_playout_listener", None)
+    if add is not None:
+        add(callback)
 
 
 def _mono(frame: PcmFrame) -> Samples:

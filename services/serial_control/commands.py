@@ -307,5 +307,6 @@ async def _stream(s: ControlSession, args: list[str], rest: str) -> list[str]:
     return [ok("STREAM", state, data=result)]
 
 
-# Playbacks and the input sensitivity live in their own module; importing it registers them.
-from services.serial_control import playback_commands  # noqa: E402,F401
+# Playbacks, the input sensitivity and devices switched live have their own modules;
+# importing them registers their commands.
+from services.serial_control import device_commands, playback_commands  # noqa: E402,F401

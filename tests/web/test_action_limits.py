@@ -113,6 +113,11 @@ def serial_line(action: str, args: dict[str, Any]) -> str | None:
         if set(args) != {"id", "op"}:
             return None
         return f"STOPPLAY {playback}" if op == "stop" else f"PLAYBACK {playback} {op.upper()}"
+    if action == "device":
+        kind, device = word(args.get("kind", "")), word(args.get("id", ""))
+        return f"DEVICE {kind.upper()} {device}" \
+            if kind is not None and device is not None and set(args) == {"kind", "id"} \
+            else None
     if action == "sensitivity":
         return f"SENSITIVITY {args['value']}" if set(args) == {"value"} else None
     raise AssertionError(f"no serial form for action {action!r}: add it to this test")

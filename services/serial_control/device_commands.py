@@ -1,0 +1,30 @@
+"""Serial commands of devices switched live (registered in ``COMMANDS``).
+
+``DEVICE MIC|SPEAKER|CAMERA id`` switches, ``DEVICES?`` says which are in use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from services.serial_control.commands import COMMANDS, _word, command, words
+from services.serial_control.format import ProtocolError, ok, quote
+
+if TYPE_CHECKING:
+    from services.serial_control.session import ControlSession
+
+
+@command("DEVICE", "DEVICE MIC|SPEAKER|CAMERA id", 2, 2)
+async def _device(s: ControlSession, args: list[str], rest: str) -> list[str]:
+    kind = _word(args, 0, words("device", "kind"), COMMANDS["DEVICE"].usage)
+    result = await s.act("device", {"kind": kind.lower(), "id": args[1]})
+    return [ok("DEVICE", kind, quote(args[1]), data={"live": result.get("live")})]
+
+
+@command("DEVICES?", "DEVICES?")
+async def _devices_q(s: ControlSession, args: list[str], rest: str) -> list[str]:
+    in_use: Mapping[str, Any] = s.status().get("devices_in_use") or {}
+    if not in_use:
+        raise ProtocolError("UNAVAILABLE", "devices cannot be switched now")
+    return [ok("DEVICES", data=dict(in_use))]
