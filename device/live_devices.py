@@ -97,6 +97,7 @@ class DeviceSwitcher:
     async def switch(self, kind: str, device_id: str, reason: str = "chosen") -> dict[str, Any]:
         async with self._lock:
             before = self.in_use(kind)
+            self._require(kind)
             config = self._config_for(kind, device_id)
             switch = {"mic": self._switch_mic, "speaker": self._switch_speaker,
                       "camera": self._switch_camera}[kind]
@@ -109,12 +110,20 @@ class DeviceSwitcher:
         self.app.bus.publish("devices-updated", change)
         return change
 
+    def _require(self, kind: str) -> None:
+        """NO_DEVICE when nothing of ``kind`` can be switched on this box now."""
+        media = self.app.dispatcher.media
+        holder = {"mic": getattr(media, "mic", None),
+                  "speaker": getattr(getattr(self.app.room, "speaker", None), "replace_sink",
+                                     None),
+                  "camera": getattr(media, "video", None)}[kind]
+        if holder is None:
+            raise ActionError("NO_DEVICE", f"this box has no {kind} to switch")
+
     async def _switch_mic(self, config: Config) -> bool:
         from drivers.audio import open_mic
 
-        tee = getattr(self.app.dispatcher.media, "mic", None)
-        if tee is None:
-            raise ActionError("UNAVAILABLE", "the box has no microphone")
+        tee = self.app.dispatcher.media.mic  # type: ignore[union-attr]
         app = self.app
         factory: Callable[[], Any] = lambda: open_mic(config, app.state_dir, sim=app.sim,  # noqa: E731
                                                       emit=app.bus.publish)
@@ -123,11 +132,7 @@ class DeviceSwitcher:
     async def _switch_speaker(self, config: Config) -> bool:
         from drivers.audio import open_speaker
 
-        room = self.app.room
-        speaker = getattr(room, "speaker", None)
-        replace_sink = getattr(speaker, "replace_sink", None)
-        if replace_sink is None:
-            raise ActionError("UNAVAILABLE", "the speaker cannot be switched now")
+        replace_sink = self.app.room.speaker.replace_sink  # type: ignore[union-attr]
         sink = open_speaker(config, self.app.state_dir, sim=self.app.sim,
                             emit=self.app.bus.publish)
         return bool(await replace_sink(sink))
@@ -135,9 +140,7 @@ class DeviceSwitcher:
     async def _switch_camera(self, config: Config) -> bool:
         from drivers.camera import open_camera
 
-        video = getattr(self.app.dispatcher.media, "video", None)
-        if video is None:
-            raise ActionError("UNAVAILABLE", "the box has no camera")
+        video = self.app.dispatcher.media.video  # type: ignore[union-attr]
         app = self.app
         return bool(await video.switch_camera(
             lambda: open_camera(config, sim=app.sim, emit=app.bus.publish)))

@@ -210,6 +210,9 @@ def make_appliance(tmp_path: Path, *, room: bool = True, full: bool = False) -> 
         appliance.bus.publish)
     appliance.dispatcher.talk = LocalTalkDetector(TalkSettings(), lambda: None, lambda: False,
                                                   appliance.bus.publish)
+    from device.live_devices import DeviceSwitcher
+
+    appliance.dispatcher.devices = DeviceSwitcher(appliance)
     if full:
         appliance.dispatcher.media = FakeMedia()
         appliance.extras["buttons"] = FakeButtons()
