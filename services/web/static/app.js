@@ -119,7 +119,10 @@ function startLive() {
     "room-warning",
     "action", "action-failed", "config-changed", "subsystem-failed", "subsystem-restarted",
     "entered", "reconnecting", "kicked", "moderated", "device-lost", "password-changed",
-    "mic-open"];
+    "mic-open",
+    // playbacks, devices switched live, input sensitivity (live.js)
+    "playback-started", "playback-updated", "playback-ended", "devices-updated",
+    "sensitivity"];
   for (const name of names) {
     events.addEventListener(name, (ev) => onEvent(name, JSON.parse(ev.data)));
   }
@@ -252,6 +255,7 @@ function renderStatus(s) {
   if (level !== null) showLevel(level);
   showCamera(s);
   renderControls(s);
+  if (typeof renderLive === "function") renderLive(s);  // live.js
 }
 
 function statsView(stats) {
