@@ -139,11 +139,17 @@ class DeviceSwitcher:
 
     async def _switch_camera(self, config: Config) -> bool:
         from drivers.camera import open_camera
+        from services.media.orient import OrientedCamera
 
-        video = self.app.dispatcher.media.video  # type: ignore[union-attr]
+        media: Any = self.app.dispatcher.media
+        orientation = getattr(media, "orientation", None)
         app = self.app
-        return bool(await video.switch_camera(
-            lambda: open_camera(config, sim=app.sim, emit=app.bus.publish)))
+
+        def camera() -> Any:
+            opened = open_camera(config, sim=app.sim, emit=app.bus.publish)
+            return opened if orientation is None else OrientedCamera(opened, orientation)
+
+        return bool(await media.video.switch_camera(camera))
 
     # -- a device that disappears -------------------------------------------------------
 
@@ -183,9 +189,19 @@ class DeviceSwitcher:
 
 
 class DeviceActions:
-    """The dispatcher's ``device`` action (a mixin of ``Dispatcher``)."""
+    """The dispatcher's ``device`` and ``camera`` actions (a mixin of ``Dispatcher``)."""
 
     devices: DeviceSwitcher | None = None
+
+    async def _do_camera(self, args: dict[str, Any]) -> dict[str, Any]:
+        orientation = getattr(getattr(self, "media", None), "orientation", None)
+        if orientation is None:
+            raise ActionError("NO_DEVICE", "this box has no camera to turn")
+        mirror = args.get("mirror")
+        flag = None if mirror is None else (not orientation.current.mirror
+                                            if mirror == "toggle" else mirror == "on")
+        rotate = int(args["rotate"]) if "rotate" in args else None
+        return dict(orientation.set(mirror=flag, rotate=rotate).to_dict())
 
     async def _do_device(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.devices is None:

@@ -100,6 +100,11 @@ def compose(app: Appliance) -> None:
             manager.stop_all("left")
         elif event.name == "config-changed" and "audio" in event.data.get("sections", ()):
             detector.set_sensitivity(app.config.audio.input_sensitivity)
+        if event.name == "config-changed" and "video" in event.data.get("sections", ()):
+            orientation = getattr(app.dispatcher.media, "orientation", None)
+            if orientation is not None:
+                video = app.config.video
+                orientation.set(mirror=video.mirror, rotate=video.rotate)
         elif event.name == "custom-message" and event.data.get("cmd") == ANNOUNCE_CMD:
             args = announcement_args(event.data.get("payload"))
             if not app.config.audio.announcements:

@@ -138,10 +138,15 @@ def _compose_media(app: Appliance) -> None:
 
     Registered as ``video`` so that a change of a ``video.*`` key restarts it.
     """
+    from services.media.orient import Orientation, OrientationControl
     from services.media.service import MediaService
 
-    media = MediaService.from_config(lambda: app.config, app.state_dir, sim=app.sim,
+    video = app.config.video
+    orientation = OrientationControl(Orientation(mirror=video.mirror, rotate=video.rotate),
                                      emit=app.bus.publish)
+    media = MediaService.from_config(lambda: app.config, app.state_dir, sim=app.sim,
+                                     emit=app.bus.publish, orientation=orientation)
+    app.extras["camera_orientation"] = lambda: orientation.current.to_dict()
     app.dispatcher.media = media
     app.extras["media"] = media.status
     if media.mic is not None:

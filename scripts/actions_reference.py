@@ -21,7 +21,7 @@ SERIAL = {"join": "JOIN", "leave": "LEAVE", "mute": "MUTE", "ptt": "PTT", "volum
           "stream": "STREAM", "factory_reset": "FACTORY",
           # playbacks, input sensitivity
           "play": "PLAY", "playback": "PLAYBACK", "sensitivity": "SENSITIVITY",
-          "device": "DEVICE"}
+          "device": "DEVICE", "camera": "CAMERA"}
 SERIAL_EXTRA = {"message": "TELL", "playback": "STOPPLAY"}
 
 

@@ -1,6 +1,8 @@
 """Serial commands of devices switched live (registered in ``COMMANDS``).
 
-``DEVICE MIC|SPEAKER|CAMERA id`` switches, ``DEVICES?`` says which are in use.
+``DEVICE MIC|SPEAKER|CAMERA id`` switches, ``DEVICES?`` says which are in use;
+``CAMERA MIRROR ON|OFF|TOGGLE``, ``CAMERA ROTATE 0|90|180|270`` and ``CAMERA?`` turn the
+camera's picture.
 """
 
 from __future__ import annotations
@@ -28,3 +30,23 @@ async def _devices_q(s: ControlSession, args: list[str], rest: str) -> list[str]
     if not in_use:
         raise ProtocolError("UNAVAILABLE", "devices cannot be switched now")
     return [ok("DEVICES", data=dict(in_use))]
+
+
+@command("CAMERA", "CAMERA MIRROR ON|OFF|TOGGLE | CAMERA ROTATE 0|90|180|270", 2, 2)
+async def _camera(s: ControlSession, args: list[str], rest: str) -> list[str]:
+    usage = COMMANDS["CAMERA"].usage
+    what = _word(args, 0, ("MIRROR", "ROTATE"), usage)
+    if what == "MIRROR":
+        value = _word(args, 1, words("camera", "mirror"), usage).lower()
+    else:
+        value = _word(args, 1, words("camera", "rotate"), usage)
+    result = await s.act("camera", {what.lower(): value})
+    return [ok("CAMERA", data=result)]
+
+
+@command("CAMERA?", "CAMERA?")
+async def _camera_q(s: ControlSession, args: list[str], rest: str) -> list[str]:
+    orientation: Mapping[str, Any] = s.status().get("camera_orientation") or {}
+    if not orientation:
+        raise ProtocolError("UNAVAILABLE", "the box has no camera")
+    return [ok("CAMERA", data=dict(orientation))]

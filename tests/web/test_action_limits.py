@@ -113,6 +113,12 @@ def serial_line(action: str, args: dict[str, Any]) -> str | None:
         if set(args) != {"id", "op"}:
             return None
         return f"STOPPLAY {playback}" if op == "stop" else f"PLAYBACK {playback} {op.upper()}"
+    if action == "camera":
+        if len(args) != 1:
+            return None
+        (key, value), = args.items()
+        one = word(value)
+        return f"CAMERA {key.upper()} {one.upper()}" if one is not None else None
     if action == "device":
         kind, device = word(args.get("kind", "")), word(args.get("id", ""))
         return f"DEVICE {kind.upper()} {device}" \

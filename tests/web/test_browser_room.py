@@ -230,6 +230,14 @@ async def test_page_plays_sounds_and_switches_devices_in_a_room(
         await expect(page.locator("#sensitivity-out")).to_have_text("80 (-58 dBFS)",
                                                                     timeout=LIVE * 3)
         assert (await _status(page))["sensitivity"]["sensitivity"] == 80
+
+        # The camera's mirror and rotation.
+        await page.check("#camera-mirror")
+        await page.select_option("#camera-rotate", "180")
+        deadline = time.monotonic() + 10
+        while (await _status(page))["camera_orientation"] != {"mirror": True, "rotate": 180}:
+            assert time.monotonic() < deadline, (await _status(page))["camera_orientation"]
+            await asyncio.sleep(0.2)
         await page.screenshot(path=tmp_path / "devices.png", full_page=True)
         assert app.alive()
     except AssertionError:

@@ -60,6 +60,12 @@ function renderLive(s) {
     // A choice not yet applied with its Use button stays as the person left it.
     if (!select.dataset.picked && inUse) select.value = inUse;
   }
+  const turn = s.camera_orientation;
+  $("camera-orientation").hidden = !turn;
+  if (turn) {
+    $("camera-mirror").checked = !!turn.mirror;
+    if (document.activeElement !== $("camera-rotate")) $("camera-rotate").value = String(turn.rotate);
+  }
   const sens = s.sensitivity;
   $("sensitivity").disabled = !sens;
   if (sens) {
@@ -85,3 +91,7 @@ for (const b of document.querySelectorAll("[data-device]")) {
 }
 $("sensitivity").addEventListener("change", (ev) =>
   act("POST", "/api/actions/sensitivity", { value: Number(ev.target.value) }));
+$("camera-mirror").addEventListener("change", (ev) =>
+  act("POST", "/api/actions/camera", { mirror: ev.target.checked ? "on" : "off" }));
+$("camera-rotate").addEventListener("change", (ev) =>
+  act("POST", "/api/actions/camera", { rotate: ev.target.value }));
