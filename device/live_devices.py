@@ -6,7 +6,8 @@ encoder), so the room sees one stream with at most a short gap. When the mic or 
 in use disappears (``device-lost`` from its driver), the next one the inventory lists is
 taken. Every change is published as ``devices-updated`` ``{"kind", "from", "to",
 "reason"}`` (``reason``: ``chosen`` or ``lost``). A choice lasts until the appliance
-restarts; the config keys keep their values.
+restarts or a saved config change touches that kind of device (then the config's
+device is used again); the config keys keep their values.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class DeviceSwitcher:
     def __init__(self, app: Appliance) -> None:
         self.app = app
         self.current: dict[str, str] = {}
+        #: what opened each device before a switch: back to it when the config changes
+        self._configured: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -124,6 +127,7 @@ class DeviceSwitcher:
         from drivers.audio import open_mic
 
         tee = self.app.dispatcher.media.mic  # type: ignore[union-attr]
+        self._configured.setdefault("mic", tee.source_factory)
         app = self.app
         factory: Callable[[], Any] = lambda: open_mic(config, app.state_dir, sim=app.sim,  # noqa: E731
                                                       emit=app.bus.publish)
@@ -142,6 +146,7 @@ class DeviceSwitcher:
         from services.media.orient import OrientedCamera
 
         media: Any = self.app.dispatcher.media
+        self._configured.setdefault("camera", media.video.camera_factory)
         orientation = getattr(media, "orientation", None)
         app = self.app
 
@@ -164,7 +169,26 @@ class DeviceSwitcher:
                 return device_id
         return "default" if lost != "default" else None
 
+    def config_changed(self, sections: set[str]) -> None:
+        """A saved config change names the devices again: the live choices of the kinds
+        it touches end, and the restarted subsystems open what the config says."""
+        media: Any = self.app.dispatcher.media
+        for kind in KINDS:
+            if not sections & ({"video", "sim"} if kind == "camera" else {"audio", "sim"}):
+                continue
+            if self.current.pop(kind, None) is None:
+                continue
+            configured = self._configured.pop(kind, None)
+            if configured is not None and kind == "mic":
+                media.mic.source_factory = configured
+            elif configured is not None and kind == "camera":
+                media.video.camera_factory = configured
+            log.info("%s: back to the configured %s", kind, self.in_use(kind))
+
     def on_event(self, event: Event) -> None:
+        if event.name == "config-changed":
+            self.config_changed(set(event.data.get("sections", ())))
+            return
         if event.name != "device-lost" or event.data.get("kind") not in ("mic", "speaker"):
             return
         kind = str(event.data["kind"])

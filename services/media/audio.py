@@ -168,6 +168,15 @@ class MicTee:
             return None
         return max(self.opened_at, self.last_frame_at)
 
+    @property
+    def source_factory(self) -> Callable[[], MicSource]:
+        """What opens the microphone (at the next open)."""
+        return self._factory
+
+    @source_factory.setter
+    def source_factory(self, factory: Callable[[], MicSource]) -> None:
+        self._factory = factory
+
     async def switch(self, source_factory: Callable[[], MicSource]) -> bool:
         """Read another microphone from now on, without stopping the branches: the new
         device is opened and started while the old one still delivers, then the old one

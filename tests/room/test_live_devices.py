@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.harness.api_client import ApiClient
-from tests.harness.audio import HEADER, RATE, WINDOW, tone_levels
+from tests.harness.audio import HEADER, RATE, switch_gap_ms, tone_levels
 from tests.room.conftest import wait_tone
 from tests.room.test_playback_room import box
 
@@ -44,13 +44,11 @@ def test_a_mic_switch_in_a_call_leaves_a_short_gap(make_appliance, janus, room_n
         wait_tone(b.speaker_wav, 660, timeout=10)
         time.sleep(1.5)
         x = samples_from(b.speaker_wav, before)
+        gap_ms = switch_gap_ms(x, 440, 660)
         low, high = tone_levels(x, 440), tone_levels(x, 660)
         clean_low = float(np.median(low[:40]))
         clean_high = float(np.median(high[-40:]))
-        assert clean_low > 0.01 and clean_high > 0.01, (clean_low, clean_high)
         first_high = int(np.argmax(high >= clean_high / 2))
-        last_low = int(np.nonzero(low[:first_high] >= clean_low / 2)[0][-1])
-        gap_ms = (first_high - last_low - 1) * WINDOW * 1000 / RATE
         print(f"mic switch: {gap_ms:.0f} ms without either tone at B")
         assert gap_ms <= MAX_GAP_MS, gap_ms
         # After the switch only the new mic is heard, and steadily.
@@ -71,6 +69,12 @@ def test_a_mic_switch_in_a_call_leaves_a_short_gap(make_appliance, janus, room_n
         assert st["devices_in_use"]["speaker"] == "speaker2.wav"
         status, body = api.call("POST", "/api/actions/device", {"kind": "mic", "id": "bogus"})
         assert status == 400 and body["error"] == "BAD_ARGUMENT", body
+        # A saved config change of the mic ends the live choice: the config's mic is used.
+        status, body = api.call("PATCH", "/api/config", {"sim": {"mic": "tone:1000"}})
+        assert status == 200, body
+        wait_tone(b.speaker_wav, 1000, timeout=40)
+        status, st = api.call("GET", "/api/status")
+        assert st["devices_in_use"]["mic"] == "tone:1000"
         assert a.alive() and b.alive()
     except AssertionError:
         print(a.log_text()[-4000:])
