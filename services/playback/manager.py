@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +113,6 @@ class PlaybackManager:
         if len(self._playbacks) >= self.settings.max_playbacks:
             raise PlaybackError(f"{self.settings.max_playbacks} playbacks already run; "
                                 "stop one first", "BUSY")
-        playback_id = f"pb{next(self._ids)}"
         temp = None
         if file is not None:
             kind, source = "file", file
@@ -124,7 +124,7 @@ class PlaybackManager:
         elif text is not None:
             kind, source = "text", text
             await asyncio.to_thread(self.settings.work_dir.mkdir, parents=True, exist_ok=True)
-            temp = self.settings.work_dir / f"{playback_id}.wav"
+            temp = self.settings.work_dir / f"speech-{secrets.token_hex(6)}.wav"
             await speak_to_file(text, temp, self.settings.espeak, voice)
             location = str(temp)
         else:
@@ -135,6 +135,7 @@ class PlaybackManager:
         except PlaybackError:
             _unlink(temp)
             raise
+        playback_id = f"pb{next(self._ids)}"  # only playbacks that start get an id
         count = 2 if destination == "both" else 1
         feeds = tuple(PlaybackFeed() for _ in range(count))
         playback = Playback(playback_id, kind, source, destination, volume, feeds,  # type: ignore[arg-type]
