@@ -30,7 +30,8 @@ def pty(tmp_path: Path) -> Iterator[Pty]:
 
 def test_playback_device_and_sensitivity_commands(make_box, make_peer, room_number,  # noqa: F811
                                                   pty) -> None:
-    box = make_box(room_number, {}, auto_join=True, serial={"port": str(pty.link)})
+    box = make_box(room_number, {"leds": {"status": 5, "mute": 6, "level": 13}},
+                   auto_join=True, serial={"port": str(pty.link)})
     write_tone(box.state_dir / "chime.wav", 1200, 20.0)
     av = Av(pty)
     assert av.read_line(W).startswith("EV ready version=")
@@ -76,7 +77,15 @@ def test_playback_device_and_sensitivity_commands(make_box, make_peer, room_numb
     speech = wav_tail(box.speaker_wav, 3.0)
     assert rms(speech) > 0.01 and np.abs(speech).max() < 1.0
 
-    # Input sensitivity.
+    # Input sensitivity: the sim tone (about -9 dBFS) is talking at the default 50
+    # (-40 dBFS); a silent mic is not. The level LED follows.
+    av.ev("EV talking ", "id=local", "talking=on")
+    box.wait(lambda: box.led("level").state == 1.0, what="level LED on")
+    assert av.ask("DEVICE MIC silence") == "OK DEVICE MIC silence live=on"
+    av.ev("EV talking ", "id=local", "talking=off")
+    box.wait(lambda: box.led("level").state == 0.0, what="level LED off")
+    assert av.ask("DEVICE MIC tone:440") == "OK DEVICE MIC tone:440 live=on"
+    av.ev("EV talking ", "id=local", "talking=on")
     assert av.ask("SENSITIVITY 70") == "OK SENSITIVITY 70 threshold_dbfs=-52"
     av.ev("EV sensitivity ", "sensitivity=70")
     assert av.ask("SENSITIVITY?") == "OK SENSITIVITY 70 threshold_dbfs=-52"
@@ -85,7 +94,8 @@ def test_playback_device_and_sensitivity_commands(make_box, make_peer, room_numb
 
     # Devices, live: the member hears the new mic.
     assert av.ask("DEVICE MIC tone:660") == "OK DEVICE MIC tone:660 live=on"
-    av.ev("EV devices-updated ", "kind=mic", "from=tone:440", "to=tone:660", "reason=chosen")
+    av.ev("EV devices-updated ", "kind=mic", "from=tone:440", "to=tone:660", "reason=chosen",
+          "live=on")
     wait_tone(peer.speaker_path, 660)
     assert av.ask("DEVICES?") == "OK DEVICES mic=tone:660 speaker=speaker.wav camera=pattern"
     assert av.ask("DEVICE MIC bogus").startswith("ERR BAD_ARGUMENT a sim mic is")
