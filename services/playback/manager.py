@@ -131,7 +131,8 @@ class PlaybackManager:
             raise PlaybackError("give one of file, url or text", "BAD_ARGUMENT")
         try:
             container = await asyncio.to_thread(open_audio, location,
-                                                self.settings.url_timeout)
+                                                self.settings.url_timeout,
+                                                "url" if kind == "url" else "file")
         except PlaybackError:
             _unlink(temp)
             raise

@@ -75,12 +75,18 @@ async def speak_to_file(text: str, out: Path, espeak: str, voice: str | None = N
     return out
 
 
-def open_audio(location: str, timeout: float) -> Any:
+#: What FFmpeg may open for each kind of source: a URL can never reach a local file
+#: (through a playlist or a redirect), a file never the network.
+PROTOCOLS = {"file": "file", "url": "http,https,tcp,tls"}
+
+
+def open_audio(location: str, timeout: float, kind: str = "file") -> Any:
     """A PyAV container with an audio stream (blocking: call it in a thread)."""
     import av
 
     try:
-        container = av.open(location, timeout=timeout)
+        container = av.open(location, timeout=timeout,
+                            options={"protocol_whitelist": PROTOCOLS[kind]})
     except (av.FFmpegError, OSError) as exc:
         raise PlaybackError(f"cannot open {_short(location)}: {exc}") from exc
     if not container.streams.audio:

@@ -250,3 +250,4 @@ def test_the_talking_threshold_follows_the_sensitivity() -> None:
     assert events.named("sensitivity") == [{"sensitivity": 60, "threshold_dbfs": -46.0}]
     with pytest.raises(ValueError):
         detector.set_sensitivity(101)
+
