@@ -21,6 +21,7 @@ from drivers.audio import open_mic
 from services.media.audio import MicTee
 from tests.drivers.conftest import AsoundRc, asoundrc  # noqa: F401  (fixture)
 from tests.harness.alsa_mic import FifoMic
+from tests.harness.polling import wait_until
 
 T = 10.0
 
@@ -81,3 +82,49 @@ async def test_a_lost_mic_falls_back_to_the_next(asoundrc: AsoundRc,  # noqa: F8
         await asyncio.wait_for(tee.close(), T)
         first.close()
         backup.close()
+
+
+async def test_a_lost_speaker_falls_back_to_the_next(asoundrc: AsoundRc,  # noqa: F811
+                                                     tmp_path: Path) -> None:
+    from drivers.audio import open_speaker
+    from drivers.audio.base import PcmFrame
+    from services.playback.speaker import PlaybackSpeaker
+
+    out = tmp_path / "usb.fifo"
+    os.mkfifo(out)
+    reader = os.open(out, os.O_RDONLY | os.O_NONBLOCK)
+    backup_out = tmp_path / "backup.raw"
+    asoundrc.file_pcm("usbspk", out=out)
+    asoundrc.file_pcm("backupspk", out=backup_out)
+    config = Config(audio=AudioConfig(backend="alsa", speaker_device="usbspk"),
+                    web=WebConfig(listen="127.0.0.1:0"))
+    app = Appliance(config, tmp_path / "edgeroom.toml", tmp_path / "state", sim=False)
+    app.bus.bind(asyncio.get_running_loop())
+    updates: list[dict[str, Any]] = []
+    app.bus.add_listener(lambda ev: updates.append(ev.data)
+                         if ev.name == "devices-updated" else None)
+    speaker = PlaybackSpeaker(open_speaker(app.config, app.state_dir, sim=False,
+                                           emit=app.bus.publish), lambda count: None)
+    voice = np.full(960, 1234, np.int16).tobytes()
+    speaker.set_source(lambda count, at: PcmFrame(voice[: 2 * count], at))
+    app.room = SimpleNamespace(speaker=speaker)  # type: ignore[assignment]
+    app.extras["devices"] = {"speakers": {"devices": [{"id": "usbspk"},
+                                                      {"id": "backupspk"}]}}
+    switcher = DeviceSwitcher(app)
+    app.bus.add_listener(switcher.on_event)
+    await asyncio.wait_for(speaker.start(), T)
+    try:
+        await asyncio.sleep(0.2)
+        replacement = tmp_path / "replacement"  # unplugged: the pipe loses its reader
+        replacement.write_bytes(b"")
+        os.replace(replacement, out)
+        os.close(reader)
+
+        await wait_until(lambda: backup_out.exists() and backup_out.stat().st_size > 10 * 1920,
+                         T)
+        assert updates == [{"kind": "speaker", "from": "usbspk", "to": "backupspk",
+                            "reason": "lost", "live": True}], updates
+        played = np.frombuffer(backup_out.read_bytes()[-1920:], np.int16)
+        assert (played != 0).any()  # the room's mix goes on, on the new speaker
+    finally:
+        await asyncio.wait_for(speaker.stop(), T)
