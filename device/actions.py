@@ -14,8 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from device.live_devices import DeviceActions
-from device.live_media import LiveMediaActions
+from device.live_actions import DeviceActions, LiveMediaActions
 from drivers.base import Emit, null_emit
 from drivers.errors import DeviceError, EdgeroomError
 from services.actions import ACTIONS, ActionError, ActionSpec

@@ -212,27 +212,6 @@ class DeviceSwitcher:
             log.warning("%s: falling back to %s failed: %s", kind, device_id, exc)
 
 
-class DeviceActions:
-    """The dispatcher's ``device`` and ``camera`` actions (a mixin of ``Dispatcher``)."""
-
-    devices: DeviceSwitcher | None = None
-
-    async def _do_camera(self, args: dict[str, Any]) -> dict[str, Any]:
-        orientation = getattr(getattr(self, "media", None), "orientation", None)
-        if orientation is None:
-            raise ActionError("NO_DEVICE", "this box has no camera to turn")
-        mirror = args.get("mirror")
-        flag = None if mirror is None else (not orientation.current.mirror
-                                            if mirror == "toggle" else mirror == "on")
-        rotate = int(args["rotate"]) if "rotate" in args else None
-        return dict(orientation.set(mirror=flag, rotate=rotate).to_dict())
-
-    async def _do_device(self, args: dict[str, Any]) -> dict[str, Any]:
-        if self.devices is None:
-            raise ActionError("UNAVAILABLE", "devices cannot be switched now")
-        return await self.devices.switch(args["kind"], args["id"])
-
-
 def compose(app: Appliance) -> None:
     switcher = DeviceSwitcher(app)
     app.dispatcher.devices = switcher

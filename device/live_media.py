@@ -1,8 +1,8 @@
-"""Playbacks, announcements and the input sensitivity: their actions and their wiring.
+"""Playbacks, announcements and the input sensitivity: the services behind their actions.
 
-:class:`LiveMediaActions` holds the dispatcher's handlers of ``play``, ``playback`` and
-``sensitivity`` (:class:`device.actions.Dispatcher` inherits them); :func:`compose`
-builds the services behind them from the config and registers the ``talk`` subsystem.
+:func:`compose` builds the playback manager and the talking detector behind the
+``play``, ``playback`` and ``sensitivity`` actions (:mod:`device.live_actions`) from the
+config, plays the ``announce`` custom messages, and registers the ``talk`` subsystem.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from services.room.api import RoomState
 if TYPE_CHECKING:
     from device.app import Appliance
     from device.bus import Event
-    from services.audio.talk import LocalTalkDetector
-    from services.playback.manager import PlaybackManager
 
 log = logging.getLogger(__name__)
 
@@ -26,39 +24,6 @@ log = logging.getLogger(__name__)
 ANNOUNCE_CMD = "announce"
 #: The longest spoken announcement, in characters.
 ANNOUNCE_TEXT_MAX = 500
-
-
-class LiveMediaActions:
-    """The dispatcher's playback and sensitivity actions (a mixin of ``Dispatcher``)."""
-
-    playbacks: PlaybackManager | None = None
-    talk: LocalTalkDetector | None = None
-
-    def _playbacks(self) -> PlaybackManager:
-        if self.playbacks is None:
-            raise ActionError("UNAVAILABLE", "playbacks are not available")
-        return self.playbacks
-
-    async def _do_play(self, args: dict[str, Any]) -> dict[str, Any]:
-        room = getattr(self, "room", None)
-        if room is None or room.state not in (RoomState.IN_ROOM, RoomState.RECONNECTING):
-            raise ActionError("NOT_IN_ROOM", "play: not in a room")
-        destination = args.get("destination", "room")
-        if destination in ("room", "both") and room.controls.role != "publisher":
-            raise ActionError("NOT_PUBLISHING",
-                              "play: a listener sends nothing to the room; play on the speaker")
-        return await self._playbacks().play(
-            file=args.get("file"), url=args.get("url"), text=args.get("text"),
-            destination=destination, volume=args.get("volume", 100), voice=args.get("voice"))
-
-    async def _do_playback(self, args: dict[str, Any]) -> dict[str, Any]:
-        op = args.get("op", "volume")  # exactly one of op and volume: declared
-        return await self._playbacks().control(args["id"], op, args.get("volume"))
-
-    async def _do_sensitivity(self, args: dict[str, Any]) -> dict[str, Any]:
-        if self.talk is None:
-            raise ActionError("UNAVAILABLE", "the talking detector is not running")
-        return dict(self.talk.set_sensitivity(args["value"]))
 
 
 # -- wiring ----------------------------------------------------------------------------

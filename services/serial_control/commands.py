@@ -305,8 +305,3 @@ async def _stream(s: ControlSession, args: list[str], rest: str) -> list[str]:
     result = await s.act("stream", params)
     result = {k: v for k, v in result.items() if k not in ("url", "rtmp_url")}  # stream keys
     return [ok("STREAM", state, data=result)]
-
-
-# Playbacks, the input sensitivity and devices switched live have their own modules;
-# importing them registers their commands.
-from services.serial_control import device_commands, playback_commands  # noqa: E402,F401
