@@ -72,6 +72,8 @@ async def test_a_lost_mic_falls_back_to_the_next(asoundrc: AsoundRc,  # noqa: F8
                     return
 
         await asyncio.wait_for(backup_heard(), T)
+        # (published once the old device has closed, a moment after the new one delivers)
+        await wait_until(lambda: bool(updates), T)
         assert updates == [{"kind": "mic", "from": "usbmic", "to": "backupmic",
                             "reason": "lost", "live": True}], updates
         assert switcher.in_use("mic") == "backupmic"
@@ -122,6 +124,7 @@ async def test_a_lost_speaker_falls_back_to_the_next(asoundrc: AsoundRc,  # noqa
 
         await wait_until(lambda: backup_out.exists() and backup_out.stat().st_size > 10 * 1920,
                          T)
+        await wait_until(lambda: bool(updates), T)
         assert updates == [{"kind": "speaker", "from": "usbspk", "to": "backupspk",
                             "reason": "lost", "live": True}], updates
         played = np.frombuffer(backup_out.read_bytes()[-1920:], np.int16)
