@@ -119,10 +119,15 @@ def test_an_announcement_from_another_member_is_heard_on_the_speaker(
         deadline = time.monotonic() + 40
         while True:  # both in the room, each seeing the other
             status, st = api_b.call("GET", "/api/status")
-            if any(m["display"] == "boxa" for m in st["room"]["members"]):
+            if st["room"]["state"] == "in_room" and \
+                    any(m["display"] == "boxa" for m in st["room"]["members"]):
                 break
             assert time.monotonic() < deadline, st["room"]
             time.sleep(0.3)
+        wait_events(a, "room: joining -> in_room", timeout=40)
+        while not a.speaker_wav.exists():  # the speaker starts with the first stay
+            assert time.monotonic() < deadline, "A's speaker never started"
+            time.sleep(0.1)
         assert rms(wav_tail(a.speaker_wav, 1.0)) < 0.001
         url = f"http://{api_b.loop.host.ip}:8099/doorbell.wav"
         status, body = api_b.call("POST", "/api/actions/custom",
