@@ -4,7 +4,7 @@ Buttons, the serial line and the web page all call :meth:`Dispatcher.dispatch` w
 action name and its arguments; the result is returned to the caller and every change it
 causes reaches every surface through the event bus. Arguments are validated here, once,
 so every surface reports the same errors with the same codes; what each action takes is
-declared once, in :mod:`services.actions`.
+declared once, in :mod:`drivers.common.actions`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from device.live_actions import DeviceActions, LiveMediaActions
 from drivers.base import Emit, null_emit
+from drivers.common.actions import ACTIONS, ActionError, ActionSpec
 from drivers.errors import DeviceError, EdgeroomError
-from services.actions import ACTIONS, ActionError, ActionSpec
 from services.room.api import RoomError, RoomSession, RoomState
 
 __all__ = ["ACTIONS", "ActionError", "ActionSpec", "Dispatcher", "MediaControl"]

@@ -21,6 +21,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from device.state import ApplianceState
+from drivers.common.actions import ACTIONS, ActionError
 from drivers.gpio import (
     OFF,
     ON,
@@ -35,10 +36,9 @@ from drivers.gpio import (
     steady,
 )
 from drivers.gpio.factory import check_pins
-from services.actions import ACTIONS, ActionError
 
 if TYPE_CHECKING:
-    from device.app import Appliance
+    from device.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ STATE_PATTERNS: dict[str, LedPattern] = {
     ApplianceState.ERROR: double_blink(),
 }
 #: What a press of each simple button does: the action and its arguments, checked against
-#: the action's declaration (services/actions.py) when the controls start.
+#: the action's declaration (drivers/common/actions.py) when the controls start.
 PRESS_ACTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "mute": ("mute", {"state": "toggle"}),
     "camera": ("video", {"state": "toggle"}),
@@ -73,7 +73,7 @@ RESET_CONFIRM = blink(8, repeat=12)  # 1.5 s of rapid flashes, then the reset
 class ButtonControls:
     """Runs the buttons and LEDs of one appliance until cancelled."""
 
-    def __init__(self, app: Appliance, buttons: Buttons | None, leds: Leds | None) -> None:
+    def __init__(self, app: Host, buttons: Buttons | None, leds: Leds | None) -> None:
         self.app = app
         self.buttons = buttons
         self.leds = leds
@@ -223,7 +223,7 @@ class ButtonControls:
             self.leds.set(role, pattern)
 
     def _mic_is_open(self) -> bool:
-        tee = getattr(self.app.dispatcher.media, "mic", None)
+        tee = getattr(self.app.media, "mic", None)
         return bool(getattr(tee, "is_open", False))
 
     def _show_state(self, state: str) -> None:
@@ -275,7 +275,7 @@ class SimButtons:
         await asyncio.sleep(buttons.bounce_time * 1.5 + 0.005)
 
 
-def pin_maps(app: Appliance) -> tuple[dict[str, int], dict[str, int]]:
+def pin_maps(app: Host) -> tuple[dict[str, int], dict[str, int]]:
     """The button and LED pins to use: the config's, or the sim defaults with ``--sim``."""
     gpio = app.config.gpio
     buttons, leds = dict(gpio.buttons), dict(gpio.leds)
@@ -293,7 +293,7 @@ def pin_maps(app: Appliance) -> tuple[dict[str, int], dict[str, int]]:
             {r: p for r, p in leds.items() if r in LED_ROLES})
 
 
-async def run_gpio(app: Appliance) -> None:
+async def run_gpio(app: Host) -> None:
     """The ``gpio`` subsystem: buttons and LEDs until cancelled (idle if none are set)."""
     gpio = app.config.gpio
     button_pins, led_pins = pin_maps(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from services.actions import ActionError
+from drivers.common.actions import ActionError
 from services.audio.talk import LocalTalkDetector
 from services.playback.manager import PlaybackManager
 from services.room.api import RoomState

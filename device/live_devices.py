@@ -19,12 +19,12 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from services.actions import ActionError
+from drivers.common.actions import ActionError
 
 if TYPE_CHECKING:
-    from device.app import Appliance
-    from device.bus import Event
     from device.config import Config
+    from device.host import Host
+    from drivers.common.bus import Event
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ SIM_MIC = re.compile(r"^(tone:\d+(\.\d+)?|silence|.+\.wav)$")
 
 
 class DeviceSwitcher:
-    def __init__(self, app: Appliance) -> None:
+    def __init__(self, app: Host) -> None:
         self.app = app
         self.current: dict[str, str] = {}
         #: what opened each device before a switch: back to it when the config changes
@@ -115,7 +115,7 @@ class DeviceSwitcher:
 
     def _require(self, kind: str) -> None:
         """NO_DEVICE when nothing of ``kind`` can be switched on this box now."""
-        media = self.app.dispatcher.media
+        media = self.app.media
         holder = {"mic": getattr(media, "mic", None),
                   "speaker": getattr(getattr(self.app.room, "speaker", None), "replace_sink",
                                      None),
@@ -126,7 +126,8 @@ class DeviceSwitcher:
     async def _switch_mic(self, config: Config) -> bool:
         from drivers.audio import open_mic
 
-        tee = self.app.dispatcher.media.mic  # type: ignore[union-attr]
+        media: Any = self.app.media
+        tee = media.mic
         self._configured.setdefault("mic", tee.source_factory)
         app = self.app
         factory: Callable[[], Any] = lambda: open_mic(config, app.state_dir, sim=app.sim,  # noqa: E731
@@ -145,7 +146,7 @@ class DeviceSwitcher:
         from drivers.camera import open_camera
         from services.media.orient import OrientedCamera
 
-        media: Any = self.app.dispatcher.media
+        media: Any = self.app.media
         self._configured.setdefault("camera", media.video.camera_factory)
         orientation = getattr(media, "orientation", None)
         app = self.app
@@ -161,7 +162,8 @@ class DeviceSwitcher:
     def next_device(self, kind: str, lost: str) -> str | None:
         """The first device of ``kind`` the inventory lists that is not ``lost``
         (``default`` when it lists none)."""
-        inventory = self.app.extras.get("devices") or {}
+        provider = self.app.status_providers.get("devices")
+        inventory = (provider() if provider is not None else None) or {}
         listed = (inventory.get(INVENTORY_KEYS[kind]) or {}).get("devices") or []
         for entry in listed:
             device_id = str(entry.get("id", ""))
@@ -172,7 +174,7 @@ class DeviceSwitcher:
     def config_changed(self, sections: set[str]) -> None:
         """A saved config change names the devices again: the live choices of the kinds
         it touches end, and the restarted subsystems open what the config says."""
-        media: Any = self.app.dispatcher.media
+        media: Any = self.app.media
         for kind in KINDS:
             if not sections & ({"video", "sim"} if kind == "camera" else {"audio", "sim"}):
                 continue
@@ -212,8 +214,8 @@ class DeviceSwitcher:
             log.warning("%s: falling back to %s failed: %s", kind, device_id, exc)
 
 
-def compose(app: Appliance) -> None:
+def compose(app: Host) -> None:
     switcher = DeviceSwitcher(app)
     app.dispatcher.devices = switcher
-    app.extras["devices_in_use"] = switcher.status
+    app.status_providers.add("devices_in_use", switcher.status)
     app.bus.add_listener(switcher.on_event)

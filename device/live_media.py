@@ -11,12 +11,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from services.actions import ActionError
+from drivers.common.actions import ActionError
 from services.room.api import RoomState
 
 if TYPE_CHECKING:
-    from device.app import Appliance
-    from device.bus import Event
+    from device.host import Host
+    from drivers.common.bus import Event
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ ANNOUNCE_TEXT_MAX = 500
 # -- wiring ----------------------------------------------------------------------------
 
 
-def compose(app: Appliance) -> None:
+def compose(app: Host) -> None:
     """Build the playback manager and the talking detector; register ``talk``."""
     from services.audio.talk import LocalTalkDetector, TalkSettings
     from services.playback.manager import PlaybackManager, PlaybackSettings
@@ -38,10 +38,10 @@ def compose(app: Appliance) -> None:
                                                work_dir=app.state_dir / "playback-tts"),
                               emit=app.bus.publish)
     app.dispatcher.playbacks = manager
-    app.extras["playbacks"] = manager.list
+    app.status_providers.add("playbacks", manager.list)
 
     def level() -> float | None:
-        mic = getattr(app.dispatcher.media, "mic", None)
+        mic = getattr(app.media, "mic", None)
         return None if mic is None else float(mic.level_dbfs)
 
     def active() -> bool:
@@ -56,7 +56,7 @@ def compose(app: Appliance) -> None:
     detector = LocalTalkDetector(TalkSettings(sensitivity=app.config.audio.input_sensitivity),
                                  level, active, emit=app.bus.publish)
     app.dispatcher.talk = detector
-    app.extras["sensitivity"] = detector.to_dict
+    app.status_providers.add("sensitivity", detector.to_dict)
     background: set[asyncio.Task[Any]] = set()
 
     def on_event(event: Event) -> None:
@@ -66,7 +66,7 @@ def compose(app: Appliance) -> None:
         elif event.name == "config-changed" and "audio" in event.data.get("sections", ()):
             detector.set_sensitivity(app.config.audio.input_sensitivity)
         if event.name == "config-changed" and "video" in event.data.get("sections", ()):
-            orientation = getattr(app.dispatcher.media, "orientation", None)
+            orientation = getattr(app.media, "orientation", None)
             if orientation is not None:
                 video = app.config.video
                 orientation.set(mirror=video.mirror, rotate=video.rotate)
@@ -108,14 +108,14 @@ def announcement_args(payload: Any) -> dict[str, Any] | None:
     return args
 
 
-async def _announce(app: Appliance, args: dict[str, Any], sender: str) -> None:
+async def _announce(app: Host, args: dict[str, Any], sender: str) -> None:
     try:
         await app.dispatcher.dispatch("play", args, source=f"announce:{sender}")
     except ActionError as exc:
         log.warning("announcement from %s not played: %s %s", sender, exc.code, exc.message)
 
 
-async def _run_talk(app: Appliance) -> None:
+async def _run_talk(app: Host) -> None:
     detector = app.dispatcher.talk
     if detector is not None:
         await detector.run()

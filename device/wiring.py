@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from device.app import Appliance
+    from device.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def import_services() -> None:
         importlib.import_module(name)
 
 
-def compose(app: Appliance) -> None:
+def compose(app: Host) -> None:
     """Register the subsystems ``app.config`` asks for."""
     from services.web import run_web
 
@@ -52,14 +52,19 @@ def compose(app: Appliance) -> None:
     add_probes(app)
 
 
-async def _run_device_watcher(app: Appliance) -> None:
+async def _run_device_watcher(app: Host) -> None:
     """Keep the device inventory shown on the page current as devices come and go."""
     import asyncio
 
     from drivers.inventory import DeviceWatcher, list_devices
 
+    shown = app.status_providers.get("devices")  # kept across a restart until refreshed
+    latest: dict[str, Any] = shown() if shown is not None else {}
+    app.status_providers.add("devices", lambda: latest)
+
     async def refresh() -> None:
-        app.extras["devices"] = await asyncio.to_thread(list_devices, app.config, sim=app.sim)
+        nonlocal latest
+        latest = await asyncio.to_thread(list_devices, app.config, sim=app.sim)
 
     await refresh()
     async with app.bus.subscribe(names={"devices-changed"}, maxsize=4) as changes:
@@ -68,7 +73,7 @@ async def _run_device_watcher(app: Appliance) -> None:
                 await refresh()
 
 
-def _compose_room(app: Appliance) -> None:
+def _compose_room(app: Host) -> None:
     """The room session (built now, so every surface can reach it) and its subsystem."""
     from services.room import create_session
 
@@ -78,7 +83,7 @@ def _compose_room(app: Appliance) -> None:
     app.register("room", _run_room)
 
 
-async def _run_room(app: Appliance) -> None:
+async def _run_room(app: Host) -> None:
     """Run the local SFU when configured and join when ``room.auto_join``; on a restart
     (config change) the session is rebuilt from the current config."""
     import asyncio
@@ -98,8 +103,8 @@ async def _run_room(app: Appliance) -> None:
     try:
         if app.config.room.server == "local":
             sfu = create_local_sfu(app.config, app.state_dir, emit=app.bus.publish)
-            app.extras["sfu"] = lambda: {"sfu": {"url": sfu.url, "pid": sfu.pid,
-                                                 "starts": sfu.starts}}
+            app.status_providers.add("sfu", lambda: {"sfu": {"url": sfu.url, "pid": sfu.pid,
+                                                              "starts": sfu.starts}})
             sfu_task = asyncio.create_task(sfu.run(), name="room:local-sfu")
             ready = asyncio.create_task(sfu.wait_ready(20.0), name="room:sfu-ready")
             done, _ = await asyncio.wait({sfu_task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -133,7 +138,7 @@ async def _run_room(app: Appliance) -> None:
                 await asyncio.gather(sfu_task, return_exceptions=True)
 
 
-def _compose_media(app: Appliance) -> None:
+def _compose_media(app: Host) -> None:
     """Recording, RTMP streaming and the shared encoders (also without a room).
 
     Registered as ``video`` so that a change of a ``video.*`` key restarts it.
@@ -146,9 +151,10 @@ def _compose_media(app: Appliance) -> None:
                                      emit=app.bus.publish)
     media = MediaService.from_config(lambda: app.config, app.state_dir, sim=app.sim,
                                      emit=app.bus.publish, orientation=orientation)
-    app.extras["camera_orientation"] = lambda: orientation.current.to_dict()
-    app.dispatcher.media = media
-    app.extras["media"] = media.status
+    app.media = media
+    app.dispatcher.media = media  # recording and streaming actions
+    app.status_providers.add("media", media.status)
+    app.status_providers.add("camera_orientation", lambda: orientation.current.to_dict())
     if media.mic is not None:
         app.extras["mic_users"] = media.mic  # the page's level meter holds it open
     # The page's camera preview: the latest frame the shared encoder took from the camera
@@ -167,20 +173,20 @@ def _compose_media(app: Appliance) -> None:
     app.register("video", _run_media)
 
 
-async def _run_media(app: Appliance) -> None:
+async def _run_media(app: Host) -> None:
     from services.media.service import MediaService
 
-    media = app.dispatcher.media
+    media = app.media
     if isinstance(media, MediaService):
         await media.run()
 
 
-def _media_devices(app: Appliance) -> dict[str, Any]:
+def _media_devices(app: Host) -> dict[str, Any]:
     """The room's mic and camera track, shared with recording and streaming: one mic
     reader and one camera encoder (one encode per codec in use) whatever is on."""
     from services.media.service import MediaService
 
-    media = app.dispatcher.media
+    media = app.media
     playbacks = {"playbacks": app.dispatcher.playbacks} if app.dispatcher.playbacks else {}
     if not isinstance(media, MediaService) or media.mic is None:
         return playbacks
@@ -190,7 +196,7 @@ def _media_devices(app: Appliance) -> dict[str, Any]:
     return devices
 
 
-def _compose_live_media(app: Appliance) -> None:
+def _compose_live_media(app: Host) -> None:
     """Playbacks, announcements, the local talking detector (device/live_media.py) and
     devices switched live (device/live_devices.py)."""
     from device import live_devices, live_media
@@ -199,7 +205,7 @@ def _compose_live_media(app: Appliance) -> None:
     live_devices.compose(app)
 
 
-def _compose_controls(app: Appliance) -> None:
+def _compose_controls(app: Host) -> None:
     """GPIO buttons/LEDs and the serial control line (each idles when not configured)."""
     from device.controls import SimButtons, run_gpio
     from services.serial_control.server import run_serial_control

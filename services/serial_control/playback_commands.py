@@ -8,26 +8,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from services.actions import ACTIONS
-from services.serial_control.commands import COMMANDS, _int, _word, command, words
+from drivers.common.actions import ACTIONS
+from services.serial_control.commands import COMMANDS, Line, _int, _word, command, words
 from services.serial_control.format import ProtocolError, ok, pairs, quote
-
-if TYPE_CHECKING:
-    from services.serial_control.session import ControlSession
 
 PLAY_USAGE = "PLAY [ROOM|SPEAKER|BOTH] FILE name | URL url | TEXT words..."
 KINDS = ("FILE", "URL", "TEXT")
 
 
-def _playbacks(s: ControlSession) -> list[Mapping[str, Any]]:
+def _playbacks(s: Line) -> list[Mapping[str, Any]]:
     listed = s.status().get("playbacks")
     return list(listed) if isinstance(listed, list) else []
 
 
 @command("PLAY", PLAY_USAGE, 2, None)
-async def _play(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _play(s: Line, args: list[str], rest: str) -> list[str]:
     params: dict[str, Any] = {}
     if args[0].upper() not in KINDS:  # a destination first (default: the room)
         where = _word(args, 0, words("play", "destination"), PLAY_USAGE)
@@ -51,7 +48,7 @@ async def _play(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 
 @command("PLAYBACK", "PLAYBACK id PAUSE|RESUME|VOLUME n", 2, 3)
-async def _playback(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _playback(s: Line, args: list[str], rest: str) -> list[str]:
     usage = COMMANDS["PLAYBACK"].usage
     op = _word(args, 1, ("PAUSE", "RESUME", "VOLUME"), usage)
     params: dict[str, Any] = {"id": args[0]}
@@ -69,7 +66,7 @@ async def _playback(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 
 @command("STOPPLAY", "STOPPLAY id|ALL", 1, 1)
-async def _stopplay(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _stopplay(s: Line, args: list[str], rest: str) -> list[str]:
     target = args[0]
     ids = ([str(p.get("id")) for p in _playbacks(s)] if target.upper() == "ALL"
            else [target])
@@ -79,7 +76,7 @@ async def _stopplay(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 
 @command("PLAYBACKS?", "PLAYBACKS?")
-async def _playbacks_q(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _playbacks_q(s: Line, args: list[str], rest: str) -> list[str]:
     listed = _playbacks(s)
     lines = [ok("PLAYBACKS", str(len(listed)))]
     for p in listed:
@@ -90,7 +87,7 @@ async def _playbacks_q(s: ControlSession, args: list[str], rest: str) -> list[st
 
 
 @command("SENSITIVITY", "SENSITIVITY 0-100", 1, 1)
-async def _sensitivity(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _sensitivity(s: Line, args: list[str], rest: str) -> list[str]:
     value = _int(args[0], "sensitivity", ACTIONS["sensitivity"].arg("value"))
     result = await s.act("sensitivity", {"value": value})
     return [ok("SENSITIVITY", str(result.get("sensitivity")),
@@ -98,7 +95,7 @@ async def _sensitivity(s: ControlSession, args: list[str], rest: str) -> list[st
 
 
 @command("SENSITIVITY?", "SENSITIVITY?")
-async def _sensitivity_q(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _sensitivity_q(s: Line, args: list[str], rest: str) -> list[str]:
     talk: Mapping[str, Any] = s.status().get("sensitivity") or {}
     if not talk:
         raise ProtocolError("UNAVAILABLE", "the talking detector is not running")

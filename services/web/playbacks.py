@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.actions import ACTIONS, ActionError
+from drivers.common.actions import ACTIONS, ActionError
 from services.web.context import context, json_response
 from services.web.controls import _api_error, _dispatch, _ok, read_args
 from services.web.schema import Schema, obj, string
@@ -46,8 +46,8 @@ async def play(request: web.Request) -> web.Response:
 
 
 async def list_playbacks(request: web.Request) -> web.Response:
-    manager: Any = getattr(context(request).appliance.dispatcher, "playbacks", None)
-    return json_response({"playbacks": manager.list() if manager is not None else []})
+    listed = context(request).appliance.status().get("playbacks")
+    return json_response({"playbacks": listed if isinstance(listed, list) else []})
 
 
 async def update(request: web.Request) -> web.Response:

@@ -6,14 +6,13 @@ exactly these, from the same request schemas the handlers validate with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from services.actions import ACTIONS
+from drivers.common.actions import ACTIONS
 from services.web import auth, controls, events, handlers, metrics, playbacks
-from services.web.context import json_response
+from services.web.context import context, json_response
+from services.web.openapi import document
+from services.web.route import Route
 from services.web.schema import Schema, integer
 
 ANY_OBJECT: Schema = {"type": "object"}
@@ -98,23 +97,6 @@ UNSAFE_ERRORS = (400, 401, 403, 413, 415)
 ACTION_ERRORS = (*UNSAFE_ERRORS, 409, 503)
 
 
-@dataclass(frozen=True, eq=False)  # hashed by identity: the OpenAPI document is cached
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    tag: str
-    body: Schema | None = None
-    response: Schema | None = None
-    media: str = "application/json"
-    errors: tuple[int, ...] = (401,)
-    public: bool = False
-    path_params: dict[str, Schema] = field(default_factory=dict)
-    query: dict[str, Schema] = field(default_factory=dict)
-    description: str = ""
-
-
 def _action_route(name: str) -> Route:
     spec = ACTIONS[name]
     member = any(a.name == "id" for a in spec.args)
@@ -126,9 +108,7 @@ def _action_route(name: str) -> Route:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    from services.web.openapi import document
-
-    return json_response(document(ROUTES))
+    return json_response(document(ROUTES, context(request).appliance.version))
 
 
 ROUTES: tuple[Route, ...] = (

@@ -49,9 +49,9 @@ async def test_a_lost_mic_falls_back_to_the_next(asoundrc: AsoundRc,  # noqa: F8
                          if ev.name == "devices-updated" else None)
     tee = MicTee(lambda: open_mic(app.config, app.state_dir, sim=False,
                                   emit=app.bus.publish), emit=app.bus.publish)
-    app.dispatcher.media = SimpleNamespace(mic=tee, video=None)  # type: ignore[assignment]
-    app.extras["devices"] = {"microphones": {"devices": [{"id": "usbmic"},
-                                                         {"id": "backupmic"}]}}
+    app.media = SimpleNamespace(mic=tee, video=None)  # type: ignore[assignment]
+    app.status_providers.add("devices", lambda: {"microphones": {"devices": [
+        {"id": "usbmic"}, {"id": "backupmic"}]}})
     switcher = DeviceSwitcher(app)
     app.bus.add_listener(switcher.on_event)
     branch = tee.branch("room", maxsize=200)
@@ -110,8 +110,8 @@ async def test_a_lost_speaker_falls_back_to_the_next(asoundrc: AsoundRc,  # noqa
     voice = np.full(960, 1234, np.int16).tobytes()
     speaker.set_source(lambda count, at: PcmFrame(voice[: 2 * count], at))
     app.room = SimpleNamespace(speaker=speaker)  # type: ignore[assignment]
-    app.extras["devices"] = {"speakers": {"devices": [{"id": "usbspk"},
-                                                      {"id": "backupspk"}]}}
+    app.status_providers.add("devices", lambda: {"speakers": {"devices": [
+        {"id": "usbspk"}, {"id": "backupspk"}]}})
     switcher = DeviceSwitcher(app)
     app.bus.add_listener(switcher.on_event)
     await asyncio.wait_for(speaker.start(), T)

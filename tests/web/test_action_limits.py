@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device import __version__
-from services.actions import ACTIONS, Arg
+from drivers.common.actions import ACTIONS, Arg
 from services.serial_control import ControlSession
 from services.web.controls import HTTP_ACTIONS
 from tests.web.conftest import TIMEOUT, ServerThread

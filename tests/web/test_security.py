@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
+from device import __version__
 from services.web.openapi import document
 from services.web.routes import ROUTES
 from tests.web.conftest import Served, client, login
@@ -17,7 +18,7 @@ UNSAFE = {"post", "patch", "put", "delete"}
 
 
 def _operations(public: bool | None = None) -> list[tuple[str, str, dict[str, object]]]:
-    doc = document(ROUTES)
+    doc = document(ROUTES, __version__)
     out = []
     for path, item in doc["paths"].items():
         for method, op in item.items():
