@@ -77,3 +77,33 @@ async def test_the_oriented_camera_follows_the_control_from_the_next_frame() -> 
         await asyncio.wait_for(camera.stop(), T)
     assert events == [("camera-orientation", {"mirror": False, "rotate": 90}),
                       ("camera-orientation", {"mirror": True, "rotate": 0})]
+
+
+async def test_the_shared_encoder_switches_cameras_and_turns_them() -> None:
+    """A camera switched live and a quarter turn: the subscription goes on, with a
+    keyframe at the new camera and decodable frames at the turned size."""
+    from services.media.encoder import SharedVideoEncoder
+
+    control = OrientationControl(Orientation())
+    enc = SharedVideoEncoder(lambda: OrientedCamera(SimCamera(160, 120, 15), control),  # type: ignore[arg-type]
+                             encoder="libx264")
+    sub = enc.subscribe("room", maxsize=200)
+    await asyncio.wait_for(enc.start(), T)
+    try:
+        before = [await asyncio.wait_for(sub.get(), T) for _ in range(5)]
+        assert before[0].keyframe
+        live = await asyncio.wait_for(enc.switch_camera(
+            lambda: OrientedCamera(SimCamera(160, 120, 15), control)), T)  # type: ignore[arg-type]
+        assert live and enc.is_running
+        control.set(rotate=90)
+        codec = av.CodecContext.create("h264", "r")
+        sizes = set()
+        keyframes = 0
+        for _ in range(20):
+            packet = await asyncio.wait_for(sub.get(), T)
+            keyframes += packet.keyframe
+            for frame in codec.decode(av.Packet(packet.data)):
+                sizes.add((frame.width, frame.height))
+        assert keyframes >= 1 and (120, 160) in sizes, sizes
+    finally:
+        await asyncio.wait_for(enc.stop(), T)
