@@ -22,6 +22,7 @@ from device import config_check
 from device.config_check import choices_of, type_name
 from device.config_sections import (
     AudioConfig,
+    DisplayConfig,
     GpioConfig,
     RecordConfig,
     RoomConfig,
@@ -44,6 +45,7 @@ class Config:
     room: RoomConfig = field(default_factory=RoomConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
     serial: SerialConfig = field(default_factory=SerialConfig)
     web: WebConfig = field(default_factory=WebConfig)
@@ -165,6 +167,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigIssue",
+    "DisplayConfig",
     "GpioConfig",
     "RecordConfig",
     "RoomConfig",

@@ -77,6 +77,12 @@ class RoomConfig:
         "publisher", "publisher sends mic and camera; listener only receives."
     )
     auto_join: bool = setting(True, "Join the room at start.")
+    history: int = setting(
+        20, 'Messages the local Janus (server = "local") keeps per room and replays to '
+        "members who join later (0: none).", minimum=0, maximum=1000, restart="room")
+    speak_timeout: float = setting(
+        30.0, "Seconds a request to speak waits for a moderator's answer.",
+        minimum=1, maximum=300, restart="room")
     local_listen: str = setting(
         "127.0.0.1",
         'Address the local Janus (server = "local") binds its WebSocket API to.',
@@ -100,12 +106,13 @@ class AudioConfig:
                               restart="audio")
     speaker_device: str = setting("default", "ALSA playback device.", restart="audio")
     period_size: int = setting(
-        960, "ALSA period in frames at the device rate.", minimum=32, maximum=16384,
+        480, "ALSA period in frames at the device rate (480 = 10 ms at 48 kHz; raise it "
+        "for a card that underruns, see docs/audio.md).", minimum=32, maximum=16384,
         restart="audio",
     )
     buffer_size: int = setting(
-        3840, "ALSA buffer in frames at the device rate.", minimum=64, maximum=65536,
-        restart="audio",
+        1440, "ALSA buffer in frames at the device rate (1440 = 3 periods of 480).",
+        minimum=64, maximum=65536, restart="audio",
     )
     mic_enabled: bool = setting(True, "Microphone on at start.")
     speaker_enabled: bool = setting(True, "Speaker on at start.")
@@ -128,7 +135,8 @@ class AudioConfig:
         minimum=6, maximum=510, restart="room")
     opus_fec: bool = setting(
         False, "Opus in-band FEC in what the mic sends, following the loss the server "
-        "reports (see docs/audio.md for why it is off by default).", restart="room")
+        "reports (with 20 ms packets; see docs/audio.md for why it is off by default).",
+        restart="room")
     opus_dtx: bool = setting(
         False, "Opus discontinuous transmission: send almost nothing while the mic is "
         "silent.", restart="room")
@@ -145,8 +153,8 @@ class VideoConfig:
     enabled: bool = setting(True, "Send the camera to the room.")
     receive: bool | Literal["auto"] = setting(
         "auto", 'Receive other members\' video: true, false (audio only, less CPU and memory), '
-        'or "auto": only while something on the box shows it (nothing does yet, so audio '
-        'only).', restart="room")
+        'or "auto": only while something on the box shows it (the screen, see [display]).',
+        restart="room")
     backend: Literal["auto", "picamera2", "v4l2", "sim"] = setting(
         "auto", 'Camera backend; "auto" picks picamera2, then V4L2 (sim with --sim).',
         restart="video",
@@ -172,6 +180,26 @@ class VideoConfig:
         "auto", "H.264 encoder; auto prefers the hardware one and falls back to libx264.",
         restart="video",
     )
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    enabled: bool = setting(True, "Show the room on a screen (HDMI) when there is one.",
+                            restart="display")
+    backend: Literal["auto", "kms", "sim", "off"] = setting(
+        "auto", 'Screen backend: "auto" uses DRM/KMS when pykms and a DRM device are present '
+        '(else none); "sim" renders for the page (GET /api/display.jpg).', restart="display")
+    layout: Literal["grid", "speaker", "single"] = setting(
+        "grid", "Layout at start: every member, the talker large, or one member.",
+        restart="display")
+    hide_video_muted: bool = setting(
+        False, "Leave out members who send no video.", restart="display")
+    self_view: bool = setting(
+        False, "Show this box's own camera as a tile (while the camera runs).",
+        restart="display")
+    resolution: str = setting(
+        "auto", 'Screen size, "auto" (the screen\'s preferred mode; 1280x720 for the sim) '
+        'or WIDTHxHEIGHT.', pattern=r"^(auto|\d{2,5}x\d{2,5})$", restart="display")
 
 
 @dataclass(frozen=True)
@@ -235,6 +263,11 @@ class WebConfig:
         20, "Failed logins from all addresses in 10 minutes before every login is "
             "refused until the oldest is 10 minutes old.", minimum=1, maximum=100000,
         restart="web")
+    max_guests: int = setting(4, "Guests (with a guest link) in the room page at once.",
+                              minimum=0, maximum=32)
+    guest_messages_per_second: int = setting(
+        20, "Signalling messages a second one guest may send (bursts of three seconds' "
+        "worth pass).", minimum=1, maximum=1000)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ SERVICE_MODULES = ("services.web", "services.web.snapshot", "services.web.previe
                    "services.room", "services.room.session", "services.room.tracks",
                    "services.room.local_sfu", "services.room.janus.jcfg", "services.audio",
                    "services.media.service", "services.serial_control.server",
-                   "device.controls", "drivers.inventory", "drivers.audio", "drivers.camera")
+                   "device.controls", "device.screen", "drivers.display",
+                   "drivers.inventory", "drivers.audio", "drivers.camera")
 
 
 def import_services() -> None:
@@ -45,6 +46,12 @@ def compose(app: Host) -> None:
     _compose_media(app)  # before the room: the room takes its camera and mic from it
     _compose_live_media(app)  # before the room too: it mixes the playbacks
     _compose_room(app)
+    from device.screen import compose_screen
+
+    compose_screen(app)  # the room on a screen (HDMI), when there is one
+    from device.guests import compose_guests
+
+    compose_guests(app)  # guests in the room from the page (guest links)
     _compose_controls(app)
     app.register("devices", _run_device_watcher)
     from device.probes import add_probes
@@ -80,7 +87,22 @@ def _compose_room(app: Host) -> None:
     app.room = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
                               **_media_devices(app))
     app.dispatcher.room = app.room
+    _attach_features(app, app.room)
     app.register("room", _run_room)
+
+
+def _attach_features(app: Host, session: Any) -> None:
+    """Metadata, requests to speak, status and chat moderation on the session's
+    message channel (each session gets its own)."""
+    from services.room.feature_commands import RoomFeatureSettings
+    from services.room.features import RoomFeatures
+
+    room = app.config.room
+    settings = RoomFeatureSettings(secret=room.secret, speak_timeout_s=room.speak_timeout)
+    features = RoomFeatures(settings, session, emit=app.bus.publish)
+    session.extension = features
+    app.dispatcher.features = features
+    app.status_providers.add("room_features", features.view)
 
 
 async def _run_room(app: Host) -> None:
@@ -95,10 +117,13 @@ async def _run_room(app: Host) -> None:
     if session is None or getattr(session, "built_from", None) is not app.config:
         if session is not None:
             await session.close()
+        if app.dispatcher.features is not None:
+            await app.dispatcher.features.close()
         session = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
                                  **_media_devices(app))
         app.room = session
         app.dispatcher.room = session
+        _attach_features(app, session)
     sfu_task: asyncio.Task[None] | None = None
     try:
         if app.config.room.server == "local":

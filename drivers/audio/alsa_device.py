@@ -157,8 +157,8 @@ class AlsaStream:
     capture = True
     kind = "mic"
 
-    def __init__(self, device: str = "default", *, period_size: int = 960,
-                 buffer_size: int = 3840, rate: int = SAMPLE_RATE, channels: int = 1,
+    def __init__(self, device: str = "default", *, period_size: int = 480,
+                 buffer_size: int = 1440, rate: int = SAMPLE_RATE, channels: int = 1,
                  volume: int = 100, emit: Emit = null_emit,
                  backoff: Sequence[float] = REOPEN_BACKOFF,
                  opener: PcmOpener = open_pcm) -> None:

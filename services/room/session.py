@@ -33,6 +33,7 @@ from services.room.api import (
     RoomState,
 )
 from services.room.context import Backend, RoomContext, RoomSettings
+from services.room.extension import RoomExtension
 from services.room.janus.audiobridge import AudioBridgeBackend
 from services.room.janus.textroom import TextRoom
 from services.room.janus.transport import JanusConnection
@@ -73,6 +74,7 @@ class JanusRoomSession(SessionMedia):
         if not settings.send_video:
             self._controls.video_enabled = False
         self._on_remote_video = on_remote_video
+        self._video_shown: Callable[[str], bool] | None = None
         self.mixer = mixer or RemoteAudioMixer(speaker)
         self.roster = Roster(emit)
         self.limiter = MessageLimiter()
@@ -98,6 +100,8 @@ class JanusRoomSession(SessionMedia):
         self.last_join_ms: float | None = None
         self.attempts = 0
         self.built_from: object | None = None  # the config it was made from (wiring)
+        #: Room features on the message channel (metadata, requests to speak, moderation).
+        self.extension: RoomExtension | None = None
         self._apply_speaker()
 
     def __repr__(self) -> str:
@@ -117,6 +121,10 @@ class JanusRoomSession(SessionMedia):
     @property
     def local_id(self) -> str | None:
         return self.roster.local_id
+
+    @property
+    def room_number(self) -> int:
+        return self.settings.room
 
     def members(self) -> list[Member]:
         return self.roster.members()
@@ -180,6 +188,8 @@ class JanusRoomSession(SessionMedia):
             self._joined.exception()  # retrieved: a join() still waiting re-raises it
         self.roster.clear()
         self.limiter.clear()
+        if self.extension is not None:
+            self.extension.left()
         await self.mixer.stop()
         await self._stop_speaker()  # out of the room, nothing plays silence
         self.warnings = []
@@ -274,6 +284,7 @@ class JanusRoomSession(SessionMedia):
         ctx.on_joined = open_messages
         ctx.on_video_codec = self._video_codec_chosen
         ctx.wants_video = self._wants_video
+        ctx.wants_member_video = self._wants_member_video
         try:
             await conn.open()
             self._conn = conn
@@ -333,7 +344,8 @@ class JanusRoomSession(SessionMedia):
     async def _open_textroom(self, conn: JanusConnection, local_id: str) -> None:
         s = self.settings
         textroom = TextRoom(conn, s.room, local_id, s.display, s.pin,
-                            on_message=self._on_text, on_presence=self._on_presence)
+                            on_message=self._on_text, on_presence=self._on_presence,
+                            on_history=self._on_history)
         try:
             participants = await textroom.open()
         except (RoomError, TimeoutError, OSError) as exc:
@@ -346,6 +358,8 @@ class JanusRoomSession(SessionMedia):
         self._textroom = textroom
         for p in participants:
             self._on_presence(str(p.get("username")), str(p.get("display", "")), True)
+        if self.extension is not None:
+            self.extension.opened()
 
     # -- stats ----------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ class SessionMedia(SessionControls):
     video_track_factory: Callable[[], MediaStreamTrack] | None
     warnings: list[dict[str, Any]]
     _on_remote_video: Callable[[str, Any], None] | None
+    _video_shown: Callable[[str], bool] | None
     _local_talking: bool
     #: what is mixed into every frame the mic track sends (playbacks into the room)
     send_mix: Callable[[bytes], bytes] | None = None
@@ -81,6 +82,18 @@ class SessionMedia(SessionControls):
         update = getattr(self._backend, "video_demand_changed", None)
         if update is not None:
             update()
+
+    def set_video_filter(self, shown: Callable[[str], bool] | None) -> None:
+        """Whose video the consumer shows now (None: everyone's); the others' streams are
+        paused at the server, so they are neither sent nor decoded. Call again (with the
+        same function) when its answers change."""
+        self._video_shown = shown
+        update = getattr(self._backend, "video_demand_changed", None)
+        if update is not None:
+            update()
+
+    def _wants_member_video(self, member_id: str) -> bool:
+        return self._video_shown is None or self._video_shown(member_id)
 
     def _remote_video(self, member_id: str, frame: Any) -> None:
         if self._on_remote_video is not None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from drivers.base import Emit
 from services.room.api import NotInRoom, Priority, RoomState
+from services.room.extension import RoomExtension
 from services.room.janus.textroom import TextRoom
 from services.room.messages import CMD_HAND, CMD_MODERATED, encode_custom, parse_custom
 from services.room.ratelimit import MessageLimiter, Outgoing
@@ -25,6 +26,8 @@ class SessionMessages:
     _textroom: TextRoom | None
     roster: Roster
     limiter: MessageLimiter
+    #: Room features on the message channel (metadata, requests to speak, moderation).
+    extension: RoomExtension | None
 
     async def _send_now(self, item: Outgoing) -> None:
         text, to = item
@@ -48,12 +51,17 @@ class SessionMessages:
     def _queue_custom(self, cmd: str, payload: Any, priority: Priority) -> None:
         self.limiter.put(encode_custom(cmd, payload), priority, key=cmd)
 
+    def post_custom(self, cmd: str, payload: Any, to: str | None = None) -> None:
+        self.limiter.put(encode_custom(cmd, payload), "high", to=to)
+
     # -- arriving -------------------------------------------------------------------------
 
     def _on_presence(self, username: str, display: str, present: bool) -> None:
         """TextRoom presence: it also shows listeners a plugin may not announce."""
         if username == self.roster.local_id:
             return
+        if self.extension is not None:
+            self.extension.presence(username, present)
         if present and username not in self.roster:
             self.roster.upsert(username, display=display, role="listener")
         elif not present:
@@ -61,7 +69,22 @@ class SessionMessages:
             if member is not None and member.role == "listener" and not member.has_audio:
                 self.roster.remove(username)
 
+    def _on_history(self, sender: str, text: str, date: str) -> None:
+        """A message the server replayed on join (TextRoom ``history``)."""
+        if self.extension is not None and self.extension.incoming(sender, text, None, date):
+            return
+        member = self.roster.get(sender)
+        event = {"from": sender, "display": member.display if member else sender,
+                 "history": True, "date": date}
+        custom = parse_custom(text)
+        if custom is None:
+            self._emit("message", {**event, "text": text, "to": None})
+        else:
+            self._emit("custom-message", {**event, "cmd": custom[0], "payload": custom[1]})
+
     def _on_text(self, sender: str, text: str, to: str | None) -> None:
+        if self.extension is not None and self.extension.incoming(sender, text, to, None):
+            return
         member = self.roster.get(sender)
         display = member.display if member else sender
         custom = parse_custom(text)

@@ -9,7 +9,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from drivers.common.actions import ACTIONS
-from services.web import auth, controls, events, handlers, metrics, playbacks
+from services.web import (
+    auth,
+    controls,
+    events,
+    guest_links,
+    handlers,
+    metrics,
+    playbacks,
+    room_proxy,
+    screen_view,
+)
 from services.web.context import context, json_response
 from services.web.openapi import document
 from services.web.route import Route
@@ -33,6 +43,34 @@ ROOM_WARNING: Schema = {"type": "object", "required": ["code", "message"],
                                                        "items": {"type": "string"}},
                                        "supported": {"type": "array",
                                                      "items": {"type": "string"}}}}
+ROOM_FEATURES: Schema = {
+    "type": "object", "nullable": True,
+    "description": "The room's metadata, status and notice, requests to speak and chat "
+                   "moderation as this box knows them (docs/room.md).",
+    "required": ["meta", "status", "notice", "member_meta", "own_meta", "moderator",
+                 "requests", "own_request", "chat"],
+    "properties": {
+        "meta": ANY_OBJECT,
+        "status": {"type": "string", "nullable": True,
+                   "enum": ["to-be-started", "live", "paused", "ended", None]},
+        "notice": {"type": "string", "nullable": True},
+        "ts": {"type": "integer", "nullable": True},
+        "by": {"type": "string", "nullable": True},
+        "status_by": {"type": "string", "nullable": True},
+        "member_meta": ANY_OBJECT,
+        "own_meta": ANY_OBJECT,
+        "moderator": {"type": "boolean"},
+        "requests": {"type": "array", "items": {
+            "type": "object", "required": ["id", "display", "request", "timeout_s"],
+            "properties": {"id": {"type": "string"}, "display": {"type": "string"},
+                           "request": {"type": "string"}, "timeout_s": {"type": "number"}}}},
+        "own_request": {"type": "object", "nullable": True},
+        "chat": {"type": "object", "required": ["locked", "muted", "dropped"],
+                 "properties": {"locked": {"type": "boolean"},
+                                "muted": {"type": "array", "items": {"type": "string"}},
+                                "dropped": {"type": "integer"}}},
+    },
+}
 STATUS: Schema = {
     "type": "object",
     "required": ["state", "reason", "version", "uptime", "sim", "room", "stats", "subsystems",
@@ -58,6 +96,20 @@ STATUS: Schema = {
         "virtual_buttons": {"type": "array", "items": {"type": "string"}},
         "camera_preview": {"type": "boolean"},
         "camera_webrtc": {"type": "boolean"},
+        "room_features": ROOM_FEATURES,
+        "display": {"type": "object", "required": ["backend", "tiles"], "properties": {
+            "backend": {"type": "string"}, "reason": {"type": "string"},
+            "layout": {"type": "string", "enum": ["grid", "speaker", "single"]},
+            "pinned": {"type": "string", "nullable": True},
+            "focus": {"type": "string", "nullable": True},
+            "tiles": {"type": "array", "items": {
+                "type": "object", "required": ["id", "name", "x", "y", "w", "h"],
+                "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                               "main": {"type": "boolean"}, "talking": {"type": "boolean"},
+                               "hand_raised": {"type": "boolean"},
+                               "muted": {"type": "boolean"}, "video": {"type": "boolean"},
+                               "x": {"type": "integer"}, "y": {"type": "integer"},
+                               "w": {"type": "integer"}, "h": {"type": "integer"}}}}}},
         "health": {"type": "object", "required": ["healthy", "probes"], "properties": {
             "healthy": {"type": "boolean"},
             "probes": {"type": "array", "items": {
@@ -224,6 +276,36 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/api/playbacks/{id}", playbacks.stop, "Stop a playback.", "playbacks",
           response=OK_RESULT, errors=(*ACTION_ERRORS, 404),
           path_params={"id": playbacks.PLAYBACK_ID}),
+    Route("GET", "/api/display.jpg", screen_view.display_jpeg,
+          "The sim screen's picture (JPEG).", "status", media="image/jpeg",
+          response={"type": "string", "format": "binary"}, errors=(401, 404),
+          description="What the room screen shows with display.backend = \"sim\" "
+                      "(docs/display.md); 404 NO_DISPLAY otherwise."),
+    Route("GET", "/room", room_proxy.room_page, "The room page (guests and the admin).",
+          "guests", media="text/html", response={"type": "string"}, errors=(),
+          public=True, description="Plain JavaScript, served by the box; it joins the "
+                                   "box's room through /api/room/ws (docs/web.md)."),
+    Route("GET", "/api/room/ws", room_proxy.room_ws,
+          "The room page's signalling (WebSocket, subprotocol janus-protocol).", "guests",
+          media="application/json", response={"type": "string"},
+          errors=(403, 404, 503), public=True,
+          query={"guest": {"type": "string", "maxLength": 200}},
+          description="A WebSocket upgrade: the admin session cookie or ?guest=<a guest "
+                      "link's token>. Only a member's Janus requests on the box's room "
+                      "pass; 403 LINK_EXPIRED, LINK_REVOKED or BAD_LINK and 503 "
+                      "GUESTS_FULL before the upgrade."),
+    Route("POST", "/api/guest-links", guest_links.create,
+          "Make a guest link: room membership only, until it expires or is revoked.",
+          "guests", body=guest_links.CREATE_BODY, response=guest_links.CREATED,
+          errors=(*UNSAFE_ERRORS, 404, 409),
+          description="The answer's path (/room?guest=...) opens the room page as a guest; "
+                      "the link opens that page and its signalling (/api/room/ws) only."),
+    Route("GET", "/api/guest-links", guest_links.listing, "The guest links made.", "guests",
+          response=guest_links.LINKS, errors=(401, 404)),
+    Route("DELETE", "/api/guest-links/{id}", guest_links.revoke, "Revoke a guest link.",
+          "guests", response={"type": "object", "required": ["link"],
+                              "properties": {"link": guest_links.LINK}},
+          errors=(401, 403, 404), path_params={"id": {"type": "string", "maxLength": 64}}),
     *(_action_route(name) for name in controls.HTTP_ACTIONS),
     Route("GET", "/api/openapi.json", openapi_json, "This document.", "status",
           response=ANY_OBJECT),

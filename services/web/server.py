@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: Reachable without a session: liveness, login, and the page's own files.
-PUBLIC_PATHS = frozenset({"/api/health", "/api/login", "/", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/api/health", "/api/login", "/", "/favicon.ico",
+                          "/room", "/api/room/ws"})  # the room checks guest links itself
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",

@@ -37,8 +37,12 @@ async def test_every_protected_route_answers_401_without_a_session(
         async with http.request(method.upper(), f"{served.url}{path}", json={}) as r:
             assert r.status == 401, (method, path, r.status)
             assert (await r.json())["error"] == "UNAUTHORIZED"
-    # Only liveness and login are open.
-    assert sorted(p for _, p, _ in _operations(public=True)) == ["/api/health", "/api/login"]
+    # Only liveness, login and the room page are open; the room's signalling checks the
+    # session or a guest link itself (tests/guest), and refuses anyone without either.
+    assert sorted(p for _, p, _ in _operations(public=True)) == [
+        "/api/health", "/api/login", "/api/room/ws", "/room"]
+    async with http.get(f"{served.url}/api/room/ws") as r:
+        assert r.status in (403, 404), r.status  # 404: this appliance has no guest room
 
 
 async def test_state_changing_routes_need_csrf_token_and_own_origin(

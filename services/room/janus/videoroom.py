@@ -26,6 +26,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from services.room.api import NotInRoom, Role, RoomError
 from services.room.context import RoomContext
 from services.room.janus.transport import JanusHandle, JsonDict
+from services.room.janus.video_pause import VideoPause
 from services.room.janus.videoroom_subscriptions import PLUGIN, VideoRoomSubscriptions
 from services.room.negotiation import (
     PRODUCIBLE,
@@ -68,6 +69,7 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         self._tasks: list[asyncio.Task[None]] = []
         self._video_tasks: dict[str, asyncio.Task[None]] = {}
         self._republishing = False  # an audio-only publish replaces a rejected one
+        self._pause = VideoPause()  # video of members the box does not show
 
     def _id_taken(self, exc: RoomError) -> bool:
         return f"Janus error {ID_EXISTS}" in str(exc)

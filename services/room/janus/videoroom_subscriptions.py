@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from services.room.api import RoomError
 from services.room.janus.plugin import PluginBackend
 from services.room.janus.transport import JanusHandle, JsonDict
+from services.room.janus.video_pause import VideoPause
 from services.room.negotiation import PRODUCIBLE
 from services.room.rtc import (
     answer_offer,
@@ -47,6 +48,7 @@ class VideoRoomSubscriptions(PluginBackend):
     _lock: asyncio.Lock
     _dirty: asyncio.Event
     _stale: bool
+    _pause: VideoPause
     _tasks: list[asyncio.Task[None]]
     _video_tasks: dict[str, asyncio.Task[None]]
 
@@ -72,6 +74,9 @@ class VideoRoomSubscriptions(PluginBackend):
             try:
                 async with self._lock:
                     await self._sync()
+                    if self.sub is not None:
+                        await self._pause.apply(self.sub, self._mid_feed,
+                                                self.ctx.wants_member_video)
             except asyncio.CancelledError:
                 raise
             except RoomError as exc:
@@ -157,6 +162,7 @@ class VideoRoomSubscriptions(PluginBackend):
         self._mid_feed = {}
         self._subscribed = set()
         self._stale = False
+        self._pause.reset()
         if sub is not None:
             sub.on_event = None  # its hangup is ours, not a failure
         if pc is not None:
@@ -197,7 +203,7 @@ class VideoRoomSubscriptions(PluginBackend):
                             code="NEGOTIATION_FAILED")
         first = self.sub_pc is None
         if first:
-            self.sub_pc = new_pc("subscriber")
+            self.sub_pc = new_pc("subscriber", max_bundle=True)
             self.sub_pc.on("track", self._on_track)
         pc = self.sub_pc
         assert pc is not None
