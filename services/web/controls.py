@@ -34,6 +34,9 @@ ACTION_STATUS = {
     "OUTPUT_ERROR": 503,
     "DISK_FULL": 503,
     "MEDIA_ERROR": 503,
+    # playbacks
+    "NO_SUCH_PLAYBACK": 404,
+    "FILE_NOT_FOUND": 404,
 }
 
 EMPTY = obj({})
