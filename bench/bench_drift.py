@@ -82,11 +82,14 @@ def run() -> list[Row]:
         a, b = leg["start"]["ear_p50_ms"], leg["end"]["ear_p50_ms"]
         change = None if a is None or b is None else b - a
         buf = leg["buffers"][0] if leg["buffers"] else {}
+        trace = leg["trace"]
+        targets = (f"target {_p50([g for t, _, g in trace if t <= 10]) or 0:.0f} -> "
+                   f"{_p50([g for t, _, g in trace if t >= m['drift_s'] - 10]) or 0:.0f} ms; ")
         rows.append(Row(
             "drift", f"mouth-to-ear change over {m['drift_s']:.0f} s, {name}",
             None if change is None else abs(change), "ms", GOAL_MS, "goal",
             notes=(f"start {a or 0:.1f} -> end {b or 0:.1f} ms (n={leg['start']['n']}/"
-                   f"{leg['end']['n']}); stretched {buf.get('stretched_pct')}%, "
+                   f"{leg['end']['n']}); {targets}stretched {buf.get('stretched_pct')}%, "
                    f"underruns {buf.get('underruns')}, speaker underruns "
                    f"{leg['speaker'].get('underruns')}"),
             extra=leg))
