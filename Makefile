@@ -12,7 +12,7 @@ help:
 	@echo "make test   install what the tests need, then run the whole suite"
 	@echo "make bench  run the benchmarks (table + JSON in bench/results/)"
 	@echo "make soak   one appliance under a page, joins and Janus restarts for SOAK_MINUTES (60)"
-	@echo "make lint   ruff and mypy"
+	@echo "make lint   ruff, mypy, the import layers, no import cycles, modules <= 400 lines"
 	@echo "make test-image  build the arm64 root under qemu-user, check it and boot it in QEMU"
 	@echo "make test-hardware  the tests that need a real board (camera, GPIO, sound card)"
 	@echo "make image  build the Raspberry Pi OS image (see docs/image.md)"
@@ -27,6 +27,9 @@ run: deps
 lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(PY) scripts/check_cycles.py
+	$(PY) scripts/check_module_size.py
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -57,4 +60,4 @@ image:
 	image/build.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache state build dist *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .grimp_cache .import_linter_cache state build dist *.egg-info

@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.report import Row, table, write_json
+from bench.report import Row, Skipped, table, write_json
 
 
 def main() -> int:
@@ -37,6 +37,7 @@ def main() -> int:
         modules = [m for m in modules if m.removeprefix("bench_") in args.names]
     rows: list[Row] = []
     failures: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     for name in modules:
         started = time.monotonic()
         print(f"== {name}", flush=True)
@@ -45,6 +46,9 @@ def main() -> int:
             got = module.run()
             rows.extend(got)
             print(table(got), flush=True)
+        except Skipped as exc:
+            skipped[name] = str(exc)
+            print(f"SKIPPED {name}: {exc}", flush=True)
         except Exception as exc:
             failures[name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
@@ -53,7 +57,9 @@ def main() -> int:
     print(table(rows))
     for name, why in failures.items():
         print(f"FAILED {name}: {why}")
-    path = write_json(rows, Path(args.out), failures)
+    for name, why in skipped.items():
+        print(f"SKIPPED {name} (no figures): {why}")
+    path = write_json(rows, Path(args.out), failures, skipped)
     print(f"\nwritten {path}")
     return 1 if failures and not rows else 0
 

@@ -109,7 +109,9 @@ def measure() -> dict[str, Any]:
 
 def run() -> list[Row]:
     m = measure()
-    decoded = str(m.get("aiortc_tail", "")).strip().replace("video frames received:", "decoded")
+    counts = [line for line in str(m.get("aiortc_tail", "")).splitlines()
+              if line.startswith("video frames received:")]
+    decoded = counts[-1].replace("video frames received:", "decoded") if counts else "?"
     return [
         Row("memory", "RSS idle (not in a room)", m["idle"]["VmRSS"], "MB",
             m["bare_python_aiortc"]["VmRSS"], "python + aiortc + av imported", extra=m),

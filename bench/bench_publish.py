@@ -1,9 +1,11 @@
-"""Publishing 640x480@30 H.264 into a room: process CPU, and video glass-to-glass.
+"""Publishing 640x480@30 into a room: process CPU (H.264 and VP8 rooms), and video
+glass-to-glass.
 
 Ours: an ``edgeroom run --sim`` process publishes its sim camera (640x480@30, the
 shared x264 encoder) and mic into a room for :data:`SECONDS` s; its CPU time (all
 threads, from ``/proc``) is divided by the CPU time the ``ffmpeg`` CLI takes to encode
-the same number of frames with the same x264 settings (``bench.bench_encode``). The sim
+the same number of frames with the same x264 settings (``bench.bench_encode``); the
+same again in a VP8-only room, against the CLI with our libvpx settings. The sim
 camera draws every frame in the process, which a real camera does not: that share is
 measured separately and given in the notes.
 
@@ -122,8 +124,8 @@ def _video(watch: VideoWatch, since: float) -> dict[str, Any]:
     return summarize(max(frames.values(), key=len) if frames else [])
 
 
-def ours(env: BenchRoom) -> dict[str, Any]:
-    room = env.new_room()
+def ours(env: BenchRoom, vp8: bool = False) -> dict[str, Any]:
+    room = env.new_vp8_room() if vp8 else env.new_room()
     watch = VideoWatch()
     listener = _listener(env, room, watch)
     app: ApplianceProcess = env.appliance("pub", _appliance_config(room))
@@ -172,20 +174,52 @@ def sim_render_cpu(frames: int) -> float:
     return time.process_time() - c0
 
 
-def ffmpeg_cpu() -> dict[str, Any]:
+def ffmpeg_cpu(vp8: bool = False) -> dict[str, Any]:
     from bench import bench_encode
 
     planes = bench_encode.render_frames()
-    runs = [bench_encode._ffmpeg(planes) for _ in range(2)]
+    encode = _ffmpeg_vp8 if vp8 else bench_encode._ffmpeg
+    runs = [encode(planes) for _ in range(2)]
     return min(runs, key=lambda r: float(r["cpu_s"]))
+
+
+def _ffmpeg_vp8(planes: list[bytes]) -> dict[str, Any]:
+    """The ``ffmpeg`` CLI encoding the frames with libvpx as a VP8 room's encode does
+    (``services.media.codecs.vp8_options``: real time, error resilient, CBR)."""
+    import resource
+    import subprocess
+
+    from bench import bench_encode as be
+    from services.media.codecs import VP8_CPU_USED, vp8_options
+
+    options = vp8_options(be.BITRATE_KBPS, VP8_CPU_USED)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "rawvideo",
+           "-pix_fmt", "yuv420p", "-s", f"{be.WIDTH}x{be.HEIGHT}", "-r", str(be.FPS),
+           "-i", "-", "-c:v", "libvpx", "-b:v", f"{be.BITRATE_KBPS}k", "-qmin", "4",
+           "-qmax", "56", "-threads", "1", "-g", str(round(be.GOP_SECONDS * be.FPS)),
+           *[x for k, v in options.items() for x in (f"-{k}", v)], "-f", "ivf", "-y",
+           "/dev/null"]
+    wall0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    for n in range(be.FRAMES):
+        proc.stdin.write(planes[n % len(planes)])
+    proc.stdin.close()
+    proc.wait(120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"cpu_s": round(cpu, 3), "wall_s": round(time.monotonic() - wall0, 3),
+            "returncode": proc.returncode}
 
 
 def measure() -> dict[str, Any]:
     with BenchRoom("bp") as env:
-        got = {"ours": ours(env), "aiortc": plain_aiortc(env)}
+        got = {"ours": ours(env), "ours_vp8": ours(env, vp8=True),
+               "aiortc": plain_aiortc(env)}
     frames = round(SECONDS * FPS)
-    return {**got, "ffmpeg": ffmpeg_cpu(), "sim_render_cpu_s": sim_render_cpu(frames),
-            "frames": frames}
+    return {**got, "ffmpeg": ffmpeg_cpu(), "ffmpeg_vp8": ffmpeg_cpu(vp8=True),
+            "sim_render_cpu_s": sim_render_cpu(frames), "frames": frames}
 
 
 def run() -> list[Row]:
@@ -194,9 +228,13 @@ def run() -> list[Row]:
     ov, av_ = o["video"], a["video"]
     cpu_note = (f"whole process incl. audio; sim camera drawing ~{m['sim_render_cpu_s']:.1f} s "
                 f"of it; received {ov.get('fps', 0):.1f} fps")
+    v, ffv = m["ours_vp8"], m["ffmpeg_vp8"]
     return [
         Row("publish", "process CPU, 30 s of 640x480@30 into a room", o["cpu_s"], "s",
             ff["cpu_s"], "ffmpeg CLI, same frames", notes=cpu_note, extra=m),
+        Row("publish", "process CPU, the same into a VP8 room", v["cpu_s"], "s",
+            ffv["cpu_s"], "ffmpeg CLI libvpx, same frames",
+            notes=f"whole process incl. audio; received {v['video'].get('fps', 0):.1f} fps"),
         Row("video", "glass-to-glass p50", ov.get("p50_ms"), "ms", av_.get("p50_ms"),
             "plain aiortc", notes=f"ours {ov.get('fps', 0):.1f} fps, "
             f"aiortc {av_.get('fps', 0):.1f} fps"),

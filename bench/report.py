@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 
+class Skipped(Exception):
+    """A benchmark that cannot run on this machine (the message says why). Listed as
+    skipped, never as a result."""
+
+
 @dataclass
 class Row:
     """One figure of ours beside the reference measured in the same run."""
@@ -59,7 +64,8 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_json(rows: list[Row], directory: Path, failures: dict[str, str]) -> Path:
+def write_json(rows: list[Row], directory: Path, failures: dict[str, str],
+               skipped: dict[str, str] | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = directory / f"{stamp}.json"
@@ -69,5 +75,6 @@ def write_json(rows: list[Row], directory: Path, failures: dict[str, str]) -> Pa
                     "cpus": __import__("os").cpu_count()},
         "rows": [r.to_dict() for r in rows],
         "failures": failures,
+        "skipped": skipped or {},
     }, indent=2))
     return path

@@ -4,7 +4,7 @@ Buttons, the serial line and the web page all call :meth:`Dispatcher.dispatch` w
 action name and its arguments; the result is returned to the caller and every change it
 causes reaches every surface through the event bus. Arguments are validated here, once,
 so every surface reports the same errors with the same codes; what each action takes is
-declared once, in :mod:`services.actions`.
+declared once, in :mod:`drivers.common.actions`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from device.room_actions import RoomFeatureActions
 from drivers.base import Emit, null_emit
+from drivers.common.actions import ACTIONS, ActionError, ActionSpec
 from drivers.errors import DeviceError, EdgeroomError
-from services.actions import ACTIONS, ActionError, ActionSpec
 from services.room.api import RoomError, RoomSession, RoomState
 
 __all__ = ["ACTIONS", "ActionError", "ActionSpec", "Dispatcher", "MediaControl"]
@@ -36,6 +37,14 @@ class MediaControl(Protocol):
     async def start_stream(self, url: str | None = None) -> dict[str, Any]: ...
 
     async def stop_stream(self) -> dict[str, Any]: ...
+
+
+class DisplayControl(Protocol):
+    """The room screen, as the dispatcher sees it."""
+
+    def set_layout(self, layout: str) -> dict[str, Any]: ...
+
+    def pin(self, member_id: str | None) -> dict[str, Any]: ...
 
 
 #: Actions whose failures come from the media pipeline (encoders, muxers, outputs).
@@ -66,7 +75,7 @@ def _flag(args: Mapping[str, Any], current: bool, key: str = "state") -> bool:
     return (not current) if state == "toggle" else state == "on"
 
 
-class Dispatcher:
+class Dispatcher(RoomFeatureActions):
     def __init__(
         self,
         room: RoomSession | None,
@@ -77,6 +86,7 @@ class Dispatcher:
     ) -> None:
         self.room = room
         self.media = media
+        self.display: DisplayControl | None = None
         self._emit = emit
         self._factory_reset = factory_reset
         self._default_stream_url = default_stream_url
@@ -232,13 +242,16 @@ class Dispatcher:
         room = self._in_room()
         raised = _flag(args, room.controls.hand_raised)
         await room.raise_hand(raised)
-        return {"raised": raised}
+        speak = self._hand_requests_speak(raised, room.controls.role)
+        return {"raised": raised, **({"speak": speak} if speak else {})}
 
     async def _do_message(self, args: dict[str, Any]) -> dict[str, Any]:
         room = self._in_room()
         to = args.get("to")
         if to is not None:
             self._known_member(room, to)
+        if self.features is not None and self.features.outgoing_text(args["text"], to):
+            return {"sent": True, "signed": True}
         await room.send_text(args["text"], to)
         return {"sent": True}
 
@@ -299,6 +312,23 @@ class Dispatcher:
         if not isinstance(url, str) or not url.startswith(("rtmp://", "rtmps://")):
             raise ActionError("BAD_ARGUMENT", "no RTMP URL: set stream.rtmp_url or give url")
         return await media.start_stream(url)
+
+    # -- the screen -------------------------------------------------------------------
+
+    def _display(self) -> DisplayControl:
+        if self.display is None:
+            raise ActionError("NO_DISPLAY", "no screen is shown (see [display])")
+        return self.display
+
+    async def _do_layout(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._display().set_layout(args["layout"])
+
+    async def _do_pin_member(self, args: dict[str, Any]) -> dict[str, Any]:
+        display = self._display()
+        member_id = args.get("id")
+        if member_id is not None and member_id != "local":
+            self._known_member(self._in_room(), member_id)
+        return display.pin(member_id)
 
     # -- the box ----------------------------------------------------------------------
 

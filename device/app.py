@@ -7,24 +7,26 @@ carries every change to every surface; the state machine drives the top level.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from device import __version__
+from device import __version__, logs
 from device import config as config_mod
 from device.actions import Dispatcher
-from device.atomicfile import remove_stale_temps
-from device.bus import Event, EventBus
 from device.config import Config
 from device.control_socket import SOCKET_NAME, ControlSocket
 from device.notify import Notifier, watchdog_interval, watchdog_loop
+from device.providers import StatusProviders
 from device.state import ApplianceState, StateMachine
 from device.supervisor import Supervisor
+from drivers.common.atomicfile import remove_stale_temps
+from drivers.common.bus import Event, EventBus
 from services.room.api import RoomSession, RoomState
 
 log = logging.getLogger(__name__)
@@ -61,10 +63,15 @@ class Appliance:
         self.state = StateMachine(ApplianceState.IDLE, self._on_state_change)
         self.supervisor = Supervisor(emit=self.bus.publish)
         self.room: RoomSession | None = None
+        #: Recording, streaming and the shared encoders (set by the wiring).
+        self.media: MediaService | None = None
         self.dispatcher = Dispatcher(None, emit=self.bus.publish,
                                      factory_reset=self.factory_reset,
                                      default_stream_url=lambda: self.config.stream.rtmp_url)
-        self.extras: dict[str, Any] = {}  # services register what the page may show
+        #: What services add to the status, by name (see :mod:`device.providers`).
+        self.status_providers = StatusProviders()
+        #: The page's facilities by name (:mod:`services.web.extras`); never called.
+        self.extras: dict[str, Any] = {}
         self._subsystems: dict[str, SubsystemFactory] = {}
         self._stop = asyncio.Event()
         self._config_lock = asyncio.Lock()
@@ -122,8 +129,8 @@ class Appliance:
             "stats": stats,
             "subsystems": self.supervisor.snapshot(),
             "health": self.health(),
-            "devices": self.extras.get("devices", {}),
-            **self._extra_status(),
+            "devices": {},
+            **self.status_providers.collect(),
         }
 
     def health(self) -> dict[str, Any]:
@@ -131,17 +138,30 @@ class Appliance:
         probes = self.supervisor.probes()
         return {"healthy": all(p["ok"] for p in probes), "probes": probes}
 
-    def _extra_status(self) -> dict[str, Any]:
-        """What callable extras report; one that fails is logged, not fatal to the status."""
-        out: dict[str, Any] = {}
-        for key, value in list(self.extras.items()):
-            if callable(value):
-                try:
-                    out[key] = value()
-                except Exception:
-                    log.exception("status of %s failed", key)
-                    out[key] = None
-        return out
+    # -- what the page needs (services.web.host.PageHost) --------------------------------
+
+    @property
+    def version(self) -> str:
+        return __version__
+
+    def config_schema(self) -> list[dict[str, Any]]:
+        return config_mod.describe()
+
+    def restart_scopes(self, old: Any, new: Any) -> set[str]:
+        return config_mod.restart_scopes(old, new)
+
+    def secrets(self) -> list[str]:
+        """The values of the config's secret keys (PIN, tokens, the RTMP URL with its key),
+        longest first: a longer secret may contain a shorter one."""
+        out = []
+        for section, key in _secret_keys():
+            value = getattr(getattr(self.config, section), key)
+            if isinstance(value, str) and len(value) >= 4:
+                out.append(value)
+        return sorted(out, key=len, reverse=True)
+
+    def log_lines(self) -> list[str]:
+        return list(logs.RING.lines)
 
     async def update_config(self, patch: dict[str, dict[str, Any]]) -> Config:
         """Validate, save atomically, and restart only the subsystems the change touches."""
@@ -260,7 +280,25 @@ class Appliance:
                 "health": self.health()}
 
 
+@functools.cache
+def _secret_keys() -> tuple[tuple[str, str], ...]:
+    return tuple((row["key"].split(".", 1)[0], row["key"].split(".", 1)[1])
+                 for row in config_mod.describe() if row.get("secret"))
+
+
 def _bind(factory: SubsystemFactory, app: Appliance) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         await factory(app)
     return run
+
+
+if TYPE_CHECKING:
+    from device.host import Host
+    from services.media.service import MediaService
+    from services.web.host import PageHost
+
+    def _is_page_host(app: Appliance) -> PageHost:
+        return app  # the Appliance is what the page is served for
+
+    def _is_host(app: Appliance) -> Host:
+        return app  # ... and what the wiring builds on

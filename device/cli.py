@@ -129,7 +129,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     if args.config_command == "check":
-        from device.config_check import parse, read_text
+        from device.config import parse
+        from device.config_check import read_text
 
         path = Path(args.path)
         text = read_text(path)  # ConfigError if it cannot be used

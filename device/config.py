@@ -1,283 +1,43 @@
 """The appliance configuration: one TOML file, typed, validated at load, saved atomically.
 
-Every key is optional. Each section is a frozen dataclass whose fields carry their
-documentation and constraints in ``metadata`` (see :func:`setting`); validation
-(:mod:`device.config_check`) walks those fields, so adding a key means adding one field
-here and nothing else. Saves (:mod:`device.config_store`) edit the file in place.
+Every key is optional. Each section is a frozen dataclass (:mod:`device.config_sections`)
+whose fields carry their documentation and constraints in ``metadata`` (see
+:func:`~device.config_sections.setting`); validation (:mod:`device.config_check`) walks
+those fields, so adding a key means adding one field there and nothing else (a new
+section is one more dataclass there and one more field of :class:`Config` here). Saves
+(:mod:`device.config_store`) edit the file in place.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import socket
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from device import config_check
+from device.config_check import choices_of, type_name
+from device.config_sections import (
+    AudioConfig,
+    DisplayConfig,
+    GpioConfig,
+    RecordConfig,
+    RoomConfig,
+    SerialConfig,
+    SimConfig,
+    StreamConfig,
+    VideoConfig,
+    WebConfig,
+    setting,
+)
 from device.errors import ConfigError, ConfigIssue
+from drivers.common.redact import REDACTED
 
 DEFAULT_CONFIG_PATH = Path("/etc/edgeroom/edgeroom.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/edgeroom")
-REDACTED = "***"
-
-
-def setting(
-    default: Any,
-    doc: str,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    pattern: str | None = None,
-    secret: bool = False,
-    restart: str | None = None,
-    check: str | None = None,
-) -> Any:
-    """Declare a config key: its default, what it means, and its constraints.
-
-    ``restart`` names the subsystem that must restart when the key changes at run time;
-    ``check`` names an extra check of the value in :data:`device.config_check.CHECKS`.
-    """
-    meta = {
-        "doc": doc,
-        "minimum": minimum,
-        "maximum": maximum,
-        "pattern": pattern,
-        "secret": secret,
-        "restart": restart,
-        "check": check,
-    }
-    if isinstance(default, dict | list):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-@dataclass(frozen=True)
-class RoomConfig:
-    server: str = setting(
-        "local",
-        'Janus WebSocket URL ("ws://host:8188") or "local" to run and supervise a Janus here.',
-        pattern=r"^(local|wss?://[^\s/]+(:\d+)?(/\S*)?)$",
-        restart="room",
-    )
-    backend: Literal["videoroom", "audiobridge"] = setting(
-        "videoroom", "Janus plugin: a video room (SFU) or a voice room (server-side mix).",
-        restart="room",
-    )
-    room: int = setting(1234, "Room number.", minimum=1, maximum=2**53, restart="room")
-    display_name: str = setting(
-        "", "Name shown to the other members (empty: the host name).", restart="room"
-    )
-
-    @property
-    def effective_display_name(self) -> str:
-        return self.display_name or socket.gethostname()
-    pin: str | None = setting(None, "Room PIN, if the room has one.", secret=True, restart="room")
-    secret: str | None = setting(
-        None, "Room secret: enables moderation (mute others in the room, kick).", secret=True
-    )
-    api_secret: str | None = setting(
-        None, "Janus api_secret, if the server requires one.", secret=True, restart="room"
-    )
-    token: str | None = setting(
-        None, "Janus token (token-based auth), if the server requires one.", secret=True,
-        restart="room",
-    )
-    role: Literal["publisher", "listener"] = setting(
-        "publisher", "publisher sends mic and camera; listener only receives."
-    )
-    auto_join: bool = setting(True, "Join the room at start.")
-    local_listen: str = setting(
-        "127.0.0.1",
-        'Address the local Janus (server = "local") binds its WebSocket API to.',
-        restart="room",
-    )
-    local_port: int = setting(
-        8188, "Port of the local Janus WebSocket API.", minimum=1, maximum=65535, restart="room"
-    )
-    local_interface: str | None = setting(
-        None, "Network interface the local Janus uses for media (default: all).", restart="room"
-    )
-
-
-@dataclass(frozen=True)
-class AudioConfig:
-    backend: Literal["auto", "alsa", "sim"] = setting(
-        "auto", 'Audio backend: "alsa", "sim", or "auto" (sim with --sim, else alsa).',
-        restart="audio",
-    )
-    mic_device: str = setting("default", "ALSA capture device (default, plughw:1,0, ...).",
-                              restart="audio")
-    speaker_device: str = setting("default", "ALSA playback device.", restart="audio")
-    period_size: int = setting(
-        960, "ALSA period in frames at the device rate.", minimum=32, maximum=16384,
-        restart="audio",
-    )
-    buffer_size: int = setting(
-        3840, "ALSA buffer in frames at the device rate.", minimum=64, maximum=65536,
-        restart="audio",
-    )
-    mic_enabled: bool = setting(True, "Microphone on at start.")
-    speaker_enabled: bool = setting(True, "Speaker on at start.")
-    mic_volume: int = setting(100, "Microphone gain, 0-100.", minimum=0, maximum=100)
-    speaker_volume: int = setting(80, "Speaker volume, 0-100.", minimum=0, maximum=100)
-    aec: bool = setting(True, "Acoustic echo cancellation.")
-    noise_suppression: bool = setting(True, "Noise suppression.")
-    agc: bool = setting(True, "Automatic gain control.")
-    jitter_min_ms: float = setting(
-        10.0, "Least delay the receive jitter buffer keeps, in ms (it adapts above this to "
-        "the measured jitter).", minimum=0.0, maximum=500.0, restart="room")
-    jitter_max_ms: float = setting(
-        300.0, "Most delay the receive jitter buffer may grow to, in ms.", minimum=20.0,
-        maximum=2000.0, restart="room")
-    frame_ms: Literal[10, 20] = setting(
-        20, "Audio per Opus packet sent to the room, ms: 20, or 10 (less delay, twice the "
-        "packets).", restart="room")
-    opus_bitrate_kbps: int = setting(
-        32, "Opus bitrate of the mic sent to the room (in-band FEC is taken from it).",
-        minimum=6, maximum=510, restart="room")
-    opus_fec: bool = setting(
-        False, "Opus in-band FEC in what the mic sends, following the loss the server "
-        "reports (see docs/audio.md for why it is off by default).", restart="room")
-    opus_dtx: bool = setting(
-        False, "Opus discontinuous transmission: send almost nothing while the mic is "
-        "silent.", restart="room")
-
-
-@dataclass(frozen=True)
-class VideoConfig:
-    enabled: bool = setting(True, "Send the camera to the room.")
-    receive: bool | Literal["auto"] = setting(
-        "auto", 'Receive other members\' video: true, false (audio only, less CPU and memory), '
-        'or "auto": only while something on the box shows it (nothing does yet, so audio '
-        'only).', restart="room")
-    backend: Literal["auto", "picamera2", "v4l2", "sim"] = setting(
-        "auto", 'Camera backend; "auto" picks picamera2, then V4L2 (sim with --sim).',
-        restart="video",
-    )
-    device: str = setting("/dev/video0", "V4L2 device path.", restart="video")
-    input_format: str = setting(
-        "", 'V4L2 pixel format to ask for ("mjpeg", "yuyv422", "nv12"); empty = the default.',
-        pattern=r"^[a-z0-9_]*$", restart="video",
-    )
-    width: int = setting(640, "Capture width in pixels.", minimum=16, maximum=3840,
-                         restart="video")
-    height: int = setting(480, "Capture height in pixels.", minimum=16, maximum=2160,
-                          restart="video")
-    fps: int = setting(30, "Capture frame rate.", minimum=1, maximum=120, restart="video")
-    bitrate_kbps: int = setting(1000, "Target video bitrate.", minimum=50, maximum=20000)
-    gop_seconds: float = setting(2.0, "Longest time between keyframes.", minimum=0.1,
-                                 maximum=60.0)
-    encoder: Literal["auto", "libx264", "h264_v4l2m2m"] = setting(
-        "auto", "H.264 encoder; auto prefers the hardware one and falls back to libx264.",
-        restart="video",
-    )
-
-
-@dataclass(frozen=True)
-class GpioConfig:
-    backend: Literal["auto", "lgpio", "mock"] = setting(
-        "auto", 'Pin factory: "lgpio" on the board, "mock" in sim; auto picks.', restart="gpio"
-    )
-    buttons: dict[str, int] = setting(
-        {}, "Button role -> BCM pin (call, mute, ptt, vol_up, vol_down, camera, hand, record).",
-        restart="gpio",
-    )
-    leds: dict[str, int] = setting(
-        {}, "LED role -> BCM pin (status, mute, camera, level, mic_active).", restart="gpio")
-    active_high: bool = setting(False, "Buttons read high when pressed.", restart="gpio")
-    pull_up: bool = setting(True, "Use the internal pull-up (button to ground).", restart="gpio")
-    bounce_time: float = setting(0.02, "Debounce time in seconds.", minimum=0.0, maximum=1.0,
-                                 restart="gpio")
-    hold_time: float = setting(1.0, "Seconds before a held button counts as held.",
-                               minimum=0.1, maximum=30.0, restart="gpio")
-    repeat_interval: float = setting(0.25, "Auto-repeat interval while held (volume).",
-                                     minimum=0.05, maximum=5.0, restart="gpio")
-    reset_hold_time: float = setting(10.0, "Seconds to hold call for a factory reset.",
-                                     minimum=2.0, maximum=60.0)
-    volume_target: Literal["speaker", "mic"] = setting(
-        "speaker", "What vol_up/vol_down change: the speaker, or the mic level sent to the room."
-    )
-
-
-@dataclass(frozen=True)
-class SerialConfig:
-    port: str | None = setting(None, "Device path or pyserial URL (loop://); unset = off.",
-                               restart="serial")
-    baudrate: int = setting(115200, "Baud rate (8N1).", minimum=50, maximum=4_000_000,
-                            restart="serial")
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    listen: str = setting(
-        "", 'host:port of the config page; empty = "0.0.0.0:8080", or 127.0.0.1:8080 with --sim. '
-        "Host: an IPv4 address, [IPv6] or a host name; port 1-65535 (0: any free one, for "
-        "tests). A change from the page must name an address of this box.",
-        pattern=r"^$|^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$",
-        restart="web", check="listen",
-    )
-    https: bool = setting(False, "Serve HTTPS with a per-device self-signed certificate.",
-                          restart="web")
-    max_connections: int = setting(
-        256, "Most connections to the page at once (past it the oldest half-sent request "
-             "is closed, or the new connection gets 503); kept below the open-file limit.",
-        minimum=8, maximum=65536, restart="web")
-    header_seconds: int = setting(
-        10, "A request's headers must arrive within this; an idle connection closes "
-            "after it.", minimum=1, maximum=300, restart="web")
-    body_seconds: int = setting(30, "A request's body must arrive within this.",
-                                minimum=1, maximum=600, restart="web")
-    login_failures: int = setting(
-        5, "Failed logins from one address in 10 minutes before it is locked out for 10 "
-           "minutes.", minimum=1, maximum=1000, restart="web")
-    login_failures_total: int = setting(
-        20, "Failed logins from all addresses in 10 minutes before every login is "
-            "refused until the oldest is 10 minutes old.", minimum=1, maximum=100000,
-        restart="web")
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    rtmp_url: str | None = setting(
-        None, "RTMP URL the live stream is pushed to (may contain the stream key).",
-        pattern=r"^rtmps?://\S+$", secret=True,
-    )
-    video_bitrate_kbps: int = setting(1500, "Stream video bitrate.", minimum=100,
-                                      maximum=20000)
-    audio_bitrate_kbps: int = setting(96, "Stream AAC bitrate.", minimum=16, maximum=320)
-
-
-@dataclass(frozen=True)
-class RecordConfig:
-    directory: str = setting("recordings", "Where recordings go (relative to the state dir).")
-    format: Literal["mkv", "mp4"] = setting("mkv", "Container: mkv or fragmented mp4.")
-    segment_seconds: int = setting(300, "Length of each file.", minimum=2, maximum=86400)
-    max_total_mb: int = setting(2048, "Oldest files are deleted past this total.",
-                                minimum=1, maximum=10_000_000)
-    min_free_mb: int = setting(200, "Recording stops when free disk falls below this.",
-                               minimum=0, maximum=10_000_000)
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    mic: str = setting("tone:440", 'Sim mic: "tone:<hz>", "silence", or a WAV path (looped).',
-                       pattern=r"^(tone:\d+(\.\d+)?|silence|.+\.wav)$", restart="audio")
-    speaker: str = setting("speaker.wav", "WAV file (in the state dir) the sim speaker writes.",
-                           restart="audio")
-    speaker_max_mb: int = setting(50, "Size at which the sim speaker WAV is rotated.",
-                                  minimum=1, maximum=10000)
-    speaker_drift_ppm: float = setting(
-        0.0, "How fast the sim speaker's clock runs against the system clock, in ppm "
-        "(negative: slow), as a sound card's crystal would.", minimum=-10000.0,
-        maximum=10000.0, restart="audio")
-    mic_drift_ppm: float = setting(
-        0.0, "How fast the sim mic's clock runs against the system clock, in ppm.",
-        minimum=-10000.0, maximum=10000.0, restart="audio")
-    camera: Literal["pattern"] = setting("pattern", "Sim camera source.", restart="video")
 
 
 @dataclass(frozen=True)
@@ -285,6 +45,7 @@ class Config:
     room: RoomConfig = field(default_factory=RoomConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
     serial: SerialConfig = field(default_factory=SerialConfig)
     web: WebConfig = field(default_factory=WebConfig)
@@ -315,7 +76,7 @@ class Config:
             if not isinstance(values, Mapping):
                 raise ConfigError([ConfigIssue(sec, f"must be a table, got {values!r}")])
             merged.setdefault(sec, {}).update(values)
-        return from_dict(merged)
+        return config_check.from_dict(merged, None, Config)
 
 
 SECTIONS: dict[str, type] = dict(typing.get_type_hints(Config))
@@ -330,40 +91,12 @@ def describe() -> list[dict[str, Any]]:
         for f in dataclasses.fields(cls):
             rows.append({
                 "key": f"{sec}.{f.name}",
-                "type": _type_name(hints[f.name]),
+                "type": type_name(hints[f.name]),
                 "default": getattr(defaults, f.name),
                 "choices": choices_of(hints[f.name]),
                 **{k: v for k, v in f.metadata.items()},
             })
     return rows
-
-
-def choices_of(tp: Any) -> list[Any] | None:
-    """The values a key may take when they are a fixed list (Literal, or bool | Literal)."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return list(typing.get_args(tp))
-    if origin in (types.UnionType, typing.Union):
-        args = typing.get_args(tp)
-        literals = [a for a in args if typing.get_origin(a) is Literal]
-        if literals and bool in args:
-            return [True, False, *(c for lit in literals for c in typing.get_args(lit))]
-    return None
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        numbers = all(type(a) is int for a in typing.get_args(tp))
-        return "integer" if numbers else "string"
-    if origin in (types.UnionType, typing.Union):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if type(None) not in typing.get_args(tp):
-            return " or ".join(_type_name(a) for a in args)
-        return _type_name(args[0]) + " (optional)"
-    if origin is dict:
-        return "table of integers"
-    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(tp, str(tp))
 
 
 # ---------------------------------------------------------------------------------------
@@ -372,16 +105,12 @@ def _type_name(tp: Any) -> str:
 
 def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None = None) -> Config:
     """Build a validated :class:`Config`; raises :class:`ConfigError` listing every issue."""
-    from device import config_check
-
-    return config_check.from_dict(data, lines)
+    return config_check.from_dict(data, lines, Config)
 
 
 def parse(text: str, source: str = "<config>") -> Config:
     """Validate TOML text; raises :class:`ConfigError`."""
-    from device import config_check
-
-    return config_check.parse(text, source)
+    return config_check.parse(text, source, Config)
 
 
 def load(path: Path | str) -> Config:
@@ -390,9 +119,7 @@ def load(path: Path | str) -> Config:
     A file that cannot be used (a directory, unreadable, not UTF-8, nested too deeply)
     raises :class:`ConfigError` with one issue saying so.
     """
-    from device import config_check
-
-    return config_check.load(path)
+    return config_check.load(path, Config)
 
 
 def dumps(config: Config, only_changed: bool = True) -> str:
@@ -407,13 +134,6 @@ def save(path: Path | str, config: Config, previous: Config | None = None) -> No
     from device import config_store
 
     config_store.save(path, config, previous)
-
-
-def atomic_write(path: Path | str, data: bytes, mode: int = 0o600) -> None:
-    """See :func:`device.atomicfile.atomic_write`."""
-    from device.atomicfile import atomic_write as write
-
-    write(path, data, mode)
 
 
 def restart_scopes(old: Config, new: Config) -> set[str]:
@@ -436,3 +156,35 @@ def state_dir_from_env(explicit: str | None = None) -> Path:
     working directories, so a relative one would point somewhere else for them."""
     path = Path(explicit or os.environ.get("EDGEROOM_STATE_DIR") or DEFAULT_STATE_DIR)
     return path.absolute()
+
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_STATE_DIR",
+    "REDACTED",
+    "SECTIONS",
+    "AudioConfig",
+    "Config",
+    "ConfigError",
+    "ConfigIssue",
+    "DisplayConfig",
+    "GpioConfig",
+    "RecordConfig",
+    "RoomConfig",
+    "SerialConfig",
+    "SimConfig",
+    "StreamConfig",
+    "VideoConfig",
+    "WebConfig",
+    "choices_of",
+    "config_path_from_env",
+    "describe",
+    "dumps",
+    "from_dict",
+    "load",
+    "parse",
+    "restart_scopes",
+    "save",
+    "setting",
+    "state_dir_from_env",
+]

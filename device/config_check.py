@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
 import os
 import re
 import reprlib
@@ -19,10 +18,13 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from device import config as schema
 from device.errors import ConfigError, ConfigIssue
+from drivers.common.listen import split_listen
+
+#: The config class a check builds (:class:`device.config.Config`).
+C = TypeVar("C")
 
 #: A config file is a few kB; anything far larger is a mistake (or /dev/zero).
 MAX_FILE_BYTES = 1024 * 1024
@@ -36,6 +38,34 @@ _repr.maxlevel = 3
 def show(value: Any) -> str:
     """A short repr for messages (bounded in length and depth)."""
     return _repr.repr(value)
+
+
+def choices_of(tp: Any) -> list[Any] | None:
+    """The values a key may take when they are a fixed list (Literal, or bool | Literal)."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return list(typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        literals = [a for a in args if typing.get_origin(a) is Literal]
+        if literals and bool in args:
+            return [True, False, *(c for lit in literals for c in typing.get_args(lit))]
+    return None
+
+
+def type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        numbers = all(type(a) is int for a in typing.get_args(tp))
+        return "integer" if numbers else "string"
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if type(None) not in typing.get_args(tp):
+            return " or ".join(type_name(a) for a in args)
+        return type_name(args[0]) + " (optional)"
+    if origin is dict:
+        return "table of integers"
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(tp, str(tp))
 
 
 # ---------------------------------------------------------------------------------------
@@ -53,35 +83,6 @@ def check_text(value: str) -> None:
     if m := _CONTROL.search(value):
         raise ValueError(f"contains a control character (U+{ord(m.group()):04X} at position "
                          f"{m.start()}); only printable text is allowed")
-
-
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-
-
-def split_listen(value: str) -> tuple[str, int]:
-    """``host:port`` (IPv4, ``[IPv6]`` or a host name) -> (host, port); ValueError if bad."""
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"got {show(value)}; expected host:port, e.g. 0.0.0.0:8080")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"got {show(value)}; the port must be 1-65535 (0: any free port)")
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise ValueError(f"got {show(value)}; an IPv6 address goes in brackets: [::1]:8080")
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            raise ValueError(f"got {show(value)}; {host} is not an IPv6 address") from None
-        return host[1:-1], int(port_text)
-    if re.fullmatch(r"[0-9.]+", host):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            raise ValueError(f"got {show(value)}; {host} is not an IPv4 address") from None
-    elif not _HOSTNAME.match(host):
-        raise ValueError(f"got {show(value)}; {host!r} is not an address or host name")
-    return host, int(port_text)
 
 
 def _check_listen(value: str) -> None:
@@ -108,7 +109,7 @@ def check_value(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
             except ValueError:
                 continue
         allowed = ", ".join(str(c).lower() if isinstance(c, bool) else repr(c)
-                            for c in schema.choices_of(tp) or args)
+                            for c in choices_of(tp) or args)
         raise ValueError(f"got {show(value)}; allowed: {allowed}")
     if origin is Literal:
         choices = typing.get_args(tp)
@@ -168,9 +169,17 @@ def _did_you_mean(name: str, options: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None = None) -> schema.Config:
-    """Build a validated Config; raises :class:`ConfigError` listing every issue."""
+def sections_of(root: type) -> dict[str, type]:
+    """The sections of a config class (its fields: name -> section dataclass)."""
+    return dict(typing.get_type_hints(root))
+
+
+def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None,
+              root: type[C]) -> C:
+    """Build a validated ``root`` (the config class, e.g. :class:`device.config.Config`);
+    raises :class:`ConfigError` listing every issue."""
     lines = lines or {}
+    known = sections_of(root)
     issues: list[ConfigIssue] = []
 
     def line_of(key: str) -> int | None:
@@ -183,16 +192,16 @@ def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None = None) -
 
     sections: dict[str, Any] = {}
     for sec_name, raw in data.items():
-        if sec_name not in schema.SECTIONS:
+        if sec_name not in known:
             issues.append(ConfigIssue(
                 _clip(sec_name), "unknown section"
-                + _did_you_mean(sec_name, list(schema.SECTIONS)), line_of(sec_name)))
+                + _did_you_mean(sec_name, list(known)), line_of(sec_name)))
             continue
         if not isinstance(raw, Mapping):
             issues.append(ConfigIssue(sec_name, f"must be a table, got {show(raw)}",
                                       line_of(sec_name)))
             continue
-        cls = schema.SECTIONS[sec_name]
+        cls = known[sec_name]
         hints = typing.get_type_hints(cls)
         fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
@@ -211,7 +220,7 @@ def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None = None) -
         sections[sec_name] = kwargs
     if issues:
         raise ConfigError(issues)
-    return schema.Config(**{name: schema.SECTIONS[name](**kw) for name, kw in sections.items()})
+    return root(**{name: known[name](**kw) for name, kw in sections.items()})
 
 
 # ---------------------------------------------------------------------------------------
@@ -236,7 +245,7 @@ def key_lines(text: str) -> dict[str, int]:
     return out
 
 
-def parse(text: str, source: str = "<config>") -> schema.Config:
+def parse(text: str, source: str, root: type[C]) -> C:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -248,7 +257,7 @@ def parse(text: str, source: str = "<config>") -> schema.Config:
         raise ConfigError([ConfigIssue("(syntax)", "arrays or tables nested too deeply")],
                           source) from None
     try:
-        return from_dict(data, key_lines(text))
+        return from_dict(data, key_lines(text), root)
     except ConfigError as exc:
         raise ConfigError(exc.issues, source) from None
     except RecursionError:
@@ -287,10 +296,10 @@ def read_text(path: Path) -> str | None:
             str(path)) from None
 
 
-def load(path: Path | str) -> schema.Config:
+def load(path: Path | str, root: type[C]) -> C:
     """Load and validate the file; a missing file gives the defaults."""
     path = Path(path)
     text = read_text(path)
     if text is None:
-        return schema.Config()
-    return parse(text, str(path))
+        return root()
+    return parse(text, str(path), root)

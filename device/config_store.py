@@ -5,7 +5,7 @@ survive (``tomlkit`` keeps them). A key reset to unset is removed; a key that is
 the file yet is added to its table (the table is added if needed), unless it is set to
 its default. Before anything is written, the new text is read back with the loader and
 checked against the schema: a value that saves always loads. The write itself is atomic
-(:func:`device.atomicfile.atomic_write`) and blocking.
+(:func:`drivers.common.atomicfile.atomic_write`) and blocking.
 """
 
 from __future__ import annotations
@@ -14,17 +14,22 @@ import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import tomlkit
 import tomlkit.exceptions
 from tomlkit.container import Container
 from tomlkit.items import Item
 
-from device import config as schema
 from device import config_check
-from device.atomicfile import atomic_write
 from device.errors import ConfigError, ConfigIssue
+from drivers.common.atomicfile import atomic_write
+
+
+class Config(Protocol):
+    """A config object (:class:`device.config.Config`): frozen sections of keys."""
+
+    def to_dict(self, redact: bool = False) -> dict[str, dict[str, Any]]: ...
 
 #: Mode of a config file the appliance creates (it may hold the room PIN and secrets).
 NEW_FILE_MODE = 0o600
@@ -51,9 +56,8 @@ def _plain(value: Any) -> Any:
     return value.unwrap() if isinstance(value, Item | Container) else value
 
 
-def _changed_keys(config: schema.Config,
-                  previous: schema.Config | None) -> Iterator[tuple[str, str, Any]]:
-    for sec in schema.SECTIONS:
+def _changed_keys(config: Any, previous: Any | None) -> Iterator[tuple[str, str, Any]]:
+    for sec in config_check.sections_of(type(config)):
         section = getattr(config, sec)
         before = getattr(previous, sec) if previous is not None else None
         for f in dataclasses.fields(section):
@@ -62,13 +66,13 @@ def _changed_keys(config: schema.Config,
                 yield sec, f.name, value
 
 
-def edit(text: str, config: schema.Config, previous: schema.Config | None = None) -> str:
+def edit(text: str, config: Config, previous: Config | None = None) -> str:
     """``text`` with the keys that differ between ``previous`` and ``config`` set.
 
     Without ``previous``, every key whose value in the file differs from ``config``.
     """
     doc = tomlkit.parse(text) if text.strip() else tomlkit.document()
-    defaults = schema.Config()
+    defaults = type(config)()
     for sec, key, value in _changed_keys(config, previous):
         table = doc.get(sec)
         if table is not None and key in table:
@@ -86,10 +90,10 @@ def edit(text: str, config: schema.Config, previous: schema.Config | None = None
     return tomlkit.dumps(doc)
 
 
-def _verify(text: str, config: schema.Config, previous: schema.Config | None,
+def _verify(text: str, config: Config, previous: Config | None,
             source: str) -> None:
     """The text loads, and holds the new value of every key that was written."""
-    loaded = config_check.parse(text, source)
+    loaded = config_check.parse(text, source, type(config))
     wrong = [ConfigIssue(f"{sec}.{key}", f"would not read back as {config_check.show(value)}")
              for sec, key, value in _changed_keys(config, previous)
              if getattr(getattr(loaded, sec), key) != value]
@@ -97,8 +101,8 @@ def _verify(text: str, config: schema.Config, previous: schema.Config | None,
         raise ConfigError(wrong, source)
 
 
-def save(path: Path | str, config: schema.Config,
-         previous: schema.Config | None = None) -> None:
+def save(path: Path | str, config: Config,
+         previous: Config | None = None) -> None:
     """Edit the file at ``path`` (through a symlink) to hold ``config``; atomic, blocking.
 
     ``previous`` is the config the change was made from: only keys that differ from it
@@ -126,9 +130,9 @@ def save(path: Path | str, config: schema.Config,
     atomic_write(target, new_text.encode("utf-8"), mode=mode, owner=owner)
 
 
-def dumps(config: schema.Config, only_changed: bool = True) -> str:
+def dumps(config: Config, only_changed: bool = True) -> str:
     """Fresh TOML text for ``config``; by default only keys that differ from the defaults."""
-    defaults = schema.Config().to_dict()
+    defaults = type(config)().to_dict()
     doc = tomlkit.document()
     for sec, values in config.to_dict().items():
         table = tomlkit.table()

@@ -7,8 +7,10 @@ Button map (every role optional, pins from ``gpio.buttons``):
 ``vol_up``    one step per press, auto-repeat while held (``gpio.volume_target``)
 ``vol_down``  likewise                   ``camera``    privacy toggle (video off)
 ``hand``      raises/lowers a hand       ``record``    starts/stops recording
+``layout``    the screen's next layout (grid, speaker, single)
 
-LEDs (``gpio.leds``): ``status`` (a pattern per state), ``mute`` (lit while the mic is
+LEDs (``gpio.leds``): ``status`` (a pattern per state; in a room whose status is paused
+or ended, a pattern for each), ``mute`` (lit while the mic is
 muted), ``camera`` (lit while video is off), ``level`` (lit, or brightness on PWM, while
 this box talks), ``mic_active`` (lit exactly while the capture device is open, whoever
 uses it: the room, a recording, a stream, the page's level meter).
@@ -21,6 +23,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from device.state import ApplianceState
+from drivers.common.actions import ACTIONS, ActionError
 from drivers.gpio import (
     OFF,
     ON,
@@ -35,14 +38,14 @@ from drivers.gpio import (
     steady,
 )
 from drivers.gpio.factory import check_pins
-from services.actions import ACTIONS, ActionError
 
 if TYPE_CHECKING:
-    from device.app import Appliance
+    from device.host import Host
 
 log = logging.getLogger(__name__)
 
-BUTTON_ROLES = ("call", "mute", "ptt", "vol_up", "vol_down", "camera", "hand", "record")
+BUTTON_ROLES = ("call", "mute", "ptt", "vol_up", "vol_down", "camera", "hand", "record",
+                "layout")
 LED_ROLES = ("status", "mute", "camera", "level", "mic_active")
 
 #: Pins used with ``--sim`` when the config names none (no ``ptt``: it would mute the mic).
@@ -59,12 +62,20 @@ STATE_PATTERNS: dict[str, LedPattern] = {
     ApplianceState.RECONNECTING: pulse(),
     ApplianceState.ERROR: double_blink(),
 }
+#: In a room whose status (room metadata, docs/room.md) is paused or ended, the status LED
+#: says so instead of steady on: paused is on with a short dark gap, ended three quick
+#: flashes and a pause.
+ROOM_STATUS_PATTERNS: dict[str, LedPattern] = {
+    "paused": LedPattern("room-paused", ((1.0, 1.5), (0.0, 0.3))),
+    "ended": LedPattern("room-ended", ((1.0, 0.1), (0.0, 0.15)) * 3 + ((0.0, 1.5),)),
+}
 #: What a press of each simple button does: the action and its arguments, checked against
-#: the action's declaration (services/actions.py) when the controls start.
+#: the action's declaration (drivers/common/actions.py) when the controls start.
 PRESS_ACTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "mute": ("mute", {"state": "toggle"}),
     "camera": ("video", {"state": "toggle"}),
     "hand": ("hand", {"state": "toggle"}),
+    "layout": ("layout", {"layout": "next"}),
 }
 RESET_ARMED = blink(2)  # call held past hold_time: keep holding to reset
 RESET_CONFIRM = blink(8, repeat=12)  # 1.5 s of rapid flashes, then the reset
@@ -73,7 +84,7 @@ RESET_CONFIRM = blink(8, repeat=12)  # 1.5 s of rapid flashes, then the reset
 class ButtonControls:
     """Runs the buttons and LEDs of one appliance until cancelled."""
 
-    def __init__(self, app: Appliance, buttons: Buttons | None, leds: Leds | None) -> None:
+    def __init__(self, app: Host, buttons: Buttons | None, leds: Leds | None) -> None:
         self.app = app
         self.buttons = buttons
         self.leds = leds
@@ -87,6 +98,7 @@ class ButtonControls:
         self._recording = False
         self._resetting = False
         self._call_held = False
+        self._room_status: str | None = None
 
     def __repr__(self) -> str:
         return f"<ButtonControls {self.buttons!r} {self.leds!r}>"
@@ -106,7 +118,7 @@ class ButtonControls:
         sub = self.app.bus.subscribe(maxsize=128, names={
             "state", "controls", "talking", "local-talking", "entered", "room-state",
             "recording-started",
-            "recording-stopped", "mic-open"})
+            "recording-stopped", "mic-open", "room-meta"})
         try:
             self._show_state(str(self.app.state.state))
             self._set_led("mic_active", ON if self._mic_is_open() else OFF)
@@ -139,6 +151,10 @@ class ButtonControls:
                     self._show_state(ev.data.get("new", ""))
             elif ev.name == "controls":
                 self._show_controls(ev.data)
+            elif ev.name == "room-meta":
+                self._room_status = ev.data.get("status")
+                if not self._call_held:
+                    self._show_state(str(self.app.state.state))
             elif ev.name == "talking" and ev.data.get("id") == "local":
                 self._set_led("level", ON if ev.data.get("talking") else OFF)
             elif ev.name == "local-talking":
@@ -223,11 +239,14 @@ class ButtonControls:
             self.leds.set(role, pattern)
 
     def _mic_is_open(self) -> bool:
-        tee = getattr(self.app.dispatcher.media, "mic", None)
+        tee = getattr(self.app.media, "mic", None)
         return bool(getattr(tee, "is_open", False))
 
     def _show_state(self, state: str) -> None:
-        self._set_led("status", STATE_PATTERNS.get(state, OFF))
+        pattern = STATE_PATTERNS.get(state, OFF)
+        if state == ApplianceState.IN_ROOM and self._room_status in ROOM_STATUS_PATTERNS:
+            pattern = ROOM_STATUS_PATTERNS[self._room_status]
+        self._set_led("status", pattern)
 
     def _show_level(self, talking: bool, level_dbfs: Any) -> None:
         if not talking:
@@ -275,7 +294,7 @@ class SimButtons:
         await asyncio.sleep(buttons.bounce_time * 1.5 + 0.005)
 
 
-def pin_maps(app: Appliance) -> tuple[dict[str, int], dict[str, int]]:
+def pin_maps(app: Host) -> tuple[dict[str, int], dict[str, int]]:
     """The button and LED pins to use: the config's, or the sim defaults with ``--sim``."""
     gpio = app.config.gpio
     buttons, leds = dict(gpio.buttons), dict(gpio.leds)
@@ -293,7 +312,7 @@ def pin_maps(app: Appliance) -> tuple[dict[str, int], dict[str, int]]:
             {r: p for r, p in leds.items() if r in LED_ROLES})
 
 
-async def run_gpio(app: Appliance) -> None:
+async def run_gpio(app: Host) -> None:
     """The ``gpio`` subsystem: buttons and LEDs until cancelled (idle if none are set)."""
     gpio = app.config.gpio
     button_pins, led_pins = pin_maps(app)

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import TextIO
 
-from device.redact import RedactingFormatter
+from drivers.common.redact import RedactingFormatter
 
 FORMAT = "%(levelname)s %(name)s: %(message)s"
 

@@ -20,7 +20,7 @@ from device.supervisor import CounterProgress
 from services.room.api import RoomState
 
 if TYPE_CHECKING:
-    from device.app import Appliance
+    from device.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,13 @@ log = logging.getLogger(__name__)
 GRACE: dict[str, float] = {"mic": 5.0, "speaker": 5.0, "camera": 10.0, "janus": 60.0}
 
 
-def add_probes(app: Appliance) -> None:
+def add_probes(app: Host) -> None:
     """Register the probes of the subsystems ``app`` has (they look the parts up each
     time: the room session is rebuilt when its config changes)."""
     from services.media.service import MediaService
 
     sup = app.supervisor
-    media = app.dispatcher.media
+    media = app.media
     if isinstance(media, MediaService):
         tee = media.mic
         if tee is not None:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable
 
+from drivers.common.states import ApplianceState
+
+__all__ = ["ApplianceState", "StateMachine"]
+
 log = logging.getLogger(__name__)
-
-
-class ApplianceState(enum.StrEnum):
-    SETUP = "setup"  # no usable config yet (first boot, after a factory reset)
-    IDLE = "idle"  # ready, not in a room
-    JOINING = "joining"
-    IN_ROOM = "in_room"
-    RECONNECTING = "reconnecting"
-    ERROR = "error"  # needs attention (wrong pin, no such room, broken hardware)
 
 
 class StateMachine:

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from device.app import Appliance
+    from device.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,8 @@ SERVICE_MODULES = ("services.web", "services.web.snapshot", "services.web.previe
                    "services.room", "services.room.session", "services.room.tracks",
                    "services.room.local_sfu", "services.room.janus.jcfg", "services.audio",
                    "services.media.service", "services.serial_control.server",
-                   "device.controls", "drivers.inventory", "drivers.audio", "drivers.camera")
+                   "device.controls", "device.screen", "drivers.display",
+                   "drivers.inventory", "drivers.audio", "drivers.camera")
 
 
 def import_services() -> None:
@@ -37,13 +38,19 @@ def import_services() -> None:
         importlib.import_module(name)
 
 
-def compose(app: Appliance) -> None:
+def compose(app: Host) -> None:
     """Register the subsystems ``app.config`` asks for."""
     from services.web import run_web
 
     app.register("web", run_web)  # the config page and its API, always on
     _compose_media(app)  # before the room: the room takes its camera and mic from it
     _compose_room(app)
+    from device.screen import compose_screen
+
+    compose_screen(app)  # the room on a screen (HDMI), when there is one
+    from device.guests import compose_guests
+
+    compose_guests(app)  # guests in the room from the page (guest links)
     _compose_controls(app)
     app.register("devices", _run_device_watcher)
     from device.probes import add_probes
@@ -51,14 +58,19 @@ def compose(app: Appliance) -> None:
     add_probes(app)
 
 
-async def _run_device_watcher(app: Appliance) -> None:
+async def _run_device_watcher(app: Host) -> None:
     """Keep the device inventory shown on the page current as devices come and go."""
     import asyncio
 
     from drivers.inventory import DeviceWatcher, list_devices
 
+    shown = app.status_providers.get("devices")  # kept across a restart until refreshed
+    latest: dict[str, Any] = shown() if shown is not None else {}
+    app.status_providers.add("devices", lambda: latest)
+
     async def refresh() -> None:
-        app.extras["devices"] = await asyncio.to_thread(list_devices, app.config, sim=app.sim)
+        nonlocal latest
+        latest = await asyncio.to_thread(list_devices, app.config, sim=app.sim)
 
     await refresh()
     async with app.bus.subscribe(names={"devices-changed"}, maxsize=4) as changes:
@@ -67,17 +79,32 @@ async def _run_device_watcher(app: Appliance) -> None:
                 await refresh()
 
 
-def _compose_room(app: Appliance) -> None:
+def _compose_room(app: Host) -> None:
     """The room session (built now, so every surface can reach it) and its subsystem."""
     from services.room import create_session
 
     app.room = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
                               **_media_devices(app))
     app.dispatcher.room = app.room
+    _attach_features(app, app.room)
     app.register("room", _run_room)
 
 
-async def _run_room(app: Appliance) -> None:
+def _attach_features(app: Host, session: Any) -> None:
+    """Metadata, requests to speak, status and chat moderation on the session's
+    message channel (each session gets its own)."""
+    from services.room.feature_commands import RoomFeatureSettings
+    from services.room.features import RoomFeatures
+
+    room = app.config.room
+    settings = RoomFeatureSettings(secret=room.secret, speak_timeout_s=room.speak_timeout)
+    features = RoomFeatures(settings, session, emit=app.bus.publish)
+    session.extension = features
+    app.dispatcher.features = features
+    app.status_providers.add("room_features", features.view)
+
+
+async def _run_room(app: Host) -> None:
     """Run the local SFU when configured and join when ``room.auto_join``; on a restart
     (config change) the session is rebuilt from the current config."""
     import asyncio
@@ -89,16 +116,19 @@ async def _run_room(app: Appliance) -> None:
     if session is None or getattr(session, "built_from", None) is not app.config:
         if session is not None:
             await session.close()
+        if app.dispatcher.features is not None:
+            await app.dispatcher.features.close()
         session = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
                                  **_media_devices(app))
         app.room = session
         app.dispatcher.room = session
+        _attach_features(app, session)
     sfu_task: asyncio.Task[None] | None = None
     try:
         if app.config.room.server == "local":
             sfu = create_local_sfu(app.config, app.state_dir, emit=app.bus.publish)
-            app.extras["sfu"] = lambda: {"sfu": {"url": sfu.url, "pid": sfu.pid,
-                                                 "starts": sfu.starts}}
+            app.status_providers.add("sfu", lambda: {"sfu": {"url": sfu.url, "pid": sfu.pid,
+                                                              "starts": sfu.starts}})
             sfu_task = asyncio.create_task(sfu.run(), name="room:local-sfu")
             ready = asyncio.create_task(sfu.wait_ready(20.0), name="room:sfu-ready")
             done, _ = await asyncio.wait({sfu_task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -132,7 +162,7 @@ async def _run_room(app: Appliance) -> None:
                 await asyncio.gather(sfu_task, return_exceptions=True)
 
 
-def _compose_media(app: Appliance) -> None:
+def _compose_media(app: Host) -> None:
     """Recording, RTMP streaming and the shared encoders (also without a room).
 
     Registered as ``video`` so that a change of a ``video.*`` key restarts it.
@@ -141,8 +171,9 @@ def _compose_media(app: Appliance) -> None:
 
     media = MediaService.from_config(lambda: app.config, app.state_dir, sim=app.sim,
                                      emit=app.bus.publish)
-    app.dispatcher.media = media
-    app.extras["media"] = media.status
+    app.media = media
+    app.dispatcher.media = media  # recording and streaming actions
+    app.status_providers.add("media", media.status)
     if media.mic is not None:
         app.extras["mic_users"] = media.mic  # the page's level meter holds it open
     # The page's camera preview: the latest frame the shared encoder took from the camera
@@ -161,20 +192,20 @@ def _compose_media(app: Appliance) -> None:
     app.register("video", _run_media)
 
 
-async def _run_media(app: Appliance) -> None:
+async def _run_media(app: Host) -> None:
     from services.media.service import MediaService
 
-    media = app.dispatcher.media
+    media = app.media
     if isinstance(media, MediaService):
         await media.run()
 
 
-def _media_devices(app: Appliance) -> dict[str, Any]:
+def _media_devices(app: Host) -> dict[str, Any]:
     """The room's mic and camera track, shared with recording and streaming: one mic
     reader and one camera encoder (one encode per codec in use) whatever is on."""
     from services.media.service import MediaService
 
-    media = app.dispatcher.media
+    media = app.media
     if not isinstance(media, MediaService) or media.mic is None:
         return {}
     devices: dict[str, Any] = {"mic": media.mic_for_room()}
@@ -183,7 +214,7 @@ def _media_devices(app: Appliance) -> dict[str, Any]:
     return devices
 
 
-def _compose_controls(app: Appliance) -> None:
+def _compose_controls(app: Host) -> None:
     """GPIO buttons/LEDs and the serial control line (each idles when not configured)."""
     from device.controls import SimButtons, run_gpio
     from services.serial_control.server import run_serial_control

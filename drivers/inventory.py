@@ -13,7 +13,6 @@ import importlib.util
 import logging
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,13 +187,10 @@ def _chip_label(chip: str) -> str:
 # --------------------------------------------------------------------------- public
 
 
-def list_devices(config: Config | None = None, *, sim: bool = False) -> dict[str, Any]:
+def list_devices(config: Config, *, sim: bool = False) -> dict[str, Any]:
     """Every microphone, speaker, camera, serial port and the GPIO chips, and for each kind
-    the backend the appliance would use with ``config`` (see docs/devices.md)."""
-    if config is None:
-        from device.config import Config
-
-        config = Config()
+    the backend the appliance would use with ``config`` (see docs/devices.md;
+    ``edgeroom devices`` prints it)."""
     microphones, speakers = _audio(config, sim)
     return {
         "sim": sim,
@@ -320,20 +316,3 @@ class DeviceWatcher:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
-
-
-def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:
-    """``python -m drivers.inventory [--json] [--sim]`` with the default config."""
-    import json
-    import sys
-
-    from device.config import Config
-
-    args = sys.argv[1:] if argv is None else argv
-    inventory = list_devices(Config(), sim="--sim" in args)
-    out(json.dumps(inventory, indent=2) if "--json" in args else render_text(inventory))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

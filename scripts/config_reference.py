@@ -1,4 +1,4 @@
-"""Writes docs/config.md from the config schema (device/config.py), so the two agree."""
+"""Writes docs/config.md from the config schema (device/config_sections.py), so the two agree."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from drivers.audio.alsa_device import (
     PcmOpener,
     open_pcm,
 )
-from drivers.audio.base import FRAME_MS, SAMPLE_RATE, PcmFrame
+from drivers.audio.base import SAMPLE_RATE, PcmFrame
 from drivers.audio.pcm import (
     FrameBuffer,
     LinearResampler,
@@ -50,6 +50,14 @@ from drivers.queues import DropOldestQueue
 log = logging.getLogger(__name__)
 
 
+def _agreed(params: DeviceParams | None) -> dict[str, int]:
+    """The period and buffer the device agreed to (frames at its rate), once open."""
+    if params is None:
+        return {}
+    return {"period_frames": params.period_size, "buffer_frames": params.buffer_size,
+            "rate": params.rate}
+
+
 class AlsaMic(AlsaStream):
     """A capture device as a :class:`~drivers.audio.base.MicSource`.
 
@@ -61,8 +69,8 @@ class AlsaMic(AlsaStream):
     capture = True
     kind = "mic"
 
-    def __init__(self, device: str = "default", *, period_size: int = 960,
-                 buffer_size: int = 3840, rate: int = SAMPLE_RATE, channels: int = 1,
+    def __init__(self, device: str = "default", *, period_size: int = 480,
+                 buffer_size: int = 1440, rate: int = SAMPLE_RATE, channels: int = 1,
                  gain: int = 100, queue_frames: int = 4, emit: Emit = null_emit,
                  backoff: Sequence[float] = REOPEN_BACKOFF,
                  opener: PcmOpener = open_pcm) -> None:
@@ -117,7 +125,7 @@ class AlsaMic(AlsaStream):
         return {"frames": self.counters["frames"],
                 "dropped": self._dropped_before + self._queue.dropped,
                 "overruns": self._overruns, "reopens": self.counters["reopens"],
-                "queued": len(self._queue)}
+                "queued": len(self._queue), **_agreed(self.params)}
 
     def _on_open(self, params: DeviceParams) -> None:
         self._rechunker.clear()
@@ -192,8 +200,8 @@ class AlsaSpeaker(PlayoutTaps, AlsaStream):
     capture = False
     kind = "speaker"
 
-    def __init__(self, device: str = "default", *, period_size: int = 960,
-                 buffer_size: int = 3840, rate: int = SAMPLE_RATE, channels: int = 1,
+    def __init__(self, device: str = "default", *, period_size: int = 480,
+                 buffer_size: int = 1440, rate: int = SAMPLE_RATE, channels: int = 1,
                  volume: int = 100, buffer_frames: int = 3, prefill_frames: int = 1,
                  max_delay_ms: float = 60.0, idle_s: float = 0.5, emit: Emit = null_emit,
                  backoff: Sequence[float] = REOPEN_BACKOFF,
@@ -227,7 +235,7 @@ class AlsaSpeaker(PlayoutTaps, AlsaStream):
         return {"frames": self.counters["frames"],
                 "dropped": self._buffer.dropped + self._late,
                 "underruns": self._underruns, "reopens": self.counters["reopens"],
-                "queued": len(self._buffer)}
+                "queued": len(self._buffer), **_agreed(self.params)}
 
     def _on_open(self, params: DeviceParams) -> None:
         self._resampler = (None if params.rate == SAMPLE_RATE
@@ -262,7 +270,9 @@ class AlsaSpeaker(PlayoutTaps, AlsaStream):
     def _io(self, pcm: Any) -> None:
         params = self.params
         assert params is not None
-        silence = self._device_bytes(bytes(2 * SAMPLE_RATE * FRAME_MS // 1000), params)
+        # Priming (at start, after an underrun) is one period of silence.
+        silence = self._device_bytes(
+            bytes(2 * max(1, round(params.period_size * SAMPLE_RATE / params.rate))), params)
         while not self._stopping.is_set():
             if self._source is not None:
                 self._pull_period(pcm, params, silence)

@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from drivers.audio import inventory
+from drivers.audio.alsa_mixer import Mixer, find_mixer
 from drivers.audio.base import SAMPLE_RATE
 from drivers.audio.pcm import FORMATS, percent_to_gain
 from drivers.base import Emit, hand_to_loop, null_emit
 from drivers.errors import DeviceBusy, DeviceError, DeviceNotFound
+from drivers.threadname import name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,6 @@ _KNOWN_ERRNOS = (errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EBUSY, errno.EIO
                  errno.EPERM, errno.EACCES)
 _STRERROR = {os.strerror(e): e for e in _KNOWN_ERRNOS}
 _NOT_FOUND = (errno.ENOENT, errno.ENODEV, errno.ENXIO)
-
-# Mixer controls worth trying, best first; any other control with the right
-# capability is taken if none of these exists.
-_PLAYBACK_CONTROLS = ("Master", "Speaker", "PCM", "Headphone", "Digital", "Playback")
-_CAPTURE_CONTROLS = ("Capture", "Mic", "Mic Capture", "Digital", "ADC", "Input")
-
 
 def alsa_errno(exc: BaseException) -> int | None:
     """The errno behind an ``ALSAAudioError`` message, when it is a known one."""
@@ -143,57 +139,6 @@ def open_pcm(device: str, *, capture: bool, rate: int, channels: int, period_siz
     return pcm, params
 
 
-class Mixer:
-    """One ALSA mixer control used for the device's volume (or capture gain)."""
-
-    def __init__(self, control: Any, name: str, capture: bool) -> None:
-        self._control = control
-        self.name = name
-        self._capture = capture
-
-    def set(self, percent: int) -> None:
-        import alsaaudio
-
-        kind = alsaaudio.PCM_CAPTURE if self._capture else alsaaudio.PCM_PLAYBACK
-        self._control.setvolume(percent, pcmtype=kind)
-
-    def close(self) -> None:
-        self._control.close()
-
-
-def find_mixer(device: str, capture: bool) -> Mixer | None:
-    """The card's volume control for ``device``, or None (software gain then)."""
-    import alsaaudio
-
-    card, _ = inventory.card_of(device)
-    where: dict[str, Any]
-    if card is not None:
-        where = {"cardindex": card}
-    elif device.split(":", 1)[0] in ("default", "sysdefault"):
-        where = {"device": device.replace("sysdefault", "hw")}
-    else:
-        return None
-    wanted = ("Capture Volume", "Joined Capture Volume") if capture else (
-        "Playback Volume", "Joined Playback Volume", "Volume", "Joined Volume")
-    try:
-        with inventory.ALSA_LIB_LOCK:
-            names = list(dict.fromkeys(alsaaudio.mixers(**where)))
-    except alsaaudio.ALSAAudioError:
-        return None
-    preferred = _CAPTURE_CONTROLS if capture else _PLAYBACK_CONTROLS
-    ordered = [n for n in preferred if n in names] + [n for n in names if n not in preferred]
-    for name in ordered:
-        try:
-            with inventory.ALSA_LIB_LOCK:
-                control = alsaaudio.Mixer(name, **where)
-        except alsaaudio.ALSAAudioError:
-            continue
-        if any(cap in wanted for cap in control.volumecap()):
-            return Mixer(control, name, capture)
-        control.close()
-    return None
-
-
 #: How a stream opens its device: :func:`open_pcm`'s signature (a fake in tests).
 PcmOpener = Callable[..., tuple[Any, DeviceParams]]
 
@@ -212,8 +157,8 @@ class AlsaStream:
     capture = True
     kind = "mic"
 
-    def __init__(self, device: str = "default", *, period_size: int = 960,
-                 buffer_size: int = 3840, rate: int = SAMPLE_RATE, channels: int = 1,
+    def __init__(self, device: str = "default", *, period_size: int = 480,
+                 buffer_size: int = 1440, rate: int = SAMPLE_RATE, channels: int = 1,
                  volume: int = 100, emit: Emit = null_emit,
                  backoff: Sequence[float] = REOPEN_BACKOFF,
                  opener: PcmOpener = open_pcm) -> None:
@@ -336,6 +281,7 @@ class AlsaStream:
         hand_to_loop(self._loop, self._emit, name, data)
 
     def _run(self, pcm: Any) -> None:
+        name_this_thread(f"alsa-{self.kind}")
         lost_at = opened_at = time.monotonic()
         failures = 0  # reopen attempts since the stream last ran well
         try:

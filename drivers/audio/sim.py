@@ -45,6 +45,7 @@ from drivers.audio.pcm import (
 )
 from drivers.audio.wavfile import GrowingWav, load_wav_mono48k
 from drivers.errors import DeviceError, DeviceNotFound
+from drivers.threadname import name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,9 @@ class SimMic:
             self._start = time.monotonic()
             self._next = 0
             self._stopped = False
-            log.info("sim mic: %s", self._source.spec)
+            # the frame clock's origin, for benchmarks that time sound from mic to ear
+            log.info("sim mic: %s (frame %d at %.6f monotonic)", self._source.spec,
+                     self._base, self._start)
 
     async def read(self) -> PcmFrame:
         if self._start is None and not self._stopped:
@@ -296,6 +299,7 @@ class SimSpeaker(PlayoutTaps):
             return None
 
     def _run(self) -> None:
+        name_this_thread()
         start = time.monotonic()
         slot = 0
         gap = -1  # silent slots since the last frame; -1 = no stream yet

@@ -21,10 +21,10 @@ import logging
 import math
 import threading
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
-from device.config import AudioConfig
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame
 from drivers.errors import EdgeroomError
 from services.audio.delay import EchoDelayEstimator
@@ -43,6 +43,17 @@ AGC_LOUDNESS_OFFSET_DB = 20.5
 
 class AudioFormatError(EdgeroomError, ValueError):
     """A frame that is not 20 ms of 48 kHz mono s16le reached the processor."""
+
+
+class AudioSwitches(Protocol):
+    """The three processing switches of the ``[audio]`` settings."""
+
+    @property
+    def aec(self) -> bool: ...
+    @property
+    def noise_suppression(self) -> bool: ...
+    @property
+    def agc(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,7 @@ class ProcessingOptions:
     """Frames voice activity stays on after the speech probability falls (200 ms)."""
 
     @classmethod
-    def from_config(cls, audio: AudioConfig, *, has_speaker: bool = True) -> ProcessingOptions:
+    def from_config(cls, audio: AudioSwitches, *, has_speaker: bool = True) -> ProcessingOptions:
         """The switches of ``[audio]``; echo cancellation needs a speaker to cancel."""
         return cls(aec=audio.aec and has_speaker, noise_suppression=audio.noise_suppression,
                    agc=audio.agc)
@@ -148,7 +159,7 @@ class AudioProcessor:
         self._configure(self._options, first=True)
 
     @classmethod
-    def from_config(cls, audio: AudioConfig, *, has_speaker: bool = True) -> AudioProcessor:
+    def from_config(cls, audio: AudioSwitches, *, has_speaker: bool = True) -> AudioProcessor:
         return cls(ProcessingOptions.from_config(audio, has_speaker=has_speaker))
 
     @staticmethod
@@ -204,7 +215,7 @@ class AudioProcessor:
                          new.noise_suppression, o.agc, new.agc)
                 self._configure(new)
 
-    def apply_config(self, audio: AudioConfig, *, has_speaker: bool = True) -> None:
+    def apply_config(self, audio: AudioSwitches, *, has_speaker: bool = True) -> None:
         """Follow a changed ``[audio]`` section (the three switches)."""
         self.set_options(aec=audio.aec and has_speaker, ns=audio.noise_suppression,
                          agc=audio.agc)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
+import threading
 import time
 from fractions import Fraction
 from typing import Any
@@ -25,6 +27,7 @@ import av
 
 from drivers.camera.base import TIME_BASE, CapturedFrame
 from drivers.errors import EdgeroomError
+from drivers.threadname import name_this_thread
 from services.media.packets import EncodedPacket, PacketFanout
 
 log = logging.getLogger(__name__)
@@ -48,10 +51,29 @@ REOPEN_INTERVAL = 5.0
 REOPEN_CHANGE = 0.2
 
 
+#: The encode threads' nice value: when the CPU is short, the event loop (the audio's
+#: send path) and the audio threads run first and the video encode takes what is left.
+ENCODER_NICE = 10
+
+
+def lower_thread_priority(nice: int = ENCODER_NICE) -> None:
+    """Make the calling thread nicer (Linux keeps a nice value per thread), and name it."""
+    name_this_thread()
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
+    except OSError as exc:  # not permitted by a sandbox: run at the same priority
+        log.debug("cannot lower the encode thread's priority: %s", exc)
+
+
+def _even(x: float) -> int:
+    return max(2, round(x / 2) * 2)
+
+
 class EncoderError(EdgeroomError, RuntimeError):
     """No encoder for a codec could be opened."""
 
-    code = "ENCODER_ERROR"  # the action error it becomes (services/actions.py)
+    code = "ENCODER_ERROR"  # the action error it becomes (drivers/common/actions.py)
 
 
 def x264_options(gop: int, max_kbps: int, preset: str = "ultrafast") -> dict[str, str]:
@@ -145,7 +167,8 @@ class CodecEncode:
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"{self.codec}-{self.name.split('/')[0]}")
+                max_workers=1, thread_name_prefix=f"{self.codec}-{self.name.split('/')[0]}",
+                initializer=lower_thread_priority)
         return self._executor
 
     def close(self) -> concurrent.futures.ThreadPoolExecutor | None:
@@ -249,9 +272,13 @@ class CodecEncode:
         return change >= REOPEN_CHANGE and now - self._opened_at >= REOPEN_INTERVAL
 
     def encode(self, frame: av.VideoFrame, captured: CapturedFrame, origin: float,
-               fps: int) -> list[EncodedPacket]:
-        """Encode one yuv420p frame (worker thread); returns the packets it produced."""
+               fps: int, scale: float = 1.0) -> list[EncodedPacket]:
+        """Encode one yuv420p frame (worker thread), each side times ``scale`` (the
+        encoder reopens at a new size); returns the packets it produced."""
         cpu0 = time.thread_time()
+        if scale != 1.0:
+            frame = frame.reformat(width=_even(frame.width * scale),
+                                   height=_even(frame.height * scale))
         ctx = self._ctx
         if ctx is not None and (ctx.width != frame.width or ctx.height != frame.height):
             log.info("%s: frame size %dx%d -> %dx%d, reopening the encoder", self.name,

@@ -20,6 +20,7 @@ import av
 
 from drivers.base import Emit, null_emit
 from drivers.camera.base import CapturedFrame, VideoSource
+from services.media.budget import VideoBudget
 from services.media.codecs import (
     H264,
     HARDWARE_ENCODER,
@@ -79,6 +80,8 @@ class SharedVideoEncoder:
         #: the cameras' own counters, summed over every run (``delivered`` = frames read)
         self.camera_totals: dict[str, int] = {}
         self._frame_observers: list[Callable[[av.VideoFrame | None], None]] = []
+        #: how much video the CPU affords while the audio keeps its deadline
+        self.budget = VideoBudget(name=name)
 
     def __repr__(self) -> str:
         state = "running" if self.is_running else "stopped"
@@ -296,6 +299,9 @@ class SharedVideoEncoder:
         if not active:
             self.frames_unused += 1
             return
+        if not self.budget.admit(captured.captured_at, fps):
+            return  # the audio is late: fewer frames (counted by the budget)
+        step = self.budget.step
         loop = asyncio.get_running_loop()
         frame = captured.frame
         if frame.format.name != "yuv420p":
@@ -305,7 +311,7 @@ class SharedVideoEncoder:
             # each encode sets its own pts and picture type: give each its own frame
             own = frame if i == 0 else _copy(frame)
             jobs.append((enc, loop.run_in_executor(enc.executor(), enc.encode, own, captured,
-                                                   self._origin, fps)))
+                                                   self._origin, fps, step.scale)))
         futures = [job for _, job in jobs]
         try:
             await asyncio.shield(asyncio.gather(*futures, return_exceptions=True))
@@ -343,6 +349,7 @@ class SharedVideoEncoder:
             "subscribers": self.subscribers,
             "encode_cpu_seconds": round(sum(e.encode_cpu_seconds
                                             for e in self._encodes.values()), 3),
+            "budget": self.budget.stats,
             "encodes": encodes,
         }
 

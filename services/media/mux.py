@@ -35,7 +35,7 @@ _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 120
 class MuxError(EdgeroomError, OSError):
     """A container could not be opened or written."""
 
-    code = "OUTPUT_ERROR"  # the action error it becomes (services/actions.py)
+    code = "OUTPUT_ERROR"  # the action error it becomes (drivers/common/actions.py)
 
 
 def _adts(payload: bytes, sample_rate: int, channels: int = 1) -> bytes:

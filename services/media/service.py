@@ -202,7 +202,8 @@ class MediaService:
             "audio_encoder": self.audio.stats if self.audio is not None else None,
             "mic": {"open": self.mic is not None and self.mic.is_open,
                     "users": self.mic.users if self.mic is not None else [],
-                    "level_dbfs": self.mic_level()},
+                    "level_dbfs": self.mic_level(),
+                    "device": self.mic.source_stats if self.mic is not None else {}},
         }
 
     def mic_level(self) -> float | None:

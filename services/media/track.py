@@ -168,11 +168,12 @@ async def _awaited(result: Awaitable[None]) -> None:
 
 def encoded_track_of(track: Any) -> EncodedVideoTrack | None:
     """The :class:`EncodedVideoTrack` a sender sends, also through a wrapper track that
-    keeps its current inner track in ``inner`` or ``_inner`` (an on/off switch)."""
+    shows its current inner track as ``inner`` (an on/off switch such as
+    :class:`services.room.tracks.SwitchableVideoTrack`)."""
     for _ in range(3):
         if isinstance(track, EncodedVideoTrack):
             return track
-        track = getattr(track, "inner", None) or getattr(track, "_inner", None)
+        track = getattr(track, "inner", None)
         if track is None:
             return None
     return None

@@ -126,7 +126,7 @@ def create_local_sfu(config: Config, state_dir: Path, *, emit: Emit = null_emit)
     settings = JanusSettings(
         listen_ip=room.local_listen, port=room.local_port, interface=room.local_interface,
         rooms=(RoomSpec(room.room, description=room.effective_display_name, pin=room.pin,
-                        secret=room.secret),),
+                        secret=room.secret, history=room.history),),
         api_secret=room.api_secret,
     )
     return LocalJanus(settings, state_dir / "sfu", emit=emit)

@@ -100,6 +100,8 @@ class RoomContext:
             lambda codec, room_codecs: None)
         #: Whether to subscribe to remote video now.
         self.wants_video: Callable[[], bool] = lambda: settings.receive_video is True
+        #: Of the subscribed video, whose is shown (the others are paused at the server).
+        self.wants_member_video: Callable[[str], bool] = lambda member_id: True
         loop = asyncio.get_running_loop()
         self.failed: asyncio.Future[str] = loop.create_future()
         self.kicked: asyncio.Future[str] = loop.create_future()

@@ -19,6 +19,14 @@ It conceals with the last pitch period played, repeated
   next packet decodes from the state the last good one left, which plays at 70-95 %
   of the level rather than 20 %.
 
+On a SILK or hybrid stream (what libopus sends for voice, and for anything once it
+plans in-band FEC for loss) the choice is made from the packets themselves: a loss
+whose next packet carries FEC data (LBRR, :func:`carries_lbrr`) is rebuilt from it,
+always (libopus's decode of it is the packet at a lower bitrate: within 0.1 dB on a
+steady tone, and the decoder goes on at full level); one without is never handed to
+libopus's PLC (6 dB low, then the next packet 12 dB low) but repeated here, the
+decoder not told.
+
 Concealment keeps the level ``HOLD_MS``, then fades out over ``FADE_MS``. The packet
 decoded after a repetition is cross-faded in over ``MERGE_MS`` and, when it comes out
 too quiet, lifted (at most ``MAX_GAIN``) back to its own level within the packet (as
@@ -49,6 +57,28 @@ RECENT = 3
 _EMPTY: Samples = np.zeros(0, dtype=np.int16)
 
 
+def has_silk_layer(packet: bytes) -> bool:
+    """Whether an Opus packet is SILK-only or hybrid (TOC configs 0-15, RFC 6716 3.1)."""
+    return bool(packet) and packet[0] >> 3 < 16
+
+
+def carries_lbrr(packet: bytes) -> bool:
+    """Whether a one-frame SILK or hybrid Opus packet carries in-band FEC (LBRR) data for
+    the packet before it.
+
+    The SILK layer starts with one VAD flag per SILK frame, then the LBRR flag, all
+    coded with probability one half (RFC 6716 4.2.3-4.2.4); the range coder gives the
+    first such symbols as the first bits of the payload after the TOC byte, so the
+    flag is the bit after the VAD bits. Packets with several frames (codes 1-3) are
+    not looked into (False).
+    """
+    if len(packet) < 2 or not has_silk_layer(packet) or packet[0] & 3:
+        return False
+    config = packet[0] >> 3
+    vad_flags = (1, 1, 2, 3)[config % 4] if config < 12 else 1  # 10, 20, 40, 60 ms
+    return bool(packet[1] >> (7 - vad_flags) & 1)
+
+
 def _rms(x: Any) -> float:
     if not len(x):
         return 0.0
@@ -67,6 +97,7 @@ class Concealer:
         self._repeat: tuple[npt.NDArray[np.float64], int] | None = None  # (cycle, phase)
         self._judging = False  # libopus concealed last: judge the next packet too
         self._losses = 0
+        self._silk = False  # the last packet decoded had a SILK layer
         self.trust = 1.0
         self.replaced = 0  # concealment blocks made here
 
@@ -91,8 +122,11 @@ class Concealer:
         start, self._run = self._run, self._run + samples
         if start == 0:
             self._losses += 1
+        if following is not None and carries_lbrr(following):
+            self._since = 0
+            return self.decoded(decoder.decode_fec(following, samples)), True
         expected = self._level * self._gain(self._run)
-        ask = self._repeat is None and (
+        ask = self._repeat is None and not self._silk and (
             start > 0 or (following is not None and self._losses % PROBE_EVERY == 0)
             or (self.trust >= 0.5 and self._since >= RECENT))
         self._since = 0
@@ -122,8 +156,11 @@ class Concealer:
         self.replaced += 1
         return np.clip(cycle[idx] * ramp, -32768, 32767).astype(np.int16)
 
-    def decoded(self, pcm: Samples) -> Samples:
-        """A block decoded from a packet: merged in after a concealment."""
+    def decoded(self, pcm: Samples, packet: bytes | None = None) -> Samples:
+        """A block decoded from a packet (``packet``, when given, tells the stream's
+        mode): merged in after a concealment."""
+        if packet:
+            self._silk = has_silk_layer(packet)
         repeat, self._repeat = self._repeat, None
         gain_at_end = self._gain(self._run)
         after_loss = self._run > 0

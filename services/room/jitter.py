@@ -13,21 +13,17 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
   packets came later than that more than once in ``PEAK_HOLD_S`` (spikes too rare for
   the percentile), the target covers the latest of them too. On a clean LAN that is a
   few ms; it grows at once with the jitter and shrinks once the window has forgotten it.
-- **Delay.** When a packet is decoded, its delay is how long after its earliest
-  possible arrival it is needed: ``now - timestamp/rate - min transit``. Under ``target``
-  the decoded block is played a pitch period longer, over it a period shorter
-  (:mod:`services.room.stretch`), one change per ``STRETCH_EVERY`` packets at most (each
-  packet while more than ``FAR_OVER_MS`` over, as after a stall), so jitter steps and
-  clock drift (sender's, this box's, the sound card's) move the delay a few ms at a time,
-  preferably in quiet or periodic stretches.
-- **Loss.** When a packet's turn comes and it is missing but a later one is there, it
-  is lost: it is rebuilt from the next packet's in-band FEC when that one is there, else
-  concealed by Opus PLC (or the last pitch period, :mod:`services.room.expand`). When
-  nothing is there (an underrun) PLC fills in and playout does not stop to refill; the
-  packet is played when it comes (the delay it gained is given back by stretching)
-  or, if a later one overtakes it, the slot counts as concealed. After
-  ``max_conceal_ms`` of concealment in a row the voice goes quiet (the sender stopped)
-  until packets come again.
+- **Delay.** What is kept at ``target`` is the least time a packet gets between its
+  earliest possible arrival and the pull that needs it, whatever the packet and pull
+  sizes (:mod:`services.room.pullgrid`). Under it a decoded block is played a pitch
+  period longer, over it a period shorter (:mod:`services.room.stretch`), one change per
+  ``STRETCH_EVERY`` packets at most (each packet while far over, after a stall), so
+  jitter steps and clock drift move the delay a few ms at a time.
+- **Loss.** A missing packet with a later one there is lost: rebuilt from the next
+  packet's in-band FEC, else concealed (Opus PLC or :mod:`services.room.expand`). When
+  nothing is there (an underrun) PLC fills in without waiting to refill; the packet
+  plays when it comes (stretching gives the delay back). After ``max_conceal_ms`` of
+  concealment in a row the voice goes quiet until packets come again.
 - **Bounds.** A delay more than ``flush_ms`` over target (after a stall of this box,
   say) is cut back by dropping whole packets; at most ``max_packets`` wait.
 """
@@ -47,7 +43,8 @@ import numpy.typing as npt
 
 from services.audio.opus import OpusDecoder, OpusError
 from services.room.expand import Concealer
-from services.room.stretch import accelerate, decelerate, find_period
+from services.room.pullgrid import first_pull_wait_ms, grid, lead_ms
+from services.room.stretch import MIN_PERIOD_MS, accelerate, decelerate, find_period
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +98,8 @@ class JitterBuffer:
         self._covered = 0  # samples concealed for the packet due now (underrun)
         self._conceal_run = 0
         self._since_stretch = 0
-        self._dues: deque[float] = deque(maxlen=STRETCH_EVERY)
-        self._pull_ms = 20.0
+        self._bases: deque[float] = deque(maxlen=STRETCH_EVERY)
+        self._pull = rate // 50  # samples the speaker pulls at a time
         # transit history: (arrival, transit); a sliding minimum beside it
         self._transits: deque[tuple[float, float]] = deque()
         self._mins: deque[tuple[float, float]] = deque()
@@ -223,7 +220,7 @@ class JitterBuffer:
             out = self._out
             parts = [out] if len(out) else []
             have = len(out)
-            self._pull_ms = count * 1000 / self.rate
+            self._pull = count
             while have < count:
                 block = self._next_block(now, have, count - have)
                 if block is None:
@@ -249,8 +246,11 @@ class JitterBuffer:
         self.lost += max(0, first - self._next)  # gone while the voice was quiet
         self._next = first
         ts = self._packets[first][0]
+        if 0 < (self._packets.get(first + 1) or (ts,))[0] - ts <= self.rate * 3 // 25:
+            self._frame = self._packets[first + 1][0] - ts  # from the timestamps
+        # every packet the first pull needs must be here (services.room.pullgrid)
         delay = (now - ts / self.rate - self._min_transit) * 1000
-        if delay < self.target_ms:
+        if delay < self.target_ms + first_pull_wait_ms(self._frame, count, self.rate):
             return False
         self._playing = True
         self._conceal_run = 0
@@ -266,7 +266,7 @@ class JitterBuffer:
             # Needed now (it must have come by now), heard ``have`` samples later.
             due = (now - packet[0] / self.rate - self._min_transit) * 1000
             if due - self.target_ms <= self.flush_ms or self._next + 1 not in self._packets:
-                return self._play(packet, due, have * 1000 / self.rate)
+                return self._play(packet, due, have)
             self.dropped += 1  # far too much delay (a stall): skip to catch up
             self._next += 1
             packet = self._packets.pop(self._next)
@@ -282,7 +282,7 @@ class JitterBuffer:
         self._covered += len(pcm)
         return pcm
 
-    def _play(self, packet: tuple[int, bytes, float], due: float, offset: float) -> Samples:
+    def _play(self, packet: tuple[int, bytes, float], due: float, have: int) -> Samples:
         assert self._next is not None
         self._next += 1
         self._covered = 0
@@ -294,9 +294,9 @@ class JitterBuffer:
             return self._conceal(self._frame)
         if len(pcm):
             self._frame = len(pcm)
-        pcm = self._concealer.decoded(pcm)
-        self.delay_ms = due + offset
-        return self._regulate(pcm, due, offset)
+        pcm = self._concealer.decoded(pcm, packet[1])
+        self.delay_ms = due + have * 1000 / self.rate
+        return self._regulate(pcm, due, have)
 
     def _lost(self) -> Samples:
         assert self._next is not None
@@ -324,45 +324,48 @@ class JitterBuffer:
         self._conceal_run += 0 if fec else len(pcm)
         return pcm
 
-    def _regulate(self, pcm: Samples, due: float, offset: float) -> Samples:
+    def _regulate(self, pcm: Samples, due: float, have: int) -> Samples:
         """Stretch the block toward the target (one change per STRETCH_EVERY packets).
 
-        A packet is needed at the pull that plays its first sample, ``offset`` ms into
-        that pull: ``due`` (how long after its earliest arrival that pull comes) moves in
-        steps of a pull as the delay changes, so a delay just over a step is waste. A
-        period is removed when the next packet stays due in time after it (still in the
-        same pull, or a whole pull to spare); one is added while due is under target.
+        What is kept at the target is the *lead*, the least time any coming packet gets
+        to arrive before the pull that needs it (:mod:`services.room.pullgrid`), from
+        ``base``, how long after its earliest arrival a packet is heard. A period is
+        added while the lead is under the target; one is removed while the lead stays at
+        or over it after the removal.
         """
-        self._dues.append(due)
-        self._since_stretch += 1
-        far = due - self.target_ms > FAR_OVER_MS  # after a stall: catch up faster
-        if (self._since_stretch < STRETCH_EVERY and not far) or len(pcm) < self.rate // 100:
+        rate = self.rate
+        base = due + have * 1000 / rate
+        self._bases.append(base)
+        self._since_stretch, pull = self._since_stretch + 1, self._pull
+        step = grid(self._frame, pull)
+        phase = (have + len(pcm)) % step  # where the next packet starts
+        target = self.target_ms
+        far = lead_ms(base, phase, pull, step, rate) - target > FAR_OVER_MS  # after a stall
+        if (self._since_stretch < STRETCH_EVERY and not far) or len(pcm) < rate // 100:
             return pcm
-        target, pull = self.target_ms, self._pull_ms
-        least = due if far else min(self._dues)  # thread wake-ups vary: trust the least
-        next_offset = (offset + len(pcm) * 1000 / self.rate) % pull
-        if due >= target and least - pull < target and next_offset < 2.5:
+        least = base if far else min(self._bases)  # thread wake-ups vary: trust the least
+        now = lead_ms(least, phase, pull, step, rate)
+        if (now >= target and phase * 1000 / rate < MIN_PERIOD_MS
+                and now - step * 1000 / rate < target):
             return pcm  # the least delay this pull grid allows
-        period, match = find_period(pcm, self.rate)
+        period, match = find_period(pcm, rate)
         if period <= 0:
             return pcm
-        period_ms = period * 1000 / self.rate
-        if due < target:
-            if match < 0.5 and due > target - self.margin_ms:
+        if now < target:
+            if match < 0.5 and now > target - self.margin_ms:
                 return pcm  # not periodic: wait for a better block unless tight
             pcm = decelerate(pcm, period)
             self.decelerated += 1
         else:
-            wraps = next_offset < period_ms  # then the next packet is due a pull earlier
-            if least - (pull if wraps else 0.0) < target:
-                return pcm  # it would come due too early
-            if match < (0.5 if least - target > 40.0 else 0.8):
+            if lead_ms(least - period * 1000 / rate, phase - period, pull, step, rate) < target:
+                return pcm  # a coming packet would be due too early
+            if match < (0.5 if now - target > 40.0 else 0.8):
                 return pcm
             pcm = accelerate(pcm, period)
             self.accelerated += 1
         self.samples_stretched += period
         self._since_stretch = 0
-        self._dues.clear()
+        self._bases.clear()
         return pcm
 
     # -- reporting ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ AudioBridge and TextRoom plugins and the WebSocket transport, the configured roo
 three plugins, the API bound to ``room.local_listen`` and media limited to
 ``room.local_interface``. If Janus exits it is started again after a short backoff with
 jitter; the room session reconnects on its own. Janus dies with the appliance, even a
-SIGKILLed one (:mod:`device.children`).
+SIGKILLed one (:mod:`drivers.common.children`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import shutil
 import time
 from pathlib import Path
 
-from device.children import child_options, kill_group
 from drivers.base import Emit, null_emit
+from drivers.common.children import child_options, kill_group
 from services.room.api import RoomError
 from services.room.janus.jcfg import JanusSettings, command, write_config
 

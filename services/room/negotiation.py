@@ -35,9 +35,31 @@ def offer_producible(transceiver: Any) -> None:
     transceiver.setCodecPreferences(ranked)
 
 
+#: Opus format parameters this box declares (RFC 7587), as Chromium does: it decodes
+#: in-band FEC (``useinbandfec=1``: a sender may put FEC data in its packets, and Janus
+#: keeps it for rooms with ``opus_fec``), and takes packets down to 10 ms (``minptime``).
+OPUS_FMTP: dict[str, int] = {"minptime": 10, "useinbandfec": 1}
+
+
+def declare_opus_fmtp() -> None:
+    """Give aiortc's Opus codec entry our format parameters (idempotent).
+
+    aiortc builds offers and answers from one codec table whose Opus entry has no
+    ``a=fmtp`` at all, and its codec preferences only accept entries of that table, so
+    the parameters go into the table (process-wide; every peer connection here speaks
+    for this box).
+    """
+    from aiortc.codecs import CODECS
+
+    for codec in CODECS["audio"]:
+        if codec_name(codec.mimeType) == "opus":
+            codec.parameters.update(OPUS_FMTP)
+
+
 def offer_opus(transceiver: Any) -> None:
     """Offer only Opus for the mic: the mic track sends Opus packets, which aiortc would
     send under whatever audio codec was negotiated."""
+    declare_opus_fmtp()
     caps = RTCRtpSender.getCapabilities("audio").codecs
     transceiver.setCodecPreferences([c for c in caps if codec_name(c.mimeType) == "opus"])
 

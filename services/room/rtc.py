@@ -9,20 +9,34 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
 from services.room.api import RoomError
+from services.room.negotiation import declare_opus_fmtp
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 
 
-def new_pc(label: str) -> RTCPeerConnection:
-    """A peer connection that asks no STUN server (the room server is on the LAN)."""
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+def new_pc(label: str, max_bundle: bool = False) -> RTCPeerConnection:
+    """A peer connection that asks no STUN server (the room server is on the LAN), and
+    declares that it decodes Opus in-band FEC (:func:`declare_opus_fmtp`).
+
+    ``max_bundle``: every transceiver on the first one's transport. A subscription whose
+    offer brings two new video m-lines at once needs it: with aiortc's default (balanced)
+    policy the second is bundled to the first's own transport, which the answer then
+    drops, and its packets go to the first video's decoder."""
+    declare_opus_fmtp()
+    policy = RTCBundlePolicy.MAX_BUNDLE if max_bundle else RTCBundlePolicy.BALANCED
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=policy))
     state = {"old": pc.connectionState}
 
     @pc.on("connectionstatechange")

@@ -5,7 +5,8 @@ configured plugin, open the message channel, then wait until something breaks (s
 drop, ICE/DTLS failure, server hangup or restart) and rejoin after a backoff with full
 jitter (first retry within 300 ms, never more than 10 s). Errors a retry cannot fix
 (wrong PIN, unknown room, not authorized) are reported once and the session stops in
-``error``. Controls live here, so they survive every rejoin.
+``error``. Controls live on the session, so they survive every rejoin; the session is
+built from :mod:`session_messages`, :mod:`session_controls` and :mod:`session_media`.
 """
 
 from __future__ import annotations
@@ -28,24 +29,23 @@ from services.room.api import (
     Controls,
     Member,
     NotInRoom,
-    Priority,
-    Role,
     RoomError,
     RoomState,
 )
 from services.room.context import Backend, RoomContext, RoomSettings
+from services.room.extension import RoomExtension
 from services.room.janus.audiobridge import AudioBridgeBackend
 from services.room.janus.textroom import TextRoom
 from services.room.janus.transport import JanusConnection
 from services.room.janus.videoroom import VideoRoomBackend
-from services.room.messages import CMD_HAND, CMD_MODERATED, encode_custom, parse_custom
+from services.room.messages import CMD_HAND
 from services.room.micuse import RoomMicUse
 from services.room.mixer import RemoteAudioMixer
-from services.room.negotiation import VIDEO_CODEC_UNSUPPORTED, unsupported_warning
-from services.room.ratelimit import MessageLimiter, Outgoing
+from services.room.ratelimit import MessageLimiter
 from services.room.roster import Roster
+from services.room.session_media import SessionMedia
 from services.room.stats import StatsCollector
-from services.room.tracks import MicTrack, SwitchableVideoTrack
+from services.room.tracks import SwitchableVideoTrack
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def reconnect_delay(attempt: int, base: float = 0.3, cap: float = 10.0) -> float
     return random.uniform(0.0, min(cap, base * (2 ** min(attempt, 16))))
 
 
-class JanusRoomSession:
+class JanusRoomSession(SessionMedia):
     def __init__(self, settings: RoomSettings, *, mic: MicSource | None = None,
                  speaker: SpeakerSink | None = None,
                  video_track_factory: Callable[[], MediaStreamTrack] | None = None,
@@ -74,6 +74,7 @@ class JanusRoomSession:
         if not settings.send_video:
             self._controls.video_enabled = False
         self._on_remote_video = on_remote_video
+        self._video_shown: Callable[[str], bool] | None = None
         self.mixer = mixer or RemoteAudioMixer(speaker)
         self.roster = Roster(emit)
         self.limiter = MessageLimiter()
@@ -99,6 +100,8 @@ class JanusRoomSession:
         self.last_join_ms: float | None = None
         self.attempts = 0
         self.built_from: object | None = None  # the config it was made from (wiring)
+        #: Room features on the message channel (metadata, requests to speak, moderation).
+        self.extension: RoomExtension | None = None
         self._apply_speaker()
 
     def __repr__(self) -> str:
@@ -118,6 +121,10 @@ class JanusRoomSession:
     @property
     def local_id(self) -> str | None:
         return self.roster.local_id
+
+    @property
+    def room_number(self) -> int:
+        return self.settings.room
 
     def members(self) -> list[Member]:
         return self.roster.members()
@@ -181,7 +188,10 @@ class JanusRoomSession:
             self._joined.exception()  # retrieved: a join() still waiting re-raises it
         self.roster.clear()
         self.limiter.clear()
+        if self.extension is not None:
+            self.extension.left()
         await self.mixer.stop()
+        await self._stop_speaker()  # out of the room, nothing plays silence
         self.warnings = []
         self.video_codec = None
         self._stats_collector.latest = {}
@@ -189,6 +199,14 @@ class JanusRoomSession:
         if self._state != RoomState.IDLE:
             self._set_state(RoomState.IDLE, "left")
         await self._mic_use.sync()
+
+    async def _stop_speaker(self) -> None:
+        if self._speaker_started and self.speaker is not None:
+            self._speaker_started = False  # the next join starts it again
+            try:
+                await self.speaker.stop()
+            except Exception as exc:
+                log.warning("stopping %r: %s", self.speaker, exc)
 
     async def close(self) -> None:
         if self._closed:
@@ -266,6 +284,7 @@ class JanusRoomSession:
         ctx.on_joined = open_messages
         ctx.on_video_codec = self._video_codec_chosen
         ctx.wants_video = self._wants_video
+        ctx.wants_member_video = self._wants_member_video
         try:
             await conn.open()
             self._conn = conn
@@ -325,7 +344,8 @@ class JanusRoomSession:
     async def _open_textroom(self, conn: JanusConnection, local_id: str) -> None:
         s = self.settings
         textroom = TextRoom(conn, s.room, local_id, s.display, s.pin,
-                            on_message=self._on_text, on_presence=self._on_presence)
+                            on_message=self._on_text, on_presence=self._on_presence,
+                            on_history=self._on_history)
         try:
             participants = await textroom.open()
         except (RoomError, TimeoutError, OSError) as exc:
@@ -338,230 +358,8 @@ class JanusRoomSession:
         self._textroom = textroom
         for p in participants:
             self._on_presence(str(p.get("username")), str(p.get("display", "")), True)
-
-    # -- callbacks from the backend -------------------------------------------------------
-
-    def _new_mic_track(self) -> MediaStreamTrack:
-        return MicTrack(self.mic, self._mic_gate, self.settings.opus)
-
-    def _mic_gate(self) -> tuple[bool, bool, int]:
-        c = self._controls
-        return self._mic_use.open, c.mic_enabled and not c.deaf, c.mic_volume
-
-    def _new_video_track(self) -> MediaStreamTrack | None:
-        if self.video_track_factory is None:
-            return None
-        track = SwitchableVideoTrack(self.video_track_factory,
-                                     enabled=self._controls.video_enabled)
-        self._video.append(track)
-        return track
-
-    def _remote_audio(self, member_id: str, track: MediaStreamTrack) -> None:
-        self.mixer.add_track(member_id, track)
-        self.mixer.set_muted(member_id, self._locally_muted(member_id))
-
-    def _video_codec_chosen(self, codec: str | None, room_codecs: list[str] | None) -> None:
-        self.video_codec = codec
-        if codec is not None:
-            log.info("room: sending %s video", codec)
-            self.warnings = [w for w in self.warnings if w["code"] != VIDEO_CODEC_UNSUPPORTED]
-            return
-        warning = unsupported_warning(room_codecs or [])
-        if warning in self.warnings:
-            return  # said already (this stay, or the one before a reconnect)
-        self.warnings = [w for w in self.warnings if w["code"] != VIDEO_CODEC_UNSUPPORTED]
-        self.warnings.append(warning)
-        log.warning("room: %s", warning["message"])
-        self._emit("room-warning", dict(warning))
-
-    def _wants_video(self) -> bool:
-        """Subscribe to remote video? ``receive_video``, where "auto" means: while
-        something on the box consumes it."""
-        receive = self.settings.receive_video
-        if receive == "auto":
-            return self._on_remote_video is not None
-        return bool(receive)
-
-    def set_remote_video_consumer(self, consumer: Callable[[str, Any], None] | None) -> None:
-        """Who takes remote video frames (None: nobody). With ``receive_video = "auto"``
-        the subscriptions follow at once."""
-        self._on_remote_video = consumer
-        update = getattr(self._backend, "video_demand_changed", None)
-        if update is not None:
-            update()
-
-    def _remote_video(self, member_id: str, frame: Any) -> None:
-        if self._on_remote_video is not None:
-            self._on_remote_video(member_id, frame)
-
-    def _set_local_talking(self, talking: bool) -> None:
-        if talking != self._local_talking:
-            self._local_talking = talking
-            self._emit("talking", {"id": "local", "talking": talking})
-
-    def _moderated(self, kind: str, muted: bool) -> None:
-        log.warning("room: a moderator %s our %s", "muted" if muted else "unmuted", kind)
-        self._emit("moderated", {"kind": kind, "muted": muted})
-
-    def _on_presence(self, username: str, display: str, present: bool) -> None:
-        """TextRoom presence: it also shows listeners a plugin may not announce."""
-        if username == self.roster.local_id:
-            return
-        if present and username not in self.roster:
-            self.roster.upsert(username, display=display, role="listener")
-        elif not present:
-            member = self.roster.get(username)
-            if member is not None and member.role == "listener" and not member.has_audio:
-                self.roster.remove(username)
-
-    def _on_text(self, sender: str, text: str, to: str | None) -> None:
-        member = self.roster.get(sender)
-        display = member.display if member else sender
-        custom = parse_custom(text)
-        if custom is None:
-            self._emit("message", {"from": sender, "display": display, "text": text, "to": to})
-            return
-        cmd, payload = custom
-        if cmd == CMD_HAND and isinstance(payload, dict):
-            raised = bool(payload.get("raised"))
-            if member is not None:
-                self.roster.upsert(sender, hand_raised=raised)
-            self._emit("hand", {"id": sender, "raised": raised})
-        elif cmd == CMD_MODERATED and isinstance(payload, dict):
-            if str(payload.get("id")) == self.roster.local_id:
-                self._moderated(str(payload.get("kind", "audio")), bool(payload.get("muted")))
-        self._emit("custom-message", {"from": sender, "display": display, "cmd": cmd,
-                                      "payload": payload})
-
-    # -- messages -------------------------------------------------------------------------
-
-    async def _send_now(self, item: Outgoing) -> None:
-        text, to = item
-        if self._textroom is None:
-            log.warning("room messages unavailable: dropped a message")
-            return
-        await self._textroom.send(text, to)
-
-    def _require_room(self) -> None:
-        if self._state not in (RoomState.IN_ROOM, RoomState.RECONNECTING):
-            raise NotInRoom("not in a room")
-
-    async def send_text(self, text: str, to: str | None = None) -> None:
-        self._require_room()
-        self.limiter.put(text, "high", to=to)
-
-    async def send_custom(self, cmd: str, payload: Any, priority: Priority = "high") -> None:
-        self._require_room()
-        self._queue_custom(cmd, payload, priority)
-
-    def _queue_custom(self, cmd: str, payload: Any, priority: Priority) -> None:
-        self.limiter.put(encode_custom(cmd, payload), priority, key=cmd)
-
-    # -- controls -------------------------------------------------------------------------
-
-    def _changed(self) -> None:
-        self._emit("controls", self._controls.to_dict())
-
-    async def set_mic(self, enabled: bool) -> None:
-        self._controls.mic_enabled = enabled
-        await self._update_mic()
-        self._changed()
-
-    async def _update_mic(self) -> None:
-        if self._backend is not None:
-            try:
-                await self._backend.update_mic()
-            except RoomError as exc:
-                log.warning("telling the server about the mic: %s", exc)
-
-    async def set_mic_volume(self, percent: int) -> None:
-        self._controls.mic_volume = _percent(percent)
-        self._changed()
-
-    def _apply_speaker(self) -> None:
-        c = self._controls
-        self.mixer.muted = not c.speaker_enabled or c.deaf
-        if self.speaker is not None:
-            self.speaker.set_volume(c.speaker_volume)
-
-    async def set_speaker(self, enabled: bool) -> None:
-        self._controls.speaker_enabled = enabled
-        self._apply_speaker()
-        self._changed()
-
-    async def set_speaker_volume(self, percent: int) -> None:
-        self._controls.speaker_volume = _percent(percent)
-        self._apply_speaker()
-        self._changed()
-
-    async def set_video(self, enabled: bool) -> None:
-        self._controls.video_enabled = enabled
-        for track in self._video:
-            track.switch(enabled)
-        self._changed()
-
-    async def set_deaf(self, deaf: bool) -> None:
-        self._controls.deaf = deaf
-        self._apply_speaker()
-        await self._update_mic()
-        await self._mic_use.sync()
-        self._changed()
-
-    def _locally_muted(self, member_id: str) -> bool:
-        return self._controls.mute_all or member_id in self._controls.muted_members
-
-    async def mute_member(self, member_id: str, muted: bool) -> None:
-        if muted:
-            self._controls.muted_members.add(member_id)
-        else:
-            self._controls.muted_members.discard(member_id)
-        self.mixer.set_muted(member_id, self._locally_muted(member_id))
-        if member_id in self.roster:
-            self.roster.upsert(member_id, locally_muted=muted)
-        self._changed()
-
-    async def mute_all(self, muted: bool) -> None:
-        self._controls.mute_all = muted
-        for key in self.mixer.keys():
-            self.mixer.set_muted(key, self._locally_muted(key))
-        self._changed()
-
-    def _backend_or_raise(self) -> Backend:
-        if self._backend is None or self._state != RoomState.IN_ROOM:
-            raise NotInRoom("not in a room")
-        return self._backend
-
-    async def moderate(self, member_id: str, muted: bool) -> None:
-        await self._backend_or_raise().moderate(member_id, muted)
-        self._queue_custom(CMD_MODERATED, {"id": member_id, "kind": "audio", "muted": muted},
-                           "high")
-
-    async def kick(self, member_id: str) -> None:
-        await self._backend_or_raise().kick(member_id)
-
-    async def raise_hand(self, raised: bool) -> None:
-        self._controls.hand_raised = raised
-        if self._state in (RoomState.IN_ROOM, RoomState.RECONNECTING):
-            self._queue_custom(CMD_HAND, {"raised": raised}, "high")
-        self._emit("hand", {"id": "local", "raised": raised})
-        self._changed()
-
-    async def set_role(self, role: Role) -> None:
-        if role not in ("publisher", "listener"):
-            raise RoomError(f"role must be publisher or listener, got {role!r}",
-                            code="BAD_ARGUMENT")
-        old = self._controls.role
-        self._controls.role = role
-        if self._backend is not None and old != role:
-            try:
-                await self._backend.set_role(role)
-            except RoomError:
-                self._controls.role = old
-                raise
-            if role == "listener":
-                self.video_codec = None  # nothing published any more
-        await self._mic_use.sync()
-        self._changed()
+        if self.extension is not None:
+            self.extension.opened()
 
     # -- stats ----------------------------------------------------------------------------
 
@@ -582,9 +380,3 @@ class JanusRoomSession:
                 log.exception("room: stats failed")
                 continue
             self._emit("stats", stats)
-
-
-def _percent(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-        raise RoomError(f"volume must be an integer 0-100, got {value!r}", code="BAD_ARGUMENT")
-    return value

@@ -127,6 +127,7 @@ class StatsCollector:
             },
             "down": {"bitrate_kbps": self._rate_kbps("down", recv_total, now)},
             "members": members,
+            "speaker": dict(mixer.sink.stats) if mixer.sink is not None else None,
             **extra,
         }
         return self.latest

@@ -24,6 +24,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, MicSource
 from drivers.camera.base import VideoSource
+from services.media.budget import AUDIO_DEADLINE
 from services.room.opus_send import (
     OpusPacket,
     OpusSendEncoder,
@@ -71,6 +72,8 @@ class MicTrack(MediaStreamTrack):
         self._packet_s = self.encoder.frame_samples / SAMPLE_RATE
         self._batch_at = 0.0
         self._batch_sent = 0
+        #: when the mic frame being sent was complete (None: paced silence)
+        self._frame_due: float | None = None
         self.frames = 0
         #: RFC 6464 level of the packet last returned (aiortc puts it in the RTP header)
         self.last_audio_level: int | None = None
@@ -96,6 +99,9 @@ class MicTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         encoded = self._packets.popleft()
+        if self._frame_due is not None:  # how late the audio leaves, for the video budget
+            AUDIO_DEADLINE.report(time.monotonic() - self._frame_due
+                                  - self._batch_sent * self._packet_s)
         packet = av.Packet(encoded.data)
         packet.pts = encoded.pts
         packet.dts = encoded.pts
@@ -125,12 +131,16 @@ class MicTrack(MediaStreamTrack):
                 # The gate is read after the frame arrived: a mute pressed while it was
                 # being captured already silences it.
                 _, send, volume = self._gate()
+                channels = max(1, pcm.channels)
+                self._frame_due = pcm.captured_at + len(pcm.samples) / (2 * channels
+                                                                         * SAMPLE_RATE)
                 samples = pcm.samples if send else bytes(len(pcm.samples) // pcm.channels)
                 if send and pcm.channels != 1:  # keep what we send mono
                     stereo = np.frombuffer(samples, dtype=np.int16).reshape(-1, pcm.channels)
                     samples = stereo.mean(axis=1).astype(np.int16).tobytes()
                 self._next_at = None
         if samples is None:
+            self._frame_due = None
             samples = self._silence
             await self._pace()
             _, send, volume = self._gate()
@@ -216,6 +226,11 @@ class SwitchableVideoTrack(MediaStreamTrack):
     @property
     def enabled(self) -> bool:
         return self._on.is_set()
+
+    @property
+    def inner(self) -> MediaStreamTrack | None:
+        """The track being sent now (None while switched off)."""
+        return self._inner
 
     def set_codec(self, codec: str) -> None:
         """The codec the connection negotiated: passed on to every inner track that sends

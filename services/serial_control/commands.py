@@ -4,7 +4,7 @@ Each handler gets the session, the words after the command, and the rest of the 
 as typed (for free text), and returns its reply lines. Errors are raised as
 :class:`ProtocolError` here, or come from the dispatcher with their stable codes. The
 words and number ranges an action's arguments accept come from its declaration in
-:mod:`services.actions`; the dispatcher checks every other limit (lengths, forms), so
+:mod:`drivers.common.actions`; the dispatcher checks every other limit (lengths, forms), so
 they are the same as over HTTP.
 """
 
@@ -13,15 +13,27 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from services.actions import ACTIONS, Arg
+from drivers.common.actions import ACTIONS, Arg
 from services.serial_control.format import ProtocolError, ok, pairs, quote
 
-if TYPE_CHECKING:
-    from services.serial_control.session import ControlSession
 
-Handler = Callable[["ControlSession", list[str], str], Awaitable[list[str]]]
+class Line(Protocol):
+    """The line a command runs on (:class:`services.serial_control.session.ControlSession`)."""
+
+    version: str
+    events_enabled: bool
+
+    @property
+    def status(self) -> Callable[[], Mapping[str, Any]]: ...
+
+    def controls(self) -> Mapping[str, Any]: ...
+
+    async def act(self, action: str, args: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+Handler = Callable[[Line, list[str], str], Awaitable[list[str]]]
 
 
 
@@ -77,22 +89,22 @@ def _onoff(flag: Any) -> str:
 
 
 @command("PING", "PING")
-async def _ping(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _ping(s: Line, args: list[str], rest: str) -> list[str]:
     return [ok("PONG")]
 
 
 @command("VERSION?", "VERSION?")
-async def _version(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _version(s: Line, args: list[str], rest: str) -> list[str]:
     return [ok("VERSION", quote(s.version))]
 
 
 @command("HELP", "HELP")
-async def _help(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _help(s: Line, args: list[str], rest: str) -> list[str]:
     return [ok("HELP", *COMMANDS)]
 
 
 @command("STATUS?", "STATUS?")
-async def _status(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _status(s: Line, args: list[str], rest: str) -> list[str]:
     st = s.status()
     room: Mapping[str, Any] = st.get("room") or {}
     c: Mapping[str, Any] = room.get("controls") or {}
@@ -115,18 +127,18 @@ async def _status(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 
 @command("EVENTS", "EVENTS ON|OFF", 1, 1)
-async def _events(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _events(s: Line, args: list[str], rest: str) -> list[str]:
     s.events_enabled = _word(args, 0, ("ON", "OFF"), "EVENTS ON|OFF") == "ON"
     return [ok("EVENTS", _onoff(s.events_enabled))]
 
 
 @command("EVENTS?", "EVENTS?")
-async def _events_q(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _events_q(s: Line, args: list[str], rest: str) -> list[str]:
     return [ok("EVENTS", _onoff(s.events_enabled))]
 
 
 @command("FACTORY", "FACTORY RESET CONFIRM", 2, 2)
-async def _factory(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _factory(s: Line, args: list[str], rest: str) -> list[str]:
     if [a.upper() for a in args] != ["RESET", "CONFIRM"]:
         raise ProtocolError("BAD_ARGUMENT", "usage: FACTORY RESET CONFIRM")
     await s.act("factory_reset", {})
@@ -137,27 +149,27 @@ async def _factory(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 
 @command("JOIN", "JOIN [room]", 0, 1)
-async def _join(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _join(s: Line, args: list[str], rest: str) -> list[str]:
     params = {"room": _int(args[0], "room", ACTIONS["join"].arg("room"))} if args else {}
     result = await s.act("join", params)
     return [ok("JOIN", data={"state": result.get("state")})]
 
 
 @command("LEAVE", "LEAVE")
-async def _leave(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _leave(s: Line, args: list[str], rest: str) -> list[str]:
     result = await s.act("leave", {})
     return [ok("LEAVE", data={"state": result.get("state")})]
 
 
 @command("ROLE", "ROLE PUBLISHER|LISTENER", 1, 1)
-async def _role(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _role(s: Line, args: list[str], rest: str) -> list[str]:
     role = _word(args, 0, words("role", "role"), COMMANDS["ROLE"].usage)
     await s.act("role", {"role": role.lower()})
     return [ok("ROLE", role)]
 
 
 @command("MEMBERS?", "MEMBERS?")
-async def _members(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _members(s: Line, args: list[str], rest: str) -> list[str]:
     room: Mapping[str, Any] = s.status().get("room") or {}
     if room.get("controls") is None:
         raise ProtocolError("UNAVAILABLE", "the room client is not running")
@@ -175,7 +187,7 @@ async def _members(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 @command("MEMBER", "MEMBER MUTE id|ALL ON|OFF|TOGGLE | MEMBER MODERATE id ON|OFF | "
                    "MEMBER KICK id", 2, 3)
-async def _member(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _member(s: Line, args: list[str], rest: str) -> list[str]:
     verb = _word(args, 0, ("MUTE", "MODERATE", "KICK"), COMMANDS["MEMBER"].usage)
     target = args[1]
     if verb == "KICK":
@@ -198,20 +210,20 @@ async def _member(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 
 @command("HAND", "HAND [ON|OFF|TOGGLE]", 0, 1)
-async def _hand(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _hand(s: Line, args: list[str], rest: str) -> list[str]:
     state = _word(args, 0, ON_OFF_TOGGLE, "HAND [ON|OFF|TOGGLE]") if args else "ON"
     result = await s.act("hand", {"state": state.lower()})
     return [ok("HAND", _onoff(result.get("raised")))]
 
 
 @command("SAY", "SAY text", 1, None)
-async def _say(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _say(s: Line, args: list[str], rest: str) -> list[str]:
     await s.act("message", {"text": rest})
     return [ok("SAY")]
 
 
 @command("TELL", "TELL id text", 2, None)
-async def _tell(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _tell(s: Line, args: list[str], rest: str) -> list[str]:
     target = args[0]
     text = rest[len(args[0]):].strip(" \t")
     await s.act("message", {"text": text, "to": target})
@@ -219,7 +231,7 @@ async def _tell(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 
 @command("CUSTOM", "CUSTOM cmd [json]", 1, None)
-async def _custom(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _custom(s: Line, args: list[str], rest: str) -> list[str]:
     cmd = args[0]
     raw = rest[len(cmd):].strip(" \t")
     params: dict[str, Any] = {"cmd": cmd}
@@ -237,26 +249,26 @@ async def _custom(s: ControlSession, args: list[str], rest: str) -> list[str]:
 
 
 @command("MUTE", "MUTE ON|OFF|TOGGLE", 1, 1)
-async def _mute(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _mute(s: Line, args: list[str], rest: str) -> list[str]:
     state = _word(args, 0, ON_OFF_TOGGLE, "MUTE ON|OFF|TOGGLE")
     result = await s.act("mute", {"state": state.lower()})
     return [ok("MUTE", _onoff(result.get("muted")))]
 
 
 @command("MUTE?", "MUTE?")
-async def _mute_q(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _mute_q(s: Line, args: list[str], rest: str) -> list[str]:
     return [ok("MUTE", _onoff(not s.controls().get("mic_enabled")))]
 
 
 @command("PTT", "PTT START|STOP", 1, 1)
-async def _ptt(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _ptt(s: Line, args: list[str], rest: str) -> list[str]:
     state = _word(args, 0, (*words("ptt", "state"), "ON", "OFF"), "PTT START|STOP")
     result = await s.act("ptt", {"state": "start" if state in ("START", "ON") else "stop"})
     return [ok("PTT", _onoff(result.get("talking")))]
 
 
 @command("VOLUME", "VOLUME MIC|SPEAKER 0-100|UP|DOWN", 2, 2)
-async def _volume(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _volume(s: Line, args: list[str], rest: str) -> list[str]:
     target = _word(args, 0, words("volume", "target"), COMMANDS["VOLUME"].usage)
     how = args[1].upper()
     params: dict[str, Any] = {"target": target.lower()}
@@ -271,7 +283,7 @@ async def _volume(s: ControlSession, args: list[str], rest: str) -> list[str]:
 def _toggle(name: str, action: str, key: str) -> None:
     usage = f"{name} ON|OFF|TOGGLE"
 
-    async def handler(s: ControlSession, args: list[str], rest: str) -> list[str]:
+    async def handler(s: Line, args: list[str], rest: str) -> list[str]:
         state = _word(args, 0, ON_OFF_TOGGLE, usage)
         result = await s.act(action, {"state": state.lower()})
         return [ok(name, _onoff(result.get(key)))]
@@ -288,14 +300,14 @@ _toggle("DEAF", "deaf", "deaf")
 
 
 @command("RECORD", "RECORD START|STOP", 1, 1)
-async def _record(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _record(s: Line, args: list[str], rest: str) -> list[str]:
     state = _word(args, 0, words("record", "state"), "RECORD START|STOP")
     result = await s.act("record", {"state": state.lower()})
     return [ok("RECORD", state, data=result)]
 
 
 @command("STREAM", "STREAM START [url] | STREAM STOP", 1, 2)
-async def _stream(s: ControlSession, args: list[str], rest: str) -> list[str]:
+async def _stream(s: Line, args: list[str], rest: str) -> list[str]:
     state = _word(args, 0, words("stream", "state"), "STREAM START [url] | STREAM STOP")
     params: dict[str, Any] = {"state": state.lower()}
     if len(args) == 2:

@@ -13,6 +13,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from services.serial_control import (
+    room_commands,  # noqa: F401  (registers its commands)
+    screen_commands,  # noqa: F401  (registers LAYOUT, PIN)
+)
 from services.serial_control.commands import COMMANDS
 from services.serial_control.format import ProtocolError, decode_line, err, quote
 

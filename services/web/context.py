@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from device.config import REDACTED
+from drivers.common.redact import REDACTED
 from drivers.errors import EdgeroomError
+from services.web.host import PageHost
 from services.web.passwords import PasswordFile
 from services.web.schema import BodyError, Schema, validate
 from services.web.sessions import LoginLimiter, Session, SessionStore
-
-if TYPE_CHECKING:
-    from device.app import Appliance
 
 log = logging.getLogger(__name__)
 
 COOKIE = "edgeroom_session"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_BODY = 64 * 1024
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass
 class WebContext:
-    appliance: Appliance
+    appliance: PageHost
     passwords: PasswordFile
     https: bool = False
     sessions: SessionStore = field(default_factory=SessionStore)
@@ -141,24 +139,6 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
-
-
-@functools.cache
-def _secret_keys() -> tuple[tuple[str, str], ...]:
-    from device.config import describe
-
-    return tuple(tuple(row["key"].split(".", 1)) for row in describe()
-                 if row.get("secret"))
-
-
-def secret_values(config: Any) -> list[str]:
-    """The values of the config's secret keys (PIN, tokens, the RTMP URL with its key)."""
-    out = []
-    for section, key in _secret_keys():
-        value = getattr(getattr(config, section), key)
-        if isinstance(value, str) and len(value) >= 4:
-            out.append(value)
-    return sorted(out, key=len, reverse=True)  # a longer secret may contain a shorter one
 
 
 def scrub(value: Any, secrets: list[str]) -> Any:

@@ -1,6 +1,6 @@
 """The page's controls; every one goes through the appliance's action dispatcher.
 
-Request bodies are built from the actions' argument declarations (:mod:`services.actions`),
+Request bodies are built from the actions' argument declarations (:mod:`drivers.common.actions`),
 so a limit is the same here, on the serial line and in the dispatcher; an argument that
 does not fit is ``400 BAD_ARGUMENT``, as from the dispatcher itself.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.actions import ACTIONS, ActionError
+from drivers.common.actions import ACTIONS, ActionError
 from services.web.context import ApiError, context, json_response, read_json
 from services.web.extras import buttons_of, maybe_await
 from services.web.schema import BOOLEAN, Schema, obj, string

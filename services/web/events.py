@@ -8,18 +8,15 @@ import itertools
 import json
 import logging
 import weakref
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from device.bus import Event
+from drivers.common.bus import Event
 from drivers.errors import EdgeroomError
 from services.web.auth import reload_if_changed
-from services.web.context import COOKIE, ApiError, context, jsonable, scrub, secret_values
+from services.web.context import COOKIE, ApiError, context, jsonable, scrub
 from services.web.extras import mic_users_of
-
-if TYPE_CHECKING:
-    from device.app import Appliance
+from services.web.host import PageHost
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +32,11 @@ METER_EVENTS = frozenset({"mic-level", "mic-open"})
 _meter_ids = itertools.count(1)
 
 #: Events seen per appliance, by name (for /metrics: reconnects, device-lost, ...).
-_COUNTERS: weakref.WeakKeyDictionary[Appliance, collections.Counter[str]] = (
+_COUNTERS: weakref.WeakKeyDictionary[PageHost, collections.Counter[str]] = (
     weakref.WeakKeyDictionary())
 
 
-def install_event_counter(appliance: Appliance) -> collections.Counter[str]:
+def install_event_counter(appliance: PageHost) -> collections.Counter[str]:
     """Count the appliance's events by name (once per appliance, across web restarts)."""
     counter = _COUNTERS.get(appliance)
     if counter is None:
@@ -53,7 +50,7 @@ def install_event_counter(appliance: Appliance) -> collections.Counter[str]:
     return counter
 
 
-def event_counts(appliance: Appliance) -> collections.Counter[str]:
+def event_counts(appliance: PageHost) -> collections.Counter[str]:
     return _COUNTERS.get(appliance) or collections.Counter()
 
 
@@ -118,10 +115,10 @@ async def _stream(request: web.Request, names: frozenset[str] | None) -> web.Str
             # count as activity. Checked before every write, not only when quiet.
             if not ctx.sessions.alive(token):
                 if event is not None and event.name in FAREWELL_EVENTS:
-                    await _write(response, _frame(event, secret_values(ctx.appliance.config)))
+                    await _write(response, _frame(event, ctx.appliance.secrets()))
                 break
             if event is not None:
-                await _write(response, _frame(event, secret_values(ctx.appliance.config)))
+                await _write(response, _frame(event, ctx.appliance.secrets()))
                 last_write = now
             elif now - last_write >= KEEPALIVE:
                 await _write(response, b": keepalive\n\n")

@@ -1,4 +1,4 @@
-"""What other services may register in ``Appliance.extras`` for the page to use.
+"""The page's facilities: what the composition registers in ``Appliance.extras`` by name.
 
 ``app.extras["buttons"]``
     The simulated GPIO buttons (``--sim``), shown as on-page virtual buttons: an object
@@ -10,9 +10,12 @@
 ``app.extras["mic_users"]``
     The shared microphone's users: an object with ``async acquire(name)`` and
     ``async release(name)``; the page's level meter holds the mic open through it.
+``app.extras["preview"]``
+    The live camera preview over WebRTC (:class:`services.web.preview.CameraPreview`).
 
-Both must be objects, not plain functions: ``Appliance.status()`` calls every callable
-extra and merges its result into the status.
+Each is read through its typed accessor below (an entry of the wrong shape counts as
+absent) and is never called. What a service adds to the status is a status provider
+(``app.status_providers``, :mod:`device.providers`), not an extra.
 """
 
 from __future__ import annotations

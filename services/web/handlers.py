@@ -9,9 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from device import config as config_mod
-from device import logs
-from device.errors import ConfigError
+from drivers.common.redact import REDACTED
+from drivers.errors import ConfigError
 from services.web.context import (
     ApiError,
     context,
@@ -19,11 +18,11 @@ from services.web.context import (
     jsonable,
     read_json,
     scrub,
-    secret_values,
     session_of,
 )
 from services.web.extras import button_roles, maybe_await, snapshot_of
-from services.web.listen_check import listen_problem
+from services.web.host import PageConfig, PageHost
+from services.web.listen_check import default_listen, listen_problem
 from services.web.preview import PreviewError, preview_of
 from services.web.schema import Schema, obj, string
 
@@ -57,7 +56,7 @@ CAMERA_ANSWER: Schema = {"type": "object", "required": ["sdp", "type"],
 def status_snapshot(request: web.Request) -> dict[str, Any]:
     appliance = context(request).appliance
     # Secrets never leave through the status (an RTMP URL with its stream key, a PIN).
-    data = scrub(jsonable(appliance.status()), secret_values(appliance.config))
+    data = scrub(jsonable(appliance.status()), appliance.secrets())
     data["virtual_buttons"] = button_roles(appliance.extras) if appliance.sim else []
     data["camera_preview"] = snapshot_of(appliance.extras) is not None
     data["camera_webrtc"] = preview_of(appliance.extras) is not None
@@ -68,24 +67,24 @@ async def status(request: web.Request) -> web.Response:
     return json_response(status_snapshot(request))
 
 
-def _config_view(config: config_mod.Config) -> dict[str, Any]:
+def _config_view(config: PageConfig) -> dict[str, Any]:
     return config.to_dict(redact=True)
 
 
 async def get_config(request: web.Request) -> web.Response:
     appliance = context(request).appliance
     return json_response({"config": _config_view(appliance.config),
-                          "schema": config_mod.describe(), "redacted": config_mod.REDACTED})
+                          "schema": appliance.config_schema(), "redacted": REDACTED})
 
 
-def _without_redacted(body: dict[str, Any]) -> dict[str, Any]:
+def _without_redacted(host: PageHost, body: dict[str, Any]) -> dict[str, Any]:
     """A redacted value sent back for a secret key means "unchanged"."""
-    secrets = {row["key"] for row in config_mod.describe() if row.get("secret")}
+    secrets = {row["key"] for row in host.config_schema() if row.get("secret")}
     patch: dict[str, Any] = {}
     for section, values in body.items():
         if isinstance(values, dict):
             values = {k: v for k, v in values.items()
-                      if not (f"{section}.{k}" in secrets and v == config_mod.REDACTED)}
+                      if not (f"{section}.{k}" in secrets and v == REDACTED)}
         patch[section] = values
     return patch
 
@@ -93,14 +92,14 @@ def _without_redacted(body: dict[str, Any]) -> dict[str, Any]:
 async def patch_config(request: web.Request) -> web.Response:
     ctx = context(request)
     appliance = ctx.appliance
-    patch = _without_redacted(await read_json(request, CONFIG_PATCH_BODY))
+    patch = _without_redacted(appliance, await read_json(request, CONFIG_PATCH_BODY))
     try:
         new = appliance.config.replace(patch)
     except ConfigError as exc:
         raise ApiError(400, "INVALID_CONFIG", str(exc), extra={"errors": [
             {"key": i.key, "message": i.message, "line": i.line} for i in exc.issues]}) from None
     await _check_listen(appliance, new)
-    scopes = sorted(config_mod.restart_scopes(appliance.config, new))
+    scopes = sorted(appliance.restart_scopes(appliance.config, new))
     pending = "web" in scopes
     if pending:
         # Restarting the web server from inside one of its own requests would cut this
@@ -120,12 +119,10 @@ async def patch_config(request: web.Request) -> web.Response:
     return json_response({"config": _config_view(new), "restart": scopes, "pending": pending})
 
 
-async def _check_listen(appliance: Any, new: config_mod.Config) -> None:
+async def _check_listen(appliance: PageHost, new: PageConfig) -> None:
     """A new ``web.listen`` must be usable on this box (else the page would be gone)."""
     if new.web.listen == appliance.config.web.listen:
         return
-    from services.web.server import default_listen  # the server imports this module
-
     current = appliance.config.web.listen or default_listen(appliance.sim)
     problem = await asyncio.to_thread(
         listen_problem, new.web.listen or default_listen(appliance.sim), current)
@@ -134,7 +131,7 @@ async def _check_listen(appliance: Any, new: config_mod.Config) -> None:
             {"key": "web.listen", "message": problem, "line": None}]})
 
 
-async def _apply_later(appliance: Any, patch: dict[str, Any]) -> None:
+async def _apply_later(appliance: PageHost, patch: dict[str, Any]) -> None:
     await asyncio.sleep(WEB_RESTART_DELAY)
     try:
         await appliance.update_config(patch)
@@ -148,8 +145,9 @@ async def get_logs(request: web.Request) -> web.Response:
     raw = request.query.get("lines", "200")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LOG_LINES:
         raise ApiError(400, "BAD_REQUEST", f"lines must be an integer 1-{MAX_LOG_LINES}")
-    tail = list(logs.RING.lines)[-int(raw):]
-    secrets = secret_values(context(request).appliance.config)
+    host = context(request).appliance
+    tail = host.log_lines()[-int(raw):]
+    secrets = host.secrets()
     lines = [scrub(_PASSWORD_LINE.sub(r"\1(hidden)", line), secrets) for line in tail]
     return json_response({"lines": lines})
 

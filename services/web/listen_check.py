@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from device.config_check import split_listen
+from drivers.common.listen import split_listen
 
 
 def _bind(family: int, sockaddr: tuple[object, ...]) -> OSError | None:
@@ -64,3 +64,15 @@ def listen_problem(listen: str, current: str) -> str | None:
             return f"port {port} is already in use on {host}"
         return f"cannot listen on {host}:{port}: {error.strerror}"
     return problem
+
+
+def default_listen(sim: bool) -> str:
+    return "127.0.0.1:8080" if sim else "0.0.0.0:8080"
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``"host:port"`` or ``"[v6]:port"`` -> (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise ValueError(f"web.listen must be host:port, got {listen!r}")
+    return host.strip("[]"), int(port)

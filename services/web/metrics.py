@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from device.state import ApplianceState
+from drivers.common.states import ApplianceState
 from services.web.context import context
 from services.web.events import event_counts
 

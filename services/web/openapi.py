@@ -1,4 +1,5 @@
-"""The OpenAPI 3 document of the page's API, built from :data:`services.web.routes.ROUTES`."""
+"""The OpenAPI 3 document of the page's API, built from the routes it is given
+(:data:`services.web.routes.ROUTES`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ import copy
 import functools
 from typing import Any
 
-from device import __version__
-from services.web.context import COOKIE, CSRF_HEADER
-from services.web.routes import Route
-from services.web.server import UNSAFE_METHODS
+from services.web.context import COOKIE, CSRF_HEADER, UNSAFE_METHODS
+from services.web.route import Route
 
 ERROR: dict[str, Any] = {
     "type": "object", "required": ["error", "message"],
@@ -77,13 +76,13 @@ def _operation(route: Route) -> dict[str, Any]:
 
 
 @functools.cache
-def _document(routes: tuple[Route, ...]) -> dict[str, Any]:
+def _document(routes: tuple[Route, ...], version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.0.3",
-        "info": {"title": "edgeroom appliance", "version": __version__,
+        "info": {"title": "edgeroom appliance", "version": version,
                  "description": "The local HTTP API of the appliance; its config page uses "
                                 "only this. Log in with POST /api/login, then send the session "
                                 f"cookie, and on every POST/PATCH the {CSRF_HEADER} header."},
@@ -100,5 +99,6 @@ def _document(routes: tuple[Route, ...]) -> dict[str, Any]:
     }
 
 
-def document(routes: tuple[Route, ...]) -> dict[str, Any]:
-    return copy.deepcopy(_document(routes))
+def document(routes: tuple[Route, ...], version: str) -> dict[str, Any]:
+    """The document for ``routes`` of an appliance running ``version``."""
+    return copy.deepcopy(_document(routes, version))

@@ -16,7 +16,7 @@ import os
 import secrets
 from pathlib import Path
 
-from device.config import atomic_write
+from drivers.common.atomicfile import atomic_write
 from drivers.errors import EdgeroomError
 
 log = logging.getLogger(__name__)

@@ -6,14 +6,22 @@ exactly these, from the same request schemas the handlers validate with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from services.actions import ACTIONS
-from services.web import auth, controls, events, handlers, metrics
-from services.web.context import json_response
+from drivers.common.actions import ACTIONS
+from services.web import (
+    auth,
+    controls,
+    events,
+    guest_links,
+    handlers,
+    metrics,
+    room_proxy,
+    screen_view,
+)
+from services.web.context import context, json_response
+from services.web.openapi import document
+from services.web.route import Route
 from services.web.schema import Schema, integer
 
 ANY_OBJECT: Schema = {"type": "object"}
@@ -34,6 +42,34 @@ ROOM_WARNING: Schema = {"type": "object", "required": ["code", "message"],
                                                        "items": {"type": "string"}},
                                        "supported": {"type": "array",
                                                      "items": {"type": "string"}}}}
+ROOM_FEATURES: Schema = {
+    "type": "object", "nullable": True,
+    "description": "The room's metadata, status and notice, requests to speak and chat "
+                   "moderation as this box knows them (docs/room.md).",
+    "required": ["meta", "status", "notice", "member_meta", "own_meta", "moderator",
+                 "requests", "own_request", "chat"],
+    "properties": {
+        "meta": ANY_OBJECT,
+        "status": {"type": "string", "nullable": True,
+                   "enum": ["to-be-started", "live", "paused", "ended", None]},
+        "notice": {"type": "string", "nullable": True},
+        "ts": {"type": "integer", "nullable": True},
+        "by": {"type": "string", "nullable": True},
+        "status_by": {"type": "string", "nullable": True},
+        "member_meta": ANY_OBJECT,
+        "own_meta": ANY_OBJECT,
+        "moderator": {"type": "boolean"},
+        "requests": {"type": "array", "items": {
+            "type": "object", "required": ["id", "display", "request", "timeout_s"],
+            "properties": {"id": {"type": "string"}, "display": {"type": "string"},
+                           "request": {"type": "string"}, "timeout_s": {"type": "number"}}}},
+        "own_request": {"type": "object", "nullable": True},
+        "chat": {"type": "object", "required": ["locked", "muted", "dropped"],
+                 "properties": {"locked": {"type": "boolean"},
+                                "muted": {"type": "array", "items": {"type": "string"}},
+                                "dropped": {"type": "integer"}}},
+    },
+}
 STATUS: Schema = {
     "type": "object",
     "required": ["state", "reason", "version", "uptime", "sim", "room", "stats", "subsystems",
@@ -59,6 +95,20 @@ STATUS: Schema = {
         "virtual_buttons": {"type": "array", "items": {"type": "string"}},
         "camera_preview": {"type": "boolean"},
         "camera_webrtc": {"type": "boolean"},
+        "room_features": ROOM_FEATURES,
+        "display": {"type": "object", "required": ["backend", "tiles"], "properties": {
+            "backend": {"type": "string"}, "reason": {"type": "string"},
+            "layout": {"type": "string", "enum": ["grid", "speaker", "single"]},
+            "pinned": {"type": "string", "nullable": True},
+            "focus": {"type": "string", "nullable": True},
+            "tiles": {"type": "array", "items": {
+                "type": "object", "required": ["id", "name", "x", "y", "w", "h"],
+                "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                               "main": {"type": "boolean"}, "talking": {"type": "boolean"},
+                               "hand_raised": {"type": "boolean"},
+                               "muted": {"type": "boolean"}, "video": {"type": "boolean"},
+                               "x": {"type": "integer"}, "y": {"type": "integer"},
+                               "w": {"type": "integer"}, "h": {"type": "integer"}}}}}},
         "health": {"type": "object", "required": ["healthy", "probes"], "properties": {
             "healthy": {"type": "boolean"},
             "probes": {"type": "array", "items": {
@@ -98,23 +148,6 @@ UNSAFE_ERRORS = (400, 401, 403, 413, 415)
 ACTION_ERRORS = (*UNSAFE_ERRORS, 409, 503)
 
 
-@dataclass(frozen=True, eq=False)  # hashed by identity: the OpenAPI document is cached
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    tag: str
-    body: Schema | None = None
-    response: Schema | None = None
-    media: str = "application/json"
-    errors: tuple[int, ...] = (401,)
-    public: bool = False
-    path_params: dict[str, Schema] = field(default_factory=dict)
-    query: dict[str, Schema] = field(default_factory=dict)
-    description: str = ""
-
-
 def _action_route(name: str) -> Route:
     spec = ACTIONS[name]
     member = any(a.name == "id" for a in spec.args)
@@ -126,9 +159,7 @@ def _action_route(name: str) -> Route:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    from services.web.openapi import document
-
-    return json_response(document(ROUTES))
+    return json_response(document(ROUTES, context(request).appliance.version))
 
 
 ROUTES: tuple[Route, ...] = (
@@ -226,6 +257,36 @@ ROUTES: tuple[Route, ...] = (
                       "does not connect within 20 s, and when the session ends. 404 when the "
                       "appliance has no camera preview; fall back to GET /api/camera.jpg where "
                       "WebRTC cannot run."),
+    Route("GET", "/api/display.jpg", screen_view.display_jpeg,
+          "The sim screen's picture (JPEG).", "status", media="image/jpeg",
+          response={"type": "string", "format": "binary"}, errors=(401, 404),
+          description="What the room screen shows with display.backend = \"sim\" "
+                      "(docs/display.md); 404 NO_DISPLAY otherwise."),
+    Route("GET", "/room", room_proxy.room_page, "The room page (guests and the admin).",
+          "guests", media="text/html", response={"type": "string"}, errors=(),
+          public=True, description="Plain JavaScript, served by the box; it joins the "
+                                   "box's room through /api/room/ws (docs/web.md)."),
+    Route("GET", "/api/room/ws", room_proxy.room_ws,
+          "The room page's signalling (WebSocket, subprotocol janus-protocol).", "guests",
+          media="application/json", response={"type": "string"},
+          errors=(403, 404, 503), public=True,
+          query={"guest": {"type": "string", "maxLength": 200}},
+          description="A WebSocket upgrade: the admin session cookie or ?guest=<a guest "
+                      "link's token>. Only a member's Janus requests on the box's room "
+                      "pass; 403 LINK_EXPIRED, LINK_REVOKED or BAD_LINK and 503 "
+                      "GUESTS_FULL before the upgrade."),
+    Route("POST", "/api/guest-links", guest_links.create,
+          "Make a guest link: room membership only, until it expires or is revoked.",
+          "guests", body=guest_links.CREATE_BODY, response=guest_links.CREATED,
+          errors=(*UNSAFE_ERRORS, 404, 409),
+          description="The answer's path (/room?guest=...) opens the room page as a guest; "
+                      "the link opens that page and its signalling (/api/room/ws) only."),
+    Route("GET", "/api/guest-links", guest_links.listing, "The guest links made.", "guests",
+          response=guest_links.LINKS, errors=(401, 404)),
+    Route("DELETE", "/api/guest-links/{id}", guest_links.revoke, "Revoke a guest link.",
+          "guests", response={"type": "object", "required": ["link"],
+                              "properties": {"link": guest_links.LINK}},
+          errors=(401, 403, 404), path_params={"id": {"type": "string", "maxLength": 64}}),
     *(_action_route(name) for name in controls.HTTP_ACTIONS),
     Route("GET", "/api/openapi.json", openapi_json, "This document.", "status",
           response=ANY_OBJECT),

@@ -7,7 +7,7 @@ import base64
 import logging
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web, web_response
 from aiohttp.typedefs import Handler
@@ -20,25 +20,25 @@ from services.web.context import (
     CSRF_HEADER,
     MAX_BODY,
     SESSION_KEY,
+    UNSAFE_METHODS,
     ApiError,
     WebContext,
 )
 from services.web.events import install_event_counter
 from services.web.guard import GuardedListener, Limits
+from services.web.host import PageHost
+from services.web.listen_check import default_listen, parse_listen
 from services.web.passwords import PasswordFile, PasswordFileError
 from services.web.preview import preview_of
 from services.web.routes import ROUTES
 from services.web.sessions import LoginLimiter, Session
 
-if TYPE_CHECKING:
-    from device.app import Appliance
-
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Reachable without a session: liveness, login, and the page's own files.
-PUBLIC_PATHS = frozenset({"/api/health", "/api/login", "/", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/api/health", "/api/login", "/", "/favicon.ico",
+                          "/room", "/api/room/ws"})  # the room checks guest links itself
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -56,18 +56,6 @@ def _hide_server_version() -> None:
     never reach the app's hooks and would name the Python and aiohttp versions before
     any login (5.6-2); its default ``Server`` value lives in this module attribute."""
     web_response.SERVER_SOFTWARE = "edgeroom"
-
-
-def default_listen(sim: bool) -> str:
-    return "127.0.0.1:8080" if sim else "0.0.0.0:8080"
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``"host:port"`` or ``"[v6]:port"`` -> (host, port)."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
-        raise ValueError(f"web.listen must be host:port, got {listen!r}")
-    return host.strip("[]"), int(port)
 
 
 def _is_public(path: str) -> bool:
@@ -194,10 +182,10 @@ def build_app(ctx: WebContext) -> web.Application:
 
 #: The login counts of each appliance outlive a restart of its web server (a crash or a
 #: change of a ``web`` key must not wipe a lockout).
-_LIMITERS: weakref.WeakKeyDictionary[Appliance, LoginLimiter] = weakref.WeakKeyDictionary()
+_LIMITERS: weakref.WeakKeyDictionary[PageHost, LoginLimiter] = weakref.WeakKeyDictionary()
 
 
-def _limiter_of(appliance: Appliance) -> LoginLimiter:
+def _limiter_of(appliance: PageHost) -> LoginLimiter:
     config = appliance.config.web
     limiter = _LIMITERS.get(appliance)
     if limiter is None:
@@ -209,7 +197,7 @@ def _limiter_of(appliance: Appliance) -> LoginLimiter:
 class WebServer:
     """The page and its API for one appliance: ``async with WebServer(app) as server``."""
 
-    def __init__(self, appliance: Appliance, listen: str | None = None,
+    def __init__(self, appliance: PageHost, listen: str | None = None,
                  https: bool | None = None) -> None:
         config = appliance.config.web
         self.appliance = appliance
@@ -283,7 +271,7 @@ class WebServer:
         await self.close()
 
 
-async def run_web(appliance: Appliance) -> None:
+async def run_web(appliance: PageHost) -> None:
     """The ``web`` subsystem: serve until cancelled."""
     async with WebServer(appliance):
         await asyncio.Event().wait()

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from device.config import atomic_write
+from drivers.common.atomicfile import atomic_write
 
 log = logging.getLogger(__name__)
 

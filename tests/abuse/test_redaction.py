@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from device.redact import redact, redact_text
+from drivers.common.redact import redact, redact_text
 from tests.abuse.conftest import ChildAppliance, child_login, client
 
 KEY = "sk9Qz7WvKeyOnlyOnce"

@@ -13,6 +13,7 @@ import pytest
 from device.app import Appliance
 from device.controls import (
     RESET_CONFIRM,
+    ROOM_STATUS_PATTERNS,
     SIM_BUTTONS,
     SIM_LEDS,
     STATE_PATTERNS,
@@ -114,6 +115,32 @@ async def test_status_led_shows_each_state(app: Appliance) -> None:
     await asyncio.sleep(0.7)
     assert {s.state for s in pin.states[1:]} == {0.0, 1.0}
     assert len(pin.states) >= 4
+
+
+async def test_status_led_shows_a_paused_and_an_ended_room(app: Appliance) -> None:
+    leds = controls(app).leds
+    assert leds is not None
+    pin = leds.pin("status")
+    app.state.set(ApplianceState.IN_ROOM, "test")
+    await until(lambda: pattern(app, "status") == "on")
+    view = {"meta": {}, "notice": None, "ts": None, "by": None, "status_by": "7"}
+    app.bus.publish("room-meta", {**view, "status": "paused"})
+    await until(lambda: pattern(app, "status") == "room-paused")
+    pin.clear_states()
+    await asyncio.sleep(2.0)
+    assert {s.state for s in pin.states} == {0.0, 1.0}  # on with a dark gap: it blinks
+    app.bus.publish("room-meta", {**view, "status": "ended"})
+    await until(lambda: pattern(app, "status") == "room-ended")
+    assert ROOM_STATUS_PATTERNS["ended"] != ROOM_STATUS_PATTERNS["paused"]
+    assert {p.name for p in ROOM_STATUS_PATTERNS.values()}.isdisjoint(
+        p.name for p in STATE_PATTERNS.values())
+    # Out of the room, the appliance's own state shows again; live is steady on.
+    app.state.set(ApplianceState.RECONNECTING, "test")
+    await until(lambda: pattern(app, "status") == "pulse")
+    app.state.set(ApplianceState.IN_ROOM, "test")
+    await until(lambda: pattern(app, "status") == "room-ended")
+    app.bus.publish("room-meta", {**view, "status": "live"})
+    await until(lambda: pattern(app, "status") == "on")
 
 
 async def test_mute_and_camera_leds_follow_controls(app: Appliance) -> None:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device.actions import Dispatcher
-from device.bus import EventBus
+from drivers.common.bus import EventBus
 from drivers.serial import LineSplitter, SerialLine
 from services.serial_control import ControlSession
 from services.serial_control.server import SerialControlServer

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from drivers.audio.alsa import AlsaMic, AlsaSpeaker
-from drivers.audio.alsa_device import DeviceParams, Mixer, open_pcm
+from drivers.audio.alsa_device import DeviceParams, open_pcm
+from drivers.audio.alsa_mixer import Mixer
 from drivers.audio.base import FRAME_SAMPLES, PcmFrame
 from drivers.audio.pcm import FRAME_BYTES
 from drivers.errors import DeviceBusy, DeviceError

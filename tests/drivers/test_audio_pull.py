@@ -44,7 +44,7 @@ async def test_speaker_pulls_one_period_at_a_time_from_its_source(
         return None  # nothing to play: silence
 
     heard: list[bytes] = []
-    spk = AlsaSpeaker(name)
+    spk = AlsaSpeaker(name, period_size=FRAME_SAMPLES, buffer_size=4 * FRAME_SAMPLES)
     spk.add_playout_listener(lambda f, at: heard.append(f.samples))
     spk.set_source(source)
     await asyncio.wait_for(spk.start(), T)
@@ -54,7 +54,7 @@ async def test_speaker_pulls_one_period_at_a_time_from_its_source(
         await asyncio.wait_for(spk.stop(), T)
     data = out.read_bytes()
     assert set(asked) == {FRAME_SAMPLES}  # one 20 ms period each time
-    # one frame of silence primes the device, then the pulled frames, then silence
+    # one period of silence primes the device, then the pulled frames, then silence
     assert data.startswith(bytes(FRAME_BYTES) + b"".join(frames))
     assert not data[FRAME_BYTES * 11:].strip(b"\0")
     assert heard == frames  # the listeners hear what was played, not the silence

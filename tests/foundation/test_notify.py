@@ -154,7 +154,7 @@ async def test_wedged_mic_thread_stops_the_watchdog_while_the_loop_runs(
     task = asyncio.create_task(app.run(), name="test:appliance")
     try:
         await wait_until(lambda: any(m.startswith("READY=1") for _, m in pings), 10, 0.02)
-        media = app.dispatcher.media
+        media = app.media
         assert isinstance(media, MediaService) and media.mic is not None
         tee = media.mic
         await asyncio.wait_for(tee.acquire("test"), T)  # as the page's level meter does

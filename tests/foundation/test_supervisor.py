@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from device.bus import EventBus
 from device.supervisor import Supervisor, backoff_delay
+from drivers.common.bus import EventBus
 
 
 def test_backoff_is_full_jitter_with_cap() -> None:

@@ -26,7 +26,7 @@ if not DEVICE:
                 allow_module_level=True)
 
 from drivers.audio.alsa import AlsaMic, AlsaSpeaker  # noqa: E402
-from drivers.audio.alsa_device import find_mixer  # noqa: E402
+from drivers.audio.alsa_mixer import find_mixer  # noqa: E402
 from drivers.audio.base import SAMPLE_RATE, PcmFrame  # noqa: E402
 
 

@@ -192,6 +192,8 @@ def test_generated_janus_config(tmp_path):
     assert 'ws_ip = "10.0.0.1"' in ws and "ws_port = 8200" in ws
     vr = (tmp_path / "janus.plugin.videoroom.jcfg").read_text()
     assert "room-5: {" in vr and "audiolevel_event = true" in vr and 'pin = "1"' in vr
+    tr = (tmp_path / "janus.plugin.textroom.jcfg").read_text()
+    assert "room-5: {" in tr and "history = 20" in tr  # late joiners get the last messages
     assert sorted(p.name for p in (tmp_path / "transports").iterdir()) == [
         "libjanus_websockets.so"]
     assert render({"a": {"x": [1, "b"], "skip": None}}) == 'a: {\n\tx = [1, "b"]\n}\n'
@@ -355,6 +357,19 @@ async def test_audio_packets_go_from_the_receiver_to_the_members_jitter_buffer()
     assert {"target_ms", "delay_ms", "concealed_pct", "stretched_pct", "fec"} <= set(stats)
     await mixer.remove("m")
     assert tap.sink is None
+
+
+def test_the_local_janus_keeps_the_configured_history(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from device.config import Config
+    from services.room import create_local_sfu
+
+    for history in (7, 0):
+        sfu = create_local_sfu(Config().replace({"room": {"room": 9, "history": history}}),
+                               tmp_path / str(history))
+        write_config(sfu.confdir, sfu.settings)
+        text = (sfu.confdir / "janus.plugin.textroom.jcfg").read_text()
+        assert "room-9: {" in text
+        assert ("history = 7" in text) if history else ("history" not in text)
 
 
 def test_empty_display_name_means_the_host_name(tmp_path) -> None:  # type: ignore[no-untyped-def]

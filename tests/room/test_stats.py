@@ -128,3 +128,13 @@ async def test_member_lost_counts_missing_and_late_packets(
         assert member["late"] == late
     finally:
         await asyncio.wait_for(receiver.stop(), T)
+
+
+async def test_the_speakers_counters_are_in_the_stats(tmp_path: Any) -> None:
+    from drivers.audio.sim import SimSpeaker
+
+    speaker = SimSpeaker(tmp_path / "speaker.wav")
+    stats = await asyncio.wait_for(
+        StatsCollector().collect({}, {}, RemoteAudioMixer(speaker), {}), T)
+    assert stats["speaker"] == speaker.stats and "underruns" in stats["speaker"]
+    assert (await collect({}, {}))["speaker"] is None  # no speaker at all

@@ -82,7 +82,7 @@ def test_video_off_closes_the_camera_and_on_reopens_it(make_peer, room_number):
     a_id = a.session.local_id
     b.wait_for(lambda: len(b.video_numbers.get(a_id, [])) > 10, timeout=20, what="A's video")
     [track] = a.session._video
-    camera = track._inner.camera
+    camera = track.inner.camera
     a.call(lambda s: s.set_video(False))
     assert a.session.controls.video_enabled is False
     a.wait_for(lambda: camera._stopped, what="camera closed")
@@ -91,6 +91,6 @@ def test_video_off_closes_the_camera_and_on_reopens_it(make_peer, room_number):
     time.sleep(1.0)
     assert len(b.video_numbers[a_id]) <= count + 1  # nothing new arrives
     a.call(lambda s: s.set_video(True))
-    assert track._inner.camera is not camera  # a new camera was opened
+    assert track.inner.camera is not camera  # a new camera was opened
     b.wait_for(lambda: len(b.video_numbers[a_id]) > count + 10, timeout=20,
                what="video again")

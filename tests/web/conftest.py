@@ -23,6 +23,8 @@ from device.app import Appliance
 from device.config import Config, WebConfig
 from drivers.base import Emit
 from services.room.api import Controls, Member, NotInRoom, RoomState
+from services.room.feature_commands import RoomFeatureSettings
+from services.room.features import RoomFeatures
 from services.web import WebServer
 from services.web.passwords import reset
 
@@ -146,6 +148,19 @@ class FakeRoom:
     async def close(self) -> None:
         await self.leave()
 
+    # -- what the room features ask of a session (services.room.extension.RoomLink) ----
+
+    @property
+    def local_id(self) -> str | None:
+        return "1" if self._state == RoomState.IN_ROOM else None
+
+    @property
+    def room_number(self) -> int:
+        return self.room_id
+
+    def post_custom(self, cmd: str, payload: Any, to: str | None = None) -> None:
+        self.sent.append((cmd, to))
+
 
 @dataclass
 class FakeButtons:
@@ -192,7 +207,8 @@ class FakeCamera:
         return b"\xff\xd8\xff\xe0fake\xff\xd9"
 
 
-def make_appliance(tmp_path: Path, *, room: bool = True, full: bool = False) -> Appliance:
+def make_appliance(tmp_path: Path, *, room: bool = True, full: bool = False,
+                   secret: str | None = None) -> Appliance:
     """``full``: also recording/streaming, virtual buttons and a camera snapshot."""
     config = Config(web=WebConfig(listen="127.0.0.1:0"))
     appliance = Appliance(config, tmp_path / "edgeroom.toml", tmp_path / "state", sim=True)
@@ -201,6 +217,10 @@ def make_appliance(tmp_path: Path, *, room: bool = True, full: bool = False) -> 
         fake = FakeRoom(appliance.bus.publish)
         appliance.room = fake
         appliance.dispatcher.room = fake
+        features = RoomFeatures(RoomFeatureSettings(secret=secret), fake,
+                                emit=appliance.bus.publish)
+        appliance.dispatcher.features = features
+        appliance.status_providers.add("room_features", features.view)
     if full:
         appliance.dispatcher.media = FakeMedia()
         appliance.extras["buttons"] = FakeButtons()

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device import __version__
-from services.actions import ACTIONS, Arg
+from drivers.common.actions import ACTIONS, Arg
 from services.serial_control import ControlSession
 from services.web.controls import HTTP_ACTIONS
 from tests.web.conftest import TIMEOUT, ServerThread
@@ -91,7 +91,63 @@ def serial_line(action: str, args: dict[str, Any]) -> str | None:
         url = word(args.get("url", ""))
         return f"STREAM {str(args['state']).upper()} {url}" \
             if set(args) == {"state", "url"} and url is not None else None
+    if action == "layout":
+        return f"LAYOUT {str(args['layout']).upper()}" if set(args) == {"layout"} else None
+    if action == "pin_member":
+        if not args:
+            return "PIN NONE"
+        member = word(args.get("id", ""))
+        return f"PIN {member}" if set(args) == {"id"} and member is not None \
+            and member.upper() != "NONE" else None
+    if action in ROOM_FEATURE_ACTIONS:
+        return room_feature_line(action, args, word)
     raise AssertionError(f"no serial form for action {action!r}: add it to this test")
+
+
+ROOM_FEATURE_ACTIONS = ("meta", "speak", "speak_answer", "speak_revoke", "room_status",
+                        "room_notice", "chat_mute", "chat_lock")
+
+
+def room_feature_line(action: str, args: dict[str, Any], word: Any) -> str | None:
+    """The serial forms of metadata, requests to speak, room status and chat moderation."""
+    values = {k: word(v) for k, v in args.items()
+              if not isinstance(v, dict | list) and k != "notice"}
+    if None in values.values():
+        return None
+    if action == "meta":
+        if not {"scope", "op"} <= set(args):
+            return None
+        head = f"META {values['scope'].upper()} {values['op'].upper()}"
+        if set(args) == {"scope", "op"}:
+            return head
+        if set(args) == {"scope", "op", "meta"} and args["op"] != "delete":
+            return f"{head} {json.dumps(args['meta'])}"
+        keys = args.get("keys")
+        if set(args) == {"scope", "op", "keys"} and args["op"] == "delete" and \
+                isinstance(keys, list) and keys and all(
+                    isinstance(k, str) and word(k) is not None for k in keys):
+            return f"{head} {' '.join(keys)}"
+        return None
+    if action == "speak":
+        return f"SPEAK {values['state'].upper()}" if set(args) == {"state"} else None
+    if action == "speak_answer":
+        if set(args) != {"id", "answer"} or args["answer"] not in ("accept", "reject"):
+            return None
+        return f"SPEAK {values['answer'].upper()} {values['id']}"
+    if action == "speak_revoke":
+        return f"SPEAK REVOKE {values['id']}" if set(args) == {"id"} else None
+    if action == "room_status":
+        return f"ROOMSTATUS {values['status'].upper()}" if set(args) == {"status"} else None
+    if action == "room_notice":
+        notice = args.get("notice")
+        if set(args) == {"notice"} and isinstance(notice, str) and notice.strip() and \
+                notice == notice.strip() and notice.isprintable():
+            return f"NOTICE {notice}"
+        return None
+    if action == "chat_mute":
+        return f"CHAT MUTE {values['id']} {values['state'].upper()}" \
+            if set(args) == {"id", "state"} else None
+    return f"CHAT LOCK {values['state'].upper()}" if set(args) == {"state"} else None
 
 
 class Surfaces:

@@ -346,7 +346,8 @@ async def test_secrets_never_leave_through_status_events_or_logs(
     async with http.patch(f"{served.url}/api/config", headers={"X-CSRF-Token": csrf},
                           json={"stream": {"rtmp_url": url}, "room": {"pin": "987654"}}) as r:
         assert r.status == 200
-    served.appliance.extras["media"] = lambda: {"stream": {"url": url, "state": "live"}}
+    served.appliance.status_providers.add(
+        "media", lambda: {"stream": {"url": url, "state": "live"}})
     logs.RING.lines.append(f"INFO services.media.rtmp: pushing to {url} (pin 987654)")
     async with http.get(f"{served.url}/api/events") as stream:
         await asyncio.wait_for(stream.content.readuntil(b"\n\n"), TIMEOUT)

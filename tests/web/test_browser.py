@@ -177,7 +177,7 @@ async def test_page_shows_the_mic_and_opens_it_only_to_watch_its_level(
                          lambda: SimMic("tone:440", state_dir=tmp_path),
                          record_dir=tmp_path / "rec", emit=served.appliance.bus.publish)
     assert media.mic is not None
-    served.appliance.extras["media"] = media.status
+    served.appliance.status_providers.add("media", media.status)
     served.appliance.extras["mic_users"] = media.mic
     running = asyncio.create_task(media.run(), name="test:media")
     context = await browser.new_context(viewport={"width": 1280, "height": 800})

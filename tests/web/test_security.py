@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
+from device import __version__
 from services.web.openapi import document
 from services.web.routes import ROUTES
 from tests.web.conftest import Served, client, login
@@ -17,7 +18,7 @@ UNSAFE = {"post", "patch", "put", "delete"}
 
 
 def _operations(public: bool | None = None) -> list[tuple[str, str, dict[str, object]]]:
-    doc = document(ROUTES)
+    doc = document(ROUTES, __version__)
     out = []
     for path, item in doc["paths"].items():
         for method, op in item.items():
@@ -36,8 +37,12 @@ async def test_every_protected_route_answers_401_without_a_session(
         async with http.request(method.upper(), f"{served.url}{path}", json={}) as r:
             assert r.status == 401, (method, path, r.status)
             assert (await r.json())["error"] == "UNAUTHORIZED"
-    # Only liveness and login are open.
-    assert sorted(p for _, p, _ in _operations(public=True)) == ["/api/health", "/api/login"]
+    # Only liveness, login and the room page are open; the room's signalling checks the
+    # session or a guest link itself (tests/guest), and refuses anyone without either.
+    assert sorted(p for _, p, _ in _operations(public=True)) == [
+        "/api/health", "/api/login", "/api/room/ws", "/room"]
+    async with http.get(f"{served.url}/api/room/ws") as r:
+        assert r.status in (403, 404), r.status  # 404: this appliance has no guest room
 
 
 async def test_state_changing_routes_need_csrf_token_and_own_origin(

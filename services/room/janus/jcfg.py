@@ -55,6 +55,8 @@ class RoomSpec:
     bitrate: int = 1_000_000
     #: The VideoRoom's video codecs, in the order Janus prefers them.
     videocodec: str = "h264,vp8"
+    #: How many TextRoom messages the room keeps and replays to members who join later.
+    history: int = 20
 
 
 def _plugin_dir(name: str) -> Path:
@@ -140,7 +142,7 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
             "audio_active_packets": 25,
             "audio_level_average": 60,
         }
-        textroom[f"room-{room.number}"] = dict(common)
+        textroom[f"room-{room.number}"] = {**common, "history": room.history or None}
     _write_private(confdir / "janus.plugin.videoroom.jcfg", render(videoroom))
     _write_private(confdir / "janus.plugin.audiobridge.jcfg", render(audiobridge))
     _write_private(confdir / "janus.plugin.textroom.jcfg", render(textroom))

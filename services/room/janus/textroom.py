@@ -25,12 +25,16 @@ LABEL = "JanusDataChannel"
 
 MessageCallback = Callable[[str, str, str | None], None]  # from, text, to (whisper)
 PresenceCallback = Callable[[str, str, bool], None]  # username, display, present
+HistoryCallback = Callable[[str, str, str], None]  # from, text, date
+#: How many messages a room this client creates keeps for late joiners.
+HISTORY = 20
 
 
 class TextRoom:
     def __init__(self, conn: JanusConnection, room: int, username: str, display: str,
                  pin: str | None, *, on_message: MessageCallback,
-                 on_presence: PresenceCallback) -> None:
+                 on_presence: PresenceCallback,
+                 on_history: HistoryCallback | None = None) -> None:
         self.conn = conn
         self.room = room
         self.username = username
@@ -38,6 +42,10 @@ class TextRoom:
         self.pin = pin
         self._on_message = on_message
         self._on_presence = on_presence
+        self._on_history = on_history
+        # Janus sends a room's history (``history`` setting) between our join request
+        # and its reply: what arrives then is replayed, not live.
+        self._joining = False
         self.handle: JanusHandle | None = None
         self.pc = new_pc("textroom")
         self._channel: Any = None
@@ -62,21 +70,27 @@ class TextRoom:
         async with asyncio.timeout(timeout):
             await self._open.wait()
         try:
-            reply = await self._request({"textroom": "join", "room": self.room,
-                                         "username": self.username, "display": self.display,
-                                         **({"pin": self.pin} if self.pin else {})})
+            reply = await self._join()
         except NoSuchRoom:
             await self._create()
-            reply = await self._request({"textroom": "join", "room": self.room,
-                                         "username": self.username, "display": self.display,
-                                         **({"pin": self.pin} if self.pin else {})})
+            reply = await self._join()
         participants: list[dict[str, Any]] = reply.get("participants", [])
         return participants
+
+    async def _join(self) -> dict[str, Any]:
+        self._joining = True
+        try:
+            return await self._request({"textroom": "join", "room": self.room,
+                                        "username": self.username, "display": self.display,
+                                        "history": self._on_history is not None,
+                                        **({"pin": self.pin} if self.pin else {})})
+        finally:
+            self._joining = False
 
     async def _create(self) -> None:
         assert self.handle is not None
         body: dict[str, Any] = {"request": "create", "room": self.room, "permanent": False,
-                                "description": "edgeroom"}
+                                "description": "edgeroom", "history": HISTORY}
         if self.pin:
             body["pin"] = self.pin
         log.info("textroom %s does not exist: creating it", self.room)
@@ -123,7 +137,9 @@ class TextRoom:
             return
         if kind == "message":
             sender = str(msg.get("from", ""))
-            if sender != self.username:
+            if self._joining and self._on_history is not None:
+                self._on_history(sender, str(msg.get("text", "")), str(msg.get("date", "")))
+            elif sender != self.username:
                 to = self.username if msg.get("whisper") else None
                 self._on_message(sender, str(msg.get("text", "")), to)
         elif kind == "join":

@@ -119,7 +119,7 @@ function startLive() {
     "room-warning",
     "action", "action-failed", "config-changed", "subsystem-failed", "subsystem-restarted",
     "entered", "reconnecting", "kicked", "moderated", "device-lost", "password-changed",
-    "mic-open"];
+    "mic-open", ...(typeof ROOM_FEATURE_EVENTS !== "undefined" ? ROOM_FEATURE_EVENTS : [])];
   for (const name of names) {
     events.addEventListener(name, (ev) => onEvent(name, JSON.parse(ev.data)));
   }
@@ -251,7 +251,9 @@ function renderStatus(s) {
   const level = micLevel(s);
   if (level !== null) showLevel(level);
   showCamera(s);
+  if (typeof renderScreen === "function") renderScreen(s);
   renderControls(s);
+  if (typeof renderRoomFeatures === "function") renderRoomFeatures(s);
 }
 
 function statsView(stats) {
@@ -368,7 +370,8 @@ function renderMember(m) {
     textContent: playoutText(status && status.stats && status.stats.members
       && status.stats.members[String(m.id)]) });
   const li = el("li", {}, el("span", { className: `dot${m.talking ? " talking" : ""}` }),
-    el("span", { className: "name", textContent: m.display || m.id }), ...flags, playout, mute);
+    el("span", { className: "name", textContent: m.display || m.id }), ...flags, playout,
+    ...(typeof pinButton === "function" ? pinButton(m) : []), mute);
   li.dataset.member = m.id;
   return li;
 }

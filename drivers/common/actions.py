@@ -142,6 +142,7 @@ def json_value(name: str, max_bytes: int, doc: str = "", required: bool = True) 
 
 
 ON_OFF_TOGGLE = ("on", "off", "toggle")
+LAYOUT_CHOICES = ("grid", "speaker", "single", "next")
 START_STOP = ("start", "stop")
 #: One word: what a serial line can carry as one argument, and what Janus ids are.
 WORD = r"^\S+$"
@@ -195,6 +196,39 @@ class ActionSpec:
         return schema
 
 
+#: Room features carried on the message channel: metadata, requests to speak, the room
+#: status and notice, chat moderation (docs/room.md).
+ROOM_STATUSES = ("to-be-started", "live", "paused", "ended")
+META_MAX_BYTES = 4096
+NOTICE_MAX = 500
+ROOM_FEATURE_ACTIONS = (
+    ActionSpec("meta", "Set, merge or delete room or member (this box's) JSON metadata.",
+               (choice("scope", "room", "member"),
+                choice("op", "set", "update", "delete",
+                       doc="set replaces, update merges top-level keys, delete removes keys "
+                           "(all without keys)"),
+                json_value("meta", META_MAX_BYTES, "a JSON object (set, update)",
+                           required=False),
+                json_value("keys", META_MAX_BYTES, "a list of key names (delete)",
+                           required=False))),
+    ActionSpec("speak", "As a listener, ask to publish (request) or withdraw the request.",
+               (choice("state", "request", "cancel"),)),
+    ActionSpec("speak_answer", "Accept or reject a listener's request to speak "
+                               "(needs room.secret).",
+               (member_id(), choice("answer", "accept", "reject"))),
+    ActionSpec("speak_revoke", "Send a publisher back to listening (needs room.secret).",
+               (member_id(),)),
+    ActionSpec("room_status", "Set the room status (needs room.secret).",
+               (choice("status", *ROOM_STATUSES),)),
+    ActionSpec("room_notice", "Set the room notice (needs room.secret).",
+               (text("notice", NOTICE_MAX, 'the notice ("-" clears it)', pattern=r"\S",
+                     form="not only spaces"),)),
+    ActionSpec("chat_mute", "Mute or unmute one member's messages (needs room.secret).",
+               (member_id(), choice("state", "on", "off"))),
+    ActionSpec("chat_lock", "Only moderators may post: on or off (needs room.secret).",
+               (choice("state", "on", "off"),)),
+)
+
 ACTIONS: dict[str, ActionSpec] = {a.name: a for a in [
     ActionSpec("join", "Enter the room.",
                (integer("room", 1, ROOM_MAX, "room number (default: room.room)",
@@ -235,5 +269,12 @@ ACTIONS: dict[str, ActionSpec] = {a.name: a for a in [
                (choice("state", *START_STOP),
                 text("url", URL_MAX, "default: stream.rtmp_url", required=False,
                      pattern=r"^rtmps?://\S+$", form="an rtmp:// or rtmps:// URL"))),
+    ActionSpec("layout", "The screen's layout (next: the one after the current).",
+               (choice("layout", *LAYOUT_CHOICES),)),
+    ActionSpec("pin_member", "Show one member large on the screen (none given: the one who "
+               "talked last).",
+               (text("id", MEMBER_ID_MAX, 'member id ("local": the self-view)',
+                     required=False, pattern=WORD, form="one word (no spaces)"),)),
     ActionSpec("factory_reset", "Erase config and secrets, restart into setup."),
+    *ROOM_FEATURE_ACTIONS,
 ]}

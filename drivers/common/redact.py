@@ -16,6 +16,9 @@ import logging
 import re
 from typing import Any
 
+#: What a secret value is shown as (in the config page, the status and the log).
+REDACTED = "***"
+
 MASK = "***"
 
 #: scheme://[userinfo@]host[/path][?query] inside any text (quotes end a URL).

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from device.redact import redact
+from drivers.common.redact import redact
 from drivers.queues import DropOldestQueue
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,186 @@
+"""Audio first when the CPU cannot keep up: video gives way, frame rate first, then size.
+
+The mic's packets have a deadline: a frame captured at ``t`` that lasts ``d`` is due to
+leave at ``t + d``. :class:`AudioDeadline` (one per process, :data:`AUDIO_DEADLINE`) is
+told by the audio path how late each packet left; on a CPU that keeps up that is a
+millisecond or two, on a starved one it is tens of milliseconds, and the receiver hears
+it as gaps. :class:`VideoBudget` reads it once a second and moves the camera's encode
+down a ladder of frame rates and then sizes (:data:`LADDER`) while the audio is late,
+and back up after it has been on time for a while. The encode is told each step: frames
+above the step's rate are not encoded at all, and a smaller size reopens the encoder at
+that size.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rung of the ladder: at most ``fps`` frames a second, each side times ``scale``."""
+
+    fps: float
+    scale: float
+
+
+#: From full video down to what still moves: frame rate first, then size.
+LADDER = (Step(30, 1.0), Step(20, 1.0), Step(15, 1.0), Step(10, 1.0), Step(10, 0.5),
+          Step(5, 0.5))
+
+
+class AudioDeadline:
+    """How late the audio leaves, as the worst lateness of each ``window_s`` window.
+
+    The first ``settle_s`` after the audio starts (or resumes after a pause) do not
+    count: a mic that has just opened hands over what it captured while the connection
+    came up, all at once, and that is not the CPU's doing.
+    """
+
+    def __init__(self, window_s: float = 1.0, settle_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self.settle_s = settle_s
+        self._clock = clock
+        self._window_start = clock()
+        self._worst = 0.0
+        self._last_worst = 0.0
+        self._last_report = -1e9
+        self._started = -1e9
+        self.reports = 0
+        self.windows = 0
+
+    def report(self, late_s: float) -> None:
+        """A packet left ``late_s`` seconds after its deadline (negative: early)."""
+        now = self._clock()
+        self.reports += 1
+        if now - self._last_report > 2 * self.window_s:
+            self._started = now  # (re)started: settle first
+            self._window_start, self._worst = now, 0.0
+        self._last_report = now
+        if now - self._started < self.settle_s:
+            return
+        if now - self._window_start >= self.window_s:
+            self.windows += 1
+            self._last_worst = self._worst
+            self._window_start, self._worst = now, 0.0
+        if late_s > self._worst:
+            self._worst = late_s
+
+    def last_window(self) -> tuple[int, float]:
+        """(how many windows have ended, the worst lateness in the last one)."""
+        return self.windows, self._last_worst
+
+    def worst(self) -> float:
+        """The worst lateness of the window under way and the one before (0 when no
+        audio has been sent for two windows)."""
+        if self._clock() - self._last_report >= 2 * self.window_s:
+            return 0.0
+        return max(self._worst, self._last_worst)
+
+
+#: The process's audio path reports here (the room's mic track).
+AUDIO_DEADLINE = AudioDeadline()
+
+
+class VideoBudget:
+    """Which step of :data:`LADDER` the camera's encode may use now.
+
+    Down one step when the audio was more than ``late_s`` late in ``late_checks``
+    windows of :class:`AudioDeadline` in a row, or more than ``severe_s`` late in one
+    (the receiver is already hearing gaps); up one step after ``calm_s`` in which it
+    never was more than ``on_time_s`` late.
+    """
+
+    def __init__(self, audio: AudioDeadline = AUDIO_DEADLINE, *, late_s: float = 0.060,
+                 on_time_s: float = 0.015, check_s: float = 1.0, calm_s: float = 4.0,
+                 late_checks: int = 3, severe_s: float = 0.150,
+                 clock: Callable[[], float] = time.monotonic,
+                 name: str = "camera") -> None:
+        self.audio = audio
+        self.late_s = late_s
+        self.on_time_s = on_time_s
+        self.check_s = check_s
+        self.calm_s = calm_s
+        self.late_checks = late_checks
+        self.severe_s = severe_s
+        self._late_in_a_row = 0
+        self._windows_seen = 0
+        self.name = name
+        self._clock = clock
+        self._level = 0
+        self._checked = clock()
+        self._calm_since = clock()
+        self._last_admitted = -1e9
+        self.steps_down = 0
+        self.steps_up = 0
+        self.frames_skipped = 0
+
+    def __repr__(self) -> str:
+        return (f"<VideoBudget {self.name} {self.step.fps:g} fps x{self.step.scale:g} "
+                f"skipped={self.frames_skipped} audio_late={self.audio.worst() * 1000:.0f}ms>")
+
+    @property
+    def step(self) -> Step:
+        return LADDER[self._level]
+
+    def _check(self, now: float) -> None:
+        """Once per ended window of the audio's lateness (or per ``check_s`` while no
+        audio is sent: no pressure then)."""
+        windows, worst = self.audio.last_window()
+        if windows == self._windows_seen:
+            if now - self._checked < 2 * self.check_s:
+                return
+            worst = 0.0  # no audio sent: nothing to make way for
+        self._windows_seen = windows
+        self._checked = now
+        if worst > self.on_time_s:
+            self._calm_since = now
+        self._late_in_a_row = self._late_in_a_row + 1 if worst > self.late_s else 0
+        if ((self._late_in_a_row >= self.late_checks or worst > self.severe_s)
+                and self._level < len(LADDER) - 1):
+            self._late_in_a_row = 0
+            self._move(+1, worst)
+        elif self._level > 0 and now - self._calm_since >= self.calm_s:
+            self._calm_since = now
+            self._move(-1, worst)
+
+    def _move(self, delta: int, worst: float) -> None:
+        before = self.step
+        self._level += delta
+        if delta > 0:
+            self.steps_down += 1
+        else:
+            self.steps_up += 1
+        log.info("%s video budget: %g fps x%g -> %g fps x%g (audio up to %.0f ms late)",
+                 self.name, before.fps, before.scale, self.step.fps, self.step.scale,
+                 worst * 1000)
+
+    def admit(self, captured_at: float, camera_fps: float) -> bool:
+        """Whether to encode the frame captured at ``captured_at`` (a camera at
+        ``camera_fps``); frames above the step's rate are skipped."""
+        self._check(self._clock())
+        fps = self.step.fps
+        if fps >= camera_fps:
+            self._last_admitted = captured_at
+            return True
+        # within half a camera frame of the step's interval counts as on time
+        slack = 0.5 / camera_fps if camera_fps > 0 else 0.0
+        if captured_at - self._last_admitted >= 1.0 / fps - slack:
+            self._last_admitted = captured_at
+            return True
+        self.frames_skipped += 1
+        return False
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {"fps": self.step.fps, "scale": self.step.scale,
+                "frames_skipped": self.frames_skipped, "steps_down": self.steps_down,
+                "steps_up": self.steps_up,
+                "audio_late_ms": round(self.audio.worst() * 1000, 1)}

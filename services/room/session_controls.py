@@ -1,0 +1,141 @@
+"""The room session's controls: mic, speaker, video, deafness, local and moderator
+mutes, the raised hand and the role. They live on the session, so they survive every
+rejoin.
+
+Part of :class:`services.room.session.JanusRoomSession`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from drivers.audio.base import SpeakerSink
+from services.room.api import Controls, NotInRoom, Role, RoomError, RoomState
+from services.room.context import Backend
+from services.room.messages import CMD_HAND, CMD_MODERATED
+from services.room.micuse import RoomMicUse
+from services.room.mixer import RemoteAudioMixer
+from services.room.session_messages import SessionMessages
+from services.room.tracks import SwitchableVideoTrack
+
+log = logging.getLogger("services.room.session")
+
+
+class SessionControls(SessionMessages):
+    _controls: Controls
+    _backend: Backend | None
+    _video: list[SwitchableVideoTrack]
+    _mic_use: RoomMicUse
+    mixer: RemoteAudioMixer
+    speaker: SpeakerSink | None
+    video_codec: str | None
+
+    def _changed(self) -> None:
+        self._emit("controls", self._controls.to_dict())
+
+    async def set_mic(self, enabled: bool) -> None:
+        self._controls.mic_enabled = enabled
+        await self._update_mic()
+        self._changed()
+
+    async def _update_mic(self) -> None:
+        if self._backend is not None:
+            try:
+                await self._backend.update_mic()
+            except RoomError as exc:
+                log.warning("telling the server about the mic: %s", exc)
+
+    async def set_mic_volume(self, percent: int) -> None:
+        self._controls.mic_volume = _percent(percent)
+        self._changed()
+
+    def _apply_speaker(self) -> None:
+        c = self._controls
+        self.mixer.muted = not c.speaker_enabled or c.deaf
+        if self.speaker is not None:
+            self.speaker.set_volume(c.speaker_volume)
+
+    async def set_speaker(self, enabled: bool) -> None:
+        self._controls.speaker_enabled = enabled
+        self._apply_speaker()
+        self._changed()
+
+    async def set_speaker_volume(self, percent: int) -> None:
+        self._controls.speaker_volume = _percent(percent)
+        self._apply_speaker()
+        self._changed()
+
+    async def set_video(self, enabled: bool) -> None:
+        self._controls.video_enabled = enabled
+        for track in self._video:
+            track.switch(enabled)
+        self._changed()
+
+    async def set_deaf(self, deaf: bool) -> None:
+        self._controls.deaf = deaf
+        self._apply_speaker()
+        await self._update_mic()
+        await self._mic_use.sync()
+        self._changed()
+
+    def _locally_muted(self, member_id: str) -> bool:
+        return self._controls.mute_all or member_id in self._controls.muted_members
+
+    async def mute_member(self, member_id: str, muted: bool) -> None:
+        if muted:
+            self._controls.muted_members.add(member_id)
+        else:
+            self._controls.muted_members.discard(member_id)
+        self.mixer.set_muted(member_id, self._locally_muted(member_id))
+        if member_id in self.roster:
+            self.roster.upsert(member_id, locally_muted=muted)
+        self._changed()
+
+    async def mute_all(self, muted: bool) -> None:
+        self._controls.mute_all = muted
+        for key in self.mixer.keys():
+            self.mixer.set_muted(key, self._locally_muted(key))
+        self._changed()
+
+    def _backend_or_raise(self) -> Backend:
+        if self._backend is None or self._state != RoomState.IN_ROOM:
+            raise NotInRoom("not in a room")
+        return self._backend
+
+    async def moderate(self, member_id: str, muted: bool) -> None:
+        await self._backend_or_raise().moderate(member_id, muted)
+        self._queue_custom(CMD_MODERATED, {"id": member_id, "kind": "audio", "muted": muted},
+                           "high")
+
+    async def kick(self, member_id: str) -> None:
+        await self._backend_or_raise().kick(member_id)
+
+    async def raise_hand(self, raised: bool) -> None:
+        self._controls.hand_raised = raised
+        if self._state in (RoomState.IN_ROOM, RoomState.RECONNECTING):
+            self._queue_custom(CMD_HAND, {"raised": raised}, "high")
+        self._emit("hand", {"id": "local", "raised": raised})
+        self._changed()
+
+    async def set_role(self, role: Role) -> None:
+        if role not in ("publisher", "listener"):
+            raise RoomError(f"role must be publisher or listener, got {role!r}",
+                            code="BAD_ARGUMENT")
+        old = self._controls.role
+        self._controls.role = role
+        if self._backend is not None and old != role:
+            try:
+                await self._backend.set_role(role)
+            except RoomError:
+                self._controls.role = old
+                raise
+            if role == "listener":
+                self.video_codec = None  # nothing published any more
+        await self._mic_use.sync()
+        self._changed()
+
+
+def _percent(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise RoomError(f"volume must be an integer 0-100, got {value!r}", code="BAD_ARGUMENT")
+    return value

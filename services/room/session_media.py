@@ -1,0 +1,101 @@
+"""The room session's media callbacks: the tracks the backend sends (mic, camera), the
+remote audio and video it receives, the video codec the room chose, local talking.
+
+Part of :class:`services.room.session.JanusRoomSession`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiortc.mediastreams import MediaStreamTrack
+
+from drivers.audio.base import MicSource
+from services.room.context import RoomSettings
+from services.room.negotiation import VIDEO_CODEC_UNSUPPORTED, unsupported_warning
+from services.room.session_controls import SessionControls
+from services.room.tracks import MicTrack, SwitchableVideoTrack
+
+log = logging.getLogger("services.room.session")
+
+
+class SessionMedia(SessionControls):
+    settings: RoomSettings
+    mic: MicSource | None
+    video_track_factory: Callable[[], MediaStreamTrack] | None
+    warnings: list[dict[str, Any]]
+    _on_remote_video: Callable[[str, Any], None] | None
+    _video_shown: Callable[[str], bool] | None
+    _local_talking: bool
+
+    def _new_mic_track(self) -> MediaStreamTrack:
+        return MicTrack(self.mic, self._mic_gate, self.settings.opus)
+
+    def _mic_gate(self) -> tuple[bool, bool, int]:
+        c = self._controls
+        return self._mic_use.open, c.mic_enabled and not c.deaf, c.mic_volume
+
+    def _new_video_track(self) -> MediaStreamTrack | None:
+        if self.video_track_factory is None:
+            return None
+        track = SwitchableVideoTrack(self.video_track_factory,
+                                     enabled=self._controls.video_enabled)
+        self._video.append(track)
+        return track
+
+    def _remote_audio(self, member_id: str, track: MediaStreamTrack) -> None:
+        self.mixer.add_track(member_id, track)
+        self.mixer.set_muted(member_id, self._locally_muted(member_id))
+
+    def _video_codec_chosen(self, codec: str | None, room_codecs: list[str] | None) -> None:
+        self.video_codec = codec
+        if codec is not None:
+            log.info("room: sending %s video", codec)
+            self.warnings = [w for w in self.warnings if w["code"] != VIDEO_CODEC_UNSUPPORTED]
+            return
+        warning = unsupported_warning(room_codecs or [])
+        if warning in self.warnings:
+            return  # said already (this stay, or the one before a reconnect)
+        self.warnings = [w for w in self.warnings if w["code"] != VIDEO_CODEC_UNSUPPORTED]
+        self.warnings.append(warning)
+        log.warning("room: %s", warning["message"])
+        self._emit("room-warning", dict(warning))
+
+    def _wants_video(self) -> bool:
+        """Subscribe to remote video? ``receive_video``, where "auto" means: while
+        something on the box consumes it."""
+        receive = self.settings.receive_video
+        if receive == "auto":
+            return self._on_remote_video is not None
+        return bool(receive)
+
+    def set_remote_video_consumer(self, consumer: Callable[[str, Any], None] | None) -> None:
+        """Who takes remote video frames (None: nobody). With ``receive_video = "auto"``
+        the subscriptions follow at once."""
+        self._on_remote_video = consumer
+        update = getattr(self._backend, "video_demand_changed", None)
+        if update is not None:
+            update()
+
+    def set_video_filter(self, shown: Callable[[str], bool] | None) -> None:
+        """Whose video the consumer shows now (None: everyone's); the others' streams are
+        paused at the server, so they are neither sent nor decoded. Call again (with the
+        same function) when its answers change."""
+        self._video_shown = shown
+        update = getattr(self._backend, "video_demand_changed", None)
+        if update is not None:
+            update()
+
+    def _wants_member_video(self, member_id: str) -> bool:
+        return self._video_shown is None or self._video_shown(member_id)
+
+    def _remote_video(self, member_id: str, frame: Any) -> None:
+        if self._on_remote_video is not None:
+            self._on_remote_video(member_id, frame)
+
+    def _set_local_talking(self, talking: bool) -> None:
+        if talking != self._local_talking:
+            self._local_talking = talking
+            self._emit("talking", {"id": "local", "talking": talking})

@@ -1,0 +1,11 @@
+"""Screen tests with a real Janus run in private network namespaces."""
+
+from __future__ import annotations
+
+from tests.harness.fixtures import (  # noqa: F401  (fixtures)
+    janus,
+    make_appliance,
+    make_peer,
+    network,
+    room_number,
+)

@@ -1,0 +1,132 @@
+"""Audio first under CPU starvation: the video budget, the encode threads' priority, and
+the smaller encode the budget asks for."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+
+from drivers.camera.sim import SimCamera
+from services.media.budget import LADDER, AudioDeadline, VideoBudget
+from services.media.codecs import ENCODER_NICE, lower_thread_priority
+from services.media.encoder import SharedVideoEncoder
+
+from .helpers import FPS, HEIGHT, WIDTH
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _admitted(budget: VideoBudget, clock: Clock, seconds: float, fps: int = 30,
+              late_s: float | None = None, audio: AudioDeadline | None = None) -> int:
+    """Frames the budget admits from a ``fps`` camera over ``seconds``; the audio reports
+    ``late_s`` with every frame when given."""
+    admitted = 0
+    for _ in range(round(seconds * fps)):
+        clock.now += 1 / fps
+        if late_s is not None and audio is not None:
+            audio.report(late_s)
+        admitted += budget.admit(clock.now, fps)
+    return admitted
+
+
+def test_late_audio_lowers_the_frame_rate_first_then_the_size_and_on_time_audio_brings_it_back(
+        ) -> None:
+    clock = Clock()
+    audio = AudioDeadline(clock=clock)
+    budget = VideoBudget(audio, clock=clock)
+    assert _admitted(budget, clock, 3, late_s=0.002, audio=audio) == 90  # on time: all
+    seen = [budget.step]
+    for _ in range(3 * len(LADDER) + 3):
+        _admitted(budget, clock, 1.0, late_s=0.080, audio=audio)
+        if budget.step != seen[-1]:
+            seen.append(budget.step)
+    assert seen == list(LADDER)  # one step per three late seconds, frame rate before size
+    assert [s.scale for s in seen].index(0.5) == [s.fps for s in seen].index(10) + 1
+    # at the last step: 5 of the camera's 30 frames a second
+    assert _admitted(budget, clock, 2, late_s=0.080, audio=audio) in (10, 11)
+    assert budget.frames_skipped > 0
+    # back up one step per calm period
+    _admitted(budget, clock, budget.calm_s + 1.5, late_s=0.001, audio=audio)
+    assert budget.step == LADDER[-2]
+    _admitted(budget, clock, 6 * (budget.calm_s + 1.5), late_s=0.001, audio=audio)
+    assert budget.step == LADDER[0] and budget.steps_up == len(LADDER) - 1
+
+
+def test_a_burst_as_the_audio_starts_or_one_late_packet_changes_nothing() -> None:
+    clock = Clock()
+    audio = AudioDeadline(clock=clock)
+    budget = VideoBudget(audio, clock=clock)
+    # what the mic captured while the connection came up leaves at once, very late
+    _admitted(budget, clock, 1.5, late_s=0.400, audio=audio)
+    _admitted(budget, clock, 3, late_s=0.002, audio=audio)
+    assert budget.step == LADDER[0]
+    audio.report(0.090)  # one late packet: one late window
+    _admitted(budget, clock, 3, late_s=0.002, audio=audio)
+    assert budget.step == LADDER[0] and budget.steps_down == 0
+
+
+def test_audio_far_too_late_steps_down_at_once() -> None:
+    clock = Clock()
+    audio = AudioDeadline(clock=clock)
+    budget = VideoBudget(audio, clock=clock)
+    _admitted(budget, clock, 3, late_s=0.002, audio=audio)
+    _admitted(budget, clock, 2.1, late_s=0.300, audio=audio)  # gaps at the receiver
+    assert budget.steps_down >= 1
+
+
+def test_no_audio_is_no_pressure() -> None:
+    clock = Clock()
+    audio = AudioDeadline(clock=clock)
+    audio.report(0.5)
+    budget = VideoBudget(audio, clock=clock)
+    clock.now += 2.5  # the late report is two windows old: forgotten
+    assert _admitted(budget, clock, 2) == 60 and budget.step == LADDER[0]
+
+
+def test_encode_threads_run_nicer_than_the_loop() -> None:
+    got: list[int] = []
+
+    def worker() -> None:
+        lower_thread_priority()
+        got.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert got == [max(ENCODER_NICE, os.getpriority(os.PRIO_PROCESS, 0))]
+    # the calling thread (the loop's) kept its own
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < got[0]
+
+
+def _nice_of(tid: int) -> int:
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+async def test_the_budget_halves_the_encoded_size_and_the_encode_thread_is_nice() -> None:
+    enc = SharedVideoEncoder(lambda: SimCamera(WIDTH, HEIGHT, FPS), encoder="libx264")
+    sub = enc.subscribe("test", maxsize=200)
+    enc.budget._level = LADDER.index(next(s for s in LADDER if s.scale < 1))
+    await enc.start()
+    try:
+        packets = [await asyncio.wait_for(sub.get(), 5) for _ in range(6)]
+        nices = [_nice_of(t.native_id) for t in threading.enumerate()
+                 if t.name.startswith("h264-") and t.native_id is not None]
+    finally:
+        await enc.stop()
+    import av
+
+    codec = av.CodecContext.create("h264", "r")
+    frames = [f for p in packets for f in codec.decode(av.Packet(p.data))]
+    assert frames and {(f.width, f.height) for f in frames} == {(WIDTH // 2, HEIGHT // 2)}
+    numbers = [p.index for p in packets]
+    assert all(b - a >= 2 for a, b in itertools.pairwise(numbers))  # <= 10 fps
+    assert nices and all(n >= ENCODER_NICE for n in nices)
