@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from device.link_actions import LinkActions
+from device.live_actions import DeviceActions, LiveMediaActions
 from device.room_actions import RoomFeatureActions
 from drivers.base import Emit, null_emit
 from drivers.common.actions import ACTIONS, ActionError, ActionSpec
@@ -75,7 +77,7 @@ def _flag(args: Mapping[str, Any], current: bool, key: str = "state") -> bool:
     return (not current) if state == "toggle" else state == "on"
 
 
-class Dispatcher(RoomFeatureActions):
+class Dispatcher(RoomFeatureActions, LiveMediaActions, DeviceActions, LinkActions):
     def __init__(
         self,
         room: RoomSession | None,
@@ -342,3 +344,4 @@ class Dispatcher(RoomFeatureActions):
         if self._join_task is not None:
             self._join_task.cancel()
             await asyncio.gather(self._join_task, return_exceptions=True)
+        await self.close_links()

@@ -158,6 +158,11 @@ class Appliance:
             value = getattr(getattr(self.config, section), key)
             if isinstance(value, str) and len(value) >= 4:
                 out.append(value)
+        for section, key in _array_secret_keys():  # [[link]] tables
+            for item in getattr(self.config, section):
+                value = getattr(item, key)
+                if isinstance(value, str) and len(value) >= 4:
+                    out.append(value)
         return sorted(out, key=len, reverse=True)
 
     def log_lines(self) -> list[str]:
@@ -283,7 +288,13 @@ class Appliance:
 @functools.cache
 def _secret_keys() -> tuple[tuple[str, str], ...]:
     return tuple((row["key"].split(".", 1)[0], row["key"].split(".", 1)[1])
-                 for row in config_mod.describe() if row.get("secret"))
+                 for row in config_mod.describe() if row.get("secret") and not row.get("array"))
+
+
+@functools.cache
+def _array_secret_keys() -> tuple[tuple[str, str], ...]:
+    return tuple((row["key"].split(".", 1)[0], row["key"].split(".", 1)[1])
+                 for row in config_mod.describe() if row.get("secret") and row.get("array"))
 
 
 def _bind(factory: SubsystemFactory, app: Appliance) -> Callable[[], Awaitable[None]]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from device import config_check
 from device.config_check import choices_of, type_name
+from device.config_links import LinkConfig, LinksConfig
 from device.config_sections import (
     AudioConfig,
     DisplayConfig,
@@ -52,10 +53,15 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+    links: LinksConfig = field(default_factory=LinksConfig)
+    #: The ``[[link]]`` tables (a list: see :data:`ARRAYS`).
+    link: tuple[LinkConfig, ...] = ()
 
-    def to_dict(self, redact: bool = False) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
+    def to_dict(self, redact: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for sec in dataclasses.fields(self):
+            if sec.name in ARRAYS:
+                continue
             section = getattr(self, sec.name)
             values: dict[str, Any] = {}
             for f in dataclasses.fields(section):
@@ -64,6 +70,10 @@ class Config:
                     value = REDACTED
                 values[f.name] = dict(value) if isinstance(value, dict) else value
             out[sec.name] = values
+        for name in ARRAYS:  # last: TOML puts [[link]] tables after the plain sections
+            items = getattr(self, name)
+            if items:
+                out[name] = [_values(item, redact) for item in items]
         return out
 
     def replace(self, patch: Mapping[str, Mapping[str, Any]]) -> Config:
@@ -73,19 +83,30 @@ class Config:
         """
         merged = self.to_dict()
         for sec, values in patch.items():
+            if sec in ARRAYS:
+                raise ConfigError([ConfigIssue(sec, f"[[{sec}]] is changed in the file (or "
+                                               "at run time through its actions)")])
             if not isinstance(values, Mapping):
                 raise ConfigError([ConfigIssue(sec, f"must be a table, got {values!r}")])
             merged.setdefault(sec, {}).update(values)
         return config_check.from_dict(merged, None, Config)
 
 
-SECTIONS: dict[str, type] = dict(typing.get_type_hints(Config))
+def _values(item: Any, redact: bool) -> dict[str, Any]:
+    return {f.name: REDACTED if redact and f.metadata.get("secret")
+            and getattr(item, f.name) is not None else getattr(item, f.name)
+            for f in dataclasses.fields(item)}
+
+
+#: Sections that are lists of tables (``[[link]]``), and the table each item is.
+ARRAYS: dict[str, type] = config_check.arrays_of(Config)
+SECTIONS: dict[str, type] = config_check.sections_of(Config)
 
 
 def describe() -> list[dict[str, Any]]:
     """Every key with its type, default, constraints and doc (for docs and the page)."""
     rows = []
-    for sec, cls in SECTIONS.items():
+    for sec, cls in {**SECTIONS, **ARRAYS}.items():
         hints = typing.get_type_hints(cls)
         defaults = cls()
         for f in dataclasses.fields(cls):
@@ -95,6 +116,7 @@ def describe() -> list[dict[str, Any]]:
                 "default": getattr(defaults, f.name),
                 "choices": choices_of(hints[f.name]),
                 **{k: v for k, v in f.metadata.items()},
+                **({"array": True} if sec in ARRAYS else {}),
             })
     return rows
 
@@ -139,6 +161,8 @@ def save(path: Path | str, config: Config, previous: Config | None = None) -> No
 def restart_scopes(old: Config, new: Config) -> set[str]:
     """The subsystems that must restart to apply the change from ``old`` to ``new``."""
     scopes: set[str] = set()
+    if old.link != new.link or old.links != new.links:
+        scopes.add("links")
     for sec in SECTIONS:
         a, b = getattr(old, sec), getattr(new, sec)
         for f in dataclasses.fields(a):

@@ -170,8 +170,17 @@ def _did_you_mean(name: str, options: list[str]) -> str:
 
 
 def sections_of(root: type) -> dict[str, type]:
-    """The sections of a config class (its fields: name -> section dataclass)."""
-    return dict(typing.get_type_hints(root))
+    """The sections of a config class (its fields: name -> section dataclass), without
+    its lists of tables (:func:`arrays_of`)."""
+    return {name: tp for name, tp in typing.get_type_hints(root).items()
+            if typing.get_origin(tp) is not tuple}
+
+
+def arrays_of(root: type) -> dict[str, type]:
+    """The lists of tables of a config class (``[[link]]``: fields typed
+    ``tuple[Table, ...]``): name -> the table's dataclass."""
+    return {name: typing.get_args(tp)[0] for name, tp in typing.get_type_hints(root).items()
+            if typing.get_origin(tp) is tuple}
 
 
 def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None,
@@ -191,7 +200,12 @@ def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None,
         return None
 
     sections: dict[str, Any] = {}
+    arrays: dict[str, Any] = {}
+    arrays_known = arrays_of(root)
     for sec_name, raw in data.items():
+        if sec_name in arrays_known:
+            arrays[sec_name] = _array(sec_name, arrays_known[sec_name], raw, issues, line_of)
+            continue
         if sec_name not in known:
             issues.append(ConfigIssue(
                 _clip(sec_name), "unknown section"
@@ -201,26 +215,54 @@ def from_dict(data: Mapping[str, Any], lines: Mapping[str, int] | None,
             issues.append(ConfigIssue(sec_name, f"must be a table, got {show(raw)}",
                                       line_of(sec_name)))
             continue
-        cls = known[sec_name]
-        hints = typing.get_type_hints(cls)
-        fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for key, value in raw.items():
-            dotted = f"{sec_name}.{key}"
-            f = fields_by_name.get(key)
-            if f is None:
-                issues.append(ConfigIssue(
-                    _clip(dotted), "unknown key" + _did_you_mean(key, list(fields_by_name)),
-                    line_of(dotted)))
-                continue
-            try:
-                kwargs[key] = check_value(dotted, hints[key], value, f.metadata)
-            except ValueError as exc:
-                issues.append(ConfigIssue(dotted, str(exc), line_of(dotted)))
-        sections[sec_name] = kwargs
+        sections[sec_name] = _table(sec_name, known[sec_name], raw, issues, line_of)
     if issues:
         raise ConfigError(issues)
-    return root(**{name: known[name](**kw) for name, kw in sections.items()})
+    return root(**{name: known[name](**kw) for name, kw in sections.items()}, **arrays)
+
+
+def _table(name: str, cls: type, raw: Mapping[str, Any], issues: list[ConfigIssue],
+           line_of: Callable[[str], int | None]) -> dict[str, Any]:
+    """The checked keyword arguments of one table (issues appended)."""
+    hints = typing.get_type_hints(cls)
+    fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        dotted = f"{name}.{key}"
+        f = fields_by_name.get(key)
+        if f is None:
+            issues.append(ConfigIssue(
+                _clip(dotted), "unknown key" + _did_you_mean(key, list(fields_by_name)),
+                line_of(dotted)))
+            continue
+        try:
+            kwargs[key] = check_value(dotted, hints[key], value, f.metadata)
+        except ValueError as exc:
+            issues.append(ConfigIssue(dotted, str(exc), line_of(dotted)))
+    return kwargs
+
+
+def _array(name: str, cls: Any, raw: Any, issues: list[ConfigIssue],
+           line_of: Callable[[str], int | None]) -> tuple[Any, ...]:
+    """The items of a list of tables (``[[link]]``), each checked like a section; ``cls``
+    may limit them with ``MAX_ITEMS`` and name keys each must have in ``REQUIRED``."""
+    if not isinstance(raw, list) or not all(isinstance(t, Mapping) for t in raw):
+        issues.append(ConfigIssue(name, f"must be tables written [[{name}]]", line_of(name)))
+        return ()
+    limit = getattr(cls, "MAX_ITEMS", None)
+    if limit is not None and len(raw) > limit:
+        issues.append(ConfigIssue(name, f"{len(raw)} [[{name}]] tables; at most {limit}",
+                                  line_of(name)))
+        return ()
+    items = []
+    for i, table in enumerate(raw, start=1):
+        before = len(issues)
+        issues.extend(ConfigIssue(f"{name}[{i}].{key}", "missing (required)", line_of(name))
+                      for key in getattr(cls, "REQUIRED", ()) if key not in table)
+        kwargs = _table(f"{name}[{i}]", cls, table, issues, lambda _k: line_of(name))
+        if len(issues) == before:
+            items.append(cls(**kwargs))
+    return tuple(items)
 
 
 # ---------------------------------------------------------------------------------------

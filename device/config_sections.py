@@ -140,6 +140,12 @@ class AudioConfig:
     opus_dtx: bool = setting(
         False, "Opus discontinuous transmission: send almost nothing while the mic is "
         "silent.", restart="room")
+    input_sensitivity: int = setting(
+        50, "How easily the box counts its own mic as talking (the local talking event "
+        "and the level LED), 0-100: the threshold is -10 dBFS at 0 and -70 dBFS at 100.",
+        minimum=0, maximum=100)
+    announcements: bool = setting(
+        True, "Play the announce custom messages other members send on the speaker.")
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,10 @@ class VideoConfig:
     height: int = setting(480, "Capture height in pixels.", minimum=16, maximum=2160,
                           restart="video")
     fps: int = setting(30, "Capture frame rate.", minimum=1, maximum=120, restart="video")
+    mirror: bool = setting(False, "Mirror the camera's picture (left and right swapped).")
+    rotate: Literal[0, 90, 180, 270] = setting(
+        0, "Rotate the camera's picture clockwise by this many degrees (for a box mounted "
+        "sideways or upside down).")
     bitrate_kbps: int = setting(1000, "Target video bitrate.", minimum=50, maximum=20000)
     gop_seconds: float = setting(2.0, "Longest time between keyframes.", minimum=0.1,
                                  maximum=60.0)

@@ -29,7 +29,7 @@ from drivers.common.atomicfile import atomic_write
 class Config(Protocol):
     """A config object (:class:`device.config.Config`): frozen sections of keys."""
 
-    def to_dict(self, redact: bool = False) -> dict[str, dict[str, Any]]: ...
+    def to_dict(self, redact: bool = False) -> dict[str, Any]: ...
 
 #: Mode of a config file the appliance creates (it may hold the room PIN and secrets).
 NEW_FILE_MODE = 0o600
@@ -135,6 +135,16 @@ def dumps(config: Config, only_changed: bool = True) -> str:
     defaults = type(config)().to_dict()
     doc = tomlkit.document()
     for sec, values in config.to_dict().items():
+        if sec in config_check.arrays_of(type(config)):
+            tables = tomlkit.aot()
+            for item in values:
+                t = tomlkit.table()
+                for key, value in item.items():
+                    if value is not None and value != "":
+                        t[key] = _item(value)
+                tables.append(t)
+            doc.add(sec, tables)
+            continue
         table = tomlkit.table()
         for key, value in values.items():
             if value is not None and (not only_changed or defaults[sec].get(key) != value):

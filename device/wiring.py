@@ -27,6 +27,7 @@ ROOM_LEAVE_TIMEOUT = 1.0
 SERVICE_MODULES = ("services.web", "services.web.snapshot", "services.web.preview",
                    "services.room", "services.room.session", "services.room.tracks",
                    "services.room.local_sfu", "services.room.janus.jcfg", "services.audio",
+                   "device.links",
                    "services.media.service", "services.serial_control.server",
                    "device.controls", "device.screen", "drivers.display",
                    "drivers.inventory", "drivers.audio", "drivers.camera")
@@ -44,7 +45,9 @@ def compose(app: Host) -> None:
 
     app.register("web", run_web)  # the config page and its API, always on
     _compose_media(app)  # before the room: the room takes its camera and mic from it
+    _compose_live_media(app)  # before the room too: it mixes the playbacks
     _compose_room(app)
+    _compose_links(app)
     from device.screen import compose_screen
 
     compose_screen(app)  # the room on a screen (HDMI), when there is one
@@ -88,6 +91,20 @@ def _compose_room(app: Host) -> None:
     app.dispatcher.room = app.room
     _attach_features(app, app.room)
     app.register("room", _run_room)
+
+
+def _compose_links(app: Host) -> None:
+    """Links to rooms on other servers (built now, so the actions can reach them)."""
+    from device.links import LinkControl, RoomMessenger
+
+    app.dispatcher.links = LinkControl(app.config, app.bus.publish, RoomMessenger(app))
+    app.register("links", _run_links)  # idles when there is no [[link]]
+
+
+async def _run_links(app: Host) -> None:
+    from device.links import run_links
+
+    await run_links(app)
 
 
 def _attach_features(app: Host, session: Any) -> None:
@@ -167,13 +184,18 @@ def _compose_media(app: Host) -> None:
 
     Registered as ``video`` so that a change of a ``video.*`` key restarts it.
     """
+    from services.media.orient import Orientation, OrientationControl
     from services.media.service import MediaService
 
-    media = MediaService.from_config(lambda: app.config, app.state_dir, sim=app.sim,
+    video = app.config.video
+    orientation = OrientationControl(Orientation(mirror=video.mirror, rotate=video.rotate),
                                      emit=app.bus.publish)
+    media = MediaService.from_config(lambda: app.config, app.state_dir, sim=app.sim,
+                                     emit=app.bus.publish, orientation=orientation)
     app.media = media
     app.dispatcher.media = media  # recording and streaming actions
     app.status_providers.add("media", media.status)
+    app.status_providers.add("camera_orientation", lambda: orientation.current.to_dict())
     if media.mic is not None:
         app.extras["mic_users"] = media.mic  # the page's level meter holds it open
     # The page's camera preview: the latest frame the shared encoder took from the camera
@@ -206,12 +228,22 @@ def _media_devices(app: Host) -> dict[str, Any]:
     from services.media.service import MediaService
 
     media = app.media
+    playbacks = {"playbacks": app.dispatcher.playbacks} if app.dispatcher.playbacks else {}
     if not isinstance(media, MediaService) or media.mic is None:
-        return {}
-    devices: dict[str, Any] = {"mic": media.mic_for_room()}
+        return playbacks
+    devices: dict[str, Any] = {"mic": media.mic_for_room(), **playbacks}
     if app.config.video.enabled and app.config.room.backend == "videoroom":
         devices["video_track_factory"] = media.video_track
     return devices
+
+
+def _compose_live_media(app: Host) -> None:
+    """Playbacks, announcements, the local talking detector (device/live_media.py) and
+    devices switched live (device/live_devices.py)."""
+    from device import live_devices, live_media
+
+    live_media.compose(app)
+    live_devices.compose(app)
 
 
 def _compose_controls(app: Host) -> None:

@@ -24,8 +24,12 @@ SERIAL = {"join": "JOIN", "leave": "LEAVE", "mute": "MUTE", "ptt": "PTT", "volum
           # the room features on the message channel
           "meta": "META", "speak": "SPEAK", "speak_answer": "SPEAK", "speak_revoke": "SPEAK",
           "room_status": "ROOMSTATUS", "room_notice": "NOTICE", "chat_mute": "CHAT",
-          "chat_lock": "CHAT"}
-SERIAL_EXTRA = {"message": "TELL"}
+          "chat_lock": "CHAT",
+          # playbacks, input sensitivity, devices switched live, the camera
+          "play": "PLAY", "playback": "PLAYBACK", "sensitivity": "SENSITIVITY",
+          "device": "DEVICE", "camera": "CAMERA",
+          "link": "LINK", "unlink": "UNLINK", "link_answer": "LINKANSWER"}
+SERIAL_EXTRA = {"message": "TELL", "playback": "STOPPLAY"}
 
 
 def render() -> str:

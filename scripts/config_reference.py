@@ -26,8 +26,9 @@ def render() -> str:
         sec = row["key"].split(".")[0]
         if sec != section:
             section = sec
-            out += ["", f"## `[{sec}]`", "", "| key | type | default | meaning |",
-                    "|---|---|---|---|"]
+            title = (f"## `[[{sec}]]` (one table per link, up to 8)" if row.get("array")
+                     else f"## `[{sec}]`")
+            out += ["", title, "", "| key | type | default | meaning |", "|---|---|---|---|"]
         default = row["default"]
         shown = "unset" if default is None else f"`{config_store.toml_value(default)}`"
         notes = []

@@ -28,6 +28,9 @@ CUSTOM_CMD_MAX = 64
 #: A custom message's payload, encoded as compact JSON.
 CUSTOM_PAYLOAD_MAX = 4096
 URL_MAX = 2048
+#: A file path (of a playback) and spoken text.
+PATH_MAX = 255
+SPEAK_MAX = 500
 
 
 class ActionError(EdgeroomError, ValueError):
@@ -269,6 +272,23 @@ ACTIONS: dict[str, ActionSpec] = {a.name: a for a in [
                (choice("state", *START_STOP),
                 text("url", URL_MAX, "default: stream.rtmp_url", required=False,
                      pattern=r"^rtmps?://\S+$", form="an rtmp:// or rtmps:// URL"))),
+    ActionSpec("link", "Link this room with a room on another Janus server (docs/links.md); "
+               "without its secret, ask that room.",
+               (text("name", 32, "name of the link", pattern=r"^[A-Za-z0-9_.-]+$",
+                     form="letters, digits, _ . -"),
+                text("server", URL_MAX, "far server, ws://host:8188", pattern=r"^wss?://\S+$",
+                     form="a ws:// or wss:// URL"),
+                integer("room", 1, ROOM_MAX, "far room number"),
+                text("secret", 256, "far room's secret (else the far room is asked)",
+                     required=False),
+                choice("direction", "both", "send", "receive", required=False))),
+    ActionSpec("unlink", "End a link.", (text("name", 32, "name of the link",
+                                               pattern=r"^[A-Za-z0-9_.-]+$",
+                                               form="letters, digits, _ . -"),)),
+    ActionSpec("link_answer", "Accept or decline a request to link with this room.",
+               (text("id", 32, "the request's id", pattern=WORD, form="one word"),
+                choice("answer", "accept", "decline"),
+                text("reason", 200, "why (declines)", required=False))),
     ActionSpec("layout", "The screen's layout (next: the one after the current).",
                (choice("layout", *LAYOUT_CHOICES),)),
     ActionSpec("pin_member", "Show one member large on the screen (none given: the one who "
@@ -276,5 +296,37 @@ ACTIONS: dict[str, ActionSpec] = {a.name: a for a in [
                (text("id", MEMBER_ID_MAX, 'member id ("local": the self-view)',
                      required=False, pattern=WORD, form="one word (no spaces)"),)),
     ActionSpec("factory_reset", "Erase config and secrets, restart into setup."),
+    # -- playbacks, input sensitivity --------------------------------------------------
+    ActionSpec("play", "Play a sound file, a URL or spoken text into the room, on the "
+                       "speaker, or both.",
+               (text("file", PATH_MAX, "a WAV, OGG, FLAC or MP3 file in the state dir",
+                     required=False),
+                text("url", URL_MAX, "an http(s) URL of a sound", required=False,
+                     pattern=r"^https?://\S+$", form="an http:// or https:// URL"),
+                text("text", SPEAK_MAX, "text spoken by espeak-ng", required=False,
+                     pattern=r"\S", form="not only spaces"),
+                choice("destination", "room", "speaker", "both", doc="default room",
+                       required=False),
+                integer("volume", 0, 100, "volume in percent (default 100)", required=False),
+                text("voice", 32, "espeak-ng voice (default: its own)", required=False,
+                     pattern=r"^[A-Za-z0-9_+-]+$", form="a voice name such as en-us")),
+               one_of=("file", "url", "text")),
+    ActionSpec("playback", "Pause, resume, change the volume of, or stop a playback.",
+               (text("id", MEMBER_ID_MAX, "playback id", pattern=WORD,
+                     form="one word (no spaces)"),
+                choice("op", "pause", "resume", "stop", required=False),
+                integer("volume", 0, 100, "its new volume in percent", required=False)),
+               one_of=("op", "volume")),
+    ActionSpec("sensitivity", "Input sensitivity: when the box's own mic counts as talking.",
+               (integer("value", 0, 100, "0: -10 dBFS, 100: -70 dBFS"),)),
+    ActionSpec("camera", "Mirror or rotate the camera's picture (from the next frame).",
+               (choice("mirror", *ON_OFF_TOGGLE, required=False),
+                choice("rotate", "0", "90", "180", "270", doc="clockwise, degrees",
+                       required=False)),
+               one_of=("mirror", "rotate")),
+    ActionSpec("device", "Use another mic, speaker or camera, live (in a room too).",
+               (choice("kind", "mic", "speaker", "camera"),
+                text("id", PATH_MAX, "the device id as the device list shows it", pattern=WORD,
+                     form="one word (no spaces)"))),
     *ROOM_FEATURE_ACTIONS,
 ]}

@@ -141,7 +141,7 @@ class GuestLinks:
             for old in [i for i, link in links.items() if link.expires < now]:
                 del links[old]  # expired links need no record
             if len(links) >= MAX_LINKS:
-                raise GuestLinkError("TOO_MANY_LINKS", f"at most {MAX_LINKS} guest links; "
+                raise GuestLinkError("TOO_MANY_GUEST_LINKS", f"at most {MAX_LINKS} guest links; "
                                                        "revoke some first")
             expires = int(now + ttl_seconds)
             link = GuestLink(_b64(secrets.token_bytes(12)), label, round(now, 3), expires)
@@ -155,7 +155,7 @@ class GuestLinks:
             _, links = self._load()
             link = links.get(link_id)
             if link is None:
-                raise GuestLinkError("NO_SUCH_LINK", f"no guest link {link_id[:32]!r}")
+                raise GuestLinkError("NO_SUCH_GUEST_LINK", f"no guest link {link_id[:32]!r}")
             link.revoked = True
             self._save(links)
         log.info("guest link %s revoked", link_id)

@@ -168,6 +168,42 @@ class MicTee:
             return None
         return max(self.opened_at, self.last_frame_at)
 
+    @property
+    def source_factory(self) -> Callable[[], MicSource]:
+        """What opens the microphone (at the next open)."""
+        return self._factory
+
+    @source_factory.setter
+    def source_factory(self, factory: Callable[[], MicSource]) -> None:
+        self._factory = factory
+
+    async def switch(self, source_factory: Callable[[], MicSource]) -> bool:
+        """Read another microphone from now on, without stopping the branches: the new
+        device is opened and started while the old one still delivers, then the old one
+        stops. Returns True when a device was open (and so was switched live)."""
+        async with self._lock:
+            self._factory = source_factory
+            old = self._source
+            if old is None:
+                return False
+            new = source_factory()
+            await new.start()  # raises (the old mic keeps running) when it cannot open
+            if self._gain is not None:
+                new.set_gain(self._gain)
+            task = self._task
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            self._source = new
+            self.opened_at = time.monotonic()
+            self._task = asyncio.create_task(self._pump(new), name=f"mic-tee:{self.name}")
+        log.info("%s tee: switched %r -> %r", self.name, old, new)
+        try:
+            await old.stop()
+        except Exception as exc:  # a mic that was unplugged may fail to close
+            log.warning("%s tee: stopping the previous mic: %s", self.name, exc)
+        return True
+
     async def _branch_started(self, branch: MicBranch) -> None:
         async with self._lock:
             await self._open_source(branch.name)

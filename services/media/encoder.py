@@ -247,6 +247,25 @@ class SharedVideoEncoder:
         log.info("%s encoder: stopped -> running (%dx%d@%d)", self.name,
                  camera.width, camera.height, camera.fps)
 
+    @property
+    def camera_factory(self) -> Callable[[], VideoSource]:
+        """What opens the camera (at the next start)."""
+        return self._camera_factory
+
+    @camera_factory.setter
+    def camera_factory(self, factory: Callable[[], VideoSource]) -> None:
+        self._camera_factory = factory
+
+    async def switch_camera(self, factory: Callable[[], VideoSource]) -> bool:
+        """Take frames from another camera; a running encoder reopens with it at once
+        (its subscribers stay). True when it was running."""
+        self._camera_factory = factory
+        if not self.is_running:
+            return False
+        await self.stop()
+        await self.start()  # every encode reopens, so each starts with a keyframe
+        return True
+
     async def stop(self) -> None:
         """Stop encoding and close the camera (idempotent)."""
         task, self._task = self._task, None

@@ -14,13 +14,14 @@ import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from drivers.audio.base import MicSource
 from drivers.base import Emit, null_emit
 from drivers.camera.base import VideoSource
 from services.media.audio import MicBranch, MicTee, SharedAudioEncoder
 from services.media.encoder import SharedVideoEncoder
+from services.media.orient import OrientationControl, OrientedCamera
 from services.media.recorder import DiskFull, Recorder
 from services.media.rtmp import RtmpStreamer, redact_url
 from services.media.track import EncodedVideoTrack
@@ -63,6 +64,8 @@ class MediaService:
         self.streamer = RtmpStreamer(self.video, self.audio, emit=emit)
         self._room_tracks: list[EncodedVideoTrack] = []
         self._room_mic: MicBranch | None = None
+        #: camera mirror and rotation (None: frames as the camera gives them)
+        self.orientation: OrientationControl | None = None
         self._lock = asyncio.Lock()
         self._closed = False
         self._config: Callable[[], Config] | None = None
@@ -70,11 +73,20 @@ class MediaService:
 
     @classmethod
     def from_config(cls, config: Callable[[], Config], state_dir: Path, *, sim: bool,
-                    emit: Emit = null_emit) -> MediaService:
+                    emit: Emit = null_emit,
+                    orientation: OrientationControl | None = None) -> MediaService:
         """Build it from the appliance's config; ``config()`` is read again whenever a camera
-        or mic opens and a recording or stream starts, so saved changes apply then."""
+        or mic opens and a recording or stream starts, so saved changes apply then.
+        With ``orientation``, every camera's frames are mirrored and rotated as it says."""
         from drivers.audio import open_mic
         from drivers.camera import open_camera
+
+        def camera() -> VideoSource:
+            opened = open_camera(config(), sim=sim, emit=emit)
+            if orientation is None:
+                return opened
+            # (width and height are read-only properties there: a VideoSource all the same)
+            return cast(VideoSource, OrientedCamera(opened, orientation))
 
         def record_dir() -> Path:
             path = Path(config().record.directory).expanduser()
@@ -82,7 +94,7 @@ class MediaService:
 
         now = config()
         media = cls(
-            lambda: open_camera(config(), sim=sim, emit=emit),
+            camera,
             lambda: open_mic(config(), state_dir, sim=sim, emit=emit),
             record_dir=record_dir(), bitrate_kbps=now.video.bitrate_kbps,
             gop_seconds=now.video.gop_seconds, encoder=now.video.encoder,
@@ -91,6 +103,7 @@ class MediaService:
             default_url=lambda: config().stream.rtmp_url,
             label=lambda: f"room{config().room.room}", emit=emit)
         media._config = config
+        media.orientation = orientation
         media._record_dir = record_dir
         media.apply_config()
         return media

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from device.config import Config
     from drivers.audio.base import MicSource, SpeakerSink
+    from services.playback.manager import PlaybackManager
     from services.room.local_sfu import LocalJanus
     from services.room.session import JanusRoomSession
 
@@ -38,8 +39,11 @@ def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = n
                    mic: MicSource | None = None, speaker: SpeakerSink | None = None,
                    video_track_factory: Callable[[], MediaStreamTrack] | None = None,
                    on_remote_video: Callable[[str, Any], None] | None = None,
+                   playbacks: PlaybackManager | None = None,
                    ) -> JanusRoomSession:
-    """The room session for ``config``; devices not given are opened from the config."""
+    """The room session for ``config``; devices not given are opened from the config.
+    With ``playbacks``, its room playbacks are mixed into what the mic sends (after the
+    echo canceller) and its speaker playbacks into the speaker."""
     from services.room.api import Controls
     from services.room.context import RoomSettings
     from services.room.opus_send import OpusSendSettings
@@ -64,6 +68,10 @@ def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = n
         from drivers.audio import open_speaker
 
         speaker = open_speaker(config, state_dir, sim=sim, emit=emit)
+    if playbacks is not None:
+        from services.playback.speaker import PlaybackSpeaker
+
+        speaker = PlaybackSpeaker(speaker, playbacks.speaker_mix)
     if not sim and config.audio.backend != "sim":
         mic = _processed(config, mic, speaker, emit)
     if video_track_factory is None and room.backend == "videoroom" and config.video.enabled:
@@ -85,6 +93,8 @@ def create_session(config: Config, state_dir: Path, *, sim: bool, emit: Emit = n
                                controls=controls, on_remote_video=on_remote_video,
                                mixer=RemoteAudioMixer(speaker, buffers))
     session.built_from = config
+    if playbacks is not None:
+        session.send_mix = playbacks.room_mix
     return session
 
 
@@ -126,7 +136,10 @@ def create_local_sfu(config: Config, state_dir: Path, *, emit: Emit = null_emit)
     settings = JanusSettings(
         listen_ip=room.local_listen, port=room.local_port, interface=room.local_interface,
         rooms=(RoomSpec(room.room, description=room.effective_display_name, pin=room.pin,
-                        secret=room.secret, history=room.history),),
+                        secret=room.secret, history=room.history,
+                        # voice-room links join plain-RTP participants (docs/links.md)
+                        allow_rtp_participants=bool(config.link)
+                        and room.backend == "audiobridge"),),
         api_secret=room.api_secret,
     )
     return LocalJanus(settings, state_dir / "sfu", emit=emit)

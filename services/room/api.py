@@ -97,6 +97,7 @@ class Member:
     hand_raised: bool = False
     has_audio: bool = False
     has_video: bool = False
+    room: str = ""  # the room a linked member is in (another server's); empty: this room
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ from typing import Any
 
 from drivers.base import Emit
 from services.room.api import Member
+from services.room.links.naming import is_link_watcher, split_display
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,12 @@ class Roster:
         """Add a member or update its fields; emits joined/updated when something changed."""
         if member_id == self.local_id:
             raise ValueError("the local member is not in the roster")
+        if "display" in changes:
+            if is_link_watcher(changes["display"]):  # a link following the room
+                return Member(id=member_id, display=str(changes["display"]))
+            changes["display"], origin = split_display(str(changes["display"] or ""))
+            if origin:
+                changes["room"] = origin
         member = self._members.get(member_id)
         if member is None:
             display = str(changes.pop("display", "") or member_id)

@@ -29,9 +29,13 @@ class SessionMedia(SessionControls):
     _on_remote_video: Callable[[str, Any], None] | None
     _video_shown: Callable[[str], bool] | None
     _local_talking: bool
+    #: what is mixed into every frame the mic track sends (playbacks into the room)
+    send_mix: Callable[[bytes], bytes] | None = None
+    #: True when the box tells its own talking (input sensitivity), not the server
+    local_talk_detected: bool = False
 
     def _new_mic_track(self) -> MediaStreamTrack:
-        return MicTrack(self.mic, self._mic_gate, self.settings.opus)
+        return MicTrack(self.mic, self._mic_gate, self.settings.opus, mix=self.send_mix)
 
     def _mic_gate(self) -> tuple[bool, bool, int]:
         c = self._controls
@@ -96,6 +100,8 @@ class SessionMedia(SessionControls):
             self._on_remote_video(member_id, frame)
 
     def _set_local_talking(self, talking: bool) -> None:
+        if self.local_talk_detected:
+            return
         if talking != self._local_talking:
             self._local_talking = talking
             self._emit("talking", {"id": "local", "talking": talking})

@@ -60,8 +60,11 @@ class MicTrack(MediaStreamTrack):
     kind = "audio"
 
     def __init__(self, mic: MicSource | None, gate: MicGate,
-                 opus: OpusSendSettings | None = None) -> None:
+                 opus: OpusSendSettings | None = None,
+                 mix: Callable[[bytes], bytes] | None = None) -> None:
         super().__init__()
+        #: added to every frame after the gate and volume (playbacks into the room)
+        self._mix = mix
         install_audio_sender_hooks()
         self._mic = mic
         self._gate = gate
@@ -146,6 +149,8 @@ class MicTrack(MediaStreamTrack):
             _, send, volume = self._gate()
         if send and volume < 100:
             samples = apply_volume(samples, volume)
+        if self._mix is not None:
+            samples = self._mix(samples)
         self.frames += 1
         return samples
 

@@ -181,7 +181,8 @@ async def _members(s: Line, args: list[str], rest: str) -> list[str]:
             "talking": m.get("talking"), "muted": m.get("audio_muted"),
             "video_muted": m.get("video_muted"), "local_mute": m.get("locally_muted"),
             "hand": m.get("hand_raised"), "audio": m.get("has_audio"),
-            "video": m.get("has_video")})]))
+            "video": m.get("has_video"),
+            **({"room": m["room"]} if m.get("room") else {})})]))
     return lines
 
 
@@ -317,3 +318,41 @@ async def _stream(s: Line, args: list[str], rest: str) -> list[str]:
     result = await s.act("stream", params)
     result = {k: v for k, v in result.items() if k not in ("url", "rtmp_url")}  # stream keys
     return [ok("STREAM", state, data=result)]
+
+
+# -- links (docs/links.md) ------------------------------------------------------------
+
+DIRECTIONS = words("link", "direction")
+
+
+@command("LINK", "LINK name ws://host:port room BOTH|SEND|RECEIVE [secret]", 4, 5)
+async def _link(s: Line, args: list[str], rest: str) -> list[str]:
+    usage = COMMANDS["LINK"].usage
+    name, server, room = args[0], args[1], args[2]
+    if not room.isdigit():
+        raise ProtocolError("BAD_ARGUMENT", f"usage: {usage}")
+    direction = _word(args, 3, DIRECTIONS, usage).lower()
+    params: dict[str, object] = {"name": name, "server": server, "room": int(room),
+                                 "direction": direction}
+    if len(args) == 5:  # without a secret the far room is asked
+        params["secret"] = args[4]
+    result = await s.act("link", params)
+    return [ok("LINK", quote(name), str(result.get("state", "")))]
+
+
+@command("UNLINK", "UNLINK name", 1, 1)
+async def _unlink(s: Line, args: list[str], rest: str) -> list[str]:
+    await s.act("unlink", {"name": args[0]})
+    return [ok("UNLINK", quote(args[0]))]
+
+
+@command("LINKANSWER", "LINKANSWER id ACCEPT|DECLINE [reason]", 2, None)
+async def _link_answer(s: Line, args: list[str], rest: str) -> list[str]:
+    request_id = args[0]
+    answer = _word(args, 1, words("link_answer", "answer"), COMMANDS["LINKANSWER"].usage)
+    params: dict[str, object] = {"id": request_id, "answer": answer.lower()}
+    reason = rest.split(None, 2)[2].strip() if len(rest.split(None, 2)) > 2 else ""
+    if reason:
+        params["reason"] = reason
+    await s.act("link_answer", params)
+    return [ok("LINKANSWER", quote(request_id), answer)]

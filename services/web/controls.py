@@ -25,6 +25,7 @@ ACTION_STATUS = {
     "BAD_ARGUMENT": 400,
     "UNKNOWN_ACTION": 400,
     "NO_SUCH_MEMBER": 404,
+    "NO_SUCH_LINK": 404,
     "UNAVAILABLE": 503,
     "SERVER_UNREACHABLE": 503,
     "DEVICE_ERROR": 503,
@@ -33,6 +34,9 @@ ACTION_STATUS = {
     "OUTPUT_ERROR": 503,
     "DISK_FULL": 503,
     "MEDIA_ERROR": 503,
+    # playbacks
+    "NO_SUCH_PLAYBACK": 404,
+    "FILE_NOT_FOUND": 404,
 }
 
 EMPTY = obj({})

@@ -26,7 +26,7 @@ CREATED: Schema = {"type": "object", "required": ["link", "path"],
                    "properties": {"link": LINK, "path": {"type": "string"}}}
 LINKS: Schema = {"type": "object", "required": ["links"],
                  "properties": {"links": {"type": "array", "items": LINK}}}
-STATUS = {"NO_SUCH_LINK": 404, "TOO_MANY_LINKS": 409, "BAD_ARGUMENT": 400}
+STATUS = {"NO_SUCH_GUEST_LINK": 404, "TOO_MANY_GUEST_LINKS": 409, "BAD_ARGUMENT": 400}
 
 
 def _api(exc: GuestLinkError) -> ApiError:

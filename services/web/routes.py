@@ -15,7 +15,9 @@ from services.web import (
     events,
     guest_links,
     handlers,
+    links,
     metrics,
+    playbacks,
     room_proxy,
     screen_view,
 )
@@ -257,6 +259,34 @@ ROUTES: tuple[Route, ...] = (
                       "does not connect within 20 s, and when the session ends. 404 when the "
                       "appliance has no camera preview; fall back to GET /api/camera.jpg where "
                       "WebRTC cannot run."),
+    Route("GET", "/api/links", links.list_links, "The links to rooms on other servers.",
+          "links", response=links.LINK_LIST),
+    Route("POST", "/api/links", links.add_link,
+          "Link this room with a room on another Janus server (docs/links.md).", "links",
+          body=links.LINK_BODY, response=OK_RESULT, errors=ACTION_ERRORS,
+          description="With the far room's secret the link starts at once; without it the "
+                      "far room is asked and answers with a link-answer event."),
+    Route("DELETE", "/api/links/{name}", links.remove_link, "End a link.", "links",
+          response=OK_RESULT, errors=(*ACTION_ERRORS, 404),
+          path_params={"name": links.LINK_NAME}),
+    # -- playbacks ------------------------------------------------------------------------
+    Route("POST", "/api/playbacks", playbacks.play,
+          "Play a sound file, a URL or spoken text into the room, on the speaker, or both.",
+          "playbacks", body=playbacks.PLAY_BODY, response=OK_RESULT,
+          errors=(*ACTION_ERRORS, 404),
+          description="Exactly one of file (in the state dir), url (http/https) or text "
+                      "(spoken by espeak-ng). The result is the playback, with its id. "
+                      "409 NOT_IN_ROOM outside a room, 409 BUSY with 4 playbacks running, "
+                      "404 FILE_NOT_FOUND, 409 PLAYBACK_ERROR when it cannot be decoded."),
+    Route("GET", "/api/playbacks", playbacks.list_playbacks, "The playbacks running now.",
+          "playbacks", response=playbacks.PLAYBACK_LIST),
+    Route("PATCH", "/api/playbacks/{id}", playbacks.update,
+          "Pause or resume a playback, or set its volume.", "playbacks",
+          body=playbacks.PATCH_BODY, response=OK_RESULT, errors=(*ACTION_ERRORS, 404),
+          path_params={"id": playbacks.PLAYBACK_ID}),
+    Route("DELETE", "/api/playbacks/{id}", playbacks.stop, "Stop a playback.", "playbacks",
+          response=OK_RESULT, errors=(*ACTION_ERRORS, 404),
+          path_params={"id": playbacks.PLAYBACK_ID}),
     Route("GET", "/api/display.jpg", screen_view.display_jpeg,
           "The sim screen's picture (JPEG).", "status", media="image/jpeg",
           response={"type": "string", "format": "binary"}, errors=(401, 404),

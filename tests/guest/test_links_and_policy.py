@@ -78,7 +78,7 @@ def test_bad_arguments_are_named(tmp_path: Path) -> None:
         links.create(600, "x" * 100)
     with pytest.raises(GuestLinkError) as exc:
         links.revoke("nope")
-    assert exc.value.code == "NO_SUCH_LINK"
+    assert exc.value.code == "NO_SUCH_GUEST_LINK"
 
 
 def _session(policy: GuestPolicy) -> tuple[int, dict[str, int]]:

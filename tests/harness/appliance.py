@@ -27,12 +27,14 @@ def _toml_value(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_config(path: Path, config: dict[str, dict[str, Any]]) -> Path:
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    """``{"room": {...}}`` -> ``[room]``; ``{"link": [{...}, ...]}`` -> ``[[link]]`` tables."""
     lines = []
     for section, values in config.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
-        lines.append("")
+        for table in values if isinstance(values, list) else [values]:
+            lines.append(f"[[{section}]]" if isinstance(values, list) else f"[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+            lines.append("")
     path.write_text("\n".join(lines))
     return path
 
@@ -44,7 +46,7 @@ def _no_core_dumps() -> None:
 class ApplianceProcess:
     """One appliance: its config and state dir in ``workdir``, run in ``host``'s namespace."""
 
-    def __init__(self, host: Host, workdir: Path, config: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, host: Host, workdir: Path, config: dict[str, Any]) -> None:
         self.host = host
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -74,3 +74,20 @@ def continuity(levels: npt.NDArray[np.float64], clean: float) -> tuple[float, in
         run = 0 if good else run + 1
         longest = max(longest, run)
     return (float(ok.mean()) if len(ok) else 0.0), longest
+
+
+def switch_gap_ms(samples: npt.NDArray[np.float64], old: float, new: float,
+                  settle: int = 40) -> float:
+    """How long neither tone was heard where ``samples`` go from the ``old`` tone to the
+    ``new`` one: the 20 ms windows between the last one holding ``old`` and the first
+    holding ``new`` (each within 6 dB of its level in the first / last ``settle``
+    windows)."""
+    before, after = tone_levels(samples, old), tone_levels(samples, new)
+    clean_old = float(np.median(before[:settle]))
+    clean_new = float(np.median(after[-settle:]))
+    if clean_old <= 0.01 or clean_new <= 0.01:
+        raise AssertionError(f"no clean tones to compare ({clean_old:.3f}, {clean_new:.3f})")
+    first_new = int(np.argmax(after >= clean_new / 2))
+    heard_old = np.nonzero(before[:first_new] >= clean_old / 2)[0]
+    last_old = int(heard_old[-1]) if len(heard_old) else -1
+    return (first_new - last_old - 1) * WINDOW * 1000 / RATE

@@ -40,7 +40,8 @@ def codec_rooms(videocodec: str) -> range:
     return range(first, first + CODEC_ROOMS_EACH)
 
 
-HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET) for n in range(1001, 1020)),
+HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET, allow_rtp_participants=True)
+                   for n in range(1001, 1020)),
                  RoomSpec(PIN_ROOM, pin=ROOM_PIN, secret=ROOM_SECRET),
                  *(RoomSpec(n, secret=ROOM_SECRET, videocodec=codec)
                    for codec in ROOM_CODECS for n in codec_rooms(codec)))

@@ -25,7 +25,8 @@ class JanusServer:
         self.workdir = workdir
         self.port = port
         self.settings = JanusSettings(listen_ip=host.ip, port=port, interface="eth0",
-                                      rooms=rooms, api_secret=api_secret, debug_level=4)
+                                      rooms=rooms, api_secret=api_secret, debug_level=4,
+                                      media_ip=host.ip)
         self.confdir = workdir / "janus-conf"
         write_config(self.confdir, self.settings)
         self.log_path = workdir / "janus.log"

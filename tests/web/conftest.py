@@ -221,8 +221,25 @@ def make_appliance(tmp_path: Path, *, room: bool = True, full: bool = False,
                                 emit=appliance.bus.publish)
         appliance.dispatcher.features = features
         appliance.status_providers.add("room_features", features.view)
+    # The real playback manager and talking detector (nothing plays outside a room).
+    from services.audio.talk import LocalTalkDetector, TalkSettings
+    from services.playback.manager import PlaybackManager, PlaybackSettings
+
+    appliance.dispatcher.playbacks = PlaybackManager(
+        PlaybackSettings(tmp_path / "state", tmp_path / "state" / "playback-tts"),
+        appliance.bus.publish)
+    appliance.dispatcher.talk = LocalTalkDetector(TalkSettings(), lambda: None, lambda: False,
+                                                  appliance.bus.publish)
+    from device.live_devices import DeviceSwitcher
+
+    appliance.dispatcher.devices = DeviceSwitcher(appliance)
     if full:
+        from device.links import LinkControl, RoomMessenger
+
         appliance.dispatcher.media = FakeMedia()
+        # links to 127.0.0.1:9, where nothing listens: they only retry
+        appliance.dispatcher.links = LinkControl(config, appliance.bus.publish,
+                                                 RoomMessenger(appliance))
         appliance.extras["buttons"] = FakeButtons()
         appliance.extras["snapshot"] = FakeCamera()
     return appliance

@@ -91,6 +91,70 @@ def serial_line(action: str, args: dict[str, Any]) -> str | None:
         url = word(args.get("url", ""))
         return f"STREAM {str(args['state']).upper()} {url}" \
             if set(args) == {"state", "url"} and url is not None else None
+    if action == "unlink":
+        name = word(args.get("name", ""))
+        return f"UNLINK {name}" if set(args) == {"name"} and name is not None else None
+    if action == "link":
+        parts = [word(args.get(k, "")) for k in ("name", "server")]
+        if None in parts or set(args) - {"name", "server", "room", "secret", "direction"} \
+                or not {"name", "server", "room"} <= set(args):
+            return None
+        direction = word(args.get("direction", "both"))
+        if direction is None:
+            return None
+        tail = [str(args["room"]), direction.upper()]
+        if "secret" in args:
+            secret = word(args["secret"])
+            if secret is None:
+                return None
+            tail.append(secret)
+        return " ".join(["LINK", *(str(p) for p in parts), *tail])
+    if action == "link_answer":
+        request_id = word(args.get("id", ""))
+        if request_id is None or set(args) - {"id", "answer", "reason"} \
+                or "answer" not in args:
+            return None
+        reason = args.get("reason")
+        if reason is not None and (not isinstance(reason, str) or reason != reason.strip()
+                                   or not reason):
+            return None
+        line = f"LINKANSWER {request_id} {str(args['answer']).upper()}"
+        return f"{line} {reason}" if reason else line
+    if action == "play":
+        dest = word(args["destination"]) if "destination" in args else ""
+        kinds = [k for k in ("file", "url", "text") if k in args]
+        if dest is None or len(kinds) != 1 or set(args) - {"destination", kinds[0]} or \
+                dest.upper() in ("FILE", "URL", "TEXT"):
+            return None
+        head = f"PLAY {dest.upper()} " if dest else "PLAY "
+        value = args[kinds[0]]
+        if kinds[0] == "text":
+            ok = isinstance(value, str) and value == value.strip() and value != ""
+            return f"{head}TEXT {value}" if ok else None
+        one = word(value)
+        return f"{head}{kinds[0].upper()} {one}" if one is not None else None
+    if action == "playback":
+        playback, op = word(args.get("id", "")), word(args.get("op", "volume"))
+        if playback is None or op is None or playback.upper() == "ALL":
+            return None
+        if set(args) == {"id", "volume"}:
+            return f"PLAYBACK {playback} VOLUME {args['volume']}"
+        if set(args) != {"id", "op"}:
+            return None
+        return f"STOPPLAY {playback}" if op == "stop" else f"PLAYBACK {playback} {op.upper()}"
+    if action == "camera":
+        if len(args) != 1:
+            return None
+        (key, value), = args.items()
+        one = word(value)
+        return f"CAMERA {key.upper()} {one.upper()}" if one is not None else None
+    if action == "device":
+        kind, device = word(args.get("kind", "")), word(args.get("id", ""))
+        return f"DEVICE {kind.upper()} {device}" \
+            if kind is not None and device is not None and set(args) == {"kind", "id"} \
+            else None
+    if action == "sensitivity":
+        return f"SENSITIVITY {args['value']}" if set(args) == {"value"} else None
     if action == "layout":
         return f"LAYOUT {str(args['layout']).upper()}" if set(args) == {"layout"} else None
     if action == "pin_member":
@@ -183,6 +247,10 @@ class Surfaces:
     def settle(self, action: str) -> None:
         if action == "join":  # back to idle: the room's state decides later outcomes
             self._run(self.appliance.dispatcher.dispatch("leave", {}, "test"))
+        links = self.appliance.dispatcher.links
+        if action == "link" and links is not None:  # a name is taken once: free it again
+            for link in links.links():
+                self._run(links.unlink(link["name"]))
 
     def compare(self, action: str, args: dict[str, Any]) -> tuple[str, str | None]:
         http = self.over_http(action, args)
@@ -208,14 +276,21 @@ def valid(arg: Arg) -> Any:
     if arg.kind == "integer":
         return arg.minimum
     if arg.kind == "text":
-        return "rtmp://media/live" if arg.pattern and "rtmp" in arg.pattern else "x"
+        return sized(arg, 17) if _scheme(arg) else "x"
     return {"on": True}
 
 
+def _scheme(arg: Arg) -> str:
+    """The URL scheme an argument's pattern asks for ("" for none)."""
+    pattern = arg.pattern or ""
+    if "wss?" in pattern:  # a Janus server: where nothing listens, so links fail fast
+        return "ws://127.0.0.1:9/"
+    return "rtmp://" if "rtmp" in pattern else "http://" if "http" in pattern else ""
+
+
 def sized(arg: Arg, n: int) -> str:
-    if arg.pattern and "rtmp" in arg.pattern:
-        return "rtmp://" + "h" * max(0, n - 7)
-    return "m" * n
+    scheme = _scheme(arg)
+    return scheme + "h" * max(0, n - len(scheme)) if scheme else "m" * n
 
 
 def edges(arg: Arg) -> list[tuple[Any, bool]]:
@@ -227,7 +302,7 @@ def edges(arg: Arg) -> list[tuple[Any, bool]]:
         return [(lo - 1, False), (lo, True), (hi, True), (hi + 1, False), ("5", False),
                 (True, False)]
     if arg.kind == "text":
-        lo, hi = max(arg.min_length, 8 if arg.pattern and "rtmp" in arg.pattern else 0), \
+        lo, hi = max(arg.min_length, len(_scheme(arg)) + 1 if _scheme(arg) else 0), \
             arg.max_length
         return [(sized(arg, lo), True), (sized(arg, hi), True), (sized(arg, hi + 1), False),
                 ("", False), (7, False)]
@@ -284,9 +359,10 @@ def values(arg: Arg) -> st.SearchStrategy[Any]:
     if arg.kind == "text":
         hi = arg.max_length
         sizes = st.one_of(st.sampled_from([0, 1, hi - 1, hi, hi + 1]), st.integers(0, hi + 5))
-        if arg.pattern and "rtmp" in arg.pattern:
+        scheme = _scheme(arg)
+        if scheme:
             return sizes.flatmap(lambda n: st.text(WORD_CHARS, min_size=n, max_size=n)
-                                 .map(lambda t: "rtmp://" + t))
+                                 .map(lambda t: scheme + t))
         return sizes.flatmap(lambda n: st.text(WORD_CHARS, min_size=n, max_size=n))
     return st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
                         lambda inner: st.lists(inner, max_size=4)

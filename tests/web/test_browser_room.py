@@ -158,3 +158,90 @@ async def test_page_drives_an_appliance_in_a_real_room(
         raise
     finally:
         await context.close()
+
+
+async def test_page_plays_sounds_and_switches_devices_in_a_room(
+        make_appliance: ApplianceFactory, make_peer: PeerFactory,  # noqa: F811
+        janus: JanusServer, room_number: int,  # noqa: F811
+        netns_browser: Browser, tmp_path: Path) -> None:
+    from tests.room.conftest import wait_tone
+    from tests.room.test_playback_room import write_tone
+
+    app = make_appliance("box", {
+        "room": {"server": janus.url, "room": room_number, "display_name": "box"},
+        "sim": {"mic": "tone:440"},
+        "video": {"enabled": False, "receive": False},
+        "web": {"listen": "0.0.0.0:8080"},
+    })
+    write_tone(app.state_dir / "chime.wav", 1200, 30.0)
+    peer = make_peer("ada", room_number, tone=None)
+    await peer.acall(lambda s: s.join())
+    password = await asyncio.to_thread(_password_from_log, app)
+    context = await netns_browser.new_context(viewport=PHONE)
+    page = await context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        for _ in range(100):
+            try:
+                await page.goto(f"http://{app.host.ip}:8080")
+                break
+            except Exception:
+                await asyncio.sleep(0.2)
+        await page.fill("#password", password)
+        await page.click("#login-form button[type=submit]")
+        await expect(page.locator("#state-badge")).to_have_text("in room")
+        await asyncio.to_thread(wait_tone, peer.speaker_path, 440, True, 40.0)
+        await page.click("nav [data-tab=controls]")
+
+        # Play a file into the room: it is listed, the member hears it, then pause and stop.
+        await expect(page.locator("#playbacks")).to_have_text("nothing playing")
+        await page.select_option("#play-kind", "file")
+        await page.fill("#play-source", "chime.wav")
+        await page.select_option("#play-destination", "room")
+        await page.click("#play")
+        item = page.locator("#playbacks li[data-playback]")
+        await expect(item).to_have_count(1, timeout=LIVE * 3)
+        await expect(item).to_have_attribute("data-state", "playing")
+        await expect(item).to_contain_text("chime.wav → room")
+        await asyncio.to_thread(wait_tone, peer.speaker_path, 1200, True, 15.0, 1.0, 0.2)
+        await item.get_by_role("button", name="Pause").click()
+        await expect(item).to_have_attribute("data-state", "paused", timeout=LIVE * 3)
+        await asyncio.to_thread(wait_tone, peer.speaker_path, 1200, False, 15.0, 0.5, 0.2)
+        await page.screenshot(path=tmp_path / "playbacks.png", full_page=True)
+        await item.get_by_role("button", name="Stop").click()
+        await expect(page.locator("#playbacks")).to_have_text("nothing playing",
+                                                              timeout=LIVE * 3)
+        # A bad file is refused with the reason on the page.
+        await page.fill("#play-source", "missing.wav")
+        await page.click("#play")
+        await expect(page.locator("#control-error")).to_contain_text("no such file")
+
+        # Switch the mic while in the room: the member hears the new one, the box stays.
+        await expect(page.locator("#device-mic")).to_have_value("tone:440")
+        await page.select_option("#device-mic", "tone:660")
+        await page.click("[data-device=mic]")
+        await asyncio.to_thread(wait_tone, peer.speaker_path, 660, True, 15.0)
+        await expect(page.locator("#device-mic")).to_have_value("tone:660")
+        assert (await _status(page))["devices_in_use"]["mic"] == "tone:660"
+        await expect(page.locator("#state-badge")).to_have_text("in room")
+
+        # Input sensitivity from its slider.
+        await page.locator("#sensitivity").fill("80")
+        await expect(page.locator("#sensitivity-out")).to_have_text("80 (-58 dBFS)",
+                                                                    timeout=LIVE * 3)
+        assert (await _status(page))["sensitivity"]["sensitivity"] == 80
+
+        # The camera's mirror and rotation.
+        await page.check("#camera-mirror")
+        await page.select_option("#camera-rotate", "180")
+        deadline = time.monotonic() + 10
+        while (await _status(page))["camera_orientation"] != {"mirror": True, "rotate": 180}:
+            assert time.monotonic() < deadline, (await _status(page))["camera_orientation"]
+            await asyncio.sleep(0.2)
+        await page.screenshot(path=tmp_path / "devices.png", full_page=True)
+        assert app.alive()
+    except AssertionError:
+        print(app.log_text()[-4000:])
+        raise
+    finally:
+        await context.close()

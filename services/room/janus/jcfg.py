@@ -55,6 +55,8 @@ class RoomSpec:
     bitrate: int = 1_000_000
     #: The VideoRoom's video codecs, in the order Janus prefers them.
     videocodec: str = "h264,vp8"
+    #: Whether the AudioBridge room takes plain-RTP participants (voice-room links).
+    allow_rtp_participants: bool = False
     #: How many TextRoom messages the room keeps and replays to members who join later.
     history: int = 20
 
@@ -74,6 +76,9 @@ class JanusSettings:
     token_auth_secret: str | None = None  # enables token auth (HMAC-signed tokens)
     debug_level: int = 3
     rtp_port_range: str | None = None
+    #: Address the AudioBridge binds plain-RTP participants to (voice-room links).
+    #: Default: what Janus detects, which needs a default route (else 127.0.0.1).
+    media_ip: str | None = None
 
 
 def write_config(confdir: Path, settings: JanusSettings) -> Path:
@@ -118,7 +123,7 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
         "admin": {"admin_ws": False, "admin_wss": False},
     }))
     videoroom: dict[str, dict[str, Any]] = {"general": {}}
-    audiobridge: dict[str, dict[str, Any]] = {"general": {}}
+    audiobridge: dict[str, dict[str, Any]] = {"general": {"local_ip": settings.media_ip}}
     textroom: dict[str, dict[str, Any]] = {"general": {"json": "compact"}}
     for room in settings.rooms:
         common = {"description": room.description, "pin": room.pin, "secret": room.secret}
@@ -138,6 +143,7 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
         audiobridge[f"room-{room.number}"] = {
             **common,
             "sampling_rate": 48000,
+            "allow_rtp_participants": room.allow_rtp_participants,
             "audiolevel_event": True,
             "audio_active_packets": 25,
             "audio_level_average": 60,

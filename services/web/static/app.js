@@ -119,7 +119,10 @@ function startLive() {
     "room-warning",
     "action", "action-failed", "config-changed", "subsystem-failed", "subsystem-restarted",
     "entered", "reconnecting", "kicked", "moderated", "device-lost", "password-changed",
-    "mic-open", ...(typeof ROOM_FEATURE_EVENTS !== "undefined" ? ROOM_FEATURE_EVENTS : [])];
+    "mic-open", ...(typeof ROOM_FEATURE_EVENTS !== "undefined" ? ROOM_FEATURE_EVENTS : []),
+    // playbacks, devices switched live, input sensitivity (live.js)
+    "playback-started", "playback-updated", "playback-ended", "devices-updated",
+    "sensitivity", "camera-orientation"];
   for (const name of names) {
     events.addEventListener(name, (ev) => onEvent(name, JSON.parse(ev.data)));
   }
@@ -254,6 +257,7 @@ function renderStatus(s) {
   if (typeof renderScreen === "function") renderScreen(s);
   renderControls(s);
   if (typeof renderRoomFeatures === "function") renderRoomFeatures(s);
+  if (typeof renderLive === "function") renderLive(s);  // live.js
 }
 
 function statsView(stats) {

@@ -1,0 +1,93 @@
+"""LocalTalkDetector: whether the box's own mic is talking, at a sensitivity people set.
+
+It watches the mic's level (dBFS of the last frame read) and reports ``talking`` for
+``id = "local"`` when the level stays above the threshold, with a short hang-over so a
+breath between words does not flicker the level LED. The threshold follows the input
+sensitivity: 0 needs -10 dBFS (a loud voice close by), 100 reacts at -70 dBFS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drivers.base import Emit, null_emit
+
+log = logging.getLogger(__name__)
+
+
+def threshold_dbfs(sensitivity: int) -> float:
+    """The level (dBFS) at which the mic counts as talking, for a sensitivity 0-100."""
+    return -10.0 - 0.6 * max(0, min(100, sensitivity))
+
+
+@dataclass(frozen=True)
+class TalkSettings:
+    #: 0-100, see :func:`threshold_dbfs`
+    sensitivity: int = 50
+    #: how often the level is looked at, s
+    interval: float = 0.05
+    #: how long the level must stay below the threshold before talking ends, s
+    hangover: float = 0.4
+
+
+class LocalTalkDetector:
+    def __init__(self, settings: TalkSettings, level: Callable[[], float | None],
+                 active: Callable[[], bool], emit: Emit = null_emit) -> None:
+        self.settings = settings
+        self._level = level
+        self._active = active
+        self._emit = emit
+        self.sensitivity = settings.sensitivity
+        self.talking = False
+        self._last_loud = -math.inf
+
+    def __repr__(self) -> str:
+        return f"<LocalTalkDetector sensitivity={self.sensitivity} talking={self.talking}>"
+
+    @property
+    def threshold(self) -> float:
+        return threshold_dbfs(self.sensitivity)
+
+    def set_sensitivity(self, value: int) -> dict[str, float | int]:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+            raise ValueError(f"sensitivity must be an integer 0-100, got {value!r:.20}")
+        if value != self.sensitivity:
+            log.info("input sensitivity %d -> %d (%.0f dBFS)", self.sensitivity, value,
+                     threshold_dbfs(value))
+            self.sensitivity = value
+            self._emit("sensitivity", self.to_dict())
+        return self.to_dict()
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"sensitivity": self.sensitivity, "threshold_dbfs": round(self.threshold, 1)}
+
+    def step(self, now: float | None = None) -> bool:
+        """Look at the level once; returns whether the mic is talking now."""
+        now = time.monotonic() if now is None else now
+        level = self._level() if self._active() else None
+        loud = level is not None and math.isfinite(level) and level >= self.threshold
+        if loud:
+            self._last_loud = now
+        talking = loud or (self.talking and level is not None
+                           and now - self._last_loud < self.settings.hangover)
+        if talking != self.talking:
+            self.talking = talking
+            shown = -100.0 if level is None or not math.isfinite(level) else max(-100.0, level)
+            self._emit("talking", {"id": "local", "talking": talking,
+                                   "level_dbfs": round(shown, 1)})
+        return talking
+
+    async def run(self) -> None:
+        try:
+            while True:
+                self.step()
+                await asyncio.sleep(self.settings.interval)
+        finally:
+            if self.talking:
+                self.talking = False
+                self._emit("talking", {"id": "local", "talking": False, "level_dbfs": -100.0})
