@@ -15,6 +15,16 @@ the speaker pulled), Chromium's from the blocks its audio renderer was handed
 made by concealment: our jitter buffers' counters, Chromium's ``concealedSamples``.
 Delay: our jitter buffers' own delay (``delay_ms``, mean of the two), Chromium's
 ``jitterBufferDelay`` per emitted sample over the leg.
+
+Then mouth-to-ear per level (:mod:`bench.voices_latency`): a clicking box and a
+listening one, a clicking page and a listening one, through the same levels, five runs
+each at a random phase of the sim clocks' 20 ms grids.
+
+Each box's event loop is watched meanwhile (:mod:`bench.looplag`): packets are stamped
+when the loop hands them over, so a late loop shows as network jitter.
+``BENCH_IMPAIRED_ORDER=reverse`` runs the levels last to first (to tell what a level
+does from what the levels before it left behind); ``BENCH_IMPAIRED_LATENCY=0`` skips
+the mouth-to-ear part.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 import wave
 from pathlib import Path
@@ -29,7 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from bench import voices_latency
 from bench.env import BenchRoom, wait_until
+from bench.looplag import LoopLag, lag_summary
 from bench.report import Row
 from drivers.audio.sim import TONE_AMPLITUDE
 from tests.harness.audio import continuity, tone_levels, wav_tail
@@ -46,9 +59,12 @@ LEVELS: tuple[tuple[str, Impairment], ...] = (
     ("10% loss + 30 ms jitter", dataclasses.replace(JITTER, loss=0.10)),
     ("3% bursts of 3", Impairment.bursty(0.03, mean_burst=3)),
 )
-LEG_S = 15.0
+LEG_S = 30.0
 SETTLE_S = 3.0
 CLEAN_S = 3.0
+#: After everything joined: the joins' and the pages' start-up load (they share this
+#: machine's two cores) lifts the buffers' targets for their hold time; let it pass.
+WARMUP_S = 12.0
 TONES = (440.0, 880.0)
 
 
@@ -63,6 +79,13 @@ def write_tone_wav(path: Path, hz: float, seconds: float = 10.0, rate: int = 44_
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
     return path
+
+
+def levels_in_order() -> tuple[tuple[str, Impairment], ...]:
+    order = os.environ.get("BENCH_IMPAIRED_ORDER", "forward")
+    if order not in ("forward", "reverse"):
+        raise ValueError(f"BENCH_IMPAIRED_ORDER is forward or reverse, got {order!r}")
+    return LEVELS if order == "forward" else tuple(reversed(LEVELS))
 
 
 def _seeded(imp: Impairment, seed: int) -> Impairment:
@@ -115,77 +138,106 @@ class Chromes:
                 log.warning("closing chromium: %s", exc)
 
 
-def measure(leg_s: float = LEG_S) -> dict[str, Any]:
+def measure(leg_s: float = LEG_S, latency: bool | None = None) -> dict[str, Any]:
     from bench.chromium import ChromiumPeer  # noqa: F401  (fails early without chromium)
 
-    results: dict[str, Any] = {"levels": {}}
+    if latency is None:
+        latency = os.environ.get("BENCH_IMPAIRED_LATENCY", "1") != "0"
+    levels = levels_in_order()
+    results: dict[str, Any] = {"levels": {}, "order": [name for name, _ in levels],
+                               "leg_s": leg_s}
     with BenchRoom("bi") as env:
-        room = env.new_room()
-        boxes = [env.peer(f"b{k}", room, tone=f"tone:{hz:.0f}", up=CLEAN, down=CLEAN)
-                 for k, hz in enumerate(TONES)]
-        for box in boxes:
-            box.call(lambda s: s.join())
-        chromes = Chromes(env, env.workdir)
-        try:
-            hosts = [b.host for b in boxes] + [p.host for p in chromes.pages]
-            heard = [TONES[1], TONES[0]]  # what each box / page listens for
-
-            def box_levels(k: int, seconds: float) -> np.ndarray[Any, Any]:
-                return tone_levels(wav_tail(boxes[k].speaker_path, seconds), heard[k])
-
-            wait_until(lambda: all(np.median(box_levels(k, 1.0)) > 0.05 for k in range(2)),
-                       30, "each box hearing the other")
-            wait_until(lambda: all(len(chromes.windows(k, time.time() - 2, time.time())) > 20
-                                   and np.median(chromes.windows(k, time.time() - 2,
-                                                                 time.time())) > 0.05
-                                   for k in range(2)), 30, "each page hearing the other")
-            t0 = time.time()
-            time.sleep(CLEAN_S)
-            time.sleep(1.5)  # the pages report once a second
-            clean_box = [float(np.median(box_levels(k, CLEAN_S))) for k in range(2)]
-            clean_page = [float(np.median(chromes.windows(k, t0, t0 + CLEAN_S)))
-                          for k in range(2)]
-            results["clean_level"] = {"ours": clean_box, "chromium": clean_page}
-            for n, (name, imp) in enumerate(LEVELS):
-                for h, host in enumerate(hosts):
-                    env.link(host).set(up=_seeded(imp, 100 * n + 2 * h),
-                                       down=_seeded(imp, 100 * n + 2 * h + 1))
-                time.sleep(SETTLE_S)
-                before = [_counters(b) for b in boxes]
-                start = time.time()
-                delays: list[float] = []
-                while time.time() < start + leg_s:
-                    delays += [b.delay_ms for box in boxes for b in _buffers(box)]
-                    time.sleep(0.25)
-                end = time.time()
-                after = [_counters(b) for b in boxes]
-                time.sleep(1.5)
-                level: dict[str, Any] = {"ours": [], "chromium": []}
-                for k in range(2):
-                    share, gap = continuity(box_levels(k, leg_s), clean_box[k])
-                    conc = after[k][0] - before[k][0]
-                    out = max(1, after[k][1] - before[k][1])
-                    level["ours"].append({
-                        "continuity_pct": 100 * share, "longest_gap_ms": 20 * gap,
-                        "concealed_pct": 100 * conc / out,
-                        "buffers": [b.stats() for b in _buffers(boxes[k])]})
-                    share, gap = continuity(chromes.windows(k, start, end), clean_page[k])
-                    s0, s1 = chromes.stats_at(k, start + 0.5), chromes.stats_at(k, end + 1.5)
-                    page: dict[str, Any] = {"continuity_pct": 100 * share,
-                                            "longest_gap_ms": 20 * gap}
-                    if s0 and s1:
-                        samples = max(1, s1["samples"] - s0["samples"])
-                        page["concealed_pct"] = 100 * (s1["concealed"] - s0["concealed"]) / samples
-                        count = max(1, s1["jb_count"] - s0["jb_count"])
-                        page["jb_delay_ms"] = 1000 * (s1["jb_delay"] - s0["jb_delay"]) / count
-                    level["chromium"].append(page)
-                level["ours_delay_ms"] = float(np.median(delays)) if delays else None
-                level["links"] = {h.name: env.link(h).stats() for h in hosts}
-                results["levels"][name] = level
-                log.info("%s: %s", name, level)
-        finally:
-            chromes.close()
+        results["levels"] = continuity_legs(env, levels, leg_s, results)
+        if latency:
+            results["latency"] = voices_latency.measure(env, levels, _seeded)
     return results
+
+
+def continuity_legs(env: BenchRoom, levels: tuple[tuple[str, Impairment], ...],
+                    leg_s: float, results: dict[str, Any]) -> dict[str, Any]:
+    room = env.new_room()
+    boxes = [env.peer(f"b{k}", room, tone=f"tone:{hz:.0f}", up=CLEAN, down=CLEAN)
+             for k, hz in enumerate(TONES)]
+    for box in boxes:
+        box.call(lambda s: s.join())
+    lags = [LoopLag(box) for box in boxes]
+    chromes = Chromes(env, env.workdir)
+    out: dict[str, Any] = {}
+    try:
+        hosts = [b.host for b in boxes] + [p.host for p in chromes.pages]
+        heard = [TONES[1], TONES[0]]  # what each box / page listens for
+
+        def box_levels(k: int, seconds: float) -> np.ndarray[Any, Any]:
+            return tone_levels(wav_tail(boxes[k].speaker_path, seconds), heard[k])
+
+        wait_until(lambda: all(np.median(box_levels(k, 1.0)) > 0.05 for k in range(2)),
+                   30, "each box hearing the other")
+        wait_until(lambda: all(len(chromes.windows(k, time.time() - 2, time.time())) > 20
+                               and np.median(chromes.windows(k, time.time() - 2,
+                                                             time.time())) > 0.05
+                               for k in range(2)), 30, "each page hearing the other")
+        time.sleep(WARMUP_S)
+        t0 = time.time()
+        time.sleep(CLEAN_S)
+        time.sleep(1.5)  # the pages report once a second
+        clean_box = [float(np.median(box_levels(k, CLEAN_S))) for k in range(2)]
+        clean_page = [float(np.median(chromes.windows(k, t0, t0 + CLEAN_S)))
+                      for k in range(2)]
+        results["clean_level"] = {"ours": clean_box, "chromium": clean_page}
+        for name, imp in levels:
+            n = [x for x, _ in LEVELS].index(name)  # the same seeds in either order
+            for h, host in enumerate(hosts):
+                env.link(host).set(up=_seeded(imp, 100 * n + 2 * h),
+                                   down=_seeded(imp, 100 * n + 2 * h + 1))
+            time.sleep(SETTLE_S)
+            before = [_counters(b) for b in boxes]
+            for lag in lags:
+                lag.take()
+            start = time.time()
+            delays: list[float] = []
+            while time.time() < start + leg_s:
+                delays += [b.delay_ms for box in boxes for b in _buffers(box)]
+                time.sleep(0.25)
+            end = time.time()
+            after = [_counters(b) for b in boxes]
+            loop_lag = [lag_summary(lag.take()) for lag in lags]
+            time.sleep(1.5)
+            level: dict[str, Any] = {"ours": [], "chromium": [], "loop_lag": loop_lag}
+            for k in range(2):
+                share, gap = continuity(box_levels(k, leg_s), clean_box[k])
+                conc = after[k][0] - before[k][0]
+                out_n = max(1, after[k][1] - before[k][1])
+                level["ours"].append({
+                    "continuity_pct": 100 * share, "longest_gap_ms": 20 * gap,
+                    "concealed_pct": 100 * conc / out_n,
+                    "buffers": [b.stats() for b in _buffers(boxes[k])]})
+                level["chromium"].append(_page_level(chromes, k, start, end, clean_page[k]))
+            level["ours_delay_ms"] = float(np.median(delays)) if delays else None
+            level["links"] = {h.name: env.link(h).stats() for h in hosts}
+            out[name] = level
+            log.info("%s: %s", name, level)
+        for host in hosts:
+            env.link(host).set(up=CLEAN, down=CLEAN)
+    finally:
+        for lag in lags:
+            lag.close()
+        chromes.close()
+        for box in boxes:
+            env.drop_peer(box)
+    return out
+
+
+def _page_level(chromes: Chromes, k: int, start: float, end: float,
+                clean: float) -> dict[str, Any]:
+    share, gap = continuity(chromes.windows(k, start, end), clean)
+    s0, s1 = chromes.stats_at(k, start + 0.5), chromes.stats_at(k, end + 1.5)
+    page: dict[str, Any] = {"continuity_pct": 100 * share, "longest_gap_ms": 20 * gap}
+    if s0 and s1:
+        samples = max(1, s1["samples"] - s0["samples"])
+        page["concealed_pct"] = 100 * (s1["concealed"] - s0["concealed"]) / samples
+        count = max(1, s1["jb_count"] - s0["jb_count"])
+        page["jb_delay_ms"] = 1000 * (s1["jb_delay"] - s0["jb_delay"]) / count
+    return page
 
 
 def _worst(items: list[dict[str, Any]], key: str, low: bool) -> float | None:
@@ -195,30 +247,57 @@ def _worst(items: list[dict[str, Any]], key: str, low: bool) -> float | None:
     return min(values) if low else max(values)
 
 
+def _both(items: list[dict[str, Any]], key: str, fmt: str = "{:.1f}") -> str:
+    return "/".join("-" if i.get(key) is None else fmt.format(i[key]) for i in items)
+
+
+def continuity_rows(name: str, lv: dict[str, Any]) -> list[Row]:
+    ours, ref = lv["ours"], lv["chromium"]
+    jitter = [b["jitter_ms"] for o in ours for b in o["buffers"]]
+    lag = lv.get("loop_lag") or []
+    notes = (f"both ways {_both(ours, 'continuity_pct')} vs {_both(ref, 'continuity_pct')}; "
+             f"delay ours {lv['ours_delay_ms'] or 0:.0f} ms, chromium jb "
+             f"{_both(ref, 'jb_delay_ms', '{:.0f}')} ms; our jitter estimate "
+             f"{'/'.join(f'{j:.0f}' for j in jitter)} ms; loop lag max "
+             f"{_both(lag, 'max_ms', '{:.0f}')} ms")
+    return [
+        Row("impaired", f"continuity, {name}", _worst(ours, "continuity_pct", True),
+            "%", _worst(ref, "continuity_pct", True), "chromium",
+            lower_is_better=False, notes=notes, extra=lv),
+        Row("impaired", f"longest gap, {name}",
+            _worst(ours, "longest_gap_ms", False), "ms",
+            _worst(ref, "longest_gap_ms", False), "chromium",
+            notes=f"both ways {_both(ours, 'longest_gap_ms', '{:.0f}')} vs "
+                  f"{_both(ref, 'longest_gap_ms', '{:.0f}')}"),
+        Row("impaired", f"concealed, {name}", _worst(ours, "concealed_pct", False),
+            "%", _worst(ref, "concealed_pct", False), "chromium",
+            notes=f"both ways {_both(ours, 'concealed_pct')} vs "
+                  f"{_both(ref, 'concealed_pct')}"),
+    ]
+
+
+def latency_rows(name: str, lv: dict[str, Any]) -> list[Row]:
+    ear, mixer, ref = lv["ours_ear"], lv["ours_mixer"], lv["chromium_ready"] or {}
+    runs = (f"runs {ear['run_p50s_ms']} vs {ref.get('run_p50s_ms')}, n={ear['n']}/"
+            f"{ref.get('n')}")
+    return [
+        Row("impaired", f"mouth-to-ear p50, {name}", ear["p50_ms"], "ms", ref.get("p50_ms"),
+            "chromium ready", notes=runs, extra=lv),
+        Row("impaired", f"mouth-to-ear p95, {name}", ear["p95_ms"], "ms", ref.get("p95_ms"),
+            "chromium ready"),
+        Row("impaired", f"mouth-to-mixer p50, {name}", mixer["p50_ms"], "ms",
+            ref.get("p50_ms"), "chromium ready",
+            notes=f"runs {mixer['run_p50s_ms']}, n={mixer['n']}"),
+    ]
+
+
 def run() -> list[Row]:
     m = measure()
     rows = []
     for name, lv in m["levels"].items():
-        ours, ref = lv["ours"], lv["chromium"]
-
-        def both(items: list[dict[str, Any]], key: str, fmt: str = "{:.1f}") -> str:
-            return "/".join("-" if i.get(key) is None else fmt.format(i[key]) for i in items)
-
-        notes = (f"both ways {both(ours, 'continuity_pct')} vs {both(ref, 'continuity_pct')}; "
-                 f"delay ours {lv['ours_delay_ms'] or 0:.0f} ms, chromium jb "
-                 f"{both(ref, 'jb_delay_ms', '{:.0f}')} ms")
-        rows.append(Row("impaired", f"continuity, {name}", _worst(ours, "continuity_pct", True),
-                        "%", _worst(ref, "continuity_pct", True), "chromium",
-                        lower_is_better=False, notes=notes, extra=lv))
-        rows.append(Row("impaired", f"longest gap, {name}",
-                        _worst(ours, "longest_gap_ms", False), "ms",
-                        _worst(ref, "longest_gap_ms", False), "chromium",
-                        notes=f"both ways {both(ours, 'longest_gap_ms', '{:.0f}')} vs "
-                              f"{both(ref, 'longest_gap_ms', '{:.0f}')}"))
-        rows.append(Row("impaired", f"concealed, {name}", _worst(ours, "concealed_pct", False),
-                        "%", _worst(ref, "concealed_pct", False), "chromium",
-                        notes=f"both ways {both(ours, 'concealed_pct')} vs "
-                              f"{both(ref, 'concealed_pct')}"))
+        rows += continuity_rows(name, lv)
+    for name, lv in m.get("latency", {}).items():
+        rows += latency_rows(name, lv)
     return rows
 
 

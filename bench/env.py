@@ -95,13 +95,16 @@ class BenchRoom:
     def peer(self, name: str, room: int, *, tone: str | None = "tone:440",
              camera: bool = False, collect_video: bool = False,
              up: Impairment | None = None, down: Impairment | None = None,
+             mic_drift_ppm: float = 0.0, speaker_drift_ppm: float = 0.0,
              **settings: Any) -> RoomPeer:
-        """An in-process room session in its own namespace (not joined yet)."""
+        """An in-process room session in its own namespace (not joined yet); its sim
+        mic's and speaker's clocks run fast or slow by the given ppm."""
         host = self.host(name, up, down)
         workdir = self.workdir / host.name
         workdir.mkdir(parents=True, exist_ok=True)
         rs = RoomSettings(url=self.janus.url, room=room, display=name, **settings)
-        peer = RoomPeer(host, workdir, rs, tone=tone, camera=camera, collect_video=collect_video)
+        peer = RoomPeer(host, workdir, rs, tone=tone, camera=camera, collect_video=collect_video,
+                        mic_drift_ppm=mic_drift_ppm, speaker_drift_ppm=speaker_drift_ppm)
         self.peers.append(peer)
         return peer
 

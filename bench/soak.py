@@ -11,8 +11,13 @@ Every 10 s the appliance's RSS, open file descriptors and threads are read from
 room (not during a leave/join or the 10 s after it), the report gives the RSS slope
 (least squares, MB per hour), the fd and thread ranges and slopes, the client's counts
 and every ERROR/CRITICAL line and traceback of the appliance's log. Goal: RSS slope
-<= 5 MB/h, fd and thread counts flat, no client failure. Written to
-bench/results/soak-<time>.json and printed as a table. Not part of ``make bench``.
+<= 5 MB/h, fd and thread counts flat, no client failure.
+
+Audio (:mod:`bench.soak_audio`): the appliance's sim clocks run 100 ppm fast and the
+member's 100 ppm slow for the whole run, and each side's playout delay must end within
+10 ms of where it started; the first min(10, minutes) minutes have no leave/join and no
+Janus restart, and must have no underrun. Written to bench/results/soak-<time>.json and
+printed as a table. Not part of ``make bench``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import soak_audio
 from bench.env import BenchRoom, wait_until
 from bench.report import Row, table
 from bench.soak_client import PageClient
@@ -78,30 +84,42 @@ def _password(state_dir: Path) -> str:
                           check=True).stdout.strip()
 
 
+def _audio(page_loop: NsLoop, client: PageClient, peer: Any) -> dict[str, Any] | None:
+    try:
+        status = page_loop.run(client.status(), 30)
+    except Exception as exc:  # counted by the client's own polls; the sample goes on
+        log.warning("soak: status for the audio sample: %s", exc)
+        status = None
+    return soak_audio.sample(status, peer)
+
+
 def soak(minutes: float) -> dict[str, Any]:
     warmup = min(10.0, minutes / 3) * 60
     janus_every = min(10.0, minutes / 3) * 60
     duration = minutes * 60
+    clean_s = min(soak_audio.CLEAN_MINUTES * 60, duration)
     with BenchRoom("es") as env:
         room = env.new_room()
-        peer = env.peer("member", room, tone="tone:330")
+        peer = env.peer("member", room, tone="tone:330", mic_drift_ppm=-soak_audio.DRIFT_PPM,
+                        speaker_drift_ppm=-soak_audio.DRIFT_PPM)
         peer.call(lambda s: s.join(), timeout=30)
         app = env.appliance("box", {
             "room": {"room": room, "display_name": "soak"},
             "video": {"width": 320, "height": 240, "fps": 15},
-            "web": {"listen": "127.0.0.1:8080"}}, start=False)
+            "web": {"listen": "127.0.0.1:8080"},
+            "sim": soak_audio.appliance_sim_config()}, start=False)
         password = _password(app.state_dir)
         app.start()
         wait_until(lambda: "-> in_room" in app.log_text(), 60, "the appliance in the room")
         assert app.pid is not None
         pid = app.pid
-        client = PageClient("http://127.0.0.1:8080", password)
+        client = PageClient("http://127.0.0.1:8080", password, quiet_s=clean_s)
         page_loop = NsLoop(app.host)
         running = page_loop.submit(client.run())
         started = time.monotonic()
         samples: list[dict[str, float]] = []
         janus_restarts = 0
-        next_restart = started + janus_every
+        next_restart = started + clean_s + janus_every
         try:
             while (now := time.monotonic()) - started < duration:
                 if not app.alive():
@@ -109,7 +127,7 @@ def soak(minutes: float) -> dict[str, Any]:
                 if running.done():
                     running.result()  # the client died: raise its error
                 samples.append({"t": now - started, "changing_room": client.changing_room,
-                                **proc_sample(pid)})
+                                **proc_sample(pid), "audio": _audio(page_loop, client, peer)})
                 if now >= next_restart and duration - (now - started) > 60:
                     log.warning("soak: restarting janus")
                     env.janus.stop()
@@ -144,6 +162,8 @@ def soak(minutes: float) -> dict[str, Any]:
         "threads_slope_per_h": slope_per_hour(steady, "threads"),
         "client": client.counts.to_dict(), "error_lines": error_lines(log_text),
         "state_at_end": final.get("state"),
+        "clean_leg": soak_audio.clean_leg(samples, clean_s),
+        "drift": soak_audio.drift(samples),
     }
     return result
 
@@ -166,6 +186,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
             float(sum(c["failures"].values())), "failures",
             notes=f"{c['polls']} polls, {c['events']} events, {c['joins']} joins"),
         Row("soak", "error log lines", float(len(result["error_lines"])), "lines"),
+        *soak_audio.rows(result),
     ]
 
 

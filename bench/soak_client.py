@@ -1,9 +1,9 @@
 """The soak's browser-like client of the config page: what an open page tab does.
 
 It logs in, polls ``GET /api/status`` every few seconds, keeps ``GET /api/events`` open
-(reconnecting as a page would), and leaves and re-joins the room once a minute. It runs
-on an event loop inside the appliance's network namespace and counts what happened:
-requests, failures by kind, events received, joins.
+(reconnecting as a page would), and leaves and re-joins the room once a minute (after
+an optional quiet start). It runs on an event loop inside the appliance's network
+namespace and counts what happened: requests, failures by kind, events received, joins.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ class ClientCounts:
 
 
 class PageClient:
-    def __init__(self, url: str, password: str) -> None:
+    def __init__(self, url: str, password: str, quiet_s: float = 0.0) -> None:
         self.url = url
+        self.quiet_s = quiet_s  # no leave/join for this long from the start
         self.password = password
         self.counts = ClientCounts()
         self._csrf = ""
@@ -145,6 +146,7 @@ class PageClient:
                 await asyncio.sleep(2.0)
 
     async def _join_leave(self) -> None:
+        await asyncio.sleep(self.quiet_s)
         while True:
             await asyncio.sleep(JOIN_EVERY_S - LEFT_FOR_S)
             self._changing_until = float("inf")

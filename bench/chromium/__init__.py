@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bench.clicks import match_latencies, write_click_wav
 from bench.env import BenchRoom
-from tests.harness.impair import Impairment
+from tests.harness.impair import CLEAN, Impairment
 from tests.harness.netns import Host, NsLoop
 
 log = logging.getLogger(__name__)
@@ -139,9 +139,10 @@ class ChromiumPeer:
 class ChromiumPair:
     """A publishing and a receiving Chromium in one room (or a joining one)."""
 
-    def __init__(self, env: BenchRoom, workdir: Path) -> None:
+    def __init__(self, env: BenchRoom, workdir: Path, impaired: bool = False) -> None:
         self.env = env
         self.workdir = workdir
+        self.impaired = impaired  # every page behind the impairment lab (env.link(host))
         workdir.mkdir(parents=True, exist_ok=True)
         self.clicks = write_click_wav(workdir / "clicks44k.wav", rate=44_100, channels=2)
         self.peers: list[ChromiumPeer] = []
@@ -157,7 +158,8 @@ class ChromiumPair:
         self.close()
 
     def peer(self, name: str, wav: Path | None = None) -> ChromiumPeer:
-        p = ChromiumPeer(self.env, name, self.workdir, wav or self.clicks)
+        link = CLEAN if self.impaired else None
+        p = ChromiumPeer(self.env, name, self.workdir, wav or self.clicks, up=link, down=link)
         self.peers.append(p)
         return p
 

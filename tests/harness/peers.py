@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 class RoomPeer:
     def __init__(self, host: Host, workdir: Path, settings: RoomSettings, *,
                  tone: str | None = "tone:440", camera: bool = False,
-                 collect_video: bool = False) -> None:
+                 collect_video: bool = False, mic_drift_ppm: float = 0.0,
+                 speaker_drift_ppm: float = 0.0) -> None:
         self.host = host
         self.workdir = workdir
         self.settings = settings
@@ -40,14 +41,17 @@ class RoomPeer:
         self._tone = tone
         self._camera = camera
         self._collect_video = collect_video
+        self._drift = (mic_drift_ppm, speaker_drift_ppm)
         self.session: JanusRoomSession = self.loop.run(self._build())
 
     def __repr__(self) -> str:
         return f"<RoomPeer {self.host.name} {self.session!r}>"
 
     async def _build(self) -> JanusRoomSession:
-        mic = SimMic(self._tone, state_dir=self.workdir) if self._tone else None
-        speaker = SimSpeaker(self.speaker_path)
+        mic_ppm, speaker_ppm = self._drift
+        mic = (SimMic(self._tone, state_dir=self.workdir, drift_ppm=mic_ppm)
+               if self._tone else None)
+        speaker = SimSpeaker(self.speaker_path, drift_ppm=speaker_ppm)
         factory = None
         if self._camera:
             from drivers.camera.sim import SimCamera

@@ -214,6 +214,22 @@ def test_card_clock_drift_is_absorbed_by_stretching(ppm: float) -> None:
     assert windows_with_tone(run.out) == 1.0
 
 
+@pytest.mark.parametrize("ppm", [1000.0, -1000.0])
+def test_sender_clock_drift_is_absorbed_by_stretching(ppm: float) -> None:
+    # The sender's crystal is off: its 20 ms packets come 20 ms / (1 + ppm) apart.
+    period = 0.02 / (1 + ppm * 1e-6)
+    run = simulate({i: i * period for i in range(int(58 / period))}, 58)
+    buf = run.buf
+    late = run.delay_at(5, 58)
+    assert max(late) <= buf.target_ms + 20 + 10 + 1 and min(late) >= buf.target_ms - 3
+    assert buf.samples_concealed == 0 and buf.lost == 0 and buf.dropped == 0
+    moved = buf.samples_stretched / RATE
+    assert 0.03 <= moved <= 0.2
+    # a fast sender sends more than the card plays: shortened; a slow one: lengthened
+    assert (buf.accelerated if ppm > 0 else buf.decelerated) >= 5
+    assert windows_with_tone(run.out[: int(57 * RATE)]) == 1.0
+
+
 def test_a_stall_is_concealed_and_the_delay_recovers() -> None:
     arrivals = steady(12)
     for i in range(200, 208):  # 160 ms without packets, then they all come at once
