@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from drivers.audio.base import SAMPLE_RATE
+from services.audio.chunks import drain_into
 
 Samples = npt.NDArray[np.int16]
 
@@ -65,16 +66,7 @@ class PlaybackFeed:
             if self.paused or self._closed or self._size == 0:
                 return None
             out = np.zeros(count, np.int16)
-            filled = 0
-            while filled < count and self._chunks:
-                chunk = self._chunks[0]
-                take = min(count - filled, len(chunk))
-                out[filled:filled + take] = chunk[:take]
-                filled += take
-                if take == len(chunk):
-                    self._chunks.popleft()
-                else:
-                    self._chunks[0] = chunk[take:]
+            filled = drain_into(self._chunks, out)
             self._size -= filled
             self.played += filled
             self._cond.notify_all()

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError
 
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame, SpeakerSink
+from services.audio.chunks import drain_into
 from services.room.jitter import JitterBuffer
 from services.room.rtc import packet_tap
 
@@ -96,16 +97,7 @@ class DecodedFeed:
                 return None
             self._playing = True
             out = np.empty(count, np.int16)
-            filled = 0
-            while filled < count:
-                chunk = self._chunks[0]
-                take = min(count - filled, len(chunk))
-                out[filled:filled + take] = chunk[:take]
-                filled += take
-                if take == len(chunk):
-                    self._chunks.popleft()
-                else:
-                    self._chunks[0] = chunk[take:]
+            drain_into(self._chunks, out)
             self._size -= count
             return out
 
