@@ -4,18 +4,11 @@ budget and its window."""
 from __future__ import annotations
 
 from services.web.sessions import LoginLimiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.harness.clock import Clock
 
 
 def test_reserved_attempts_count_while_their_check_runs() -> None:
-    limiter = LoginLimiter(limit=5, global_limit=100, clock=Clock())
+    limiter = LoginLimiter(limit=5, global_limit=100, clock=Clock(1000.0))
     assert [limiter.reserve("a") for _ in range(5)] == [0] * 5
     assert limiter.reserve("a") == 1  # five checks in flight: ask again shortly
     assert limiter.reserve("b") == 0  # another address is not affected
@@ -27,7 +20,7 @@ def test_reserved_attempts_count_while_their_check_runs() -> None:
 
 
 def test_a_success_frees_the_address() -> None:
-    limiter = LoginLimiter(limit=5, clock=Clock())
+    limiter = LoginLimiter(limit=5, clock=Clock(1000.0))
     for _ in range(4):
         limiter.reserve("a")
         limiter.settle("a", ok=False)
@@ -41,7 +34,7 @@ def test_a_success_frees_the_address() -> None:
 
 
 def test_the_global_budget_refuses_everyone_until_its_window_slides() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limiter = LoginLimiter(limit=5, global_limit=20, clock=clock)
     for n in range(20):
         clock.now += 10
@@ -57,7 +50,7 @@ def test_the_global_budget_refuses_everyone_until_its_window_slides() -> None:
 
 
 def test_reservations_count_toward_the_global_budget() -> None:
-    limiter = LoginLimiter(limit=5, global_limit=3, clock=Clock())
+    limiter = LoginLimiter(limit=5, global_limit=3, clock=Clock(1000.0))
     assert [limiter.reserve(f"a{n}") for n in range(3)] == [0, 0, 0]
     assert limiter.reserve("a9") == 1
     for n in range(3):

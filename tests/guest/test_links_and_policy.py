@@ -11,18 +11,11 @@ import pytest
 
 from services.guest.links import KEY_FILE, LIST_FILE, GuestLinkError, GuestLinks
 from services.guest.policy import AUDIOBRIDGE, TEXTROOM, VIDEOROOM, GuestPolicy, PolicyError
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.harness.clock import Clock
 
 
 def test_a_link_works_until_it_expires_or_is_revoked(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(1_800_000_000.0)
     links = GuestLinks(tmp_path, clock)
     link, token = links.create(3600, "front desk")
     assert links.verify(token).id == link.id
@@ -52,7 +45,7 @@ def test_a_link_works_until_it_expires_or_is_revoked(tmp_path: Path) -> None:
     lambda t: t + ".x",
 ])
 def test_a_forged_link_is_refused(tmp_path: Path, mangle: Any) -> None:
-    links = GuestLinks(tmp_path, Clock())
+    links = GuestLinks(tmp_path, Clock(1_800_000_000.0))
     _, token = links.create(3600)
     with pytest.raises(GuestLinkError) as exc:
         links.verify(mangle(token))
@@ -60,7 +53,7 @@ def test_a_forged_link_is_refused(tmp_path: Path, mangle: Any) -> None:
 
 
 def test_another_box_key_or_a_reset_list_refuses_old_links(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(1_800_000_000.0)
     _, token = GuestLinks(tmp_path / "a", clock).create(3600)
     with pytest.raises(GuestLinkError):
         GuestLinks(tmp_path / "b", clock).verify(token)
@@ -71,7 +64,7 @@ def test_another_box_key_or_a_reset_list_refuses_old_links(tmp_path: Path) -> No
 
 
 def test_bad_arguments_are_named(tmp_path: Path) -> None:
-    links = GuestLinks(tmp_path, Clock())
+    links = GuestLinks(tmp_path, Clock(1_800_000_000.0))
     with pytest.raises(GuestLinkError, match="ttl_seconds must be 60-"):
         links.create(5)
     with pytest.raises(GuestLinkError, match="label"):

@@ -12,16 +12,9 @@ from drivers.camera.sim import SimCamera
 from services.media.budget import LADDER, AudioDeadline, VideoBudget
 from services.media.codecs import ENCODER_NICE, lower_thread_priority
 from services.media.encoder import SharedVideoEncoder
+from tests.harness.clock import Clock
 
 from .helpers import FPS, HEIGHT, WIDTH
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _admitted(budget: VideoBudget, clock: Clock, seconds: float, fps: int = 30,
@@ -39,7 +32,7 @@ def _admitted(budget: VideoBudget, clock: Clock, seconds: float, fps: int = 30,
 
 def test_late_audio_lowers_the_frame_rate_first_then_the_size_and_on_time_audio_brings_it_back(
         ) -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     audio = AudioDeadline(clock=clock)
     budget = VideoBudget(audio, clock=clock)
     assert _admitted(budget, clock, 3, late_s=0.002, audio=audio) == 90  # on time: all
@@ -61,7 +54,7 @@ def test_late_audio_lowers_the_frame_rate_first_then_the_size_and_on_time_audio_
 
 
 def test_a_burst_as_the_audio_starts_or_one_late_packet_changes_nothing() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     audio = AudioDeadline(clock=clock)
     budget = VideoBudget(audio, clock=clock)
     # what the mic captured while the connection came up leaves at once, very late
@@ -74,7 +67,7 @@ def test_a_burst_as_the_audio_starts_or_one_late_packet_changes_nothing() -> Non
 
 
 def test_audio_far_too_late_steps_down_at_once() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     audio = AudioDeadline(clock=clock)
     budget = VideoBudget(audio, clock=clock)
     _admitted(budget, clock, 3, late_s=0.002, audio=audio)
@@ -83,7 +76,7 @@ def test_audio_far_too_late_steps_down_at_once() -> None:
 
 
 def test_no_audio_is_no_pressure() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     audio = AudioDeadline(clock=clock)
     audio.report(0.5)
     budget = VideoBudget(audio, clock=clock)

@@ -28,6 +28,7 @@ from services.room.expand import carries_lbrr, has_silk_layer
 from services.room.jitter import JitterBuffer
 from services.room.opus_send import OpusSendEncoder, OpusSendSettings
 from tests.harness.audio import continuity, tone_levels
+from tests.harness.clock import Clock
 
 RATE = 48_000
 HZ = 440.0
@@ -48,14 +49,6 @@ def stream(fec: bool, frame_ms: int = 20) -> tuple[bytes, ...]:
                      for p in enc.encode(tone(960, i * 960).tobytes()))
     finally:
         enc.close()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def impaired_call(packets: tuple[bytes, ...], seed: int, frame: int = 960

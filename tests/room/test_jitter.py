@@ -19,6 +19,7 @@ import pytest
 from services.audio.opus import OpusEncoder
 from services.room.jitter import JitterBuffer
 from services.room.stretch import accelerate, decelerate, find_period
+from tests.harness.clock import Clock
 
 RATE = 48_000
 FRAME = 960
@@ -38,14 +39,6 @@ def packets(count: int = 3000) -> tuple[bytes, ...]:
         return tuple(enc.encode(tone(FRAME, i * FRAME)) for i in range(count))
     finally:
         enc.close()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

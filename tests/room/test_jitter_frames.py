@@ -18,6 +18,7 @@ import pytest
 
 from services.audio.opus import OpusEncoder
 from services.room.jitter import JitterBuffer
+from tests.harness.clock import Clock
 
 RATE = 48_000
 HZ = 440.0
@@ -37,14 +38,6 @@ def packets(frame: int, seconds: float) -> tuple[bytes, ...]:
                      for i in range(int(seconds * RATE / frame)))
     finally:
         enc.close()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

@@ -24,6 +24,7 @@ from services.room.jitter import JitterBuffer
 from services.room.mixer import RemoteAudioMixer
 from services.room.rtc import tap_audio_packets
 from services.room.stats import StatsCollector, loss_percent
+from tests.harness.clock import Clock
 
 T = 10.0
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2,
@@ -72,14 +73,6 @@ async def test_upload_loss_is_a_percentage(pcs: list[RTCPeerConnection], byte: i
     up = (await collect({"publisher": pc}, {}))["up"]
     assert up["loss_pct"] == pct
     assert up["packets_lost"] == 42
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_member_lost_counts_missing_and_late_packets(

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from services.web.passwords import ALPHABET, generate, hash_password, verify_password
 from services.web.sessions import LoginLimiter, SessionStore
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.harness.clock import Clock
 
 
 def test_idle_sessions_expire_after_30_minutes() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     store = SessionStore(clock=clock)
     session = store.create("10.0.0.2")
     clock.now += 29 * 60
@@ -39,7 +32,7 @@ def test_login_replaces_the_old_session_and_clear_ends_all() -> None:
 
 
 def test_limiter_locks_out_after_five_failures_for_ten_minutes() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limiter = LoginLimiter(clock=clock)
     for _ in range(4):
         assert limiter.failure("a") == 0
@@ -54,7 +47,7 @@ def test_limiter_locks_out_after_five_failures_for_ten_minutes() -> None:
 
 
 def test_failures_older_than_ten_minutes_do_not_count() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limiter = LoginLimiter(clock=clock)
     for _ in range(4):
         limiter.failure("a")
