@@ -25,7 +25,7 @@ REASONS = {
     400: "Malformed JSON, a wrong type or value (the message names the field)",
     401: "No session (log in), or a wrong password",
     403: "Missing or wrong X-CSRF-Token, a foreign Origin, or a wrong current password",
-    404: "No such member or button, or nothing to show",
+    404: "No such member, button, playback, file or link, or nothing to show",
     409: "Refused in the current state (not in a room, wrong pin, ...)",
     413: "Request body larger than 64 KiB",
     415: "Request body is not application/json",

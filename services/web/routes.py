@@ -147,7 +147,7 @@ BUTTON_DONE: Schema = {"type": "object", "required": ["ok", "role", "action"],
                                       "action": {"type": "string"}}}
 
 UNSAFE_ERRORS = (400, 401, 403, 413, 415)
-ACTION_ERRORS = (*UNSAFE_ERRORS, 409, 503)
+ACTION_ERRORS = (*UNSAFE_ERRORS, 404, 409, 503)
 
 
 def _action_route(name: str) -> Route:

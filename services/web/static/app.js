@@ -490,6 +490,9 @@ function renderSettings() {
   }
   const cards = [];
   for (const [section, rows] of sections) {
+    // lists of tables ([[link]]) are not edited here: the page has their own API for them
+    const values = settingsValues[section];
+    if (!values || typeof values !== "object" || Array.isArray(values)) continue;
     cards.push(el("fieldset", { className: "card" }, el("h3", { textContent: section }),
       ...rows.map((row) => renderField(row, settingsValues[section][row.key.split(".")[1]]))));
   }
