@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
-from tests.harness.appliance import ApplianceProcess
+from tests.harness.api_client import password_from_log
 from tests.harness.fixtures import (  # noqa: F401  (fixtures)
     ApplianceFactory,
     PeerFactory,
@@ -67,17 +67,6 @@ async def _until(page: Page, expression: str, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.2)
 
 
-def _password_from_log(app: ApplianceProcess, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = re.search(r"admin password \(shown only this once\): (\S+)", app.log_text())
-        if m:
-            return m.group(1)
-        assert app.alive(), app.log_text()[-3000:]
-        time.sleep(0.1)
-    raise AssertionError(f"no password in the log: {app.log_text()[-3000:]}")
-
-
 async def test_page_drives_an_appliance_in_a_real_room(
         make_appliance: ApplianceFactory, make_peer: PeerFactory,  # noqa: F811
         janus: JanusServer, room_number: int,  # noqa: F811
@@ -88,7 +77,7 @@ async def test_page_drives_an_appliance_in_a_real_room(
         "video": {"width": 320, "height": 240, "fps": 10},
         "web": {"listen": "0.0.0.0:8080"},
     })
-    password = await asyncio.to_thread(_password_from_log, app)
+    password = await asyncio.to_thread(password_from_log, app)
     url = f"http://{app.host.ip}:8080"
     context = await netns_browser.new_context(viewport=PHONE)
     page = await context.new_page()
@@ -176,7 +165,7 @@ async def test_page_plays_sounds_and_switches_devices_in_a_room(
     write_tone(app.state_dir / "chime.wav", 1200, 30.0)
     peer = make_peer("ada", room_number, tone=None)
     await peer.acall(lambda s: s.join())
-    password = await asyncio.to_thread(_password_from_log, app)
+    password = await asyncio.to_thread(password_from_log, app)
     context = await netns_browser.new_context(viewport=PHONE)
     page = await context.new_page()
     page.set_default_timeout(60_000)
