@@ -15,6 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -247,7 +248,11 @@ class MicTee:
                 frame = await source.read()
                 self.frames += 1
                 self.last_frame_at = time.monotonic()
-                self.level_dbfs = level_dbfs(frame.samples)
+                level = frame.level_dbfs
+                if level is None:
+                    level = level_dbfs(frame.samples)
+                    frame = replace(frame, level_dbfs=level)
+                self.level_dbfs = level
                 for branch in self._branches:
                     if branch.active:
                         branch._offer(frame)
