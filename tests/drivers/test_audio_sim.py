@@ -263,3 +263,17 @@ async def test_sim_devices_can_be_restarted(tmp_path: Path) -> None:
     for p in (path, tmp_path / "speaker.1.wav"):
         _, data = read_wav(p)
         assert frame in data
+
+
+@pytest.mark.parametrize("spec", ["tone:440", "tone:1000", "tone:441.5"])
+def test_a_tones_frames_are_made_once_and_stay_exact(spec: str, tmp_path: Path) -> None:
+    from drivers.audio.pcm import apply_gain, percent_to_gain
+    from drivers.audio.sim import _Source
+
+    source = _Source(spec, tmp_path)
+    for gain in (1.0, percent_to_gain(80), 1.0):
+        for n in range(120):
+            assert source.frame_at_gain(n, gain) == apply_gain(source.frame(n), gain), (gain, n)
+    whole_hz = spec != "tone:441.5"
+    assert bool(source._frames) == whole_hz
+    assert len(source._frames) <= 4 * max(source._period, 1)
