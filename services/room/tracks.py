@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 AUDIO_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 VIDEO_CLOCK = 90_000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 
 #: What the mic track asks of the session on every frame:
 #: (is the mic open for the room?, send its sound?, volume percent). A listener does not
@@ -303,9 +304,12 @@ class SwitchableVideoTrack(MediaStreamTrack):
 
     def _restamp(self, frame: Any) -> Any:
         pts = frame.pts
-        if pts is None or frame.time_base is None:
+        time_base = frame.time_base
+        if pts is None or time_base is None:
             return frame
-        pts90 = int(pts * frame.time_base * VIDEO_CLOCK)
+        # the shared encoder's packets are in 1/90000 already: no Fraction arithmetic
+        same_base = time_base == VIDEO_TIME_BASE
+        pts90 = pts if same_base else int(pts * time_base * VIDEO_CLOCK)
         now = time.monotonic()
         if self._offset is None:
             gap = int((now - self._last_wall) * VIDEO_CLOCK) if self._last_out >= 0 else 0
@@ -316,7 +320,8 @@ class SwitchableVideoTrack(MediaStreamTrack):
         self._last_out = out
         self._last_wall = now
         frame.pts = out
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        if not same_base:
+            frame.time_base = VIDEO_TIME_BASE
         return frame
 
     def stop(self) -> None:
