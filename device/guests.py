@@ -16,8 +16,8 @@ GUESTS = "guests"
 
 
 def guest_settings(app: Host) -> GuestSettings:
+    from device.settings import server_url
     from services.guest.proxy import GuestSettings
-    from services.room import server_url
 
     config = app.config
     rate = config.web.guest_messages_per_second
