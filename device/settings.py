@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from services.media.settings import MediaSettings
     from services.room.janus.jcfg import JanusSettings
     from services.room.settings import SessionSettings
+    from services.serial_control.settings import SerialControlSettings
 
 
 def audio_devices(config: Config) -> AudioDeviceSettings:
@@ -123,3 +124,10 @@ def media(config: Config) -> MediaSettings:
         stream_bitrate_kbps=stream.video_bitrate_kbps, rtmp_url=stream.rtmp_url,
         label=f"room{config.room.room}")
 
+
+
+def serial_control(config: Config) -> SerialControlSettings:
+    """The serial control line: ``[serial]``."""
+    from services.serial_control.settings import SerialControlSettings
+
+    return SerialControlSettings(port=config.serial.port, baudrate=config.serial.baudrate)

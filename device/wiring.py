@@ -262,10 +262,13 @@ def _compose_live_media(app: Host) -> None:
 
 def _compose_controls(app: Host) -> None:
     """GPIO buttons/LEDs and the serial control line (each idles when not configured)."""
+    from device import settings
     from device.controls import SimButtons, run_gpio
     from services.serial_control.server import run_serial_control
 
     if app.sim:
         app.extras.setdefault("buttons", SimButtons())
     app.register("gpio", run_gpio)
-    app.register("serial", run_serial_control)
+    # the settings as the config is when the subsystem (re)starts
+    app.register("serial", lambda app: run_serial_control(
+        app, settings.serial_control(app.config)))
