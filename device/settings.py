@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from drivers.audio.settings import AudioDeviceSettings
     from drivers.camera.settings import CameraSettings
     from drivers.inventory import InventorySettings
+    from services.display.settings import DisplaySettings
+    from services.guest.proxy import GuestSettings
     from services.media.settings import MediaSettings
+    from services.room.feature_commands import RoomFeatureSettings
     from services.room.janus.jcfg import JanusSettings
     from services.room.settings import SessionSettings
     from services.serial_control.settings import SerialControlSettings
@@ -131,3 +134,32 @@ def serial_control(config: Config) -> SerialControlSettings:
     from services.serial_control.settings import SerialControlSettings
 
     return SerialControlSettings(port=config.serial.port, baudrate=config.serial.baudrate)
+
+
+def room_features(config: Config) -> RoomFeatureSettings:
+    """Metadata, requests to speak and chat moderation on the room's message channel."""
+    from services.room.feature_commands import RoomFeatureSettings
+
+    room = config.room
+    return RoomFeatureSettings(secret=room.secret, speak_timeout_s=room.speak_timeout)
+
+
+def guests(config: Config) -> GuestSettings:
+    """Guests in the room from the page: ``[room]``, ``web.max_guests`` and
+    ``web.guest_messages_per_second``."""
+    from services.guest.proxy import GuestSettings
+
+    room, rate = config.room, config.web.guest_messages_per_second
+    return GuestSettings(janus_url=server_url(config), room=room.room, pin=room.pin,
+                         api_secret=room.api_secret, token=room.token,
+                         max_guests=config.web.max_guests, messages_per_second=float(rate),
+                         burst=3 * rate)
+
+
+def display(config: Config) -> DisplaySettings:
+    """The room on a screen: ``[display]`` and the box's own name."""
+    from services.display.settings import DisplaySettings
+
+    d = config.display
+    return DisplaySettings(layout=d.layout, hide_video_muted=d.hide_video_muted,
+                           self_view=d.self_view, self_name=config.room.effective_display_name)

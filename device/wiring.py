@@ -121,12 +121,10 @@ async def _run_links(app: Host) -> None:
 def _attach_features(app: Host, session: Any) -> None:
     """Metadata, requests to speak, status and chat moderation on the session's
     message channel (each session gets its own)."""
-    from services.room.feature_commands import RoomFeatureSettings
+    from device.settings import room_features
     from services.room.features import RoomFeatures
 
-    room = app.config.room
-    settings = RoomFeatureSettings(secret=room.secret, speak_timeout_s=room.speak_timeout)
-    features = RoomFeatures(settings, session, emit=app.bus.publish)
+    features = RoomFeatures(room_features(app.config), session, emit=app.bus.publish)
     session.extension = features
     app.dispatcher.features = features
     app.status_providers.add("room_features", features.view)
