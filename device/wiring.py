@@ -268,5 +268,5 @@ def _compose_controls(app: Host) -> None:
         app.extras.setdefault("buttons", SimButtons())
     app.register("gpio", run_gpio)
     # the settings as the config is when the subsystem (re)starts
-    app.register("serial", lambda app: run_serial_control(
-        app, settings.serial_control(app.config)))
+    app.register("serial", lambda host: run_serial_control(
+        host, settings.serial_control(host.config)))
