@@ -47,9 +47,6 @@ _HEADER = Struct("!BBHLL")
 _EXT_HEADER = Struct("!HH")
 _DTLS_CONNECTED = DtlsState.CONNECTED
 
-Sendto = Callable[[bytes], None]
-
-
 def _private(sender: RTCRtpSender, name: str) -> Any:
     return getattr(sender, f"_RTCRtpSender__{name}")
 
@@ -58,24 +55,19 @@ def _set_private(sender: RTCRtpSender, name: str, value: Any) -> None:
     setattr(sender, f"_RTCRtpSender__{name}", value)
 
 
-def _wire(dtls: Any) -> Sendto | None:
-    """``sendto`` of the datagram socket under ``dtls`` (its nominated ICE pair), or None
-    when it cannot be reached directly."""
-    connection = getattr(dtls.transport, "_connection", None)
-    nominated = getattr(connection, "_nominated", None)
-    if not nominated:
-        return None
-    pair = nominated.get(1)
-    socket = getattr(getattr(pair, "protocol", None), "transport", None)
-    if socket is None:
-        return None
-    addr = pair.remote_addr
-    send = socket.sendto
+# aiortc's name-mangled counters, updated once a frame
+_OCTETS = "_RTCRtpSender__octet_count"
+_PACKETS = "_RTCRtpSender__packet_count"
+_NTP = "_RTCRtpSender__ntp_timestamp"
+_RTP_TS = "_RTCRtpSender__rtp_timestamp"
+_TX_BYTES = "_RTCDtlsTransport__tx_bytes"
+_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
 
-    def sendto(data: bytes) -> None:
-        send(data, addr)
 
-    return sendto
+def _nominated_pair(dtls: Any) -> Any:
+    """The nominated ICE candidate pair under ``dtls`` (None while there is none)."""
+    nominated = getattr(getattr(dtls.transport, "_connection", None), "_nominated", None)
+    return nominated.get(1) if nominated else None
 
 
 class FrameRtpSender(RTCRtpSender):
@@ -90,6 +82,9 @@ class FrameRtpSender(RTCRtpSender):
         self._sent = [None] * RTP_HISTORY_SIZE
         self.frames_sent = 0
         self.direct_packets = 0
+        self._pair: Any = None
+        self._socket_send: Callable[[bytes, Any], None] | None = None
+        self._dtls_counters = hasattr(self.transport, _TX_BYTES)
         sequence_number = random_sequence_number()
         timestamp_origin = random32()
         extensions_map = _private(self, "rtp_header_extensions_map")
@@ -115,10 +110,16 @@ class FrameRtpSender(RTCRtpSender):
                     ext = _EXT_HEADER.pack(profile, len(ext) >> 2) + ext
                 else:
                     first = _FIRST_BYTE
-                sequence_number = await self._send_frame(
-                    enc_frame.payloads, first, payload_type, sequence_number, timestamp, ext)
-                _set_private(self, "ntp_timestamp", ntp)
-                _set_private(self, "rtp_timestamp", timestamp)
+                dtls = self.transport
+                sent_to = self._send_direct(dtls, enc_frame.payloads, first, payload_type,
+                                            sequence_number, timestamp, ext)
+                if sent_to is None:
+                    sent_to = await self._send_through_aiortc(
+                        dtls, enc_frame.payloads, first, payload_type, sequence_number,
+                        timestamp, ext)
+                sequence_number = sent_to
+                setattr(self, _NTP, ntp)
+                setattr(self, _RTP_TS, timestamp)
                 self.frames_sent += 1
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
@@ -132,14 +133,23 @@ class FrameRtpSender(RTCRtpSender):
         _set_private(self, "encoder", None)
         _private(self, "rtp_exited").set()
 
-    async def _send_frame(self, payloads: list[bytes], first: int, payload_type: int,
-                          sequence_number: int, timestamp: int, ext: bytes) -> int:
-        """Protect and send the packets of one frame; returns the next sequence number."""
-        dtls: Any = self.transport
+    def _send_direct(self, dtls: Any, payloads: list[bytes], first: int, payload_type: int,
+                     sequence_number: int, timestamp: int, ext: bytes) -> int | None:
+        """Protect the packets of one frame and hand them to the socket of the nominated
+        ICE pair; returns the next sequence number, or None (nothing sent) when that
+        socket cannot be reached directly."""
         if dtls._state is not _DTLS_CONNECTED:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
+        pair = _nominated_pair(dtls)
+        if pair is not self._pair:  # first frame, or ICE nominated another pair
+            socket = getattr(getattr(pair, "protocol", None), "transport", None)
+            self._pair = pair
+            self._socket_send = None if socket is None else socket.sendto
+        send = self._socket_send
+        if send is None:
+            return None
+        addr = pair.remote_addr
         protect = dtls._tx_srtp.protect
-        sendto = _wire(dtls)
         ssrc = self._ssrc
         sent = self._sent
         pack = _HEADER.pack
@@ -150,24 +160,38 @@ class FrameRtpSender(RTCRtpSender):
             data = pack(first, second, sequence_number, timestamp, ssrc) + ext + payload
             sent[sequence_number % RTP_HISTORY_SIZE] = data
             protected = protect(data)
-            if sendto is not None:
-                sendto(protected)
-            else:
-                await dtls.transport._send(protected)
+            send(protected, addr)
             octets += len(payload)
             wire_bytes += len(protected)
             sequence_number = (sequence_number + 1) & 0xFFFF
-        count = len(payloads)
-        if sendto is not None:
-            self.direct_packets += count
-        _set_private(self, "octet_count", _private(self, "octet_count") + octets)
-        _set_private(self, "packet_count", _private(self, "packet_count") + count)
-        tx_bytes = "_RTCDtlsTransport__tx_bytes"
-        tx_packets = "_RTCDtlsTransport__tx_packets"
-        if hasattr(dtls, tx_bytes):
-            setattr(dtls, tx_bytes, getattr(dtls, tx_bytes) + wire_bytes)
-            setattr(dtls, tx_packets, getattr(dtls, tx_packets) + count)
+        self._count(dtls, len(payloads), octets, wire_bytes)
+        self.direct_packets += len(payloads)
         return sequence_number
+
+    async def _send_through_aiortc(self, dtls: Any, payloads: list[bytes], first: int,
+                                   payload_type: int, sequence_number: int, timestamp: int,
+                                   ext: bytes) -> int:
+        """The same through the DTLS transport's own path (no direct socket)."""
+        last = len(payloads) - 1
+        octets = 0
+        for i, payload in enumerate(payloads):
+            second = payload_type | 0x80 if i == last else payload_type
+            data = _HEADER.pack(first, second, sequence_number, timestamp, self._ssrc) + ext \
+                + payload
+            self._sent[sequence_number % RTP_HISTORY_SIZE] = data
+            await dtls._send_rtp(data)  # counts the DTLS transport's bytes itself
+            octets += len(payload)
+            sequence_number = (sequence_number + 1) & 0xFFFF
+        self._count(None, len(payloads), octets, 0)
+        return sequence_number
+
+    def _count(self, dtls: Any, packets: int, octets: int, wire_bytes: int) -> None:
+        """aiortc's counters (RTCP sender reports, ``getStats``), once a frame."""
+        setattr(self, _OCTETS, getattr(self, _OCTETS) + octets)
+        setattr(self, _PACKETS, getattr(self, _PACKETS) + packets)
+        if dtls is not None and self._dtls_counters:
+            setattr(dtls, _TX_BYTES, getattr(dtls, _TX_BYTES) + wire_bytes)
+            setattr(dtls, _TX_PACKETS, getattr(dtls, _TX_PACKETS) + packets)
 
     async def _retransmit(self, sequence_number: int) -> None:
         """Send a NACKed packet again (as RTX when negotiated), from the history."""
