@@ -21,12 +21,13 @@ log = logging.getLogger(__name__)
 ROOM_LEAVE_TIMEOUT = 1.0
 
 
-#: The modules :func:`compose` and the subsystems import. Importing aiohttp, aiortc and
-#: PyAV takes a second of CPU on a Pi: :func:`import_services` does it in a thread, so
-#: it does not hold up the event loop.
+#: The modules :func:`compose` and the subsystems import. Importing them takes a second of
+#: CPU on a Pi: :func:`import_services` does it in a thread, so it does not hold up the
+#: event loop. aiortc and PyAV are not among them: they load when first used (the room's
+#: on the first join, services/room/lazy_media.py), so an idle box does not hold them.
 SERVICE_MODULES = ("services.web", "services.web.snapshot", "services.web.preview",
-                   "services.room", "services.room.session", "services.room.tracks",
-                   "services.room.local_sfu", "services.room.janus.jcfg", "services.audio",
+                   "services.room", "services.room.session", "services.room.local_sfu",
+                   "services.room.janus.jcfg", "services.audio",
                    "device.links",
                    "services.media.service", "services.serial_control.server",
                    "device.controls", "device.screen", "drivers.display",

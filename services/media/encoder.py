@@ -14,9 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
-
-import av
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivers.base import Emit, null_emit
 from drivers.camera.base import CapturedFrame, VideoSource
@@ -32,6 +30,9 @@ from services.media.codecs import (
     x264_options,
 )
 from services.media.packets import EncodedPacket, PacketSubscription
+
+if TYPE_CHECKING:
+    import av  # imported where a frame or codec is used: an idle box never loads PyAV
 
 log = logging.getLogger(__name__)
 
@@ -375,5 +376,7 @@ class SharedVideoEncoder:
 
 def _copy(frame: av.VideoFrame) -> av.VideoFrame:
     """A yuv420p frame with its own planes (for a second encode of the same capture)."""
+    import av
+
     return av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
 
