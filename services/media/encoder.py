@@ -11,6 +11,7 @@ has subscribers.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -239,6 +240,7 @@ class SharedVideoEncoder:
             return
         if self._task is not None:
             await self.stop()  # it ended by itself (camera gone): clean up first
+        await asyncio.to_thread(importlib.import_module, "av")  # loaded on first use, off the loop
         camera = self._camera_factory()
         await camera.start()
         self._last_index = -1
