@@ -69,7 +69,7 @@ def _in_room_app(app: ApplianceProcess) -> bool:
     return _in_room(app.log_text())
 
 
-def _appliance(env: BenchRoom, name: str, config: dict[str, Any],
+def appliance_from(env: BenchRoom, name: str, config: dict[str, Any],
                tree: str = "") -> ApplianceProcess:
     """``env.appliance`` from this tree, or from ``tree`` when given."""
     if not tree:
@@ -89,7 +89,7 @@ def measure() -> dict[str, Any]:
     with BenchRoom("bm") as env:
         room = env.new_room()
         for prefix, tree in trees.items():
-            idle = _appliance(env, f"{prefix}idle", {
+            idle = appliance_from(env, f"{prefix}idle", {
                 "room": {"room": room, "auto_join": False}, "audio": {"backend": "sim"},
                 "video": {"backend": "sim"}}, tree)
             time.sleep(IDLE_S)
@@ -104,7 +104,7 @@ def measure() -> dict[str, Any]:
         for f in fillers:
             wait_until(partial(_in_room_app, f), 60, f"{f.host.name} in the room")
         for prefix, tree in trees.items():
-            ours = _appliance(env, f"{prefix}ours", {
+            ours = appliance_from(env, f"{prefix}ours", {
                 "room": {"room": room, "display_name": f"{prefix}ours"},
                 "audio": {"backend": "sim"}, "video": {"backend": "sim", "receive": True}},
                 tree)
