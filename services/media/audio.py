@@ -19,7 +19,6 @@ from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
-import av
 import numpy as np
 
 from drivers.audio.base import SAMPLE_RATE, MicSource, PcmFrame
@@ -346,6 +345,8 @@ class SharedAudioEncoder:
             raise
 
     def _open(self, frame: PcmFrame) -> None:
+        import av
+
         codec: Any = av.CodecContext.create("aac", "w")
         codec.sample_rate = frame.sample_rate
         codec.layout = "mono"
@@ -366,6 +367,8 @@ class SharedAudioEncoder:
         return pcm
 
     def _encode(self, frame: PcmFrame) -> list[EncodedPacket]:
+        import av
+
         if self._codec is None or frame.sample_rate != self.sample_rate:
             self._open(frame)
         rate = self.sample_rate
