@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, cast
 from drivers.audio.base import MicSource
 from drivers.base import Emit, null_emit
 from drivers.camera.base import VideoSource
-from services.media.audio import MicBranch, MicTee, SharedAudioEncoder
+from services.media.audio import MicBranch, MicTee
+from services.media.audio_encoder import SharedAudioEncoder
 from services.media.encoder import SharedVideoEncoder
 from services.media.orient import OrientationControl, OrientedCamera
 from services.media.recorder import DiskFull, Recorder
