@@ -44,7 +44,10 @@ def _late_p99_ms(before: dict[str, Any], after: dict[str, Any]) -> float | None:
 def measure(pings: int = PINGS) -> dict[str, Any]:
     with BenchRoom("el") as env:
         room = env.new_room()
-        a = env.peer("a", room, tone="tone:440", camera=True, up=CLEAN, down=CLEAN)
+        # A has no screen, so it must be told to subscribe to B's and C's video: the
+        # lab is measured while it carries the whole call.
+        a = env.peer("a", room, tone="tone:440", camera=True, up=CLEAN, down=CLEAN,
+                     receive_video=True)
         b = env.peer("b", room, tone="tone:880", camera=True)
         c = env.peer("c", room, tone="tone:660", camera=True)
         link = env.link(a.host)
