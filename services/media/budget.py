@@ -178,6 +178,16 @@ class VideoBudget:
         self.frames_skipped += 1
         return False
 
+    def next_frame_at(self, camera_fps: float) -> float | None:
+        """When (capture time) the next frame this step admits comes from a camera at
+        ``camera_fps``, so that the frames in between need not be read at all; None
+        while every frame is admitted."""
+        fps = self.step.fps
+        if fps >= camera_fps or camera_fps <= 0:
+            return None
+        # a quarter frame past the due tick: the newest frame then is the due one
+        return self._last_admitted + 1.0 / fps + 0.25 / camera_fps
+
     @property
     def stats(self) -> dict[str, Any]:
         return {"fps": self.step.fps, "scale": self.step.scale,

@@ -123,3 +123,31 @@ async def test_the_budget_halves_the_encoded_size_and_the_encode_thread_is_nice(
     numbers = [p.index for p in packets]
     assert all(b - a >= 2 for a, b in itertools.pairwise(numbers))  # <= 10 fps
     assert nices and all(n >= ENCODER_NICE for n in nices)
+
+
+async def test_frames_the_budget_skips_are_not_read_from_the_camera() -> None:
+    """At 5 fps of a 30 fps camera, the encoder reads about the frames it encodes (the
+    sim camera renders only those), spaced a step's interval apart."""
+    cameras: list[SimCamera] = []
+
+    def camera() -> SimCamera:
+        cameras.append(SimCamera(WIDTH, HEIGHT, FPS))
+        return cameras[-1]
+
+    enc = SharedVideoEncoder(camera, encoder="libx264")
+    sub = enc.subscribe("test", maxsize=200)
+    enc.budget._level = len(LADDER) - 1  # the last step: 5 fps
+    assert LADDER[-1].fps == 5
+    await enc.start()
+    try:
+        packets = [await asyncio.wait_for(sub.get(), 5) for _ in range(8)]
+        rendered = cameras[0].stats["delivered"]
+        frames_in = enc.frames_in
+    finally:
+        await enc.stop()
+    numbers = sorted({p.index for p in packets})
+    assert all(b - a == FPS // 5 for a, b in itertools.pairwise(numbers)), numbers
+    encoded = enc.stats["encodes"]["h264"]["frames_encoded"]
+    # without waiting for its turn the loop would read every frame (6 per encoded one)
+    assert frames_in <= encoded + 2 and rendered <= encoded + 2, (frames_in, rendered, encoded)
+    assert enc.budget.frames_skipped <= 2
