@@ -231,7 +231,7 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         origin = pub.mic_origin()
         # how the member's jitter buffer saw the publisher's audio (late, lost, ...)
         member_jitter = member.call(lambda s: s.mixer.source_stats())
-        budget_steps = len(BUDGET_STEP.findall(pub.text()))
+        budget_log = [line for line in pub.text().splitlines() if BUDGET_STEP.search(line)]
     finally:
         cgroup.set_percent(None)
         pub.stop()
@@ -257,7 +257,8 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         "continuity_pct": 100 * share, "longest_gap_ms": 20 * gap,
         "clean_tone": clean_tone, "clean_mark": clean_mark,
         "mouth_to_ear_ms": latencies, "mouth_to_ear_p50_ms": percentile(latencies, 50),
-        "alive": alive, "member_jitter": member_jitter, "budget_steps": budget_steps,
+        "alive": alive, "member_jitter": member_jitter, "budget_steps": len(budget_log),
+        "budget_log": budget_log,
     }
 
 
