@@ -173,10 +173,11 @@ def cmd_password(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    from device.settings import inventory as inventory_settings
     from drivers.inventory import list_devices, render_text
 
     _, config = _load(args)
-    inventory = list_devices(config, sim=args.sim)
+    inventory = list_devices(inventory_settings(config), sim=args.sim)
     print(json.dumps(inventory, indent=2) if args.json else render_text(inventory))
     return 0
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from device.config import Config
 from device.control_socket import SOCKET_NAME, query
+from device.settings import audio_devices, camera
 from drivers.errors import EdgeroomError
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,13 @@ class Skip(Exception):
 async def _mic(config: Config, state_dir: Path, sim: bool) -> str:
     from drivers.audio import choose_backend, open_mic
 
-    mic = open_mic(config, state_dir, sim=sim)
+    mic = open_mic(audio_devices(config), state_dir, sim=sim)
     await mic.start()
     try:
         frame = await asyncio.wait_for(mic.read(), 2.0)
     finally:
         await mic.stop()
-    backend, _ = choose_backend(config, sim=sim)
+    backend, _ = choose_backend(audio_devices(config), sim=sim)
     return f"{backend} {config.audio.mic_device if backend == 'alsa' else config.sim.mic}: " \
            f"{frame.sample_count} samples per 20 ms frame"
 
@@ -57,14 +58,14 @@ async def _speaker(config: Config, state_dir: Path, sim: bool) -> str:
     from drivers.audio import choose_backend, open_speaker
     from drivers.audio.base import FRAME_SAMPLES, PcmFrame
 
-    speaker = open_speaker(config, state_dir / "doctor", sim=sim)
+    speaker = open_speaker(audio_devices(config), state_dir / "doctor", sim=sim)
     await speaker.start()
     try:
         speaker.write(PcmFrame(bytes(FRAME_SAMPLES * 2), captured_at=0.0))
         await asyncio.sleep(0.05)
     finally:
         await speaker.stop()
-    backend, _ = choose_backend(config, sim=sim)
+    backend, _ = choose_backend(audio_devices(config), sim=sim)
     return f"{backend} {config.audio.speaker_device if backend == 'alsa' else 'wav'}: opened"
 
 
@@ -73,13 +74,13 @@ async def _camera(config: Config, state_dir: Path, sim: bool) -> str:
         raise Skip("video.enabled = false")
     from drivers.camera import choose_backend, open_camera
 
-    backend, _ = choose_backend(config, sim=sim)
-    camera = open_camera(config, sim=sim)
-    await camera.start()
+    backend, _ = choose_backend(camera(config), sim=sim)
+    source = open_camera(camera(config), sim=sim)
+    await source.start()
     try:
-        got = await asyncio.wait_for(camera.read(), 3.0)
+        got = await asyncio.wait_for(source.read(), 3.0)
     finally:
-        await camera.stop()
+        await source.stop()
     return f"{backend}: {got.frame.width}x{got.frame.height} frame received"
 
 

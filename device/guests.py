@@ -10,27 +10,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from device.host import Host
-    from services.guest.proxy import GuestSettings
 
 GUESTS = "guests"
 
 
-def guest_settings(app: Host) -> GuestSettings:
-    from services.guest.proxy import GuestSettings
-    from services.room import server_url
-
-    config = app.config
-    rate = config.web.guest_messages_per_second
-    return GuestSettings(janus_url=server_url(config), room=config.room.room,
-                         pin=config.room.pin, api_secret=config.room.api_secret,
-                         token=config.room.token, max_guests=config.web.max_guests,
-                         messages_per_second=float(rate), burst=3 * rate)
-
-
 def compose_guests(app: Host) -> None:
+    from device.settings import guests
     from services.guest.links import GuestLinks
     from services.guest.proxy import GuestGate
 
-    gate = GuestGate(lambda: guest_settings(app), GuestLinks(app.state_dir))
+    gate = GuestGate(lambda: guests(app.config), GuestLinks(app.state_dir))
     app.extras[GUESTS] = gate  # the page's room proxy and guest links
     app.status_providers.add(GUESTS, gate.status)

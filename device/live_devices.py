@@ -49,12 +49,14 @@ class DeviceSwitcher:
     # -- which device -------------------------------------------------------------------
 
     def _sim(self, kind: str) -> bool:
+        from device import settings
         from drivers.audio import choose_backend as audio_backend
         from drivers.camera import choose_backend as camera_backend
 
         config, sim = self.app.config, self.app.sim
-        choose = camera_backend if kind == "camera" else audio_backend
-        return choose(config, sim=sim)[0] == "sim"
+        if kind == "camera":
+            return camera_backend(settings.camera(config), sim=sim)[0] == "sim"
+        return audio_backend(settings.audio_devices(config), sim=sim)[0] == "sim"
 
     def in_use(self, kind: str) -> str:
         """The id of the device of ``kind`` in use (chosen live, else configured)."""
@@ -124,25 +126,29 @@ class DeviceSwitcher:
             raise ActionError("NO_DEVICE", f"this box has no {kind} to switch")
 
     async def _switch_mic(self, config: Config) -> bool:
+        from device.settings import audio_devices
         from drivers.audio import open_mic
 
         media: Any = self.app.media
         tee = media.mic
         self._configured.setdefault("mic", tee.source_factory)
         app = self.app
-        factory: Callable[[], Any] = lambda: open_mic(config, app.state_dir, sim=app.sim,  # noqa: E731
+        devices = audio_devices(config)
+        factory: Callable[[], Any] = lambda: open_mic(devices, app.state_dir, sim=app.sim,  # noqa: E731
                                                       emit=app.bus.publish)
         return bool(await tee.switch(factory))
 
     async def _switch_speaker(self, config: Config) -> bool:
+        from device.settings import audio_devices
         from drivers.audio import open_speaker
 
         replace_sink = self.app.room.speaker.replace_sink  # type: ignore[union-attr]
-        sink = open_speaker(config, self.app.state_dir, sim=self.app.sim,
+        sink = open_speaker(audio_devices(config), self.app.state_dir, sim=self.app.sim,
                             emit=self.app.bus.publish)
         return bool(await replace_sink(sink))
 
     async def _switch_camera(self, config: Config) -> bool:
+        from device.settings import camera as camera_settings
         from drivers.camera import open_camera
         from services.media.orient import OrientedCamera
 
@@ -152,7 +158,7 @@ class DeviceSwitcher:
         app = self.app
 
         def camera() -> Any:
-            opened = open_camera(config, sim=app.sim, emit=app.bus.publish)
+            opened = open_camera(camera_settings(config), sim=app.sim, emit=app.bus.publish)
             return opened if orientation is None else OrientedCamera(opened, orientation)
 
         return bool(await media.video.switch_camera(camera))

@@ -19,10 +19,8 @@ from typing import TYPE_CHECKING, Any
 from drivers.common.actions import ActionError
 
 if TYPE_CHECKING:
-    from device.config import Config
     from device.host import Host
     from services.display.screen import RoomScreen
-    from services.display.settings import DisplaySettings
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +28,6 @@ DISPLAY = "display"
 #: The events after which the screen re-reads the room.
 ROOM_EVENTS = {"room-state", "entered", "member-joined", "member-left", "member-updated",
                "talking", "hand", "controls", "kicked"}
-
-
-def display_settings(config: Config) -> DisplaySettings:
-    from services.display.settings import DisplaySettings
-
-    d = config.display
-    return DisplaySettings(layout=d.layout, hide_video_muted=d.hide_video_muted,
-                           self_view=d.self_view,
-                           self_name=config.room.effective_display_name)
 
 
 class ScreenHost:
@@ -103,6 +92,7 @@ def compose_screen(app: Host) -> None:
 
 async def run_screen(app: Host, host: ScreenHost) -> None:
     """Show the room until cancelled; idles when no screen is configured or found."""
+    from device.settings import display
     from drivers.display import DisplayError, choose_backend, open_display
 
     config = app.config.display
@@ -118,7 +108,7 @@ async def run_screen(app: Host, host: ScreenHost) -> None:
     # of CPU on a Pi would hold up the event loop)
     module = await asyncio.to_thread(importlib.import_module, "services.display.screen")
     RoomScreen = module.RoomScreen
-    screen = RoomScreen(open_display(backend, config.resolution), display_settings(app.config),
+    screen = RoomScreen(open_display(backend, config.resolution), display(app.config),
                         emit=app.bus.publish)
     attached: list[Any] = [None]
 

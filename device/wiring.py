@@ -65,6 +65,7 @@ async def _run_device_watcher(app: Host) -> None:
     """Keep the device inventory shown on the page current as devices come and go."""
     import asyncio
 
+    from device import settings
     from drivers.inventory import DeviceWatcher, list_devices
 
     shown = app.status_providers.get("devices")  # kept across a restart until refreshed
@@ -73,7 +74,8 @@ async def _run_device_watcher(app: Host) -> None:
 
     async def refresh() -> None:
         nonlocal latest
-        latest = await asyncio.to_thread(list_devices, app.config, sim=app.sim)
+        latest = await asyncio.to_thread(list_devices, settings.inventory(app.config),
+                                         sim=app.sim)
 
     await refresh()
     async with app.bus.subscribe(names={"devices-changed"}, maxsize=4) as changes:
@@ -84,13 +86,22 @@ async def _run_device_watcher(app: Host) -> None:
 
 def _compose_room(app: Host) -> None:
     """The room session (built now, so every surface can reach it) and its subsystem."""
-    from services.room import create_session
-
-    app.room = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
-                              **_media_devices(app))
+    app.room = _new_session(app)
     app.dispatcher.room = app.room
     _attach_features(app, app.room)
     app.register("room", _run_room)
+
+
+def _new_session(app: Host) -> Any:
+    """A room session built from the current config (remembered as ``built_from``)."""
+    from device import settings
+    from services.room import create_session
+
+    config = app.config
+    session = create_session(settings.room_session(config), app.state_dir, sim=app.sim,
+                             emit=app.bus.publish, **_media_devices(app))
+    session.built_from = config
+    return session
 
 
 def _compose_links(app: Host) -> None:
@@ -110,12 +121,10 @@ async def _run_links(app: Host) -> None:
 def _attach_features(app: Host, session: Any) -> None:
     """Metadata, requests to speak, status and chat moderation on the session's
     message channel (each session gets its own)."""
-    from services.room.feature_commands import RoomFeatureSettings
+    from device.settings import room_features
     from services.room.features import RoomFeatures
 
-    room = app.config.room
-    settings = RoomFeatureSettings(secret=room.secret, speak_timeout_s=room.speak_timeout)
-    features = RoomFeatures(settings, session, emit=app.bus.publish)
+    features = RoomFeatures(room_features(app.config), session, emit=app.bus.publish)
     session.extension = features
     app.dispatcher.features = features
     app.status_providers.add("room_features", features.view)
@@ -126,7 +135,8 @@ async def _run_room(app: Host) -> None:
     (config change) the session is rebuilt from the current config."""
     import asyncio
 
-    from services.room import create_local_sfu, create_session
+    from device import settings
+    from services.room import create_local_sfu
     from services.room.api import RoomError
 
     session = app.room
@@ -135,15 +145,15 @@ async def _run_room(app: Host) -> None:
             await session.close()
         if app.dispatcher.features is not None:
             await app.dispatcher.features.close()
-        session = create_session(app.config, app.state_dir, sim=app.sim, emit=app.bus.publish,
-                                 **_media_devices(app))
+        session = _new_session(app)
         app.room = session
         app.dispatcher.room = session
         _attach_features(app, session)
     sfu_task: asyncio.Task[None] | None = None
     try:
         if app.config.room.server == "local":
-            sfu = create_local_sfu(app.config, app.state_dir, emit=app.bus.publish)
+            sfu = create_local_sfu(settings.local_sfu(app.config), app.state_dir,
+                                   emit=app.bus.publish)
             app.status_providers.add("sfu", lambda: {"sfu": {"url": sfu.url, "pid": sfu.pid,
                                                               "starts": sfu.starts}})
             sfu_task = asyncio.create_task(sfu.run(), name="room:local-sfu")
@@ -184,14 +194,16 @@ def _compose_media(app: Host) -> None:
 
     Registered as ``video`` so that a change of a ``video.*`` key restarts it.
     """
+    from device import settings
     from services.media.orient import Orientation, OrientationControl
     from services.media.service import MediaService
 
     video = app.config.video
     orientation = OrientationControl(Orientation(mirror=video.mirror, rotate=video.rotate),
                                      emit=app.bus.publish)
-    media = MediaService.from_config(lambda: app.config, app.state_dir, sim=app.sim,
-                                     emit=app.bus.publish, orientation=orientation)
+    media = MediaService.from_settings(lambda: settings.media(app.config), app.state_dir,
+                                       sim=app.sim, emit=app.bus.publish,
+                                       orientation=orientation)
     app.media = media
     app.dispatcher.media = media  # recording and streaming actions
     app.status_providers.add("media", media.status)
@@ -248,10 +260,13 @@ def _compose_live_media(app: Host) -> None:
 
 def _compose_controls(app: Host) -> None:
     """GPIO buttons/LEDs and the serial control line (each idles when not configured)."""
+    from device import settings
     from device.controls import SimButtons, run_gpio
     from services.serial_control.server import run_serial_control
 
     if app.sim:
         app.extras.setdefault("buttons", SimButtons())
     app.register("gpio", run_gpio)
-    app.register("serial", run_serial_control)
+    # the settings as the config is when the subsystem (re)starts
+    app.register("serial", lambda host: run_serial_control(
+        host, settings.serial_control(host.config)))

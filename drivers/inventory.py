@@ -13,21 +13,33 @@ import importlib.util
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from drivers.audio.settings import AudioDeviceSettings
 from drivers.base import Emit
 from drivers.camera import choose_backend
 from drivers.camera.devices import list_libcamera_cameras, list_video_nodes
-
-if TYPE_CHECKING:
-    from device.config import Config
+from drivers.camera.settings import CameraSettings
 
 log = logging.getLogger(__name__)
 
 KINDS = ("microphones", "speakers", "cameras", "serial_ports", "gpio")
 _CARD_LINE = re.compile(r"^\s*(\d+)\s+\[(\S+)\s*\]:\s*(.*?)\s+-\s+(.*)$")
 _CONSOLE = re.compile(r"^tty(\d*|printk)$")
+
+
+@dataclass(frozen=True)
+class InventorySettings:
+    """The devices the appliance is set to use, which the inventory checks for."""
+
+    audio: AudioDeviceSettings
+    camera: CameraSettings
+    #: the serial control line's port (None: off)
+    serial_port: str | None
+    #: ``auto``, ``lgpio`` or ``mock``
+    gpio_backend: str
 
 
 def _entry(backend: str, configured: Any, present: bool | None, reason: str,
@@ -78,16 +90,16 @@ def _audio_present(configured: str, devices: list[dict[str, Any]]) -> bool | Non
     return None  # a PCM name (default, an asoundrc entry): only opening it tells
 
 
-def _audio(config: Config, sim: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+def _audio(audio: AudioDeviceSettings, sim: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     found = _audio_devices()
-    wanted = config.audio.backend
+    wanted = audio.backend
     backend = wanted if wanted != "auto" else ("sim" if sim else "alsa")
     reason = f'audio.backend = "{wanted}"' if wanted != "auto" else (
         "auto with --sim" if sim else "auto")
     out = []
     for kind, configured, sim_source in (
-        ("microphones", config.audio.mic_device, config.sim.mic),
-        ("speakers", config.audio.speaker_device, config.sim.speaker),
+        ("microphones", audio.mic_device, audio.sim_mic),
+        ("speakers", audio.speaker_device, audio.sim_speaker),
     ):
         devices = found[kind]
         if backend == "sim":
@@ -101,7 +113,7 @@ def _audio(config: Config, sim: bool) -> tuple[dict[str, Any], dict[str, Any]]:
 # --------------------------------------------------------------------------- camera
 
 
-def _cameras(config: Config, sim: bool) -> dict[str, Any]:
+def _cameras(camera: CameraSettings, sim: bool) -> dict[str, Any]:
     devices: list[dict[str, Any]] = [
         {"id": n.path, "name": n.name, "api": "v4l2"} for n in list_video_nodes()
     ]
@@ -110,19 +122,18 @@ def _cameras(config: Config, sim: bool) -> dict[str, Any]:
         devices.append({"id": f"libcamera:{cam['number']}", "name": cam["model"],
                         "api": "libcamera", "camera_id": cam["id"],
                         "location": cam["location"]})
-    backend, reason = choose_backend(config, sim=sim)
+    backend, reason = choose_backend(camera, sim=sim)
     if backend == "sim":
-        return _entry("sim", config.sim.camera, True, reason, devices)
+        return _entry("sim", camera.sim_pattern, True, reason, devices)
     if backend == "picamera2":
         return _entry("picamera2", "libcamera:0", bool(libcamera), reason, devices)
-    return _entry("v4l2", config.video.device, os.path.exists(config.video.device), reason,
-                  devices)
+    return _entry("v4l2", camera.device, os.path.exists(camera.device), reason, devices)
 
 
 # --------------------------------------------------------------------------- serial
 
 
-def _serial_ports(config: Config) -> dict[str, Any]:
+def _serial_ports(configured: str | None) -> dict[str, Any]:
     devices: dict[str, dict[str, Any]] = {}
     try:
         from serial.tools import list_ports
@@ -140,25 +151,23 @@ def _serial_ports(config: Config) -> dict[str, Any]:
         devices[path] = {"id": path, "name": f"-> {target}" if target != path else "",
                          "hwid": ""}
     listed = sorted(devices.values(), key=lambda d: str(d["id"]))
-    port = config.serial.port
-    if port is None:
+    if configured is None:
         return _entry("off", None, None, "serial.port is unset", listed)
-    if "://" in port:
-        return _entry("pyserial", port, None, "pyserial URL", listed)
-    return _entry("pyserial", port, os.path.exists(port), "device path", listed)
+    if "://" in configured:
+        return _entry("pyserial", configured, None, "pyserial URL", listed)
+    return _entry("pyserial", configured, os.path.exists(configured), "device path", listed)
 
 
 # --------------------------------------------------------------------------- gpio
 
 
-def _gpio(config: Config, sim: bool) -> dict[str, Any]:
+def _gpio(wanted: str, sim: bool) -> dict[str, Any]:
     chips = sorted(glob.glob("/dev/gpiochip*"))
     devices = [{"id": chip, "name": _chip_label(chip)} for chip in chips]
     importable = importlib.util.find_spec("lgpio") is not None
     usable = importable and bool(chips)
     why_not = ("lgpio is not installed" if not importable
                else "no /dev/gpiochip* on this machine")
-    wanted = config.gpio.backend
     if wanted == "mock":
         return _entry("mock", wanted, True, 'gpio.backend = "mock"', devices)
     if wanted == "lgpio":
@@ -187,18 +196,18 @@ def _chip_label(chip: str) -> str:
 # --------------------------------------------------------------------------- public
 
 
-def list_devices(config: Config, *, sim: bool = False) -> dict[str, Any]:
+def list_devices(settings: InventorySettings, *, sim: bool = False) -> dict[str, Any]:
     """Every microphone, speaker, camera, serial port and the GPIO chips, and for each kind
-    the backend the appliance would use with ``config`` (see docs/devices.md;
+    the backend the appliance would use with ``settings`` (see docs/devices.md;
     ``edgeroom devices`` prints it)."""
-    microphones, speakers = _audio(config, sim)
+    microphones, speakers = _audio(settings.audio, sim)
     return {
         "sim": sim,
         "microphones": microphones,
         "speakers": speakers,
-        "cameras": _cameras(config, sim),
-        "serial_ports": _serial_ports(config),
-        "gpio": _gpio(config, sim),
+        "cameras": _cameras(settings.camera, sim),
+        "serial_ports": _serial_ports(settings.serial_port),
+        "gpio": _gpio(settings.gpio_backend, sim),
     }
 
 

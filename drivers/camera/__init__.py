@@ -1,24 +1,23 @@
 """Cameras: the :class:`VideoSource` interface, the picamera2, V4L2 and sim backends.
 
-:func:`open_camera` picks the backend from the config; the returned source is not yet
-started (``await source.start()`` opens the device and raises the driver errors).
+:func:`open_camera` opens what a :class:`CameraSettings` says, on the backend it names; the
+returned source is not yet started (``await source.start()`` opens the device and raises
+the driver errors).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from drivers.base import Emit, null_emit
 from drivers.camera.base import TIME_BASE, CapturedFrame, VideoSource, pts_for
 from drivers.camera.devices import list_libcamera_cameras
+from drivers.camera.settings import CameraSettings
 from drivers.camera.strip import StripInfo, decode_strip
-
-if TYPE_CHECKING:
-    from device.config import Config
 
 __all__ = [
     "TIME_BASE",
+    "CameraSettings",
     "CapturedFrame",
     "StripInfo",
     "VideoSource",
@@ -31,9 +30,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def choose_backend(config: Config, *, sim: bool) -> tuple[str, str]:
+def choose_backend(settings: CameraSettings, *, sim: bool) -> tuple[str, str]:
     """The camera backend the appliance would use, and why: ``(backend, reason)``."""
-    wanted = config.video.backend
+    wanted = settings.backend
     if wanted != "auto":
         return wanted, f'video.backend = "{wanted}"'
     if sim:
@@ -46,20 +45,20 @@ def choose_backend(config: Config, *, sim: bool) -> tuple[str, str]:
     return "picamera2", f"auto: libcamera camera {cameras[0]['model'] or 0}"
 
 
-def open_camera(config: Config, *, sim: bool, emit: Emit = null_emit) -> VideoSource:
-    """A camera for ``config.video`` (and ``config.sim.camera`` for the sim backend)."""
-    video = config.video
-    backend, reason = choose_backend(config, sim=sim)
+def open_camera(settings: CameraSettings, *, sim: bool, emit: Emit = null_emit) -> VideoSource:
+    """The camera ``settings`` describe (not started)."""
+    backend, reason = choose_backend(settings, sim=sim)
     log.info("camera backend: %s (%s)", backend, reason)
     if backend == "sim":
         from drivers.camera.sim import SimCamera
 
-        return SimCamera(video.width, video.height, video.fps, pattern=config.sim.camera)
+        return SimCamera(settings.width, settings.height, settings.fps,
+                         pattern=settings.sim_pattern)
     if backend == "picamera2":
         from drivers.camera.picam import PiCamera
 
-        return PiCamera(0, video.width, video.height, video.fps, emit=emit)
+        return PiCamera(0, settings.width, settings.height, settings.fps, emit=emit)
     from drivers.camera.v4l2 import V4L2Camera
 
-    return V4L2Camera(video.device, video.width, video.height, video.fps,
-                      input_format=video.input_format, emit=emit)
+    return V4L2Camera(settings.device, settings.width, settings.height, settings.fps,
+                      input_format=settings.input_format, emit=emit)

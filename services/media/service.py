@@ -27,7 +27,7 @@ from services.media.rtmp import RtmpStreamer, redact_url
 from services.media.track import EncodedVideoTrack
 
 if TYPE_CHECKING:
-    from device.config import Config
+    from services.media.settings import MediaSettings
 
 log = logging.getLogger(__name__)
 
@@ -68,65 +68,66 @@ class MediaService:
         self.orientation: OrientationControl | None = None
         self._lock = asyncio.Lock()
         self._closed = False
-        self._config: Callable[[], Config] | None = None
+        self._settings: Callable[[], MediaSettings] | None = None
         self._record_dir: Callable[[], Path] | None = None
 
     @classmethod
-    def from_config(cls, config: Callable[[], Config], state_dir: Path, *, sim: bool,
-                    emit: Emit = null_emit,
-                    orientation: OrientationControl | None = None) -> MediaService:
-        """Build it from the appliance's config; ``config()`` is read again whenever a camera
-        or mic opens and a recording or stream starts, so saved changes apply then.
+    def from_settings(cls, settings: Callable[[], MediaSettings], state_dir: Path, *,
+                      sim: bool, emit: Emit = null_emit,
+                      orientation: OrientationControl | None = None) -> MediaService:
+        """Build it from the appliance's settings; ``settings()`` is asked again whenever a
+        camera or mic opens and a recording or stream starts, so saved changes apply then.
         With ``orientation``, every camera's frames are mirrored and rotated as it says."""
         from drivers.audio import open_mic
         from drivers.camera import open_camera
 
         def camera() -> VideoSource:
-            opened = open_camera(config(), sim=sim, emit=emit)
+            opened = open_camera(settings().camera, sim=sim, emit=emit)
             if orientation is None:
                 return opened
             # (width and height are read-only properties there: a VideoSource all the same)
             return cast(VideoSource, OrientedCamera(opened, orientation))
 
         def record_dir() -> Path:
-            path = Path(config().record.directory).expanduser()
+            path = Path(settings().record_directory).expanduser()
             return path if path.is_absolute() else state_dir / path
 
-        now = config()
+        now = settings()
         media = cls(
             camera,
-            lambda: open_mic(config(), state_dir, sim=sim, emit=emit),
-            record_dir=record_dir(), bitrate_kbps=now.video.bitrate_kbps,
-            gop_seconds=now.video.gop_seconds, encoder=now.video.encoder,
-            audio_bitrate_kbps=now.stream.audio_bitrate_kbps,
-            stream_bitrate_kbps=now.stream.video_bitrate_kbps,
-            default_url=lambda: config().stream.rtmp_url,
-            label=lambda: f"room{config().room.room}", emit=emit)
-        media._config = config
+            lambda: open_mic(settings().audio, state_dir, sim=sim, emit=emit),
+            record_dir=record_dir(), bitrate_kbps=now.bitrate_kbps,
+            gop_seconds=now.gop_seconds, encoder=now.encoder,
+            audio_bitrate_kbps=now.audio_bitrate_kbps,
+            stream_bitrate_kbps=now.stream_bitrate_kbps,
+            default_url=lambda: settings().rtmp_url,
+            label=lambda: settings().label, emit=emit)
+        media._settings = settings
         media.orientation = orientation
         media._record_dir = record_dir
         media.apply_config()
         return media
 
     def apply_config(self) -> None:
-        """Take the current record and video settings (from :meth:`from_config`'s source)."""
-        if self._config is None:
+        """Take the current record and video settings (from :meth:`from_settings`'s
+        source)."""
+        if self._settings is None:
             return
-        cfg = self._config()
+        now = self._settings()
         rec = self.recorder
         if not rec.recording:
             rec.directory = self._record_dir() if self._record_dir else rec.directory
-            rec.fmt = cfg.record.format
-            rec.segment_seconds = cfg.record.segment_seconds
-        rec.max_total_mb = cfg.record.max_total_mb
-        rec.min_free_mb = cfg.record.min_free_mb
+            rec.fmt = now.record_format
+            rec.segment_seconds = now.segment_seconds
+        rec.max_total_mb = now.max_total_mb
+        rec.min_free_mb = now.min_free_mb
         video = self.video
-        self.stream_bitrate_kbps = cfg.stream.video_bitrate_kbps
-        if self._base_kbps != cfg.video.bitrate_kbps:
-            self._base_kbps = cfg.video.bitrate_kbps
+        self.stream_bitrate_kbps = now.stream_bitrate_kbps
+        if self._base_kbps != now.bitrate_kbps:
+            self._base_kbps = now.bitrate_kbps
             self._set_video_cap()
-        video.gop_seconds = cfg.video.gop_seconds
-        video.encoder_choice = cfg.video.encoder
+        video.gop_seconds = now.gop_seconds
+        video.encoder_choice = now.encoder
 
     def __repr__(self) -> str:
         return (f"<MediaService video={self.video!r} recording={self.recorder.recording} "

@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drivers.serial import SerialLine
 from services.serial_control.format import event, join_lines
 from services.serial_control.session import ControlSession, Dispatch
+
+if TYPE_CHECKING:
+    from services.serial_control.settings import SerialControlSettings
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,6 @@ class SerialControlServer:
 class _App(Protocol):
     """What the serial control needs of the appliance."""
 
-    config: Any
     bus: Any
     state: Any
     dispatcher: Any
@@ -85,9 +87,9 @@ class _App(Protocol):
     def status(self) -> Mapping[str, Any]: ...
 
 
-async def run_serial_control(app: _App) -> None:
-    """The ``serial`` subsystem: serve ``serial.port`` until cancelled (idle if unset)."""
-    cfg = app.config.serial
+async def run_serial_control(app: _App, settings: SerialControlSettings) -> None:
+    """The ``serial`` subsystem: serve ``settings.port`` until cancelled (idle if unset)."""
+    cfg = settings
     if not cfg.port:
         log.info("serial control off (serial.port is not set)")
         await asyncio.Event().wait()

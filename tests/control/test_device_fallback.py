@@ -17,6 +17,7 @@ import numpy as np
 from device.app import Appliance
 from device.config import AudioConfig, Config, WebConfig
 from device.live_devices import DeviceSwitcher
+from device.settings import audio_devices
 from drivers.audio import open_mic
 from services.media.audio import MicTee
 from tests.drivers.conftest import AsoundRc, asoundrc  # noqa: F401  (fixture)
@@ -47,7 +48,7 @@ async def test_a_lost_mic_falls_back_to_the_next(asoundrc: AsoundRc,  # noqa: F8
     updates: list[dict[str, Any]] = []
     app.bus.add_listener(lambda ev: updates.append(ev.data)
                          if ev.name == "devices-updated" else None)
-    tee = MicTee(lambda: open_mic(app.config, app.state_dir, sim=False,
+    tee = MicTee(lambda: open_mic(audio_devices(app.config), app.state_dir, sim=False,
                                   emit=app.bus.publish), emit=app.bus.publish)
     app.media = SimpleNamespace(mic=tee, video=None)  # type: ignore[assignment]
     app.status_providers.add("devices", lambda: {"microphones": {"devices": [
@@ -105,7 +106,7 @@ async def test_a_lost_speaker_falls_back_to_the_next(asoundrc: AsoundRc,  # noqa
     updates: list[dict[str, Any]] = []
     app.bus.add_listener(lambda ev: updates.append(ev.data)
                          if ev.name == "devices-updated" else None)
-    speaker = PlaybackSpeaker(open_speaker(app.config, app.state_dir, sim=False,
+    speaker = PlaybackSpeaker(open_speaker(audio_devices(app.config), app.state_dir, sim=False,
                                            emit=app.bus.publish), lambda count: None)
     voice = np.full(960, 1234, np.int16).tobytes()
     speaker.set_source(lambda count, at: PcmFrame(voice[: 2 * count], at))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from device.config import Config, from_dict
+from device.settings import audio_devices
 from drivers.audio import choose_backend, open_mic, open_speaker
 from drivers.audio.alsa import AlsaMic, AlsaSpeaker
 from drivers.audio.base import FRAME_SAMPLES, MicSource, PcmFrame, SpeakerSink
@@ -213,7 +214,7 @@ async def test_sim_speaker_volume(tmp_path: Path) -> None:
 
 
 async def test_factory_picks_the_backend(tmp_path: Path) -> None:
-    config = Config()
+    config = audio_devices(Config())
     assert choose_backend(config, sim=True)[0] == "sim"
     assert choose_backend(config, sim=False)[0] == "alsa"
     mic = open_mic(config, tmp_path, sim=True, emit=lambda n, d: None)
@@ -221,8 +222,8 @@ async def test_factory_picks_the_backend(tmp_path: Path) -> None:
     assert isinstance(mic, SimMic) and isinstance(mic, MicSource)
     assert isinstance(spk, SimSpeaker) and isinstance(spk, SpeakerSink)
     assert spk.path == tmp_path / "speaker.wav"
-    alsa = from_dict({"audio": {"backend": "alsa", "mic_device": "plughw:1,0",
-                                "speaker_device": "hw:2,0"}})
+    alsa = audio_devices(from_dict({"audio": {"backend": "alsa", "mic_device": "plughw:1,0",
+                                              "speaker_device": "hw:2,0"}}))
     amic = open_mic(alsa, tmp_path, sim=True, emit=lambda n, d: None)
     aspk = open_speaker(alsa, tmp_path, sim=True, emit=lambda n, d: None)
     assert isinstance(amic, AlsaMic) and amic.device == "plughw:1,0"

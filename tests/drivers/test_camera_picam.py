@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from device.config import Config
+from device.settings import camera
 from drivers.camera import VideoSource, choose_backend, open_camera
 from drivers.camera.devices import picamera2_importable
 from drivers.camera.picam import PiCamera, capture_time, yuv420_frame
@@ -65,27 +66,27 @@ async def test_picamera2_backend_without_picamera2_is_a_clear_error() -> None:
 
 def test_factory_picks_the_backend_from_config() -> None:
     config = Config()
-    assert choose_backend(config, sim=True) == ("sim", "auto with --sim")
-    cam = open_camera(config, sim=True)
+    assert choose_backend(camera(config), sim=True) == ("sim", "auto with --sim")
+    cam = open_camera(camera(config), sim=True)
     assert isinstance(cam, SimCamera)
     assert (cam.width, cam.height, cam.fps) == (640, 480, 30)
 
     small = config.replace({"video": {"backend": "v4l2", "device": "/dev/video3",
                                       "width": 320, "height": 240, "fps": 15,
                                       "input_format": "mjpeg"}})
-    v4l2 = open_camera(small, sim=True)  # an explicit backend wins over --sim
+    v4l2 = open_camera(camera(small), sim=True)  # an explicit backend wins over --sim
     assert isinstance(v4l2, V4L2Camera)
     assert (v4l2.device, v4l2.width, v4l2.height, v4l2.fps) == ("/dev/video3", 320, 240, 15)
     assert v4l2.input_format == "mjpeg"
 
-    picam = open_camera(config.replace({"video": {"backend": "picamera2"}}), sim=False)
+    picam = open_camera(camera(config.replace({"video": {"backend": "picamera2"}})), sim=False)
     assert isinstance(picam, PiCamera)
-    assert isinstance(open_camera(config.replace({"video": {"backend": "sim"}}), sim=False),
-                      SimCamera)
+    sim_camera = camera(config.replace({"video": {"backend": "sim"}}))
+    assert isinstance(open_camera(sim_camera, sim=False), SimCamera)
 
-    backend, reason = choose_backend(config, sim=False)
+    backend, reason = choose_backend(camera(config), sim=False)
     if picamera2_importable():
         assert backend in ("picamera2", "v4l2")
     else:
         assert (backend, reason) == ("v4l2", "auto: picamera2 does not import")
-        assert isinstance(open_camera(config, sim=False), V4L2Camera)
+        assert isinstance(open_camera(camera(config), sim=False), V4L2Camera)

@@ -13,6 +13,7 @@ import pytest
 from serial.tools import list_ports
 
 from device.config import Config
+from device.settings import inventory as inventory_settings
 from drivers.inventory import KINDS, DeviceWatcher, list_devices, render_text
 
 ENTRY_KEYS = {"backend", "configured", "present", "reason", "devices"}
@@ -41,7 +42,7 @@ def _check_shape(inventory: dict[str, Any]) -> None:
 
 
 def test_inventory_on_this_machine_has_the_documented_shape() -> None:
-    inventory = list_devices(Config())
+    inventory = list_devices(inventory_settings(Config()))
     _check_shape(inventory)
     cameras = [d["id"] for d in inventory["cameras"]["devices"] if d["api"] == "v4l2"]
     assert cameras == sorted(glob.glob("/dev/video*"),
@@ -59,7 +60,8 @@ def test_inventory_on_this_machine_has_the_documented_shape() -> None:
         assert inventory["gpio"]["present"] is False
         assert "gpiochip" in inventory["gpio"]["reason"] or "lgpio" in \
             inventory["gpio"]["reason"]
-    mock = list_devices(Config().replace({"gpio": {"backend": "mock"}}))["gpio"]
+    mock_gpio = Config().replace({"gpio": {"backend": "mock"}})
+    mock = list_devices(inventory_settings(mock_gpio))["gpio"]
     assert (mock["backend"], mock["present"]) == ("mock", True)
 
 
@@ -70,7 +72,7 @@ def test_documented_shape_matches_docs() -> None:
 
 
 def test_sim_and_explicit_backends_are_reported() -> None:
-    sim = list_devices(Config(), sim=True)
+    sim = list_devices(inventory_settings(Config()), sim=True)
     _check_shape(sim)
     assert sim["sim"] is True
     assert (sim["microphones"]["backend"], sim["microphones"]["configured"]) == ("sim",
@@ -85,7 +87,8 @@ def test_sim_and_explicit_backends_are_reported() -> None:
         "serial": {"port": "loop://"},
         "gpio": {"backend": "lgpio"},
     })
-    real = list_devices(config, sim=True)  # explicit backends win over --sim
+    # explicit backends win over --sim
+    real = list_devices(inventory_settings(config), sim=True)
     _check_shape(real)
     assert real["microphones"]["backend"] == "alsa"
     assert real["microphones"]["present"] is (
@@ -98,11 +101,12 @@ def test_sim_and_explicit_backends_are_reported() -> None:
         assert real["gpio"]["present"] is False
 
     tty = Config().replace({"serial": {"port": "/dev/ttyS0"}})
-    assert list_devices(tty)["serial_ports"]["present"] is os.path.exists("/dev/ttyS0")
+    serial = list_devices(inventory_settings(tty))["serial_ports"]
+    assert serial["present"] is os.path.exists("/dev/ttyS0")
 
 
 def test_text_and_json_output() -> None:
-    inventory = list_devices(Config())
+    inventory = list_devices(inventory_settings(Config()))
     text = render_text(inventory)
     for title in ("Microphones:", "Speakers:", "Cameras:", "Serial ports:", "GPIO chips:"):
         assert title in text

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,44 @@ def test_this_code_has_no_import_cycles_and_type_checking_imports_count() -> Non
     assert check_cycles.cycles(edges) == []
     # device.wiring imports device.host only under TYPE_CHECKING: the graph has it.
     assert "device.host" in edges["device.wiring"]
+
+
+def _tree_for_the_contracts(root: Path) -> None:
+    """Empty packages for every module the import contracts of pyproject.toml name, and
+    pyproject.toml itself."""
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    names = set(options["root_packages"])
+    for contract in options["contracts"]:
+        for key in ("layers", "source_modules", "forbidden_modules"):
+            names.update(contract.get(key, ()))
+    for name in sorted(names):
+        package = root.joinpath(*name.split("."))
+        package.mkdir(parents=True, exist_ok=True)
+        (package / "__init__.py").touch()
+    (root / "device" / "config.py").write_text("class Config:\n    pass\n")
+    (root / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    lint = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+    return subprocess.run([sys.executable, "-c", lint, "--no-cache"], cwd=root,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(root)}, check=False)
+
+
+@pytest.mark.parametrize("layer", ["services", "drivers"])
+def test_the_layer_contract_counts_type_checking_imports(tmp_path: Path, layer: str) -> None:
+    _tree_for_the_contracts(tmp_path)
+    module = tmp_path / layer / "uses_config.py"
+    module.write_text("from typing import TYPE_CHECKING\n\nx = 1\n")
+    clean = _lint_imports(tmp_path)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    module.write_text("from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+                      "    from device.config import Config\n")
+    broken = _lint_imports(tmp_path)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert f"{layer}.uses_config -> device.config" in broken.stdout
+    assert f"{layer} is not allowed to import device" in broken.stdout
 
 
 def test_module_size_limit(tmp_path: Path) -> None:

@@ -72,3 +72,43 @@ async def test_switching_the_room_video_off_closes_the_camera(tmp_path: Path) ->
     finally:
         await asyncio.wait_for(media.close(), 10)
     assert SharedVideoEncoder.created == 1
+
+
+async def test_saved_config_changes_reach_the_service_through_its_settings(
+        tmp_path: Path) -> None:
+    """What ``device/settings.py`` builds is asked for again: a changed ``[record]``,
+    ``[stream]`` or ``[video]`` key applies at the next recording, and the camera and mic
+    open as the config is when they open."""
+    from device import settings
+    from device.config import Config
+    from services.media.service import MediaService
+
+    config = Config()
+    media = MediaService.from_settings(lambda: settings.media(config), tmp_path, sim=True)
+    try:
+        rec = media.recorder
+        assert (rec.directory, rec.fmt, rec.segment_seconds) == (tmp_path / "recordings",
+                                                                 "mkv", 300)
+        assert media.video.max_bitrate_kbps == 1000 and media.video.gop_seconds == 2.0
+        assert media._default_url() is None
+        config = config.replace({
+            "record": {"directory": "/srv/rec", "format": "mp4", "segment_seconds": 60,
+                       "max_total_mb": 100, "min_free_mb": 50},
+            "stream": {"rtmp_url": "rtmp://127.0.0.1/live/key", "video_bitrate_kbps": 900},
+            "video": {"bitrate_kbps": 700, "gop_seconds": 1.0, "width": 320, "height": 240},
+            "room": {"room": 77},
+            "sim": {"mic": "silence"},
+        })
+        media.apply_config()  # what starting a recording or a stream does first
+        assert (rec.directory, rec.fmt, rec.segment_seconds) == (Path("/srv/rec"), "mp4", 60)
+        assert (rec.max_total_mb, rec.min_free_mb) == (100, 50)
+        assert media.video.max_bitrate_kbps == 700 and media.video.gop_seconds == 1.0
+        assert media.stream_bitrate_kbps == 900
+        assert media._default_url() == "rtmp://127.0.0.1/live/key"
+        assert rec._label() == "room77"
+        camera = media.video.camera_factory()
+        assert (camera.width, camera.height) == (320, 240)
+        assert media.mic is not None
+        assert "<SimMic 'silence'" in repr(media.mic.source_factory())
+    finally:
+        await asyncio.wait_for(media.close(), 10)

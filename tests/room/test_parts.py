@@ -361,11 +361,12 @@ async def test_audio_packets_go_from_the_receiver_to_the_members_jitter_buffer()
 
 def test_the_local_janus_keeps_the_configured_history(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from device.config import Config
+    from device.settings import local_sfu
     from services.room import create_local_sfu
 
     for history in (7, 0):
-        sfu = create_local_sfu(Config().replace({"room": {"room": 9, "history": history}}),
-                               tmp_path / str(history))
+        config = Config().replace({"room": {"room": 9, "history": history}})
+        sfu = create_local_sfu(local_sfu(config), tmp_path / str(history))
         write_config(sfu.confdir, sfu.settings)
         text = (sfu.confdir / "janus.plugin.textroom.jcfg").read_text()
         assert "room-9: {" in text
@@ -376,13 +377,14 @@ def test_empty_display_name_means_the_host_name(tmp_path) -> None:  # type: igno
     import socket
 
     from device.config import Config
+    from device.settings import room_session
     from services.room import create_session
 
-    session = create_session(Config(), tmp_path, sim=True)
+    session = create_session(room_session(Config()), tmp_path, sim=True)
     assert Config().room.display_name == ""
     assert session.settings.display == socket.gethostname()
-    named = create_session(Config().replace({"room": {"display_name": "Kitchen"}}), tmp_path,
-                           sim=True)
+    kitchen = Config().replace({"room": {"display_name": "Kitchen"}})
+    named = create_session(room_session(kitchen), tmp_path, sim=True)
     assert named.settings.display == "Kitchen"
 
 

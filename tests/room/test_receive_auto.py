@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from device.config import Config, VideoConfig
+from device.settings import room_session
 from services.room import create_session
 from services.room.api import RoomState
 from tests.room.conftest import wait_tone
@@ -57,10 +58,11 @@ def test_auto_subscribes_audio_only_until_something_shows_video(make_peer: Any,
 def test_auto_is_the_default_and_reaches_the_session(tmp_path: Path) -> None:
     assert Config().video.receive == "auto"
     config = Config(video=VideoConfig(receive="auto"))
-    session = create_session(config, tmp_path, sim=True)
+    session = create_session(room_session(config), tmp_path, sim=True)
     assert session.settings.receive_video == "auto"
     assert session._wants_video() is False  # nothing on the box consumes remote video
     for value in (True, False):
-        session = create_session(Config(video=VideoConfig(receive=value)), tmp_path, sim=True)
+        config = Config(video=VideoConfig(receive=value))
+        session = create_session(room_session(config), tmp_path, sim=True)
         assert session.settings.receive_video is value
         assert session._wants_video() is value
