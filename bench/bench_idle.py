@@ -5,26 +5,34 @@
 read over :data:`SECONDS` s. The reference is a bare Python that has imported aiortc and
 PyAV and sleeps in an asyncio loop (the floor of any aiortc-based client), measured over
 the same seconds. The threads alive at the end are in the JSON (by their OS names).
+
+With ``EDGEROOM_BENCH_IDLE_BEFORE`` naming another source tree of the appliance, that tree
+runs idle beside ours over the same seconds, as "before" (not set in ``make bench``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.bench_memory import appliance_from, rss_mb
 from bench.bench_publish import proc_cpu_seconds
 from bench.env import BenchRoom, wait_until
 from bench.report import Row
-from tests.harness.appliance import REPO
+from tests.harness.appliance import REPO, ApplianceProcess
 
 log = logging.getLogger(__name__)
 
 SECONDS = 30.0
 SETTLE_S = 5.0
+#: Another source tree run beside this one as "before" (see the module's doc).
+BEFORE_TREE = os.environ.get("EDGEROOM_BENCH_IDLE_BEFORE", "")
 BARE = ("import asyncio, sys, aiortc, av; print('ok', flush=True); "
         "asyncio.run(asyncio.sleep(3600))")
 
@@ -46,24 +54,39 @@ def measure() -> dict[str, Any]:
         assert bare.stdout is not None
         bare.stdout.readline()
         with BenchRoom("bd") as env:
-            app = env.appliance("idle", {"room": {"room": env.new_room(), "auto_join": False},
-                                         "audio": {"backend": "sim"},
-                                         "video": {"backend": "sim"}})
-            wait_until(lambda: " up (" in app.log_text(), 60, "the appliance up")
+            room = env.new_room()
+            config = {"room": {"room": room, "auto_join": False}, "audio": {"backend": "sim"},
+                      "video": {"backend": "sim"}}
+            app = env.appliance("idle", config)
+            before = appliance_from(env, "bidle", config, BEFORE_TREE) if BEFORE_TREE else None
+            for one in (app, before):
+                if one is not None:
+                    wait_until(partial(_up, one), 60, "the appliance up")
             time.sleep(SETTLE_S)
             assert app.pid is not None
-            a0, b0, t0 = proc_cpu_seconds(app.pid), proc_cpu_seconds(bare.pid), time.monotonic()
+            pids = {"ours": app.pid, "bare": bare.pid,
+                    **({"before": before.pid} if before and before.pid else {})}
+            c0, t0 = {k: proc_cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
             time.sleep(SECONDS)
-            a1, b1, t1 = proc_cpu_seconds(app.pid), proc_cpu_seconds(bare.pid), time.monotonic()
+            c1, t1 = {k: proc_cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
             names = threads(app.pid)
-            app.stop()
+            rss = {k: rss_mb(p)["VmRSS"] for k, p in pids.items()}
+            for one in (app, before):
+                if one is not None:
+                    one.stop()
     finally:
         bare.kill()
         bare.wait(5)
     wall = t1 - t0
-    return {"seconds": wall, "ours_cpu_s": a1 - a0, "bare_cpu_s": b1 - b0,
-            "ours_pct": 100 * (a1 - a0) / wall, "bare_pct": 100 * (b1 - b0) / wall,
-            "threads": names}
+    out: dict[str, Any] = {"seconds": wall, "threads": names, "rss_mb": rss}
+    for k in pids:
+        out[f"{k}_cpu_s"] = c1[k] - c0[k]
+        out[f"{k}_pct"] = 100 * (c1[k] - c0[k]) / wall
+    return out
+
+
+def _up(app: ApplianceProcess) -> bool:
+    return " up (" in app.log_text()
 
 
 def run() -> list[Row]:
@@ -72,7 +95,8 @@ def run() -> list[Row]:
                 m["ours_pct"], "% of a core", m["bare_pct"],
                 "python + aiortc + av, asyncio idle",
                 notes=f"{m['seconds']:.0f} s; CPU clock ticks are 10 ms; "
-                f"{len(m['threads'])} threads: {', '.join(sorted(set(m['threads'])))}",
+                f"{len(m['threads'])} threads: {', '.join(sorted(set(m['threads'])))}"
+                + (f"; before: {m['before_pct']:.2f} %" if "before_pct" in m else ""),
                 extra=m)]
 
 

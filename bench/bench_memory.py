@@ -8,17 +8,24 @@ publishes 640x480@30 and receives all of them. The reference is a plain aiortc m
 (:mod:`bench.aiortc_client`: the room session alone, aiortc's own encoder) doing the
 same in the same room, measured after ours has left. RSS is read from ``/proc`` after
 :data:`SETTLE_S` s in the room (``VmRSS``; the peak ``VmHWM`` is in the JSON).
+
+With ``EDGEROOM_BENCH_MEMORY_BEFORE`` naming another source tree of the appliance (an
+export of an earlier commit), that tree is measured too, idle and in the same room, as
+"before" (not set in ``make bench``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+from bench.bench_quota import TreeAppliance
 from bench.env import BenchRoom, wait_until
 from bench.report import Row
 from tests.harness.appliance import REPO, ApplianceProcess
@@ -27,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SETTLE_S = 20.0
 IDLE_S = 6.0
+#: Another source tree measured beside this one as "before" (see the module's doc).
+BEFORE_TREE = os.environ.get("EDGEROOM_BENCH_MEMORY_BEFORE", "")
 
 
 def rss_mb(pid: int) -> dict[str, float]:
@@ -60,17 +69,33 @@ def _in_room_app(app: ApplianceProcess) -> bool:
     return _in_room(app.log_text())
 
 
+def appliance_from(env: BenchRoom, name: str, config: dict[str, Any],
+               tree: str = "") -> ApplianceProcess:
+    """``env.appliance`` from this tree, or from ``tree`` when given."""
+    if not tree:
+        return env.appliance(name, config)
+    host = env.host(name)
+    config = {**config, "room": {"server": env.janus.url, **config.get("room", {})}}
+    config.setdefault("web", {}).setdefault("listen", "127.0.0.1:8080")
+    app = TreeAppliance(Path(tree), host, env.workdir / host.name, config)
+    env.appliances.append(app)
+    app.start()
+    return app
+
+
 def measure() -> dict[str, Any]:
     result: dict[str, Any] = {"bare_python_aiortc": _bare_python()}
+    trees = {"": "", **({"before_": BEFORE_TREE} if BEFORE_TREE else {})}
     with BenchRoom("bm") as env:
         room = env.new_room()
-        idle = env.appliance("idle", {"room": {"room": room, "auto_join": False},
-                                      "audio": {"backend": "sim"},
-                                      "video": {"backend": "sim"}})
-        time.sleep(IDLE_S)
-        assert idle.pid is not None
-        result["idle"] = rss_mb(idle.pid)
-        idle.stop()
+        for prefix, tree in trees.items():
+            idle = appliance_from(env, f"{prefix}idle", {
+                "room": {"room": room, "auto_join": False}, "audio": {"backend": "sim"},
+                "video": {"backend": "sim"}}, tree)
+            time.sleep(IDLE_S)
+            assert idle.pid is not None
+            result[f"{prefix}idle"] = rss_mb(idle.pid)
+            idle.stop()
         fillers = [env.appliance(f"f{i}", {
             "room": {"room": room, "display_name": f"filler{i}"},
             "audio": {"backend": "sim"},
@@ -78,14 +103,16 @@ def measure() -> dict[str, Any]:
                       "receive": False}}) for i in range(3)]
         for f in fillers:
             wait_until(partial(_in_room_app, f), 60, f"{f.host.name} in the room")
-        ours = env.appliance("ours", {"room": {"room": room, "display_name": "ours"},
-                                      "audio": {"backend": "sim"},
-                                      "video": {"backend": "sim", "receive": True}})
-        wait_until(lambda: _in_room(ours.log_text()), 60, "ours in the room")
-        time.sleep(SETTLE_S)
-        assert ours.pid is not None
-        result["room"] = rss_mb(ours.pid)
-        ours.stop()
+        for prefix, tree in trees.items():
+            ours = appliance_from(env, f"{prefix}ours", {
+                "room": {"room": room, "display_name": f"{prefix}ours"},
+                "audio": {"backend": "sim"}, "video": {"backend": "sim", "receive": True}},
+                tree)
+            wait_until(partial(_in_room_app, ours), 60, f"{prefix}ours in the room")
+            time.sleep(SETTLE_S)
+            assert ours.pid is not None
+            result[f"{prefix}room"] = rss_mb(ours.pid)
+            ours.stop()
         host = env.host("aio")
         client = subprocess.Popen(
             [*host.exec_prefix(), sys.executable, "-m", "bench.aiortc_client", env.janus.url,
@@ -112,13 +139,16 @@ def run() -> list[Row]:
     counts = [line for line in str(m.get("aiortc_tail", "")).splitlines()
               if line.startswith("video frames received:")]
     decoded = counts[-1].replace("video frames received:", "decoded") if counts else "?"
+    before = {k: f"; before: {m[f'before_{k}']['VmRSS']:.1f} MB" if f"before_{k}" in m else ""
+              for k in ("idle", "room")}
     return [
         Row("memory", "RSS idle (not in a room)", m["idle"]["VmRSS"], "MB",
-            m["bare_python_aiortc"]["VmRSS"], "python + aiortc + av imported", extra=m),
+            m["bare_python_aiortc"]["VmRSS"], "python + aiortc + av imported", extra=m,
+            notes=f"goal 80 MB{before['idle']}"),
         Row("memory", "RSS in a 4-member video room", m["room"]["VmRSS"], "MB",
             m["aiortc_room"]["VmRSS"], "plain aiortc member",
-            notes=f"publishing 640x480@30 A+V, receiving 3 members' A+V; plain member "
-            f"{decoded} frames in {SETTLE_S + 5:.0f} s"),
+            notes=f"goal 100 MB; publishing 640x480@30 A+V, receiving 3 members' A+V; "
+            f"plain member {decoded} frames in {SETTLE_S + 5:.0f} s{before['room']}"),
     ]
 
 

@@ -238,7 +238,7 @@ class Appliance:
             self.state.set(ApplianceState.SETUP, "no config yet")
         from device import wiring
 
-        await asyncio.to_thread(wiring.import_services)
+        await asyncio.to_thread(wiring.import_services, self.config.room.auto_join)
         self._compose()
         for name, factory in self._subsystems.items():
             self.supervisor.add(name, _bind(factory, self))

@@ -21,22 +21,29 @@ log = logging.getLogger(__name__)
 ROOM_LEAVE_TIMEOUT = 1.0
 
 
-#: The modules :func:`compose` and the subsystems import. Importing aiohttp, aiortc and
-#: PyAV takes a second of CPU on a Pi: :func:`import_services` does it in a thread, so
-#: it does not hold up the event loop.
+#: The modules :func:`compose` and the subsystems import. Importing them takes a second of
+#: CPU on a Pi: :func:`import_services` does it in a thread, so it does not hold up the
+#: event loop. aiortc and PyAV are not among them: they load when first used (the room's
+#: on the first join, services/room/lazy_media.py, or at start when the box joins at
+#: once), so an idle box does not hold them.
 SERVICE_MODULES = ("services.web", "services.web.snapshot", "services.web.preview",
-                   "services.room", "services.room.session", "services.room.tracks",
-                   "services.room.local_sfu", "services.room.janus.jcfg", "services.audio",
+                   "services.room", "services.room.session", "services.room.local_sfu",
+                   "services.room.janus.jcfg", "services.audio",
                    "device.links",
                    "services.media.service", "services.serial_control.server",
                    "device.controls", "device.screen", "drivers.display",
                    "drivers.inventory", "drivers.audio", "drivers.camera")
 
 
-def import_services() -> None:
-    """Import what the subsystems use (blocking: run it in a thread)."""
+def import_services(room_media: bool = False) -> None:
+    """Import what the subsystems use (blocking: run it in a thread); with ``room_media``
+    (a box that joins at once) the room's aiortc and PyAV modules too, in the same go."""
     for name in SERVICE_MODULES:
         importlib.import_module(name)
+    if room_media:
+        from services.room.lazy_media import import_room_media
+
+        import_room_media()
 
 
 def compose(app: Host) -> None:

@@ -32,6 +32,8 @@ class PcmFrame:
     index: int = 0
     sample_rate: int = SAMPLE_RATE
     channels: int = 1
+    #: RMS level of ``samples`` in dBFS when the mic path measured it (None: not measured)
+    level_dbfs: float | None = None
 
     @property
     def sample_count(self) -> int:

@@ -71,6 +71,9 @@ class _Source:
         self.spec = spec
         self._tone_hz: float | None = None
         self._loop: bytes | None = None
+        #: a tone of whole hertz repeats every ``_period`` frames: those frames, at a gain
+        self._frames: dict[tuple[int, float], bytes] = {}
+        self._period = 0
         if spec == "silence":
             return
         if spec.startswith("tone:"):
@@ -82,6 +85,9 @@ class _Source:
                 raise ValueError(f"sim.mic: tone frequency must be 0 < hz < "
                                  f"{SAMPLE_RATE // 2}, got {spec!r}")
             self._tone_hz = hz
+            if hz == int(hz):
+                per_second = 1000 // FRAME_MS
+                self._period = per_second // math.gcd(int(hz), per_second)
             return
         path = resolve_sim_path(spec, state_dir)
         if not path.is_file():
@@ -92,6 +98,18 @@ class _Source:
         while len(data) < FRAME_BYTES:  # a very short file still loops cleanly
             data += data
         self._loop = data
+
+    def frame_at_gain(self, n: int, gain: float) -> bytes:
+        """Frame ``n`` scaled by ``gain``; a tone's frames are made once per gain."""
+        if not self._period:
+            return apply_gain(self.frame(n), gain)
+        key = (n % self._period, gain)
+        samples = self._frames.get(key)
+        if samples is None:
+            if len(self._frames) >= 4 * self._period:  # gains changed: start over
+                self._frames.clear()
+            samples = self._frames[key] = apply_gain(self.frame(n), gain)
+        return samples
 
     def frame(self, n: int) -> bytes:
         if self._tone_hz is not None:
@@ -169,7 +187,7 @@ class SimMic:
             raise EOFError("mic stopped")
         self._next = n + 1
         self._frames += 1
-        samples = apply_gain(self._source.frame(self._base + n), self._gain)
+        samples = self._source.frame_at_gain(self._base + n, self._gain)
         return PcmFrame(samples, start + n * period, self._base + n)
 
     def set_gain(self, percent: int) -> None:

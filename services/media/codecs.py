@@ -21,14 +21,15 @@ import os
 import threading
 import time
 from fractions import Fraction
-from typing import Any
-
-import av
+from typing import TYPE_CHECKING, Any
 
 from drivers.camera.base import TIME_BASE, CapturedFrame
 from drivers.errors import EdgeroomError
 from drivers.threadname import name_this_thread
 from services.media.packets import EncodedPacket, PacketFanout
+
+if TYPE_CHECKING:
+    import av  # imported where a frame or codec is used: an idle box never loads PyAV
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,8 @@ class CodecEncode:
         return names
 
     def _open(self, width: int, height: int, fps: int) -> None:
+        import av
+
         errors = []
         for name in self._candidates():
             try:
@@ -235,6 +238,8 @@ class CodecEncode:
                            + "; ".join(errors))
 
     def _open_codec(self, name: str, width: int, height: int, fps: int) -> Any:
+        import av
+
         ctx: Any = av.CodecContext.create(name, "w")
         ctx.width = width
         ctx.height = height
@@ -275,6 +280,8 @@ class CodecEncode:
                fps: int, scale: float = 1.0) -> list[EncodedPacket]:
         """Encode one yuv420p frame (worker thread), each side times ``scale`` (the
         encoder reopens at a new size); returns the packets it produced."""
+        import av
+
         cpu0 = time.thread_time()
         if scale != 1.0:
             frame = frame.reformat(width=_even(frame.width * scale),

@@ -11,12 +11,11 @@ has subscribers.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
-
-import av
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivers.base import Emit, null_emit
 from drivers.camera.base import CapturedFrame, VideoSource
@@ -32,6 +31,9 @@ from services.media.codecs import (
     x264_options,
 )
 from services.media.packets import EncodedPacket, PacketSubscription
+
+if TYPE_CHECKING:
+    import av  # imported where a frame or codec is used: an idle box never loads PyAV
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +240,7 @@ class SharedVideoEncoder:
             return
         if self._task is not None:
             await self.stop()  # it ended by itself (camera gone): clean up first
+        await asyncio.to_thread(importlib.import_module, "av")  # loaded on first use, off the loop
         camera = self._camera_factory()
         await camera.start()
         self._last_index = -1
@@ -386,5 +389,7 @@ class SharedVideoEncoder:
 
 def _copy(frame: av.VideoFrame) -> av.VideoFrame:
     """A yuv420p frame with its own planes (for a second encode of the same capture)."""
+    import av
+
     return av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
 

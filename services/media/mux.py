@@ -16,8 +16,6 @@ import logging
 from fractions import Fraction
 from typing import Any
 
-import av
-
 from drivers.errors import EdgeroomError
 from services.media.packets import EncodedPacket
 
@@ -72,6 +70,8 @@ class StreamTemplates:
 
     def learn_video(self, keyframe: EncodedPacket) -> None:
         """Describe the H.264 stream from a keyframe (it carries SPS and PPS)."""
+        import av
+
         container = av.open(io.BytesIO(keyframe.data), format="h264")
         stream = container.streams.video[0]
         if not stream.codec_context.width:
@@ -81,6 +81,8 @@ class StreamTemplates:
         self._video = stream
 
     def learn_audio(self, packet: EncodedPacket, extradata: bytes | None) -> None:
+        import av
+
         rate = packet.time_base.denominator
         container = av.open(io.BytesIO(_adts(packet.data, rate) * 2), format="aac")
         self._inputs.append(container)
@@ -104,6 +106,8 @@ class PacketMuxer:
     def __init__(self, target: str, fmt: str, templates: StreamTemplates, *,
                  with_audio: bool, options: dict[str, str] | None = None,
                  frame_seconds: float = 0.0) -> None:
+        import av
+
         self.target = target
         self.frame_seconds = frame_seconds
         self.fmt = fmt
@@ -137,6 +141,8 @@ class PacketMuxer:
 
     def write(self, packet: EncodedPacket) -> bool:
         """Mux one packet; returns False when it was skipped (before the start, or late)."""
+        import av
+
         if self._closed:
             raise MuxError("write to a closed muxer")
         if packet.kind == "video":
@@ -185,6 +191,8 @@ class PacketMuxer:
 
     def close(self) -> None:
         """Finish the container (trailer, index); idempotent, never raises for I/O."""
+        import av
+
         if self._closed:
             return
         self._closed = True

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
 import numpy as np
 
 from drivers.base import Emit, null_emit
 from drivers.camera.base import CapturedFrame, VideoSource
+
+if TYPE_CHECKING:
+    import av  # imported where a frame or codec is used: an idle box never loads PyAV
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class OrientationControl:
 def orient_frame(frame: av.VideoFrame, orientation: Orientation) -> av.VideoFrame:
     """``frame`` mirrored and rotated (a new yuv420p frame; the same one when nothing
     is to be done)."""
+    import av
+
     if orientation.identity:
         return frame
     if frame.format.name != "yuv420p":

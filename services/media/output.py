@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from services.media.audio import SharedAudioEncoder
+from services.media.audio_encoder import SharedAudioEncoder
 from services.media.encoder import SharedVideoEncoder
 from services.media.mux import StreamTemplates
 from services.media.packets import EncodedPacket, PacketSubscription

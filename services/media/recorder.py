@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.base import Emit, null_emit
-from services.media.audio import SharedAudioEncoder
+from services.media.audio_encoder import SharedAudioEncoder
 from services.media.encoder import SharedVideoEncoder
 from services.media.mux import FRAGMENTED_MP4, MuxError, PacketMuxer
 from services.media.output import EncodedInput, WriterThread

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from drivers.base import Emit, null_emit
-from services.media.audio import SharedAudioEncoder
+from services.media.audio_encoder import SharedAudioEncoder
 from services.media.encoder import SharedVideoEncoder
 from services.media.mux import MuxError, PacketMuxer
 from services.media.output import EncodedInput, WriterThread

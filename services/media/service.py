@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING, Any, cast
 from drivers.audio.base import MicSource
 from drivers.base import Emit, null_emit
 from drivers.camera.base import VideoSource
-from services.media.audio import MicBranch, MicTee, SharedAudioEncoder
+from services.media.audio import MicBranch, MicTee
+from services.media.audio_encoder import SharedAudioEncoder
 from services.media.encoder import SharedVideoEncoder
 from services.media.orient import OrientationControl, OrientedCamera
 from services.media.recorder import DiskFull, Recorder
 from services.media.rtmp import RtmpStreamer, redact_url
-from services.media.track import EncodedVideoTrack
 
 if TYPE_CHECKING:
     from services.media.settings import MediaSettings
+    from services.media.track import EncodedVideoTrack
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,8 @@ class MediaService:
         """A new video track fed by the shared encoder (the room's track factory; the
         page's camera preview too, as ``name="preview"``); the camera runs while it lives.
         Its codec is set when known (:meth:`EncodedVideoTrack.set_codec`)."""
+        from services.media.track import EncodedVideoTrack  # aiortc: loaded when first used
+
         track = EncodedVideoTrack(self.video, on_stop=self._room_track_stopped, name=name,
                                   codec=codec)
         self._room_tracks.append(track)

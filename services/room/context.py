@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
-
-from aiortc.mediastreams import MediaStreamTrack
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from drivers.base import Emit
 from services.room.api import Controls, Role
@@ -15,6 +13,9 @@ from services.room.janus.transport import JanusConnection
 from services.room.mixer import RemoteAudioMixer
 from services.room.opus_send import OpusSendSettings
 from services.room.roster import Roster
+
+if TYPE_CHECKING:
+    from aiortc.mediastreams import MediaStreamTrack
 
 
 @dataclass(frozen=True)

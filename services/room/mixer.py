@@ -29,12 +29,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from aiortc.mediastreams import MediaStreamError
 
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame, SpeakerSink
 from services.audio.chunks import drain_into
 from services.room.jitter import JitterBuffer
-from services.room.rtc import packet_tap
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +177,8 @@ class RemoteAudioMixer:
 
     def add_track(self, key: str, track: RemoteTrack) -> None:
         """Mix ``track`` under ``key`` (a member id); replaces a previous track of ``key``."""
+        from services.room.rtc import packet_tap  # aiortc: loaded with the room
+
         old = self._find(key)
         tap = packet_tap(track)
         if tap is not None:
@@ -230,6 +230,8 @@ class RemoteAudioMixer:
         return source is not None and source.muted
 
     async def _read(self, source: _Source, feed: DecodedFeed, track: RemoteTrack) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
         try:
             while True:
                 frame = await track.recv()

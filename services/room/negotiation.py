@@ -10,9 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiortc import RTCRtpSender
-from aiortc.sdp import SessionDescription
-
 log = logging.getLogger(__name__)
 
 #: Video codecs the box can produce and aiortc can packetize (and decode).
@@ -29,6 +26,8 @@ def codec_name(mime_type: str) -> str:
 def offer_producible(transceiver: Any) -> None:
     """Offer only the video codecs the box can produce: H.264 first, then VP8 (the room
     decides among them by its own order)."""
+    from aiortc import RTCRtpSender  # aiortc loads with the room (services/room/lazy_media.py)
+
     caps = RTCRtpSender.getCapabilities("video").codecs
     ranked = sorted((c for c in caps if codec_name(c.mimeType) in (*PRODUCIBLE, "rtx")),
                     key=lambda c: {"h264": 0, "vp8": 1}.get(codec_name(c.mimeType), 2))
@@ -59,6 +58,8 @@ def declare_opus_fmtp() -> None:
 def offer_opus(transceiver: Any) -> None:
     """Offer only Opus for the mic: the mic track sends Opus packets, which aiortc would
     send under whatever audio codec was negotiated."""
+    from aiortc import RTCRtpSender
+
     declare_opus_fmtp()
     caps = RTCRtpSender.getCapabilities("audio").codecs
     transceiver.setCodecPreferences([c for c in caps if codec_name(c.mimeType) == "opus"])
@@ -67,6 +68,8 @@ def offer_opus(transceiver: Any) -> None:
 def answered_video_codec(sdp: str, mid: str | None) -> str | None:
     """The video codec the answer chose for the section ``mid`` (lower case), or None when
     the answer rejected that section (or has no video section at all)."""
+    from aiortc.sdp import SessionDescription
+
     desc = SessionDescription.parse(sdp)
     for media in desc.media:
         if media.kind != "video" or (mid is not None and media.rtp.muxId != mid):

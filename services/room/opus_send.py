@@ -85,6 +85,13 @@ class OpusPacket:
     level: int
 
 
+def level_of_dbfs(dbfs: float) -> int:
+    """The RFC 6464 level (-dBov, 0 to 127) of an RMS level in dBFS."""
+    if dbfs != dbfs or dbfs <= -127.0:  # NaN or -inf: silence
+        return 127
+    return int(min(127, max(0, round(-dbfs))))
+
+
 def audio_level(pcm: np.ndarray[Any, np.dtype[np.int16]]) -> int:
     """RFC 6464 audio level of ``pcm``: 0 (full scale) to 127 (silence)."""
     if len(pcm) == 0:
@@ -130,8 +137,11 @@ class OpusSendEncoder:
             self.expected_loss_pct = value
             self._encoder.set_packet_loss(value)
 
-    def encode(self, samples: bytes) -> Iterator[OpusPacket]:
-        """The packets ``samples`` complete (none while less than a frame is buffered)."""
+    def encode(self, samples: bytes, level: int | None = None) -> Iterator[OpusPacket]:
+        """The packets ``samples`` complete (none while less than a frame is buffered).
+
+        ``level`` is the RFC 6464 level of ``samples`` when the mic path measured it
+        already; otherwise each packet's level is computed from its own samples."""
         pcm = np.frombuffer(samples, dtype=np.int16)
         if len(self._pending):
             pcm = np.concatenate((self._pending, pcm))
@@ -148,7 +158,7 @@ class OpusSendEncoder:
                 continue
             self.packets += 1
             self.bytes += len(data)
-            yield OpusPacket(data, pts, audio_level(frame))
+            yield OpusPacket(data, pts, audio_level(frame) if level is None else level)
 
     @property
     def stats(self) -> dict[str, int]:

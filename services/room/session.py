@@ -18,9 +18,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
-
-from aiortc.mediastreams import MediaStreamTrack
+from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import MicSource, SpeakerSink
 from drivers.base import Emit, null_emit
@@ -34,10 +32,8 @@ from services.room.api import (
 )
 from services.room.context import Backend, RoomContext, RoomSettings
 from services.room.extension import RoomExtension
-from services.room.janus.audiobridge import AudioBridgeBackend
-from services.room.janus.textroom import TextRoom
 from services.room.janus.transport import JanusConnection
-from services.room.janus.videoroom import VideoRoomBackend
+from services.room.lazy_media import import_room_media
 from services.room.messages import CMD_HAND
 from services.room.micuse import RoomMicUse
 from services.room.mixer import RemoteAudioMixer
@@ -45,7 +41,12 @@ from services.room.ratelimit import MessageLimiter
 from services.room.roster import Roster
 from services.room.session_media import SessionMedia
 from services.room.stats import StatsCollector
-from services.room.tracks import SwitchableVideoTrack
+
+if TYPE_CHECKING:
+    from aiortc.mediastreams import MediaStreamTrack
+
+    from services.room.janus.textroom import TextRoom
+    from services.room.tracks import SwitchableVideoTrack
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +267,10 @@ class JanusRoomSession(SessionMedia):
         self.attempts += 1
         s = self.settings
         t0 = time.monotonic()
+        await asyncio.to_thread(import_room_media)  # aiortc and PyAV, on the first join
+        from services.room.janus.audiobridge import AudioBridgeBackend
+        from services.room.janus.videoroom import VideoRoomBackend
+
         conn = JanusConnection(s.url, api_secret=s.api_secret, token=s.token)
         ctx = RoomContext(conn, s, self._controls, self.roster, self.mixer, self._emit,
                           self._member_id, self._new_mic_track, self._new_video_track,
@@ -342,6 +347,8 @@ class JanusRoomSession(SessionMedia):
             await conn.close()
 
     async def _open_textroom(self, conn: JanusConnection, local_id: str) -> None:
+        from services.room.janus.textroom import TextRoom
+
         s = self.settings
         textroom = TextRoom(conn, s.room, local_id, s.display, s.pin,
                             on_message=self._on_text, on_presence=self._on_presence,

@@ -8,6 +8,7 @@ Part of :class:`services.room.session.JanusRoomSession`.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from drivers.audio.base import SpeakerSink
 from services.room.api import Controls, NotInRoom, Role, RoomError, RoomState
@@ -16,7 +17,9 @@ from services.room.messages import CMD_HAND, CMD_MODERATED
 from services.room.micuse import RoomMicUse
 from services.room.mixer import RemoteAudioMixer
 from services.room.session_messages import SessionMessages
-from services.room.tracks import SwitchableVideoTrack
+
+if TYPE_CHECKING:
+    from services.room.tracks import SwitchableVideoTrack
 
 log = logging.getLogger("services.room.session")
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
-
-from aiortc.mediastreams import MediaStreamTrack
+from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import MicSource
 from services.room.context import RoomSettings
 from services.room.negotiation import VIDEO_CODEC_UNSUPPORTED, unsupported_warning
 from services.room.session_controls import SessionControls
-from services.room.tracks import MicTrack, SwitchableVideoTrack
+
+if TYPE_CHECKING:
+    from aiortc.mediastreams import MediaStreamTrack
 
 log = logging.getLogger("services.room.session")
 
@@ -35,6 +35,8 @@ class SessionMedia(SessionControls):
     local_talk_detected: bool = False
 
     def _new_mic_track(self) -> MediaStreamTrack:
+        from services.room.tracks import MicTrack  # loaded with the room (lazy_media.py)
+
         return MicTrack(self.mic, self._mic_gate, self.settings.opus, mix=self.send_mix)
 
     def _mic_gate(self) -> tuple[bool, bool, int]:
@@ -44,6 +46,8 @@ class SessionMedia(SessionControls):
     def _new_video_track(self) -> MediaStreamTrack | None:
         if self.video_track_factory is None:
             return None
+        from services.room.tracks import SwitchableVideoTrack
+
         track = SwitchableVideoTrack(self.video_track_factory,
                                      enabled=self._controls.video_enabled)
         self._video.append(track)

@@ -7,15 +7,17 @@ Part of :class:`services.room.session.JanusRoomSession`.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.base import Emit
 from services.room.api import NotInRoom, Priority, RoomState
 from services.room.extension import RoomExtension
-from services.room.janus.textroom import TextRoom
 from services.room.messages import CMD_HAND, CMD_MODERATED, encode_custom, parse_custom
 from services.room.ratelimit import MessageLimiter, Outgoing
 from services.room.roster import Roster
+
+if TYPE_CHECKING:
+    from services.room.janus.textroom import TextRoom
 
 log = logging.getLogger("services.room.session")
 

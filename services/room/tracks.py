@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,7 +23,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, MicSource
+from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, MicSource, PcmFrame
 from drivers.camera.base import VideoSource
 from services.media.budget import AUDIO_DEADLINE
 from services.room.opus_send import (
@@ -30,12 +31,14 @@ from services.room.opus_send import (
     OpusSendEncoder,
     OpusSendSettings,
     install_audio_sender_hooks,
+    level_of_dbfs,
 )
 
 log = logging.getLogger(__name__)
 
 AUDIO_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 VIDEO_CLOCK = 90_000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 
 #: What the mic track asks of the session on every frame:
 #: (is the mic open for the room?, send its sound?, volume percent). A listener does not
@@ -50,6 +53,20 @@ def apply_volume(samples: bytes, percent: int) -> bytes:
         return bytes(len(samples))
     pcm = np.frombuffer(samples, dtype=np.int16).astype(np.int32)
     return ((pcm * percent) // 100).astype(np.int16).tobytes()
+
+
+SILENT = 127  # RFC 6464 level of digital silence
+
+
+def _level_sent(pcm: PcmFrame, volume: int) -> int | None:
+    """RFC 6464 level of what is sent of ``pcm`` at ``volume`` percent, from the level the
+    mic path measured (None when it did not, or when the mono mix changes it)."""
+    if pcm.level_dbfs is None or pcm.channels != 1:
+        return None
+    if volume <= 0:
+        return SILENT
+    gain_db = 20.0 * math.log10(volume / 100) if volume < 100 else 0.0
+    return level_of_dbfs(pcm.level_dbfs + gain_db)
 
 
 class MicTrack(MediaStreamTrack):
@@ -80,6 +97,9 @@ class MicTrack(MediaStreamTrack):
         self.frames = 0
         #: RFC 6464 level of the packet last returned (aiortc puts it in the RTP header)
         self.last_audio_level: int | None = None
+        #: RFC 6464 level of the samples :meth:`_next_samples` returned last, from the
+        #: level the mic path measured (None: to be computed from the samples)
+        self._samples_level: int | None = None
 
     async def recv(self) -> av.Packet:
         if self._packets:
@@ -96,7 +116,7 @@ class MicTrack(MediaStreamTrack):
             samples = await self._next_samples()
             if self.readyState != "live":  # stopped while the frame was awaited
                 raise MediaStreamError
-            self._packets.extend(self.encoder.encode(samples))
+            self._packets.extend(self.encoder.encode(samples, self._samples_level))
             self._batch_at = time.monotonic()
             self._batch_sent = 0
         if self.readyState != "live":
@@ -122,6 +142,7 @@ class MicTrack(MediaStreamTrack):
         # this track only reads it while it is open.
         use_mic = self._gate()[0]
         samples = None
+        level: int | None = SILENT
         if self._mic is not None and use_mic:
             try:
                 pcm = await self._mic.read()
@@ -138,6 +159,8 @@ class MicTrack(MediaStreamTrack):
                 self._frame_due = pcm.captured_at + len(pcm.samples) / (2 * channels
                                                                          * SAMPLE_RATE)
                 samples = pcm.samples if send else bytes(len(pcm.samples) // pcm.channels)
+                if send:
+                    level = _level_sent(pcm, volume)
                 if send and pcm.channels != 1:  # keep what we send mono
                     stereo = np.frombuffer(samples, dtype=np.int16).reshape(-1, pcm.channels)
                     samples = stereo.mean(axis=1).astype(np.int16).tobytes()
@@ -150,7 +173,10 @@ class MicTrack(MediaStreamTrack):
         if send and volume < 100:
             samples = apply_volume(samples, volume)
         if self._mix is not None:
-            samples = self._mix(samples)
+            mixed = self._mix(samples)
+            if mixed is not samples:  # a playback went into it: measure what is sent
+                samples, level = mixed, None
+        self._samples_level = level
         self.frames += 1
         return samples
 
@@ -278,9 +304,12 @@ class SwitchableVideoTrack(MediaStreamTrack):
 
     def _restamp(self, frame: Any) -> Any:
         pts = frame.pts
-        if pts is None or frame.time_base is None:
+        time_base = frame.time_base
+        if pts is None or time_base is None:
             return frame
-        pts90 = int(pts * frame.time_base * VIDEO_CLOCK)
+        # the shared encoder's packets are in 1/90000 already: no Fraction arithmetic
+        same_base = time_base == VIDEO_TIME_BASE
+        pts90 = pts if same_base else int(pts * time_base * VIDEO_CLOCK)
         now = time.monotonic()
         if self._offset is None:
             gap = int((now - self._last_wall) * VIDEO_CLOCK) if self._last_out >= 0 else 0
@@ -291,7 +320,8 @@ class SwitchableVideoTrack(MediaStreamTrack):
         self._last_out = out
         self._last_wall = now
         frame.pts = out
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        if not same_base:
+            frame.time_base = VIDEO_TIME_BASE
         return frame
 
     def stop(self) -> None:

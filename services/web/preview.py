@@ -13,19 +13,16 @@ does not connect within :data:`CONNECT_TIMEOUT` seconds, and when its session en
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from aiortc import (
-    MediaStreamTrack,
-    RTCConfiguration,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
+from typing import TYPE_CHECKING, Any
 
 from drivers.errors import EdgeroomError
+
+if TYPE_CHECKING:
+    from aiortc import MediaStreamTrack, RTCPeerConnection
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +83,13 @@ class CameraPreview:
         if len(self._peers) >= self.max_peers:
             raise PreviewError(503, "PREVIEW_BUSY",
                                f"{self.max_peers} camera previews are open already")
+        await asyncio.to_thread(importlib.import_module, "aiortc")  # first preview: not on the loop
+        from aiortc import (  # imported when a preview opens: an idle box never loads it
+            RTCConfiguration,
+            RTCPeerConnection,
+            RTCSessionDescription,
+        )
+
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         peer = _Peer(pc, session, None)
         try:

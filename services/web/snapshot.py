@@ -11,8 +11,11 @@ import asyncio
 import logging
 import threading
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-import av
+if TYPE_CHECKING:
+    import av  # imported where a frame or codec is used: an idle box never loads PyAV
+
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class JpegSnapshot:
         return jpeg
 
     def _encode(self, frame: av.VideoFrame) -> bytes:
+        import av
+
         width, height = frame.width, frame.height
         if width > self.max_width:
             height = max(2, round(height * self.max_width / width / 2) * 2)

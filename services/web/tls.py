@@ -13,11 +13,6 @@ import socket
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from drivers.common.atomicfile import atomic_write
 
 log = logging.getLogger(__name__)
@@ -32,6 +27,12 @@ def ensure_certificate(state_dir: Path, host: str = "") -> tuple[Path, Path]:
     cert_path, key_path = Path(state_dir) / CERT_FILE, Path(state_dir) / KEY_FILE
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
+    # The certificate library is loaded only when HTTPS is on and a certificate is due.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     hostname = socket.gethostname()
     names: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost"),

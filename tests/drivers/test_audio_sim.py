@@ -281,3 +281,17 @@ async def test_a_mic_reader_that_runs_late_under_load_loses_nothing_within_300_m
         got = [await asyncio.wait_for(mic.read(), T) for _ in range(14)]
     assert mic.stats["dropped"] == 0
     assert [f.index for f in got] == list(range(first.index + 1, first.index + 15))
+
+
+@pytest.mark.parametrize("spec", ["tone:440", "tone:1000", "tone:441.5"])
+def test_a_tones_frames_are_made_once_and_stay_exact(spec: str, tmp_path: Path) -> None:
+    from drivers.audio.pcm import apply_gain, percent_to_gain
+    from drivers.audio.sim import _Source
+
+    source = _Source(spec, tmp_path)
+    for gain in (1.0, percent_to_gain(80), 1.0):
+        for n in range(120):
+            assert source.frame_at_gain(n, gain) == apply_gain(source.frame(n), gain), (gain, n)
+    whole_hz = spec != "tone:441.5"
+    assert bool(source._frames) == whole_hz
+    assert len(source._frames) <= 4 * max(source._period, 1)

@@ -17,7 +17,8 @@ from aiortc.rtp import RtcpPsfbPacket, pack_remb_fci
 from drivers.audio.sim import SimMic
 from drivers.camera.sim import SimCamera
 from drivers.camera.strip import decode_strip
-from services.media.audio import MicTee, SharedAudioEncoder
+from services.media.audio import MicTee
+from services.media.audio_encoder import SharedAudioEncoder
 from services.media.encoder import SharedVideoEncoder
 from services.media.packets import EncodedPacket, PacketSubscription
 from services.media.track import EncodedVideoTrack

@@ -1,6 +1,7 @@
 """Idle is idle: out of a room, with nothing recording, streaming or previewing, the
 appliance (``edgeroom run --sim``) has no speaker thread playing silence, no encode
-thread, the camera and the mic closed, and its speaker file does not grow; in the room
+thread, the camera and the mic closed, its speaker file does not grow, and it has not
+loaded PyAV, aiortc or the certificate library; in the room
 all of those run (so the checks can fail), and after leaving they are gone again."""
 
 from __future__ import annotations
@@ -35,6 +36,18 @@ def thread_names(pid: int) -> list[str]:
 
 def busy_threads(pid: int) -> list[str]:
     return [n for n in thread_names(pid) if n.startswith(BUSY_THREADS)]
+
+
+#: Shared objects of the libraries a box out of a room does not load (PyAV with its
+#: FFmpeg, aiortc's codecs, the SRTP library aiortc imports, the certificate library):
+#: path parts in /proc/pid/maps.
+MEDIA_LIBRARIES = ("/av/", "/av.libs/", "/aiortc/", "/pylibsrtp/", "/cryptography/")
+
+
+def media_libraries(pid: int) -> set[str]:
+    """Which of :data:`MEDIA_LIBRARIES` the process has mapped."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return {lib for lib in MEDIA_LIBRARIES if lib in maps}
 
 
 def speaker_bytes(app: ApplianceProcess) -> int:
@@ -77,6 +90,7 @@ def test_out_of_the_room_nothing_runs(network: Any, janus: Any, room_number: int
         api.login(password)
         assert app.pid is not None
         assert_idle(app, api)
+        assert media_libraries(app.pid) == set()  # not imported until something uses them
 
         assert api.call("POST", "/api/room/join", {})["ok"]
         wait_for(lambda: "-> in_room" in app.log_text(), 40, "the box in the room")
@@ -89,6 +103,7 @@ def test_out_of_the_room_nothing_runs(network: Any, janus: Any, room_number: int
         wait_for(speaker_and_encoder, 20, "the speaker and encode threads")
         media = media_status(api)
         assert media["mic"]["open"] is True and media["encoder"]["running"] is True
+        assert {"/av/", "/pylibsrtp/"} <= media_libraries(pid)  # the check sees them
         grew_from = speaker_bytes(app)
         wait_for(lambda: speaker_bytes(app) > grew_from, 5, "the speaker file to grow")
 

@@ -15,6 +15,13 @@ when they are raised, this test names the internal that moved. Users of each one
   settable ``audio_level``, and ``RTCRtpSender.track``: services/room/opus_send.py (the
   mic's Opus packets carry their audio level; receiver reports reach the mic track)
 - ``RTCRtpTransceiver._codecs`` and ``_offerDirection``: services/web/preview.py
+- the sender's name-mangled RTP state (``__track``, ``__mid``, ``__encoder``,
+  ``__rtp_header_extensions_map``, ``__rtp_started``/``__rtp_exited``, the RTCP counters
+  ``__ntp_timestamp``/``__rtp_timestamp``/``__octet_count``/``__packet_count``, RTX's
+  ``__rtx_payload_type``/``__rtx_sequence_number``), ``RTCRtpSender._next_encoded_frame``,
+  ``aiortc.rtcrtpsender.random_sequence_number``; the DTLS transport's ``_state``,
+  ``_tx_srtp`` and ``__tx_bytes``/``__tx_packets``; aioice's ``Connection._nominated``
+  (pairs with ``protocol.transport`` and ``remote_addr``): services/room/rtp_send.py
 - ``RTCRtpReceiver.__stop_decoder()`` (joins the decoder thread; ``stop()`` then finds it
   gone): services/room/rtc.py ``close_pc``
 """
@@ -150,3 +157,35 @@ def test_sender_encoded_frame_hook_points() -> None:
     assert "enc_frame.audio_level" in inspect.getsource(RTCRtpSender._run_rtp), \
         "aiortc internal changed: RTCRtpSender._run_rtp no longer writes the audio level"
     need(RTCRtpSender, "track", "RTCRtpSender.track")
+
+
+RTP_SEND_SENDER_STATE = ("track", "mid", "encoder", "rtp_header_extensions_map", "rtp_started",
+                         "rtp_exited", "ntp_timestamp", "rtp_timestamp", "octet_count",
+                         "packet_count", "rtx_payload_type", "rtx_sequence_number")
+
+
+async def test_frame_sender_internals(offered: RTCPeerConnection) -> None:
+    import aiortc.rtcrtpsender as rtcrtpsender
+    from aiortc.rtcdtlstransport import State
+
+    need(rtcrtpsender, "random_sequence_number", "aiortc.rtcrtpsender.random_sequence_number")
+    need(RTCRtpSender, "_next_encoded_frame", "RTCRtpSender._next_encoded_frame")
+    for transceiver in offered.getTransceivers():
+        sender = transceiver.sender
+        for name in RTP_SEND_SENDER_STATE:
+            need(sender, f"_RTCRtpSender__{name}", f"RTCRtpSender.__{name}")
+        dtls = sender.transport
+        assert isinstance(need(dtls, "_state", "RTCDtlsTransport._state"), State)
+        need(dtls, "_tx_srtp", "RTCDtlsTransport._tx_srtp")
+        for name in ("tx_bytes", "tx_packets"):
+            need(dtls, f"_RTCDtlsTransport__{name}", f"RTCDtlsTransport.__{name}")
+        connection = need(dtls.transport, "_connection", "RTCIceTransport._connection")
+        nominated = need(connection, "_nominated", "aioice Connection._nominated")
+        assert isinstance(nominated, dict), \
+            "aioice internal changed: Connection._nominated is not a dict"
+    from aioice.ice import CandidatePair
+
+    pair_fields = inspect.signature(CandidatePair.__init__).parameters
+    assert "protocol" in pair_fields, "aioice internal changed: CandidatePair(protocol=)"
+    assert "remote_candidate" in pair_fields
+    need(CandidatePair, "remote_addr", "aioice CandidatePair.remote_addr")

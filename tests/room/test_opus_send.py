@@ -263,3 +263,58 @@ def test_settings_refuse_other_frame_lengths() -> None:
         OpusSendSettings(frame_ms=40)
     with pytest.raises(ValueError, match="opus_bitrate_kbps"):
         OpusSendSettings(bitrate_kbps=2)
+
+
+async def test_the_rtp_level_is_the_one_the_mic_path_measured() -> None:
+    """Through the mic tee (which measures every frame's level for the meter), packets
+    carry that level, moved by the volume; muted is silence; a playback mixed into the
+    frame is measured again."""
+    from services.media.audio import MicTee
+
+    signal = tone(amp=8000.0)
+    mic = ScriptedMic(signal)
+    tee = MicTee(lambda: mic)
+    branch = tee.branch("room")
+    await branch.start()
+    gate = Gate()
+    mixing = {"on": False}
+
+    def mix(samples: bytes) -> bytes:
+        if not mixing["on"]:
+            return samples
+        return (np.frombuffer(samples, np.int16) // 4).astype(np.int16).tobytes()
+
+    track = MicTrack(branch, gate, mix=mix)
+    computed = audio_level(signal[:FRAME_SAMPLES])
+    try:
+        await packets(track, 3)
+        assert tee.level_dbfs == pytest.approx(rms_dbfs(signal[:FRAME_SAMPLES]), abs=0.1)
+        assert track.last_audio_level == computed == 15
+        gate.value = (True, True, 50)
+        await packets(track, 2)
+        assert track.last_audio_level == computed + 6  # half the amplitude: 6 dB down
+        gate.value = (True, False, 100)
+        await packets(track, 2)
+        assert track.last_audio_level == 127
+        gate.value = (True, True, 100)
+        mixing["on"] = True
+        await packets(track, 2)
+        assert track.last_audio_level == computed + 12  # measured on what was sent
+    finally:
+        track.stop()
+        await tee.close()
+
+
+async def test_a_level_measured_upstream_is_not_measured_again() -> None:
+    class MeasuredMic(ScriptedMic):
+        async def read(self) -> PcmFrame:
+            frame = await super().read()
+            return PcmFrame(frame.samples, frame.captured_at, frame.index,
+                            level_dbfs=-30.2)
+
+    track = MicTrack(MeasuredMic(tone(amp=8000.0)), Gate())
+    try:
+        await packets(track, 2)
+        assert track.last_audio_level == 30  # the mic path's figure, not the samples' 15
+    finally:
+        track.stop()

@@ -27,6 +27,7 @@ from services.room.rtc import (
     wait_connected,
     watch_failure,
 )
+from services.room.rtp_send import send_frames
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ class AudioBridgeBackend(PluginBackend):
         pc = new_pc("audiobridge")
         self.pc = pc
         pc.on("track", self._on_track)
-        offer_opus(pc.addTransceiver(self.ctx.mic_track(), direction="sendrecv"))
+        mic = pc.addTransceiver(self.ctx.mic_track(), direction="sendrecv")
+        send_frames(mic.sender)
+        offer_opus(mic)
         offer = await make_offer(pc)
         _, answer = await self.handle.send({"request": "configure",
                                             "muted": self._send_muted()}, jsep=offer)

@@ -16,7 +16,6 @@ from typing import Any
 from services.room.api import NoSuchRoom, RoomError
 from services.room.janus.errors import janus_error
 from services.room.janus.transport import JanusConnection, JanusHandle
-from services.room.rtc import answer_offer, new_pc
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +46,8 @@ class TextRoom:
         # and its reply: what arrives then is replayed, not live.
         self._joining = False
         self.handle: JanusHandle | None = None
+        from services.room.rtc import new_pc  # aiortc: loaded with the room (lazy_media.py)
+
         self.pc = new_pc("textroom")
         self._channel: Any = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -57,6 +58,8 @@ class TextRoom:
 
     async def open(self, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Set up the channel and join; returns the participants already there."""
+        from services.room.rtc import answer_offer
+
         self.handle = await self.conn.attach(PLUGIN)
         _, offer = await self.handle.send({"request": "setup"})
         if offer is None:

@@ -43,6 +43,7 @@ from services.room.rtc import (
     wait_connected,
     watch_failure,
 )
+from services.room.rtp_send import send_frames
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +123,14 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         assert self.pub is not None
         pc = new_pc("publisher")
         self.pub_pc = pc
-        offer_opus(pc.addTransceiver(self.ctx.mic_track(), direction="sendonly"))
+        mic = pc.addTransceiver(self.ctx.mic_track(), direction="sendonly")
+        send_frames(mic.sender)
+        offer_opus(mic)
         track = self.ctx.video_track() if video else None
         transceiver = None
         if track is not None:
             transceiver = pc.addTransceiver(track, direction="sendonly")
+            send_frames(transceiver.sender)
             offer_producible(transceiver)
         offer = await make_offer(pc)
         body = {"request": "publish", "display": self.ctx.settings.display}

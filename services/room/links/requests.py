@@ -19,16 +19,19 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drivers.base import Emit
 from services.room.api import RoomError
-from services.room.janus.textroom import TextRoom
 from services.room.janus.transport import JanusConnection
+from services.room.lazy_media import import_room_media
 from services.room.links.manager import LinkError, LinkManager
 from services.room.links.naming import WATCHER_DISPLAY
 from services.room.links.settings import Direction, LinkSettings, RoomEnd
 from services.room.messages import encode_custom, parse_custom
+
+if TYPE_CHECKING:
+    from services.room.janus.textroom import TextRoom
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +107,14 @@ class LinkResponder:
 
 
 ChannelFactory = Callable[[RoomEnd, Callable[[str, str, str | None], None]],
-                          Awaitable[tuple[JanusConnection, TextRoom]]]
+                          Awaitable[tuple[JanusConnection, "TextRoom"]]]
 
 
 async def open_channel(far: RoomEnd, on_message: Callable[[str, str, str | None], None]
                        ) -> tuple[JanusConnection, TextRoom]:
+    await asyncio.to_thread(import_room_media)  # aiortc, when a link first asks
+    from services.room.janus.textroom import TextRoom
+
     conn = JanusConnection(far.url, api_secret=far.api_secret)
     room = TextRoom(conn, far.room, f"link-{secrets.token_hex(4)}", WATCHER_DISPLAY, far.pin,
                     on_message=on_message, on_presence=lambda *_: None)
