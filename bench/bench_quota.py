@@ -49,17 +49,21 @@ from tests.harness.audio import continuity, tone_levels
 log = logging.getLogger(__name__)
 
 QUOTAS: tuple[int, ...] = (100, 50, 25, 15, 10)
+#: Only these quotas (e.g. ``EDGEROOM_BENCH_QUOTAS=25,15,10``), for a shorter run.
+CHOSEN = tuple(int(x) for x in os.environ.get("EDGEROOM_BENCH_QUOTAS", "").split(",")
+               if x.strip()) or QUOTAS
 SECONDS = float(os.environ.get("EDGEROOM_BENCH_QUOTA_SECONDS", "30"))
 SETTLE_S = 3.0
 CLEAN_S = 3.0
 WIDTH, HEIGHT, FPS = 640, 480, 30
 TICK = os.sysconf("SC_CLK_TCK")
 MIC_ORIGIN = re.compile(r"sim mic: .* \(frame (\d+) at ([0-9.]+) monotonic\)")
+BUDGET_STEP = re.compile(r"video budget: .* -> ")
 FULL_FPS = 29.0
 CONTINUOUS_PCT = 99.0
 #: The member, Janus and the network (the instrument) run at this nice value, so the
 #: machine's other load disturbs the measurement less; the publishers run at 0.
-INSTRUMENT_NICE = -10
+INSTRUMENT_NICE = int(os.environ.get("EDGEROOM_BENCH_QUOTA_NICE", "-10"))
 
 
 @contextlib.contextmanager
@@ -104,6 +108,10 @@ class Watch:
 #: Another source tree of the appliance to measure beside this one, as "before" (e.g.
 #: an export of an earlier commit); not set in ``make bench``.
 BEFORE_TREE = os.environ.get("EDGEROOM_BENCH_QUOTA_BEFORE", "")
+#: The publishers measured, in this order (e.g. ``EDGEROOM_BENCH_QUOTA_KINDS=ours`` while
+#: trying a change; the reference belongs in every reported run).
+KINDS = tuple(os.environ.get("EDGEROOM_BENCH_QUOTA_KINDS", "").split(",")) if os.environ.get(
+    "EDGEROOM_BENCH_QUOTA_KINDS") else ("ours", *(("before",) if BEFORE_TREE else ()), "aiortc")
 
 
 class TreeAppliance(ApplianceProcess):
@@ -221,6 +229,9 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         time.sleep(1.0)  # the last marks' way to the speaker
         alive = pub.alive()
         origin = pub.mic_origin()
+        # how the member's jitter buffer saw the publisher's audio (late, lost, ...)
+        member_jitter = member.call(lambda s: s.mixer.source_stats())
+        budget_log = [line for line in pub.text().splitlines() if BUDGET_STEP.search(line)]
     finally:
         cgroup.set_percent(None)
         pub.stop()
@@ -246,7 +257,8 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         "continuity_pct": 100 * share, "longest_gap_ms": 20 * gap,
         "clean_tone": clean_tone, "clean_mark": clean_mark,
         "mouth_to_ear_ms": latencies, "mouth_to_ear_p50_ms": percentile(latencies, 50),
-        "alive": alive,
+        "alive": alive, "member_jitter": member_jitter, "budget_steps": len(budget_log),
+        "budget_log": budget_log,
     }
 
 
@@ -271,7 +283,7 @@ def _measure(quotas: tuple[int, ...], results: dict[str, Any]) -> dict[str, Any]
         results["period_us"] = cgroup.period_us
         wav = marks.write_marked_tone(env.workdir / "marked-tone.wav")
         for percent in quotas:
-            for kind in ("ours", *(("before",) if BEFORE_TREE else ()), "aiortc"):
+            for kind in KINDS:
                 started = time.monotonic()
                 try:
                     got = one_run(env, cgroup, kind, percent, wav)
@@ -303,10 +315,10 @@ def smallest_good(runs: list[dict[str, Any]], kind: str) -> int | None:
 
 
 def run() -> list[Row]:
-    m = measure()
+    m = measure(CHOSEN)
     runs = m["runs"]
     rows = []
-    for percent in QUOTAS:
+    for percent in CHOSEN:
         o = next((r for r in runs if r["quota_pct"] == percent and r["kind"] == "ours"), {})
         a = next((r for r in runs if r["quota_pct"] == percent and r["kind"] == "aiortc"), {})
         b = next((r for r in runs if r["quota_pct"] == percent and r["kind"] == "before"), {})
@@ -334,7 +346,7 @@ def run() -> list[Row]:
                     "% of a core", ref, "plain aiortc",
                     notes=f"period {m['period_us'] // 1000} ms; {FULL_FPS:.0f}+ fps and "
                     f"{CONTINUOUS_PCT:.0f}%+ windows; none = not even at "
-                    f"{max(QUOTAS)}%", extra={"period_us": m["period_us"]}))
+                    f"{max(CHOSEN)}%", extra={"period_us": m["period_us"]}))
     return rows
 
 
@@ -342,5 +354,5 @@ if __name__ == "__main__":
     import json
 
     logging.basicConfig(level=logging.WARNING)
-    chosen = tuple(int(x) for x in sys.argv[1:]) or QUOTAS
+    chosen = tuple(int(x) for x in sys.argv[1:]) or CHOSEN
     print(json.dumps(measure(chosen), indent=1, default=str))

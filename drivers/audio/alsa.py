@@ -30,7 +30,7 @@ from drivers.audio.alsa_device import (
     PcmOpener,
     open_pcm,
 )
-from drivers.audio.base import SAMPLE_RATE, PcmFrame
+from drivers.audio.base import MIC_QUEUE_FRAMES, SAMPLE_RATE, PcmFrame
 from drivers.audio.pcm import (
     FrameBuffer,
     LinearResampler,
@@ -62,8 +62,8 @@ class AlsaMic(AlsaStream):
     """A capture device as a :class:`~drivers.audio.base.MicSource`.
 
     ``rate``/``channels`` are what is asked of the device; whatever it agrees to is
-    converted to 48 kHz mono. ``queue_frames`` bounds how far the consumer may lag
-    before the oldest frames are dropped.
+    converted to 48 kHz mono. ``queue_frames`` (20 ms frames) bounds how far the consumer
+    may lag before the oldest frames are dropped (:data:`~drivers.audio.base.MIC_QUEUE_MS`).
     """
 
     capture = True
@@ -71,7 +71,7 @@ class AlsaMic(AlsaStream):
 
     def __init__(self, device: str = "default", *, period_size: int = 480,
                  buffer_size: int = 1440, rate: int = SAMPLE_RATE, channels: int = 1,
-                 gain: int = 100, queue_frames: int = 4, emit: Emit = null_emit,
+                 gain: int = 100, queue_frames: int = MIC_QUEUE_FRAMES, emit: Emit = null_emit,
                  backoff: Sequence[float] = REOPEN_BACKOFF,
                  opener: PcmOpener = open_pcm) -> None:
         super().__init__(device, period_size=period_size, buffer_size=buffer_size,

@@ -15,6 +15,12 @@ SAMPLE_RATE = 48_000
 FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 960
 BYTES_PER_SAMPLE = 2
+#: How far (ms) the reader of a mic may fall behind before the oldest frames are dropped.
+#: The event loop that sends the mic's audio runs late when the CPU is short; frames
+#: held this long still go out (late: the receiver's jitter buffer takes the delay up
+#: and gives it back), where dropped ones would be gaps heard in the room.
+MIC_QUEUE_MS = 300
+MIC_QUEUE_FRAMES = MIC_QUEUE_MS // FRAME_MS  # 15
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drivers.audio.base import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, PcmFrame
+from drivers.audio.base import FRAME_MS, FRAME_SAMPLES, MIC_QUEUE_FRAMES, SAMPLE_RATE, PcmFrame
 from drivers.audio.pcm import (
     FRAME_BYTES,
     SILENCE_FRAME,
@@ -134,7 +134,8 @@ class SimMic:
     """A :class:`~drivers.audio.base.MicSource` playing a tone, silence or a WAV file."""
 
     def __init__(self, source: str = "tone:440", *, state_dir: Path = Path("."),
-                 gain: int = 100, queue_frames: int = 4, drift_ppm: float = 0.0) -> None:
+                 gain: int = 100, queue_frames: int = MIC_QUEUE_FRAMES,
+                 drift_ppm: float = 0.0) -> None:
         if queue_frames < 1:
             raise ValueError("queue_frames must be >= 1")
         if not -100_000 < drift_ppm < 100_000:

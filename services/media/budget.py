@@ -93,9 +93,9 @@ class VideoBudget:
     """Which step of :data:`LADDER` the camera's encode may use now.
 
     Down one step when the audio was more than ``late_s`` late in ``late_checks``
-    windows of :class:`AudioDeadline` in a row, or more than ``severe_s`` late in one
-    (the receiver is already hearing gaps); up one step after ``calm_s`` in which it
-    never was more than ``on_time_s`` late.
+    windows of :class:`AudioDeadline` in a row, two steps when it was more than
+    ``severe_s`` late in one (the receiver is already hearing gaps); up one step after
+    ``calm_s`` in which it never was more than ``on_time_s`` late.
     """
 
     def __init__(self, audio: AudioDeadline = AUDIO_DEADLINE, *, late_s: float = 0.060,
@@ -146,18 +146,20 @@ class VideoBudget:
         if ((self._late_in_a_row >= self.late_checks or worst > self.severe_s)
                 and self._level < len(LADDER) - 1):
             self._late_in_a_row = 0
-            self._move(+1, worst)
+            # far too late: the receiver is hearing gaps now, two rungs at once
+            self._move(2 if worst > self.severe_s else 1, worst)
         elif self._level > 0 and now - self._calm_since >= self.calm_s:
             self._calm_since = now
             self._move(-1, worst)
 
     def _move(self, delta: int, worst: float) -> None:
         before = self.step
-        self._level += delta
+        level = max(0, min(len(LADDER) - 1, self._level + delta))
+        delta, self._level = level - self._level, level
         if delta > 0:
-            self.steps_down += 1
+            self.steps_down += delta
         else:
-            self.steps_up += 1
+            self.steps_up -= delta
         log.info("%s video budget: %g fps x%g -> %g fps x%g (audio up to %.0f ms late)",
                  self.name, before.fps, before.scale, self.step.fps, self.step.scale,
                  worst * 1000)
@@ -177,6 +179,16 @@ class VideoBudget:
             return True
         self.frames_skipped += 1
         return False
+
+    def next_frame_at(self, camera_fps: float) -> float | None:
+        """When (capture time) the next frame this step admits comes from a camera at
+        ``camera_fps``, so that the frames in between need not be read at all; None
+        while every frame is admitted."""
+        fps = self.step.fps
+        if fps >= camera_fps or camera_fps <= 0:
+            return None
+        # a quarter frame past the due tick: the newest frame then is the due one
+        return self._last_admitted + 1.0 / fps + 0.25 / camera_fps
 
     @property
     def stats(self) -> dict[str, Any]:

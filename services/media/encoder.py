@@ -292,6 +292,7 @@ class SharedVideoEncoder:
     async def _run(self, camera: VideoSource) -> None:
         try:
             while True:
+                await self._skip_unadmitted(camera.fps or 30)
                 try:
                     captured = await camera.read()
                 except EOFError:
@@ -306,6 +307,16 @@ class SharedVideoEncoder:
             log.exception("%s encoder failed", self.name)
             self._emit("encoder-error", {"camera": self.name, "error": str(exc)})
             raise
+
+    async def _skip_unadmitted(self, fps: int) -> None:
+        """While the budget holds the encode below the camera's rate, the frames it
+        would skip are not read at all (no conversion, no hand-over on the loop): wait
+        for the next one it admits."""
+        if not any(enc.active for enc in self._encodes.values()):
+            return
+        due = self.budget.next_frame_at(fps)
+        if due is not None and due > time.monotonic():
+            await asyncio.sleep(min(1.0, due - time.monotonic()))
 
     async def _encode_frame(self, captured: CapturedFrame, fps: int) -> None:
         """Encode one frame with every codec in use, side by side, and publish."""

@@ -7,12 +7,9 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
 - **Order.** Packets are kept by (unwrapped) sequence number and played in order, so
   reordered packets are put back in place. One that comes after its turn is *late*
   and dropped.
-- **Target delay.** Each arrival's transit, ``arrival - timestamp/rate``, is compared
-  with the smallest transit of the last ``window_s`` seconds; the target is the
-  ``percentile`` of that lateness plus ``margin_ms``, within ``[min_ms, max_ms]``. When
-  packets came later than that more than once in ``PEAK_HOLD_S`` (spikes too rare for
-  the percentile), the target covers the latest of them too. On a clean LAN that is a
-  few ms; it grows at once with the jitter and shrinks once the window has forgotten it.
+- **Target delay.** From the packets' transits and their spikes
+  (:mod:`services.room.jitter_target`): a few ms on a clean LAN; it grows at once
+  with the jitter and shrinks once its window has forgotten it.
 - **Delay.** What is kept at ``target`` is the least time a packet gets between its
   earliest possible arrival and the pull that needs it, whatever the packet and pull
   sizes (:mod:`services.room.pullgrid`). Under it a decoded block is played a pitch
@@ -31,7 +28,6 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -43,6 +39,7 @@ import numpy.typing as npt
 
 from services.audio.opus import OpusDecoder, OpusError
 from services.room.expand import Concealer
+from services.room.jitter_target import DelayTarget
 from services.room.pullgrid import first_pull_wait_ms, grid, lead_ms
 from services.room.stretch import MIN_PERIOD_MS, accelerate, decelerate, find_period
 
@@ -54,14 +51,6 @@ Samples = npt.NDArray[np.int16]
 STRETCH_EVERY = 5
 #: Further over target than this (after a stall), every packet is shortened.
 FAR_OVER_MS = 40.0
-#: Arrivals further apart than this start the transit history afresh (a pause).
-GAP_S = 0.5
-#: How long lateness spikes keep the target up, and how close two are one (see _measure).
-PEAK_HOLD_S = 10.0
-SPIKE_MERGE_S = 0.3
-#: Spikes raise the target this far at most: beyond, a stall is concealed and caught
-#: up with, not waited for all the time.
-SPIKE_CAP_MS = 150.0
 #: A sequence jump this large is a new stream, not loss.
 RESET_JUMP = 1000
 _EMPTY: Samples = np.zeros(0, dtype=np.int16)
@@ -73,14 +62,11 @@ class JitterBuffer:
                  max_conceal_ms: float = 200.0, flush_ms: float = 100.0,
                  max_packets: int = 100, clock: Callable[[], float] = time.monotonic,
                  decoder: Callable[[], Any] = OpusDecoder) -> None:
-        if not 0 <= min_ms <= max_ms:
-            raise ValueError(f"jitter buffer needs 0 <= min_ms <= max_ms, got {min_ms}, {max_ms}")
-        if not 50.0 <= percentile <= 100.0:
-            raise ValueError(f"jitter percentile must be 50-100, got {percentile}")
         self.rate = rate
-        self.min_ms, self.max_ms, self.margin_ms = min_ms, max_ms, margin_ms
-        self.percentile = percentile
-        self.window_s = window_s
+        self.margin_ms = margin_ms
+        self._target = DelayTarget(rate=rate, min_ms=min_ms, max_ms=max_ms,
+                                   margin_ms=margin_ms, percentile=percentile,
+                                   window_s=window_s)
         self.max_conceal = int(max_conceal_ms * rate / 1000)
         self.flush_ms = flush_ms
         self.max_packets = max_packets
@@ -88,6 +74,8 @@ class JitterBuffer:
         self._decoder = decoder()
         self._concealer = Concealer(rate)  # when libopus's PLC collapses
         self._lock = threading.Lock()
+        # packets that came while the lock was busy: (seq, timestamp, payload, arrival)
+        self._inbox: deque[tuple[int, int, bytes, float]] = deque()
         self._packets: dict[int, tuple[int, bytes, float]] = {}  # seq -> (ts, payload, arrival)
         self._top_seq: int | None = None  # highest extended sequence number seen
         self._top_ts = 0
@@ -100,14 +88,6 @@ class JitterBuffer:
         self._since_stretch = 0
         self._bases: deque[float] = deque(maxlen=STRETCH_EVERY)
         self._pull = rate // 50  # samples the speaker pulls at a time
-        # transit history: (arrival, transit); a sliding minimum beside it
-        self._transits: deque[tuple[float, float]] = deque()
-        self._mins: deque[tuple[float, float]] = deque()
-        self._spikes: deque[tuple[float, float]] = deque()  # (arrival, lateness ms)
-        self._last_arrival = -math.inf
-        self._puts = 0
-        self.jitter_ms = 0.0
-        self.target_ms = max(min_ms, min(max_ms, margin_ms))
         self.delay_ms = 0.0
         # counters
         self.packets = self.late = self.lost = self.fec = self.underruns = self.dropped = 0
@@ -122,98 +102,85 @@ class JitterBuffer:
     # -- the network side ---------------------------------------------------------------
 
     def put(self, seq: int, timestamp: int, payload: bytes, arrival: float | None = None) -> None:
-        """One RTP packet (16-bit ``seq``, 32-bit ``timestamp``, Opus ``payload``)."""
+        """One RTP packet (16-bit ``seq``, 32-bit ``timestamp``, Opus ``payload``).
+
+        Never waits for the speaker thread: while it is pulling (decoding, concealing),
+        the packet is left in an inbox that the next put or pull takes in, in order. On
+        a starved CPU a pull can hold the lock for a long time, and the event loop that
+        calls this also sends the box's own audio.
+        """
         if not payload:
             return
-        now = self._clock() if arrival is None else arrival
-        with self._lock:
-            if self._top_seq is None:
+        item = (seq, timestamp, payload, self._clock() if arrival is None else arrival)
+        if not self._lock.acquire(blocking=False):
+            self._inbox.append(item)
+            return
+        try:
+            self._take_inbox()
+            self._put(*item)
+        finally:
+            self._lock.release()
+
+    def _take_inbox(self) -> None:
+        """Put what came while the lock was busy (with the lock held)."""
+        inbox = self._inbox
+        while inbox:
+            self._put(*inbox.popleft())
+
+    def _put(self, seq: int, timestamp: int, payload: bytes, now: float) -> None:
+        """One packet (with the lock held)."""
+        if self._top_seq is None:
+            ext, ts = seq, timestamp
+            self._top_seq, self._top_ts = ext, ts
+        else:
+            ext = self._top_seq + _delta(seq, self._top_seq, 16)
+            ts = self._top_ts + _delta(timestamp, self._top_ts, 32)
+            if abs(ext - self._top_seq) > RESET_JUMP:
+                log.info("jitter buffer: sequence jumped by %d: a new stream",
+                         ext - self._top_seq)
+                self._restart(seq, timestamp)
                 ext, ts = seq, timestamp
+            elif ext > self._top_seq:
                 self._top_seq, self._top_ts = ext, ts
-            else:
-                ext = self._top_seq + _delta(seq, self._top_seq, 16)
-                ts = self._top_ts + _delta(timestamp, self._top_ts, 32)
-                if abs(ext - self._top_seq) > RESET_JUMP:
-                    log.info("jitter buffer: sequence jumped by %d: a new stream",
-                             ext - self._top_seq)
-                    self._restart(seq, timestamp)
-                    ext, ts = seq, timestamp
-                elif ext > self._top_seq:
-                    self._top_seq, self._top_ts = ext, ts
-            self.packets += 1
-            if self._next is None:
-                self._next = ext
-            elif ext < self._next:
-                self.late += 1  # its turn has passed
-                self._measure(ts, now)
-                return
-            if ext in self._packets:
-                return  # a duplicate
-            self._packets[ext] = (ts, payload, now)
-            self._measure(ts, now)
-            while len(self._packets) > self.max_packets:
-                oldest = min(self._packets)
-                del self._packets[oldest]
-                self.dropped += 1
-                self._next = max(self._next, oldest + 1)
+        self.packets += 1
+        if self._next is None:
+            self._next = ext
+        elif ext < self._next:
+            self.late += 1  # its turn has passed
+            self._target.arrived(ts, now)
+            return
+        if ext in self._packets:
+            return  # a duplicate
+        self._packets[ext] = (ts, payload, now)
+        self._target.arrived(ts, now)
+        while len(self._packets) > self.max_packets:
+            oldest = min(self._packets)
+            del self._packets[oldest]
+            self.dropped += 1
+            self._next = max(self._next, oldest + 1)
 
     def _restart(self, seq: int, timestamp: int) -> None:
         self._packets.clear()
         self._top_seq, self._top_ts = seq, timestamp
         self._next = None
         self._playing = False
-        self._transits.clear()
-        self._mins.clear()
-        self._spikes.clear()
-
-    def _measure(self, ts: int, now: float) -> None:
-        if now - self._last_arrival > GAP_S:
-            self._transits.clear()
-            self._mins.clear()
-            self._spikes.clear()
-        self._last_arrival = now
-        transit = now - ts / self.rate
-        self._transits.append((now, transit))
-        mins = self._mins
-        while mins and mins[-1][1] >= transit:
-            mins.pop()
-        mins.append((now, transit))
-        horizon = now - self.window_s
-        while self._transits[0][0] < horizon:
-            self._transits.popleft()
-        while mins[0][0] < horizon:
-            mins.popleft()
-        lateness = (transit - mins[0][1]) * 1000
-        spikes = self._spikes
-        spiked = lateness > self.jitter_ms + self.margin_ms
-        if spiked:  # later than the percentile plans for; a burst is one spike
-            if spikes and now - spikes[-1][0] < SPIKE_MERGE_S:
-                spikes[-1] = (spikes[-1][0], max(spikes[-1][1], lateness))
-            else:
-                spikes.append((now, lateness))
-        while spikes and spikes[0][0] < now - PEAK_HOLD_S:
-            spikes.popleft()
-        self._puts += 1
-        if self._puts % 4 == 0 or len(self._transits) < 8 or spiked:
-            values = np.fromiter((t for _, t in self._transits), np.float64,
-                                 len(self._transits))
-            k = min(len(values) - 1, max(0, math.ceil(self.percentile / 100 * len(values)) - 1))
-            self.jitter_ms = (float(np.partition(values, k)[k]) - mins[0][1]) * 1000
-            # Spikes more than once lately: plan for the worst of them too (one alone
-            # is a stall, not a pattern).
-            peak = min(SPIKE_CAP_MS, max(m for _, m in spikes)) if len(spikes) >= 2 else 0.0
-            self.target_ms = max(self.min_ms, min(self.max_ms,
-                                                  max(self.jitter_ms, peak) + self.margin_ms))
+        self._target.clear()
 
     @property
-    def _min_transit(self) -> float:
-        return self._mins[0][1] if self._mins else 0.0
+    def target_ms(self) -> float:
+        """The delay kept (:mod:`services.room.jitter_target`)."""
+        return self._target.target_ms
+
+    @property
+    def jitter_ms(self) -> float:
+        return self._target.jitter_ms
 
     # -- the playout side ---------------------------------------------------------------
 
     def pull(self, count: int) -> Samples | None:
         """``count`` samples to play now, or None while the voice is quiet."""
         with self._lock:
+            self._take_inbox()
             now = self._clock()
             if not self._playing and not self._ready(now, count):
                 return None
@@ -249,7 +216,7 @@ class JitterBuffer:
         if 0 < (self._packets.get(first + 1) or (ts,))[0] - ts <= self.rate * 3 // 25:
             self._frame = self._packets[first + 1][0] - ts  # from the timestamps
         # every packet the first pull needs must be here (services.room.pullgrid)
-        delay = (now - ts / self.rate - self._min_transit) * 1000
+        delay = (now - ts / self.rate - self._target.min_transit) * 1000
         if delay < self.target_ms + first_pull_wait_ms(self._frame, count, self.rate):
             return False
         self._playing = True
@@ -264,7 +231,7 @@ class JitterBuffer:
         packet = self._packets.pop(self._next, None)
         while packet is not None:
             # Needed now (it must have come by now), heard ``have`` samples later.
-            due = (now - packet[0] / self.rate - self._min_transit) * 1000
+            due = (now - packet[0] / self.rate - self._target.min_transit) * 1000
             if due - self.target_ms <= self.flush_ms or self._next + 1 not in self._packets:
                 return self._play(packet, due, have)
             self.dropped += 1  # far too much delay (a stall): skip to catch up
@@ -372,6 +339,7 @@ class JitterBuffer:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
+            self._take_inbox()
             out = max(1, self.samples_out)
             return {
                 "target_ms": round(self.target_ms, 1),

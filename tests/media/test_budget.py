@@ -123,3 +123,52 @@ async def test_the_budget_halves_the_encoded_size_and_the_encode_thread_is_nice(
     numbers = [p.index for p in packets]
     assert all(b - a >= 2 for a, b in itertools.pairwise(numbers))  # <= 10 fps
     assert nices and all(n >= ENCODER_NICE for n in nices)
+
+
+async def test_frames_the_budget_skips_are_not_read_from_the_camera() -> None:
+    """At 5 fps of a 30 fps camera, the encoder reads about the frames it encodes (the
+    sim camera renders only those), spaced a step's interval apart."""
+    cameras: list[SimCamera] = []
+
+    def camera() -> SimCamera:
+        cameras.append(SimCamera(WIDTH, HEIGHT, FPS))
+        return cameras[-1]
+
+    enc = SharedVideoEncoder(camera, encoder="libx264")
+    sub = enc.subscribe("test", maxsize=200)
+    enc.budget._level = len(LADDER) - 1  # the last step: 5 fps
+    assert LADDER[-1].fps == 5
+    await enc.start()
+    try:
+        packets = [await asyncio.wait_for(sub.get(), 5) for _ in range(8)]
+        rendered = cameras[0].stats["delivered"]
+        frames_in = enc.frames_in
+    finally:
+        await enc.stop()
+    numbers = sorted({p.index for p in packets})
+    assert all(b - a == FPS // 5 for a, b in itertools.pairwise(numbers)), numbers
+    encoded = enc.stats["encodes"]["h264"]["frames_encoded"]
+    # without waiting for its turn the loop would read every frame (6 per encoded one)
+    assert frames_in <= encoded + 2 and rendered <= encoded + 2, (frames_in, rendered, encoded)
+    assert enc.budget.frames_skipped <= 2
+
+
+def test_audio_far_too_late_drops_two_steps_at_once_and_late_audio_one() -> None:
+    clock = Clock(1000.0)
+    audio = AudioDeadline(clock=clock)
+    budget = VideoBudget(audio, clock=clock)
+    _admitted(budget, clock, 3, late_s=0.002, audio=audio)
+    levels = []
+    for _ in range(60):  # two seconds, 150+ ms late: the receiver hears gaps
+        _admitted(budget, clock, 1 / 30, late_s=0.300, audio=audio)
+        levels.append(LADDER.index(budget.step))
+    assert sorted(set(levels))[:2] == [0, 2]  # 30 fps x1 straight to 15 fps x1
+    clock2 = Clock(1000.0)
+    audio2 = AudioDeadline(clock=clock2)
+    budget2 = VideoBudget(audio2, clock=clock2)
+    _admitted(budget2, clock2, 3, late_s=0.002, audio=audio2)
+    levels = []
+    for _ in range(150):  # five seconds, 80 ms late
+        _admitted(budget2, clock2, 1 / 30, late_s=0.080, audio=audio2)
+        levels.append(LADDER.index(budget2.step))
+    assert sorted(set(levels))[:2] == [0, 1]

@@ -330,3 +330,43 @@ def test_concealment_still_fades_when_the_sender_stops() -> None:
     run = simulate(arrivals, 6)
     x = run.out[int(2.0 * RATE) + int(0.3 * RATE): int(3.9 * RATE)].astype(np.float64)
     assert np.sqrt((x ** 2).mean()) < 50  # quiet within 300 ms, not a held tone
+
+
+def test_put_does_not_wait_for_a_pull_in_progress() -> None:
+    """While the speaker thread is inside a pull (here: a decode that hangs), packets
+    from the event loop are taken at once, and played in order once the pull is done."""
+    import threading
+    import time
+
+    from services.audio.opus import OpusDecoder
+
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowDecoder(OpusDecoder):
+        def decode(self, payload: bytes) -> np.ndarray:
+            entered.set()
+            release.wait(10)
+            return super().decode(payload)
+
+    clock = Clock()
+    buf = JitterBuffer(clock=clock, decoder=SlowDecoder)
+    pkts = packets()
+    for i in range(3):
+        clock.now = i * 0.02
+        buf.put(i, 1000 + i * FRAME, pkts[i])
+    clock.now = 0.1
+    puller = threading.Thread(target=buf.pull, args=(FRAME,))
+    puller.start()
+    assert entered.wait(5), "the pull never reached the decoder"
+    started = time.monotonic()
+    for i in range(3, 8):
+        buf.put(i, 1000 + i * FRAME, pkts[i], arrival=i * 0.02)
+    took = time.monotonic() - started
+    release.set()
+    puller.join(5)
+    assert took < 0.5, f"put waited {took:.2f} s for the pull"
+    assert buf.stats()["packets"] == 8
+    played = [buf.pull(FRAME) for _ in range(7)]
+    assert all(p is not None and len(p) == FRAME for p in played)
+    stats = buf.stats()
+    assert stats["late"] == 0 and stats["lost"] == 0 and stats["waiting"] == 0
