@@ -237,6 +237,8 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         member_jitter = member.call(lambda s: s.mixer.source_stats())
         budget_log = [line for line in pub.text().splitlines() if BUDGET_STEP.search(line)]
         room_log = [line for line in pub.text().splitlines() if ROOM_CHANGE.search(line)]
+        # the member leaving and joining again looks the same at its speaker
+        member_rejoins = [d.get("reason", "") for d in member.names("reconnecting")]
     finally:
         cgroup.set_percent(None)
         pub.stop()
@@ -265,6 +267,7 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         "alive": alive, "member_jitter": member_jitter, "budget_steps": len(budget_log),
         "budget_log": budget_log, "room_log": room_log,
         "rejoins": sum("-> reconnecting" in line for line in room_log),
+        "member_rejoins": member_rejoins,
     }
 
 
