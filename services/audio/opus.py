@@ -72,6 +72,8 @@ def _bind(lib: ctypes.CDLL) -> None:
         # variadic: the request's argument is passed as a second int
         "opus_encoder_ctl": (None, c_int),
         "opus_packet_get_nb_samples": ([vp, i32, i32], c_int),
+        # (data, len, out_toc, frames[48], size[48], payload_offset)
+        "opus_packet_parse": ([vp, i32, vp, vp, vp, ip], c_int),
         "opus_strerror": ([c_int], ctypes.c_char_p),
         "opus_get_version_string": ([], ctypes.c_char_p),
     }

@@ -13,19 +13,23 @@ It conceals with the last pitch period played, repeated
 (:func:`services.room.stretch.find_period`) at the expected level, instead:
 - when libopus's concealment came out more than 6 dB low;
 - when libopus has done badly on this stream lately (``trust`` under one half; every
-  ``PROBE_EVERY``-th loss with the next packet there still goes to libopus's FEC, so a
-  stream that starts carrying FEC data wins it back), or a loss came within ``RECENT``
+  ``PROBE_EVERY``-th loss with the next packet there still goes to libopus's PLC, so
+  that it can win the trust back), or a loss came within ``RECENT``
   packets of the last one. Then the decoder is not told about the loss at all: its
   next packet decodes from the state the last good one left, which plays at 70-95 %
   of the level rather than 20 %.
 
 On a SILK or hybrid stream (what libopus sends for voice, and for anything once it
 plans in-band FEC for loss) the choice is made from the packets themselves: a loss
-whose next packet carries FEC data (LBRR, :func:`carries_lbrr`) is rebuilt from it,
-always (libopus's decode of it is the packet at a lower bitrate: within 0.1 dB on a
-steady tone, and the decoder goes on at full level); one without is never handed to
-libopus's PLC (6 dB low, then the next packet 12 dB low) but repeated here, the
-decoder not told.
+whose next packet carries FEC data (LBRR,
+:func:`services.audio.opus_lbrr.carries_lbrr`) is rebuilt from it, always (libopus's
+decode of it is the packet at a lower bitrate: within 0.1 dB on a steady tone, and the
+decoder goes on at full level); one without is never handed to libopus's PLC (6 dB
+low, then the next packet 12 dB low) but repeated here, the decoder not told.
+
+Only a next packet that carries LBRR data is handed to libopus's ``decode_fec`` and
+counted as a FEC recovery; libopus would decode any other (a CELT packet, a SILK one
+without LBRR) as plain PLC, and so it is done and counted here: as concealment.
 
 Concealment keeps the level ``HOLD_MS``, then fades out over ``FADE_MS``. The packet
 decoded after a repetition is cross-faded in over ``MERGE_MS`` and, when it comes out
@@ -41,6 +45,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from services.audio.opus_lbrr import carries_lbrr
 from services.room.stretch import find_period
 
 Samples = npt.NDArray[np.int16]
@@ -60,23 +65,6 @@ _EMPTY: Samples = np.zeros(0, dtype=np.int16)
 def has_silk_layer(packet: bytes) -> bool:
     """Whether an Opus packet is SILK-only or hybrid (TOC configs 0-15, RFC 6716 3.1)."""
     return bool(packet) and packet[0] >> 3 < 16
-
-
-def carries_lbrr(packet: bytes) -> bool:
-    """Whether a one-frame SILK or hybrid Opus packet carries in-band FEC (LBRR) data for
-    the packet before it.
-
-    The SILK layer starts with one VAD flag per SILK frame, then the LBRR flag, all
-    coded with probability one half (RFC 6716 4.2.3-4.2.4); the range coder gives the
-    first such symbols as the first bits of the payload after the TOC byte, so the
-    flag is the bit after the VAD bits. Packets with several frames (codes 1-3) are
-    not looked into (False).
-    """
-    if len(packet) < 2 or not has_silk_layer(packet) or packet[0] & 3:
-        return False
-    config = packet[0] >> 3
-    vad_flags = (1, 1, 2, 3)[config % 4] if config < 12 else 1  # 10, 20, 40, 60 ms
-    return bool(packet[1] >> (7 - vad_flags) & 1)
 
 
 def _rms(x: Any) -> float:
@@ -131,14 +119,13 @@ class Concealer:
             or (self.trust >= 0.5 and self._since >= RECENT))
         self._since = 0
         if ask or self._level <= 0 or len(self._history) < self._keep:
-            pcm = decoder.decode_fec(following, samples) if following else decoder.conceal(
-                samples)
+            pcm = decoder.conceal(samples)  # no FEC data in the next packet: PLC
             if self._repeat is None:
                 if self._level > 0 and start == 0:
                     self._judge(_rms(pcm) / max(1.0, expected))
                     self._judging = True
                 if self._level <= 0 or _rms(pcm) >= expected / 2:
-                    return pcm, following is not None
+                    return pcm, False
         return self._repeated(start, samples), False
 
     def _repeated(self, start: int, samples: int) -> Samples:
