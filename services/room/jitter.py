@@ -9,7 +9,9 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
   and dropped.
 - **Target delay.** From the packets' transits and their spikes
   (:mod:`services.room.jitter_target`): a few ms on a clean LAN; it grows at once
-  with the jitter and shrinks once its window has forgotten it.
+  with the jitter and shrinks once its window has forgotten it. While losses come
+  whose next packet carries in-band FEC data, it holds one packet time more, so that
+  next packet is there when the lost one is due (``fec_headroom_ms``).
 - **Delay.** What is kept at ``target`` is the least time a packet gets between its
   earliest possible arrival and the pull that needs it, whatever the packet and pull
   sizes (:mod:`services.room.pullgrid`). Under it a decoded block is played a pitch
@@ -38,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.audio.opus import OpusDecoder, OpusError
+from services.audio.opus_lbrr import carries_lbrr
 from services.room.expand import Concealer
 from services.room.jitter_target import DelayTarget
 from services.room.pullgrid import first_pull_wait_ms, grid, lead_ms
@@ -238,7 +241,7 @@ class JitterBuffer:
             self._next += 1
             packet = self._packets.pop(self._next)
         if self._packets:  # a later packet is here: this one is lost
-            return self._lost()
+            return self._lost(now)
         if self._conceal_run >= self.max_conceal:
             self._playing = False  # the sender went quiet
             return None
@@ -265,16 +268,18 @@ class JitterBuffer:
         self.delay_ms = due + have * 1000 / self.rate
         return self._regulate(pcm, due, have)
 
-    def _lost(self) -> Samples:
+    def _lost(self, now: float) -> Samples:
         assert self._next is not None
         slot = self._next
         self._next += 1
         self.lost += 1
+        following = self._packets.get(slot + 1)
+        self._target.lost(now, self._frame * 1000 / self.rate,
+                          following is not None and carries_lbrr(following[1]))
         if self._covered >= self._frame:  # concealed already while it was awaited
             self._covered -= self._frame
             return _EMPTY
         self._covered = 0
-        following = self._packets.get(slot + 1)
         return self._conceal(self._frame, None if following is None else following[1])
 
     def _conceal(self, samples: int, following: bytes | None = None) -> Samples:
@@ -345,6 +350,7 @@ class JitterBuffer:
                 "target_ms": round(self.target_ms, 1),
                 "delay_ms": round(self.delay_ms, 1),
                 "jitter_ms": round(self.jitter_ms, 1),
+                "fec_headroom_ms": round(self._target.fec_headroom_ms, 1),
                 "concealed_pct": round(100 * self.samples_concealed / out, 2),
                 "stretched_pct": round(100 * self.samples_stretched / out, 2),
                 "late": self.late,

@@ -6,6 +6,17 @@ lateness plus ``margin_ms``, within ``[min_ms, max_ms]``. When packets came late
 that more than once in :data:`PEAK_HOLD_S` (spikes too rare for the percentile), the
 target covers the latest of them too. Arrivals more than :data:`GAP_S` apart (a pause)
 start the history afresh. (:class:`services.room.jitter.JitterBuffer` holds one.)
+
+**FEC headroom.** In-band FEC rebuilds a lost packet from the next one, which comes a
+packet time later: a receiver playing less than that behind the packets conceals the
+loss before the FEC data is there (at the default 10 ms least target a box plays about
+17-23 ms behind 20 ms packets, and used none of it under load). So while losses come
+whose next packet carries FEC data (LBRR), the target also covers one packet time
+(at most :data:`FEC_MAX_FRAME_MS`) on top of the jitter, plus the margin, as Chromium's
+NetEq keeps room for its FEC. It starts after :data:`FEC_ENTER_LOSSES` such losses
+within :data:`FEC_WINDOW_S` and ends when none came for that long; it is never added
+on a link without loss, nor for a sender without FEC (stretching moves the delay a few
+ms at a time either way).
 """
 
 from __future__ import annotations
@@ -23,6 +34,11 @@ SPIKE_MERGE_S = 0.3
 #: Spikes raise the target this far at most: beyond, a stall is concealed and caught
 #: up with, not waited for all the time.
 SPIKE_CAP_MS = 150.0
+#: FEC headroom: losses with FEC data that start it (within the window), the window
+#: (no such loss for this long ends it), and the longest packet time it covers.
+FEC_ENTER_LOSSES = 2
+FEC_WINDOW_S = 10.0
+FEC_MAX_FRAME_MS = 60.0
 
 
 class DelayTarget:
@@ -42,8 +58,16 @@ class DelayTarget:
         self._spikes: deque[tuple[float, float]] = deque()  # (arrival, lateness ms)
         self._last_arrival = -math.inf
         self._puts = 0
+        self._peak_ms = 0.0  # the worst of the recent spikes, when they repeat
+        self._fec_losses: deque[float] = deque()  # when losses with FEC data came
+        self.fec_headroom_ms = 0.0  # one packet time while FEC pays, else 0
         self.jitter_ms = 0.0
-        self.target_ms = max(min_ms, min(max_ms, margin_ms))
+
+    @property
+    def target_ms(self) -> float:
+        """The delay to keep (ms)."""
+        late = max(self.jitter_ms + self.fec_headroom_ms, self._peak_ms)
+        return max(self.min_ms, min(self.max_ms, late + self.margin_ms))
 
     @property
     def min_transit(self) -> float:
@@ -90,6 +114,24 @@ class DelayTarget:
             self.jitter_ms = (float(np.partition(values, k)[k]) - mins[0][1]) * 1000
             # Spikes more than once lately: plan for the worst of them too (one alone
             # is a stall, not a pattern).
-            peak = min(SPIKE_CAP_MS, max(m for _, m in spikes)) if len(spikes) >= 2 else 0.0
-            self.target_ms = max(self.min_ms, min(self.max_ms,
-                                                  max(self.jitter_ms, peak) + self.margin_ms))
+            self._peak_ms = (min(SPIKE_CAP_MS, max(m for _, m in spikes))
+                             if len(spikes) >= 2 else 0.0)
+        if self._fec_losses:
+            self._expire_fec(now)
+
+    def lost(self, now: float, frame_ms: float, fec: bool) -> None:
+        """A packet of ``frame_ms`` was lost at ``now``; ``fec``: the next one carries
+        FEC data for it (only those count toward the FEC headroom)."""
+        if not fec:
+            return
+        self._fec_losses.append(now)
+        self._expire_fec(now)
+        if self.fec_headroom_ms or len(self._fec_losses) >= FEC_ENTER_LOSSES:
+            self.fec_headroom_ms = min(FEC_MAX_FRAME_MS, frame_ms)
+
+    def _expire_fec(self, now: float) -> None:
+        losses = self._fec_losses
+        while losses and losses[0] < now - FEC_WINDOW_S:
+            losses.popleft()
+        if not losses:
+            self.fec_headroom_ms = 0.0
