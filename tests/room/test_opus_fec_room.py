@@ -4,7 +4,8 @@ encoder, and the receiving box rebuilds lost packets from the FEC it then sends.
 Box A sends a tone over an uplink that loses 10 % of its packets (the impairment lab);
 Janus's receiver reports tell A, whose encoder plans its in-band FEC for that loss
 (what libopus then puts in the packets is checked in tests/room/test_opus_send.py).
-Box B, on a clean link, hears the tone and takes lost packets from the next one's FEC.
+Box B, on a clean link and at the appliance's defaults, hears the tone and takes lost
+packets from the next one's FEC (and, with FEC off at A, counts none and conceals).
 A box sending 10 ms packets is heard as well, with no jitter of its own making.
 """
 
@@ -20,22 +21,19 @@ from tests.room.conftest import wait_tone
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(180)]
 
-#: Losses at the receiver without one FEC recovery that fail the test.
+#: Losses at the receiver to wait for (60 take about 12 s at 10 % of 50 packets a
+#: second; a loaded machine delays them, it does not make them fewer).
 LOSSES = 60
-#: The receiver's least delay: more than one 20 ms packet, and the loaded machine's jitter.
-FEC_LEAD_MS = 40.0
 
 
-def test_reported_loss_turns_on_fec_and_the_receiver_uses_it(make_peer, network,
-                                                             room_number):
-    a = make_peer("a", room_number, tone="tone:440", opus=OpusSendSettings(fec=True),
+def lossy_call(make_peer: Any, network: Any, room_number: int, fec: bool
+               ) -> dict[str, Any]:
+    """A sends over a 10 % lossy uplink (FEC as ``fec``), B at the appliance's defaults
+    on a clean link; B's jitter buffer for A once ``LOSSES`` packets were lost after A's
+    encoder learnt the loss."""
+    a = make_peer("a", room_number, tone="tone:440", opus=OpusSendSettings(fec=fec),
                   up=Impairment(loss=0.10, seed=21), down=CLEAN)
-    # FEC rebuilds a lost packet from the next one, so that one must be there when the
-    # lost one is due: B holds at least 40 ms (``audio.jitter_min_ms``). At the default
-    # 10 ms B plays about 17-23 ms behind the packets; on a loaded machine, below the
-    # 20 ms between two packets, every loss was concealed (PLC) before its next packet
-    # came, and no FEC was used in 60 losses.
-    b = make_peer("b", room_number, tone="tone:880", jitter_min_ms=FEC_LEAD_MS)
+    b = make_peer("b", room_number, tone="tone:880")
     a.call(lambda s: s.join())
     b.call(lambda s: s.join())
     wait_tone(b.speaker_path, 440, timeout=20)
@@ -49,20 +47,44 @@ def test_reported_loss_turns_on_fec_and_the_receiver_uses_it(make_peer, network,
                what="the encoder to expect the reported loss (about 10 %)")
 
     def playout() -> dict[str, Any]:
-        """B's jitter buffer for A: packets lost and rebuilt from FEC so far."""
+        """B's jitter buffer for A."""
         return b.call(lambda s: s.mixer.source_stats()).get(a_id) or {}
 
-    # Counted in losses, not seconds: a loaded machine delays them, it does not make
-    # them fewer (60 take about 12 s at 10 % of 50 packets a second).
-    lost0 = playout().get("lost", 0)  # from here on A's packets carry FEC
-    seen = b.wait_for(
-        lambda: (lambda p: p if p.get("fec") or p.get("lost", 0) - lost0 >= LOSSES
-                 else None)(playout()),
-        timeout=90, what=f"a FEC recovery or {LOSSES} losses at the receiver")
-    assert seen.get("fec", 0) > 0, \
-        f"{seen.get('lost', 0) - lost0} packets lost since FEC was on, none rebuilt: {seen}"
+    first = playout()  # from here on A's packets carry FEC, if it is on
+    headroom = 0.0
+
+    def enough() -> dict[str, Any] | None:
+        nonlocal headroom
+        now = playout()
+        headroom = max(headroom, now.get("fec_headroom_ms", 0.0))
+        return now if now.get("lost", 0) - first.get("lost", 0) >= LOSSES else None
+
+    seen = b.wait_for(enough, timeout=90, what=f"{LOSSES} losses at the receiver")
     stats = network.links[a.host.name].stats()
     assert stats["up"]["loss"] > 0 and stats["down"]["loss"] == 0
+    return {key: seen.get(key, 0) - first.get(key, 0)
+            for key in ("lost", "fec", "underruns", "plc_replaced")} | {
+        "most_fec_headroom_ms": headroom, "last": seen}
+
+
+def test_reported_loss_turns_on_fec_and_the_receiver_uses_it(make_peer, network,
+                                                             room_number):
+    # B keeps the appliance's defaults (``audio.jitter_min_ms`` 10): it holds a packet
+    # of headroom for FEC once losses with FEC data come (services/room/jitter_target.py)
+    got = lossy_call(make_peer, network, room_number, fec=True)
+    print(f"FEC on: {got}")
+    assert got["fec"] >= got["lost"] // 3, f"too few losses rebuilt from FEC: {got}"
+    assert got["most_fec_headroom_ms"] == 20.0, got
+
+
+def test_without_fec_at_the_sender_the_receiver_conceals(make_peer, network, room_number):
+    """The ``fec`` counter counts only losses rebuilt from the next packet's FEC data:
+    without FEC at the sender there is none, every loss is concealed, and the receiver
+    adds no headroom for it."""
+    got = lossy_call(make_peer, network, room_number, fec=False)
+    print(f"FEC off: {got}")
+    assert got["fec"] == 0 and got["most_fec_headroom_ms"] == 0, got
+    assert got["last"]["concealed_pct"] > 0, got
 
 
 def test_ten_ms_packets_are_heard_through_the_room(make_peer, room_number):
