@@ -10,8 +10,9 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
 - **Target delay.** From the packets' transits and their spikes
   (:mod:`services.room.jitter_target`): a few ms on a clean LAN; it grows at once
   with the jitter and shrinks once its window has forgotten it. While losses come
-  whose next packet carries in-band FEC data, it holds one packet time more, so that
-  next packet is there when the lost one is due (``fec_headroom_ms``).
+  whose next packet carries in-band FEC data but came too late for it, it holds one
+  packet time more, so that next packet is there when the lost one is due
+  (``fec_headroom_ms``).
 - **Delay.** What is kept at ``target`` is the least time a packet gets between its
   earliest possible arrival and the pull that needs it, whatever the packet and pull
   sizes (:mod:`services.room.pullgrid`). Under it a decoded block is played a pitch
@@ -275,7 +276,8 @@ class JitterBuffer:
         self.lost += 1
         following = self._packets.get(slot + 1)
         self._target.lost(now, self._frame * 1000 / self.rate,
-                          following is not None and carries_lbrr(following[1]))
+                          fec=following is not None and carries_lbrr(following[1]),
+                          missed=self._covered >= self._frame)
         if self._covered >= self._frame:  # concealed already while it was awaited
             self._covered -= self._frame
             return _EMPTY

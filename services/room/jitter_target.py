@@ -13,10 +13,12 @@ loss before the FEC data is there (at the default 10 ms least target a box plays
 17-23 ms behind 20 ms packets, and used none of it under load). So while losses come
 whose next packet carries FEC data (LBRR), the target also covers one packet time
 (at most :data:`FEC_MAX_FRAME_MS`) on top of the jitter, plus the margin, as Chromium's
-NetEq keeps room for its FEC. It starts after :data:`FEC_ENTER_LOSSES` such losses
-within :data:`FEC_WINDOW_S` and ends when none came for that long; it is never added
-on a link without loss, nor for a sender without FEC (stretching moves the delay a few
-ms at a time either way).
+NetEq keeps room for its FEC. Only where it pays: it starts after
+:data:`FEC_ENTER_LOSSES` losses within :data:`FEC_WINDOW_S` that were concealed before
+their next packet came with FEC data for them (*missed*), stays while losses with FEC
+data in the next packet keep coming, and ends when none came for :data:`FEC_WINDOW_S`.
+A link without loss, a sender without FEC, or a receiver whose next packets are there
+in time anyway never gets it (stretching moves the delay a few ms at a time either way).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ SPIKE_MERGE_S = 0.3
 #: Spikes raise the target this far at most: beyond, a stall is concealed and caught
 #: up with, not waited for all the time.
 SPIKE_CAP_MS = 150.0
-#: FEC headroom: losses with FEC data that start it (within the window), the window
-#: (no such loss for this long ends it), and the longest packet time it covers.
+#: FEC headroom: missed FEC losses that start it (within the window), the window (no
+#: loss with FEC data for this long ends it), and the longest packet time it covers.
 FEC_ENTER_LOSSES = 2
 FEC_WINDOW_S = 10.0
 FEC_MAX_FRAME_MS = 60.0
@@ -60,6 +62,7 @@ class DelayTarget:
         self._puts = 0
         self._peak_ms = 0.0  # the worst of the recent spikes, when they repeat
         self._fec_losses: deque[float] = deque()  # when losses with FEC data came
+        self._missed: deque[float] = deque()  # ... of them, concealed before it came
         self.fec_headroom_ms = 0.0  # one packet time while FEC pays, else 0
         self.jitter_ms = 0.0
 
@@ -119,19 +122,22 @@ class DelayTarget:
         if self._fec_losses:
             self._expire_fec(now)
 
-    def lost(self, now: float, frame_ms: float, fec: bool) -> None:
-        """A packet of ``frame_ms`` was lost at ``now``; ``fec``: the next one carries
-        FEC data for it (only those count toward the FEC headroom)."""
+    def lost(self, now: float, frame_ms: float, *, fec: bool, missed: bool) -> None:
+        """A packet of ``frame_ms`` was lost at ``now``. ``fec``: the next one carries
+        FEC data for it (only those count toward the FEC headroom); ``missed``: it was
+        concealed before that next packet came."""
         if not fec:
             return
         self._fec_losses.append(now)
+        if missed:
+            self._missed.append(now)
         self._expire_fec(now)
-        if self.fec_headroom_ms or len(self._fec_losses) >= FEC_ENTER_LOSSES:
+        if self.fec_headroom_ms or len(self._missed) >= FEC_ENTER_LOSSES:
             self.fec_headroom_ms = min(FEC_MAX_FRAME_MS, frame_ms)
 
     def _expire_fec(self, now: float) -> None:
-        losses = self._fec_losses
-        while losses and losses[0] < now - FEC_WINDOW_S:
-            losses.popleft()
-        if not losses:
+        for losses in (self._fec_losses, self._missed):
+            while losses and losses[0] < now - FEC_WINDOW_S:
+                losses.popleft()
+        if not self._fec_losses:
             self.fec_headroom_ms = 0.0

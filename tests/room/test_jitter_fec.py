@@ -2,9 +2,10 @@
 
 FEC rebuilds a lost packet from the next one, a packet time later. A receiver at the
 default least target (10 ms) plays about 17-23 ms behind 20 ms packets, so most losses
-were concealed before that next packet came. While losses come whose next packet
-carries LBRR data, the target holds one packet time more; never on a clean link, never
-for a sender without FEC, and not once the losses stop.
+were concealed before that next packet came. Once losses come whose next packet
+carries LBRR data but came too late for it, the target holds one packet time more;
+never on a clean link, never for a sender without FEC, never where the next packets
+come in time anyway, and not once the losses stop.
 """
 
 from __future__ import annotations
@@ -31,28 +32,32 @@ def target() -> DelayTarget:
                        percentile=95.0, window_s=4.0)
 
 
-def test_losses_with_fec_data_add_one_packet_time_with_hysteresis() -> None:
+def test_missed_fec_losses_add_one_packet_time_with_hysteresis() -> None:
     t = target()
     for i in range(100):  # 2 s of clean 20 ms packets, 3 ms of jitter
         t.arrived(i * FRAME, i * 0.02 + (i % 2) * 0.003)
     clean = t.target_ms
     assert 10.0 <= clean < 12.0 and t.fec_headroom_ms == 0
-    t.lost(2.0, 20.0, fec=False)
-    t.lost(2.1, 20.0, fec=False)
+    t.lost(2.0, 20.0, fec=False, missed=True)
+    t.lost(2.1, 20.0, fec=False, missed=True)
     assert t.fec_headroom_ms == 0  # no FEC data: nothing to wait for
-    t.lost(2.2, 20.0, fec=True)
-    assert t.fec_headroom_ms == 0  # one loss is not a pattern yet
-    t.lost(2.4, 20.0, fec=True)
+    for k in range(5):
+        t.lost(2.2 + k / 10, 20.0, fec=True, missed=False)
+    assert t.fec_headroom_ms == 0  # its next packets came in time: it would not pay
+    t.lost(2.8, 20.0, fec=True, missed=True)
+    assert t.fec_headroom_ms == 0  # one missed loss is not a pattern yet
+    t.lost(2.9, 20.0, fec=True, missed=True)
     assert t.fec_headroom_ms == 20.0
     assert t.target_ms == pytest.approx(t.jitter_ms + 20.0 + 4.0)
-    t.lost(2.4 + FEC_WINDOW_S - 0.1, 20.0, fec=True)  # one loss in the window keeps it
+    # losses with FEC data keep it (now in time, thanks to it)
+    now = 2.9 + FEC_WINDOW_S - 0.1
+    t.lost(now, 20.0, fec=True, missed=False)
     assert t.fec_headroom_ms == 20.0
-    now = 2.4 + FEC_WINDOW_S - 0.1
     for i in range(1, 600):  # then 12 s without a loss
         t.arrived(int((now + i * 0.02) * RATE), now + i * 0.02)
     assert t.fec_headroom_ms == 0 and t.target_ms < 12.0
-    t.lost(20.0, 120.0, fec=True)
-    t.lost(20.1, 120.0, fec=True)
+    t.lost(20.0, 120.0, fec=True, missed=True)
+    t.lost(20.1, 120.0, fec=True, missed=True)
     assert t.fec_headroom_ms == jitter_target.FEC_MAX_FRAME_MS  # bounded
 
 
