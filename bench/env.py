@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import shutil
 import statistics
 import tempfile
@@ -19,6 +20,7 @@ from typing import Any
 
 from services.room.context import RoomSettings
 from services.room.janus.jcfg import RoomSpec
+from services.room.opus_send import OpusSendSettings
 from tests.harness.appliance import ApplianceProcess
 from tests.harness.impair import Impairment
 from tests.harness.impaired import ImpairedLink
@@ -98,7 +100,11 @@ class BenchRoom:
              mic_drift_ppm: float = 0.0, speaker_drift_ppm: float = 0.0,
              **settings: Any) -> RoomPeer:
         """An in-process room session in its own namespace (not joined yet); its sim
-        mic's and speaker's clocks run fast or slow by the given ppm."""
+        mic's and speaker's clocks run fast or slow by the given ppm. With
+        ``EDGEROOM_BENCH_OPUS_FEC=1`` in the environment its mic is sent with Opus
+        in-band FEC (``audio.opus_fec``), unless ``opus=`` says otherwise."""
+        if os.environ.get("EDGEROOM_BENCH_OPUS_FEC") == "1":
+            settings.setdefault("opus", OpusSendSettings(fec=True))
         host = self.host(name, up, down)
         workdir = self.workdir / host.name
         workdir.mkdir(parents=True, exist_ok=True)
