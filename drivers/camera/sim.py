@@ -116,7 +116,7 @@ class SimCamera:
         self.height = height
         self.fps = fps
         self.pattern = pattern
-        self._draw = DrawAhead(PatternRenderer(width, height))
+        self._draw = DrawAhead(PatternRenderer(width, height).render)
         self._step = 1
         self._started_at: float | None = None
         self._next = 0

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,8 @@ from drivers.threadname import name_this_thread
 if TYPE_CHECKING:
     import av
 
-    from drivers.camera.sim import PatternRenderer
+#: Draws frame ``number`` stamped ``captured_at`` (``PatternRenderer.render``).
+Render = Callable[[int, float], "av.VideoFrame"]
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +50,10 @@ def _drawing_thread_setup() -> None:
 
 
 class DrawAhead:
-    """Frames of ``renderer`` drawn on one thread, the next one before it is asked for."""
+    """Frames made by ``render`` on one thread, the next one before it is asked for."""
 
-    def __init__(self, renderer: PatternRenderer) -> None:
-        self._renderer = renderer
+    def __init__(self, render: Render) -> None:
+        self._render = render
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: tuple[int, Future[av.VideoFrame]] | None = None
         self.drawn = 0
@@ -62,7 +64,7 @@ class DrawAhead:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="sim-camera",
                                             initializer=_drawing_thread_setup)
         self.drawn += 1
-        return self._pool.submit(self._renderer.render, number, captured_at)
+        return self._pool.submit(self._render, number, captured_at)
 
     async def frame(self, number: int, captured_at: float) -> av.VideoFrame:
         """Frame ``number`` (stamped ``captured_at``): the one drawn ahead if it is that
