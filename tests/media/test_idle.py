@@ -21,7 +21,7 @@ from .test_appliance import Api
 pytestmark = [pytest.mark.janus, pytest.mark.slow, pytest.mark.timeout(150)]
 
 #: Threads that must not exist while idle (their OS names, see drivers.threadname).
-BUSY_THREADS = ("sim-speaker", "alsa-", "h264-", "vp8-")
+BUSY_THREADS = ("sim-speaker", "alsa-", "h264-", "vp8-", "sim-camera")
 
 
 def thread_names(pid: int) -> list[str]:
