@@ -16,7 +16,9 @@ paid per call. Type checkers see the real import.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -47,3 +49,15 @@ class LazyModule:
 def lazy_module(name: str, namespace: dict[str, Any], alias: str) -> Any:
     """``namespace[alias]``'s stand-in for module ``name`` (see the module's doc)."""
     return LazyModule(name, namespace, alias)
+
+
+async def import_off_loop(*names: str) -> None:
+    """Import ``names`` in a thread if they are not loaded yet.
+
+    Called where a first use is coming (a mic opening, an encoder or a playback
+    starting): numpy takes about 0.2 s of CPU to import here and most of a second on a Pi,
+    which the event loop, carrying audio, must not spend.
+    """
+    missing = [name for name in names if name not in sys.modules]
+    if missing:
+        await asyncio.to_thread(lambda: [importlib.import_module(name) for name in missing])

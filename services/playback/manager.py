@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from drivers.audio.base import SAMPLE_RATE
 from drivers.base import Emit, null_emit
-from drivers.lazy import lazy_module
+from drivers.lazy import import_off_loop, lazy_module
 from services.playback.feed import PlaybackFeed, mix_into
 from services.playback.source import (
     Decoder,
@@ -119,6 +119,7 @@ class PlaybackManager:
         if len(self._playbacks) >= self.settings.max_playbacks:
             raise PlaybackError(f"{self.settings.max_playbacks} playbacks already run; "
                                 "stop one first", "BUSY")
+        await import_off_loop("numpy")  # decoding and mixing use it
         temp = None
         if file is not None:
             kind, source = "file", file

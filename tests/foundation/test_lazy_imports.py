@@ -5,6 +5,7 @@ computes with it (the appliance-level check is in tests/media/test_idle.py)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -59,3 +60,41 @@ def test_numpy_loads_with_the_first_audio_it_computes() -> None:
     """The modules that use numpy import it on first use (``drivers.lazy``): importing
     them costs nothing, encoding the mic loads it (so the probe can see it)."""
     assert "numpy" in _imported(MIC)
+
+
+FIRST_MIC = """
+import asyncio, importlib.abc, json, sys, tempfile, threading
+from pathlib import Path
+
+where = []
+
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy":
+            where.append(threading.current_thread().name)
+        return None
+
+sys.meta_path.insert(0, Watch())
+from drivers.audio.sim import SimMic
+from services.media.audio import MicTee
+
+async def main():
+    tee = MicTee(lambda: SimMic("tone:440", state_dir=Path(tempfile.mkdtemp())))
+    branch = tee.branch("probe")
+    await branch.start()
+    await branch.read()
+    await branch.stop()
+    print(threading.current_thread().name, json.dumps(where))
+
+asyncio.run(main())
+"""
+
+
+def test_the_first_mic_imports_numpy_off_the_event_loop() -> None:
+    """numpy's import is 0.2 s of CPU here and most of a second on a Pi: the first mic
+    does it in a thread, not on the loop that carries the audio."""
+    out = subprocess.run([sys.executable, "-c", FIRST_MIC], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.split(maxsplit=1)
+    loop_thread, importers = out[0], json.loads(out[1])
+    assert importers, "numpy was never imported: the probe proves nothing"
+    assert loop_thread not in importers[:1]
