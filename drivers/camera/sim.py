@@ -10,6 +10,10 @@ Frames are made on demand at :meth:`SimCamera.read`, paced on the monotonic cloc
 sensor ticked at ``fps``: a reader that keeps up gets every frame at its tick; a reader that
 falls behind gets the newest tick at once and the ticks in between count as skipped, exactly
 what a real camera with latest-frame hand-over does, but without rendering frames nobody reads.
+The drawing itself happens on a worker thread, one tick ahead of the reader
+(:mod:`drivers.camera.sim_ahead`), so the event loop only hands frames over, as it does
+for a real camera: the encoder sees exactly the frames it saw when they were drawn on
+the loop (and the ``ffmpeg`` reference in ``bench/bench_encode.py`` encodes the same ones).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy.typing as npt
 
 from drivers.camera.base import TIME_BASE, CapturedFrame, pts_for
 from drivers.camera.planes import plane_rows
+from drivers.camera.sim_ahead import DrawAhead
 from drivers.camera.strip import draw_strip, layout_for, stamp_ms
 
 log = logging.getLogger(__name__)
@@ -111,7 +116,8 @@ class SimCamera:
         self.height = height
         self.fps = fps
         self.pattern = pattern
-        self._renderer = PatternRenderer(width, height)
+        self._draw = DrawAhead(PatternRenderer(width, height).render)
+        self._step = 1
         self._started_at: float | None = None
         self._next = 0
         self._delivered = 0
@@ -151,7 +157,13 @@ class SimCamera:
         if target > newest:
             await self._sleep_until(t0 + target / self.fps)
         captured_at = t0 + target / self.fps
-        frame = self._renderer.render(target, captured_at)
+        frame = await self._draw.frame(target, captured_at)
+        if self._stopped:
+            raise EOFError("camera stopped")
+        if self._delivered:
+            self._step = max(1, target - self._next + 1)
+        upcoming = target + self._step
+        self._draw.draw_ahead(upcoming, t0 + upcoming / self.fps)
         frame.pts = pts_for(captured_at - t0)
         frame.time_base = TIME_BASE
         self._next = target + 1
@@ -177,6 +189,7 @@ class SimCamera:
             "delivered": self._delivered,
             "skipped": self._next - self._delivered,
             "reopens": 0,
+            "redrawn": self._draw.redrawn,
         }
 
     async def stop(self) -> None:
@@ -184,6 +197,7 @@ class SimCamera:
         if self._stopped:
             return
         self._stopped = True
+        self._draw.close()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(EOFError("camera stopped"))
