@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 #: What each member's jitter buffer reports (services.room.jitter), as is.
 PLAYOUT_KEYS = ("target_ms", "delay_ms", "concealed_pct", "stretched_pct", "late", "fec",
-                "plc_replaced")
+                "fec_headroom_ms", "plc_replaced")
 
 
 def count_bytes(receiver: Any) -> None:
