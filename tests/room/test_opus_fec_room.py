@@ -70,11 +70,13 @@ def lossy_call(make_peer: Any, network: Any, room_number: int, fec: bool
 def test_reported_loss_turns_on_fec_and_the_receiver_uses_it(make_peer, network,
                                                              room_number):
     # B keeps the appliance's defaults (``audio.jitter_min_ms`` 10): it holds a packet
-    # of headroom for FEC once losses with FEC data come (services/room/jitter_target.py)
+    # of headroom for FEC once losses whose FEC data came too late repeat
+    # (services/room/jitter_target.py; 20 ms here when it did, 0 when the next packets
+    # came in time anyway). 36-54 of 60 were rebuilt in four runs.
     got = lossy_call(make_peer, network, room_number, fec=True)
     print(f"FEC on: {got}")
     assert got["fec"] >= got["lost"] // 3, f"too few losses rebuilt from FEC: {got}"
-    assert got["most_fec_headroom_ms"] == 20.0, got
+    assert got["most_fec_headroom_ms"] in (0.0, 20.0), got
 
 
 def test_without_fec_at_the_sender_the_receiver_conceals(make_peer, network, room_number):
