@@ -72,7 +72,7 @@ def test_reported_loss_turns_on_fec_and_the_receiver_uses_it(make_peer, network,
     # B keeps the appliance's defaults (``audio.jitter_min_ms`` 10): it holds a packet
     # of headroom for FEC once losses whose FEC data came too late repeat
     # (services/room/jitter_target.py; 20 ms here when it did, 0 when the next packets
-    # came in time anyway). 36-54 of 60 were rebuilt in four runs.
+    # came in time anyway). 36-54 of 60 were rebuilt in three runs.
     got = lossy_call(make_peer, network, room_number, fec=True)
     print(f"FEC on: {got}")
     assert got["fec"] >= got["lost"] // 3, f"too few losses rebuilt from FEC: {got}"
