@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from fractions import Fraction
 from typing import Any
@@ -97,7 +98,9 @@ class PatternRenderer:
 class SimCamera:
     """A :class:`~drivers.camera.base.VideoSource` that renders a moving test pattern.
 
-    One consumer: :meth:`read` must not be awaited by two tasks at once. Frame numbers are
+    One consumer: :meth:`read` must not be awaited by two tasks at once, nor
+    :meth:`read_sync` called by two threads (it may be read from a thread: the encoder
+    then reads, encodes and sends without the event loop). Frame numbers are
     the sensor ticks since :meth:`start` (0, 1, 2, ...); a gap means skipped ticks.
     """
 
@@ -117,6 +120,10 @@ class SimCamera:
         self._delivered = 0
         self._stopped = False
         self._waiter: asyncio.Future[None] | None = None
+        self._halt = threading.Event()
+
+    #: :meth:`read_sync` may be called from another thread
+    reads_in_thread = True
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else "running" if self._started_at else "idle"
@@ -150,6 +157,28 @@ class SimCamera:
         target = max(newest, self._next)
         if target > newest:
             await self._sleep_until(t0 + target / self.fps)
+        return self._render(t0, target)
+
+    def read_sync(self, timeout: float) -> CapturedFrame | None:
+        """:meth:`read` for a thread: waits up to ``timeout`` s for the next tick (None
+        when it is further away). Raises :class:`EOFError` once stopped."""
+        if self._stopped:
+            raise EOFError("camera stopped")
+        t0 = self._started_at
+        if t0 is None:
+            raise RuntimeError("SimCamera.read_sync() before start()")
+        now = time.monotonic()
+        newest = math.floor((now - t0) * self.fps)
+        target = max(newest, self._next)
+        if target > newest:
+            delay = t0 + target / self.fps - now
+            if self._halt.wait(min(delay, timeout)):
+                raise EOFError("camera stopped")
+            if delay > timeout:
+                return None
+        return self._render(t0, target)
+
+    def _render(self, t0: float, target: int) -> CapturedFrame:
         captured_at = t0 + target / self.fps
         frame = self._renderer.render(target, captured_at)
         frame.pts = pts_for(captured_at - t0)
@@ -184,6 +213,7 @@ class SimCamera:
         if self._stopped:
             return
         self._stopped = True
+        self._halt.set()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(EOFError("camera stopped"))

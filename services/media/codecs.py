@@ -118,7 +118,8 @@ class CodecEncode:
     ``encoder`` picks the implementation for H.264 (``"auto"``: hardware when it opens,
     else libx264; ``"libx264"``; ``"h264_v4l2m2m"``); VP8 always uses libvpx. Every
     method except :meth:`encode` runs on the event loop; :meth:`encode` runs in this
-    encode's own worker thread.
+    encode's own worker thread (or the camera's frame thread, :mod:`services.media.pump`)
+    and hands each frame's packets to the fanout's sinks there.
     """
 
     def __init__(self, codec: str, owner: str, *, bitrate_kbps: int, gop_seconds: float,
@@ -322,14 +323,16 @@ class CodecEncode:
                                      keyframe, captured.captured_at, captured.index,
                                      codec=self.codec))
         self.frames_encoded += 1
+        self.packets_out += len(out)
+        self.bytes_out += sum(len(p.data) for p in out)
         self.encode_cpu_seconds += time.thread_time() - cpu0
+        if out:
+            self.fanout.to_sinks(out)  # the room's RTP send, in this thread
         return out
 
     def publish(self, packets: list[EncodedPacket]) -> None:
-        """Offer packets to every subscriber (on the loop)."""
+        """Offer packets to every subscription (on the loop)."""
         for packet in packets:
-            self.packets_out += 1
-            self.bytes_out += len(packet.data)
             self.fanout.publish(packet)
 
     @property

@@ -56,6 +56,8 @@ class EncodedVideoTrack(MediaStreamTrack):
     """
 
     kind = "video"
+    #: the sender may send this track's packets from the encode thread (set_rtp_sink)
+    takes_rtp_sink = True
 
     def __init__(self, encoder: SharedVideoEncoder,
                  on_stop: Callable[[EncodedVideoTrack], Awaitable[None] | None] | None = None,
@@ -72,6 +74,8 @@ class EncodedVideoTrack(MediaStreamTrack):
         self.refused = 0  # packets of another codec, never sent
         self.keyframe_requests = 0
         self.remb_bps: int | None = None
+        #: the sender's RTP send in the encode thread (:meth:`set_rtp_sink`), if any
+        self.rtp_sink: Any = None
         if codec is not None:
             self.set_codec(codec)
 
@@ -87,8 +91,13 @@ class EncodedVideoTrack(MediaStreamTrack):
             return
         self.encoder.encode_of(codec)  # ValueError for a codec we cannot produce
         old = self.sub
+        self._remove_sink()
         self.codec = codec
-        self.sub = self.encoder.subscribe(self.name, ROOM_QUEUE_PACKETS, codec=codec)
+        if self.rtp_sink is not None:
+            self.sub = None
+            self._add_sink()
+        else:
+            self.sub = self.encoder.subscribe(self.name, ROOM_QUEUE_PACKETS, codec=codec)
         if old is not None:
             old.close()
             self.encoder.detach(old)
@@ -125,6 +134,44 @@ class EncodedVideoTrack(MediaStreamTrack):
         self.packets += 1
         return packet
 
+    # -- sending from the encode thread ------------------------------------------------
+
+    def set_rtp_sink(self, sink: Any) -> None:
+        """Hand the packets to ``sink`` in the encode thread instead of :meth:`recv`
+        (``sink(packets)``, see :mod:`services.room.video_send`); from the next keyframe."""
+        if self.readyState != "live" or sink is self.rtp_sink:
+            return
+        self._remove_sink()
+        self.rtp_sink = sink
+        sub, self.sub = self.sub, None
+        if sub is not None:
+            sub.close()
+            self.encoder.detach(sub)
+        self._add_sink()
+
+    def clear_rtp_sink(self, sink: Any) -> None:
+        """Stop handing packets to ``sink``; :meth:`recv` gets them again."""
+        if sink is not self.rtp_sink:
+            return
+        self._remove_sink()
+        self.rtp_sink = None
+        if self.readyState == "live" and self.codec is not None:
+            self.sub = self.encoder.subscribe(self.name, ROOM_QUEUE_PACKETS, codec=self.codec)
+
+    def _add_sink(self) -> None:
+        if self.codec is None or self.rtp_sink is None:
+            return
+        enc = self.encoder.encode_of(self.codec)
+        restart = getattr(self.rtp_sink, "restart", None)
+        if restart is not None:
+            restart()
+        enc.fanout.add_sink(self.name, self.rtp_sink)
+        enc.request_keyframe(f"{self.name} sends from the encoder")
+
+    def _remove_sink(self) -> None:
+        if self.codec is not None and self.rtp_sink is not None:
+            self.encoder.encode_of(self.codec).fanout.remove_sink(self.rtp_sink)
+
     def request_keyframe(self, reason: str) -> None:
         self.keyframe_requests += 1
         if self.codec is not None:
@@ -141,6 +188,7 @@ class EncodedVideoTrack(MediaStreamTrack):
             return
         super().stop()
         self._codec_known.set()  # wake a recv() still waiting for its codec
+        self._remove_sink()
         if self.sub is not None:
             self.sub.close()
             self.encoder.detach(self.sub)
