@@ -1,17 +1,17 @@
-"""The camera's frames read, encoded and sent in one thread, off the event loop.
+"""The camera's frames read, encoded and sent off the event loop.
 
 A camera that can be read from a thread (``reads_in_thread``: the sim camera, and an
 oriented camera around one) is driven by :func:`run_frame_pump` instead of the loop:
 one thread per run of the shared encoder reads each frame, shows it to the frame
 observers (they take a frame from any thread), asks the budget whether to encode it,
-and encodes it with every codec in use: the first in this thread, any other in its own
-worker thread side by side. Each encode hands its packets to its sinks in the thread
-that encoded them (the room's RTP send, :mod:`services.room.video_send`), so while the
-room is the only consumer the loop sees nothing per frame. Subscriptions on the loop
-(recordings, RTMP, the page's preview) get the packets through one
-``call_soon_threadsafe`` per frame, as the loop path gave them.
+and hands it to the worker thread of every codec in use (side by side when there are
+two). Each encode hands its packets to its sinks in the thread that encoded them (the
+room's RTP send, :mod:`services.room.video_send`), so while the room is the only
+consumer the loop sees nothing per frame. Subscriptions on the loop (recordings, RTMP,
+the page's preview) get the packets through one ``call_soon_threadsafe`` per frame, as
+the loop path gave them.
 
-The thread runs at the encoders' nice value: when the CPU is short, the loop (the
+The threads run at the encoders' nice value: when the CPU is short, the loop (the
 audio's send path) runs first and the video gives way.
 """
 
@@ -127,13 +127,12 @@ def encode_captured(encoder: SharedVideoEncoder, captured: CapturedFrame, fps: i
     frame = captured.frame
     if frame.format.name != "yuv420p":
         frame = frame.reformat(format="yuv420p")
-    others: list[tuple[CodecEncode, concurrent.futures.Future[Any]]] = [
-        (enc, enc.executor().submit(enc.encode, copy_frame(frame), captured,
-                                    encoder.origin, fps, scale))
-        for enc in active[1:]]
-    results = [(active[0], active[0].encode(frame, captured, encoder.origin, fps, scale))]
-    results += [(enc, future.result()) for enc, future in others]
-    for enc, packets in results:
+    jobs: list[tuple[CodecEncode, concurrent.futures.Future[Any]]] = [
+        (enc, enc.executor().submit(enc.encode, frame if i == 0 else copy_frame(frame),
+                                    captured, encoder.origin, fps, scale))
+        for i, enc in enumerate(active)]
+    for enc, job in jobs:
+        packets = job.result()
         if packets and enc.fanout.has_subscriptions:
             loop.call_soon_threadsafe(enc.publish, packets)
 

@@ -70,7 +70,9 @@ class EncodedVideoTrack(MediaStreamTrack):
         self.codec: str | None = None
         self.sub: PacketSubscription | None = None
         self._codec_known = asyncio.Event()
-        self.packets = 0
+        self._pulled = 0  # packets returned by recv()
+        self._sent_by_sinks = 0  # frames sent from the encode thread, sinks detached
+        self._sink_base = 0
         self.refused = 0  # packets of another codec, never sent
         self.keyframe_requests = 0
         self.remb_bps: int | None = None
@@ -131,8 +133,15 @@ class EncodedVideoTrack(MediaStreamTrack):
         packet.time_base = encoded.time_base
         if encoded.keyframe:
             packet.is_keyframe = True
-        self.packets += 1
+        self._pulled += 1
         return packet
+
+    @property
+    def packets(self) -> int:
+        """Packets the room took: through :meth:`recv` and from the encode thread."""
+        sink = self.rtp_sink
+        attached = (getattr(sink, "frames", 0) - self._sink_base) if sink is not None else 0
+        return self._pulled + self._sent_by_sinks + attached
 
     # -- sending from the encode thread ------------------------------------------------
 
@@ -165,12 +174,16 @@ class EncodedVideoTrack(MediaStreamTrack):
         restart = getattr(self.rtp_sink, "restart", None)
         if restart is not None:
             restart()
+        self._sink_base = getattr(self.rtp_sink, "frames", 0)
         enc.fanout.add_sink(self.name, self.rtp_sink)
         enc.request_keyframe(f"{self.name} sends from the encoder")
 
     def _remove_sink(self) -> None:
-        if self.codec is not None and self.rtp_sink is not None:
-            self.encoder.encode_of(self.codec).fanout.remove_sink(self.rtp_sink)
+        sink = self.rtp_sink
+        if self.codec is not None and sink is not None:
+            if self.encoder.encode_of(self.codec).fanout.remove_sink(sink):
+                self._sent_by_sinks += getattr(sink, "frames", 0) - self._sink_base
+                self._sink_base = getattr(sink, "frames", 0)
 
     def request_keyframe(self, reason: str) -> None:
         self.keyframe_requests += 1
