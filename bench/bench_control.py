@@ -28,6 +28,7 @@ from typing import Any
 from bench.env import BenchRoom, percentile, wait_until
 from bench.report import Row
 from tests.harness.appliance import EDGEROOM, REPO, write_config
+from tests.harness.lifetime import child_setup
 from tests.harness.netns import NsLoop
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ def start_to_ready(env: BenchRoom, starts: int = STARTS) -> list[float]:
         proc = subprocess.Popen([*host.exec_prefix(), *exe, "run", "--sim", "--config",
                                  str(config), "--state-dir", str(work / "state")],
                                 env=env_vars, cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+                                stderr=subprocess.DEVNULL, preexec_fn=child_setup())
         try:
             while True:
                 msg = sock.recv(4096).decode(errors="replace")

@@ -36,6 +36,7 @@ from services.media.encoder import SharedVideoEncoder
 from services.media.recorder import Recorder
 from services.media.rtmp import RtmpStreamer
 from services.media.track import EncodedVideoTrack
+from tests.harness.lifetime import child_setup
 
 try:
     from bench.report import Row
@@ -200,7 +201,8 @@ def _nginx(directory: Path) -> tuple[subprocess.Popen[bytes], str] | None:
         f"record off; }} }} }}\n")
     proc = subprocess.Popen(["nginx", "-p", str(directory), "-c", str(conf),
                              "-g", "daemon off;"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=child_setup())
     for _ in range(100):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):

@@ -26,6 +26,7 @@ from bench.bench_publish import proc_cpu_seconds
 from bench.env import BenchRoom, wait_until
 from bench.report import Row
 from tests.harness.appliance import REPO, ApplianceProcess
+from tests.harness.lifetime import child_setup
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def threads(pid: int) -> list[str]:
 
 def measure() -> dict[str, Any]:
     bare = subprocess.Popen([sys.executable, "-c", BARE], cwd=REPO, stdout=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=child_setup())
     try:
         assert bare.stdout is not None
         bare.stdout.readline()

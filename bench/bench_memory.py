@@ -29,6 +29,7 @@ from bench.bench_quota import TreeAppliance
 from bench.env import BenchRoom, wait_until
 from bench.report import Row
 from tests.harness.appliance import REPO, ApplianceProcess
+from tests.harness.lifetime import child_setup
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ def _bare_python() -> dict[str, float]:
     proc = subprocess.Popen([sys.executable, "-c",
                              "import aiortc, av, sys; print('ok', flush=True); "
                              "sys.stdin.read()"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO,
+                            preexec_fn=child_setup())
     assert proc.stdout is not None and proc.stdin is not None
     proc.stdout.readline()
     got = rss_mb(proc.pid)
@@ -117,7 +119,8 @@ def measure() -> dict[str, Any]:
         client = subprocess.Popen(
             [*host.exec_prefix(), sys.executable, "-m", "bench.aiortc_client", env.janus.url,
              str(room), str(SETTLE_S + 5)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            preexec_fn=child_setup())
         try:
             assert client.stdout is not None
             line = client.stdout.readline()

@@ -45,6 +45,7 @@ from bench.report import Row
 from drivers.audio.sim import TONE_AMPLITUDE
 from tests.harness.appliance import REPO, ApplianceProcess
 from tests.harness.audio import continuity, tone_levels
+from tests.harness.lifetime import child_setup
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,8 @@ class TreeAppliance(ApplianceProcess):
             self.proc = subprocess.Popen(
                 [*self.host.exec_prefix(), sys.executable, "-m", "device", "run", "--sim",
                  "--config", str(self.config_path), "--state-dir", str(self.state_dir)],
-                stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
+                stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
+                preexec_fn=child_setup())
 
 
 class Publisher:
@@ -161,7 +163,7 @@ class Publisher:
                 [*host.exec_prefix(), sys.executable, "-m", "bench.aiortc_client",
                  env.janus.url, str(room), "3600", str(WIDTH), str(HEIGHT), str(FPS),
                  str(wav)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                text=True)
+                text=True, preexec_fn=child_setup())
             self.pid = self._client.pid
             threading.Thread(target=self._read, daemon=True).start()
 

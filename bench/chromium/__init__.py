@@ -21,6 +21,7 @@ from aiohttp import web
 from bench.clicks import match_latencies, write_click_wav
 from bench.env import BenchRoom
 from tests.harness.impair import CLEAN, Impairment
+from tests.harness.lifetime import child_setup
 from tests.harness.netns import Host, NsLoop
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ class ChromiumPeer:
             [*self.host.exec_prefix(), chromium_binary(), *FLAGS,
              f"--user-data-dir={self.workdir / 'profile'}",
              f"--use-file-for-fake-audio-capture={self.audio_wav}", url],
-            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=child_setup())
         logf.close()
 
     def close(self) -> None:

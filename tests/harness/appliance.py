@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from tests.harness.lifetime import child_setup
 from tests.harness.netns import Host
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,6 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
             lines.append("")
     path.write_text("\n".join(lines))
     return path
-
-
-def _no_core_dumps() -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 class ApplianceProcess:
@@ -74,7 +70,7 @@ class ApplianceProcess:
                 [*self.host.exec_prefix(), *exe, "run", "--sim", "--config",
                  str(self.config_path), "--state-dir", str(self.state_dir)],
                 stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
-                preexec_fn=_no_core_dumps)
+                preexec_fn=child_setup())
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

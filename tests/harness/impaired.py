@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.harness.impair import CLEAN, Impairment
+from tests.harness.lifetime import child_setup
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class ImpairedLink:
             [sys.executable, "-m", "tests.harness.impair_fwd", f"{host_ns}:{host_dev}",
              f"{hub_ns}:{hub_dev}", config],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=REPO, env=env)
+            cwd=REPO, env=env, preexec_fn=child_setup())
         self._selector = selectors.DefaultSelector()
         assert self.proc.stdout is not None
         self._selector.register(self.proc.stdout, selectors.EVENT_READ)

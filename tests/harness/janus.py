@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import resource
 import signal
 import socket
 import subprocess
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 from services.room.janus.jcfg import JanusSettings, RoomSpec, command, write_config
+from tests.harness.lifetime import child_setup
 from tests.harness.netns import Host
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class JanusServer:
         # stopped must not leave a core file in the repository.
         self.proc = subprocess.Popen([*self.host.exec_prefix(), *command(self.confdir)],
                                      stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir,
-                                     preexec_fn=_no_core_dumps)
+                                     preexec_fn=child_setup())
         logf.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -89,10 +89,6 @@ class JanusServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
-
-
-def _no_core_dumps() -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def free_port() -> int:

@@ -29,6 +29,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.harness.lifetime import child_setup
+
 log = logging.getLogger(__name__)
 
 SINK = "edgeroom_null"
@@ -92,7 +94,7 @@ class PulseServer:
                  "--exit-idle-time=-1", "--disallow-exit", "--use-pid-file=no",
                  "--disable-shm=yes", "--log-level=warning", "-F", str(script)],
                 stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir,
-                env={**os.environ, **self.env})
+                env={**os.environ, **self.env}, preexec_fn=child_setup())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -111,7 +113,7 @@ class PulseServer:
                 ["pacat", "--playback", "--raw", "--format=s16le", f"--rate={self.rate}",
                  f"--channels={self.channels}", "--latency-msec=20", f"--device={SINK}",
                  "/dev/zero"], stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir,
-                env={**os.environ, **self.env})
+                env={**os.environ, **self.env}, preexec_fn=child_setup())
         time.sleep(0.2)
         if self._keepalive.poll() is not None:
             self.stop()
