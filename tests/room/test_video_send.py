@@ -141,3 +141,42 @@ async def test_the_encoder_thread_sends_and_stops_with_the_sender(wire: Any) -> 
     late = [d for d in await _datagrams(receiver, 0.5) if not is_rtcp(d)]
     assert late == [], f"{len(late)} RTP packets after the sender stopped"
     await enc.stop()
+
+
+async def _rtp_from(receiver: Any, rx: Session, extensions: Any, n: int) -> list[RtpPacket]:
+    got: list[RtpPacket] = []
+    while len(got) < n:
+        data = await asyncio.wait_for(receiver.datagrams.get(), T)
+        if not is_rtcp(data):
+            got.append(RtpPacket.parse(rx.unprotect(data), extensions))
+    return got
+
+
+async def test_camera_off_and_on_again_continues_the_stream(wire: Any) -> None:
+    from services.room.tracks import SwitchableVideoTrack
+
+    dtls, rx, receiver, _ = wire
+    enc = SharedVideoEncoder(lambda: SimCamera(320, 240, 30), bitrate_kbps=300)
+    await enc.start()
+    switchable = SwitchableVideoTrack(lambda: EncodedVideoTrack(enc))
+    switchable.set_codec("vp8")
+    sender = send_frames(RTCRtpSender(switchable, dtls))
+    await sender.send(parameters([VP8]))
+    extensions = extension_map([VP8])
+    try:
+        before = await _rtp_from(receiver, rx, extensions, 20)
+        switchable.switch(False)
+        assert enc.subscriber_names == []  # the inner track is gone, and the sink with it
+        before += [RtpPacket.parse(rx.unprotect(d), extensions)
+                   for d in await _datagrams(receiver, 0.3) if not is_rtcp(d)]
+        assert [d for d in await _datagrams(receiver, 0.4) if not is_rtcp(d)] == []
+        switchable.switch(True)
+        after = await _rtp_from(receiver, rx, extensions, 20)
+    finally:
+        await sender.stop()
+        await enc.stop()
+    # one stream: the sequence numbers run on, the timestamps move forward by the pause
+    assert after[0].sequence_number == (before[-1].sequence_number + 1) & 0xFFFF
+    gap = (after[0].timestamp - before[-1].timestamp) & 0xFFFFFFFF
+    assert 0.5 * 90_000 < gap < 5 * 90_000
+    assert sender.rtp_sink.threads and sender.rtp_sink.failed is None
