@@ -31,7 +31,7 @@ from services.media.packets import EncodedPacket
 if TYPE_CHECKING:
     import av
 
-    from services.media.encoder import SharedVideoEncoder
+    from services.media.budget import VideoBudget
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,34 @@ class ThreadReadableCamera(Protocol):
         ...
 
 
+class FrameEncoder(Protocol):
+    """What the frame thread uses of :class:`~services.media.encoder.SharedVideoEncoder`."""
+
+    name: str
+    budget: VideoBudget
+    frames_in: int
+    frames_unused: int
+
+    @property
+    def active_codecs(self) -> list[str]: ...
+
+    @property
+    def codec_encodes(self) -> list[CodecEncode]: ...
+
+    @property
+    def origin(self) -> float: ...
+
+    def notify_observers(self, frame: av.VideoFrame | None) -> None: ...
+
+    def count_index(self, index: int) -> None: ...
+
+
 def reads_in_thread(camera: Any) -> bool:
     """Whether ``camera`` can be read from the frame pump's thread."""
     return bool(getattr(camera, "reads_in_thread", False))
 
 
-async def run_frame_pump(encoder: SharedVideoEncoder, camera: ThreadReadableCamera) -> None:
+async def run_frame_pump(encoder: FrameEncoder, camera: ThreadReadableCamera) -> None:
     """Run the frame thread until the camera ends (returns) or the encode fails (raises);
     cancelled: the thread is stopped and joined (off the loop) before this returns."""
     loop = asyncio.get_running_loop()
@@ -87,7 +109,7 @@ async def run_frame_pump(encoder: SharedVideoEncoder, camera: ThreadReadableCame
         raise error
 
 
-def _pump(encoder: SharedVideoEncoder, camera: ThreadReadableCamera, stop: threading.Event,
+def _pump(encoder: FrameEncoder, camera: ThreadReadableCamera, stop: threading.Event,
           loop: asyncio.AbstractEventLoop) -> None:
     while not stop.is_set():
         fps = camera.fps or 30
@@ -107,7 +129,7 @@ def _pump(encoder: SharedVideoEncoder, camera: ThreadReadableCamera, stop: threa
         encode_captured(encoder, captured, fps, loop)
 
 
-def encode_captured(encoder: SharedVideoEncoder, captured: CapturedFrame, fps: int,
+def encode_captured(encoder: FrameEncoder, captured: CapturedFrame, fps: int,
                     loop: asyncio.AbstractEventLoop) -> None:
     """Encode one frame with every codec in use (this thread and the others' workers)."""
     encodes = encoder.codec_encodes

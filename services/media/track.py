@@ -7,6 +7,12 @@ STAP-A), ``Vp8Encoder.pack()`` puts one VP8 frame behind VP8 payload descriptors
 its own picture id); both take the RTP timestamp from ``pts`` in ``time_base``. So the
 room gets the same bytes as the recording and the RTMP push when it uses H.264.
 
+The room's sender usually does not call :meth:`EncodedVideoTrack.recv`: it hands the
+track an RTP sink (:meth:`EncodedVideoTrack.set_rtp_sink`, from
+:mod:`services.room.video_send`) and the encode of the track's codec calls it with each
+frame's packets in its own thread; ``recv`` is the path of senders that do not (the
+page's preview, a sender that is not a ``FrameRtpSender``).
+
 The track learns its codec from whoever negotiated it (:meth:`EncodedVideoTrack.set_codec`,
 from the SDP answer) and only then subscribes to that codec's encode; it never returns a
 packet of another codec, as aiortc would send it under the negotiated payload type.
