@@ -278,9 +278,11 @@ class CodecEncode:
         return change >= REOPEN_CHANGE and now - self._opened_at >= REOPEN_INTERVAL
 
     def encode(self, frame: av.VideoFrame, captured: CapturedFrame, origin: float,
-               fps: int, scale: float = 1.0) -> list[EncodedPacket]:
+               fps: int, scale: float = 1.0, to_sinks: bool = True) -> list[EncodedPacket]:
         """Encode one yuv420p frame (worker thread), each side times ``scale`` (the
-        encoder reopens at a new size); returns the packets it produced."""
+        encoder reopens at a new size); returns the packets it produced, after handing
+        them to the sinks in this thread unless ``to_sinks`` is false (the caller
+        does)."""
         import av
 
         cpu0 = time.thread_time()
@@ -326,7 +328,7 @@ class CodecEncode:
         self.packets_out += len(out)
         self.bytes_out += sum(len(p.data) for p in out)
         self.encode_cpu_seconds += time.thread_time() - cpu0
-        if out:
+        if out and to_sinks:
             self.fanout.to_sinks(out)  # the room's RTP send, in this thread
         return out
 

@@ -5,14 +5,17 @@ oriented camera around one) is driven by :func:`run_frame_pump` instead of the l
 one thread per run of the shared encoder reads each frame, shows it to the frame
 observers (they take a frame from any thread), asks the budget whether to encode it,
 and hands it to the worker thread of every codec in use (side by side when there are
-two). Each encode hands its packets to its sinks in the thread that encoded them (the
-room's RTP send, :mod:`services.room.video_send`), so while the room is the only
-consumer the loop sees nothing per frame. Subscriptions on the loop (recordings, RTMP,
-the page's preview) get the packets through one ``call_soon_threadsafe`` per frame, as
-the loop path gave them.
+two). This thread then hands each codec's packets to its sinks (the room's RTP send,
+:mod:`services.room.video_send`), so while the room is the only consumer the loop sees
+nothing per frame. Subscriptions on the loop (recordings, RTMP, the page's preview) get
+the packets through one ``call_soon_threadsafe`` per frame, as the loop path gave them.
 
-The threads run at the encoders' nice value: when the CPU is short, the loop (the
-audio's send path) runs first and the video gives way.
+Only the encoders' worker threads run at the encoders' nice value (x264 and libvpx
+release the GIL while they encode). This thread, which runs Python (drawing the sim
+camera's frame, packetizing, building headers), does not: a thread at a higher nice
+value that holds the GIL when a CPU quota runs out keeps the event loop (the audio)
+waiting for the GIL until it is scheduled again. When the CPU is short, the video gives
+way through the audio-first budget (fewer frames, smaller ones), not through priority.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from drivers.camera.base import CapturedFrame
-from services.media.codecs import CodecEncode, lower_thread_priority
+from drivers.threadname import name_this_thread
+from services.media.codecs import CodecEncode
 from services.media.packets import EncodedPacket
 
 if TYPE_CHECKING:
@@ -89,7 +93,7 @@ async def run_frame_pump(encoder: FrameEncoder, camera: ThreadReadableCamera) ->
     def run() -> None:
         error: BaseException | None = None
         try:
-            lower_thread_priority()
+            name_this_thread()
             _pump(encoder, camera, stop, loop)
         except BaseException as exc:  # handed to the loop, which raises it
             error = exc
@@ -151,10 +155,12 @@ def encode_captured(encoder: FrameEncoder, captured: CapturedFrame, fps: int,
         frame = frame.reformat(format="yuv420p")
     jobs: list[tuple[CodecEncode, concurrent.futures.Future[Any]]] = [
         (enc, enc.executor().submit(enc.encode, frame if i == 0 else copy_frame(frame),
-                                    captured, encoder.origin, fps, scale))
+                                    captured, encoder.origin, fps, scale, False))
         for i, enc in enumerate(active)]
     for enc, job in jobs:
         packets = job.result()
+        if packets:
+            enc.fanout.to_sinks(packets)  # the room's RTP send, in this thread
         if packets and enc.fanout.has_subscriptions:
             loop.call_soon_threadsafe(enc.publish, packets)
 

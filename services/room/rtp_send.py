@@ -14,7 +14,7 @@ packet of a frame. :class:`FrameRtpSender` does it once a frame instead:
 - the counters RTCP sender reports and ``getStats`` read are updated once a frame.
 
 A video track fed by the shared encoder is not pulled on the loop at all: its packets
-are sent from the encoder's thread (:mod:`services.room.video_send`). Every sender then
+are sent from the camera's threads (:mod:`services.room.video_send`). Every sender then
 protects through the transport's locked SRTP session (:mod:`services.room.srtp_lock`),
 and the counters RTCP sender reports read are updated and read under
 :attr:`FrameRtpSender.counters_lock`.
@@ -89,7 +89,7 @@ class FrameRtpSender(RTCRtpSender):
     direct_packets: int
     #: held while the counters of RTCP sender reports and ``getStats`` change or are read
     counters_lock: threading.Lock
-    #: the sink that sends this stream from the encoder's thread (video), if any
+    #: the sink that sends this stream from the camera's threads (video), if any
     rtp_sink: Any = None
 
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
@@ -230,7 +230,7 @@ class FrameRtpSender(RTCRtpSender):
 
     def count_frame(self, dtls: Any, packets: int, octets: int, wire_packets: int,
                     wire_bytes: int, ntp: int, rtp_timestamp: int) -> None:
-        """Everything one frame sent from the encoder's thread adds, in one hold."""
+        """Everything one frame sent from the camera's threads adds, in one hold."""
         with self.counters_lock:
             state = vars(self)
             state[_OCTETS] += octets

@@ -1,9 +1,11 @@
-"""The camera's RTP send, in the encoder's thread: no hop to the event loop per frame.
+"""The camera's RTP send, off the event loop: no hop to the loop per frame.
 
 When the room's video track takes its packets from the shared encoder
 (:class:`~services.media.track.EncodedVideoTrack`), the sender does not pull them on the
-loop. It hands the track a :class:`VideoRtpSink` instead, and the encode of the
-negotiated codec calls it in its own thread right after each frame is encoded: the sink
+loop. It hands the track a :class:`VideoRtpSink` instead, which is called with each
+frame's packets right after they are encoded, in the camera's frame thread
+(:mod:`services.media.pump`) or, for a camera read on the loop, in the encode's worker
+thread: the sink
 packetizes the frame (aiortc's packetizer of that codec), builds the RTP headers,
 protects each packet through the transport's locked SRTP session
 (:mod:`services.room.srtp_lock`) and sends it on a duplicate of the nominated ICE pair's
@@ -117,7 +119,7 @@ class VideoRtpSink:
         if sock is not None:
             sock.close()
 
-    # -- the encoder's thread ---------------------------------------------------------
+    # -- the camera's frame or encode thread ------------------------------------------
 
     def __call__(self, packets: list[EncodedPacket]) -> None:
         """Send the packets of one encoded frame (the encode thread)."""
@@ -133,7 +135,7 @@ class VideoRtpSink:
                     self._waiting_keyframe = False
                 try:
                     self._send_frame(encoded)
-                except Exception as exc:  # never let a send end the encoder's thread
+                except Exception as exc:  # never let a send end the camera's threads
                     self.failed = f"{type(exc).__name__}: {exc}"
                     log.warning("video RTP send stopped: %s", self.failed)
                     return
@@ -231,13 +233,13 @@ WATCH_S = 0.5
 
 
 def takes_rtp_sink(track: Any) -> bool:
-    """Whether ``track``'s packets can be sent from the encoder's thread."""
+    """Whether ``track``'s packets can be sent from the camera's threads."""
     return bool(track is not None and getattr(track, "takes_rtp_sink", False))
 
 
 async def send_from_encoder(sender: Any, codec: Any, sequence_number: int,
                             timestamp_origin: int) -> int:
-    """Run ``sender``'s video stream from the encoder's thread until the connection
+    """Run ``sender``'s video stream from the camera's threads until the connection
     leaves CONNECTED (raises ConnectionError), the sink fails, or the sender's track
     changes to one that cannot take a sink; returns the next sequence number for the
     loop's own send path. Cancelled (the sender stops): nothing is sent once it returns."""
@@ -258,7 +260,7 @@ async def send_from_encoder(sender: Any, codec: Any, sequence_number: int,
     sender.rtp_sink = sink
     track = sender.track
     track.set_rtp_sink(sink)
-    log.info("video RTP (%s) sent from the encoder's thread", sink.codec)
+    log.info("video RTP (%s) sent from the camera's threads", sink.codec)
     try:
         while True:
             await asyncio.sleep(WATCH_S)
@@ -276,5 +278,5 @@ async def send_from_encoder(sender: Any, codec: Any, sequence_number: int,
         if track is not None and hasattr(track, "clear_rtp_sink"):
             track.clear_rtp_sink(sink)
         sink.close()
-        log.info("video RTP (%s) from the encoder's thread stopped: %r", sink.codec, sink)
+        log.info("video RTP (%s) from the camera's threads stopped: %r", sink.codec, sink)
     return sink.next_sequence_number
