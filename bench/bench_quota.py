@@ -60,6 +60,10 @@ WIDTH, HEIGHT, FPS = 640, 480, 30
 TICK = os.sysconf("SC_CLK_TCK")
 MIC_ORIGIN = re.compile(r"sim mic: .* \(frame (\d+) at ([0-9.]+) monotonic\)")
 BUDGET_STEP = re.compile(r"video budget: .* -> ")
+#: What tore the publisher down and built it again, if anything did (state changes of the
+#: room, the Janus connection and the peer connections, and the mic opening).
+ROOM_CHANGE = re.compile(r"room: |janus|peer connection: |keepalive|room mic: |sim mic: "
+                         r"|subsystem|WARNING|ERROR")
 FULL_FPS = 29.0
 CONTINUOUS_PCT = 99.0
 #: The member, Janus and the network (the instrument) run at this nice value, so the
@@ -234,6 +238,9 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         # how the member's jitter buffer saw the publisher's audio (late, lost, ...)
         member_jitter = member.call(lambda s: s.mixer.source_stats())
         budget_log = [line for line in pub.text().splitlines() if BUDGET_STEP.search(line)]
+        room_log = [line for line in pub.text().splitlines() if ROOM_CHANGE.search(line)]
+        # the member leaving and joining again looks the same at its speaker
+        member_rejoins = [d.get("reason", "") for d in member.names("reconnecting")]
     finally:
         cgroup.set_percent(None)
         pub.stop()
@@ -260,7 +267,9 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         "clean_tone": clean_tone, "clean_mark": clean_mark,
         "mouth_to_ear_ms": latencies, "mouth_to_ear_p50_ms": percentile(latencies, 50),
         "alive": alive, "member_jitter": member_jitter, "budget_steps": len(budget_log),
-        "budget_log": budget_log,
+        "budget_log": budget_log, "room_log": room_log,
+        "rejoins": sum("-> reconnecting" in line for line in room_log),
+        "member_rejoins": member_rejoins,
     }
 
 

@@ -18,6 +18,7 @@ from aiortc import (
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
+from services.room import deadline
 from services.room.api import RoomError
 from services.room.negotiation import declare_opus_fmtp
 
@@ -84,8 +85,7 @@ async def wait_connected(pc: RTCPeerConnection, label: str,
     pc.on("connectionstatechange", check)
     try:
         check()
-        async with asyncio.timeout(timeout):
-            state = await done
+        state = await deadline.wait_for(done, timeout)  # a late loop is not a failed link
     except TimeoutError:
         raise RoomError(f"{label} media did not connect in {timeout:.0f} s",
                         code="MEDIA_TIMEOUT") from None

@@ -130,7 +130,8 @@ def make_peer(network: Network, janus: JanusServer,
     """``make_peer("a", room=1001, tone="tone:440", **settings)`` -> a RoomPeer (not joined).
 
     ``up=``/``down=`` (:class:`~tests.harness.impair.Impairment`) put the peer behind the
-    impairment lab; its link is ``network.links[peer.host.name]``.
+    impairment lab; its link is ``network.links[peer.host.name]``. ``jitter_min_ms``: the
+    least delay of its jitter buffers (``audio.jitter_min_ms``; default 10).
     """
     peers: list[RoomPeer] = []
     counter = itertools.count(1)
@@ -138,11 +139,11 @@ def make_peer(network: Network, janus: JanusServer,
     def make(name: str, room: int, tone: str | None = "tone:440", camera: bool = False,
              collect_video: bool = False, url: str | None = None,
              up: Impairment | None = None, down: Impairment | None = None,
-             **settings: Any) -> RoomPeer:
+             jitter_min_ms: float | None = None, **settings: Any) -> RoomPeer:
         host = _host(network, f"{name}{next(counter)}{len(network.hosts)}", up, down)
         rs = RoomSettings(url=url or janus.url, room=room, display=name, **settings)
         peer = RoomPeer(host, tmp_path, rs, tone=tone, camera=camera,
-                        collect_video=collect_video)
+                        collect_video=collect_video, jitter_min_ms=jitter_min_ms)
         peers.append(peer)
         return peer
 

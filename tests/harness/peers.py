@@ -12,12 +12,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from drivers.audio.sim import SimMic, SimSpeaker
 from services.room.api import Controls
 from services.room.context import RoomSettings
+from services.room.jitter import JitterBuffer
+from services.room.mixer import RemoteAudioMixer
 from services.room.session import JanusRoomSession
 from tests.harness.netns import Host, NsLoop
 
@@ -28,7 +31,7 @@ class RoomPeer:
     def __init__(self, host: Host, workdir: Path, settings: RoomSettings, *,
                  tone: str | None = "tone:440", camera: bool = False,
                  collect_video: bool = False, mic_drift_ppm: float = 0.0,
-                 speaker_drift_ppm: float = 0.0) -> None:
+                 speaker_drift_ppm: float = 0.0, jitter_min_ms: float | None = None) -> None:
         self.host = host
         self.workdir = workdir
         self.settings = settings
@@ -44,6 +47,7 @@ class RoomPeer:
         self._camera = camera
         self._collect_video = collect_video
         self._drift = (mic_drift_ppm, speaker_drift_ppm)
+        self._jitter_min_ms = jitter_min_ms
         self.session: JanusRoomSession = self.loop.run(self._build())
 
     def __repr__(self) -> str:
@@ -70,10 +74,15 @@ class RoomPeer:
             def factory() -> CameraTrack:
                 return RecordingCameraTrack(SimCamera(320, 240, 15))
 
+        mixer = None
+        if self._jitter_min_ms is not None:
+            mixer = RemoteAudioMixer(speaker, buffer_factory=partial(
+                JitterBuffer, min_ms=self._jitter_min_ms))
         return JanusRoomSession(self.settings, mic=mic, speaker=speaker,
                                 video_track_factory=factory, emit=self._record,
                                 controls=Controls(role=self.settings.role),
-                                on_remote_video=self._on_video if self._collect_video else None)
+                                on_remote_video=self._on_video if self._collect_video else None,
+                                mixer=mixer)
 
     def _record(self, name: str, data: dict[str, Any]) -> None:
         with self._lock:

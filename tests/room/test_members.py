@@ -167,6 +167,12 @@ def test_listener_receives_publishes_nothing_then_switches(make_peer, room_numbe
     a.wait_for(lambda: a.session.roster.get(l_id).has_audio, what="listener now publishes")
     listener.call(lambda s: s.set_role("listener"))
     wait_tone(a.speaker_path, 660, present=False)
+    listener.call(lambda s: s.set_role("publisher"))  # back, once the server hung up
+    wait_tone(a.speaker_path, 660)
+    # The server hangs the withdrawn publisher up ("Close PC"): that is no failure, and
+    # the member never left the room for its role changes.
+    assert listener.names("reconnecting") == []
+    assert len(listener.names("entered")) == 1
 
 
 def test_member_leaves_and_comes_back(make_peer, room_number):

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from services.room import deadline
 from services.room.api import NoSuchRoom, RoomError
 from services.room.janus.errors import janus_error
 from services.room.janus.transport import JanusConnection, JanusHandle
@@ -70,8 +71,7 @@ class TextRoom:
         self._channel = channel
         channel.on("open", self._open.set)
         channel.on("message", self._on_raw)
-        async with asyncio.timeout(timeout):
-            await self._open.wait()
+        await deadline.wait_for(self._open.wait(), timeout)
         try:
             reply = await self._join()
         except NoSuchRoom:
@@ -105,8 +105,7 @@ class TextRoom:
         self._pending[txn] = fut
         try:
             self._channel.send(json.dumps({**msg, "transaction": txn}))
-            async with asyncio.timeout(timeout):
-                reply = await fut
+            reply = await deadline.wait_for(fut, timeout)
         except TimeoutError:
             raise RoomError(f"TextRoom did not answer {msg.get('textroom')}",
                             code="TIMEOUT") from None

@@ -6,8 +6,10 @@ requests get an ``ack`` first and their answer later as an ``event`` with the sa
 transaction, which is what :meth:`JanusHandle.send` waits for. Events Janus sends on its
 own (new publishers, talking, hangup, ...) go to the handle's ``on_event`` callback.
 
-When the socket drops or Janus forgets the session, :attr:`JanusConnection.closed` is set
-with the reason; the room session watches it to reconnect.
+When the socket drops, a ping goes unanswered (:mod:`liveness`) or Janus forgets the
+session, :attr:`JanusConnection.closed` is set with the reason; the room session watches
+it to reconnect. Every wait for an answer is measured with :mod:`services.room.deadline`,
+so a loop that was late (a starved CPU) is not taken for a server that did not answer.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from typing import Any
 
 import aiohttp
 
+from services.room import deadline
 from services.room.api import RoomError, ServerUnreachable
 from services.room.janus.errors import janus_error
+from services.room.janus.liveness import Liveness
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 25.0
-HEARTBEAT_S = 10.0
 DEFAULT_TIMEOUT_S = 10.0
 
 JsonDict = dict[str, Any]
@@ -94,6 +97,7 @@ class JanusConnection:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pending: dict[str, asyncio.Future[JsonDict]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.liveness: Liveness | None = None
         #: monotonic time the session was created or last answered a keepalive (watchdog)
         self.last_answer_at = 0.0
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -106,17 +110,19 @@ class JanusConnection:
         self._http = aiohttp.ClientSession()
         try:
             async with asyncio.timeout(timeout):
-                # WebSocket pings notice a dead link in ~15 s (Janus's own keepalive is
-                # only every 25 s and says nothing about the path).
+                # Pings are ours (:mod:`liveness`): aiohttp's heartbeat gives up on a
+                # pong that waits in the socket while the loop is late.
                 self._ws = await self._http.ws_connect(
-                    self.url, protocols=("janus-protocol",), autoping=True,
-                    heartbeat=HEARTBEAT_S, max_msg_size=8 * 1024 * 1024)
+                    self.url, protocols=("janus-protocol",), autoping=False,
+                    max_msg_size=8 * 1024 * 1024)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self._http.close()
             self._http = None
             raise ServerUnreachable(f"cannot reach the room server at {self.url}: {exc}") \
                 from exc
+        self.liveness = Liveness()
         self._tasks.append(asyncio.create_task(self._reader(), name="janus:reader"))
+        self._tasks.append(asyncio.create_task(self._watch_link(), name="janus:liveness"))
         reply = await self.request({"janus": "create"}, timeout=timeout, session=False)
         self.session_id = int(reply["data"]["id"])
         self.last_answer_at = time.monotonic()
@@ -144,8 +150,7 @@ class JanusConnection:
         self._pending[txn] = fut
         try:
             await ws.send_str(json.dumps(msg))
-            async with asyncio.timeout(timeout):
-                reply = await fut
+            reply = await deadline.wait_for(fut, timeout)
         except TimeoutError:
             raise RoomError(f"room server did not answer {msg.get('janus')} "
                             f"{msg.get('body', {}).get('request', '')} in {timeout:.0f} s",
@@ -165,7 +170,11 @@ class JanusConnection:
         reason = "connection closed"
         try:
             async for raw in ws:
-                if raw.type == aiohttp.WSMsgType.TEXT:
+                if self.liveness is not None:
+                    self.liveness.heard()
+                if raw.type == aiohttp.WSMsgType.PING:
+                    await ws.pong(raw.data)
+                elif raw.type == aiohttp.WSMsgType.TEXT:
                     try:
                         self._dispatch(json.loads(raw.data))
                     except Exception:
@@ -178,6 +187,14 @@ class JanusConnection:
         except Exception as exc:
             reason = f"connection error: {exc}"
         finally:
+            self._set_closed(reason)
+
+    async def _watch_link(self) -> None:
+        ws, liveness = self._ws, self.liveness
+        assert ws is not None and liveness is not None
+        reason = await liveness.run(ws.ping)
+        if not self.closed.done():
+            log.warning("janus connection %s: %s", self.url, reason)
             self._set_closed(reason)
 
     def _set_closed(self, reason: str) -> None:
@@ -245,8 +262,7 @@ class JanusConnection:
         self._pending[txn] = fut
         try:
             await ws.send_str(json.dumps(full))
-            async with asyncio.timeout(timeout):
-                reply = await fut
+            reply = await deadline.wait_for(fut, timeout)
         except TimeoutError:
             raise RoomError("room server did not answer keepalive", code="TIMEOUT") from None
         finally:

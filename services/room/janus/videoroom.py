@@ -23,6 +23,7 @@ from typing import Any
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
+from services.room import deadline
 from services.room.api import NotInRoom, Role, RoomError
 from services.room.context import RoomContext
 from services.room.janus.transport import JanusHandle, JsonDict
@@ -48,6 +49,8 @@ from services.room.rtp_send import send_frames
 log = logging.getLogger(__name__)
 
 ID_EXISTS = 436
+#: How long an unpublish waits for the server to hang the withdrawn PC up.
+WITHDRAW_HANGUP_S = 2.0
 
 
 class VideoRoomBackend(VideoRoomSubscriptions):
@@ -69,7 +72,8 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         self._stale = False  # some m-lines of the subscription carry no feed any more
         self._tasks: list[asyncio.Task[None]] = []
         self._video_tasks: dict[str, asyncio.Task[None]] = {}
-        self._republishing = False  # an audio-only publish replaces a rejected one
+        #: Resolved by the server's hangup of a publisher PC we withdrew ourselves.
+        self._withdrawal: asyncio.Future[None] | None = None
         self._pause = VideoPause()  # video of members the box does not show
 
     def _id_taken(self, exc: RoomError) -> bool:
@@ -155,33 +159,44 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         assert self.pub is not None
         log.warning("the room refused our video (%s); publishing audio only",
                     f"answered {codec}" if codec else "no common codec")
-        self._republishing = True
+        self.pub_pc = None
         try:
-            try:
-                await self.pub.send({"request": "unpublish"})
-            except RoomError as exc:
-                log.debug("unpublish after the refused video: %s", exc)
-            self.pub_pc = None
-            await rejected.close()
-            wanted = None
-            try:
-                listing, _ = await self.pub.send({"request": "list"})
-                wanted = room_codecs(listing, self.ctx.settings.room)
-            except RoomError as exc:
-                log.debug("listing the rooms: %s", exc)
-            self.ctx.on_video_codec(None, wanted or [])
-            await self._publish(video=False)
-        finally:
-            self._republishing = False
+            await self._withdraw(rejected)
+        except RoomError as exc:
+            log.debug("unpublish after the refused video: %s", exc)
+        wanted = None
+        try:
+            listing, _ = await self.pub.send({"request": "list"})
+            wanted = room_codecs(listing, self.ctx.settings.room)
+        except RoomError as exc:
+            log.debug("listing the rooms: %s", exc)
+        self.ctx.on_video_codec(None, wanted or [])
+        await self._publish(video=False)
 
     async def _unpublish(self) -> None:
         if self.pub is not None and self.pub_pc is not None:
             pc, self.pub_pc = self.pub_pc, None
-            pc.remove_all_listeners("connectionstatechange")
+            await self._withdraw(pc)
+
+    async def _withdraw(self, pc: RTCPeerConnection) -> None:
+        """Unpublish ``pc`` and close it. The server then hangs that PC up ("Close PC"):
+        that hangup is expected, and is waited for (briefly) so that it cannot be taken
+        for the failure of a publisher made after it. Not being the failure it looks
+        like, it must not tear the room down."""
+        assert self.pub is not None
+        pc.remove_all_listeners("connectionstatechange")
+        withdrawal = self._withdrawal = asyncio.get_running_loop().create_future()
+        try:
             try:
                 await self.pub.send({"request": "unpublish"})
             finally:
                 await close_pc(pc)
+            await deadline.wait_for(asyncio.shield(withdrawal), WITHDRAW_HANGUP_S)
+        except TimeoutError:
+            log.debug("no hangup from the server after unpublishing")
+        finally:
+            if self._withdrawal is withdrawal:
+                self._withdrawal = None
 
     async def set_role(self, role: Role) -> None:
         if role == "publisher" and self.pub_pc is None:
@@ -211,8 +226,8 @@ class VideoRoomBackend(VideoRoomSubscriptions):
     # -- room events ----------------------------------------------------------------------
 
     def _on_pub_event(self, msg: JsonDict) -> None:
-        if self._republishing and msg.get("janus") == "hangup":
-            return  # the refused publish ending, not a failure
+        if msg.get("janus") == "hangup" and self._withdrawn_hangup(msg):
+            return
         event = self._room_event(msg, "publisher")
         if event is None:
             return
@@ -235,6 +250,20 @@ class VideoRoomBackend(VideoRoomSubscriptions):
             self._drop_publisher(str(leaving), left=True)
         if "moderation" in data or "muted" in data:
             log.info("moderation event: %s", data)
+
+    def _withdrawn_hangup(self, msg: JsonDict) -> bool:
+        """Whether a hangup on the publisher handle ends a PC we withdrew (unpublished,
+        or a refused publish), or comes while we publish nothing: no failure then."""
+        withdrawal = self._withdrawal
+        if withdrawal is not None and not withdrawal.done():
+            withdrawal.set_result(None)
+            log.debug("server hung up the withdrawn publisher: %s", msg.get("reason"))
+            return True
+        if self.pub_pc is None:
+            log.debug("server hung up the publisher while none is published: %s",
+                      msg.get("reason"))
+            return True
+        return False
 
     def _on_publisher(self, entry: JsonDict) -> None:
         feed = str(entry["id"])
