@@ -13,6 +13,11 @@ does: an encode woken every 20 ms costs more than one in a tight loop). CPU is
 ``time.process_time`` (every thread of the process) per second of audio, the least of
 two runs.
 
+The mic track runs at the room's default complexity (``audio.opus_complexity``, 5), and
+once at libopus's own default (9) beside it. Then the encoder alone per complexity
+(:mod:`bench.opus_complexity`): microseconds per 20 ms frame, and what the decoded voice
+keeps (SNR; frames rebuilt from FEC against concealed ones).
+
 ``measure()`` returns the figures as a dict, ``run()`` as rows for ``python -m bench``;
 ``python bench/bench_opus_send.py`` prints the dict as JSON.
 """
@@ -35,6 +40,7 @@ if __package__ in (None, ""):
 
 from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
 
+from bench import opus_complexity
 from bench.report import Row
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame
 from services.room.opus_send import OpusSendSettings
@@ -116,8 +122,12 @@ async def _aiortc_path(pcm: np.ndarray[Any, np.dtype[np.int16]]) -> tuple[float,
 
 
 async def _mic_track_path(pcm: np.ndarray[Any, np.dtype[np.int16]], frame_ms: int,
-                          loss_pct: int) -> tuple[float, int, int]:
-    track = MicTrack(_Mic(pcm), lambda: (True, True, 100), OpusSendSettings(frame_ms=frame_ms))
+                          loss_pct: int, complexity: int | None = None
+                          ) -> tuple[float, int, int]:
+    settings = OpusSendSettings(frame_ms=frame_ms)
+    if complexity is not None:
+        settings = OpusSendSettings(frame_ms=frame_ms, complexity=complexity)
+    track = MicTrack(_Mic(pcm), lambda: (True, True, 100), settings)
     track.on_receiver_report(loss_pct)
     packer = AiortcOpusEncoder()
     payload = packets = 0
@@ -149,6 +159,7 @@ def measure() -> dict[str, Any]:
         "mic track 20 ms": lambda: _mic_track_path(pcm, 20, 0),
         "mic track 20 ms, 10% loss": lambda: _mic_track_path(pcm, 20, 10),
         "mic track 10 ms": lambda: _mic_track_path(pcm, 10, 0),
+        "mic track 20 ms, complexity 9": lambda: _mic_track_path(pcm, 20, 0, 9),
     }
     for name, make in cases.items():
         cpu, payload, packets = _best(make)
@@ -157,6 +168,7 @@ def measure() -> dict[str, Any]:
         out[f"packets_per_s[{name}]"] = round(packets / seconds, 1)
         out[f"wire_kbps[{name}]"] = round(
             (payload + packets * OVERHEAD_BYTES) * 8 / seconds / 1000, 1)
+    out["complexity"] = opus_complexity.measure(pcm)
     return out
 
 
@@ -165,7 +177,8 @@ def run() -> list[Row]:
     m = measure()
     before = m["cpu_s_per_audio_s[aiortc (before)]"]
     rows = []
-    for name in ("mic track 20 ms", "mic track 20 ms, 10% loss", "mic track 10 ms"):
+    for name in ("mic track 20 ms", "mic track 20 ms, 10% loss", "mic track 10 ms",
+                 "mic track 20 ms, complexity 9"):
         rows.append(Row("opus-send", f"CPU per audio second ({name})",
                         m[f"cpu_s_per_audio_s[{name}]"], "s/s", reference=before,
                         reference_name="aiortc's encode",
@@ -176,6 +189,22 @@ def run() -> list[Row]:
                         "kbps", notes=f"payload {m[f'payload_kbps[{name}]']} kbps, "
                         f"{m[f'packets_per_s[{name}]']:g} packets/s, "
                         f"{OVERHEAD_BYTES} B/packet headers"))
+    return rows + _complexity_rows(m["complexity"])
+
+
+def _complexity_rows(by: dict[str, dict[str, Any]]) -> list[Row]:
+    default = by["default"]
+    rows = []
+    for key, got in by.items():
+        if key == "default":
+            continue
+        rows.append(Row(
+            "opus-send", f"libopus encode per 20 ms frame, complexity {key}",
+            got["us_per_frame"], "us", reference=default["us_per_frame"],
+            reference_name=f"libopus default ({default['complexity']})",
+            notes=f"SNR {got['snr_db']} dB (default {default['snr_db']}); lost frames: "
+                  f"FEC {got['fec_snr_db']} dB, concealed {got['plc_snr_db']} dB; "
+                  f"{got['kbps']} kbps; TOC configs {got['modes']}"))
     return rows
 
 

@@ -133,6 +133,10 @@ class AudioConfig:
     opus_bitrate_kbps: int = setting(
         32, "Opus bitrate of the mic sent to the room (in-band FEC is taken from it).",
         minimum=6, maximum=510, restart="room")
+    opus_complexity: int = setting(
+        5, "libopus encoder effort for the mic, 0-10: 5 (as libwebrtc on phones) costs about "
+        "half of libopus's default 9 for the same speech; raise it on a desktop-class CPU.",
+        minimum=0, maximum=10, restart="room")
     opus_fec: bool = setting(
         False, "Opus in-band FEC in what the mic sends, following the loss the server "
         "reports (with 20 ms packets; see docs/audio.md for why it is off by default).",

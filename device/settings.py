@@ -85,7 +85,8 @@ def room_session(config: Config) -> SessionSettings:
         receive_video=video.receive if room.backend == "videoroom" else False,
         send_video=video.enabled,
         opus=OpusSendSettings(frame_ms=audio.frame_ms, bitrate_kbps=audio.opus_bitrate_kbps,
-                              dtx=audio.opus_dtx, fec=audio.opus_fec),
+                              dtx=audio.opus_dtx, fec=audio.opus_fec,
+                              complexity=audio.opus_complexity),
     )
     return SessionSettings(
         room=signalling, audio=audio_devices(config), camera=camera(config),

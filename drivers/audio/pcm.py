@@ -12,10 +12,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import (
     BYTES_PER_SAMPLE,
@@ -24,9 +21,16 @@ from drivers.audio.base import (
     PcmFrame,
     PlayoutSource,
 )
+from drivers.lazy import lazy_module
 
-FloatArray = npt.NDArray[np.float32]
-Int16Array = npt.NDArray[np.int16]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    FloatArray = npt.NDArray[np.float32]
+    Int16Array = npt.NDArray[np.int16]
+else:
+    np = lazy_module("numpy", globals(), "np")
+
 
 FRAME_BYTES = FRAME_SAMPLES * BYTES_PER_SAMPLE
 SILENCE_FRAME = bytes(FRAME_BYTES)

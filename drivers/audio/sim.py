@@ -26,8 +26,7 @@ import os
 import threading
 import time
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from drivers.audio.base import FRAME_MS, FRAME_SAMPLES, MIC_QUEUE_FRAMES, SAMPLE_RATE, PcmFrame
 from drivers.audio.pcm import (
@@ -45,7 +44,13 @@ from drivers.audio.pcm import (
 )
 from drivers.audio.wavfile import GrowingWav, load_wav_mono48k
 from drivers.errors import DeviceError, DeviceNotFound
+from drivers.lazy import lazy_module
 from drivers.threadname import name_this_thread
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 log = logging.getLogger(__name__)
 

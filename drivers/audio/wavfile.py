@@ -6,13 +6,19 @@ from __future__ import annotations
 import struct
 import wave
 from pathlib import Path
-from typing import BinaryIO
-
-import numpy as np
+from typing import TYPE_CHECKING, BinaryIO
 
 from drivers.audio.base import SAMPLE_RATE
-from drivers.audio.pcm import FloatArray, saturate_s16
+from drivers.audio.pcm import saturate_s16
 from drivers.errors import DeviceError, DeviceNotFound
+from drivers.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from drivers.audio.pcm import FloatArray
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 HEADER_BYTES = 44
 MAX_LOOP_S = 600  # a sim mic clip is held in memory: 10 min at 48 kHz mono is 55 MB

@@ -10,6 +10,14 @@ Frames are made on demand at :meth:`SimCamera.read`, paced on the monotonic cloc
 sensor ticked at ``fps``: a reader that keeps up gets every frame at its tick; a reader that
 falls behind gets the newest tick at once and the ticks in between count as skipped, exactly
 what a real camera with latest-frame hand-over does, but without rendering frames nobody reads.
+The drawing itself happens on a worker thread, one tick ahead of the reader
+(:mod:`drivers.camera.sim_ahead`), so the event loop only hands frames over, as it does
+for a real camera: the encoder sees exactly the frames it saw when they were drawn on
+the loop (and the ``ffmpeg`` reference in ``bench/bench_encode.py`` encodes the same ones).
+
+The camera can also be read from a thread (:meth:`SimCamera.read_sync`, what the shared
+encoder's frame thread does, :mod:`services.media.pump`): that thread then waits for the
+tick and draws the frame itself, and the loop takes no part at all.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import numpy.typing as npt
 
 from drivers.camera.base import TIME_BASE, CapturedFrame, pts_for
 from drivers.camera.planes import plane_rows
+from drivers.camera.sim_ahead import DrawAhead
 from drivers.camera.strip import draw_strip, layout_for, stamp_ms
 
 log = logging.getLogger(__name__)
@@ -99,10 +108,12 @@ class SimCamera:
     """A :class:`~drivers.camera.base.VideoSource` that renders a moving test pattern.
 
     One consumer: :meth:`read` must not be awaited by two tasks at once, nor
-    :meth:`read_sync` called by two threads (it may be read from a thread: the encoder
-    then reads, encodes and sends without the event loop). Frame numbers are
-    the sensor ticks since :meth:`start` (0, 1, 2, ...); a gap means skipped ticks.
+    :meth:`read_sync` called by two threads. Frame numbers are the sensor ticks since
+    :meth:`start` (0, 1, 2, ...); a gap means skipped ticks.
     """
+
+    #: :meth:`read_sync` may be called from a thread
+    reads_in_thread = True
 
     def __init__(self, width: int = 640, height: int = 480, fps: int = 30,
                  pattern: str = "pattern") -> None:
@@ -115,15 +126,14 @@ class SimCamera:
         self.fps = fps
         self.pattern = pattern
         self._renderer = PatternRenderer(width, height)
+        self._draw = DrawAhead(self._renderer.render)
+        self._halt = threading.Event()
+        self._step = 1
         self._started_at: float | None = None
         self._next = 0
         self._delivered = 0
         self._stopped = False
         self._waiter: asyncio.Future[None] | None = None
-        self._halt = threading.Event()
-
-    #: :meth:`read_sync` may be called from another thread
-    reads_in_thread = True
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else "running" if self._started_at else "idle"
@@ -157,11 +167,24 @@ class SimCamera:
         target = max(newest, self._next)
         if target > newest:
             await self._sleep_until(t0 + target / self.fps)
-        return self._render(t0, target)
+        captured_at = t0 + target / self.fps
+        frame = await self._draw.frame(target, captured_at)
+        if self._stopped:
+            raise EOFError("camera stopped")
+        if self._delivered:
+            self._step = max(1, target - self._next + 1)
+        upcoming = target + self._step
+        self._draw.draw_ahead(upcoming, t0 + upcoming / self.fps)
+        frame.pts = pts_for(captured_at - t0)
+        frame.time_base = TIME_BASE
+        self._next = target + 1
+        self._delivered += 1
+        return CapturedFrame(frame, target, captured_at)
 
     def read_sync(self, timeout: float) -> CapturedFrame | None:
-        """:meth:`read` for a thread: waits up to ``timeout`` s for the next tick (None
-        when it is further away). Raises :class:`EOFError` once stopped."""
+        """:meth:`read` for a thread, drawn in that thread: waits up to ``timeout`` s for
+        the next tick (None when it is further away). Raises :class:`EOFError` once
+        stopped."""
         if self._stopped:
             raise EOFError("camera stopped")
         t0 = self._started_at
@@ -176,9 +199,6 @@ class SimCamera:
                 raise EOFError("camera stopped")
             if delay > timeout:
                 return None
-        return self._render(t0, target)
-
-    def _render(self, t0: float, target: int) -> CapturedFrame:
         captured_at = t0 + target / self.fps
         frame = self._renderer.render(target, captured_at)
         frame.pts = pts_for(captured_at - t0)
@@ -206,6 +226,7 @@ class SimCamera:
             "delivered": self._delivered,
             "skipped": self._next - self._delivered,
             "reopens": 0,
+            "redrawn": self._draw.redrawn,
         }
 
     async def stop(self) -> None:
@@ -214,6 +235,7 @@ class SimCamera:
             return
         self._stopped = True
         self._halt.set()
+        self._draw.close()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(EOFError("camera stopped"))

@@ -32,13 +32,18 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
 from drivers.camera.planes import plane_rows
 
 if TYPE_CHECKING:
     import av
+
+from drivers.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 CELLS_PER_ROW = 40
 ROWS = 2
@@ -50,7 +55,7 @@ MIN_WIDTH = CELLS_PER_ROW * 4
 #: The smallest gap between the marker's white and black cells that is trusted.
 MIN_CONTRAST = 40
 
-_MARKER_BITS = np.unpackbits(np.array([MARKER], dtype=np.uint8)).astype(bool)
+_MARKER = [bool(MARKER >> (7 - i) & 1) for i in range(8)]  # its bits, most significant first
 
 
 def _crc8_table() -> list[int]:
@@ -170,12 +175,13 @@ def decode_strip(frame: av.VideoFrame | npt.NDArray[Any]) -> StripInfo | None:
     region = luma[: layout.height, : layout.width].reshape(ROWS, ch, CELLS_PER_ROW, cw)
     means = region[:, y0:y1, :, x0:x1].mean(axis=(1, 3), dtype=np.float32).reshape(-1)
     marker = means[:8]
-    white = float(marker[_MARKER_BITS].mean())
-    black = float(marker[~_MARKER_BITS].mean())
+    marker_bits = np.array(_MARKER)
+    white = float(marker[marker_bits].mean())
+    black = float(marker[~marker_bits].mean())
     if white - black < MIN_CONTRAST:
         return None
     bits = means > (white + black) / 2.0
-    if not np.array_equal(bits[:8], _MARKER_BITS):
+    if not np.array_equal(bits[:8], marker_bits):
         return None
     raw = np.packbits(bits.astype(np.uint8)).tobytes()
     body = raw[1:9]

@@ -14,7 +14,6 @@ from typing import Literal
 from drivers.display.base import (
     PIXEL_FORMAT,
     BadResolution,
-    Canvas,
     Display,
     DisplayError,
     Rect,
@@ -25,7 +24,6 @@ from drivers.display.base import (
 __all__ = [
     "PIXEL_FORMAT",
     "BadResolution",
-    "Canvas",
     "Display",
     "DisplayError",
     "Rect",

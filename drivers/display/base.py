@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from drivers.errors import DeviceError, EdgeroomError
+from drivers.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    Canvas = npt.NDArray[np.uint8]
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 #: Channels of a canvas pixel, in memory order.
 CHANNELS = 4
 PIXEL_FORMAT = "bgra"
 
-Canvas = npt.NDArray[np.uint8]  # (height, width, 4), C-contiguous
 
 
 class Rect(NamedTuple):

@@ -17,11 +17,14 @@ from __future__ import annotations
 import logging
 import mmap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from drivers.display.base import CHANNELS, Canvas, DisplayError, Rect
+from drivers.display.base import CHANNELS, DisplayError, Rect
+
+if TYPE_CHECKING:
+    from drivers.display.base import Canvas
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,15 @@ import threading
 import time
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
-from drivers.display.base import PIXEL_FORMAT, Canvas, Rect, new_canvas
+from drivers.display.base import PIXEL_FORMAT, Rect, new_canvas
+
+if TYPE_CHECKING:
+    from drivers.display.base import Canvas
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,15 @@ and a playback's feed hand out a block of samples that spans chunk boundaries.""
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+from drivers.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 
 def drain_into(chunks: deque[npt.NDArray[np.int16]], out: npt.NDArray[np.int16]) -> int:

@@ -14,13 +14,20 @@ only reported when that peak stands well clear of everything else, reflections a
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
+from drivers.lazy import lazy_module
 from services.audio.reference import PlayoutReference
-from services.audio.speexdsp import Int16Array
 
-Float = npt.NDArray[np.float32]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from services.audio.speexdsp import Int16Array
+    Float = npt.NDArray[np.float32]
+else:
+    np = lazy_module("numpy", globals(), "np")
+
 
 
 class EchoDelayEstimator:

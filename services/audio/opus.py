@@ -18,23 +18,29 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-from typing import Any, Self
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Self
 
 from drivers.errors import EdgeroomError
+from drivers.lazy import lazy_module
 from services.audio.clib import SharedLibrary
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    Int16Array = npt.NDArray[np.int16]
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 log = logging.getLogger(__name__)
 
-Int16Array = npt.NDArray[np.int16]
 
 OPUS_OK = 0
 OPUS_APPLICATION_VOIP = 2048
 OPUS_APPLICATION_AUDIO = 2049
 OPUS_APPLICATION_RESTRICTED_LOWDELAY = 2051
 OPUS_SET_BITRATE_REQUEST = 4002
+OPUS_SET_COMPLEXITY_REQUEST = 4010
+OPUS_GET_COMPLEXITY_REQUEST = 4011
 OPUS_SET_INBAND_FEC_REQUEST = 4012
 OPUS_SET_PACKET_LOSS_PERC_REQUEST = 4014
 OPUS_SET_DTX_REQUEST = 4016
@@ -200,7 +206,7 @@ class OpusEncoder(_OpusState):
 
     def __init__(self, rate: int = 48_000, channels: int = 1, *,
                  application: int = OPUS_APPLICATION_VOIP, bitrate: int | None = None,
-                 fec: bool = False, loss_pct: int = 0) -> None:
+                 fec: bool = False, loss_pct: int = 0, complexity: int | None = None) -> None:
         self._state: int | None = None
         self._lib = load_library()
         self.rate = rate
@@ -214,6 +220,8 @@ class OpusEncoder(_OpusState):
         self._out = ctypes.create_string_buffer(MAX_PACKET_BYTES)
         if bitrate is not None:
             self._ctl(OPUS_SET_BITRATE_REQUEST, bitrate)
+        if complexity is not None:
+            self.set_complexity(complexity)
         self.set_fec(fec)
         self.set_packet_loss(loss_pct)
 
@@ -230,6 +238,13 @@ class OpusEncoder(_OpusState):
         if not 0 <= percent <= 100:
             raise ValueError(f"packet loss must be 0-100 percent, got {percent}")
         self._ctl(OPUS_SET_PACKET_LOSS_PERC_REQUEST, percent)
+
+    def set_complexity(self, value: int) -> None:
+        """Encoder effort, 0-10 (libopus's own default: 9 since 1.3): lower is cheaper,
+        at little cost to speech at the room's bitrates (docs/performance.md, "Opus")."""
+        if not 0 <= value <= 10:
+            raise ValueError(f"Opus complexity must be 0-10, got {value}")
+        self._ctl(OPUS_SET_COMPLEXITY_REQUEST, value)
 
     def set_bitrate(self, bps: int) -> None:
         self._ctl(OPUS_SET_BITRATE_REQUEST, bps)

@@ -21,15 +21,21 @@ import logging
 import math
 import threading
 from dataclasses import dataclass, replace
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame
 from drivers.errors import EdgeroomError
+from drivers.lazy import lazy_module
 from services.audio.delay import EchoDelayEstimator
 from services.audio.reference import PlayoutReference
-from services.audio.speexdsp import EchoCanceller, Int16Array, Preprocessor
+from services.audio.speexdsp import EchoCanceller, Preprocessor
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from services.audio.speexdsp import Int16Array
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 log = logging.getLogger(__name__)
 

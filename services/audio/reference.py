@@ -12,11 +12,17 @@ not chop the reference; larger jumps (underruns, device reopens) are followed.
 from __future__ import annotations
 
 import threading
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from drivers.audio.base import SAMPLE_RATE
-from services.audio.speexdsp import Int16Array
+from drivers.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from services.audio.speexdsp import Int16Array
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 
 class PlayoutReference:

@@ -13,17 +13,21 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from drivers.errors import EdgeroomError
+from drivers.lazy import lazy_module
 from services.audio.clib import SharedLibrary
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    Int16Array = npt.NDArray[np.int16]
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 log = logging.getLogger(__name__)
 
-Int16Array = npt.NDArray[np.int16]
 
 # speex_echo.h
 SPEEX_ECHO_GET_FRAME_SIZE = 3

@@ -12,12 +12,16 @@ import logging
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
-from drivers.display.base import Canvas, Rect
+from drivers.display.base import Rect
+
+if TYPE_CHECKING:
+    from drivers.display.base import Canvas
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from drivers.base import Emit, hand_to_loop, null_emit
-from drivers.display.base import Canvas, Display, Rect, new_canvas
+from drivers.display.base import Display, Rect, new_canvas
 from services.display.layout import LAYOUTS, Layout, TileSpec, arrange, fit, next_layout
 from services.display.paint import (
     BACKGROUND,
@@ -42,6 +42,9 @@ from services.display.paint import (
 )
 from services.display.settings import LOCAL, DisplaySettings
 from services.room.api import Controls, Member
+
+if TYPE_CHECKING:
+    from drivers.display.base import Canvas
 
 log = logging.getLogger(__name__)
 

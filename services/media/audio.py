@@ -20,6 +20,7 @@ from dataclasses import replace
 from drivers.audio.base import MicSource, PcmFrame
 from drivers.audio.pcm import level_dbfs
 from drivers.base import Emit, null_emit
+from drivers.lazy import import_off_loop
 from drivers.queues import DropOldestQueue
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,7 @@ class MicTee:
     async def _open_source(self, user: str) -> None:
         if self._source is not None:
             return
+        await import_off_loop("numpy")  # the mic path computes with it
         source = self._factory()
         await source.start()
         if self._gain is not None:

@@ -6,12 +6,16 @@ import asyncio
 import concurrent.futures
 import logging
 from fractions import Fraction
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import SAMPLE_RATE, MicSource, PcmFrame
+from drivers.lazy import lazy_module
 from services.media.packets import EncodedPacket, PacketFanout, PacketSubscription
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ has subscribers.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from drivers.base import Emit, null_emit
 from drivers.camera.base import CapturedFrame, VideoSource
+from drivers.lazy import import_off_loop
 from services.media.budget import VideoBudget
 from services.media.codecs import (
     H264,
@@ -253,7 +253,7 @@ class SharedVideoEncoder:
             return
         if self._task is not None:
             await self.stop()  # it ended by itself (camera gone): clean up first
-        await asyncio.to_thread(importlib.import_module, "av")  # loaded on first use, off the loop
+        await import_off_loop("av", "numpy")  # loaded on first use, off the loop
         camera = self._camera_factory()
         await camera.start()
         self._last_index = -1

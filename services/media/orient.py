@@ -12,13 +12,18 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from drivers.base import Emit, null_emit
 from drivers.camera.base import CapturedFrame, VideoSource
 
 if TYPE_CHECKING:
     import av  # imported where a frame or codec is used: an idle box never loads PyAV
+
+from drivers.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 log = logging.getLogger(__name__)
 

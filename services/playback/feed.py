@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from drivers.audio.base import SAMPLE_RATE
+from drivers.lazy import lazy_module
 from services.audio.chunks import drain_into
 
-Samples = npt.NDArray[np.int16]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    Samples = npt.NDArray[np.int16]
+else:
+    np = lazy_module("numpy", globals(), "np")
+
 
 
 class PlaybackFeed:

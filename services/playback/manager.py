@@ -20,13 +20,12 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal
 
 from drivers.audio.base import SAMPLE_RATE
 from drivers.base import Emit, null_emit
-from services.playback.feed import PlaybackFeed, Samples, mix_into
+from drivers.lazy import import_off_loop, lazy_module
+from services.playback.feed import PlaybackFeed, mix_into
 from services.playback.source import (
     Decoder,
     PlaybackError,
@@ -34,6 +33,13 @@ from services.playback.source import (
     resolve_file,
     speak_to_file,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from services.playback.feed import Samples
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +119,7 @@ class PlaybackManager:
         if len(self._playbacks) >= self.settings.max_playbacks:
             raise PlaybackError(f"{self.settings.max_playbacks} playbacks already run; "
                                 "stop one first", "BUSY")
+        await import_off_loop("numpy")  # decoding and mixing use it
         temp = None
         if file is not None:
             kind, source = "file", file

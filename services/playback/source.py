@@ -12,13 +12,17 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import SAMPLE_RATE
 from drivers.errors import EdgeroomError
+from drivers.lazy import lazy_module
 from services.playback.feed import PlaybackFeed
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 log = logging.getLogger(__name__)
 

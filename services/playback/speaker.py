@@ -11,14 +11,20 @@ canceller's reference) over to it before the old one stops.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import PcmFrame, PlayoutSource, SpeakerSink
-from services.playback.feed import Samples, mix_into
+from drivers.lazy import lazy_module
+from services.playback.feed import mix_into
 
-SpeakerMix = Callable[[int], Samples | None]
+if TYPE_CHECKING:
+    import numpy as np
+
+    from services.playback.feed import Samples
+else:
+    np = lazy_module("numpy", globals(), "np")
+
+SpeakerMix = Callable[[int], "Samples | None"]
 
 
 class PlaybackSpeaker:

@@ -35,15 +35,20 @@ NetEq's "expand" and "merge" do).
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
+from drivers.lazy import lazy_module
 from services.room.stretch import find_period
 
-Samples = npt.NDArray[np.int16]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    Samples = npt.NDArray[np.int16]
+else:
+    np = lazy_module("numpy", globals(), "np")
+
 
 HOLD_MS = 60.0
 FADE_MS = 240.0
@@ -54,7 +59,10 @@ TRUST_STEP = 0.3
 PROBE_EVERY = 16
 #: A loss this many packets after the last concealment is concealed here.
 RECENT = 3
-_EMPTY: Samples = np.zeros(0, dtype=np.int16)
+@functools.cache
+def _empty() -> Samples:
+    """The empty block (one array, made on first use: numpy loads with the room)."""
+    return np.zeros(0, dtype=np.int16)
 
 
 def has_silk_layer(packet: bytes) -> bool:
@@ -90,7 +98,7 @@ class Concealer:
     def __init__(self, rate: int = 48_000) -> None:
         self.rate = rate
         self._keep = rate // 25  # 40 ms of history
-        self._history: Samples = _EMPTY
+        self._history: Samples = _empty()
         self._level = 0.0  # RMS of the last decoded packet
         self._run = 0  # samples concealed in a row
         self._since = RECENT  # packets decoded since the last concealment

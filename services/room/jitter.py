@@ -27,25 +27,30 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
+from drivers.lazy import lazy_module
 from services.audio.opus import OpusDecoder, OpusError
 from services.room.expand import Concealer
 from services.room.jitter_target import DelayTarget
 from services.room.pullgrid import first_pull_wait_ms, grid, lead_ms
 from services.room.stretch import MIN_PERIOD_MS, accelerate, decelerate, find_period
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    Samples = npt.NDArray[np.int16]
+else:
+    np = lazy_module("numpy", globals(), "np")
+
 log = logging.getLogger(__name__)
 
-Samples = npt.NDArray[np.int16]
 
 #: Packets decoded between two stretches (one change per 100 ms with 20 ms packets).
 STRETCH_EVERY = 5
@@ -53,7 +58,10 @@ STRETCH_EVERY = 5
 FAR_OVER_MS = 40.0
 #: A sequence jump this large is a new stream, not loss.
 RESET_JUMP = 1000
-_EMPTY: Samples = np.zeros(0, dtype=np.int16)
+@functools.cache
+def _empty() -> Samples:
+    """The empty block (one array, made on first use: numpy loads with the room)."""
+    return np.zeros(0, dtype=np.int16)
 
 
 class JitterBuffer:
@@ -81,7 +89,7 @@ class JitterBuffer:
         self._top_ts = 0
         self._next: int | None = None  # the sequence number to play next
         self._frame = rate // 50  # samples per packet, learned from the packets
-        self._out: Samples = _EMPTY  # decoded, waiting to be pulled
+        self._out: Samples = _empty()  # decoded, waiting to be pulled
         self._playing = False
         self._covered = 0  # samples concealed for the packet due now (underrun)
         self._conceal_run = 0
@@ -195,9 +203,9 @@ class JitterBuffer:
                 parts.append(block)
                 have += len(block)
                 self._concealer.played(block)
-            data = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else _EMPTY)
+            data = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else _empty())
             if have == 0:
-                self._out = _EMPTY
+                self._out = _empty()
                 return None
             if have < count:  # went quiet in the middle of this pull
                 data = np.concatenate((data, np.zeros(count - have, np.int16)))
@@ -272,7 +280,7 @@ class JitterBuffer:
         self.lost += 1
         if self._covered >= self._frame:  # concealed already while it was awaited
             self._covered -= self._frame
-            return _EMPTY
+            return _empty()
         self._covered = 0
         following = self._packets.get(slot + 1)
         return self._conceal(self._frame, None if following is None else following[1])

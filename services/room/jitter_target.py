@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import TYPE_CHECKING
 
-import numpy as np
+from drivers.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 #: Arrivals further apart than this start the transit history afresh (a pause).
 GAP_S = 0.5

@@ -12,7 +12,7 @@ import importlib
 #: What a stay in the room uses that pulls in aiortc and PyAV.
 ROOM_MEDIA_MODULES = ("services.room.janus.videoroom", "services.room.janus.audiobridge",
                       "services.room.janus.textroom", "services.room.rtc", "services.room.tracks",
-                      "services.media.track")
+                      "services.media.track", "numpy")
 
 
 def import_room_media() -> None:

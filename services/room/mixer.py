@@ -25,18 +25,22 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame, SpeakerSink
+from drivers.lazy import lazy_module
 from services.audio.chunks import drain_into
 from services.room.jitter import JitterBuffer
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    Samples = npt.NDArray[np.int16]
+else:
+    np = lazy_module("numpy", globals(), "np")
+
 log = logging.getLogger(__name__)
 
-Samples = npt.NDArray[np.int16]
 
 #: A source's level is measured on every LEVEL_EVERY-th frame, every LEVEL_STEP-th sample.
 LEVEL_EVERY = 4

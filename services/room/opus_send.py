@@ -27,12 +27,16 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import SAMPLE_RATE
+from drivers.lazy import lazy_module
 from services.audio.opus import OpusEncoder
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ FRAME_MS_CHOICES = (10, 20)
 DTX_PACKET_BYTES = 2
 #: Most loss the encoder is told to expect: beyond it FEC stops helping.
 MAX_EXPECTED_LOSS = 50
+#: libwebrtc's choice on Android and iOS (9 elsewhere): right for a Pi-class CPU.
+DEFAULT_COMPLEXITY = 5
 
 _installed = False
 
@@ -57,6 +63,9 @@ class OpusSendSettings:
     """Opus target bitrate; FEC data comes out of it."""
     dtx: bool = False
     """Send (almost) nothing while the mic is silent."""
+    complexity: int = DEFAULT_COMPLEXITY
+    """libopus encoder effort, 0-10: 5 costs about half of libopus's default 9 per frame
+    for the same speech quality at 32 kbps (docs/performance.md, "Opus")."""
     fec: bool = False
     """In-band forward error correction, its share following the loss the server reports
     (20 ms packets only: libopus puts next to no FEC data into 10 ms ones). Off by
@@ -73,6 +82,8 @@ class OpusSendSettings:
             raise ValueError(f"audio.frame_ms must be 10 or 20, got {self.frame_ms}")
         if not 6 <= self.bitrate_kbps <= 510:
             raise ValueError(f"audio.opus_bitrate_kbps must be 6..510, got {self.bitrate_kbps}")
+        if not 0 <= self.complexity <= 10:
+            raise ValueError(f"audio.opus_complexity must be 0..10, got {self.complexity}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +121,7 @@ class OpusSendEncoder:
         self.settings = s = settings or OpusSendSettings()
         self.frame_samples = SAMPLE_RATE * s.frame_ms // 1000
         self._encoder = OpusEncoder(SAMPLE_RATE, 1, bitrate=s.bitrate_kbps * 1000,
-                                    fec=s.in_band_fec)
+                                    fec=s.in_band_fec, complexity=s.complexity)
         if s.dtx:
             self._encoder.set_dtx(True)
         self._pending = np.zeros(0, dtype=np.int16)
@@ -122,7 +133,8 @@ class OpusSendEncoder:
 
     def __repr__(self) -> str:
         s = self.settings
-        return (f"<OpusSendEncoder {s.frame_ms} ms {s.bitrate_kbps} kbps fec={s.in_band_fec} "
+        return (f"<OpusSendEncoder {s.frame_ms} ms {s.bitrate_kbps} kbps cx={s.complexity} "
+                f"fec={s.in_band_fec} "
                 f"dtx={s.dtx} loss={self.expected_loss_pct}% packets={self.packets}>")
 
     @property

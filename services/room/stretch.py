@@ -11,11 +11,16 @@ for a match, which is where stretching is least audible.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+from drivers.lazy import lazy_module
 
-Samples = npt.NDArray[np.int16]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    Samples = npt.NDArray[np.int16]
+else:
+    np = lazy_module("numpy", globals(), "np")
 
 #: Shortest and longest period searched, in ms (400 Hz down to 100 Hz voices).
 MIN_PERIOD_MS = 2.5

@@ -1,20 +1,24 @@
 """What the appliance imports at start leaves out the media libraries: PyAV, aiortc and
 the certificate library load when a room, recording, stream, preview or HTTPS first
-needs them (the appliance-level check is in tests/media/test_idle.py)."""
+needs them; numpy (about 18 MB) when audio or video first runs through a module that
+computes with it (the appliance-level check is in tests/media/test_idle.py)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 from tests.harness.appliance import REPO
 
-HEAVY = ("av", "aiortc", "aioice", "pylibsrtp", "cryptography")
+HEAVY = ("av", "aiortc", "aioice", "pylibsrtp", "cryptography", "numpy")
 
 PROBE = """
 import sys
-from device import wiring
+from device import app, wiring
 wiring.import_services()
+# what an idle sim appliance opens: the sim audio devices and the speaker's playout
+import drivers.audio.sim, services.playback.speaker, services.room
 print(" ".join(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1:]))))
 """
 
@@ -41,3 +45,56 @@ def test_start_imports_no_media_library() -> None:
 def test_the_room_imports_them() -> None:
     """The same probe sees them once the room's modules are loaded (so it can fail)."""
     assert {"av", "aiortc", "pylibsrtp"} <= _imported(ROOM)
+
+
+MIC = """
+import sys
+from services.room.tracks import MicTrack
+from services.room.opus_send import OpusSendEncoder
+OpusSendEncoder()
+print(" ".join(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1:]))))
+"""
+
+
+def test_numpy_loads_with_the_first_audio_it_computes() -> None:
+    """The modules that use numpy import it on first use (``drivers.lazy``): importing
+    them costs nothing, encoding the mic loads it (so the probe can see it)."""
+    assert "numpy" in _imported(MIC)
+
+
+FIRST_MIC = """
+import asyncio, importlib.abc, json, sys, tempfile, threading
+from pathlib import Path
+
+where = []
+
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy":
+            where.append(threading.current_thread().name)
+        return None
+
+sys.meta_path.insert(0, Watch())
+from drivers.audio.sim import SimMic
+from services.media.audio import MicTee
+
+async def main():
+    tee = MicTee(lambda: SimMic("tone:440", state_dir=Path(tempfile.mkdtemp())))
+    branch = tee.branch("probe")
+    await branch.start()
+    await branch.read()
+    await branch.stop()
+    print(threading.current_thread().name, json.dumps(where))
+
+asyncio.run(main())
+"""
+
+
+def test_the_first_mic_imports_numpy_off_the_event_loop() -> None:
+    """numpy's import is 0.2 s of CPU here and most of a second on a Pi: the first mic
+    does it in a thread, not on the loop that carries the audio."""
+    out = subprocess.run([sys.executable, "-c", FIRST_MIC], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.split(maxsplit=1)
+    loop_thread, importers = out[0], json.loads(out[1])
+    assert importers, "numpy was never imported: the probe proves nothing"
+    assert loop_thread not in importers[:1]

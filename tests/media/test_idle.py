@@ -21,7 +21,7 @@ from .test_appliance import Api
 pytestmark = [pytest.mark.janus, pytest.mark.slow, pytest.mark.timeout(150)]
 
 #: Threads that must not exist while idle (their OS names, see drivers.threadname).
-BUSY_THREADS = ("sim-speaker", "alsa-", "h264-", "vp8-")
+BUSY_THREADS = ("sim-speaker", "alsa-", "h264-", "vp8-", "sim-camera")
 
 
 def thread_names(pid: int) -> list[str]:
@@ -39,9 +39,10 @@ def busy_threads(pid: int) -> list[str]:
 
 
 #: Shared objects of the libraries a box out of a room does not load (PyAV with its
-#: FFmpeg, aiortc's codecs, the SRTP library aiortc imports, the certificate library):
-#: path parts in /proc/pid/maps.
-MEDIA_LIBRARIES = ("/av/", "/av.libs/", "/aiortc/", "/pylibsrtp/", "/cryptography/")
+#: FFmpeg, aiortc's codecs, the SRTP library aiortc imports, the certificate library,
+#: numpy): path parts in /proc/pid/maps.
+MEDIA_LIBRARIES = ("/av/", "/av.libs/", "/aiortc/", "/pylibsrtp/", "/cryptography/",
+                   "/numpy/")
 
 
 def media_libraries(pid: int) -> set[str]:
@@ -103,7 +104,7 @@ def test_out_of_the_room_nothing_runs(network: Any, janus: Any, room_number: int
         wait_for(speaker_and_encoder, 20, "the speaker and encode threads")
         media = media_status(api)
         assert media["mic"]["open"] is True and media["encoder"]["running"] is True
-        assert {"/av/", "/pylibsrtp/"} <= media_libraries(pid)  # the check sees them
+        assert {"/av/", "/pylibsrtp/", "/numpy/"} <= media_libraries(pid)  # the check sees them
         grew_from = speaker_bytes(app)
         wait_for(lambda: speaker_bytes(app) > grew_from, 5, "the speaker file to grow")
 

@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame
 from services.audio.opus import (
+    OPUS_GET_COMPLEXITY_REQUEST,
     OPUS_GET_DTX_REQUEST,
     OPUS_GET_INBAND_FEC_REQUEST,
     OPUS_GET_PACKET_LOSS_PERC_REQUEST,
@@ -26,7 +27,7 @@ from services.audio.opus import (
     packet_samples,
 )
 from services.room.mixer import RemoteAudioMixer
-from services.room.opus_send import OpusSendSettings, audio_level
+from services.room.opus_send import OpusSendEncoder, OpusSendSettings, audio_level
 from services.room.stats import StatsCollector
 from services.room.tracks import MicTrack
 from tests.room.test_stats import receiver_report
@@ -263,6 +264,25 @@ def test_settings_refuse_other_frame_lengths() -> None:
         OpusSendSettings(frame_ms=40)
     with pytest.raises(ValueError, match="opus_bitrate_kbps"):
         OpusSendSettings(bitrate_kbps=2)
+    with pytest.raises(ValueError, match="opus_complexity must be 0"):
+        OpusSendSettings(complexity=11)
+
+
+def test_the_encoder_runs_at_the_configured_complexity() -> None:
+    """libopus is asked for complexity 5 unless told otherwise (its own default is 9),
+    and FEC data still comes out of the cheaper encoder once loss is reported."""
+    plain = OpusSendEncoder()
+    assert plain.encoder.get(OPUS_GET_COMPLEXITY_REQUEST) == 5
+    plain.close()
+    fec = OpusSendEncoder(OpusSendSettings(complexity=2, fec=True))
+    assert fec.encoder.get(OPUS_GET_COMPLEXITY_REQUEST) == 2
+    fec.set_expected_loss(20)
+    packets = list(fec.encode(tone(seconds=1.0).tobytes()))
+    decoder = OpusDecoder(SAMPLE_RATE, 1)
+    # a packet with FEC data rebuilds the frame before it; one without gives silence-like PLC
+    rebuilt = decoder.decode_fec(packets[-1].data, FRAME_SAMPLES)
+    assert np.abs(rebuilt.astype(np.int32)).max() > 1000
+    fec.close()
 
 
 async def test_the_rtp_level_is_the_one_the_mic_path_measured() -> None:
