@@ -134,8 +134,9 @@ class AudioConfig:
         32, "Opus bitrate of the mic sent to the room (in-band FEC is taken from it).",
         minimum=6, maximum=510, restart="room")
     opus_complexity: int = setting(
-        5, "libopus encoder effort for the mic, 0-10: 5 (as libwebrtc on phones) costs about "
-        "half of libopus's default 9 for the same speech; raise it on a desktop-class CPU.",
+        9, "libopus encoder effort for the mic, 0-10 (9 is libopus's own default): 5 (as "
+        "libwebrtc on phones) costs about half as much per frame for the same speech, but "
+        "keeps steady tones in hybrid mode, which conceal worse under loss (docs/audio.md).",
         minimum=0, maximum=10, restart="room")
     opus_fec: bool = setting(
         False, "Opus in-band FEC in what the mic sends, following the loss the server "

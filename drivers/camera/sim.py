@@ -14,6 +14,10 @@ The drawing itself happens on a worker thread, one tick ahead of the reader
 (:mod:`drivers.camera.sim_ahead`), so the event loop only hands frames over, as it does
 for a real camera: the encoder sees exactly the frames it saw when they were drawn on
 the loop (and the ``ffmpeg`` reference in ``bench/bench_encode.py`` encodes the same ones).
+
+The camera can also be read from a thread (:meth:`SimCamera.read_sync`, what the shared
+encoder's frame thread does, :mod:`services.media.pump`): that thread then waits for the
+tick and draws the frame itself, and the loop takes no part at all.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from fractions import Fraction
 from typing import Any
@@ -102,9 +107,13 @@ class PatternRenderer:
 class SimCamera:
     """A :class:`~drivers.camera.base.VideoSource` that renders a moving test pattern.
 
-    One consumer: :meth:`read` must not be awaited by two tasks at once. Frame numbers are
-    the sensor ticks since :meth:`start` (0, 1, 2, ...); a gap means skipped ticks.
+    One consumer: :meth:`read` must not be awaited by two tasks at once, nor
+    :meth:`read_sync` called by two threads. Frame numbers are the sensor ticks since
+    :meth:`start` (0, 1, 2, ...); a gap means skipped ticks.
     """
+
+    #: :meth:`read_sync` may be called from a thread
+    reads_in_thread = True
 
     def __init__(self, width: int = 640, height: int = 480, fps: int = 30,
                  pattern: str = "pattern") -> None:
@@ -116,7 +125,9 @@ class SimCamera:
         self.height = height
         self.fps = fps
         self.pattern = pattern
-        self._draw = DrawAhead(PatternRenderer(width, height).render)
+        self._renderer = PatternRenderer(width, height)
+        self._draw = DrawAhead(self._renderer.render)
+        self._halt = threading.Event()
         self._step = 1
         self._started_at: float | None = None
         self._next = 0
@@ -170,6 +181,32 @@ class SimCamera:
         self._delivered += 1
         return CapturedFrame(frame, target, captured_at)
 
+    def read_sync(self, timeout: float) -> CapturedFrame | None:
+        """:meth:`read` for a thread, drawn in that thread: waits up to ``timeout`` s for
+        the next tick (None when it is further away). Raises :class:`EOFError` once
+        stopped."""
+        if self._stopped:
+            raise EOFError("camera stopped")
+        t0 = self._started_at
+        if t0 is None:
+            raise RuntimeError("SimCamera.read_sync() before start()")
+        now = time.monotonic()
+        newest = math.floor((now - t0) * self.fps)
+        target = max(newest, self._next)
+        if target > newest:
+            delay = t0 + target / self.fps - now
+            if self._halt.wait(min(delay, timeout)):
+                raise EOFError("camera stopped")
+            if delay > timeout:
+                return None
+        captured_at = t0 + target / self.fps
+        frame = self._renderer.render(target, captured_at)
+        frame.pts = pts_for(captured_at - t0)
+        frame.time_base = TIME_BASE
+        self._next = target + 1
+        self._delivered += 1
+        return CapturedFrame(frame, target, captured_at)
+
     async def _sleep_until(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
@@ -197,6 +234,7 @@ class SimCamera:
         if self._stopped:
             return
         self._stopped = True
+        self._halt.set()
         self._draw.close()
         waiter = self._waiter
         if waiter is not None and not waiter.done():

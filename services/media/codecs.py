@@ -118,7 +118,8 @@ class CodecEncode:
     ``encoder`` picks the implementation for H.264 (``"auto"``: hardware when it opens,
     else libx264; ``"libx264"``; ``"h264_v4l2m2m"``); VP8 always uses libvpx. Every
     method except :meth:`encode` runs on the event loop; :meth:`encode` runs in this
-    encode's own worker thread.
+    encode's own worker thread (or the camera's frame thread, :mod:`services.media.pump`)
+    and hands each frame's packets to the fanout's sinks there.
     """
 
     def __init__(self, codec: str, owner: str, *, bitrate_kbps: int, gop_seconds: float,
@@ -277,9 +278,11 @@ class CodecEncode:
         return change >= REOPEN_CHANGE and now - self._opened_at >= REOPEN_INTERVAL
 
     def encode(self, frame: av.VideoFrame, captured: CapturedFrame, origin: float,
-               fps: int, scale: float = 1.0) -> list[EncodedPacket]:
+               fps: int, scale: float = 1.0, to_sinks: bool = True) -> list[EncodedPacket]:
         """Encode one yuv420p frame (worker thread), each side times ``scale`` (the
-        encoder reopens at a new size); returns the packets it produced."""
+        encoder reopens at a new size); returns the packets it produced, after handing
+        them to the sinks in this thread unless ``to_sinks`` is false (the caller
+        does)."""
         import av
 
         cpu0 = time.thread_time()
@@ -322,14 +325,16 @@ class CodecEncode:
                                      keyframe, captured.captured_at, captured.index,
                                      codec=self.codec))
         self.frames_encoded += 1
+        self.packets_out += len(out)
+        self.bytes_out += sum(len(p.data) for p in out)
         self.encode_cpu_seconds += time.thread_time() - cpu0
+        if out and to_sinks:
+            self.fanout.to_sinks(out)  # the room's RTP send, in this thread
         return out
 
     def publish(self, packets: list[EncodedPacket]) -> None:
-        """Offer packets to every subscriber (on the loop)."""
+        """Offer packets to every subscription (on the loop)."""
         for packet in packets:
-            self.packets_out += 1
-            self.bytes_out += len(packet.data)
             self.fanout.publish(packet)
 
     @property

@@ -1,8 +1,10 @@
 """The camera's shared encoder: the camera is read once, each frame is encoded once per
 codec that something takes, and the packets go to every output of that codec.
 
-The camera is read on the event loop (latest-frame semantics: a slow encoder makes the
-camera skip frames, never queue them). Each codec's encode (:class:`CodecEncode`: H.264
+A camera that can be read from a thread (the sim camera) is read, and its frames encoded
+and sent, in one thread of its own (:mod:`services.media.pump`); any other camera is read
+on the event loop. Either way a slow encoder makes the camera skip frames (latest-frame
+semantics), never queue them. Each codec's encode (:class:`CodecEncode`: H.264
 for recordings, RTMP and H.264 rooms; VP8 for VP8 rooms) runs in its own worker thread;
 when two run, they encode the same frame side by side. A codec is encoded only while it
 has subscribers.
@@ -14,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from drivers.base import Emit, null_emit
 from drivers.camera.base import CapturedFrame, VideoSource
@@ -31,6 +33,7 @@ from services.media.codecs import (
     x264_options,
 )
 from services.media.packets import EncodedPacket, PacketSubscription
+from services.media.pump import copy_frame, publish_done, reads_in_thread, run_frame_pump
 
 if TYPE_CHECKING:
     import av  # imported where a frame or codec is used: an idle box never loads PyAV
@@ -100,6 +103,15 @@ class SharedVideoEncoder:
                              f"got {codec!r}") from None
 
     @property
+    def codec_encodes(self) -> list[CodecEncode]:
+        return list(self._encodes.values())
+
+    @property
+    def origin(self) -> float:
+        """The monotonic time every encode's ``pts`` counts from."""
+        return self._origin
+
+    @property
     def active_codecs(self) -> list[str]:
         """The codecs something takes now (each is encoded once per frame)."""
         return [codec for codec, enc in self._encodes.items() if enc.active]
@@ -107,11 +119,12 @@ class SharedVideoEncoder:
     # -- consumers --------------------------------------------------------------------
 
     def add_frame_observer(self, observer: Callable[[av.VideoFrame | None], None]) -> None:
-        """Call ``observer(frame)`` with every captured frame (on the loop; keep it cheap,
-        e.g. keep a reference for a preview) and ``observer(None)`` when the camera stops."""
+        """Call ``observer(frame)`` with every captured frame (on the loop or the camera's
+        frame thread: keep it cheap and thread-safe, e.g. keep a reference for a preview)
+        and ``observer(None)`` when the camera stops."""
         self._frame_observers.append(observer)
 
-    def _notify_observers(self, frame: av.VideoFrame | None) -> None:
+    def notify_observers(self, frame: av.VideoFrame | None) -> None:
         for observer in self._frame_observers:
             try:
                 observer(frame)
@@ -282,7 +295,7 @@ class SharedVideoEncoder:
             for key, value in self._camera.stats.items():
                 self.camera_totals[key] = self.camera_totals.get(key, 0) + value
             self._camera = None
-            self._notify_observers(None)
+            self.notify_observers(None)
         for enc in self._encodes.values():
             executor = enc.close()
             if executor is not None:
@@ -291,6 +304,9 @@ class SharedVideoEncoder:
 
     async def _run(self, camera: VideoSource) -> None:
         try:
+            if reads_in_thread(camera):
+                await run_frame_pump(self, cast(Any, camera))
+                return
             while True:
                 await self._skip_unadmitted(camera.fps or 30)
                 try:
@@ -299,7 +315,7 @@ class SharedVideoEncoder:
                     log.info("%s encoder: camera stopped", self.name)
                     return
                 self.frames_in += 1
-                self._notify_observers(captured.frame)
+                self.notify_observers(captured.frame)
                 await self._encode_frame(captured, camera.fps or 30)
         except asyncio.CancelledError:
             raise
@@ -320,9 +336,7 @@ class SharedVideoEncoder:
 
     async def _encode_frame(self, captured: CapturedFrame, fps: int) -> None:
         """Encode one frame with every codec in use, side by side, and publish."""
-        if captured.index <= self._last_index:
-            self.duplicate_frames += 1
-        self._last_index = captured.index
+        self.count_index(captured.index)
         active = [enc for enc in self._encodes.values() if enc.active]
         for enc in self._encodes.values():
             if not enc.active and enc.is_open:
@@ -342,7 +356,7 @@ class SharedVideoEncoder:
         jobs: list[tuple[CodecEncode, asyncio.Future[list[EncodedPacket]]]] = []
         for i, enc in enumerate(active):
             # each encode sets its own pts and picture type: give each its own frame
-            own = frame if i == 0 else _copy(frame)
+            own = frame if i == 0 else copy_frame(frame)
             jobs.append((enc, loop.run_in_executor(enc.executor(), enc.encode, own, captured,
                                                    self._origin, fps, step.scale)))
         futures = [job for _, job in jobs]
@@ -351,24 +365,14 @@ class SharedVideoEncoder:
         except asyncio.CancelledError:
             # a frame read is a frame encoded and sent: let this one finish (milliseconds)
             await asyncio.wait(futures)
-            self._publish_done(jobs)
+            publish_done(jobs)
             raise
-        self._publish_done(jobs, raise_errors=True)
+        publish_done(jobs, raise_errors=True)
 
-    @staticmethod
-    def _publish_done(jobs: list[tuple[CodecEncode, asyncio.Future[list[EncodedPacket]]]],
-                      raise_errors: bool = False) -> None:
-        error: BaseException | None = None
-        for enc, job in jobs:
-            if job.cancelled():
-                continue
-            exc = job.exception()
-            if exc is not None:
-                error = error or exc
-                continue
-            enc.publish(job.result())
-        if error is not None and raise_errors:
-            raise error
+    def count_index(self, index: int) -> None:
+        if index <= self._last_index:
+            self.duplicate_frames += 1
+        self._last_index = index
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -385,11 +389,4 @@ class SharedVideoEncoder:
             "budget": self.budget.stats,
             "encodes": encodes,
         }
-
-
-def _copy(frame: av.VideoFrame) -> av.VideoFrame:
-    """A yuv420p frame with its own planes (for a second encode of the same capture)."""
-    import av
-
-    return av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
 

@@ -130,7 +130,18 @@ class OrientedCamera:
         await self.camera.start()
 
     async def read(self) -> CapturedFrame:
-        captured = await self.camera.read()
+        return self._oriented(await self.camera.read())
+
+    @property
+    def reads_in_thread(self) -> bool:
+        return bool(getattr(self.camera, "reads_in_thread", False))
+
+    def read_sync(self, timeout: float) -> CapturedFrame | None:
+        """:meth:`read` from a thread (only when the camera's ``reads_in_thread``)."""
+        captured: CapturedFrame | None = self.camera.read_sync(timeout)  # type: ignore[attr-defined]
+        return None if captured is None else self._oriented(captured)
+
+    def _oriented(self, captured: CapturedFrame) -> CapturedFrame:
         orientation = self.control.current
         if orientation.identity:
             return captured

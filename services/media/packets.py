@@ -159,17 +159,29 @@ class PacketSubscription:
 
 
 class PacketFanout:
-    """The list of subscriptions one producer offers its packets to."""
+    """Who takes one producer's packets: subscriptions, offered the packets on the event
+    loop, and sinks, called with each frame's packets in the thread that encoded it (the
+    room's RTP send, :mod:`services.room.video_send`).
+
+    The sinks are kept as a tuple that is replaced, never changed, so the encode thread
+    reads a consistent set while the loop adds or removes one.
+    """
 
     def __init__(self) -> None:
         self._subs: list[PacketSubscription] = []
+        self._sinks: tuple[tuple[str, Callable[[list[EncodedPacket]], None]], ...] = ()
 
     def __len__(self) -> int:
-        return len(self._subs)
+        return len(self._subs) + len(self._sinks)
 
     @property
     def names(self) -> list[str]:
-        return [sub.name for sub in self._subs]
+        return [sub.name for sub in self._subs] + [name for name, _ in self._sinks]
+
+    @property
+    def has_subscriptions(self) -> bool:
+        """Something takes the packets on the event loop."""
+        return bool(self._subs)
 
     def add(self, sub: PacketSubscription) -> None:
         self._subs.append(sub)
@@ -177,6 +189,27 @@ class PacketFanout:
     def remove(self, sub: PacketSubscription) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
+
+    def add_sink(self, name: str, sink: Callable[[list[EncodedPacket]], None]) -> None:
+        """Call ``sink(packets)`` with every frame's packets, in the encode thread."""
+        if all(s is not sink for _, s in self._sinks):
+            self._sinks = (*self._sinks, (name, sink))
+
+    def remove_sink(self, sink: Callable[[list[EncodedPacket]], None]) -> bool:
+        """Stop calling ``sink``; True when it was there."""
+        kept = tuple(entry for entry in self._sinks if entry[1] is not sink)
+        removed = len(kept) != len(self._sinks)
+        self._sinks = kept
+        return removed
+
+    def to_sinks(self, packets: list[EncodedPacket]) -> None:
+        """Hand one frame's packets to every sink (the encode thread); a sink that fails
+        is logged and the others still get them."""
+        for name, sink in self._sinks:
+            try:
+                sink(packets)
+            except Exception:
+                log.exception("packet sink %s failed", name)
 
     def publish(self, packet: EncodedPacket) -> None:
         for sub in list(self._subs):

@@ -7,6 +7,12 @@ STAP-A), ``Vp8Encoder.pack()`` puts one VP8 frame behind VP8 payload descriptors
 its own picture id); both take the RTP timestamp from ``pts`` in ``time_base``. So the
 room gets the same bytes as the recording and the RTMP push when it uses H.264.
 
+The room's sender usually does not call :meth:`EncodedVideoTrack.recv`: it hands the
+track an RTP sink (:meth:`EncodedVideoTrack.set_rtp_sink`, from
+:mod:`services.room.video_send`) and the encode of the track's codec calls it with each
+frame's packets in its own thread; ``recv`` is the path of senders that do not (the
+page's preview, a sender that is not a ``FrameRtpSender``).
+
 The track learns its codec from whoever negotiated it (:meth:`EncodedVideoTrack.set_codec`,
 from the SDP answer) and only then subscribes to that codec's encode; it never returns a
 packet of another codec, as aiortc would send it under the negotiated payload type.
@@ -56,6 +62,8 @@ class EncodedVideoTrack(MediaStreamTrack):
     """
 
     kind = "video"
+    #: the sender may send this track's packets from the encode thread (set_rtp_sink)
+    takes_rtp_sink = True
 
     def __init__(self, encoder: SharedVideoEncoder,
                  on_stop: Callable[[EncodedVideoTrack], Awaitable[None] | None] | None = None,
@@ -68,10 +76,14 @@ class EncodedVideoTrack(MediaStreamTrack):
         self.codec: str | None = None
         self.sub: PacketSubscription | None = None
         self._codec_known = asyncio.Event()
-        self.packets = 0
+        self._pulled = 0  # packets returned by recv()
+        self._sent_by_sinks = 0  # frames sent from the encode thread, sinks detached
+        self._sink_base = 0
         self.refused = 0  # packets of another codec, never sent
         self.keyframe_requests = 0
         self.remb_bps: int | None = None
+        #: the sender's RTP send in the encode thread (:meth:`set_rtp_sink`), if any
+        self.rtp_sink: Any = None
         if codec is not None:
             self.set_codec(codec)
 
@@ -87,8 +99,13 @@ class EncodedVideoTrack(MediaStreamTrack):
             return
         self.encoder.encode_of(codec)  # ValueError for a codec we cannot produce
         old = self.sub
+        self._remove_sink()
         self.codec = codec
-        self.sub = self.encoder.subscribe(self.name, ROOM_QUEUE_PACKETS, codec=codec)
+        if self.rtp_sink is not None:
+            self.sub = None
+            self._add_sink()
+        else:
+            self.sub = self.encoder.subscribe(self.name, ROOM_QUEUE_PACKETS, codec=codec)
         if old is not None:
             old.close()
             self.encoder.detach(old)
@@ -122,8 +139,57 @@ class EncodedVideoTrack(MediaStreamTrack):
         packet.time_base = encoded.time_base
         if encoded.keyframe:
             packet.is_keyframe = True
-        self.packets += 1
+        self._pulled += 1
         return packet
+
+    @property
+    def packets(self) -> int:
+        """Packets the room took: through :meth:`recv` and from the encode thread."""
+        sink = self.rtp_sink
+        attached = (getattr(sink, "frames", 0) - self._sink_base) if sink is not None else 0
+        return self._pulled + self._sent_by_sinks + attached
+
+    # -- sending from the encode thread ------------------------------------------------
+
+    def set_rtp_sink(self, sink: Any) -> None:
+        """Hand the packets to ``sink`` in the encode thread instead of :meth:`recv`
+        (``sink(packets)``, see :mod:`services.room.video_send`); from the next keyframe."""
+        if self.readyState != "live" or sink is self.rtp_sink:
+            return
+        self._remove_sink()
+        self.rtp_sink = sink
+        sub, self.sub = self.sub, None
+        if sub is not None:
+            sub.close()
+            self.encoder.detach(sub)
+        self._add_sink()
+
+    def clear_rtp_sink(self, sink: Any) -> None:
+        """Stop handing packets to ``sink``; :meth:`recv` gets them again."""
+        if sink is not self.rtp_sink:
+            return
+        self._remove_sink()
+        self.rtp_sink = None
+        if self.readyState == "live" and self.codec is not None:
+            self.sub = self.encoder.subscribe(self.name, ROOM_QUEUE_PACKETS, codec=self.codec)
+
+    def _add_sink(self) -> None:
+        if self.codec is None or self.rtp_sink is None:
+            return
+        enc = self.encoder.encode_of(self.codec)
+        restart = getattr(self.rtp_sink, "restart", None)
+        if restart is not None:
+            restart()
+        self._sink_base = getattr(self.rtp_sink, "frames", 0)
+        enc.fanout.add_sink(self.name, self.rtp_sink)
+        enc.request_keyframe(f"{self.name} sends from the encoder")
+
+    def _remove_sink(self) -> None:
+        sink = self.rtp_sink
+        if self.codec is not None and sink is not None:
+            if self.encoder.encode_of(self.codec).fanout.remove_sink(sink):
+                self._sent_by_sinks += getattr(sink, "frames", 0) - self._sink_base
+                self._sink_base = getattr(sink, "frames", 0)
 
     def request_keyframe(self, reason: str) -> None:
         self.keyframe_requests += 1
@@ -141,6 +207,7 @@ class EncodedVideoTrack(MediaStreamTrack):
             return
         super().stop()
         self._codec_known.set()  # wake a recv() still waiting for its codec
+        self._remove_sink()
         if self.sub is not None:
             self.sub.close()
             self.encoder.detach(self.sub)

@@ -47,8 +47,9 @@ FRAME_MS_CHOICES = (10, 20)
 DTX_PACKET_BYTES = 2
 #: Most loss the encoder is told to expect: beyond it FEC stops helping.
 MAX_EXPECTED_LOSS = 50
-#: libwebrtc's choice on Android and iOS (9 elsewhere): right for a Pi-class CPU.
-DEFAULT_COMPLEXITY = 5
+#: libopus's own default (libwebrtc keeps it on desktops; 5 on Android and iOS halves the
+#: cost per frame, but keeps steady tones in hybrid mode, which conceal worse under loss).
+DEFAULT_COMPLEXITY = 9
 
 _installed = False
 
@@ -64,8 +65,8 @@ class OpusSendSettings:
     dtx: bool = False
     """Send (almost) nothing while the mic is silent."""
     complexity: int = DEFAULT_COMPLEXITY
-    """libopus encoder effort, 0-10: 5 costs about half of libopus's default 9 per frame
-    for the same speech quality at 32 kbps (docs/performance.md, "Opus")."""
+    """libopus encoder effort, 0-10: 5 costs about half of the default 9 per frame for the
+    same speech at 32 kbps (docs/performance.md, "Opus"; docs/audio.md for the catch)."""
     fec: bool = False
     """In-band forward error correction, its share following the loss the server reports
     (20 ms packets only: libopus puts next to no FEC data into 10 ms ones). Off by

@@ -13,6 +13,12 @@ packet of a frame. :class:`FrameRtpSender` does it once a frame instead:
   protected packet goes straight to the datagram socket of the nominated ICE pair;
 - the counters RTCP sender reports and ``getStats`` read are updated once a frame.
 
+A video track fed by the shared encoder is not pulled on the loop at all: its packets
+are sent from the camera's threads (:mod:`services.room.video_send`). Every sender then
+protects through the transport's locked SRTP session (:mod:`services.room.srtp_lock`),
+and the counters RTCP sender reports read are updated and read under
+:attr:`FrameRtpSender.counters_lock`.
+
 Everything else is aiortc's: what a track returns is packed by the negotiated codec's
 packetizer (``_next_encoded_frame``), RTCP is aiortc's, and NACKed packets are sent
 again (as RTX when negotiated) from a history of the last packets' plain bytes.
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import traceback
 from collections.abc import Callable
 from struct import Struct
@@ -35,8 +42,18 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender, random_sequence_number
-from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket, wrap_rtx
+from aiortc.rtp import (
+    RTP_HISTORY_SIZE,
+    HeaderExtensions,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    wrap_rtx,
+)
 from aiortc.utils import random32, uint16_add
+
+from services.room.srtp_lock import LockedSrtpSession, locked_tx_session
+from services.room.video_send import nominated_pair, send_from_encoder, takes_rtp_sink
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +81,23 @@ _TX_BYTES = "_RTCDtlsTransport__tx_bytes"
 _TX_PACKETS = "_RTCDtlsTransport__tx_packets"
 
 
-def _nominated_pair(dtls: Any) -> Any:
-    """The nominated ICE candidate pair under ``dtls`` (None while there is none)."""
-    nominated = getattr(getattr(dtls.transport, "_connection", None), "_nominated", None)
-    return nominated.get(1) if nominated else None
-
-
 class FrameRtpSender(RTCRtpSender):
     """An ``RTCRtpSender`` that sends each frame's packets in one go (see the module)."""
 
     _sent: list[bytes | None]
     frames_sent: int
     direct_packets: int
+    #: held while the counters of RTCP sender reports and ``getStats`` change or are read
+    counters_lock: threading.Lock
+    #: the sink that sends this stream from the camera's threads (video), if any
+    rtp_sink: Any = None
 
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         _private(self, "rtp_started").set()
         self._sent = [None] * RTP_HISTORY_SIZE
         self.frames_sent = 0
         self.direct_packets = 0
+        self.counters_lock = threading.Lock()
         self._pair: Any = None
         self._socket_send: Callable[[bytes, Any], None] | None = None
         self._dtls_counters = hasattr(self.transport, _TX_BYTES)
@@ -92,6 +108,9 @@ class FrameRtpSender(RTCRtpSender):
         payload_type = codec.payloadType
         assert payload_type is not None, "a sender is started with a negotiated codec"
         try:
+            if self.kind == "video" and takes_rtp_sink(self.track):
+                sequence_number = await send_from_encoder(self, codec, sequence_number,
+                                                          timestamp_origin)
             while True:
                 if not self.track:
                     await asyncio.sleep(0.02)
@@ -118,9 +137,7 @@ class FrameRtpSender(RTCRtpSender):
                         dtls, enc_frame.payloads, first, payload_type, sequence_number,
                         timestamp, ext)
                 sequence_number = sent_to
-                setattr(self, _NTP, ntp)
-                setattr(self, _RTP_TS, timestamp)
-                self.frames_sent += 1
+                self._count_time(ntp, timestamp)
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
         except Exception:
@@ -140,7 +157,7 @@ class FrameRtpSender(RTCRtpSender):
         socket cannot be reached directly."""
         if dtls._state is not _DTLS_CONNECTED:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
-        pair = _nominated_pair(dtls)
+        pair = nominated_pair(dtls)
         if pair is not self._pair:  # first frame, or ICE nominated another pair
             socket = getattr(getattr(pair, "protocol", None), "transport", None)
             self._pair = pair
@@ -149,7 +166,10 @@ class FrameRtpSender(RTCRtpSender):
         if send is None:
             return None
         addr = pair.remote_addr
-        protect = dtls._tx_srtp.protect
+        session = dtls._tx_srtp
+        if not isinstance(session, LockedSrtpSession):
+            session = locked_tx_session(dtls)
+        protect = session.protect
         ssrc = self._ssrc
         sent = self._sent
         pack = _HEADER.pack
@@ -164,7 +184,7 @@ class FrameRtpSender(RTCRtpSender):
             octets += len(payload)
             wire_bytes += len(protected)
             sequence_number = (sequence_number + 1) & 0xFFFF
-        self._count(dtls, len(payloads), octets, wire_bytes)
+        self._count(dtls, len(payloads), octets, len(payloads), wire_bytes)
         self.direct_packets += len(payloads)
         return sequence_number
 
@@ -182,16 +202,75 @@ class FrameRtpSender(RTCRtpSender):
             await dtls._send_rtp(data)  # counts the DTLS transport's bytes itself
             octets += len(payload)
             sequence_number = (sequence_number + 1) & 0xFFFF
-        self._count(None, len(payloads), octets, 0)
+        self._count(None, len(payloads), octets, 0, 0)
         return sequence_number
 
-    def _count(self, dtls: Any, packets: int, octets: int, wire_bytes: int) -> None:
-        """aiortc's counters (RTCP sender reports, ``getStats``), once a frame."""
-        setattr(self, _OCTETS, getattr(self, _OCTETS) + octets)
-        setattr(self, _PACKETS, getattr(self, _PACKETS) + packets)
-        if dtls is not None and self._dtls_counters:
-            setattr(dtls, _TX_BYTES, getattr(dtls, _TX_BYTES) + wire_bytes)
-            setattr(dtls, _TX_PACKETS, getattr(dtls, _TX_PACKETS) + packets)
+    def _count(self, dtls: Any, packets: int, octets: int, wire_packets: int,
+               wire_bytes: int) -> None:
+        """aiortc's counters (RTCP sender reports, ``getStats``), once a frame (any
+        thread: under :attr:`counters_lock`)."""
+        with self.counters_lock:
+            state = vars(self)
+            state[_OCTETS] += octets
+            state[_PACKETS] += packets
+            if dtls is not None and self._dtls_counters:
+                # aiortc adds to these on the loop without a lock; a plain dict update
+                # is not interleaved with another thread's in CPython
+                transport = vars(dtls)
+                transport[_TX_BYTES] += wire_bytes
+                transport[_TX_PACKETS] += wire_packets
+
+    def _count_time(self, ntp: int, rtp_timestamp: int) -> None:
+        """The NTP and RTP time of the frame just sent (the pair a sender report maps)."""
+        with self.counters_lock:
+            state = vars(self)
+            state[_NTP] = ntp
+            state[_RTP_TS] = rtp_timestamp
+            self.frames_sent += 1
+
+    def count_frame(self, dtls: Any, packets: int, octets: int, wire_packets: int,
+                    wire_bytes: int, ntp: int, rtp_timestamp: int) -> None:
+        """Everything one frame sent from the camera's threads adds, in one hold."""
+        with self.counters_lock:
+            state = vars(self)
+            state[_OCTETS] += octets
+            state[_PACKETS] += packets
+            state[_NTP] = ntp
+            state[_RTP_TS] = rtp_timestamp
+            self.frames_sent += 1
+            if self._dtls_counters:
+                transport = vars(dtls)
+                transport[_TX_BYTES] += wire_bytes
+                transport[_TX_PACKETS] += wire_packets
+
+    def counters(self) -> tuple[int, int, int, int]:
+        """(NTP time, RTP timestamp, packets, octets) of the last frame, consistent."""
+        with self.counters_lock:
+            state = vars(self)
+            return state[_NTP], state[_RTP_TS], state[_PACKETS], state[_OCTETS]
+
+    async def _send_rtcp(self, packets: list[Any]) -> None:
+        """aiortc's reports, with the sender info of its sender report taken in one
+        consistent read of the counters (another thread may be adding a frame)."""
+        if getattr(self, "counters_lock", None) is not None:
+            for i, packet in enumerate(packets):
+                if isinstance(packet, RtcpSrPacket) and packet.ssrc == self._ssrc:
+                    ntp, rtp_ts, count, octets = self.counters()
+                    packets[i] = RtcpSrPacket(ssrc=packet.ssrc, reports=packet.reports,
+                                              sender_info=RtcpSenderInfo(
+                                                  ntp_timestamp=ntp, rtp_timestamp=rtp_ts,
+                                                  packet_count=count & 0xFFFFFFFF,
+                                                  octet_count=octets & 0xFFFFFFFF))
+                    _set_private(self, "lsr", (ntp >> 16) & 0xFFFFFFFF)
+        await super()._send_rtcp(packets)
+
+    async def getStats(self) -> Any:
+        report = await super().getStats()
+        if getattr(self, "counters_lock", None) is not None:
+            stats = report.get(f"outbound-rtp_{id(self)}")
+            if stats is not None:
+                _, _, stats.packetsSent, stats.bytesSent = self.counters()
+        return report
 
     async def _retransmit(self, sequence_number: int) -> None:
         """Send a NACKed packet again (as RTX when negotiated), from the history."""

@@ -251,6 +251,9 @@ class SwitchableVideoTrack(MediaStreamTrack):
         self._offset: int | None = None  # added to inner pts (90 kHz)
         self._last_out = -1
         self._last_wall = 0.0
+        self._rtp_sink: Any = None
+        #: whether the inner tracks take an RTP sink (decided by the first one made)
+        self.takes_rtp_sink = False
         if enabled:
             self.switch(True)
 
@@ -272,11 +275,31 @@ class SwitchableVideoTrack(MediaStreamTrack):
         if setter is not None:
             setter(codec)
 
+    def set_rtp_sink(self, sink: Any) -> None:
+        """Send from the encoder's thread (:mod:`services.room.video_send`): passed on to
+        every inner track, which then hands its packets to ``sink`` instead of
+        :meth:`recv`; the sink keeps the timestamps running across a switch."""
+        self._rtp_sink = sink
+        setter = getattr(self._inner, "set_rtp_sink", None)
+        if setter is not None:
+            setter(sink)
+
+    def clear_rtp_sink(self, sink: Any) -> None:
+        if sink is not self._rtp_sink:
+            return
+        self._rtp_sink = None
+        clear = getattr(self._inner, "clear_rtp_sink", None)
+        if clear is not None:
+            clear(sink)
+
     def switch(self, enabled: bool) -> None:
         if enabled and self._inner is None and self.readyState == "live":
             self._inner = self._factory()
+            self.takes_rtp_sink = hasattr(self._inner, "set_rtp_sink")
             if self.codec is not None:
                 self.set_codec(self.codec)
+            if self._rtp_sink is not None:
+                self.set_rtp_sink(self._rtp_sink)
             self._offset = None
             self._on.set()
             log.info("video: off -> on")

@@ -36,6 +36,8 @@ class RoomPeer:
         self.events: list[tuple[float, str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self.video_numbers: dict[str, list[int]] = {}  # received, per member
+        #: (monotonic time decoded, frame number) of every frame received, per member
+        self.video_arrivals: dict[str, list[tuple[float, int]]] = {}
         self.video_sent: list[int] = []  # frame numbers our camera handed to the encoder
         self.loop = NsLoop(host)
         self._tone = tone
@@ -83,6 +85,8 @@ class RoomPeer:
         info = decode_strip(frame)
         if info is not None:
             self.video_numbers.setdefault(member_id, []).append(info.frame_number)
+            self.video_arrivals.setdefault(member_id, []).append(
+                (time.monotonic(), info.frame_number))
 
     # -- driving it -------------------------------------------------------------------
 

@@ -22,6 +22,11 @@ when they are raised, this test names the internal that moved. Users of each one
   ``aiortc.rtcrtpsender.random_sequence_number``; the DTLS transport's ``_state``,
   ``_tx_srtp`` and ``__tx_bytes``/``__tx_packets``; aioice's ``Connection._nominated``
   (pairs with ``protocol.transport`` and ``remote_addr``): services/room/rtp_send.py
+- the sender's ``__lsr`` and ``_send_rtcp(packets)`` (its sender report, rebuilt from
+  consistent counters), ``RtcpSrPacket(ssrc, sender_info, reports)``, the DTLS
+  transport's ``_send_rtp`` calling ``_tx_srtp.protect``/``protect_rtcp`` (replaced by
+  a locked session), ``aiortc.codecs.get_encoder`` and the packetizers' ``pack``:
+  services/room/rtp_send.py, srtp_lock.py, video_send.py (the encoder thread's sender)
 - ``RTCRtpReceiver.__stop_decoder()`` (joins the decoder thread; ``stop()`` then finds it
   gone): services/room/rtc.py ``close_pc``
 """
@@ -161,7 +166,7 @@ def test_sender_encoded_frame_hook_points() -> None:
 
 RTP_SEND_SENDER_STATE = ("track", "mid", "encoder", "rtp_header_extensions_map", "rtp_started",
                          "rtp_exited", "ntp_timestamp", "rtp_timestamp", "octet_count",
-                         "packet_count", "rtx_payload_type", "rtx_sequence_number")
+                         "packet_count", "rtx_payload_type", "rtx_sequence_number", "lsr")
 
 
 async def test_frame_sender_internals(offered: RTCPeerConnection) -> None:
@@ -170,6 +175,21 @@ async def test_frame_sender_internals(offered: RTCPeerConnection) -> None:
 
     need(rtcrtpsender, "random_sequence_number", "aiortc.rtcrtpsender.random_sequence_number")
     need(RTCRtpSender, "_next_encoded_frame", "RTCRtpSender._next_encoded_frame")
+    need(RTCRtpSender, "_send_rtcp", "RTCRtpSender._send_rtcp")
+    from aiortc.codecs import get_encoder
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+    from aiortc.rtp import RtcpSrPacket
+
+    assert {"ssrc", "sender_info", "reports"} <= set(
+        inspect.signature(RtcpSrPacket).parameters), "aiortc internal changed: RtcpSrPacket"
+    send_rtp = inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "self._tx_srtp.protect(" in send_rtp and "self._tx_srtp.protect_rtcp(" in send_rtp, \
+        "aiortc internal changed: RTCDtlsTransport._send_rtp no longer protects via _tx_srtp"
+    for mime in ("video/VP8", "video/H264"):
+        from aiortc import RTCRtpCodecParameters
+
+        packer = get_encoder(RTCRtpCodecParameters(mimeType=mime, clockRate=90000))
+        need(packer, "pack", f"{mime} packetizer .pack")
     for transceiver in offered.getTransceivers():
         sender = transceiver.sender
         for name in RTP_SEND_SENDER_STATE:

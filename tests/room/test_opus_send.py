@@ -269,10 +269,10 @@ def test_settings_refuse_other_frame_lengths() -> None:
 
 
 def test_the_encoder_runs_at_the_configured_complexity() -> None:
-    """libopus is asked for complexity 5 unless told otherwise (its own default is 9),
+    """libopus is asked for complexity 9 (its own default) unless told otherwise,
     and FEC data still comes out of the cheaper encoder once loss is reported."""
     plain = OpusSendEncoder()
-    assert plain.encoder.get(OPUS_GET_COMPLEXITY_REQUEST) == 5
+    assert plain.encoder.get(OPUS_GET_COMPLEXITY_REQUEST) == 9
     plain.close()
     fec = OpusSendEncoder(OpusSendSettings(complexity=2, fec=True))
     assert fec.encoder.get(OPUS_GET_COMPLEXITY_REQUEST) == 2

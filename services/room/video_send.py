@@ -1,0 +1,282 @@
+"""The camera's RTP send, off the event loop: no hop to the loop per frame.
+
+When the room's video track takes its packets from the shared encoder
+(:class:`~services.media.track.EncodedVideoTrack`), the sender does not pull them on the
+loop. It hands the track a :class:`VideoRtpSink` instead, which is called with each
+frame's packets right after they are encoded, in the camera's frame thread
+(:mod:`services.media.pump`) or, for a camera read on the loop, in the encode's worker
+thread: the sink
+packetizes the frame (aiortc's packetizer of that codec), builds the RTP headers,
+protects each packet through the transport's locked SRTP session
+(:mod:`services.room.srtp_lock`) and sends it on a duplicate of the nominated ICE pair's
+socket. The event loop only sets the sink up, watches the connection twice a second and
+takes the sink down.
+
+What the loop still does for this stream: RTCP (sender reports, read from counters the
+sink updates under the sender's counter lock), NACKed packets from the history the sink
+fills, PLI/FIR and REMB, which reach the encoder as before (``services.media.track``).
+
+The sink's own lock is held for a whole frame; :meth:`VideoRtpSink.close` takes it, so
+once it returns nothing more is sent. A send the kernel refuses (a full socket buffer,
+an unreachable network) drops that packet and is counted; it never ends the thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+import time
+from struct import Struct
+from typing import TYPE_CHECKING, Any
+
+from aiortc import clock
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions
+
+from services.room.srtp_lock import LockedSrtpSession
+
+if TYPE_CHECKING:
+    from services.media.packets import EncodedPacket
+
+log = logging.getLogger(__name__)
+
+_HEADER = Struct("!BBHLL")
+_EXT_HEADER = Struct("!HH")
+_DTLS_CONNECTED = DtlsState.CONNECTED
+VIDEO_CLOCK = 90_000
+_DROPPABLE = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
+
+
+def nominated_pair(dtls: Any) -> Any:
+    """The nominated ICE candidate pair under ``dtls`` (None while there is none)."""
+    nominated = getattr(getattr(dtls.transport, "_connection", None), "_nominated", None)
+    return nominated.get(1) if nominated else None
+
+
+class VideoRtpSink:
+    """Sends each encoded frame of one sender's stream, in the thread that encoded it.
+
+    ``sender`` is the :class:`~services.room.rtp_send.FrameRtpSender` whose stream this
+    is (its SSRC, header extensions, history and counters); ``packetizer`` is aiortc's
+    encoder object of the negotiated codec (only its ``pack`` is used); ``session`` the
+    transport's locked outbound SRTP session.
+    """
+
+    def __init__(self, sender: Any, dtls: Any, session: LockedSrtpSession, codec: str,
+                 payload_type: int, packetizer: Any, sequence_number: int,
+                 timestamp_origin: int) -> None:
+        self.sender = sender
+        self.codec = codec
+        self._dtls = dtls
+        self._session = session
+        self._payload_type = payload_type
+        self._packetizer = packetizer
+        self._sequence_number = sequence_number
+        self._timestamp_origin = timestamp_origin
+        self._extensions_map = sender._RTCRtpSender__rtp_header_extensions_map
+        self._mid = sender._RTCRtpSender__mid
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pair: Any = None
+        self._socket: socket.socket | None = None
+        self._addr: Any = None
+        self._waiting_keyframe = True
+        # restamping: output time continues across a switch of the track (camera off/on)
+        self._offset: int | None = None
+        self._last_out = -1
+        self._last_wall = 0.0
+        #: why the sink stopped on its own (the loop then ends the sender's RTP run)
+        self.failed: str | None = None
+        self.frames = 0
+        self.packets = 0
+        self.dropped = 0
+        self.send_errors = 0
+        self.threads: set[str] = set()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else self.failed or "open"
+        return (f"<VideoRtpSink {self.codec} {state} frames={self.frames} "
+                f"packets={self.packets} dropped={self.dropped}>")
+
+    @property
+    def next_sequence_number(self) -> int:
+        return self._sequence_number
+
+    def restart(self) -> None:
+        """A new inner track (the camera came back on): wait for its keyframe, and keep
+        the output timestamps running from where they were."""
+        with self._lock:
+            self._waiting_keyframe = True
+            self._offset = None
+
+    def close(self) -> None:
+        """Send nothing more (returns once a frame being sent is done). Idempotent."""
+        with self._lock:
+            self._closed = True
+            sock, self._socket = self._socket, None
+        if sock is not None:
+            sock.close()
+
+    # -- the camera's frame or encode thread ------------------------------------------
+
+    def __call__(self, packets: list[EncodedPacket]) -> None:
+        """Send the packets of one encoded frame (the encode thread)."""
+        with self._lock:
+            if self._closed or self.failed is not None:
+                return
+            for encoded in packets:
+                if encoded.codec != self.codec:
+                    continue
+                if self._waiting_keyframe:
+                    if not encoded.keyframe:
+                        continue
+                    self._waiting_keyframe = False
+                try:
+                    self._send_frame(encoded)
+                except Exception as exc:  # never let a send end the camera's threads
+                    self.failed = f"{type(exc).__name__}: {exc}"
+                    log.warning("video RTP send stopped: %s", self.failed)
+                    return
+            self.threads.add(threading.current_thread().name)
+
+    def _restamp(self, pts: int) -> int:
+        now = time.monotonic()
+        if self._offset is None:
+            gap = int((now - self._last_wall) * VIDEO_CLOCK) if self._last_out >= 0 else 0
+            self._offset = (self._last_out + max(gap, 1)) - pts
+        out = pts + self._offset
+        if out <= self._last_out:
+            out = self._last_out + 1
+        self._last_out = out
+        self._last_wall = now
+        return out
+
+    def _target(self) -> tuple[socket.socket | None, Any]:
+        """The socket and address of the nominated pair (a duplicate of its socket, so
+        that the thread never calls into the loop's transport)."""
+        pair = nominated_pair(self._dtls)
+        if pair is not self._pair:
+            self._pair = pair
+            old, self._socket = self._socket, None
+            if old is not None:
+                old.close()
+            transport = getattr(getattr(pair, "protocol", None), "transport", None)
+            shared = transport.get_extra_info("socket") if transport is not None else None
+            if shared is not None:
+                self._socket = shared.dup()
+                self._addr = pair.remote_addr
+        return self._socket, self._addr
+
+    def _send_frame(self, encoded: EncodedPacket) -> None:
+        import av
+
+        dtls = self._dtls
+        if dtls._state is not _DTLS_CONNECTED:
+            self.failed = f"DTLS {dtls._state.name.lower()}"
+            return
+        sock, addr = self._target()
+        if sock is None:
+            self.dropped += 1
+            return
+        packet = av.Packet(encoded.data)
+        packet.pts = self._restamp(encoded.pts)
+        packet.time_base = encoded.time_base
+        payloads, timestamp = self._packetizer.pack(packet)
+        if not payloads:
+            return
+        timestamp = (self._timestamp_origin + timestamp) & 0xFFFFFFFF
+        ntp = clock.current_ntp_time()
+        profile, ext = self._extensions_map.set(
+            HeaderExtensions(mid=self._mid, abs_send_time=(ntp >> 14) & 0x00FFFFFF))
+        if ext:
+            first = 0x90
+            ext = _EXT_HEADER.pack(profile, len(ext) >> 2) + ext
+        else:
+            first = 0x80
+        sender = self.sender
+        ssrc = sender._ssrc
+        history = sender._sent
+        protect = self._session.protect
+        pack = _HEADER.pack
+        payload_type = self._payload_type
+        seq = self._sequence_number
+        last = len(payloads) - 1
+        octets = wire = sent = 0
+        for i, payload in enumerate(payloads):
+            second = payload_type | 0x80 if i == last else payload_type
+            data = pack(first, second, seq, timestamp, ssrc) + ext + payload
+            history[seq % RTP_HISTORY_SIZE] = data
+            protected = protect(data)
+            seq = (seq + 1) & 0xFFFF
+            octets += len(payload)
+            try:
+                sock.sendto(protected, addr)
+            except OSError as exc:
+                if exc.errno not in _DROPPABLE:
+                    self.send_errors += 1
+                    if self.send_errors == 1:
+                        log.warning("video RTP send to %s failed: %s", addr, exc)
+                self.dropped += 1
+                continue
+            wire += len(protected)
+            sent += 1
+        self._sequence_number = seq
+        self.frames += 1
+        self.packets += sent
+        sender.count_frame(dtls, len(payloads), octets, sent, wire, ntp, timestamp)
+
+
+#: How often the loop checks a sink's connection and track (s).
+WATCH_S = 0.5
+
+
+def takes_rtp_sink(track: Any) -> bool:
+    """Whether ``track``'s packets can be sent from the camera's threads."""
+    return bool(track is not None and getattr(track, "takes_rtp_sink", False))
+
+
+async def send_from_encoder(sender: Any, codec: Any, sequence_number: int,
+                            timestamp_origin: int) -> int:
+    """Run ``sender``'s video stream from the camera's threads until the connection
+    leaves CONNECTED (raises ConnectionError), the sink fails, or the sender's track
+    changes to one that cannot take a sink; returns the next sequence number for the
+    loop's own send path. Cancelled (the sender stops): nothing is sent once it returns."""
+    import asyncio
+
+    from aiortc.codecs import get_encoder
+
+    from services.room.srtp_lock import locked_tx_session
+
+    dtls = sender.transport
+    session = locked_tx_session(dtls)
+    if session is None or dtls._state is not _DTLS_CONNECTED:
+        raise ConnectionError("Cannot send encrypted RTP, not connected")
+    packetizer = get_encoder(codec)
+    sender._RTCRtpSender__encoder = packetizer  # aiortc's REMB handler sets its bitrate
+    sink = VideoRtpSink(sender, dtls, session, codec.mimeType.split("/")[1].lower(),
+                        codec.payloadType, packetizer, sequence_number, timestamp_origin)
+    sender.rtp_sink = sink
+    track = sender.track
+    track.set_rtp_sink(sink)
+    log.info("video RTP (%s) sent from the camera's threads", sink.codec)
+    try:
+        while True:
+            await asyncio.sleep(WATCH_S)
+            if dtls._state is not _DTLS_CONNECTED:
+                raise ConnectionError("Cannot send encrypted RTP, not connected")
+            if sink.failed is not None:
+                raise ConnectionError(f"video RTP send failed: {sink.failed}")
+            if sender.track is not track:  # replaceTrack()
+                track.clear_rtp_sink(sink)
+                track = sender.track
+                if not takes_rtp_sink(track):
+                    break
+                track.set_rtp_sink(sink)
+    finally:
+        if track is not None and hasattr(track, "clear_rtp_sink"):
+            track.clear_rtp_sink(sink)
+        sink.close()
+        log.info("video RTP (%s) from the camera's threads stopped: %r", sink.codec, sink)
+    return sink.next_sequence_number
