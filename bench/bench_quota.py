@@ -63,7 +63,7 @@ BUDGET_STEP = re.compile(r"video budget: .* -> ")
 #: What tore the publisher down and built it again, if anything did (state changes of the
 #: room, the Janus connection and the peer connections, and the mic opening).
 ROOM_CHANGE = re.compile(r"room: |janus|peer connection: |keepalive|room mic: |sim mic: "
-                         r"|subsystem|WARNING|ERROR")
+                         r"|subsystem|Consent|WARNING|ERROR")
 FULL_FPS = 29.0
 CONTINUOUS_PCT = 99.0
 #: The member, Janus and the network (the instrument) run at this nice value, so the

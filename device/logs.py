@@ -46,3 +46,14 @@ def setup(level: str = "INFO", stream: TextIO | None = None) -> None:
     # Third-party libraries: warnings and worse only.
     for name in ("aiortc", "aioice", "aiohttp.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # ...and the one ICE event that ends a call: the far end stopped confirming consent
+    # (RFC 7675), so aioice closes the connection and the room rebuilds it.
+    ice = logging.getLogger("aioice.ice")
+    ice.handlers[:] = [handler, RING]
+    ice.setLevel(logging.INFO)
+    ice.filters[:] = [_consent_or_worse]
+    ice.propagate = False
+
+
+def _consent_or_worse(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or "Consent to send expired" in record.getMessage()
