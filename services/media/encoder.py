@@ -33,7 +33,13 @@ from services.media.codecs import (
     x264_options,
 )
 from services.media.packets import EncodedPacket, PacketSubscription
-from services.media.pump import copy_frame, publish_done, reads_in_thread, run_frame_pump
+from services.media.pump import (
+    admitted_encodes,
+    copy_frame,
+    publish_done,
+    reads_in_thread,
+    run_frame_pump,
+)
 
 if TYPE_CHECKING:
     import av  # imported where a frame or codec is used: an idle box never loads PyAV
@@ -336,18 +342,9 @@ class SharedVideoEncoder:
 
     async def _encode_frame(self, captured: CapturedFrame, fps: int) -> None:
         """Encode one frame with every codec in use, side by side, and publish."""
-        self.count_index(captured.index)
-        active = [enc for enc in self._encodes.values() if enc.active]
-        for enc in self._encodes.values():
-            if not enc.active and enc.is_open:
-                executor = enc.close()  # nobody takes it: free the encoder
-                if executor is not None:
-                    executor.shutdown(wait=False)
+        active = admitted_encodes(self, captured, fps)
         if not active:
-            self.frames_unused += 1
             return
-        if not self.budget.admit(captured.captured_at, fps):
-            return  # the audio is late: fewer frames (counted by the budget)
         step = self.budget.step
         loop = asyncio.get_running_loop()
         frame = captured.frame

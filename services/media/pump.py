@@ -133,9 +133,10 @@ def _pump(encoder: FrameEncoder, camera: ThreadReadableCamera, stop: threading.E
         encode_captured(encoder, captured, fps, loop)
 
 
-def encode_captured(encoder: FrameEncoder, captured: CapturedFrame, fps: int,
-                    loop: asyncio.AbstractEventLoop) -> None:
-    """Encode one frame with every codec in use (this thread and the others' workers)."""
+def admitted_encodes(encoder: FrameEncoder, captured: CapturedFrame,
+                     fps: int) -> list[CodecEncode]:
+    """The encodes ``captured`` goes to: none when nobody takes video (counted as unused)
+    or the audio-first budget skips it. Encodes nobody takes any more are closed."""
     encodes = encoder.codec_encodes
     encoder.count_index(captured.index)
     active = [enc for enc in encodes if enc.active]
@@ -146,8 +147,17 @@ def encode_captured(encoder: FrameEncoder, captured: CapturedFrame, fps: int,
                 executor.shutdown(wait=False)
     if not active:
         encoder.frames_unused += 1
-        return
+        return []
     if not encoder.budget.admit(captured.captured_at, fps):
+        return []  # the audio is late: fewer frames (counted by the budget)
+    return active
+
+
+def encode_captured(encoder: FrameEncoder, captured: CapturedFrame, fps: int,
+                    loop: asyncio.AbstractEventLoop) -> None:
+    """Encode one frame with every codec in use (this thread and the others' workers)."""
+    active = admitted_encodes(encoder, captured, fps)
+    if not active:
         return
     scale = encoder.budget.step.scale
     frame = captured.frame
