@@ -118,6 +118,7 @@ async def test_the_budget_halves_the_encoded_size_and_the_encode_thread_is_nice(
         packets = [await asyncio.wait_for(sub.get(), 5) for _ in range(6)]
         nices = [_nice_of(t.native_id) for t in threading.enumerate()
                  if t.name.startswith("h264-") and t.native_id is not None]
+        scaler = enc.encode_of("h264").scaler
     finally:
         await enc.stop()
     import av
@@ -128,6 +129,8 @@ async def test_the_budget_halves_the_encoded_size_and_the_encode_thread_is_nice(
     numbers = [p.index for p in packets]
     assert all(b - a >= 2 for a, b in itertools.pairwise(numbers))  # <= 10 fps
     assert nices and all(n >= ENCODER_NICE for n in nices)
+    # every smaller frame came from one libswscale context, not one per frame
+    assert scaler.frames >= len(frames) and scaler.contexts == 1
 
 
 async def test_frames_the_budget_skips_are_not_read_from_the_camera() -> None:
