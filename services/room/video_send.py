@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import socket
 import threading
 import time
 from struct import Struct
@@ -35,6 +34,8 @@ from aiortc import clock
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions
 
+from services.room.pair_socket import PairSocket
+from services.room.pair_socket import nominated_pair as nominated_pair  # re-exported
 from services.room.srtp_lock import LockedSrtpSession
 
 if TYPE_CHECKING:
@@ -47,12 +48,6 @@ _EXT_HEADER = Struct("!HH")
 _DTLS_CONNECTED = DtlsState.CONNECTED
 VIDEO_CLOCK = 90_000
 _DROPPABLE = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
-
-
-def nominated_pair(dtls: Any) -> Any:
-    """The nominated ICE candidate pair under ``dtls`` (None while there is none)."""
-    nominated = getattr(getattr(dtls.transport, "_connection", None), "_nominated", None)
-    return nominated.get(1) if nominated else None
 
 
 class VideoRtpSink:
@@ -79,9 +74,7 @@ class VideoRtpSink:
         self._mid = sender._RTCRtpSender__mid
         self._lock = threading.Lock()
         self._closed = False
-        self._pair: Any = None
-        self._socket: socket.socket | None = None
-        self._addr: Any = None
+        self._pair_socket = PairSocket(dtls)
         self._waiting_keyframe = True
         # restamping: output time continues across a switch of the track (camera off/on)
         self._offset: int | None = None
@@ -115,9 +108,7 @@ class VideoRtpSink:
         """Send nothing more (returns once a frame being sent is done). Idempotent."""
         with self._lock:
             self._closed = True
-            sock, self._socket = self._socket, None
-        if sock is not None:
-            sock.close()
+            self._pair_socket.close()
 
     # -- the camera's frame or encode thread ------------------------------------------
 
@@ -153,22 +144,6 @@ class VideoRtpSink:
         self._last_wall = now
         return out
 
-    def _target(self) -> tuple[socket.socket | None, Any]:
-        """The socket and address of the nominated pair (a duplicate of its socket, so
-        that the thread never calls into the loop's transport)."""
-        pair = nominated_pair(self._dtls)
-        if pair is not self._pair:
-            self._pair = pair
-            old, self._socket = self._socket, None
-            if old is not None:
-                old.close()
-            transport = getattr(getattr(pair, "protocol", None), "transport", None)
-            shared = transport.get_extra_info("socket") if transport is not None else None
-            if shared is not None:
-                self._socket = shared.dup()
-                self._addr = pair.remote_addr
-        return self._socket, self._addr
-
     def _send_frame(self, encoded: EncodedPacket) -> None:
         import av
 
@@ -176,7 +151,7 @@ class VideoRtpSink:
         if dtls._state is not _DTLS_CONNECTED:
             self.failed = f"DTLS {dtls._state.name.lower()}"
             return
-        sock, addr = self._target()
+        sock, addr = self._pair_socket.target()
         if sock is None:
             self.dropped += 1
             return
