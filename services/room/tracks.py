@@ -3,7 +3,9 @@
 Tracks are pulled by aiortc (``await track.recv()``), so the devices pace the sending.
 The mic track applies the session's controls to every frame, so mic off, deaf and the
 mic volume change what is sent at once, without renegotiation; it encodes them to Opus
-itself and hands aiortc packets. The video track can be
+itself and hands aiortc packets. When its mic hands frames to a thread (or it has none),
+the sender does not pull it at all: the same work runs on the audio send thread
+(:mod:`services.room.audio_send`). The video track can be
 switched off (closing the camera) and on again (opening a new one) behind the same
 sender; its timestamps stay monotonic across the switch.
 """
