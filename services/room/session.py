@@ -40,6 +40,7 @@ from services.room.mixer import RemoteAudioMixer
 from services.room.ratelimit import MessageLimiter
 from services.room.roster import Roster
 from services.room.session_media import SessionMedia
+from services.room.speaker_use import RoomSpeakerUse
 from services.room.stats import StatsCollector
 
 if TYPE_CHECKING:
@@ -89,10 +90,11 @@ class JanusRoomSession(SessionMedia):
         self._video: list[SwitchableVideoTrack] = []
         self._member_id = secrets.randbelow(2**52) + 1
         self._local_talking = False
-        self._speaker_started = False
         self._closed = False
         self._conn: JanusConnection | None = None
         self._mic_use = RoomMicUse(mic, self._room_uses_mic, emit)
+        self._speaker_use = RoomSpeakerUse(speaker, self._room_plays, emit)
+        self.mixer.on_sources = self._speaker_use.voices
         self.join_count = 0
         #: The codec the room chose for our camera (None: not publishing video).
         self.video_codec: str | None = None
@@ -141,6 +143,7 @@ class JanusRoomSession(SessionMedia):
         log.info("room: %s -> %s%s", old, new, f" ({reason})" if reason else "")
         self._emit("room-state", {"old": str(old), "new": str(new), "reason": reason})
         self._mic_use.changed()
+        self._speaker_use.changed()
 
     # -- the mic: open only while the room uses it -----------------------------------------
 
@@ -148,6 +151,11 @@ class JanusRoomSession(SessionMedia):
         c = self._controls
         return (not self._closed and self._state == RoomState.IN_ROOM
                 and c.role == "publisher" and not c.deaf)
+
+    def _room_plays(self) -> bool:
+        """In a room (or on the way in, or back): the speaker may play."""
+        return not self._closed and self._state in (RoomState.JOINING, RoomState.IN_ROOM,
+                                                    RoomState.RECONNECTING)
 
     @property
     def mic_open(self) -> bool:
@@ -192,7 +200,7 @@ class JanusRoomSession(SessionMedia):
         if self.extension is not None:
             self.extension.left()
         await self.mixer.stop()
-        await self._stop_speaker()  # out of the room, nothing plays silence
+        await self._speaker_use.stop()  # out of the room, nothing plays silence
         self.warnings = []
         self.video_codec = None
         self._stats_collector.latest = {}
@@ -201,20 +209,13 @@ class JanusRoomSession(SessionMedia):
             self._set_state(RoomState.IDLE, "left")
         await self._mic_use.sync()
 
-    async def _stop_speaker(self) -> None:
-        if self._speaker_started and self.speaker is not None:
-            self._speaker_started = False  # the next join starts it again
-            try:
-                await self.speaker.stop()
-            except Exception as exc:
-                log.warning("stopping %r: %s", self.speaker, exc)
-
     async def close(self) -> None:
         if self._closed:
             return
         await self.leave()
         self._closed = True
         await self._mic_use.close()
+        await self._speaker_use.close()
         for device in (self.mic, self.speaker):
             if device is not None:
                 try:
@@ -297,14 +298,7 @@ class JanusRoomSession(SessionMedia):
             await backend.enter()
             if tasks:
                 await tasks[0]
-            if not self._speaker_started and self.speaker is not None:
-                self._speaker_started = True
-                try:
-                    await self.speaker.start()
-                except Exception as exc:  # the room goes on; the driver reports the device
-                    log.error("speaker failed to start, the room is not played: %s", exc)
-                    self.mixer.sink = None
-            self.mixer.start()
+            self.mixer.start()  # the speaker plays it while there is something to hear
             tasks.append(asyncio.create_task(self.limiter.run(self._send_now),
                                              name="room:messages"))
             tasks.append(asyncio.create_task(self._stats_loop(), name="room:stats"))
@@ -380,7 +374,8 @@ class JanusRoomSession(SessionMedia):
                 extra = {"messages": self.limiter.stats(), "join_ms": self.last_join_ms,
                          "rejoins": max(0, self.join_count - 1)}
                 stats = await self._stats_collector.collect(
-                    backend.peer_connections(), backend.member_receivers(), self.mixer, extra)
+                    backend.peer_connections(), backend.member_receivers(), self.mixer, extra,
+                    speaker_state=self._speaker_use.state)
             except asyncio.CancelledError:
                 raise
             except Exception:
