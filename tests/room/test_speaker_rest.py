@@ -107,7 +107,6 @@ def test_the_speaker_rests_until_a_member_sends_audio_and_after_they_leave(
         ear.wait_for(lambda: [m for m in ear.session.members()
                               if m.display == "box" and m.has_audio],
                      timeout=40, what="the box publishing")
-        wait_speaker(api, "resting", 10)
         time.sleep(1.5)  # the room's stats (once a second) carry the speaker's state
         # Nobody sends audio: no speaker thread, nothing written, for longer than the hold.
         assert_resting(app, api, HOLD_S + 1.0)
@@ -152,8 +151,13 @@ def test_a_playback_on_the_speaker_is_heard_while_alone_in_the_room(
     api = ApiClient(network, app, "client")
     try:
         api.login()
-        wait_speaker(api, "resting", 40)
-        assert not speaker_thread(app) and not app.speaker_wav.exists()
+        deadline = time.monotonic() + 40
+        while "room: joining -> in_room" not in app.log_text():
+            assert time.monotonic() < deadline, "the box never entered the room"
+            time.sleep(0.1)
+        time.sleep(1.5)
+        assert_resting(app, api, 1.0)
+        assert not app.speaker_wav.exists()
         code, body = api.call("POST", "/api/playbacks",
                               {"file": "sounds/chime.wav", "destination": "speaker"})
         assert code == 200, body
