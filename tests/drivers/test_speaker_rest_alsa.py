@@ -64,7 +64,7 @@ async def test_the_alsa_speaker_rests_and_plays_again_with_the_echo_reference_fo
                 mixer.add_track("m1", AudioStreamTrack())
                 await until(lambda: use.playing and alsa_speaker_threads() == 1, "playing")
                 start = spk.stats["frames"]
-                await until(lambda: spk.stats["frames"] >= start + 40, "the device to play")
+                await until(lambda s=start: spk.stats["frames"] >= s + 40, "the device to play")
                 assert spk.params is not None  # open, with what the device agreed to
                 await asyncio.wait_for(mixer.remove("m1"), T)
                 await until(lambda: use.state == "resting", "resting after the voice")
