@@ -289,6 +289,7 @@ class JanusRoomSession(SessionMedia):
         ctx.on_joined = open_messages
         ctx.on_video_codec = self._video_codec_chosen
         ctx.wants_video = self._wants_video
+        ctx.shows_video = self._shows_video
         ctx.wants_member_video = self._wants_member_video
         try:
             await conn.open()
