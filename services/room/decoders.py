@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Threads of one received stream's video decoder.
+#: Threads of one received stream's video decoder (0: FFmpeg's default, one a core).
 DECODER_THREADS = 1
 _WRAPPED = "_edgeroom_decoder_threads"
 
 
-def limit_threads(decoder: Any, threads: int = DECODER_THREADS) -> Any:
-    """``decoder`` (an aiortc decoder) with its codec set to ``threads`` threads, if it
-    wraps a PyAV codec context that is not open yet."""
+def limit_threads(decoder: Any, threads: int | None = None) -> Any:
+    """``decoder`` (an aiortc decoder) with its codec set to ``threads`` threads
+    (:data:`DECODER_THREADS` when not given), if it wraps a PyAV codec context that is
+    not open yet."""
+    if threads is None:
+        threads = DECODER_THREADS
     codec = getattr(decoder, "codec", None)
     if codec is not None and hasattr(codec, "thread_count") and not codec.is_open:
         codec.thread_count = threads

@@ -50,8 +50,9 @@ if TYPE_CHECKING:
     from services.room.tracks import SwitchableVideoTrack
 
 log = logging.getLogger(__name__)
-#: The C heap is trimmed this long after joining (the join's garbage is freed by then).
-TRIM_AFTER_JOIN_S = 10.0
+#: The C heap is trimmed this long after joining (the join's garbage is freed by then;
+#: None: not trimmed).
+TRIM_AFTER_JOIN_S: float | None = 10.0
 
 class _Kicked(Exception):
     pass
@@ -312,8 +313,9 @@ class JanusRoomSession(SessionMedia):
             tasks.append(asyncio.create_task(self.limiter.run(self._send_now),
                                              name="room:messages"))
             tasks.append(asyncio.create_task(self._stats_loop(), name="room:stats"))
-            tasks.append(asyncio.create_task(trim_later(TRIM_AFTER_JOIN_S, "after joining"),
-                                             name="room:trim"))
+            if TRIM_AFTER_JOIN_S is not None:
+                tasks.append(asyncio.create_task(
+                    trim_later(TRIM_AFTER_JOIN_S, "after joining"), name="room:trim"))
             entered_at = time.monotonic()
             self.last_join_ms = round((entered_at - t0) * 1000, 1)
             self.join_count += 1
