@@ -8,7 +8,8 @@ the CPU of every frame. :class:`VideoGate` takes the place of the receiver's jit
 buffer: it reassembles frames as aiortc's does (so RTCP, NACKs and the statistics go on)
 and hands them to the decoder only while ``wanted()`` says a consumer is there.
 
-When frames are wanted again, the decoder must start at a keyframe (a delta frame on top
+When frames are wanted again, or another sender takes the stream over (the server
+reuses a stream for a new member), the decoder must start at a keyframe (a delta frame on top
 of a stale or empty picture shows garbage until the next one): the gate asks the sender
 for one (a PLI, through aiortc's receiver) and drops delta frames until it arrives,
 asking again every :data:`PLI_INTERVAL_S` while it waits.
@@ -55,9 +56,13 @@ class VideoGate(JitterBuffer):
         self.held = 0
         self._need_key = True
         self._asked_at: float | None = None
+        self._ssrc: int | None = None
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         pli, frame = super().add(packet)
+        if packet.ssrc != self._ssrc:  # another sender on this stream (a reused mid)
+            self._ssrc = packet.ssrc
+            self._need_key = True
         if not self.wanted():
             if frame is not None:
                 self.held += 1

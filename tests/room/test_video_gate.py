@@ -8,10 +8,14 @@ decode error, no garbage frame first), each decoder opened with one thread.
 from __future__ import annotations
 
 import logging
+from fractions import Fraction
 from typing import Any
 
 import aiortc.rtcrtpreceiver as aiortc_receiver
+import av
+import numpy as np
 import pytest
+from aiortc.rtp import RtpPacket
 
 from services.room.decoders import DECODER_THREADS
 from services.room.video_gate import VideoGate, is_keyframe
@@ -72,25 +76,61 @@ def test_video_is_decoded_only_while_shown_and_from_a_keyframe(
     assert sum(g.passed for g in _video_gates(box)) <= passed + 1  # one may be in flight
 
 
+def _encoded(name: str, frames: int = 12) -> list[Any]:
+    ctx: Any = av.CodecContext.create(name, "w")
+    ctx.width, ctx.height, ctx.pix_fmt = 160, 120, "yuv420p"
+    ctx.time_base = Fraction(1, 30)
+    ctx.gop_size = 10
+    if name == "libx264":  # keyframes every 10 frames exactly
+        ctx.options = {"x264-params": "scenecut=0:keyint=10:min-keyint=10"}
+    ctx.open()
+    packets = []
+    for i in range(frames):
+        frame = av.VideoFrame.from_ndarray(
+            np.full((180, 160), (i * 20) % 256, np.uint8), format="yuv420p")
+        frame.pts = i
+        packets += ctx.encode(frame)
+    return packets + list(ctx.encode(None))
+
+
 def test_keyframes_of_both_codecs_are_told_from_delta_frames() -> None:
-    from fractions import Fraction
-
-    import av
-    import numpy as np
-
     for name in ("libx264", "libvpx"):
-        ctx: Any = av.CodecContext.create(name, "w")
-        ctx.width, ctx.height, ctx.pix_fmt = 160, 120, "yuv420p"
-        ctx.time_base = Fraction(1, 30)
-        ctx.gop_size = 10
-        ctx.open()
-        packets = []
-        for i in range(12):
-            frame = av.VideoFrame.from_ndarray(
-                np.full((180, 160), (i * 20) % 256, np.uint8), format="yuv420p")
-            frame.pts = i
-            packets += ctx.encode(frame)
-        packets += ctx.encode(None)
+        packets = _encoded(name)
         keys = [is_keyframe(bytes(p)) for p in packets]
         assert keys == [p.is_keyframe for p in packets], name
         assert keys[0] and not all(keys), name
+
+
+def test_the_gate_waits_for_a_keyframe_when_opened_and_when_the_sender_changes() -> None:
+    packets = _encoded("libx264", 25)  # keyframes at 0, 10, 20
+    wanted = [False]
+    gate = VideoGate(128, lambda: wanted[0])
+    seq = [0]
+
+    def feed(i: int, ssrc: int = 1) -> tuple[bool, Any]:
+        """Frame ``i`` as one RTP packet; the gate hands out the frame before it."""
+        rtp = RtpPacket(payload_type=96, sequence_number=seq[0], timestamp=i * 3000,
+                        ssrc=ssrc, payload=b"x")
+        rtp._data = bytes(packets[i])  # type: ignore[attr-defined]  # as aiortc depayloads
+        seq[0] += 1
+        return gate.add(rtp)
+
+    assert [feed(i) for i in range(4)] == [(False, None)] * 4  # nobody shows it
+    assert gate.held == 3 and gate.passed == 0
+    wanted[0] = True
+    pli, frame = feed(4)  # hands out frame 3, a delta frame: held, a keyframe asked for
+    assert pli and frame is None
+    results = [feed(i) for i in range(5, 11)]  # frames 4..9: deltas, none passed
+    assert all(f is None for _, f in results)
+    assert not any(p for p, _ in results)  # asked once a second, not per packet
+    pli, frame = feed(11)  # frame 10, a keyframe, passes
+    assert frame is not None and is_keyframe(frame.data)
+    pli, frame = feed(12)  # and the deltas after it
+    assert frame is not None and not is_keyframe(frame.data)
+    assert gate.passed == 2
+    # another sender on the stream: its frames wait for its keyframe
+    pli, frame = feed(13, ssrc=2)
+    assert frame is None or is_keyframe(frame.data)
+    assert all(feed(i, ssrc=2)[1] is None for i in range(14, 21))  # 13..19: deltas
+    pli, frame = feed(21, ssrc=2)
+    assert frame is not None and is_keyframe(frame.data)  # frame 20
