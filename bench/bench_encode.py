@@ -163,9 +163,12 @@ async def _ours(planes: list[bytes], outputs: Path | None, rtmp_url: str | None
             "streamed_bytes": streamer.bytes_sent if streamer is not None else 0}
 
 
-def _ffmpeg(planes: list[bytes]) -> dict[str, Any]:
+def _ffmpeg(planes: list[bytes], paced: bool = False) -> dict[str, Any]:
+    """The ``ffmpeg`` CLI encoding the frames with our x264 settings: as fast as it can,
+    or ``paced`` at the frame rate (``-re``: the frames arrive as a live camera's do)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "rawvideo",
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", *(["-re"] if paced else []),
+           "-f", "rawvideo",
            "-pix_fmt", "yuv420p", "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS), "-i", "-",
            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
            "-profile:v", "baseline", "-level", "3.1", "-b:v", f"{BITRATE_KBPS}k",

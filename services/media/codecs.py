@@ -27,6 +27,7 @@ from drivers.camera.base import TIME_BASE, CapturedFrame
 from drivers.errors import EdgeroomError
 from drivers.threadname import name_this_thread
 from services.media.packets import EncodedPacket, PacketFanout
+from services.media.scale import FrameScaler
 
 if TYPE_CHECKING:
     import av  # imported where a frame or codec is used: an idle box never loads PyAV
@@ -65,10 +66,6 @@ def lower_thread_priority(nice: int = ENCODER_NICE) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
     except OSError as exc:  # not permitted by a sandbox: run at the same priority
         log.debug("cannot lower the encode thread's priority: %s", exc)
-
-
-def _even(x: float) -> int:
-    return max(2, round(x / 2) * 2)
 
 
 class EncoderError(EdgeroomError, RuntimeError):
@@ -144,6 +141,8 @@ class CodecEncode:
         self._want_keyframe = False
         self._last_forced: float = -1e9
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        #: the budget's smaller sizes, made with one reused libswscale context
+        self.scaler = FrameScaler()
         self.frames_encoded = 0
         self.packets_out = 0
         self.bytes_out = 0
@@ -287,8 +286,7 @@ class CodecEncode:
 
         cpu0 = time.thread_time()
         if scale != 1.0:
-            frame = frame.reformat(width=_even(frame.width * scale),
-                                   height=_even(frame.height * scale))
+            frame = self.scaler.scaled(frame, scale)
         ctx = self._ctx
         if ctx is not None and (ctx.width != frame.width or ctx.height != frame.height):
             log.info("%s: frame size %dx%d -> %dx%d, reopening the encoder", self.name,
