@@ -121,7 +121,8 @@ class TreeAppliance(ApplianceProcess):
         self.tree = tree
 
     def start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(self.tree)}
+        env = {**os.environ, **self.unit_env(self.tree), "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": str(self.tree)}
         with self.log_path.open("ab") as logf:
             self.proc = subprocess.Popen(
                 [*self.host.exec_prefix(), sys.executable, "-m", "device", "run", "--sim",

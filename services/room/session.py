@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import MicSource, SpeakerSink
 from drivers.base import Emit, null_emit
+from drivers.common.malloc import trim_later
 from services.room.api import (
     PERMANENT_ERRORS,
     Controls,
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
     from services.room.tracks import SwitchableVideoTrack
 
 log = logging.getLogger(__name__)
+#: The C heap is trimmed this long after joining (the join's garbage is freed by then;
+#: None: not trimmed).
+TRIM_AFTER_JOIN_S: float | None = 10.0
 
 class _Kicked(Exception):
     pass
@@ -290,6 +294,7 @@ class JanusRoomSession(SessionMedia):
         ctx.on_joined = open_messages
         ctx.on_video_codec = self._video_codec_chosen
         ctx.wants_video = self._wants_video
+        ctx.shows_video = self._shows_video
         ctx.wants_member_video = self._wants_member_video
         try:
             await conn.open()
@@ -302,6 +307,9 @@ class JanusRoomSession(SessionMedia):
             tasks.append(asyncio.create_task(self.limiter.run(self._send_now),
                                              name="room:messages"))
             tasks.append(asyncio.create_task(self._stats_loop(), name="room:stats"))
+            if TRIM_AFTER_JOIN_S is not None:
+                tasks.append(asyncio.create_task(
+                    trim_later(TRIM_AFTER_JOIN_S, "after joining"), name="room:trim"))
             entered_at = time.monotonic()
             self.last_join_ms = round((entered_at - t0) * 1000, 1)
             self.join_count += 1

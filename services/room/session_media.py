@@ -92,6 +92,10 @@ class SessionMedia(SessionControls):
             return self._on_remote_video is not None
         return bool(receive)
 
+    def _shows_video(self) -> bool:
+        """Does something take remote video frames now? (If not, none is decoded.)"""
+        return self._on_remote_video is not None
+
     def set_remote_video_consumer(self, consumer: Callable[[str, Any], None] | None) -> None:
         """Who takes remote video frames (None: nobody). With ``receive_video = "auto"``
         the subscriptions follow at once."""

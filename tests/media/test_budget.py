@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import statistics
 import threading
 
 from drivers.camera.sim import SimCamera
@@ -154,7 +155,11 @@ async def test_frames_the_budget_skips_are_not_read_from_the_camera() -> None:
     finally:
         await enc.stop()
     numbers = sorted({p.index for p in packets})
-    assert all(b - a == FPS // 5 for a, b in itertools.pairwise(numbers)), numbers
+    # a step apart; a wait that woke late (a busy machine) takes a later frame, and the
+    # step counts from the frame taken: never closer, mostly exactly a step
+    step = FPS // 5
+    gaps = [b - a for a, b in itertools.pairwise(numbers)]
+    assert min(gaps) >= step and statistics.median(gaps) == step, numbers
     encoded = enc.stats["encodes"]["h264"]["frames_encoded"]
     # without waiting for its turn the loop would read every frame (6 per encoded one)
     assert frames_in <= encoded + 2 and rendered <= encoded + 2, (frames_in, rendered, encoded)
