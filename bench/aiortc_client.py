@@ -3,7 +3,9 @@ aiortc's own H.264 encoder fed by the sim camera, and no appliance services arou
 
 ``python -m bench.aiortc_client URL ROOM SECONDS [WIDTH HEIGHT FPS [MIC]]`` (run it
 inside the benchmark's namespace); it joins, publishes mic and camera, receives (and
-decodes) every member's audio and video, and leaves after SECONDS. MIC is what the sim
+decodes, with aiortc's decoders as aiortc opens them: FFmpeg's default threads, and
+every frame) every member's audio and video, and leaves after SECONDS. Its C heap is not
+trimmed after joining, as the appliance's is. MIC is what the sim
 mic plays (``tone:300`` unless given); once joined it prints the mic clock's origin.
 """
 
@@ -17,6 +19,8 @@ from typing import Any
 
 from drivers.audio.sim import SimMic, SimSpeaker
 from drivers.camera.sim import SimCamera
+from services.room import decoders
+from services.room import session as room_session
 from services.room.context import RoomSettings
 from services.room.session import JanusRoomSession
 from services.room.tracks import CameraTrack
@@ -24,6 +28,8 @@ from services.room.tracks import CameraTrack
 
 async def main(url: str, room: int, seconds: float, width: int, height: int, fps: int,
                mic: str = "tone:300") -> None:
+    decoders.DECODER_THREADS = 0  # aiortc's own choice, not the appliance's
+    room_session.TRIM_AFTER_JOIN_S = None
     with tempfile.TemporaryDirectory(prefix="aiortc-client-") as tmp:
         received = 0
 

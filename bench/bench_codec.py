@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_publish import FPS, HEIGHT, WIDTH, VideoWatch, proc_cpu_seconds, summarize
+from bench.bench_publish import FPS, HEIGHT, WIDTH, VideoWatch, summarize
 from bench.env import BenchRoom, wait_until
+from bench.proccpu import proc_cpu_seconds
 from bench.report import Row
 from tests.harness.pty import Pty
 

@@ -30,6 +30,7 @@ from bench.report import Row
 from tests.harness.appliance import EDGEROOM, REPO, write_config
 from tests.harness.lifetime import child_setup
 from tests.harness.netns import NsLoop
+from tests.harness.unit_env import unit_environment
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def start_to_ready(env: BenchRoom, starts: int = STARTS) -> list[float]:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(path))
         sock.settimeout(60)
-        env_vars = {**os.environ, "NOTIFY_SOCKET": str(path)}
+        env_vars = {**os.environ, **unit_environment(work / "run"), "NOTIFY_SOCKET": str(path)}
         t0 = time.monotonic()
         proc = subprocess.Popen([*host.exec_prefix(), *exe, "run", "--sim", "--config",
                                  str(config), "--state-dir", str(work / "state")],

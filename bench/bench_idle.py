@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_memory import appliance_from, rss_mb
-from bench.bench_publish import proc_cpu_seconds
 from bench.env import BenchRoom, wait_until
+from bench.proccpu import proc_cpu_seconds
 from bench.report import Row
 from tests.harness.appliance import REPO, ApplianceProcess
 from tests.harness.lifetime import child_setup

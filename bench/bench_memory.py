@@ -4,10 +4,14 @@ Idle: ``edgeroom run --sim`` not joining any room (``room.auto_join = false``), 
 a bare Python that has imported aiortc and PyAV (the floor of any aiortc-based client).
 
 Room: three other appliances publish audio and 320x240@15 video into the room; ours
-publishes 640x480@30 and receives all of them. The reference is a plain aiortc member
-(:mod:`bench.aiortc_client`: the room session alone, aiortc's own encoder) doing the
-same in the same room, measured after ours has left. RSS is read from ``/proc`` after
-:data:`SETTLE_S` s in the room (``VmRSS``; the peak ``VmHWM`` is in the JSON).
+publishes 640x480@30 and subscribes to all of them (``video.receive = true``). With no
+screen (the bench box has none) nothing shows their video, so it is not decoded; a second
+row runs ours with the sim screen (``display.backend = "sim"``) showing all three, each
+decoded. The reference is a plain aiortc member (:mod:`bench.aiortc_client`: the room
+session alone, aiortc's own encoder) that decodes every stream, in the same room,
+measured after ours has left. RSS is read from ``/proc`` after :data:`SETTLE_S` s in the
+room (``VmRSS``; the peak ``VmHWM`` is in the JSON). Ours runs with the environment of
+its systemd unit (``MALLOC_ARENA_MAX``), as on the device; the plain member without.
 
 With ``EDGEROOM_BENCH_MEMORY_BEFORE`` naming another source tree of the appliance (an
 export of an earlier commit), that tree is measured too, idle and in the same room, as
@@ -16,6 +20,7 @@ export of an earlier commit), that tree is measured too, idle and in the same ro
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import subprocess
@@ -35,6 +40,8 @@ log = logging.getLogger(__name__)
 
 SETTLE_S = 20.0
 IDLE_S = 6.0
+#: The room rows: result key and ``display.backend`` (off: nothing shows the members).
+ROOM_RUNS = (("room", "off"), ("room_screen", "sim"))
 #: Another source tree measured beside this one as "before" (see the module's doc).
 BEFORE_TREE = os.environ.get("EDGEROOM_BENCH_MEMORY_BEFORE", "")
 
@@ -105,15 +112,15 @@ def measure() -> dict[str, Any]:
                       "receive": False}}) for i in range(3)]
         for f in fillers:
             wait_until(partial(_in_room_app, f), 60, f"{f.host.name} in the room")
-        for prefix, tree in trees.items():
+        for (prefix, tree), (key, display) in itertools.product(trees.items(), ROOM_RUNS):
             ours = appliance_from(env, f"{prefix}ours", {
                 "room": {"room": room, "display_name": f"{prefix}ours"},
-                "audio": {"backend": "sim"}, "video": {"backend": "sim", "receive": True}},
-                tree)
+                "audio": {"backend": "sim"}, "video": {"backend": "sim", "receive": True},
+                "display": {"backend": display}}, tree)
             wait_until(partial(_in_room_app, ours), 60, f"{prefix}ours in the room")
             time.sleep(SETTLE_S)
             assert ours.pid is not None
-            result[f"{prefix}room"] = rss_mb(ours.pid)
+            result[f"{prefix}{key}"] = rss_mb(ours.pid)
             ours.stop()
         host = env.host("aio")
         client = subprocess.Popen(
@@ -143,15 +150,20 @@ def run() -> list[Row]:
               if line.startswith("video frames received:")]
     decoded = counts[-1].replace("video frames received:", "decoded") if counts else "?"
     before = {k: f"; before: {m[f'before_{k}']['VmRSS']:.1f} MB" if f"before_{k}" in m else ""
-              for k in ("idle", "room")}
+              for k in ("idle", "room", "room_screen")}
     return [
         Row("memory", "RSS idle (not in a room)", m["idle"]["VmRSS"], "MB",
             m["bare_python_aiortc"]["VmRSS"], "python + aiortc + av imported", extra=m,
             notes=f"goal 80 MB{before['idle']}"),
         Row("memory", "RSS in a 4-member video room", m["room"]["VmRSS"], "MB",
             m["aiortc_room"]["VmRSS"], "plain aiortc member",
-            notes=f"goal 100 MB; publishing 640x480@30 A+V, receiving 3 members' A+V; "
-            f"plain member {decoded} frames in {SETTLE_S + 5:.0f} s{before['room']}"),
+            notes=f"goal 100 MB; publishing 640x480@30 A+V, receiving 3 members' A+V, no "
+            f"screen: their video is not decoded; plain member {decoded} frames in "
+            f"{SETTLE_S + 5:.0f} s{before['room']}"),
+        Row("memory", "RSS in the room, the sim screen showing the members",
+            m["room_screen"]["VmRSS"], "MB", m["aiortc_room"]["VmRSS"], "plain aiortc member",
+            notes="as above, ours decoding and drawing all 3 members' video"
+            f"{before['room_screen']}"),
     ]
 
 

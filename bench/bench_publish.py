@@ -23,12 +23,12 @@ by side, the two publishers and two decoders overload a 2-core machine).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
 
 from bench.env import BenchRoom, percentile, wait_until
+from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds, thread_cpu_seconds
 from bench.report import Row
 from tests.harness.appliance import ApplianceProcess
 from tests.harness.peers import RoomPeer
@@ -39,30 +39,6 @@ SECONDS = 30.0
 REF_SECONDS = 15.0
 WARMUP_S = 3.0
 WIDTH, HEIGHT, FPS = 640, 480, 30
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def thread_cpu_seconds(pid: int, prefix: str) -> float:
-    """utime + stime of the threads of ``pid`` whose OS name starts with ``prefix``."""
-    total = 0.0
-    for task in os.scandir(f"/proc/{pid}/task"):
-        try:
-            with open(f"{task.path}/comm") as f:
-                if not f.read().startswith(prefix):
-                    continue
-            with open(f"{task.path}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the thread ended meanwhile
-        total += (int(fields[11]) + int(fields[12])) / TICK
-    return total
 
 
 class VideoWatch:
@@ -156,7 +132,9 @@ def ours(env: BenchRoom, vp8: bool = False) -> dict[str, Any]:
         c0, t0 = proc_cpu_seconds(app.pid), time.monotonic()
         d0 = thread_cpu_seconds(app.pid, "sim-camera")
         f0 = thread_cpu_seconds(app.pid, "video-camera")
+        threads0 = cpu_by_thread(app.pid)
         time.sleep(SECONDS)
+        threads = cpu_delta(threads0, cpu_by_thread(app.pid))
         cpu, wall = proc_cpu_seconds(app.pid) - c0, time.monotonic() - t0
         drawing = thread_cpu_seconds(app.pid, "sim-camera") - d0
         frame_thread = thread_cpu_seconds(app.pid, "video-camera") - f0
@@ -167,7 +145,7 @@ def ours(env: BenchRoom, vp8: bool = False) -> dict[str, Any]:
     app.stop()
     env.drop_peer(listener)
     return {"cpu_s": cpu, "wall_s": wall, "sim_camera_thread_cpu_s": drawing,
-            "frame_thread_cpu_s": frame_thread,
+            "frame_thread_cpu_s": frame_thread, "threads_cpu_s": threads,
             "video": _video(watch, t0), "alive": alive,
             "decode_errors": errors.count, "budget_steps": budget_steps}
 

@@ -41,6 +41,7 @@ from bench import marks
 from bench.bench_publish import summarize
 from bench.cgroup import CpuQuota
 from bench.env import BenchRoom, percentile, wait_until
+from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds
 from bench.report import Row
 from drivers.audio.sim import TONE_AMPLITUDE
 from tests.harness.appliance import REPO, ApplianceProcess
@@ -57,7 +58,6 @@ SECONDS = float(os.environ.get("EDGEROOM_BENCH_QUOTA_SECONDS", "30"))
 SETTLE_S = 3.0
 CLEAN_S = 3.0
 WIDTH, HEIGHT, FPS = 640, 480, 30
-TICK = os.sysconf("SC_CLK_TCK")
 MIC_ORIGIN = re.compile(r"sim mic: .* \(frame (\d+) at ([0-9.]+) monotonic\)")
 BUDGET_STEP = re.compile(r"video budget: .* -> ")
 #: What tore the publisher down and built it again, if anything did (state changes of the
@@ -80,12 +80,6 @@ def _normal_priority() -> Iterator[None]:
         yield
     finally:
         os.setpriority(os.PRIO_PROCESS, 0, mine)
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 class Watch:
@@ -127,7 +121,8 @@ class TreeAppliance(ApplianceProcess):
         self.tree = tree
 
     def start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(self.tree)}
+        env = {**os.environ, **self.unit_env(self.tree), "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": str(self.tree)}
         with self.log_path.open("ab") as logf:
             self.proc = subprocess.Popen(
                 [*self.host.exec_prefix(), sys.executable, "-m", "device", "run", "--sim",
@@ -229,8 +224,10 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         cgroup.set_percent(percent)
         time.sleep(SETTLE_S)
         stat0, cpu0, t0 = cgroup.stat(), proc_cpu_seconds(pub.pid), time.monotonic()
+        threads0 = cpu_by_thread(pub.pid)
         time.sleep(SECONDS)
         stat1, cpu1, t1 = cgroup.stat(), proc_cpu_seconds(pub.pid), time.monotonic()
+        threads = cpu_delta(threads0, cpu_by_thread(pub.pid))
         cgroup.set_percent(None)
         time.sleep(1.0)  # the last marks' way to the speaker
         alive = pub.alive()
@@ -259,7 +256,7 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
     widths = sorted({w for *_, w in frames})
     return {
         "quota_pct": percent, "wall_s": t1 - t0, "cpu_s": cpu1 - cpu0,
-        "cpu_pct": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "cpu_pct": 100 * (cpu1 - cpu0) / (t1 - t0), "threads_cpu_s": threads,
         "throttled_periods": stat1.get("nr_throttled", 0) - stat0.get("nr_throttled", 0),
         "periods": stat1.get("nr_periods", 0) - stat0.get("nr_periods", 0),
         "fps": video.get("fps", 0.0), "video": video, "widths": widths,
@@ -271,6 +268,13 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         "rejoins": sum("-> reconnecting" in line for line in room_log),
         "member_rejoins": member_rejoins,
     }
+
+
+def _threads_note(run: dict[str, Any]) -> str:
+    """Where ours spent its CPU, by thread (the largest four)."""
+    threads = list(run.get("threads_cpu_s", {}).items())[:4]
+    return ("; ours by thread: " + ", ".join(f"{k} {v:.2f} s" for k, v in threads)
+            if threads else "")
 
 
 def measure(quotas: tuple[int, ...] = QUOTAS) -> dict[str, Any]:
@@ -342,7 +346,7 @@ def run() -> list[Row]:
                         a.get("fps"), "plain aiortc", lower_is_better=False,
                         notes=err or f"CPU used ours {o.get('cpu_pct', 0):.0f}% / aiortc "
                         f"{a.get('cpu_pct', 0):.0f}% of a core; widths {o.get('widths')} / "
-                        f"{a.get('widths')}{before}",
+                        f"{a.get('widths')}{before}{_threads_note(o)}",
                         extra={"ours": o, "aiortc": a, **({"before": b} if b else {})}))
         rows.append(Row("quota", f"{label}: audio continuity", o.get("continuity_pct"), "%",
                         a.get("continuity_pct"), "plain aiortc", lower_is_better=False,

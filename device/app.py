@@ -110,7 +110,7 @@ class Appliance:
     def status(self) -> dict[str, Any]:
         room: dict[str, Any] = {"id": self.config.room.room, "backend": self.config.room.backend,
                                 "state": None, "members": [], "controls": None,
-                                "video_codec": None, "warnings": []}
+                                "video_codec": None, "warnings": [], "speaker": None}
         stats: dict[str, Any] = {}
         if self.room is not None:
             room["state"] = str(self.room.state)
@@ -118,6 +118,7 @@ class Appliance:
             room["controls"] = self.room.controls.to_dict()
             room["video_codec"] = getattr(self.room, "video_codec", None)
             room["warnings"] = list(getattr(self.room, "warnings", []))
+            room["speaker"] = getattr(self.room, "speaker_state", None)
             stats = self.room.stats()
         return {
             "state": str(self.state.state),

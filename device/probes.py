@@ -1,7 +1,7 @@
 """The watchdog's health probes: each subsystem shows progress while it has work.
 
 ``mic``      frames arrive while the capture device is open
-``speaker``  the speaker takes writes while the room plays
+``speaker``  the speaker takes writes while the room plays it (not while it rests)
 ``camera``   frames arrive while the camera is open
 ``janus``    the Janus session answers its keepalives while in a room
 
@@ -49,7 +49,8 @@ def add_probes(app: Host) -> None:
         speaker = getattr(room, "speaker", None)
         mixer = getattr(room, "mixer", None)
         if (room is None or speaker is None or mixer is None or room.state != RoomState.IN_ROOM
-                or not mixer.running or mixer.sink is None or getattr(speaker, "lost", False)):
+                or not mixer.running or mixer.sink is None or getattr(speaker, "lost", False)
+                or getattr(room, "speaker_state", "playing") != "playing"):
             return None
         return int(speaker.stats.get("frames", 0))
 

@@ -61,8 +61,9 @@ class AudioDeadline:
         now = self._clock()
         self.reports += 1
         if now - self._last_report > 2 * self.window_s:
-            self._started = now  # (re)started: settle first
-            self._window_start, self._worst = now, 0.0
+            # (re)started: settle first, and forget how late the audio was before
+            self._started = now
+            self._window_start, self._worst, self._last_worst = now, 0.0, 0.0
         self._last_report = now
         if now - self._started < self.settle_s:
             return
@@ -72,6 +73,12 @@ class AudioDeadline:
             self._window_start, self._worst = now, 0.0
         if late_s > self._worst:
             self._worst = late_s
+
+    def restart(self) -> None:
+        """A new audio stream starts (a new publish): it settles first, and how late the
+        one before it was no longer counts."""
+        self._last_report = -1e9
+        self._last_worst = self._worst = 0.0
 
     def last_window(self) -> tuple[int, float]:
         """(how many windows have ended, the worst lateness in the last one)."""
@@ -111,7 +118,8 @@ class VideoBudget:
         self.late_checks = late_checks
         self.severe_s = severe_s
         self._late_in_a_row = 0
-        self._windows_seen = 0
+        # the deadline is the process's: only windows that end from now on count
+        self._windows_seen = audio.windows
         self.name = name
         self._clock = clock
         self._level = 0

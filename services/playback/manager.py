@@ -10,6 +10,8 @@ volume) and ``playback-ended`` (``reason``: ``finished``, ``stopped``, ``left``,
 The room's audio send thread (or the mic track on the loop) calls
 :meth:`PlaybackManager.room_mix` with every frame it sends;
 the speaker thread calls :meth:`PlaybackManager.speaker_mix` for every block it plays.
+``on_speaker`` is told (on the loop) whether something plays on the speaker now, so the
+room runs its speaker for it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import itertools
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -98,6 +101,9 @@ class PlaybackManager:
         self._room_feeds: tuple[PlaybackFeed, ...] = ()
         self._speaker_feeds: tuple[PlaybackFeed, ...] = ()
         self._watcher: asyncio.Task[None] | None = None
+        #: called with True while a playback plays on the speaker (not paused), False after
+        self.on_speaker: Callable[[bool], None] | None = None
+        self._speaker_busy = False
 
     def __repr__(self) -> str:
         return f"<PlaybackManager playing={sorted(self._playbacks)}>"
@@ -169,6 +175,7 @@ class PlaybackManager:
         if op in ("pause", "resume"):
             for feed in playback.feeds:
                 feed.paused = op == "pause"
+            self._tell_speaker()
         elif op == "volume":
             if volume is None:
                 raise PlaybackError("volume: give a volume 0-100", "BAD_ARGUMENT")
@@ -223,6 +230,19 @@ class PlaybackManager:
             else:
                 (room if p.destination == "room" else speaker).append(p.feeds[0])
         self._room_feeds, self._speaker_feeds = tuple(room), tuple(speaker)
+        self._tell_speaker()
+
+    @property
+    def speaker_busy(self) -> bool:
+        """True while a playback plays on the speaker (one paused does not count)."""
+        return any(not feed.paused for feed in self._speaker_feeds)
+
+    def _tell_speaker(self) -> None:
+        busy = self.speaker_busy
+        if busy != self._speaker_busy:
+            self._speaker_busy = busy
+            if self.on_speaker is not None:
+                self.on_speaker(busy)
 
     # -- ending -------------------------------------------------------------------------
 

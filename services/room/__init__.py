@@ -75,6 +75,7 @@ def create_session(settings: SessionSettings, state_dir: Path, *, sim: bool,
                                mixer=RemoteAudioMixer(speaker, buffers))
     if playbacks is not None:
         session.send_mix = playbacks.room_mix
+        playbacks.on_speaker = session.local_playout  # the speaker plays for them too
     return session
 
 

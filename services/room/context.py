@@ -101,6 +101,8 @@ class RoomContext:
             lambda codec, room_codecs: None)
         #: Whether to subscribe to remote video now.
         self.wants_video: Callable[[], bool] = lambda: settings.receive_video is True
+        #: Whether something takes the received video frames now (else none is decoded).
+        self.shows_video: Callable[[], bool] = lambda: True
         #: Of the subscribed video, whose is shown (the others are paused at the server).
         self.wants_member_video: Callable[[str], bool] = lambda member_id: True
         loop = asyncio.get_running_loop()

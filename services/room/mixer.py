@@ -169,6 +169,9 @@ class RemoteAudioMixer:
         self.master_gain = 1.0
         self.muted = False
         self.frames_out = 0
+        #: Told ``(count, arrived)`` on the loop whenever a voice comes or goes (the
+        #: room's speaker plays only while there are voices: services/room/speaker_use.py).
+        self.on_sources: Callable[[int, bool], None] | None = None
 
     def __repr__(self) -> str:
         state = "running" if self._attached is not None else "stopped"
@@ -198,6 +201,11 @@ class RemoteAudioMixer:
             source.gain, source.muted = old.gain, old.muted
             self._release(old)
         self._sources = (*(s for s in self._sources if s.key != key), source)
+        self._sources_changed(arrived=True)
+
+    def _sources_changed(self, arrived: bool) -> None:
+        if self.on_sources is not None:
+            self.on_sources(len(self._sources), arrived)
 
     def _release(self, source: _Source) -> None:
         if source.tap is not None and source.tap.sink == getattr(source.buffer, "put", None):
@@ -210,6 +218,7 @@ class RemoteAudioMixer:
         if source is None:
             return
         self._sources = tuple(s for s in self._sources if s.key != key)
+        self._sources_changed(arrived=False)
         self._release(source)
         if source.task is not None:
             await asyncio.gather(source.task, return_exceptions=True)
@@ -336,6 +345,8 @@ class RemoteAudioMixer:
             self._attached.set_source(None)
             self._attached = None
         sources, self._sources = self._sources, ()
+        if sources:
+            self._sources_changed(arrived=False)
         for source in sources:
             self._release(source)
         tasks = [s.task for s in sources if s.task is not None]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import MicSource, SpeakerSink
 from drivers.base import Emit, null_emit
+from drivers.common.malloc import trim_later
 from services.room.api import (
     PERMANENT_ERRORS,
     Controls,
@@ -40,6 +41,7 @@ from services.room.mixer import RemoteAudioMixer
 from services.room.ratelimit import MessageLimiter
 from services.room.roster import Roster
 from services.room.session_media import SessionMedia
+from services.room.speaker_use import RoomSpeakerUse
 from services.room.stats import StatsCollector
 
 if TYPE_CHECKING:
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
     from services.room.tracks import SwitchableVideoTrack
 
 log = logging.getLogger(__name__)
+#: The C heap is trimmed this long after joining (the join's garbage is freed by then;
+#: None: not trimmed).
+TRIM_AFTER_JOIN_S: float | None = 10.0
 
 class _Kicked(Exception):
     pass
@@ -89,10 +94,11 @@ class JanusRoomSession(SessionMedia):
         self._video: list[SwitchableVideoTrack] = []
         self._member_id = secrets.randbelow(2**52) + 1
         self._local_talking = False
-        self._speaker_started = False
         self._closed = False
         self._conn: JanusConnection | None = None
         self._mic_use = RoomMicUse(mic, self._room_uses_mic, emit)
+        self._speaker_use = RoomSpeakerUse(speaker, self._room_plays, emit)
+        self.mixer.on_sources = self._speaker_use.voices
         self.join_count = 0
         #: The codec the room chose for our camera (None: not publishing video).
         self.video_codec: str | None = None
@@ -141,6 +147,7 @@ class JanusRoomSession(SessionMedia):
         log.info("room: %s -> %s%s", old, new, f" ({reason})" if reason else "")
         self._emit("room-state", {"old": str(old), "new": str(new), "reason": reason})
         self._mic_use.changed()
+        self._speaker_use.changed()
 
     # -- the mic: open only while the room uses it -----------------------------------------
 
@@ -148,6 +155,11 @@ class JanusRoomSession(SessionMedia):
         c = self._controls
         return (not self._closed and self._state == RoomState.IN_ROOM
                 and c.role == "publisher" and not c.deaf)
+
+    def _room_plays(self) -> bool:
+        """In a room (or on the way in, or back): the speaker may play."""
+        return not self._closed and self._state in (RoomState.JOINING, RoomState.IN_ROOM,
+                                                    RoomState.RECONNECTING)
 
     @property
     def mic_open(self) -> bool:
@@ -192,7 +204,7 @@ class JanusRoomSession(SessionMedia):
         if self.extension is not None:
             self.extension.left()
         await self.mixer.stop()
-        await self._stop_speaker()  # out of the room, nothing plays silence
+        await self._speaker_use.stop()  # out of the room, nothing plays silence
         self.warnings = []
         self.video_codec = None
         self._stats_collector.latest = {}
@@ -201,20 +213,13 @@ class JanusRoomSession(SessionMedia):
             self._set_state(RoomState.IDLE, "left")
         await self._mic_use.sync()
 
-    async def _stop_speaker(self) -> None:
-        if self._speaker_started and self.speaker is not None:
-            self._speaker_started = False  # the next join starts it again
-            try:
-                await self.speaker.stop()
-            except Exception as exc:
-                log.warning("stopping %r: %s", self.speaker, exc)
-
     async def close(self) -> None:
         if self._closed:
             return
         await self.leave()
         self._closed = True
         await self._mic_use.close()
+        await self._speaker_use.close()
         for device in (self.mic, self.speaker):
             if device is not None:
                 try:
@@ -289,6 +294,7 @@ class JanusRoomSession(SessionMedia):
         ctx.on_joined = open_messages
         ctx.on_video_codec = self._video_codec_chosen
         ctx.wants_video = self._wants_video
+        ctx.shows_video = self._shows_video
         ctx.wants_member_video = self._wants_member_video
         try:
             await conn.open()
@@ -297,17 +303,13 @@ class JanusRoomSession(SessionMedia):
             await backend.enter()
             if tasks:
                 await tasks[0]
-            if not self._speaker_started and self.speaker is not None:
-                self._speaker_started = True
-                try:
-                    await self.speaker.start()
-                except Exception as exc:  # the room goes on; the driver reports the device
-                    log.error("speaker failed to start, the room is not played: %s", exc)
-                    self.mixer.sink = None
-            self.mixer.start()
+            self.mixer.start()  # the speaker plays it while there is something to hear
             tasks.append(asyncio.create_task(self.limiter.run(self._send_now),
                                              name="room:messages"))
             tasks.append(asyncio.create_task(self._stats_loop(), name="room:stats"))
+            if TRIM_AFTER_JOIN_S is not None:
+                tasks.append(asyncio.create_task(
+                    trim_later(TRIM_AFTER_JOIN_S, "after joining"), name="room:trim"))
             entered_at = time.monotonic()
             self.last_join_ms = round((entered_at - t0) * 1000, 1)
             self.join_count += 1
@@ -380,7 +382,8 @@ class JanusRoomSession(SessionMedia):
                 extra = {"messages": self.limiter.stats(), "join_ms": self.last_join_ms,
                          "rejoins": max(0, self.join_count - 1)}
                 stats = await self._stats_collector.collect(
-                    backend.peer_connections(), backend.member_receivers(), self.mixer, extra)
+                    backend.peer_connections(), backend.member_receivers(), self.mixer, extra,
+                    speaker_state=self._speaker_use.state)
             except asyncio.CancelledError:
                 raise
             except Exception:

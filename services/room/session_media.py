@@ -14,6 +14,7 @@ from drivers.audio.base import MicSource
 from services.room.context import RoomSettings
 from services.room.negotiation import VIDEO_CODEC_UNSUPPORTED, unsupported_warning
 from services.room.session_controls import SessionControls
+from services.room.speaker_use import RoomSpeakerUse
 
 if TYPE_CHECKING:
     from aiortc.mediastreams import MediaStreamTrack
@@ -29,10 +30,22 @@ class SessionMedia(SessionControls):
     _on_remote_video: Callable[[str, Any], None] | None
     _video_shown: Callable[[str], bool] | None
     _local_talking: bool
+    _speaker_use: RoomSpeakerUse
     #: what is mixed into every frame the mic track sends (playbacks into the room)
     send_mix: Callable[[bytes], bytes] | None = None
     #: True when the box tells its own talking (input sensitivity), not the server
     local_talk_detected: bool = False
+
+    @property
+    def speaker_state(self) -> str:
+        """The room's speaker: ``idle`` (not in a room), ``resting`` (nothing to hear),
+        ``playing`` or ``failed`` (services/room/speaker_use.py)."""
+        return self._speaker_use.state
+
+    def local_playout(self, playing: bool) -> None:
+        """A local playback on the speaker plays (or no longer does): the speaker runs
+        for it even when no member's voice is in the mix."""
+        self._speaker_use.want("playbacks", playing)
 
     def _new_mic_track(self) -> MediaStreamTrack:
         from services.room.tracks import MicTrack  # loaded with the room (lazy_media.py)
@@ -78,6 +91,10 @@ class SessionMedia(SessionControls):
         if receive == "auto":
             return self._on_remote_video is not None
         return bool(receive)
+
+    def _shows_video(self) -> bool:
+        """Does something take remote video frames now? (If not, none is decoded.)"""
+        return self._on_remote_video is not None
 
     def set_remote_video_consumer(self, consumer: Callable[[str, Any], None] | None) -> None:
         """Who takes remote video frames (None: nobody). With ``receive_video = "auto"``

@@ -63,7 +63,8 @@ class StatsCollector:
         return round((total - prev[1]) * 8 / (now - prev[0]) / 1000, 1)
 
     async def collect(self, pcs: dict[str, Any], receivers: dict[str, list[Any]],
-                      mixer: RemoteAudioMixer, extra: dict[str, Any]) -> dict[str, Any]:
+                      mixer: RemoteAudioMixer, extra: dict[str, Any],
+                      speaker_state: str | None = None) -> dict[str, Any]:
         now = time.monotonic()
         sent = 0
         rtts: list[float] = []
@@ -127,7 +128,17 @@ class StatsCollector:
             },
             "down": {"bitrate_kbps": self._rate_kbps("down", recv_total, now)},
             "members": members,
-            "speaker": dict(mixer.sink.stats) if mixer.sink is not None else None,
+            "speaker": _speaker(mixer, speaker_state),
             **extra,
         }
         return self.latest
+
+
+def _speaker(mixer: RemoteAudioMixer, state: str | None) -> dict[str, Any] | None:
+    """The speaker's counters, and its ``state`` (playing, resting...) when known."""
+    if mixer.sink is None:
+        return None
+    out: dict[str, Any] = dict(mixer.sink.stats)
+    if state is not None:
+        out["state"] = state
+    return out

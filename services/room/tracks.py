@@ -61,6 +61,7 @@ class MicTrack(MediaStreamTrack):
         self._next_at: float | None = None
         self._silence = bytes(FRAME_SAMPLES * 2)
         self.encoder = OpusSendEncoder(opus)
+        AUDIO_DEADLINE.restart()  # a new stream: the last call's lateness is not this one's
         self._packets: deque[OpusPacket] = deque()
         self._packet_s = self.encoder.frame_samples / SAMPLE_RATE
         self._batch_at = 0.0

@@ -12,6 +12,7 @@ from typing import Any
 
 from tests.harness.lifetime import child_setup
 from tests.harness.netns import Host
+from tests.harness.unit_env import unit_environment
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,18 @@ class ApplianceProcess:
 
     def start(self) -> None:
         exe = [str(EDGEROOM)] if EDGEROOM.exists() else [sys.executable, "-m", "device"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
+        env = {**os.environ, **self.unit_env(), "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": str(REPO)}
         with self.log_path.open("ab") as logf:
             self.proc = subprocess.Popen(
                 [*self.host.exec_prefix(), *exe, "run", "--sim", "--config",
                  str(self.config_path), "--state-dir", str(self.state_dir)],
                 stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
                 preexec_fn=child_setup())
+
+    def unit_env(self, tree: Path = REPO) -> dict[str, str]:
+        """The environment ``tree``'s systemd unit gives the appliance (as on the device)."""
+        return unit_environment(self.workdir / "run", tree / "systemd" / "edgeroom.service")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -8,9 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from drivers.audio.sim import SimMic
+from drivers.audio.sim import SimMic, SimSpeaker
 from drivers.camera.sim import SimCamera
 from services.media.service import MediaService
+from services.room.api import Controls
+from services.room.context import RoomSettings
+from services.room.session import JanusRoomSession
+from tests.harness.netns import NsLoop
 
 #: Small frames keep the two shared cores free; the strip still fits (>= 160 px wide).
 WIDTH, HEIGHT, FPS = 320, 240, 30
@@ -51,3 +55,21 @@ def make_service(tmp_path: Path, events: Events, **kwargs: Any) -> MediaService:
     return MediaService(lambda: SimCamera(WIDTH, HEIGHT, FPS),
                         lambda: SimMic("tone:440", state_dir=tmp_path),
                         emit=events, **options)
+
+
+def media_box(loop: NsLoop, url: str, room: int, tmp_path: Path, events: Events,
+              **kwargs: Any) -> tuple[MediaService, JanusRoomSession]:
+    """A box on ``loop``: a media service (:func:`make_service`, ``kwargs`` to it) and a
+    room session that publishes its mic and shared encoder into ``room`` at ``url``, and
+    plays the room into a sim speaker (``box-speaker.wav``). Not joined yet."""
+
+    async def build() -> tuple[MediaService, JanusRoomSession]:
+        media = make_service(tmp_path, events, **kwargs)
+        settings = RoomSettings(url=url, room=room, display="box")
+        session = JanusRoomSession(settings, mic=media.mic_for_room(),
+                                   speaker=SimSpeaker(tmp_path / "box-speaker.wav"),
+                                   video_track_factory=media.video_track, emit=events,
+                                   controls=Controls())
+        return media, session
+
+    return loop.run(build())

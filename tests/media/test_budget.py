@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import statistics
 import threading
 
 from drivers.camera.sim import SimCamera
@@ -154,7 +155,11 @@ async def test_frames_the_budget_skips_are_not_read_from_the_camera() -> None:
     finally:
         await enc.stop()
     numbers = sorted({p.index for p in packets})
-    assert all(b - a == FPS // 5 for a, b in itertools.pairwise(numbers)), numbers
+    # a step apart; a wait that woke late (a busy machine) takes a later frame, and the
+    # step counts from the frame taken: never closer, mostly exactly a step
+    step = FPS // 5
+    gaps = [b - a for a, b in itertools.pairwise(numbers)]
+    assert min(gaps) >= step and statistics.median(gaps) == step, numbers
     encoded = enc.stats["encodes"]["h264"]["frames_encoded"]
     # without waiting for its turn the loop would read every frame (6 per encoded one)
     assert frames_in <= encoded + 2 and rendered <= encoded + 2, (frames_in, rendered, encoded)
@@ -180,3 +185,33 @@ def test_audio_far_too_late_drops_two_steps_at_once_and_late_audio_one() -> None
         _admitted(budget2, clock2, 1 / 30, late_s=0.080, audio=audio2)
         levels.append(LADDER.index(budget2.step))
     assert sorted(set(levels))[:2] == [0, 1]
+
+
+def test_late_audio_of_an_earlier_call_does_not_hold_back_the_next_one() -> None:
+    """The deadline is the process's: a new encode's budget (the next call, the camera
+    turned on again) and audio that resumes after a pause start from what comes next,
+    not from the last late window of the call before."""
+    clock = Clock(1000.0)
+    audio = AudioDeadline(clock=clock)
+    budget = VideoBudget(audio, clock=clock)
+    _admitted(budget, clock, 3, late_s=0.002, audio=audio)
+    _admitted(budget, clock, 2.1, late_s=0.400, audio=audio)  # the call ends badly
+    assert budget.steps_down >= 1
+    clock.now += 5.0  # the audio stops: the call is over
+    fresh = VideoBudget(audio, clock=clock)
+    _admitted(fresh, clock, 4, late_s=0.002, audio=audio)  # the next call, on time
+    assert fresh.step == LADDER[0] and fresh.steps_down == 0
+    assert audio.worst() < 0.015
+
+
+def test_a_new_audio_stream_settles_and_forgets_the_last_one() -> None:
+    clock = Clock(1000.0)
+    audio = AudioDeadline(clock=clock)
+    for _ in range(200):  # a stream that ends while its packets leave 1.5 s late
+        clock.now += 0.02
+        audio.report(1.5)
+    assert audio.worst() > 1.0
+    audio.restart()  # the next publish starts at once, within the old window
+    clock.now += 0.02
+    audio.report(1.5)  # what its mic captured while connecting: settling, not counted
+    assert audio.worst() == 0.0 and audio.last_window()[1] == 0.0

@@ -15,17 +15,14 @@ from typing import Any
 import pytest
 from aiortc.codecs.h264 import H264Encoder
 
-from drivers.audio.sim import SimSpeaker
 from services.media.encoder import SharedVideoEncoder
-from services.media.service import MediaService
-from services.room.api import Controls, RoomState
-from services.room.context import RoomSettings
+from services.room.api import RoomState
 from services.room.session import JanusRoomSession
 from tests.harness.netns import NsLoop
 from tests.harness.polling import wait_for
 
 from .conftest import RtmpServer, is_increasing, probe
-from .helpers import Events, make_service
+from .helpers import Events, media_box
 
 pytestmark = [pytest.mark.janus, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -43,17 +40,7 @@ def test_room_recording_and_rtmp_share_one_encode(network: Any, janus: Any, make
     rtmp.start()
     loop = NsLoop(host)
     events = Events()
-
-    async def build() -> tuple[MediaService, JanusRoomSession]:
-        media = make_service(tmp_path, events)
-        settings = RoomSettings(url=janus.url, room=room_number, display="box")
-        session = JanusRoomSession(settings, mic=media.mic_for_room(),
-                                   speaker=SimSpeaker(tmp_path / "box-speaker.wav"),
-                                   video_track_factory=media.video_track, emit=events,
-                                   controls=Controls())
-        return media, session
-
-    media, session = loop.run(build())
+    media, session = media_box(loop, janus.url, room_number, tmp_path, events)
     viewer = make_peer("viewer", room_number, tone=None, collect_video=True)
     try:
         loop.run(session.join(), 30)

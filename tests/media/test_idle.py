@@ -1,8 +1,10 @@
 """Idle is idle: out of a room, with nothing recording, streaming or previewing, the
 appliance (``edgeroom run --sim``) has no speaker thread playing silence, no encode
 thread, the camera and the mic closed, its speaker file does not grow, and it has not
-loaded PyAV, aiortc or the certificate library; in the room
-all of those run (so the checks can fail), and after leaving they are gone again."""
+loaded PyAV, aiortc or the certificate library; in the room the encoder and the mic run
+(so the checks can fail) while the speaker rests, as nobody else is there to be heard
+(the speaker in a room: tests/room/test_speaker_rest.py), and after leaving they are
+gone again."""
 
 from __future__ import annotations
 
@@ -95,18 +97,17 @@ def test_out_of_the_room_nothing_runs(network: Any, janus: Any, room_number: int
 
         assert api.call("POST", "/api/room/join", {})["ok"]
         wait_for(lambda: "-> in_room" in app.log_text(), 40, "the box in the room")
-        # in the room: the speaker plays, the camera is encoded, the mic is open
+        # in the room: the camera is encoded, the mic is open; alone there, nothing is
+        # heard, so the speaker rests
         pid = app.pid
-        def speaker_and_encoder() -> bool:
-            names = busy_threads(pid)
-            return "sim-speaker" in names and any(n.startswith("h264-") for n in names)
-
-        wait_for(speaker_and_encoder, 20, "the speaker and encode threads")
+        wait_for(lambda: any(n.startswith("h264-") for n in busy_threads(pid)), 20,
+                 "the encode threads")
         media = media_status(api)
         assert media["mic"]["open"] is True and media["encoder"]["running"] is True
         assert {"/av/", "/pylibsrtp/", "/numpy/"} <= media_libraries(pid)  # the check sees them
-        grew_from = speaker_bytes(app)
-        wait_for(lambda: speaker_bytes(app) > grew_from, 5, "the speaker file to grow")
+        assert "sim-speaker" not in busy_threads(pid)
+        assert api.call("GET", "/api/status")["room"]["speaker"] == "resting"
+        assert speaker_bytes(app) == 0
 
         assert api.call("POST", "/api/room/leave", {})["ok"]
         wait_for(lambda: not busy_threads(pid), 20, f"the threads to end: {busy_threads(pid)}")

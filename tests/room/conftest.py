@@ -18,10 +18,15 @@ from tests.harness.fixtures import (  # noqa: F401  (fixtures)
 
 def wait_tone(path: Path, freq: float, present: bool = True, timeout: float = 15.0,
               window: float = 1.0, threshold: float = 0.1) -> float:
-    """Wait until the last ``window`` s of a sim speaker WAV has (or lacks) ``freq``."""
+    """Wait until the last ``window`` s of a sim speaker WAV has (or lacks) ``freq``.
+
+    No file lacks it: in a room the speaker starts (and writes its WAV) only once there
+    is something to hear."""
     deadline = time.monotonic() + timeout
     power = -1.0
     while time.monotonic() < deadline:
+        if not present and not path.exists():
+            return 0.0
         if path.exists():
             power = tone_power(wav_tail(path, window), freq)
             if (power >= threshold) if present else (power < threshold / 10):

@@ -19,13 +19,11 @@ from typing import Any
 
 import pytest
 
-from drivers.audio.sim import SimSpeaker
 from services.media.service import MediaService
-from services.room.api import Controls, RoomState
-from services.room.context import RoomSettings
+from services.room.api import RoomState
 from services.room.session import JanusRoomSession
 from tests.harness.netns import Network, NsLoop
-from tests.media.helpers import FPS, Events, make_service
+from tests.media.helpers import FPS, Events, media_box
 
 # the test blocks the box's loop on purpose: the loop guard would (rightly) fail it
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(150), pytest.mark.loop_guard_off]
@@ -39,17 +37,7 @@ MARGIN_S = 0.3
 def _build(network: Network, url: str, room: int, tmp_path: Path,
            events: Events) -> tuple[NsLoop, MediaService, JanusRoomSession]:
     loop = NsLoop(network.add_host("box"))
-
-    async def build() -> tuple[MediaService, JanusRoomSession]:
-        media = make_service(tmp_path, events)
-        settings = RoomSettings(url=url, room=room, display="box")
-        session = JanusRoomSession(settings, mic=media.mic_for_room(),
-                                   speaker=SimSpeaker(tmp_path / "box-speaker.wav"),
-                                   video_track_factory=media.video_track, emit=events,
-                                   controls=Controls())
-        return media, session
-
-    media, session = loop.run(build())
+    media, session = media_box(loop, url, room, tmp_path, events)
     return loop, media, session
 
 

@@ -30,6 +30,7 @@ from services.room.rtc import (
     wait_connected,
     watch_failure,
 )
+from services.room.video_gate import gate_video_frames
 
 log = logging.getLogger("services.room.janus.videoroom")
 
@@ -230,6 +231,8 @@ class VideoRoomSubscriptions(PluginBackend):
                 self._mid_track[t.mid] = track
                 if track.kind == "audio":
                     tap_audio_packets(t.receiver)
+                else:
+                    gate_video_frames(t.receiver, self.ctx.shows_video)
         self._rebind()
 
     def _rebind(self) -> None:

@@ -1,0 +1,48 @@
+"""CPU time of a process and of its threads, from ``/proc`` (utime + stime)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+TICK = os.sysconf("SC_CLK_TCK")
+#: a worker's number (``h264-camera_0``, ``asyncio_3``): threads of one pool add up
+_POOL_INDEX = re.compile(r"_\d+$")
+
+
+def _stat_seconds(path: str) -> float:
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    return _stat_seconds(f"/proc/{pid}/stat")
+
+
+def thread_cpu_seconds(pid: int, prefix: str) -> float:
+    """utime + stime of the threads of ``pid`` whose OS name starts with ``prefix``."""
+    return sum(s for name, s in cpu_by_thread(pid).items() if name.startswith(prefix))
+
+
+def cpu_by_thread(pid: int) -> dict[str, float]:
+    """CPU seconds of each kind of thread of ``pid``, by OS name (a pool's workers
+    together; the event loop's thread is named after the program, ``python``)."""
+    out: dict[str, float] = {}
+    for task in os.scandir(f"/proc/{pid}/task"):
+        try:
+            with open(f"{task.path}/comm") as f:
+                name = _POOL_INDEX.sub("", f.read().strip())
+            seconds = _stat_seconds(f"{task.path}/stat")
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[name] = out.get(name, 0.0) + seconds
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What each kind of thread took between two :func:`cpu_by_thread` readings (a
+    thread that ended meanwhile takes its time with it), largest first."""
+    delta = {k: round(v - before.get(k, 0.0), 2) for k, v in after.items()}
+    return dict(sorted(((k, v) for k, v in delta.items() if v > 0), key=lambda kv: -kv[1]))

@@ -1,0 +1,37 @@
+"""The bench's per-thread CPU: the right thread is charged, a pool adds up."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds, thread_cpu_seconds
+from drivers.threadname import name_this_thread
+
+
+def _spin(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_a_busy_pool_is_charged_and_an_idle_thread_is_not() -> None:
+    pid = os.getpid()
+    stop = threading.Event()
+    idle = threading.Thread(target=lambda: (name_this_thread(), stop.wait()), name="idle-one")
+    idle.start()
+    try:
+        before, total0 = cpu_by_thread(pid), proc_cpu_seconds(pid)
+        with ThreadPoolExecutor(2, thread_name_prefix="busy-pool",
+                                initializer=name_this_thread) as pool:
+            list(pool.map(_spin, [0.3, 0.3]))
+            busy = thread_cpu_seconds(pid, "busy-pool")
+            spent = cpu_delta(before, cpu_by_thread(pid))  # while its threads still exist
+    finally:
+        stop.set()
+        idle.join()
+    assert spent.get("busy-pool", 0) >= 0.5  # both workers, under one name
+    assert "idle-one" not in spent
+    assert busy >= 0.5 and proc_cpu_seconds(pid) - total0 >= 0.5
