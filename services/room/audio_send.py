@@ -33,32 +33,23 @@ is counted; it never ends the thread.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import threading
 import time
 from collections import deque
-from struct import Struct
 from typing import Any
 
-from aiortc import clock
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions
 
 from drivers.audio.base import FRAME_SAMPLES, MIC_QUEUE_FRAMES, SAMPLE_RATE, PcmFrame
 from drivers.threadname import name_this_thread
 from services.media.budget import AUDIO_DEADLINE
 from services.room.mic_frames import SendFrame, mic_frame, silent_frame
-from services.room.pair_socket import PairSocket
+from services.room.rtp_wire import DTLS_CONNECTED, RtpWire
 from services.room.srtp_lock import LockedSrtpSession
 
 log = logging.getLogger(__name__)
 
-_HEADER = Struct("!BBHLL")
-_EXT_HEADER = Struct("!HH")
-_DTLS_CONNECTED = DtlsState.CONNECTED
-_DROPPABLE = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 #: How long the thread waits for a mic frame before it looks at the gate again (s).
 WAIT_S = 0.1
@@ -78,14 +69,8 @@ class AudioRtpSink:
                  payload_type: int, sequence_number: int, timestamp_origin: int) -> None:
         self.sender = sender
         self.track = track
-        self._dtls = dtls
-        self._session = session
-        self._payload_type = payload_type
-        self._sequence_number = sequence_number
+        self._wire = RtpWire("audio", sender, dtls, session, payload_type, sequence_number)
         self._timestamp_origin = timestamp_origin
-        self._extensions_map = sender._RTCRtpSender__rtp_header_extensions_map
-        self._mid = sender._RTCRtpSender__mid
-        self._socket = PairSocket(dtls)
         self._inbox: deque[PcmFrame] = deque(maxlen=MIC_QUEUE_FRAMES)
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -97,9 +82,6 @@ class AudioRtpSink:
         #: why the sink stopped on its own (the loop then ends the sender's RTP run)
         self.failed: str | None = None
         self.frames = 0
-        self.packets = 0
-        self.dropped = 0
-        self.send_errors = 0
         self.frames_dropped = 0
         self.threads: set[str] = set()
 
@@ -110,7 +92,19 @@ class AudioRtpSink:
 
     @property
     def next_sequence_number(self) -> int:
-        return self._sequence_number
+        return self._wire.sequence_number
+
+    @property
+    def packets(self) -> int:
+        return self._wire.packets
+
+    @property
+    def dropped(self) -> int:
+        return self._wire.dropped
+
+    @property
+    def send_errors(self) -> int:
+        return self._wire.send_errors
 
     def offer(self, frame: PcmFrame) -> None:
         """A mic frame (the mic's capture thread): queued for the send thread."""
@@ -129,7 +123,7 @@ class AudioRtpSink:
         self._ready.set()
         with self._lock:
             self._closed = True
-            self._socket.close()
+            self._wire.close()
 
     # -- the audio send thread ----------------------------------------------------------
 
@@ -197,45 +191,12 @@ class AudioRtpSink:
             self.track.last_audio_level = packet.level
 
     def _send_packet(self, payload: bytes, pts: int, level: int) -> None:
-        dtls = self._dtls
-        if dtls._state is not _DTLS_CONNECTED:
-            self.failed = f"DTLS {dtls._state.name.lower()}"
-            return
-        sock, addr = self._socket.target()
-        if sock is None:
-            self.dropped += 1
-            return
-        timestamp = (self._timestamp_origin + pts) & 0xFFFFFFFF
-        ntp = clock.current_ntp_time()
-        profile, ext = self._extensions_map.set(HeaderExtensions(
-            mid=self._mid, abs_send_time=(ntp >> 14) & 0x00FFFFFF,
-            audio_level=(False, level)))
-        if ext:
-            first = 0x90
-            ext = _EXT_HEADER.pack(profile, len(ext) >> 2) + ext
-        else:
-            first = 0x80
-        sender = self.sender
-        seq = self._sequence_number
-        # the marker bit as the loop's sender sets it (the last packet of a frame)
-        data = _HEADER.pack(first, self._payload_type | 0x80, seq, timestamp,
-                            sender._ssrc) + ext + payload
-        sender._sent[seq % RTP_HISTORY_SIZE] = data
-        protected = self._session.protect(data)
-        self._sequence_number = (seq + 1) & 0xFFFF
-        sent = wire = 0
-        try:
-            sock.sendto(protected, addr)
-            sent, wire = 1, len(protected)
-            self.packets += 1
+        wire = self._wire
+        # one packet is a whole frame: the marker bit set, as the loop's sender sets it
+        if wire.send([payload], (self._timestamp_origin + pts) & 0xFFFFFFFF, level):
             self.threads.add(threading.current_thread().name)
-        except OSError as exc:
-            if exc.errno not in _DROPPABLE:
-                self.send_errors += 1
-                if self.send_errors == 1:
-                    log.warning("audio RTP send to %s failed: %s", addr, exc)
-            self.dropped += 1
-        sender.count_frame(dtls, 1, len(payload), sent, wire, ntp, timestamp)
+        if wire.failed is not None:
+            self.failed = wire.failed
 
 
 def sends_audio_off_loop(track: Any) -> bool:
@@ -253,7 +214,7 @@ async def send_audio_off_loop(sender: Any, codec: Any, sequence_number: int,
 
     dtls = sender.transport
     session = locked_tx_session(dtls)
-    if session is None or dtls._state is not _DTLS_CONNECTED:
+    if session is None or dtls._state is not DTLS_CONNECTED:
         raise ConnectionError("Cannot send encrypted RTP, not connected")
     track = sender.track
     sink = AudioRtpSink(sender, dtls, session, track, codec.payloadType, sequence_number,
@@ -267,7 +228,7 @@ async def send_audio_off_loop(sender: Any, codec: Any, sequence_number: int,
     try:
         while True:
             await asyncio.sleep(WATCH_S)
-            if dtls._state is not _DTLS_CONNECTED:
+            if dtls._state is not DTLS_CONNECTED:
                 raise ConnectionError("Cannot send encrypted RTP, not connected")
             if sink.failed is not None:
                 raise ConnectionError(f"audio RTP send failed: {sink.failed}")

@@ -23,19 +23,13 @@ an unreachable network) drops that packet and is counted; it never ends the thre
 
 from __future__ import annotations
 
-import errno
 import logging
 import threading
 import time
-from struct import Struct
 from typing import TYPE_CHECKING, Any
 
-from aiortc import clock
-from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions
-
-from services.room.pair_socket import PairSocket
 from services.room.pair_socket import nominated_pair as nominated_pair  # re-exported
+from services.room.rtp_wire import DTLS_CONNECTED, RtpWire
 from services.room.srtp_lock import LockedSrtpSession
 
 if TYPE_CHECKING:
@@ -43,11 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_HEADER = Struct("!BBHLL")
-_EXT_HEADER = Struct("!HH")
-_DTLS_CONNECTED = DtlsState.CONNECTED
 VIDEO_CLOCK = 90_000
-_DROPPABLE = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 
 
 class VideoRtpSink:
@@ -64,17 +54,11 @@ class VideoRtpSink:
                  timestamp_origin: int) -> None:
         self.sender = sender
         self.codec = codec
-        self._dtls = dtls
-        self._session = session
-        self._payload_type = payload_type
+        self._wire = RtpWire("video", sender, dtls, session, payload_type, sequence_number)
         self._packetizer = packetizer
-        self._sequence_number = sequence_number
         self._timestamp_origin = timestamp_origin
-        self._extensions_map = sender._RTCRtpSender__rtp_header_extensions_map
-        self._mid = sender._RTCRtpSender__mid
         self._lock = threading.Lock()
         self._closed = False
-        self._pair_socket = PairSocket(dtls)
         self._waiting_keyframe = True
         # restamping: output time continues across a switch of the track (camera off/on)
         self._offset: int | None = None
@@ -83,9 +67,6 @@ class VideoRtpSink:
         #: why the sink stopped on its own (the loop then ends the sender's RTP run)
         self.failed: str | None = None
         self.frames = 0
-        self.packets = 0
-        self.dropped = 0
-        self.send_errors = 0
         self.threads: set[str] = set()
 
     def __repr__(self) -> str:
@@ -95,7 +76,19 @@ class VideoRtpSink:
 
     @property
     def next_sequence_number(self) -> int:
-        return self._sequence_number
+        return self._wire.sequence_number
+
+    @property
+    def packets(self) -> int:
+        return self._wire.packets
+
+    @property
+    def dropped(self) -> int:
+        return self._wire.dropped
+
+    @property
+    def send_errors(self) -> int:
+        return self._wire.send_errors
 
     def restart(self) -> None:
         """A new inner track (the camera came back on): wait for its keyframe, and keep
@@ -108,7 +101,7 @@ class VideoRtpSink:
         """Send nothing more (returns once a frame being sent is done). Idempotent."""
         with self._lock:
             self._closed = True
-            self._pair_socket.close()
+            self._wire.close()
 
     # -- the camera's frame or encode thread ------------------------------------------
 
@@ -147,13 +140,9 @@ class VideoRtpSink:
     def _send_frame(self, encoded: EncodedPacket) -> None:
         import av
 
-        dtls = self._dtls
-        if dtls._state is not _DTLS_CONNECTED:
-            self.failed = f"DTLS {dtls._state.name.lower()}"
-            return
-        sock, addr = self._pair_socket.target()
-        if sock is None:
-            self.dropped += 1
+        wire = self._wire
+        if not wire.can_send():
+            self.failed = wire.failed
             return
         packet = av.Packet(encoded.data)
         packet.pts = self._restamp(encoded.pts)
@@ -161,46 +150,9 @@ class VideoRtpSink:
         payloads, timestamp = self._packetizer.pack(packet)
         if not payloads:
             return
-        timestamp = (self._timestamp_origin + timestamp) & 0xFFFFFFFF
-        ntp = clock.current_ntp_time()
-        profile, ext = self._extensions_map.set(
-            HeaderExtensions(mid=self._mid, abs_send_time=(ntp >> 14) & 0x00FFFFFF))
-        if ext:
-            first = 0x90
-            ext = _EXT_HEADER.pack(profile, len(ext) >> 2) + ext
-        else:
-            first = 0x80
-        sender = self.sender
-        ssrc = sender._ssrc
-        history = sender._sent
-        protect = self._session.protect
-        pack = _HEADER.pack
-        payload_type = self._payload_type
-        seq = self._sequence_number
-        last = len(payloads) - 1
-        octets = wire = sent = 0
-        for i, payload in enumerate(payloads):
-            second = payload_type | 0x80 if i == last else payload_type
-            data = pack(first, second, seq, timestamp, ssrc) + ext + payload
-            history[seq % RTP_HISTORY_SIZE] = data
-            protected = protect(data)
-            seq = (seq + 1) & 0xFFFF
-            octets += len(payload)
-            try:
-                sock.sendto(protected, addr)
-            except OSError as exc:
-                if exc.errno not in _DROPPABLE:
-                    self.send_errors += 1
-                    if self.send_errors == 1:
-                        log.warning("video RTP send to %s failed: %s", addr, exc)
-                self.dropped += 1
-                continue
-            wire += len(protected)
-            sent += 1
-        self._sequence_number = seq
+        wire.send(payloads, (self._timestamp_origin + timestamp) & 0xFFFFFFFF)
+        self.failed = wire.failed
         self.frames += 1
-        self.packets += sent
-        sender.count_frame(dtls, len(payloads), octets, sent, wire, ntp, timestamp)
 
 
 #: How often the loop checks a sink's connection and track (s).
@@ -226,7 +178,7 @@ async def send_from_encoder(sender: Any, codec: Any, sequence_number: int,
 
     dtls = sender.transport
     session = locked_tx_session(dtls)
-    if session is None or dtls._state is not _DTLS_CONNECTED:
+    if session is None or dtls._state is not DTLS_CONNECTED:
         raise ConnectionError("Cannot send encrypted RTP, not connected")
     packetizer = get_encoder(codec)
     sender._RTCRtpSender__encoder = packetizer  # aiortc's REMB handler sets its bitrate
@@ -239,7 +191,7 @@ async def send_from_encoder(sender: Any, codec: Any, sequence_number: int,
     try:
         while True:
             await asyncio.sleep(WATCH_S)
-            if dtls._state is not _DTLS_CONNECTED:
+            if dtls._state is not DTLS_CONNECTED:
                 raise ConnectionError("Cannot send encrypted RTP, not connected")
             if sink.failed is not None:
                 raise ConnectionError(f"video RTP send failed: {sink.failed}")
