@@ -15,7 +15,6 @@ the tee's other users still get them on the loop).
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from services.room.context import RoomSettings
 from services.room.session import JanusRoomSession
 from tests.harness.audio import continuity, tone_levels, wav_tail
 from tests.harness.netns import Network, NsLoop
+from tests.harness.stall import block_loop
 from tests.media.helpers import Events, make_service
 from tests.room.conftest import wait_tone
 
@@ -42,26 +42,6 @@ STALL_S = 1.5
 MAX_GAP_WINDOWS = 10
 
 
-def _block(loop: Any, seconds: float) -> tuple[float, float]:
-    """Block ``loop`` for ``seconds`` from inside one of its callbacks; returns when the
-    block began and ended (monotonic)."""
-    began = threading.Event()
-    ended = threading.Event()
-    times: list[float] = []
-
-    def stall() -> None:
-        times.append(time.monotonic())
-        began.set()
-        time.sleep(seconds)
-        times.append(time.monotonic())
-        ended.set()
-
-    loop.call_soon_threadsafe(stall)
-    assert began.wait(10), "the box's loop never ran the stall"
-    assert ended.wait(seconds + 10)
-    return times[0], times[1]
-
-
 def _heard_through_stall(member: Any, session: JanusRoomSession, loop: Any) -> Any:
     """Stall the box's loop while the member listens; returns the box's audio sink."""
     wait_tone(member.speaker_path, 440, timeout=30)
@@ -71,7 +51,7 @@ def _heard_through_stall(member: Any, session: JanusRoomSession, loop: Any) -> A
     sink = getattr(sender, "rtp_sink", None)
     packets = sink.packets if sink is not None else 0
 
-    began, ended = _block(loop, STALL_S)
+    began, ended = block_loop(loop, STALL_S)
     during = (sink.packets if sink is not None else 0) - packets
 
     time.sleep(2.0)  # the member plays out what arrived through and after the stall

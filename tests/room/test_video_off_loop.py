@@ -12,7 +12,6 @@ Audio is on the loop, and stops for the stall; that is not what this test is abo
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from services.media.service import MediaService
 from services.room.api import RoomState
 from services.room.session import JanusRoomSession
 from tests.harness.netns import Network, NsLoop
+from tests.harness.stall import block_loop
 from tests.media.helpers import FPS, Events, media_box
 
 # the test blocks the box's loop on purpose: the loop guard would (rightly) fail it
@@ -39,26 +39,6 @@ def _build(network: Network, url: str, room: int, tmp_path: Path,
     loop = NsLoop(network.add_host("box"))
     media, session = media_box(loop, url, room, tmp_path, events)
     return loop, media, session
-
-
-def _block(loop: NsLoop, seconds: float) -> tuple[float, float]:
-    """Block ``loop`` for ``seconds`` from inside one of its callbacks; returns when the
-    block began and ended (monotonic)."""
-    began = threading.Event()
-    ended = threading.Event()
-    times: list[float] = []
-
-    def stall() -> None:
-        times.append(time.monotonic())
-        began.set()
-        time.sleep(seconds)
-        times.append(time.monotonic())
-        ended.set()
-
-    loop.loop.call_soon_threadsafe(stall)
-    assert began.wait(10), "the box's loop never ran the stall"
-    assert ended.wait(seconds + 10)
-    return times[0], times[1]
 
 
 @pytest.mark.parametrize("videocodec", ["vp8", "h264"])
@@ -78,7 +58,7 @@ def test_video_keeps_flowing_while_the_box_loop_is_blocked(
                         what="30 decoded frames of the box")
         time.sleep(1.0)  # past the first keyframe interval
 
-        began, ended = _block(loop, STALL_S)
+        began, ended = block_loop(loop, STALL_S)
 
         viewer.wait_for(lambda: viewer.video_arrivals[box_id][-1][0] > ended + 0.5,
                         timeout=10, what="frames after the stall")
