@@ -20,7 +20,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from drivers.audio.alsa_device import (
@@ -85,7 +85,6 @@ class AlsaMic(AlsaStream):
         self._overruns = 0
         self._unheld = threading.Event()
         self._unheld.set()
-        self._sink: Callable[[PcmFrame], None] | None = None
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else ("running" if self._thread else "stopped")
@@ -178,21 +177,9 @@ class AlsaMic(AlsaStream):
                 self.counters["frames"] = index + 1
                 self._hand_over(PcmFrame(apply_gain(samples, self._gain), t, index))
 
-    def set_thread_sink(self, sink: Callable[[PcmFrame], None] | None) -> None:
-        """Hand every frame to ``sink`` on the device thread, as it is read (None: back
-        to :meth:`read`, through the event loop)."""
-        self._sink = sink
-
     def _hand_over(self, frame: PcmFrame) -> None:
-        """From the device thread to the thread sink, or to the queue, on the loop."""
-        sink = self._sink
-        if sink is None:
-            hand_to_loop(self._loop, self._deliver, frame)
-            return
-        try:
-            sink(frame)
-        except Exception:  # the sink's failure, not the device's: keep capturing
-            log.exception("mic %s: frame sink failed", self.device)
+        """From the device thread to the queue, on the loop."""
+        hand_to_loop(self._loop, self._deliver, frame)
 
     def _deliver(self, frame: PcmFrame) -> None:
         if not self._stopping.is_set():  # nothing arrives after stop()

@@ -42,11 +42,7 @@ class PcmFrame:
 
 @runtime_checkable
 class MicSource(Protocol):
-    """A microphone: frames are pulled with :meth:`read` (natural backpressure).
-
-    A mic may also offer ``set_thread_sink(sink)`` (the ALSA and sim mics, the shared
-    mic's branches): while a sink is set, every frame is handed to it on the mic's
-    capture thread as it completes, instead of to :meth:`read`; None goes back."""
+    """A microphone: frames are pulled with :meth:`read` (natural backpressure)."""
 
     async def start(self) -> None: ...
 

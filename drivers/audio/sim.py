@@ -25,11 +25,10 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from drivers.audio.base import FRAME_SAMPLES, MIC_QUEUE_FRAMES, PcmFrame
+from drivers.audio.base import FRAME_MS, FRAME_SAMPLES, MIC_QUEUE_FRAMES, SAMPLE_RATE, PcmFrame
 from drivers.audio.pcm import (
     FRAME_BYTES,
     SILENCE_FRAME,
@@ -40,13 +39,11 @@ from drivers.audio.pcm import (
     level_dbfs,
     notify_playout,
     percent_to_gain,
+    saturate_s16,
     to_mono_frame,
 )
-from drivers.audio.sim_source import FRAME_S, _Source
-from drivers.audio.sim_source import TONE_AMPLITUDE as TONE_AMPLITUDE  # re-exported
-from drivers.audio.sim_source import resolve_sim_path as resolve_sim_path  # re-exported
-from drivers.audio.wavfile import GrowingWav
-from drivers.errors import DeviceError
+from drivers.audio.wavfile import GrowingWav, load_wav_mono48k
+from drivers.errors import DeviceError, DeviceNotFound
 from drivers.lazy import lazy_module
 from drivers.threadname import name_this_thread
 
@@ -56,6 +53,86 @@ else:
     np = lazy_module("numpy", globals(), "np")
 
 log = logging.getLogger(__name__)
+
+FRAME_S = FRAME_MS / 1000.0
+TONE_AMPLITUDE = 0.5  # of full scale: -6 dBFS peak
+
+
+def resolve_sim_path(value: str, state_dir: Path) -> Path:
+    """A sim WAV path: absolute, else in the state dir, else relative to the working dir."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    in_state = state_dir / path
+    if in_state.exists() or not path.exists():
+        return in_state
+    return path.resolve()
+
+
+class _Source:
+    """Sample generator for frame ``n`` of the sim mic."""
+
+    def __init__(self, spec: str, state_dir: Path) -> None:
+        self.spec = spec
+        self._tone_hz: float | None = None
+        self._loop: bytes | None = None
+        #: a tone of whole hertz repeats every ``_period`` frames: those frames, at a gain
+        self._frames: dict[tuple[int, float], bytes] = {}
+        self._period = 0
+        if spec == "silence":
+            return
+        if spec.startswith("tone:"):
+            try:
+                hz = float(spec[5:])
+            except ValueError:
+                hz = -1.0
+            if not 0 < hz < SAMPLE_RATE / 2:
+                raise ValueError(f"sim.mic: tone frequency must be 0 < hz < "
+                                 f"{SAMPLE_RATE // 2}, got {spec!r}")
+            self._tone_hz = hz
+            if hz == int(hz):
+                per_second = 1000 // FRAME_MS
+                self._period = per_second // math.gcd(int(hz), per_second)
+            return
+        path = resolve_sim_path(spec, state_dir)
+        if not path.is_file():
+            places = str(path) if Path(spec).is_absolute() else (
+                f"{state_dir / spec} or {Path.cwd() / spec}")
+            raise DeviceNotFound(f"sim.mic: WAV file {spec!r} not found (looked for {places})")
+        data = load_wav_mono48k(path)
+        while len(data) < FRAME_BYTES:  # a very short file still loops cleanly
+            data += data
+        self._loop = data
+
+    def frame_at_gain(self, n: int, gain: float) -> bytes:
+        """Frame ``n`` scaled by ``gain``; a tone's frames are made once per gain."""
+        if not self._period:
+            return apply_gain(self.frame(n), gain)
+        key = (n % self._period, gain)
+        samples = self._frames.get(key)
+        if samples is None:
+            if len(self._frames) >= 4 * self._period:  # gains changed: start over
+                self._frames.clear()
+            samples = self._frames[key] = apply_gain(self.frame(n), gain)
+        return samples
+
+    def frame(self, n: int) -> bytes:
+        if self._tone_hz is not None:
+            start = n * FRAME_SAMPLES
+            # Phase from the absolute sample number, wrapped to one cycle first, so
+            # there is no drift and no precision loss however long it runs.
+            cycles = (start * self._tone_hz / SAMPLE_RATE) % 1.0
+            t = np.arange(FRAME_SAMPLES, dtype=np.float64) * (self._tone_hz / SAMPLE_RATE)
+            x = np.sin(2.0 * math.pi * (cycles + t)) * (32767.0 * TONE_AMPLITUDE)
+            return bytes(saturate_s16(x).astype("<i2").tobytes())
+        if self._loop is not None:
+            size = len(self._loop)
+            offset = (n * FRAME_BYTES) % size
+            chunk = self._loop[offset: offset + FRAME_BYTES]
+            if len(chunk) < FRAME_BYTES:
+                chunk += self._loop[: FRAME_BYTES - len(chunk)]
+            return chunk
+        return SILENCE_FRAME
 
 
 class SimMic:
@@ -78,8 +155,6 @@ class SimMic:
         self._stopped = False
         self._frames = 0
         self._dropped = 0
-        self._sink: Callable[[PcmFrame], None] | None = None
-        self._wake = threading.Event()
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped or self._start is None else "running"
@@ -96,63 +171,29 @@ class SimMic:
             # the frame clock's origin, for benchmarks that time sound from mic to ear
             log.info("sim mic: %s (frame %d at %.6f monotonic)", self._source.spec,
                      self._base, self._start)
-            self._run_thread()
 
     async def read(self) -> PcmFrame:
-        n, delay = self._claim()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return self._take(n)
-
-    def _claim(self) -> tuple[int, float]:
-        """The next frame's number and how long until it is complete (s)."""
         if self._start is None and not self._stopped:
             raise RuntimeError("SimMic.read() before start()")
         if self._stopped or self._start is None:
             raise EOFError("mic stopped")
-        ready = math.floor((time.monotonic() - self._start) / self._period)  # complete now
+        start = self._start
+        period = self._period
+        ready = math.floor((time.monotonic() - start) / period)  # frames complete now
         oldest = ready - self._queue_frames
         if self._next < oldest:
             self._dropped += oldest - self._next
             self._next = oldest
         n = self._next
-        return n, self._start + (n + 1) * self._period - time.monotonic()
-
-    def _take(self, n: int) -> PcmFrame:
-        if self._stopped or self._start is None:
+        delay = start + (n + 1) * period - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._stopped:
             raise EOFError("mic stopped")
         self._next = n + 1
         self._frames += 1
         samples = self._source.frame_at_gain(self._base + n, self._gain)
-        return PcmFrame(samples, self._start + n * self._period, self._base + n)
-
-    def set_thread_sink(self, sink: Callable[[PcmFrame], None] | None) -> None:
-        """Hand every frame to ``sink`` on a capture thread of this mic, as it completes
-        (None: back to :meth:`read`). Call it on the event loop."""
-        self._sink = sink
-        self._run_thread()
-
-    def _run_thread(self) -> None:
-        self._wake.set()  # the thread running (if any) ends
-        self._wake = threading.Event()
-        if self._sink is not None and self._start is not None and not self._stopped:
-            threading.Thread(target=self._capture, args=(self._wake, self._sink),
-                             name="mic-sim", daemon=True).start()
-
-    def _capture(self, wake: threading.Event, sink: Callable[[PcmFrame], None]) -> None:
-        name_this_thread()
-        while not wake.is_set():
-            try:
-                n, delay = self._claim()
-                if delay > 0 and wake.wait(delay):
-                    return
-                frame = self._take(n)
-            except EOFError:
-                return
-            try:
-                sink(frame)
-            except Exception:  # the sink's failure, not the mic's: keep capturing
-                log.exception("sim mic: frame sink failed")
+        return PcmFrame(samples, start + n * period, self._base + n)
 
     def set_gain(self, percent: int) -> None:
         self._gain = percent_to_gain(percent)
@@ -164,7 +205,6 @@ class SimMic:
 
     async def stop(self) -> None:
         self._stopped = True
-        self._wake.set()
 
     async def __aenter__(self) -> SimMic:
         await self.start()

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from drivers.audio.base import MicSource, PcmFrame
 from drivers.audio.pcm import level_dbfs
-from drivers.base import Emit, hand_to_loop, null_emit
+from drivers.base import Emit, null_emit
 from drivers.lazy import import_off_loop
 from drivers.queues import DropOldestQueue
 
@@ -35,7 +35,6 @@ class MicBranch:
         self._queue: DropOldestQueue[PcmFrame] = DropOldestQueue(maxsize)
         self.frames = 0
         self.active = False
-        self._thread_sink: Callable[[PcmFrame], None] | None = None
 
     def __repr__(self) -> str:
         return f"<MicBranch {self.name} active={self.active} {self._queue!r}>"
@@ -51,17 +50,7 @@ class MicBranch:
                 raise
 
     def _offer(self, frame: PcmFrame) -> None:
-        sink = self._thread_sink
-        if sink is None:
-            self._queue.put_nowait(frame)
-        else:  # a mic that cannot hand frames to a thread: the sink runs on the loop
-            sink(frame)
-
-    def set_thread_sink(self, sink: Callable[[PcmFrame], None] | None) -> None:
-        """While started, hand every frame to ``sink`` on the mic's capture thread
-        instead of :meth:`read` (None: back to :meth:`read`). Call it on the event loop."""
-        self._thread_sink = sink
-        self._tee._delivery_changed()
+        self._queue.put_nowait(frame)
 
     def _end(self) -> None:
         self._queue.close()
@@ -109,9 +98,6 @@ class MicTee:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._gain: int | None = None
-        #: frames reach the branches on the mic's capture thread (not through the loop)
-        self._threaded = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.frames = 0
         #: level of the last frame read from the mic (dBFS; -inf when silent or closed)
         self.level_dbfs = -math.inf
@@ -195,10 +181,13 @@ class MicTee:
             await new.start()  # raises (the old mic keeps running) when it cannot open
             if self._gain is not None:
                 new.set_gain(self._gain)
-            await self._stop_delivery(old)
+            task = self._task
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             self._source = new
             self.opened_at = time.monotonic()
-            self._start_delivery(new)
+            self._task = asyncio.create_task(self._pump(new), name=f"mic-tee:{self.name}")
         log.info("%s tee: switched %r -> %r", self.name, old, new)
         try:
             await old.stop()
@@ -220,7 +209,7 @@ class MicTee:
             source.set_gain(self._gain)
         self._source = source
         self.opened_at = time.monotonic()
-        self._start_delivery(source)
+        self._task = asyncio.create_task(self._pump(source), name=f"mic-tee:{self.name}")
         log.info("%s tee: closed -> open (for %s)", self.name, user)
         self._emit("mic-open", {"open": True, "users": self.users})
 
@@ -230,75 +219,12 @@ class MicTee:
                 return
             await self._close_source()
 
-    def _wants_thread(self, source: MicSource) -> bool:
-        return (any(b._thread_sink is not None for b in self._branches)
-                and callable(getattr(source, "set_thread_sink", None)))
-
-    def _start_delivery(self, source: MicSource) -> None:
-        """Frames from ``source`` to the branches: on its capture thread while a branch
-        takes them there, else read on the loop."""
-        if self._wants_thread(source):
-            self._threaded = True
-            self._loop = asyncio.get_running_loop()
-            source.set_thread_sink(self._on_thread_frame)  # type: ignore[attr-defined]
-            log.info("%s tee: frames on the mic's capture thread", self.name)
-        else:
-            self._task = asyncio.create_task(self._pump(source), name=f"mic-tee:{self.name}")
-
-    async def _stop_delivery(self, source: MicSource | None) -> None:
+    async def _close_source(self) -> None:
         task, self._task = self._task, None
-        if self._threaded and source is not None:
-            source.set_thread_sink(None)  # type: ignore[attr-defined]
-        self._threaded = False
+        source, self._source = self._source, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-
-    def _delivery_changed(self) -> None:
-        source = self._source
-        if source is None or self._wants_thread(source) == self._threaded:
-            return
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()  # it only awaits the mic's next frame
-        if self._threaded:
-            source.set_thread_sink(None)  # type: ignore[attr-defined]
-            self._threaded = False
-        self._start_delivery(source)
-
-    def _on_thread_frame(self, frame: PcmFrame) -> None:
-        """The mic's capture thread: thread branches get the frame now; the others get it
-        on the loop (one hop, only while one of them is started)."""
-        frame = self._measured(frame)
-        on_loop = False
-        for branch in self._branches:
-            if branch.active:
-                sink = branch._thread_sink
-                if sink is None:
-                    on_loop = True
-                else:
-                    sink(frame)
-        if on_loop:
-            hand_to_loop(self._loop, self._offer_on_loop, frame)
-
-    def _offer_on_loop(self, frame: PcmFrame) -> None:
-        for branch in self._branches:
-            if branch.active and branch._thread_sink is None:
-                branch._offer(frame)
-
-    def _measured(self, frame: PcmFrame) -> PcmFrame:
-        self.frames += 1
-        self.last_frame_at = time.monotonic()
-        level = frame.level_dbfs
-        if level is None:
-            level = level_dbfs(frame.samples)
-            frame = replace(frame, level_dbfs=level)
-        self.level_dbfs = level
-        return frame
-
-    async def _close_source(self) -> None:
-        source, self._source = self._source, None
-        await self._stop_delivery(source)
         if source is not None:
             try:
                 await source.stop()
@@ -310,7 +236,14 @@ class MicTee:
     async def _pump(self, source: MicSource) -> None:
         try:
             while True:
-                frame = self._measured(await source.read())
+                frame = await source.read()
+                self.frames += 1
+                self.last_frame_at = time.monotonic()
+                level = frame.level_dbfs
+                if level is None:
+                    level = level_dbfs(frame.samples)
+                    frame = replace(frame, level_dbfs=level)
+                self.level_dbfs = level
                 for branch in self._branches:
                     if branch.active:
                         branch._offer(frame)

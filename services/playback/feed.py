@@ -1,7 +1,7 @@
 """PlaybackFeed: decoded samples of one playback waiting for one destination.
 
 The decoder thread pushes 48 kHz mono int16 samples; the destination pulls them at its
-own pace (the speaker thread for the speaker, the audio send thread for the
+own pace (the speaker thread for the speaker, the mic track on the event loop for the
 room). The feed is bounded: a full feed makes the decoder wait, so a long file or a
 stream is never decoded ahead by more than ``capacity`` samples. Pausing makes
 :meth:`pull` return None without consuming anything.

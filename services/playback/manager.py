@@ -7,8 +7,7 @@ run at once. Events: ``playback-started``, ``playback-updated`` (pause, resume,
 volume) and ``playback-ended`` (``reason``: ``finished``, ``stopped``, ``left``,
 ``error``), each with the playback as :meth:`Playback.to_dict` gives it.
 
-The room's audio send thread (or the mic track on the loop) calls
-:meth:`PlaybackManager.room_mix` with every frame it sends;
+The room's mic track calls :meth:`PlaybackManager.room_mix` with every frame it sends;
 the speaker thread calls :meth:`PlaybackManager.speaker_mix` for every block it plays.
 ``on_speaker`` is told (on the loop) whether something plays on the speaker now, so the
 room runs its speaker for it.

@@ -5,9 +5,8 @@ FEC off, one executor hop per frame). The room's mic track hands it packets inst
 aiortc's ``RTCRtpSender`` packs whatever is not a frame as it is (``OpusEncoder.pack``
 takes the RTP timestamp from ``pts``), so the packets made here go out unchanged.
 
-The encoder runs inline in whatever sends the packets: the ``audio-send`` thread
-(:mod:`services.room.audio_send`), or the event loop for a mic read there. One 20 ms mono
-frame takes a fraction of a millisecond in libopus (which releases the GIL).
+The encoder runs inline, on the event loop: one 20 ms mono frame takes a fraction of a
+millisecond in libopus (which releases the GIL), less than the hop to a worker thread.
 
 In-band FEC is on, and the encoder is told the loss to expect from the room server's
 receiver reports (RTCP "fraction lost"): libopus spends more of the bitrate on FEC as it

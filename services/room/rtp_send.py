@@ -14,9 +14,7 @@ packet of a frame. :class:`FrameRtpSender` does it once a frame instead:
 - the counters RTCP sender reports and ``getStats`` read are updated once a frame.
 
 A video track fed by the shared encoder is not pulled on the loop at all: its packets
-are sent from the camera's threads (:mod:`services.room.video_send`); nor is the mic
-track, whose packets are made and sent on the ``audio-send`` thread
-(:mod:`services.room.audio_send`). Every sender then
+are sent from the camera's threads (:mod:`services.room.video_send`). Every sender then
 protects through the transport's locked SRTP session (:mod:`services.room.srtp_lock`),
 and the counters RTCP sender reports read are updated and read under
 :attr:`FrameRtpSender.counters_lock`.
@@ -54,7 +52,6 @@ from aiortc.rtp import (
 )
 from aiortc.utils import random32, uint16_add
 
-from services.room.audio_send import send_audio_off_loop, sends_audio_off_loop
 from services.room.srtp_lock import LockedSrtpSession, locked_tx_session
 from services.room.video_send import nominated_pair, send_from_encoder, takes_rtp_sink
 
@@ -92,8 +89,7 @@ class FrameRtpSender(RTCRtpSender):
     direct_packets: int
     #: held while the counters of RTCP sender reports and ``getStats`` change or are read
     counters_lock: threading.Lock
-    #: the sink that sends this stream off the loop (video: the camera's threads; audio:
-    #: the audio-send thread), if any
+    #: the sink that sends this stream from the camera's threads (video), if any
     rtp_sink: Any = None
 
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
@@ -115,9 +111,6 @@ class FrameRtpSender(RTCRtpSender):
             if self.kind == "video" and takes_rtp_sink(self.track):
                 sequence_number = await send_from_encoder(self, codec, sequence_number,
                                                           timestamp_origin)
-            elif self.kind == "audio" and sends_audio_off_loop(self.track):
-                sequence_number = await send_audio_off_loop(self, codec, sequence_number,
-                                                            timestamp_origin)
             while True:
                 if not self.track:
                     await asyncio.sleep(0.02)

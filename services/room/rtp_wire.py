@@ -1,10 +1,8 @@
 """One RTP stream put on the wire from a media thread, without the event loop.
 
-The audio and video sinks (:mod:`services.room.audio_send`,
-:mod:`services.room.video_send`) make their payloads differently (Opus packets of a mic
-frame; a codec's packetizer over an encoded frame) and hand them here: :class:`RtpWire`
-writes each packet's 12-byte header and the stream's header extensions (MID,
-abs-send-time, and the audio level where there is one), keeps the packet for NACKs in
+The camera's sink (:mod:`services.room.video_send`) packetizes each encoded frame and
+hands the payloads here: :class:`RtpWire` writes each packet's 12-byte header and the
+stream's header extensions (MID, abs-send-time), keeps the packet for NACKs in
 the sender's history, protects it through the connection's locked SRTP session and
 sends it on a duplicate of the nominated ICE pair's socket. The sender's counters (RTCP
 sender reports, ``getStats``) are updated once per call. A send the kernel refuses drops
@@ -69,8 +67,7 @@ class RtpWire:
             return False
         return True
 
-    def send(self, payloads: list[bytes], timestamp: int,
-             audio_level: int | None = None) -> int:
+    def send(self, payloads: list[bytes], timestamp: int) -> int:
         """Send one frame's ``payloads`` (RTP ``timestamp``; the marker bit on the last
         one); returns how many left. Nothing is sent, and ``failed`` says why, once the
         connection's DTLS is no longer connected."""
@@ -84,8 +81,7 @@ class RtpWire:
             return 0
         ntp = clock.current_ntp_time()
         profile, ext = self._extensions_map.set(HeaderExtensions(
-            mid=self._mid, abs_send_time=(ntp >> 14) & 0x00FFFFFF,
-            audio_level=None if audio_level is None else (False, audio_level)))
+            mid=self._mid, abs_send_time=(ntp >> 14) & 0x00FFFFFF))
         if ext:
             first = 0x90
             ext = _EXT_HEADER.pack(profile, len(ext) >> 2) + ext

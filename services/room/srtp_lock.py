@@ -1,17 +1,16 @@
 """One lock around a DTLS transport's outbound SRTP session, for senders in several threads.
 
-With BUNDLE every stream of a connection (the mic's Opus, sent from the audio send
-thread or the event loop; the camera's video, sent from its encoder's thread; aiortc's
-RTCP reports and NACK answers, on the loop) is protected by one libsrtp session:
-``RTCDtlsTransport._tx_srtp``. Neither libsrtp's session nor pylibsrtp's ``Session``
-(which writes every packet into one output buffer it keeps) may be used by two threads at once.
+With BUNDLE every stream of a connection (the mic's Opus, sent on the event loop; the
+camera's video, sent from its encoder's thread; aiortc's RTCP reports and NACK answers,
+on the loop) is protected by one libsrtp session: ``RTCDtlsTransport._tx_srtp``. Neither
+libsrtp's session nor pylibsrtp's ``Session`` (which writes every packet into one output
+buffer it keeps) may be used by two threads at once.
 
 :func:`locked_tx_session` replaces that session, once per transport, by a
 :class:`LockedSrtpSession` that makes every call to it hold one lock. Every caller of the
 outbound session goes through the attribute, so all of them take the lock: aiortc's own
 ``_send_rtp`` (RTP retransmissions, RTCP sender reports, receiver reports, PLI, BYE), the
-room's frame senders on the loop, the audio send thread and the video sender in the
-encoder's thread. The lock
+room's frame senders on the loop and the video sender in the encoder's thread. The lock
 is held for one ``protect`` call and nothing else (a few microseconds).
 
 The replacement must happen on the event loop, before a second thread uses the session:

@@ -3,9 +3,7 @@
 Tracks are pulled by aiortc (``await track.recv()``), so the devices pace the sending.
 The mic track applies the session's controls to every frame, so mic off, deaf and the
 mic volume change what is sent at once, without renegotiation; it encodes them to Opus
-itself and hands aiortc packets. When its mic hands frames to a thread (or it has none),
-the sender does not pull it at all: the same work runs on the audio send thread
-(:mod:`services.room.audio_send`). The video track can be
+itself and hands aiortc packets. The video track can be
 switched off (closing the camera) and on again (opening a new one) behind the same
 sender; its timestamps stay monotonic across the switch.
 """
@@ -15,24 +13,25 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import av
+import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, MicSource
+from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, MicSource, PcmFrame
 from drivers.camera.base import VideoSource
 from services.media.budget import AUDIO_DEADLINE
-from services.room.mic_frames import MicGate, mic_frame, silent_frame
-from services.room.mic_frames import apply_volume as apply_volume  # re-exported
 from services.room.opus_send import (
     OpusPacket,
     OpusSendEncoder,
     OpusSendSettings,
     install_audio_sender_hooks,
+    level_of_dbfs,
 )
 
 log = logging.getLogger(__name__)
@@ -40,6 +39,34 @@ log = logging.getLogger(__name__)
 AUDIO_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 VIDEO_CLOCK = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+
+#: What the mic track asks of the session on every frame:
+#: (is the mic open for the room?, send its sound?, volume percent). A listener does not
+#: use the mic.
+MicGate = Callable[[], tuple[bool, bool, int]]
+
+
+def apply_volume(samples: bytes, percent: int) -> bytes:
+    if percent >= 100:
+        return samples
+    if percent <= 0:
+        return bytes(len(samples))
+    pcm = np.frombuffer(samples, dtype=np.int16).astype(np.int32)
+    return ((pcm * percent) // 100).astype(np.int16).tobytes()
+
+
+SILENT = 127  # RFC 6464 level of digital silence
+
+
+def _level_sent(pcm: PcmFrame, volume: int) -> int | None:
+    """RFC 6464 level of what is sent of ``pcm`` at ``volume`` percent, from the level the
+    mic path measured (None when it did not, or when the mono mix changes it)."""
+    if pcm.level_dbfs is None or pcm.channels != 1:
+        return None
+    if volume <= 0:
+        return SILENT
+    gain_db = 20.0 * math.log10(volume / 100) if volume < 100 else 0.0
+    return level_of_dbfs(pcm.level_dbfs + gain_db)
 
 
 class MicTrack(MediaStreamTrack):
@@ -74,26 +101,6 @@ class MicTrack(MediaStreamTrack):
         #: RFC 6464 level of the samples :meth:`_next_samples` returned last, from the
         #: level the mic path measured (None: to be computed from the samples)
         self._samples_level: int | None = None
-        #: the thread sending this track's packets (:mod:`services.room.audio_send`)
-        self.rtp_sink: Any = None
-
-    @property
-    def sends_off_loop(self) -> bool:
-        """Whether this track's packets can be made and sent on a thread: its mic hands
-        frames to a thread (``set_thread_sink``), or there is none (paced silence)."""
-        return self._mic is None or callable(getattr(self._mic, "set_thread_sink", None))
-
-    @property
-    def mic(self) -> MicSource | None:
-        return self._mic
-
-    @property
-    def gate(self) -> MicGate:
-        return self._gate
-
-    @property
-    def mix(self) -> Callable[[bytes], bytes] | None:
-        return self._mix
 
     async def recv(self) -> av.Packet:
         if self._packets:
@@ -128,18 +135,16 @@ class MicTrack(MediaStreamTrack):
 
     def on_receiver_report(self, loss_pct: float) -> None:
         """The room server's receiver report on this stream: its loss is what the
-        encoder's FEC is planned for (by the send thread, when one encodes)."""
-        sink = self.rtp_sink
-        if sink is not None:
-            sink.expected_loss = loss_pct
-        else:
-            self.encoder.set_expected_loss(loss_pct)
+        encoder's FEC is planned for."""
+        self.encoder.set_expected_loss(loss_pct)
 
     async def _next_samples(self) -> bytes:
         # The session opens and closes the mic (listener, deaf, not in the room: closed);
         # this track only reads it while it is open.
-        frame = None
-        if self._mic is not None and self._gate()[0]:
+        use_mic = self._gate()[0]
+        samples = None
+        level: int | None = SILENT
+        if self._mic is not None and use_mic:
             try:
                 pcm = await self._mic.read()
             except EOFError:
@@ -148,22 +153,37 @@ class MicTrack(MediaStreamTrack):
                     raise MediaStreamError from None
                 # closed on purpose while this frame was awaited: send silence
             else:
-                frame = mic_frame(pcm, self._gate, self._mix)
+                # The gate is read after the frame arrived: a mute pressed while it was
+                # being captured already silences it.
+                _, send, volume = self._gate()
+                channels = max(1, pcm.channels)
+                self._frame_due = pcm.captured_at + len(pcm.samples) / (2 * channels
+                                                                         * SAMPLE_RATE)
+                samples = pcm.samples if send else bytes(len(pcm.samples) // pcm.channels)
+                if send:
+                    level = _level_sent(pcm, volume)
+                if send and pcm.channels != 1:  # keep what we send mono
+                    stereo = np.frombuffer(samples, dtype=np.int16).reshape(-1, pcm.channels)
+                    samples = stereo.mean(axis=1).astype(np.int16).tobytes()
                 self._next_at = None
-        if frame is None:
+        if samples is None:
+            self._frame_due = None
+            samples = self._silence
             await self._pace()
-            frame = silent_frame(self._silence, self._gate, self._mix)
-        self._frame_due = frame.due
-        self._samples_level = frame.level
+            _, send, volume = self._gate()
+        if send and volume < 100:
+            samples = apply_volume(samples, volume)
+        if self._mix is not None:
+            mixed = self._mix(samples)
+            if mixed is not samples:  # a playback went into it: measure what is sent
+                samples, level = mixed, None
+        self._samples_level = level
         self.frames += 1
-        return frame.samples
+        return samples
 
     def stop(self) -> None:
         if self.readyState == "live":
             super().stop()
-            sink = self.rtp_sink
-            if sink is not None:
-                sink.close()  # no encode is under way once it returns
             self.encoder.close()
 
     async def _pace(self) -> None:

@@ -351,33 +351,3 @@ async def test_mic_can_be_restarted(asoundrc: AsoundRc, tmp_path: Path) -> None:
         os.close(w)
         await asyncio.wait_for(mic.stop(), T)
     assert mic.stats["frames"] >= 2
-
-
-async def test_capture_hands_frames_to_a_thread_sink_on_the_device_thread(
-        asoundrc: AsoundRc, tmp_path: Path) -> None:
-    """With a thread sink (the room's audio send), frames go to it on the device thread,
-    not through the loop; without one again, :meth:`read` gets them."""
-    fifo = tmp_path / "mic.fifo"
-    w = fifo_writer(fifo)
-    name = asoundrc.file_pcm("testmic", infile=fifo)
-    frames = known_frames(8)
-    mic = AlsaMic(name, period_size=480, buffer_size=480 * 4)
-    got: list[tuple[str, PcmFrame]] = []
-    mic.set_thread_sink(lambda f: got.append((threading.current_thread().name, f)))
-    await asyncio.wait_for(mic.start(), T)
-    try:
-        for sent in frames[:5]:
-            os.write(w, sent)
-        await wait_until(lambda: len(got) == 5, timeout=T)
-        assert [f.samples for _, f in got] == frames[:5]
-        assert threading.current_thread().name not in {t for t, _ in got}
-        assert len({t for t, _ in got}) == 1
-        assert mic.stats["queued"] == 0  # nothing went to the loop's queue
-        mic.set_thread_sink(None)
-        for sent in frames[5:]:
-            os.write(w, sent)
-        read = [await asyncio.wait_for(mic.read(), T) for _ in frames[5:]]
-        assert [f.samples for f in read] == frames[5:] and len(got) == 5
-    finally:
-        os.close(w)
-        await asyncio.wait_for(mic.stop(), T)
