@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from bench.env import BenchRoom, percentile, wait_until
-from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds, thread_cpu_seconds
+from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds
 from bench.report import Row
 from tests.harness.appliance import ApplianceProcess
 from tests.harness.peers import RoomPeer
@@ -130,14 +130,12 @@ def ours(env: BenchRoom, vp8: bool = False) -> dict[str, Any]:
     assert app.pid is not None
     with DecodeErrors() as errors:
         c0, t0 = proc_cpu_seconds(app.pid), time.monotonic()
-        d0 = thread_cpu_seconds(app.pid, "sim-camera")
-        f0 = thread_cpu_seconds(app.pid, "video-camera")
         threads0 = cpu_by_thread(app.pid)
         time.sleep(SECONDS)
         threads = cpu_delta(threads0, cpu_by_thread(app.pid))
         cpu, wall = proc_cpu_seconds(app.pid) - c0, time.monotonic() - t0
-        drawing = thread_cpu_seconds(app.pid, "sim-camera") - d0
-        frame_thread = thread_cpu_seconds(app.pid, "video-camera") - f0
+        drawing = threads.get("sim-camera", 0.0)
+        frame_thread = threads.get("video-camera", 0.0)
     alive = app.alive()
     # the audio-first budget lowers the frame rate when the audio leaves late (a CPU that
     # does not keep up): the CPU figure is then for fewer frames

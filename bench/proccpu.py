@@ -21,11 +21,6 @@ def proc_cpu_seconds(pid: int) -> float:
     return _stat_seconds(f"/proc/{pid}/stat")
 
 
-def thread_cpu_seconds(pid: int, prefix: str) -> float:
-    """utime + stime of the threads of ``pid`` whose OS name starts with ``prefix``."""
-    return sum(s for name, s in cpu_by_thread(pid).items() if name.startswith(prefix))
-
-
 def cpu_by_thread(pid: int) -> dict[str, float]:
     """CPU seconds of each kind of thread of ``pid``, by OS name (a pool's workers
     together; the event loop's thread is named after the program, ``python``)."""

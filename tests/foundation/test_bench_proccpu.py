@@ -7,7 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds, thread_cpu_seconds
+from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds
 from drivers.threadname import name_this_thread
 
 
@@ -27,11 +27,10 @@ def test_a_busy_pool_is_charged_and_an_idle_thread_is_not() -> None:
         with ThreadPoolExecutor(2, thread_name_prefix="busy-pool",
                                 initializer=name_this_thread) as pool:
             list(pool.map(_spin, [0.3, 0.3]))
-            busy = thread_cpu_seconds(pid, "busy-pool")
             spent = cpu_delta(before, cpu_by_thread(pid))  # while its threads still exist
     finally:
         stop.set()
         idle.join()
     assert spent.get("busy-pool", 0) >= 0.5  # both workers, under one name
     assert "idle-one" not in spent
-    assert busy >= 0.5 and proc_cpu_seconds(pid) - total0 >= 0.5
+    assert proc_cpu_seconds(pid) - total0 >= 0.5
