@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import loopguard
+from tests.harness.unit_env import unit_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -24,10 +25,12 @@ def edgeroom_cmd() -> list[str]:
 
 @pytest.fixture
 def clean_env(tmp_path: Path) -> dict[str, str]:
-    """An environment for child appliances: no systemd sockets leak in from outside."""
+    """An environment for child appliances: the unit's ``Environment=`` lines (as on the
+    device), and no systemd sockets leak in from outside."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
                         "EDGEROOM_CONFIG", "EDGEROOM_STATE_DIR")}
+    env.update(unit_environment(tmp_path / "run"))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -29,6 +29,7 @@ import pytest
 from services.web import WebServer
 from services.web.passwords import reset
 from tests.harness.appliance import write_config
+from tests.harness.unit_env import unit_environment
 from tests.web.conftest import (
     TIMEOUT,
     Served,
@@ -110,6 +111,7 @@ class ChildAppliance:
     def start(self, timeout: float = 30.0) -> None:
         env = {k: v for k, v in os.environ.items()
                if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+        env.update(unit_environment(self.workdir / "run"))
         env.update(PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
         self.password = subprocess.run(
             [sys.executable, "-m", "device", "password", "reset", "--state-dir",

@@ -103,6 +103,16 @@ async def _datagrams(receiver: Any, seconds: float) -> list[bytes]:
     return got
 
 
+async def _settled(check: Any, timeout: float = 5.0) -> bool:
+    """Whether ``check()`` holds within ``timeout`` (polled: another thread moves it)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
 async def test_the_encoder_thread_sends_and_stops_with_the_sender(wire: Any) -> None:
     dtls, rx, receiver, _ = wire
     enc = SharedVideoEncoder(lambda: SimCamera(320, 240, 30), bitrate_kbps=300)
@@ -119,10 +129,15 @@ async def test_the_encoder_thread_sends_and_stops_with_the_sender(wire: Any) -> 
                 packets.append(RtpPacket.parse(rx.unprotect(data), extensions))
         sink = sender.rtp_sink
         assert sink is not None and sink.failed is None
+        # The frame thread counts a frame after its packets went out, so the receiver can
+        # be a frame ahead of the counters: read them once they caught up.
+        assert await _settled(lambda: sender.counters()[2] >= len(packets)), \
+            (sender.counters(), len(packets))
         # sent by the camera's frame thread, not pulled through the track on the loop
         assert sink.threads == {"video-camera"}
         assert track.sub is None and enc.subscriber_names == ["room"]
-        assert track.packets == sink.frames > 0
+        assert await _settled(lambda: track.packets == sink.frames > 0), \
+            (track.packets, sink.frames)
         seqs = [p.sequence_number for p in packets]
         assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(len(seqs))]
         assert {p.payload_type for p in packets} == {96}
