@@ -31,8 +31,9 @@ def espeak(text: str, voice: str, path: Path, speed: int = 160) -> Signal:
     raw = path.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
                    check=True, capture_output=True, timeout=60)
-    subprocess.run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(path)],
-                   check=True, capture_output=True, timeout=60)
+    # -D: no dither, so the same text gives the same samples in every run
+    subprocess.run(["sox", "-D", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16",
+                    str(path)], check=True, capture_output=True, timeout=60)
     with wave.open(str(path)) as w:
         assert w.getframerate() == SAMPLE_RATE and w.getnchannels() == 1
         data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
