@@ -17,8 +17,8 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
   earliest possible arrival and the pull that needs it, whatever the packet and pull
   sizes (:mod:`services.room.pullgrid`). Under it a decoded block is played a pitch
   period longer, over it a period shorter (:mod:`services.room.stretch`), one change per
-  ``STRETCH_EVERY`` packets at most (each packet while far over, after a stall), so
-  jitter steps and clock drift move the delay a few ms at a time.
+  ``STRETCH_EVERY`` packets and ``SHORTEN_EVERY_MS`` at most (each packet while far over,
+  after a stall), so jitter steps and clock drift move the delay a few ms at a time.
 - **Loss.** A missing packet with a later one there is lost: rebuilt from the next
   packet's in-band FEC, else concealed (Opus PLC or :mod:`services.room.expand`). When
   nothing is there (an underrun) PLC fills in without waiting to refill; the packet
@@ -36,6 +36,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import islice
+from math import ceil
 from typing import TYPE_CHECKING, Any
 
 from drivers.lazy import lazy_module
@@ -56,8 +58,11 @@ else:
 log = logging.getLogger(__name__)
 
 
-#: Packets decoded between two stretches (one change per 100 ms with 20 ms packets).
+#: Packets decoded before the delay is lengthened again (every 100 ms with 20 ms packets).
 STRETCH_EVERY = 5
+#: Audio decoded before it is shortened again (ms), judged on the least lead over it: over
+#: 5 packets of 10 ms a late pull made the lead look high (shortened, then lengthened).
+SHORTEN_EVERY_MS = 100.0
 #: Further over target than this (after a stall), every packet is shortened.
 FAR_OVER_MS = 40.0
 #: A sequence jump this large is a new stream, not loss.
@@ -98,7 +103,7 @@ class JitterBuffer:
         self._covered = 0  # samples concealed for the packet due now (underrun)
         self._conceal_run = 0
         self._since_stretch = 0
-        self._bases: deque[float] = deque(maxlen=STRETCH_EVERY)
+        self._bases: deque[float] = deque(maxlen=int(SHORTEN_EVERY_MS / 2.5))  # 2.5 ms Opus
         self._pull = rate // 50  # samples the speaker pulls at a time
         self.delay_ms = 0.0
         # counters
@@ -307,7 +312,8 @@ class JitterBuffer:
         return pcm
 
     def _regulate(self, pcm: Samples, due: float, have: int) -> Samples:
-        """Stretch the block toward the target (one change per STRETCH_EVERY packets).
+        """Stretch the block toward the target (lengthen at most every STRETCH_EVERY
+        packets, shorten at most every SHORTEN_EVERY_MS of audio).
 
         What is kept at the target is the *lead*, the least time any coming packet gets
         to arrive before the pull that needs it (:mod:`services.room.pullgrid`), from
@@ -325,7 +331,8 @@ class JitterBuffer:
         far = lead_ms(base, phase, pull, step, rate) - target > FAR_OVER_MS  # after a stall
         if (self._since_stretch < STRETCH_EVERY and not far) or len(pcm) < rate // 100:
             return pcm
-        least = base if far else min(self._bases)  # thread wake-ups vary: trust the least
+        # thread wake-ups vary: trust the least of the last blocks
+        least = base if far else min(islice(reversed(self._bases), STRETCH_EVERY))
         now = lead_ms(least, phase, pull, step, rate)
         if (now >= target and phase * 1000 / rate < MIN_PERIOD_MS
                 and now - step * 1000 / rate < target):
@@ -339,6 +346,14 @@ class JitterBuffer:
             pcm = decelerate(pcm, period)
             self.decelerated += 1
         else:
+            if not far:  # shorten only on the least lead over SHORTEN_EVERY_MS of blocks
+                blocks = ceil(SHORTEN_EVERY_MS * rate / 1000 / max(1, self._frame))
+                if self._since_stretch < blocks:
+                    return pcm
+                least = min(islice(reversed(self._bases), blocks))
+                now = lead_ms(least, phase, pull, step, rate)
+                if now < target:
+                    return pcm
             if lead_ms(least - period * 1000 / rate, phase - period, pull, step, rate) < target:
                 return pcm  # a coming packet would be due too early
             if match < (0.5 if now - target > 40.0 else 0.8):
