@@ -27,10 +27,9 @@ from typing import Any
 import numpy as np
 
 from bench.report import Row
-from services.room.jitter import JitterBuffer
 from services.room.opus_send import OpusSendEncoder, OpusSendSettings
 from tests.audio_dsp.signals import espeak, scale_to_dbfs
-from tests.harness.clock import Clock
+from tests.harness.playout import play_trace
 
 RATE = 48_000
 FRAME = 960
@@ -69,22 +68,9 @@ def encode(pcm: np.ndarray, fec: bool, loss_pct: int) -> list[bytes]:
 
 def play(packets: list[bytes], lost: set[int]) -> tuple[np.ndarray, dict[str, Any]]:
     """What the member plays of ``packets`` without those in ``lost``."""
-    clock = Clock()
-    buf = JitterBuffer(clock=clock)
-    events = [(i * FRAME / RATE + DELAY_S, i) for i in range(len(packets)) if i not in lost]
-    out = []
-    t, e = 0.0031, 0
-    end = len(packets) * FRAME / RATE + 0.5
-    while t < end:
-        while e < len(events) and events[e][0] <= t:
-            clock.now, i = events[e]
-            buf.put(i & 0xFFFF, (i * FRAME) & 0xFFFFFFFF, packets[i])
-            e += 1
-        clock.now = t
-        got = buf.pull(FRAME)
-        out.append(np.zeros(FRAME, np.int16) if got is None else got)
-        t += FRAME / RATE
-    return np.concatenate(out), buf.stats()
+    arrivals = [(i * FRAME / RATE + DELAY_S, i) for i in range(len(packets)) if i not in lost]
+    run = play_trace(packets, arrivals, len(packets) * FRAME / RATE + 0.5)
+    return run.out, run.buf.stats()
 
 
 def lag_of(sent: np.ndarray, played: np.ndarray) -> int:

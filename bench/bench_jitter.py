@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.report import Row
 from services.audio.opus import OpusDecoder, OpusEncoder
-from services.room.jitter import JitterBuffer
+from tests.harness.playout import play_trace
 
 RATE = 48_000
 FRAME = 960
@@ -59,23 +59,9 @@ def _arrivals(level: str, rng: random.Random) -> dict[int, float]:
 
 def _run(packets: list[bytes], clean_rms: float, level: str) -> dict[str, Any]:
     rng = random.Random(15)
-    clock = [0.0]
-    buf = JitterBuffer(clock=lambda: clock[0])
-    events = sorted((t, i) for i, t in _arrivals(level, rng).items())
-    out: list[np.ndarray] = []
-    delays: list[float] = []
-    pull_at, e = 0.0031, 0
-    while pull_at < SECONDS:
-        while e < len(events) and events[e][0] <= pull_at:
-            clock[0], i = events[e]
-            buf.put(i & 0xFFFF, (i * FRAME) & 0xFFFFFFFF, packets[i])
-            e += 1
-        clock[0] = pull_at
-        got = buf.pull(FRAME)
-        out.append(np.zeros(FRAME, np.int16) if got is None else got)
-        delays.append(buf.delay_ms)
-        pull_at += 0.02
-    played = np.concatenate(out).astype(np.float64)
+    arrivals = [(t, i) for i, t in _arrivals(level, rng).items()]
+    run = play_trace(packets, arrivals, SECONDS, frame=FRAME, pull=FRAME)
+    played = run.out.astype(np.float64)
     n = len(played) // FRAME
     rms = np.sqrt((played[: n * FRAME].reshape(n, FRAME) ** 2).mean(axis=1))
     ok = rms >= clean_rms / 2  # within 6 dB of the clean level
@@ -83,9 +69,8 @@ def _run(packets: list[bytes], clean_rms: float, level: str) -> dict[str, Any]:
     for good in ok[10:]:
         runs = 0 if good else runs + 1
         longest = max(longest, runs)
-    stats = buf.stats()
     return {"continuity_pct": 100 * float(ok[10:].mean()), "longest_gap_ms": longest * 20,
-            "delay_p50_ms": float(np.percentile(delays[250:], 50)), **stats}
+            "delay_p50_ms": float(np.percentile(run.delays[250:], 50)), **run.buf.stats()}
 
 
 def measure() -> dict[str, Any]:

@@ -25,10 +25,9 @@ import pytest
 from drivers.audio.sim import TONE_AMPLITUDE
 from services.audio.opus import OpusDecoder
 from services.room.expand import carries_lbrr, has_silk_layer
-from services.room.jitter import JitterBuffer
 from services.room.opus_send import OpusSendEncoder, OpusSendSettings
 from tests.harness.audio import continuity, tone_levels
-from tests.harness.clock import Clock
+from tests.harness.playout import play_trace
 
 RATE = 48_000
 HZ = 440.0
@@ -59,22 +58,10 @@ def impaired_call(packets: tuple[bytes, ...], seed: int, frame: int = 960
     events = sorted((i * frame / RATE + rng.uniform(0, 0.06) + rng.uniform(0, 0.06), i)
                     for i in range(len(packets))
                     if i < 5 or not (rng.random() < 0.1 or rng.random() < 0.1))
-    clock = Clock()
-    buf = JitterBuffer(clock=clock)
-    out = []
-    t, e = 0.0031, 0
-    while t < SECONDS:
-        while e < len(events) and events[e][0] <= t:
-            clock.now, i = events[e]
-            buf.put(i & 0xFFFF, (i * frame) & 0xFFFFFFFF, packets[i])
-            e += 1
-        clock.now = t
-        got = buf.pull(960)
-        out.append(np.zeros(960, np.int16) if got is None else got)
-        t += 0.02
-    heard = np.concatenate(out)[3 * RATE:].astype(np.float64) / 32768
+    run = play_trace(packets, events, SECONDS, frame=frame)
+    heard = run.out[3 * RATE:].astype(np.float64) / 32768
     share, longest = continuity(tone_levels(heard, HZ), TONE_AMPLITUDE)
-    return share, longest * 20, buf.stats()
+    return share, longest * 20, run.buf.stats()
 
 
 def test_fec_packets_are_silk_and_carry_the_packet_before() -> None:
