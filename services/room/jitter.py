@@ -63,8 +63,9 @@ STRETCH_EVERY = 5
 #: Audio decoded before it is shortened again (ms), judged on the least lead over it: over
 #: 5 packets of 10 ms a late pull made the lead look high (shortened, then lengthened).
 SHORTEN_EVERY_MS = 100.0
-#: Further over target than this (after a stall), every packet is shortened.
-FAR_OVER_MS = 40.0
+#: Further over target than this FAR_BLOCKS blocks in a row (after a stall; one alone is
+#: often a late pull), every packet is shortened.
+FAR_OVER_MS, FAR_BLOCKS = 40.0, 3
 #: A sequence jump this large is a new stream, not loss.
 RESET_JUMP = 1000
 @functools.cache
@@ -103,7 +104,7 @@ class JitterBuffer:
         self._covered = 0  # samples concealed for the packet due now (underrun)
         self._conceal_run = 0
         self._since_stretch = 0
-        self._bases: deque[float] = deque(maxlen=int(SHORTEN_EVERY_MS / 2.5))  # 2.5 ms Opus
+        self._bases: deque[float] = deque(maxlen=int(SHORTEN_EVERY_MS / 2.5))  # 2.5 ms packets
         self._pull = rate // 50  # samples the speaker pulls at a time
         self.delay_ms = 0.0
         # counters
@@ -328,11 +329,12 @@ class JitterBuffer:
         step = grid(self._frame, pull)
         phase = (have + len(pcm)) % step  # where the next packet starts
         target = self.target_ms
-        far = lead_ms(base, phase, pull, step, rate) - target > FAR_OVER_MS  # after a stall
+        recent = min(islice(reversed(self._bases), FAR_BLOCKS))  # the last blocks' least
+        far = lead_ms(recent, phase, pull, step, rate) - target > FAR_OVER_MS
         if (self._since_stretch < STRETCH_EVERY and not far) or len(pcm) < rate // 100:
             return pcm
         # thread wake-ups vary: trust the least of the last blocks
-        least = base if far else min(islice(reversed(self._bases), STRETCH_EVERY))
+        least = recent if far else min(islice(reversed(self._bases), STRETCH_EVERY))
         now = lead_ms(least, phase, pull, step, rate)
         if (now >= target and phase * 1000 / rate < MIN_PERIOD_MS
                 and now - step * 1000 / rate < target):
@@ -362,7 +364,6 @@ class JitterBuffer:
             self.accelerated += 1
         self.samples_stretched += period
         self._since_stretch = 0
-        self._bases.clear()
         return pcm
 
     # -- reporting ----------------------------------------------------------------------

@@ -141,17 +141,26 @@ def test_ten_ms_packets_absorb_card_drift(ppm: float) -> None:
     assert continuity(run.out) == 1.0
 
 
+#: (share of pulls late, up to ms late): most pulls a little late, or a few very late
+LATE_PULLS = {"busy": (0.5, 40.0), "stalls": (0.1, 60.0)}
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_late_pulls_do_not_make_ten_ms_packets_stretch_back_and_forth(seed: int) -> None:
-    """Half the pulls up to 40 ms late: a late pull makes the lead look high for a
-    moment. Shortening on the least lead over 100 ms of blocks (not over 5 packets, which
-    are 2.5 pulls of 10 ms packets) keeps the buffer from shortening and then lengthening
-    again. Before: 491-614 ms of the 14 s stretched and 15-23 underruns on these seeds;
-    now 136-209 ms and 2-9. (20 ms packets on the same pulls: 706-834 ms and 44-49
-    underruns, before and now.)"""
-    run = simulate(480, 960, 14, jitter_ms=4.0, late=(0.5, 40.0), seed=seed)
+@pytest.mark.parametrize("late", LATE_PULLS)
+@pytest.mark.parametrize("frame", [480, 960])
+def test_late_pulls_are_not_taken_for_too_much_delay(frame: int, late: str, seed: int) -> None:
+    """A pull that comes late (the speaker's thread woken late) finds its packets waiting
+    longer than the target, and the ones after it catch up. That is the pull's lateness,
+    not delay to give back. Before, one such pull 40 ms over the target was taken for
+    the aftermath of a stall and shortened at once, and shortening was judged over 5
+    packets (2.5 pulls of 10 ms packets): the buffer shortened, underran, and lengthened
+    again. On these traces (14 s) it stretched 491-614 ms (10 ms packets) and
+    706-834 ms (20 ms) with 15-49 underruns when busy, 305-591 ms with 16-38 underruns
+    with stalls; now at most 186 ms and 13 underruns, and 54 ms and 3."""
+    run = simulate(frame, 960, 14, jitter_ms=4.0, late=LATE_PULLS[late], seed=seed)
     buf = run.buf
     stretched_ms = buf.samples_stretched * 1000 / RATE
-    assert stretched_ms < 300, (stretched_ms, buf.accelerated, buf.decelerated, buf.stats())
-    assert buf.underruns <= 12, buf.stats()
+    most_ms, most_underruns = (300, 16) if late == "busy" else (150, 6)
+    assert stretched_ms < most_ms, (stretched_ms, buf.accelerated, buf.decelerated, buf.stats())
+    assert buf.underruns <= most_underruns, buf.stats()
     assert continuity(run.out) == 1.0
