@@ -28,7 +28,7 @@ import numpy as np
 
 from bench.report import Row
 from services.room.opus_send import OpusSendEncoder, OpusSendSettings
-from tests.audio_dsp.signals import espeak, scale_to_dbfs
+from tests.audio_dsp.signals import espeak, scale_to_dbfs, to_pcm
 from tests.harness.playout import play_trace
 
 RATE = 48_000
@@ -53,8 +53,7 @@ def speech() -> np.ndarray:
             parts.append(espeak(text, voice, Path(tmp) / f"s{i}.wav"))
             parts.append(np.zeros(RATE // 5))
     x = scale_to_dbfs(np.concatenate(parts), -20.0)
-    x = x[: len(x) - len(x) % FRAME]
-    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    return to_pcm(x[: len(x) - len(x) % FRAME])
 
 
 def encode(pcm: np.ndarray, fec: bool, loss_pct: int) -> list[bytes]:

@@ -8,8 +8,10 @@ fixture of test_rtp_send) sends the shared encoder's VP8 to a UDP socket on 127.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpSender
@@ -21,6 +23,7 @@ from services.media.encoder import SharedVideoEncoder
 from services.media.track import EncodedVideoTrack
 from services.room.rtp_send import send_frames
 from services.room.srtp_lock import LockedSrtpSession, locked_tx_session
+from tests.harness.polling import wait_until
 from tests.room import test_rtp_send as rtp_send_case
 from tests.room.test_rtp_send import VP8, extension_map, parameters
 
@@ -103,14 +106,18 @@ async def _datagrams(receiver: Any, seconds: float) -> list[bytes]:
     return got
 
 
-async def _settled(check: Any, timeout: float = 5.0) -> bool:
-    """Whether ``check()`` holds within ``timeout`` (polled: another thread moves it)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.005)
-    return True
+async def _settled(check: Callable[[], bool]) -> bool:
+    """Whether ``check()``, which another thread moves, held within wait_until's timeout
+    (the value seen then: reading it again could race the thread once more)."""
+    held = False
+
+    def seen() -> bool:
+        nonlocal held
+        held = check()
+        return held
+    with contextlib.suppress(TimeoutError):
+        await wait_until(seen)
+    return held
 
 
 async def test_the_encoder_thread_sends_and_stops_with_the_sender(wire: Any) -> None:
