@@ -1,20 +1,21 @@
 """Opus in-band FEC on speech: the mic's encoder with FEC on against off, through loss.
 
-``audio.opus_fec`` is off by default because on the sim mic's steady tone CELT's own loss
-concealment (FEC off) is all but perfect, while FEC switches libopus to SILK or hybrid,
-whose decoders take a few packets to recover after a loss FEC cannot cover. No voice is
-a steady tone. Here the sent signal is speech (espeak-ng, two voices, about 19 s, at
--20 dBFS), coded by the mic's own encoder (:class:`~services.room.opus_send.OpusSendEncoder`,
-32 kbps, told the loss to expect as the room server's reports would), sent through random
-loss at a fixed network delay, and played by the member's jitter buffer on a 20 ms pull,
-all on one simulated clock (exact and repeatable; three seeds per level).
+On the sim mic's steady tone CELT's own loss concealment (FEC off) is all but perfect,
+while FEC switches libopus to SILK or hybrid, whose decoders take a few packets to recover
+after a loss FEC cannot cover; that kept ``audio.opus_fec`` off by default until this
+comparison. No voice is a steady tone. Here the sent signal is speech (espeak-ng, two
+voices, about 19 s, at -20 dBFS), coded by the mic's own encoder
+(:class:`~services.room.opus_send.OpusSendEncoder`, 32 kbps, told the loss to expect as the
+room server's reports would), sent through random loss at a fixed network delay, and played
+by the member's jitter buffer on a 20 ms pull, all on one simulated clock (exact and
+repeatable; three seeds per level).
 
 What is compared, on the 20 ms windows where the speech is active (within 40 dB of its
 loudest window), between what was played and what was sent (aligned by
 cross-correlation): the share of windows whose level is within 3 dB of the sent one,
 and the log-spectral distance (dB, lower is closer) over the windows that a loss touched
-(the lost packet's window and the two after it). "ours" is FEC on, the reference FEC
-off, the default.
+(the lost packet's window and the two after it). "ours" is FEC on (the default), the
+reference FEC off.
 """
 
 from __future__ import annotations

@@ -101,10 +101,10 @@ class BenchRoom:
              **settings: Any) -> RoomPeer:
         """An in-process room session in its own namespace (not joined yet); its sim
         mic's and speaker's clocks run fast or slow by the given ppm. With
-        ``EDGEROOM_BENCH_OPUS_FEC=1`` in the environment its mic is sent with Opus
-        in-band FEC (``audio.opus_fec``), unless ``opus=`` says otherwise."""
-        if os.environ.get("EDGEROOM_BENCH_OPUS_FEC") == "1":
-            settings.setdefault("opus", OpusSendSettings(fec=True))
+        ``EDGEROOM_BENCH_OPUS_FEC=0`` in the environment its mic is sent without Opus
+        in-band FEC (``audio.opus_fec``, on by default), unless ``opus=`` says otherwise."""
+        if os.environ.get("EDGEROOM_BENCH_OPUS_FEC") == "0":
+            settings.setdefault("opus", OpusSendSettings(fec=False))
         host = self.host(name, up, down)
         workdir = self.workdir / host.name
         workdir.mkdir(parents=True, exist_ok=True)

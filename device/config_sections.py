@@ -139,8 +139,8 @@ class AudioConfig:
         "keeps steady tones in hybrid mode, which conceal worse under loss (docs/audio.md).",
         minimum=0, maximum=10, restart="room")
     opus_fec: bool = setting(
-        False, "Opus in-band FEC in what the mic sends, following the loss the server "
-        "reports (with 20 ms packets; see docs/audio.md for why it is off by default).",
+        True, "Opus in-band FEC in what the mic sends, following the loss the server "
+        "reports (with 20 ms packets; costs nothing on a clean link, docs/audio.md).",
         restart="room")
     opus_dtx: bool = setting(
         False, "Opus discontinuous transmission: send almost nothing while the mic is "

@@ -67,11 +67,11 @@ class OpusSendSettings:
     complexity: int = DEFAULT_COMPLEXITY
     """libopus encoder effort, 0-10: 5 costs about half of the default 9 per frame for the
     same speech at 32 kbps (docs/performance.md, "Opus"; docs/audio.md for the catch)."""
-    fec: bool = False
+    fec: bool = True
     """In-band forward error correction, its share following the loss the server reports
-    (20 ms packets only: libopus puts next to no FEC data into 10 ms ones). Off by
-    default: on a steady tone in libopus's hybrid mode the receiver still hears it less
-    continuously with FEC than without (see docs/audio.md)."""
+    (20 ms packets only: libopus puts next to no FEC data into 10 ms ones). On by
+    default, as in libwebrtc: on speech through loss the receiver hears more of what was
+    said with it (docs/audio.md, "In-band FEC")."""
 
     @property
     def in_band_fec(self) -> bool:

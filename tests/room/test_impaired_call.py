@@ -6,7 +6,16 @@ overtake each other) on both legs of their link, up and down. A packet from one 
 the other crosses two impaired legs (the sender's uplink, the receiver's downlink): about
 19 % of them are lost and their transit spreads over 120 ms. Each box's sim speaker WAV
 is the timeline of what it played; in every 20 ms window of it, the other box's tone
-must be within 6 dB of its clean level in at least 97 % of the windows.
+must be within 6 dB of its clean level in at least 96 % of the windows.
+
+Both boxes run at the appliance's defaults, so each sends Opus in-band FEC as the loss
+the room server reports grows, and each must rebuild a good share of its losses from it.
+The margin is for b's 880 Hz tone: with FEC libopus codes that steady tone in its hybrid
+mode, whose decoder takes a few packets to find the tone again after two losses in a row
+(no voice is a steady tone). Offline on this trace (tests/room/test_fec_conceal.py's
+player, 880 Hz, 3 seeds) a hears it in 97.3-98.7 % of the windows with FEC and 99.9-100 %
+without; in this test 97.8-99.1 % (five runs, a quiet machine). The 440 Hz tone b hears
+(libopus's SILK mode) stays at 99.7-100 %.
 """
 
 from __future__ import annotations
@@ -67,6 +76,8 @@ def test_two_boxes_hear_each_other_through_loss_and_jitter(make_peer, network, r
         # the sim mic's sine is -6 dBFS peak; Opus and the mix keep it near that
         assert TONE_AMPLITUDE / 8 < r["clean_level"] <= TONE_AMPLITUDE, r  # clearly there
         assert r["windows"] == int(LISTEN_S * 1000) // 20, r
-        assert r["continuity_pct"] >= 97.0, (name, r)
+        assert r["continuity_pct"] >= 96.0, (name, r)
+        (member,) = r["members"].values()
+        assert member["fec"] >= member["lost"] // 3, (name, member)  # FEC at the defaults
     for s in links.values():  # the impairment was really there
         assert s["up"]["loss"] > 0 and s["down"]["loss"] > 0
