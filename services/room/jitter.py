@@ -15,7 +15,8 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
   (``fec_headroom_ms``).
 - **Delay.** What is kept at ``target`` is the least time a packet gets between its
   earliest possible arrival and the pull that needs it, whatever the packet and pull
-  sizes (:mod:`services.room.pullgrid`). Under it a decoded block is played a pitch
+  sizes, timed when the pull was due on the card's schedule, not when a late thread
+  came for it (:mod:`services.room.pullgrid`). Under it a decoded block is played a pitch
   period longer, over it a period shorter (:mod:`services.room.stretch`), one change per
   ``STRETCH_EVERY`` packets and ``SHORTEN_EVERY_MS`` at most (each packet while far over,
   after a stall), so jitter steps and clock drift move the delay a few ms at a time.
@@ -45,7 +46,7 @@ from services.audio.opus import OpusDecoder, OpusError
 from services.audio.opus_lbrr import carries_lbrr
 from services.room.expand import Concealer
 from services.room.jitter_target import DelayTarget
-from services.room.pullgrid import first_pull_wait_ms, grid, lead_ms
+from services.room.pullgrid import PullClock, first_pull_wait_ms, grid, lead_ms
 from services.room.stretch import MIN_PERIOD_MS, accelerate, decelerate, find_period
 
 if TYPE_CHECKING:
@@ -102,10 +103,9 @@ class JitterBuffer:
         self._out: Samples = _empty()  # decoded, waiting to be pulled
         self._playing = False
         self._covered = 0  # samples concealed for the packet due now (underrun)
-        self._conceal_run = 0
-        self._since_stretch = 0
+        self._conceal_run = self._since_stretch = 0
         self._bases: deque[float] = deque(maxlen=int(SHORTEN_EVERY_MS / 2.5))  # 2.5 ms packets
-        self._pull = rate // 50  # samples the speaker pulls at a time
+        self._pull, self._pulls = rate // 50, PullClock(rate)  # samples per pull, their times
         self.delay_ms = 0.0
         # counters
         self.packets = self.late = self.lost = self.fec = self.underruns = self.dropped = 0
@@ -199,7 +199,7 @@ class JitterBuffer:
         """``count`` samples to play now, or None while the voice is quiet."""
         with self._lock:
             self._take_inbox()
-            now = self._clock()
+            now = self._pulls.due(self._clock(), count)  # when the card plays it
             if not self._playing and not self._ready(now, count):
                 return None
             out = self._out

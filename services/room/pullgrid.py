@@ -21,6 +21,7 @@ moves both forward.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 
 def grid(frame: int, pull: int) -> int:
@@ -38,3 +39,52 @@ def first_pull_wait_ms(frame: int, pull: int, rate: int) -> float:
     """How much longer than its target the first packet waits, so that every packet
     the first pull needs is there."""
     return (pull - grid(frame, pull)) * 1000 / rate
+
+
+class PullClock:
+    """When each pull was due on the sound card's own schedule.
+
+    The speaker's thread pulls once per period, but on a busy box it wakes late now and
+    then; the card still plays on its schedule from what its ring holds, so a late pull
+    is heard when it was due, not when it came, and the pulls after it catch up. Each
+    pull is due one pull after the one before, or now if that is earlier (an early pull
+    sets the schedule). The schedule creeps ``creep`` of a pull ahead each time, so a
+    card slower than this clock is followed and a card whose schedule moved (its ring
+    ran dry) is caught up with in a few dozen pulls. A pull more than ``most_ms`` behind
+    the schedule starts it again: the speaker rested, or stalled longer than its ring.
+
+    A card that takes its pulls in bursts (a sound server's buffer: several periods at
+    once, then a pause) has no such schedule: the first pull of a burst would look late
+    when it is not. A pull that comes less than half a pull after one that was on time
+    shows that (after a late pull the next ones come at once too, but behind the
+    schedule); while the last ``BURSTS`` of them came within ``hold_s``, every pull is
+    taken as due when it comes.
+    """
+
+    BURSTS = 3
+
+    def __init__(self, rate: int, *, creep: float = 0.05, most_ms: float = 60.0,
+                 hold_s: float = 10.0) -> None:
+        self.rate = rate
+        self.creep = creep
+        self.most_s, self.hold_s = most_ms / 1000, hold_s
+        self._due: float | None = None  # the schedule (kept through bursts too)
+        self._last = 0  # samples the last pull took
+        self._came = float("-inf")  # when the last pull came
+        self._early: deque[float] = deque(maxlen=self.BURSTS)
+
+    def due(self, now: float, count: int) -> float:
+        """The time the pull of ``count`` samples that comes at ``now`` was due."""
+        due = now
+        if self._due is not None:
+            step = self._last / self.rate
+            if now - self._came < step / 2 and self._came - self._due < 1e-4:
+                self._early.append(now)
+            due = min(now, self._due + step * (1 + self.creep))
+            if due < now - self.most_s:
+                due = now
+        self._due, self._last, self._came = due, count, now
+        early = self._early
+        if len(early) == self.BURSTS and now - early[0] < self.hold_s:
+            return now
+        return due
