@@ -12,7 +12,8 @@ its clean level (measured first, on clean links, for each receiver); the longest
 the longest run of windows that are not. Ours is read from the sim speaker's WAV (what
 the speaker pulled), Chromium's from the blocks its audio renderer was handed
 (MediaStreamTrackProcessor on the received track). Concealed is the share of samples
-made by concealment: our jitter buffers' counters, Chromium's ``concealedSamples``.
+made by concealment: our jitter buffers' counters, Chromium's ``concealedSamples``; on
+both sides a loss rebuilt from in-band FEC data is decoded audio, not concealment.
 Delay: our jitter buffers' own delay (``delay_ms``, mean of the two), Chromium's
 ``jitterBufferDelay`` per emitted sample over the leg.
 

@@ -307,8 +307,8 @@ class JitterBuffer:
                 return self._conceal(samples)
             log.debug("jitter buffer: concealment failed (%s): silence", exc)
             pcm, fec = np.zeros(samples, np.int16), False
-        self.fec += fec
-        self.samples_concealed += len(pcm)
+        self.fec += fec  # FEC data is decoded audio: not counted as concealed (as WebRTC)
+        self.samples_concealed += 0 if fec else len(pcm)
         self._conceal_run += 0 if fec else len(pcm)
         return pcm
 
