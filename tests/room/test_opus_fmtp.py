@@ -45,14 +45,18 @@ def test_janus_sees_and_agrees_to_in_band_fec(make_peer, room_number):
     b = make_peer("b", room_number, tone="tone:880")
     a.call(lambda s: s.join())
     b.call(lambda s: s.join())
-    b.wait_for(lambda: b.call(lambda s: s.mixer.keys()), timeout=30, what="a's audio at b")
 
-    def descriptions(session: Any) -> dict[str, tuple[str, str]]:
+    def descriptions(session: Any) -> dict[str, tuple[str, str]] | None:
+        """Both connections' (local, remote) SDP, once both are connected (a's track
+        reaches b's mixer while b's answer is still being made)."""
         pcs = session._backend.peer_connections()
+        if set(pcs) != {"publisher", "subscriber"} or any(
+                pc.connectionState != "connected" for pc in pcs.values()):
+            return None
         return {label: (pc.localDescription.sdp, pc.remoteDescription.sdp)
                 for label, pc in pcs.items()}
 
-    sdps = b.call(descriptions)
+    sdps = b.wait_for(lambda: b.call(descriptions), timeout=30, what="b's connections up")
     offer, answer = sdps["publisher"]  # ours to Janus, Janus's reply
     assert opus_fmtp(offer).get("useinbandfec") == "1", offer
     assert opus_fmtp(answer).get("useinbandfec") == "1", answer
