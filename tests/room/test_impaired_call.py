@@ -11,6 +11,7 @@ must be within 6 dB of its clean level in at least 96 % of the windows.
 Both boxes run at the appliance's defaults, so each sends Opus in-band FEC as the loss
 the room server reports grows, and each must rebuild a fifth of its losses from it or
 more.
+
 The margin is for b's 880 Hz tone: with FEC libopus codes that steady tone in its hybrid
 mode, whose decoder takes a few packets to find the tone again after two losses in a row
 (no voice is a steady tone). Offline on this trace (tests/room/test_fec_conceal.py's

@@ -122,3 +122,13 @@ def test_no_headroom_on_a_clean_link_or_without_fec() -> None:
     off = play(stream(False), 0.10)
     assert off["lost"] > 30 and off["fec"] == 0 and off["most_headroom_ms"] == 0, off
     assert off["concealed_pct"] > 0, off
+
+
+def test_losses_rebuilt_from_fec_are_not_counted_as_concealed() -> None:
+    """FEC data is decoded audio (as in WebRTC's ``concealedSamples``): what is left as
+    concealed is the losses FEC could not rebuild and the underruns."""
+    packets = stream(True)
+    got = play(packets, 0.10)
+    rebuilt_pct = 100 * got["fec"] / len(packets)  # one packet's audio per rebuilt loss
+    assert got["fec"] >= 0.8 * got["lost"], got
+    assert 0 < got["concealed_pct"] < rebuilt_pct, (rebuilt_pct, got)
