@@ -7,8 +7,9 @@ Room: three other appliances publish audio and 320x240@15 video into the room; o
 publishes 640x480@30 and subscribes to all of them (``video.receive = true``). With no
 screen (the bench box has none) nothing shows their video, so it is not decoded; a second
 row runs ours with the sim screen (``display.backend = "sim"``) showing all three, each
-decoded. The reference is a plain aiortc member (:mod:`bench.aiortc_client`: the room
-session alone, aiortc's own encoder) that decodes every stream, in the same room,
+decoded. The reference is a plain aiortc member (:mod:`bench.plain_aiortc`: aiortc's own
+peer connections and Janus signalling of its own, none of the appliance's room code)
+that publishes the same sim mic and camera and decodes every stream, in the same room,
 measured after ours has left. RSS is read from ``/proc`` after :data:`SETTLE_S` s in the
 room (``VmRSS``; the peak ``VmHWM`` is in the JSON). Ours runs with the environment of
 its systemd unit (``MALLOC_ARENA_MAX``), as on the device; the plain member without.
@@ -30,6 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench import plain_aiortc
 from bench.bench_quota import TreeAppliance
 from bench.env import BenchRoom, wait_until
 from bench.report import Row
@@ -123,16 +125,15 @@ def measure() -> dict[str, Any]:
             result[f"{prefix}{key}"] = rss_mb(ours.pid)
             ours.stop()
         host = env.host("aio")
-        client = subprocess.Popen(
-            [*host.exec_prefix(), sys.executable, "-m", "bench.aiortc_client", env.janus.url,
-             str(room), str(SETTLE_S + 5)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            preexec_fn=child_setup())
+        client = plain_aiortc.launch(host, env.janus.url, room, SETTLE_S + 5)
         try:
             assert client.stdout is not None
-            line = client.stdout.readline()
-            if "joined" not in line:
-                raise RuntimeError(f"aiortc client did not join: {line!r}")
+            said = ""
+            while "joined" not in said:
+                line = client.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"the plain aiortc member did not join: {said!r}")
+                said += line
             time.sleep(SETTLE_S)
             result["aiortc_room"] = rss_mb(client.pid)
             result["aiortc_tail"] = client.stdout.read()

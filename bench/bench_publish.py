@@ -15,9 +15,10 @@ RTP, so the notes give its CPU as well.
 Video: an in-process listener in the same room decodes the frame-number strip
 (``drivers.camera.strip``) of every frame it receives; the stamp is the capture time
 (low 32 bits of monotonic ms), the same clock in every process of this machine. The
-reference is a plain aiortc publisher (aiortc's own H.264 encoder fed the same sim
-camera at 640x480@30) received by a listener the same way, right after ours (run side
-by side, the two publishers and two decoders overload a 2-core machine).
+reference is a plain aiortc publisher (:mod:`bench.plain_aiortc`: aiortc's own peer
+connection and H.264 encoder fed the same sim camera at 640x480@30) received by a
+listener the same way, right after ours (run side by side, the two publishers and two
+decoders overload a 2-core machine).
 """
 
 from __future__ import annotations
@@ -149,21 +150,23 @@ def ours(env: BenchRoom, vp8: bool = False) -> dict[str, Any]:
 
 
 def plain_aiortc(env: BenchRoom) -> dict[str, Any]:
-    from drivers.camera.sim import SimCamera
-    from services.room.tracks import CameraTrack
+    from bench import plain_aiortc as plain
 
     room = env.new_room()
     watch = VideoWatch()
     listener = _listener(env, room, watch)
-    pub = env.peer("aiortc", room, tone="tone:440")
-    pub.session.video_track_factory = lambda: CameraTrack(SimCamera(WIDTH, HEIGHT, FPS))
-    pub.call(lambda s: s.join())
-    wait_until(lambda: watch.frames, 60, "video from the aiortc publisher")
-    time.sleep(WARMUP_S)
-    with DecodeErrors() as errors:
-        t0 = time.monotonic()
-        time.sleep(REF_SECONDS)
-    env.drop_peer(pub)
+    client = plain.launch(env.host("aiortc"), env.janus.url, room, 120, str(WIDTH),
+                          str(HEIGHT), str(FPS), "tone:440")
+    try:
+        wait_until(lambda: watch.frames or client.poll() is not None, 60,
+                   "video from the plain aiortc publisher")
+        time.sleep(WARMUP_S)
+        with DecodeErrors() as errors:
+            t0 = time.monotonic()
+            time.sleep(REF_SECONDS)
+    finally:
+        client.terminate()
+        client.wait(15)
     env.drop_peer(listener)
     return {"video": _video(watch, t0), "decode_errors": errors.count}
 

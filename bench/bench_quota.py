@@ -13,8 +13,9 @@ tone back, decodes the video and plays the audio into a sim speaker. For each qu
 - mouth-to-ear p50: each mark's capture time (the sim mic's clock, on the shared
   monotonic clock) to when the member's speaker played it.
 
-Ours is ``edgeroom run --sim``; the reference is :mod:`bench.aiortc_client` (the room
-session alone with aiortc's own H.264 encoder), run right after it under the same quota
+Ours is ``edgeroom run --sim``; the reference is :mod:`bench.plain_aiortc` (aiortc's
+own peer connections, encoders and RTP path, with Janus signalling of its own and none
+of the appliance's room code), run right after it under the same quota
 (side by side they would share the 2-core machine's other core). Each publisher starts
 and joins without a quota; the quota is set once its video reaches the member, and
 measuring starts :data:`SETTLE_S` later. The headline row is the smallest quota at
@@ -37,14 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from bench import marks
+from bench import marks, plain_aiortc
 from bench.bench_publish import summarize
 from bench.cgroup import CpuQuota
 from bench.env import BenchRoom, percentile, wait_until
 from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds
 from bench.report import Row
 from drivers.audio.sim import TONE_AMPLITUDE
-from tests.harness.appliance import REPO, ApplianceProcess
+from tests.harness.appliance import ApplianceProcess
 from tests.harness.audio import continuity, tone_levels
 from tests.harness.lifetime import child_setup
 
@@ -158,11 +159,8 @@ class Publisher:
             self.pid = self._app.pid
         else:
             host = env.host("qa")
-            self._client = subprocess.Popen(
-                [*host.exec_prefix(), sys.executable, "-m", "bench.aiortc_client",
-                 env.janus.url, str(room), "3600", str(WIDTH), str(HEIGHT), str(FPS),
-                 str(wav)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                text=True, preexec_fn=child_setup())
+            self._client = plain_aiortc.launch(host, env.janus.url, room, 3600, str(WIDTH),
+                                               str(HEIGHT), str(FPS), str(wav))
             self.pid = self._client.pid
             threading.Thread(target=self._read, daemon=True).start()
 
