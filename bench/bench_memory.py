@@ -128,12 +128,7 @@ def measure() -> dict[str, Any]:
         client = plain_aiortc.launch(host, env.janus.url, room, SETTLE_S + 5)
         try:
             assert client.stdout is not None
-            said = ""
-            while "joined" not in said:
-                line = client.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"the plain aiortc member did not join: {said!r}")
-                said += line
+            plain_aiortc.wait_joined(client)
             time.sleep(SETTLE_S)
             result["aiortc_room"] = rss_mb(client.pid)
             result["aiortc_tail"] = client.stdout.read()

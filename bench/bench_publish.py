@@ -160,6 +160,8 @@ def plain_aiortc(env: BenchRoom) -> dict[str, Any]:
     try:
         wait_until(lambda: watch.frames or client.poll() is not None, 60,
                    "video from the plain aiortc publisher")
+        if client.poll() is not None:
+            raise RuntimeError(f"the plain aiortc publisher exited: {client.stdout.read()}")
         time.sleep(WARMUP_S)
         with DecodeErrors() as errors:
             t0 = time.monotonic()

@@ -237,7 +237,8 @@ async def main(url: str, room: int, seconds: float, width: int, height: int, fps
 
 
 def launch(host: Any, url: str, room: int, seconds: float, *more: str) -> Any:
-    """This client as a process in ``host``'s namespace (its output on a pipe); the
+    """This client as a process in ``host``'s namespace (its output and errors on one
+    pipe); the
     harness is imported here, not in the client, whose memory the bench measures."""
     import subprocess
 
@@ -247,7 +248,19 @@ def launch(host: Any, url: str, room: int, seconds: float, *more: str) -> Any:
     return subprocess.Popen(
         [*host.exec_prefix(), sys.executable, "-m", "bench.plain_aiortc", url, str(room),
          str(seconds), *more], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True, preexec_fn=child_setup())
+        stderr=subprocess.STDOUT, text=True, preexec_fn=child_setup())
+
+
+def wait_joined(client: Any) -> str:
+    """Read a :func:`launch`-ed client's output up to its ``joined`` line (what it said
+    so far); raises if it ends before joining."""
+    said = ""
+    while "joined" not in said:
+        line = client.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the plain aiortc member did not join: {said!r}")
+        said += line
+    return said
 
 
 if __name__ == "__main__":

@@ -60,10 +60,7 @@ def test_the_reference_subscribes_to_a_member_who_joins_after_it(network, janus,
                                  room, 10, "640", "480", "30", "tone:300")
     said = ""
     try:
-        while "joined" not in said:
-            line = client.stdout.readline()
-            assert line, said
-            said += line
+        said = plain_aiortc.wait_joined(client)
         box = make_peer("late", room, tone="tone:880", camera=True, collect_video=True)
         box.call(lambda s: s.join())
         wait_tone(box.speaker_path, 300, timeout=30)
