@@ -118,6 +118,10 @@ class AudioConfig:
     speaker_enabled: bool = setting(True, "Speaker on at start.")
     mic_volume: int = setting(100, "Microphone gain, 0-100.", minimum=0, maximum=100)
     speaker_volume: int = setting(80, "Speaker volume, 0-100.", minimum=0, maximum=100)
+    speaker_hold_s: float = setting(
+        3.0, "In a room, seconds the speaker plays on (silence) after the last voice that "
+        "can be heard went, before the device rests: a voice back within it does not "
+        "close and reopen the device.", minimum=0.0, maximum=600.0, restart="room")
     aec: bool = setting(True, "Acoustic echo cancellation.")
     noise_suppression: bool = setting(True, "Noise suppression.")
     agc: bool = setting(True, "Automatic gain control.")

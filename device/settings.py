@@ -93,7 +93,8 @@ def room_session(config: Config) -> SessionSettings:
         aec=audio.aec, noise_suppression=audio.noise_suppression, agc=audio.agc,
         mic_enabled=audio.mic_enabled, mic_volume=audio.mic_volume,
         speaker_enabled=audio.speaker_enabled, speaker_volume=audio.speaker_volume,
-        jitter_min_ms=audio.jitter_min_ms, jitter_max_ms=audio.jitter_max_ms)
+        jitter_min_ms=audio.jitter_min_ms, jitter_max_ms=audio.jitter_max_ms,
+        speaker_hold_s=audio.speaker_hold_s)
 
 
 def local_sfu(config: Config) -> JanusSettings:

@@ -72,7 +72,8 @@ def create_session(settings: SessionSettings, state_dir: Path, *, sim: bool,
     session = JanusRoomSession(room, mic=mic, speaker=speaker,
                                video_track_factory=video_track_factory, emit=emit,
                                controls=controls, on_remote_video=on_remote_video,
-                               mixer=RemoteAudioMixer(speaker, buffers))
+                               mixer=RemoteAudioMixer(speaker, buffers),
+                               speaker_hold_s=settings.speaker_hold_s)
     if playbacks is not None:
         session.send_mix = playbacks.room_mix
         playbacks.on_speaker = session.local_playout  # the speaker plays for them too

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
@@ -18,6 +19,9 @@ class Roster:
         self._emit = emit
         self._members: dict[str, Member] = {}
         self.local_id: str | None = None
+        #: Called (on the loop) after a member joined, changed or left: what can be heard
+        #: in the room may have changed (services/room/session_media.py).
+        self.on_change: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Roster {sorted(self._members)}>"
@@ -52,11 +56,13 @@ class Roster:
             self._members[member_id] = member
             log.info("member %s (%s) joined", member_id, member.display)
             self._emit("member-joined", member.to_dict())
+            self._changed()
             return member
         if changes.get("display") in (None, ""):
             changes.pop("display", None)
         if _apply(member, changes):
             self._emit("member-updated", member.to_dict())
+            self._changed()
         return member
 
     def remove(self, member_id: str) -> None:
@@ -64,6 +70,11 @@ class Roster:
         if member is not None:
             log.info("member %s (%s) left", member_id, member.display)
             self._emit("member-left", {"id": member.id, "display": member.display})
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def set_talking(self, member_id: str, talking: bool) -> None:
         member = self._members.get(member_id)

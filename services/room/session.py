@@ -41,7 +41,7 @@ from services.room.mixer import RemoteAudioMixer
 from services.room.ratelimit import MessageLimiter
 from services.room.roster import Roster
 from services.room.session_media import SessionMedia
-from services.room.speaker_use import RoomSpeakerUse
+from services.room.speaker_use import HOLD_S, RoomSpeakerUse
 from services.room.stats import StatsCollector
 
 if TYPE_CHECKING:
@@ -70,7 +70,8 @@ class JanusRoomSession(SessionMedia):
                  video_track_factory: Callable[[], MediaStreamTrack] | None = None,
                  emit: Emit = null_emit, controls: Controls | None = None,
                  on_remote_video: Callable[[str, Any], None] | None = None,
-                 mixer: RemoteAudioMixer | None = None) -> None:
+                 mixer: RemoteAudioMixer | None = None,
+                 speaker_hold_s: float = HOLD_S) -> None:
         self.settings = settings
         self.mic = mic
         self.speaker = speaker
@@ -97,8 +98,9 @@ class JanusRoomSession(SessionMedia):
         self._closed = False
         self._conn: JanusConnection | None = None
         self._mic_use = RoomMicUse(mic, self._room_uses_mic, emit)
-        self._speaker_use = RoomSpeakerUse(speaker, self._room_plays, emit)
-        self.mixer.on_sources = self._speaker_use.voices
+        self._speaker_use = RoomSpeakerUse(speaker, self._room_plays, emit, speaker_hold_s)
+        self.mixer.on_sources = self._voices_changed
+        self.roster.on_change = self._voices_changed
         self.join_count = 0
         #: The codec the room chose for our camera (None: not publishing video).
         self.video_codec: str | None = None

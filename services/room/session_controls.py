@@ -15,8 +15,9 @@ from services.room.api import Controls, NotInRoom, Role, RoomError, RoomState
 from services.room.context import Backend
 from services.room.messages import CMD_HAND, CMD_MODERATED
 from services.room.micuse import RoomMicUse
-from services.room.mixer import RemoteAudioMixer
+from services.room.mixer import MIX_KEY, RemoteAudioMixer
 from services.room.session_messages import SessionMessages
+from services.room.speaker_use import RoomSpeakerUse
 
 if TYPE_CHECKING:
     from services.room.tracks import SwitchableVideoTrack
@@ -29,6 +30,7 @@ class SessionControls(SessionMessages):
     _backend: Backend | None
     _video: list[SwitchableVideoTrack]
     _mic_use: RoomMicUse
+    _speaker_use: RoomSpeakerUse
     mixer: RemoteAudioMixer
     speaker: SpeakerSink | None
     video_codec: str | None
@@ -57,6 +59,7 @@ class SessionControls(SessionMessages):
         self.mixer.muted = not c.speaker_enabled or c.deaf
         if self.speaker is not None:
             self.speaker.set_volume(c.speaker_volume)
+        self._voices_changed()  # off or deaf: the speaker rests (after its hold)
 
     async def set_speaker(self, enabled: bool) -> None:
         self._controls.speaker_enabled = enabled
@@ -92,13 +95,39 @@ class SessionControls(SessionMessages):
         self.mixer.set_muted(member_id, self._locally_muted(member_id))
         if member_id in self.roster:
             self.roster.upsert(member_id, locally_muted=muted)
+        self._voices_changed()
         self._changed()
 
     async def mute_all(self, muted: bool) -> None:
         self._controls.mute_all = muted
         for key in self.mixer.keys():
             self.mixer.set_muted(key, self._locally_muted(key))
+        self._voices_changed()
         self._changed()
+
+    def _voices_changed(self, count: int = 0, arrived: bool = False) -> None:
+        """The mixer's voices, the roster or the speaker's controls changed: the speaker
+        plays while at least one voice can be heard (services/room/speaker_use.py)."""
+        self._speaker_use.voices(self._heard_voices(), arrived)
+
+    def _heard_voices(self) -> int:
+        """How many of the mixer's voices can be heard now: none while the speaker is off
+        or the box is deaf; a voice muted here, or at its source (a moderator, or an
+        AudioBridge participant who muted), is not heard. The AudioBridge room's mix is
+        heard while any other participant is unmuted (alone, it carries silence)."""
+        c = self._controls
+        if not c.speaker_enabled or c.deaf:
+            return 0
+        heard = 0
+        for key in self.mixer.keys():
+            if self._locally_muted(key):
+                continue
+            if key == MIX_KEY:
+                heard += any(not m.audio_muted for m in self.roster.members())
+                continue
+            member = self.roster.get(key)
+            heard += member is None or not member.audio_muted
+        return heard
 
     def _backend_or_raise(self) -> Backend:
         if self._backend is None or self._state != RoomState.IN_ROOM:

@@ -38,3 +38,5 @@ class SessionSettings:
     #: each remote voice's jitter buffer: least and most delay, ms
     jitter_min_ms: float
     jitter_max_ms: float
+    #: seconds the speaker plays on after the last voice that can be heard went
+    speaker_hold_s: float = 3.0

@@ -92,6 +92,8 @@ class StatsCollector:
                     recv_total += st.bytesReceived
         members: dict[str, Any] = {}
         mixer_stats = mixer.source_stats()
+        # a voice's level is measured as the speaker plays it: none while it rests
+        played = speaker_state in (None, "playing")
         for member_id, recvs in receivers.items():
             total = 0
             jitter_ms = 0.0
@@ -114,7 +116,7 @@ class StatsCollector:
                 "jitter_ms": round(jitter_ms, 1),
                 "packets_lost": member_lost,
                 "playout_delay_ms": m.get("delay_ms"),
-                "level_dbfs": m.get("level_dbfs"),
+                "level_dbfs": m.get("level_dbfs") if played else None,
                 "underruns": m.get("underruns", 0),
                 **{key: m.get(key) for key in PLAYOUT_KEYS},
             }

@@ -16,7 +16,8 @@ CHANGED = Config().replace({
     "audio": {"backend": "alsa", "mic_device": "plughw:1,0", "speaker_device": "hw:2,0",
               "period_size": 480, "buffer_size": 1920, "mic_volume": 70, "speaker_volume": 60,
               "aec": False, "noise_suppression": False, "agc": True, "mic_enabled": False,
-              "speaker_enabled": False, "jitter_min_ms": 40, "jitter_max_ms": 300},
+              "speaker_enabled": False, "jitter_min_ms": 40, "jitter_max_ms": 300,
+              "speaker_hold_s": 7.5},
     "video": {"backend": "v4l2", "device": "/dev/video2", "input_format": "mjpeg",
               "width": 320, "height": 240, "fps": 15, "enabled": False},
     "sim": {"mic": "silence", "speaker": "out.wav", "speaker_max_mb": 5,
@@ -57,6 +58,7 @@ def test_the_room_session_settings() -> None:
     assert (session.mic_enabled, session.mic_volume) == (False, 70)
     assert (session.speaker_enabled, session.speaker_volume) == (False, 60)
     assert (session.jitter_min_ms, session.jitter_max_ms) == (40, 300)
+    assert session.speaker_hold_s == 7.5
     assert session.audio == settings.audio_devices(CHANGED)
     assert session.camera == settings.camera(CHANGED)
     features = settings.room_features(CHANGED)

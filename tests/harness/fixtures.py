@@ -138,11 +138,12 @@ def make_peer(network: Network, janus: JanusServer,
     def make(name: str, room: int, tone: str | None = "tone:440", camera: bool = False,
              collect_video: bool = False, url: str | None = None,
              up: Impairment | None = None, down: Impairment | None = None,
-             **settings: Any) -> RoomPeer:
+             speaker_hold_s: float | None = None, **settings: Any) -> RoomPeer:
         host = _host(network, f"{name}{next(counter)}{len(network.hosts)}", up, down)
         rs = RoomSettings(url=url or janus.url, room=room, display=name, **settings)
+        hold = {} if speaker_hold_s is None else {"speaker_hold_s": speaker_hold_s}
         peer = RoomPeer(host, tmp_path, rs, tone=tone, camera=camera,
-                        collect_video=collect_video)
+                        collect_video=collect_video, **hold)
         peers.append(peer)
         return peer
 

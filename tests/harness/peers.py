@@ -19,6 +19,7 @@ from drivers.audio.sim import SimMic, SimSpeaker
 from services.room.api import Controls
 from services.room.context import RoomSettings
 from services.room.session import JanusRoomSession
+from services.room.speaker_use import HOLD_S
 from tests.harness.netns import Host, NsLoop
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ class RoomPeer:
     def __init__(self, host: Host, workdir: Path, settings: RoomSettings, *,
                  tone: str | None = "tone:440", camera: bool = False,
                  collect_video: bool = False, mic_drift_ppm: float = 0.0,
-                 speaker_drift_ppm: float = 0.0) -> None:
+                 speaker_drift_ppm: float = 0.0, speaker_hold_s: float = HOLD_S) -> None:
         self.host = host
         self.workdir = workdir
         self.settings = settings
@@ -44,6 +45,7 @@ class RoomPeer:
         self._camera = camera
         self._collect_video = collect_video
         self._drift = (mic_drift_ppm, speaker_drift_ppm)
+        self._hold = speaker_hold_s
         self.session: JanusRoomSession = self.loop.run(self._build())
 
     def __repr__(self) -> str:
@@ -73,7 +75,8 @@ class RoomPeer:
         return JanusRoomSession(self.settings, mic=mic, speaker=speaker,
                                 video_track_factory=factory, emit=self._record,
                                 controls=Controls(role=self.settings.role),
-                                on_remote_video=self._on_video if self._collect_video else None)
+                                on_remote_video=self._on_video if self._collect_video else None,
+                                speaker_hold_s=self._hold)
 
     def _record(self, name: str, data: dict[str, Any]) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from services.room.api import Role, RoomError
 from services.room.context import RoomContext
 from services.room.janus.plugin import PluginBackend
 from services.room.janus.transport import JanusHandle, JsonDict
+from services.room.mixer import MIX_KEY
 from services.room.negotiation import offer_opus
 from services.room.rtc import (
     accept_answer,
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 PLUGIN = "janus.plugin.audiobridge"
 ID_EXISTS = 491
-MIX_KEY = "mix"
 
 
 class AudioBridgeBackend(PluginBackend):
