@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
@@ -20,6 +19,7 @@ from services.audio.opus import OpusEncoder
 from services.room.jitter import JitterBuffer
 from services.room.stretch import accelerate, decelerate, find_period
 from tests.harness.clock import Clock
+from tests.harness.playout import Playout, play_trace
 
 RATE = 48_000
 FRAME = 960
@@ -41,49 +41,12 @@ def packets(count: int = 3000) -> tuple[bytes, ...]:
         enc.close()
 
 
-@dataclass
-class Run:
-    buf: JitterBuffer
-    out: np.ndarray
-    delays: list[tuple[float, float, float]] = field(default_factory=list)  # t, delay, target
-    silent_pulls: int = 0
-
-    def delay_at(self, t0: float, t1: float) -> list[float]:
-        return [d for t, d, _ in self.delays if t0 <= t < t1]
-
-    def target_at(self, t0: float, t1: float) -> list[float]:
-        return [g for t, _, g in self.delays if t0 <= t < t1]
-
-
 def simulate(arrivals: dict[int, float], seconds: float, *, ppm: float = 0.0,
-             pull: int = FRAME, transit: float = 0.002, **kw: float) -> Run:
+             pull: int = FRAME, transit: float = 0.002, **kw: float) -> Playout:
     """Packet ``i`` (sent at i*20 ms) arrives at ``arrivals[i]`` (absent: lost); the card
     pulls ``pull`` samples every ``pull/RATE`` s of its own clock (fast by ``ppm``)."""
-    clock = Clock()
-    buf = JitterBuffer(clock=clock, **kw)  # type: ignore[arg-type]
-    pkts = packets()
-    events = sorted((t + transit, i) for i, t in arrivals.items())
-    period = pull / RATE / (1 + ppm * 1e-6)
-    out: list[np.ndarray] = []
-    run = Run(buf, np.zeros(0, np.int16))
-    pull_at = 0.0031  # the card's phase against the sender's grid
-    e = 0
-    while pull_at < seconds:
-        while e < len(events) and events[e][0] <= pull_at:
-            clock.now, i = events[e]
-            buf.put(i & 0xFFFF, (1000 + i * FRAME) & 0xFFFFFFFF, pkts[i])
-            e += 1
-        clock.now = pull_at
-        got = buf.pull(pull)
-        if got is None:
-            run.silent_pulls += 1
-            got = np.zeros(pull, np.int16)
-        assert len(got) == pull
-        out.append(got)
-        run.delays.append((pull_at, buf.delay_ms, buf.target_ms))
-        pull_at += period
-    run.out = np.concatenate(out)
-    return run
+    return play_trace(packets(), ((t + transit, i) for i, t in arrivals.items()), seconds,
+                      frame=FRAME, pull=pull, ppm=ppm, ts_base=1000, **kw)
 
 
 def steady(seconds: float, jitter: Callable[[int], float] = lambda i: 0.0) -> dict[int, float]:

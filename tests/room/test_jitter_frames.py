@@ -10,15 +10,13 @@ buffer plans for that one.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 import pytest
 
 from services.audio.opus import OpusEncoder
-from services.room.jitter import JitterBuffer
-from tests.harness.clock import Clock
+from tests.harness.playout import Playout, play_trace
 
 RATE = 48_000
 HZ = 440.0
@@ -40,19 +38,9 @@ def packets(frame: int, seconds: float) -> tuple[bytes, ...]:
         enc.close()
 
 
-@dataclass
-class Run:
-    buf: JitterBuffer
-    out: np.ndarray
-    delays: list[tuple[float, float]]
-
-    def delay_at(self, t0: float, t1: float) -> list[float]:
-        return [d for t, d in self.delays if t0 <= t < t1]
-
-
 def simulate(frame: int, pull: int, seconds: float, *, jitter_ms: float = 0.0,
              loss: float = 0.0, ppm: float = 0.0, seed: int = 1,
-             late: tuple[float, float] = (0.0, 0.0)) -> Run:
+             late: tuple[float, float] = (0.0, 0.0)) -> Playout:
     """Packets of ``frame`` samples sent on their grid arrive 2 ms + up to ``jitter_ms``
     later (reordering allowed) unless lost; the card pulls ``pull`` samples every
     ``pull / RATE`` s of its own clock (fast by ``ppm``). With ``late = (p, ms)`` a pull
@@ -60,29 +48,10 @@ def simulate(frame: int, pull: int, seconds: float, *, jitter_ms: float = 0.0,
     after it catch up with the grid."""
     rng = random.Random(seed)
     pkts = packets(frame, seconds)
-    events = sorted((i * frame / RATE + 0.002 + rng.uniform(0, jitter_ms / 1000), i)
-                    for i in range(len(pkts)) if i < 5 or rng.random() >= loss)
-    clock = Clock()
-    buf = JitterBuffer(clock=clock)
-    out: list[np.ndarray] = []
-    delays: list[tuple[float, float]] = []
-    period = pull / RATE / (1 + ppm * 1e-6)
-    late_rng = random.Random(seed + 1000)
-    e, k, t = 0, 0, 0.0
-    while (due := 0.0031 + k * period) < seconds:
-        k += 1
-        if late_rng.random() < late[0]:
-            due += late_rng.uniform(0, late[1] / 1000)
-        t = max(t, due)
-        while e < len(events) and events[e][0] <= t:
-            clock.now, i = events[e]
-            buf.put(i & 0xFFFF, (7 + i * frame) & 0xFFFFFFFF, pkts[i])
-            e += 1
-        clock.now = t
-        got = buf.pull(pull)
-        out.append(np.zeros(pull, np.int16) if got is None else got)
-        delays.append((t, buf.delay_ms))
-    return Run(buf, np.concatenate(out), delays)
+    events = [(i * frame / RATE + 0.002 + rng.uniform(0, jitter_ms / 1000), i)
+              for i in range(len(pkts)) if i < 5 or rng.random() >= loss]
+    return play_trace(pkts, events, seconds, frame=frame, pull=pull, ppm=ppm, ts_base=7,
+                      late=late, late_seed=seed + 1000)
 
 
 def continuity(out: np.ndarray, start_s: float = 1.0) -> float:
