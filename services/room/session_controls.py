@@ -54,16 +54,19 @@ class SessionControls(SessionMessages):
         self._controls.mic_volume = _percent(percent)
         self._changed()
 
-    def _apply_speaker(self) -> None:
+    def _apply_speaker(self, retry: bool = False) -> None:
+        """Apply the speaker controls; ``retry``: a person switched the speaker on, so a
+        device that failed to open is tried again."""
         c = self._controls
         self.mixer.muted = not c.speaker_enabled or c.deaf
         if self.speaker is not None:
             self.speaker.set_volume(c.speaker_volume)
-        self._voices_changed()  # off or deaf: the speaker rests (after its hold)
+        # off or deaf: the speaker rests (after its hold)
+        self._voices_changed(arrived=retry and c.speaker_enabled and not c.deaf)
 
     async def set_speaker(self, enabled: bool) -> None:
         self._controls.speaker_enabled = enabled
-        self._apply_speaker()
+        self._apply_speaker(retry=enabled)
         self._changed()
 
     async def set_speaker_volume(self, percent: int) -> None:
@@ -79,7 +82,7 @@ class SessionControls(SessionMessages):
 
     async def set_deaf(self, deaf: bool) -> None:
         self._controls.deaf = deaf
-        self._apply_speaker()
+        self._apply_speaker(retry=not deaf)
         await self._update_mic()
         await self._mic_use.sync()
         self._changed()

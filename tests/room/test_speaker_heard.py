@@ -2,7 +2,8 @@
 sends audio: with the speaker off, the box deaf, every member muted here, and in a voice
 room while the box is alone or every other participant is muted (the bridge still sends
 its mix of silence). Switched back on, the voice plays again at once and at its usual
-delay: what arrived while the speaker rested is dropped, not played late.
+delay: what arrived while the speaker rested is dropped, not played late. Switching the
+speaker on also tries a device that failed to open again.
 
 Peers on a real Janus, with a short hold so each rest comes quickly.
 """
@@ -117,3 +118,19 @@ def test_voice_room_speaker_rests_alone_and_while_the_others_are_muted(
     talker.call(lambda s: s.leave())
     wait_state(box, "resting")
     assert_resting(box, 1.0)
+
+
+def test_switching_the_speaker_on_tries_a_device_that_failed_again(make_peer, room_number):
+    talker = make_peer("talker", room_number, tone="tone:880")
+    box = make_peer("box", room_number, tone=None, speaker_hold_s=HOLD)
+    box.speaker_path.mkdir()  # the speaker cannot open its file: the device "fails"
+    talker.call(lambda s: s.join())
+    box.call(lambda s: s.join())
+    wait_state(box, "failed", timeout=20)
+    box.speaker_path.rmdir()  # the device is back...
+    time.sleep(1.0)
+    assert box.session.speaker_state == "failed"  # ...but nothing tried it yet
+    box.call(lambda s: s.set_speaker(False))
+    box.call(lambda s: s.set_speaker(True))  # a person switches it on: tried again
+    wait_state(box, "playing", timeout=3.0)
+    wait_tone(box.speaker_path, 880, timeout=5)
