@@ -194,7 +194,7 @@ class RoomScreen:
             if self.settings.hide_video_muted and not video:
                 continue
             views[m.id] = TileView(m.id, m.display, m.talking, m.hand_raised,
-                                   m.audio_muted or m.locally_muted, video)
+                                   m.audio_muted or m.mic_off or m.locally_muted, video)
         for started in talking - self._talking:
             self._last_talker = started
         self._talking = talking

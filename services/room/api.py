@@ -92,6 +92,9 @@ class Member:
     role: Role = "publisher"
     talking: bool = False
     audio_muted: bool = False  # muted at the source (by them or a moderator)
+    #: the member says its mic is off (a box in a video room, services/room/messages.py);
+    #: shown, never trusted to silence it
+    mic_off: bool = False
     video_muted: bool = False
     locally_muted: bool = False  # we do not play them
     hand_raised: bool = False

@@ -13,6 +13,7 @@ MARKER = "edgeroom"
 #: Commands the appliance itself uses.
 CMD_HAND = "hand"  # payload {"raised": bool}
 CMD_MODERATED = "edgeroom.moderated"  # payload {"id": member, "kind": "audio", "muted": bool}
+CMD_MIC = "edgeroom.mic"  # payload {"off": bool}: the sender's own mic (video rooms)
 
 
 def encode_custom(cmd: str, payload: Any) -> str:

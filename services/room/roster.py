@@ -76,6 +76,15 @@ class Roster:
         if self.on_change is not None:
             self.on_change()
 
+    def set_mic_off(self, member_id: str, off: bool) -> None:
+        """What a member says of its own mic (a room message). Only members already in
+        the roster count; it is shown, and nothing else follows it (anyone can claim a
+        name on the message channel, so it never silences a voice)."""
+        member = self._members.get(member_id)
+        if member is not None and member.mic_off != off:
+            member.mic_off = off
+            self._emit("member-updated", member.to_dict())
+
     def set_talking(self, member_id: str, talking: bool) -> None:
         member = self._members.get(member_id)
         if member is not None and member.talking != talking:

@@ -322,6 +322,8 @@ class JanusRoomSession(SessionMedia):
                 self._joined.set_result(None)
             if self._controls.hand_raised:
                 self._queue_custom(CMD_HAND, {"raised": True}, "high")
+            self._mic_told = None
+            self._tell_mic()
             # These futures belong to this attempt: wait on them, never cancel them.
             done, _ = await asyncio.wait((conn.closed, ctx.failed, ctx.kicked),
                                          return_when=asyncio.FIRST_COMPLETED)

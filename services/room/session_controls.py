@@ -41,6 +41,7 @@ class SessionControls(SessionMessages):
     async def set_mic(self, enabled: bool) -> None:
         self._controls.mic_enabled = enabled
         await self._update_mic()
+        self._tell_mic()
         self._changed()
 
     async def _update_mic(self) -> None:
@@ -85,6 +86,7 @@ class SessionControls(SessionMessages):
         self._apply_speaker(retry=not deaf)
         await self._update_mic()
         await self._mic_use.sync()
+        self._tell_mic()
         self._changed()
 
     def _locally_muted(self, member_id: str) -> bool:

@@ -1,5 +1,6 @@
-"""The room session's text channel: messages and custom commands out (rate limited), and
-what arrives on it (presence, messages, raised hands, moderation notices).
+"""The room session's text channel: messages and custom commands out (rate limited), our
+mic's state in a video room, and what arrives on it (presence, messages, raised hands,
+the other members' mic state, moderation notices).
 
 Part of :class:`services.room.session.JanusRoomSession`.
 """
@@ -10,9 +11,16 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from drivers.base import Emit
-from services.room.api import NotInRoom, Priority, RoomState
+from services.room.api import Controls, NotInRoom, Priority, RoomState
+from services.room.context import RoomSettings
 from services.room.extension import RoomExtension
-from services.room.messages import CMD_HAND, CMD_MODERATED, encode_custom, parse_custom
+from services.room.messages import (
+    CMD_HAND,
+    CMD_MIC,
+    CMD_MODERATED,
+    encode_custom,
+    parse_custom,
+)
 from services.room.ratelimit import MessageLimiter, Outgoing
 from services.room.roster import Roster
 
@@ -25,6 +33,10 @@ log = logging.getLogger("services.room.session")
 class SessionMessages:
     _emit: Emit
     _state: RoomState
+    _controls: Controls
+    settings: RoomSettings
+    #: what the room was last told of our mic (None: nothing since joining)
+    _mic_told: bool | None = None
     _textroom: TextRoom | None
     roster: Roster
     limiter: MessageLimiter
@@ -56,6 +68,25 @@ class SessionMessages:
     def post_custom(self, cmd: str, payload: Any, to: str | None = None) -> None:
         self.limiter.put(encode_custom(cmd, payload), "high", to=to)
 
+    # -- our mic, told to the others ----------------------------------------------------
+
+    def _mic_off(self) -> bool:
+        c = self._controls
+        return not c.mic_enabled or c.deaf
+
+    def _tell_mic(self) -> None:
+        """In a video room, tell the others when our mic goes off or on again (a voice
+        room's server tells them itself), and once on joining, whatever it is: the
+        room's history may still hold what we said before."""
+        if (self.settings.backend != "videoroom"
+                or self._state not in (RoomState.IN_ROOM, RoomState.RECONNECTING)):
+            return
+        off = self._mic_off()
+        if off == self._mic_told:
+            return  # told already
+        self._mic_told = off
+        self._queue_custom(CMD_MIC, {"off": off}, "high")
+
     # -- arriving -------------------------------------------------------------------------
 
     def _on_presence(self, username: str, display: str, present: bool) -> None:
@@ -64,6 +95,9 @@ class SessionMessages:
             return
         if self.extension is not None:
             self.extension.presence(username, present)
+        if (present and self._mic_told and self.settings.backend == "videoroom"
+                and self._state == RoomState.IN_ROOM):
+            self.post_custom(CMD_MIC, {"off": True}, to=username)  # a member who came later
         if present and username not in self.roster:
             self.roster.upsert(username, display=display, role="listener")
         elif not present:
@@ -81,8 +115,10 @@ class SessionMessages:
         custom = parse_custom(text)
         if custom is None:
             self._emit("message", {**event, "text": text, "to": None})
-        else:
-            self._emit("custom-message", {**event, "cmd": custom[0], "payload": custom[1]})
+            return
+        if custom[0] == CMD_MIC and isinstance(custom[1], dict):  # in order: the last holds
+            self.roster.set_mic_off(sender, custom[1].get("off") is True)
+        self._emit("custom-message", {**event, "cmd": custom[0], "payload": custom[1]})
 
     def _on_text(self, sender: str, text: str, to: str | None) -> None:
         if self.extension is not None and self.extension.incoming(sender, text, to, None):
@@ -99,6 +135,8 @@ class SessionMessages:
             if member is not None:
                 self.roster.upsert(sender, hand_raised=raised)
             self._emit("hand", {"id": sender, "raised": raised})
+        elif cmd == CMD_MIC and isinstance(payload, dict):
+            self.roster.set_mic_off(sender, payload.get("off") is True)
         elif cmd == CMD_MODERATED and isinstance(payload, dict):
             if str(payload.get("id")) == self.roster.local_id:
                 self._moderated(str(payload.get("kind", "audio")), bool(payload.get("muted")))

@@ -179,6 +179,7 @@ async def _members(s: Line, args: list[str], rest: str) -> list[str]:
         lines.append(" ".join(["MEMBER", *pairs({
             "id": m.get("id"), "display": m.get("display"), "role": m.get("role"),
             "talking": m.get("talking"), "muted": m.get("audio_muted"),
+            "mic_off": m.get("mic_off"),
             "video_muted": m.get("video_muted"), "local_mute": m.get("locally_muted"),
             "hand": m.get("hand_raised"), "audio": m.get("has_audio"),
             "video": m.get("has_video"),

@@ -35,6 +35,7 @@ MEMBER: Schema = {"type": "object", "required": ["id", "display"],
                   "properties": {"id": {"type": "string"}, "display": {"type": "string"},
                                  "talking": {"type": "boolean"},
                                  "audio_muted": {"type": "boolean"},
+                                 "mic_off": {"type": "boolean"},
                                  "locally_muted": {"type": "boolean"},
                                  "hand_raised": {"type": "boolean"}}}
 ROOM_WARNING: Schema = {"type": "object", "required": ["code", "message"],

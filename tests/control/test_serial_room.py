@@ -77,7 +77,7 @@ def test_every_room_command(make_box, make_peer, room_number, pty) -> None:  # n
     members = av.reply(W)
     assert members[0] == "OK MEMBERS 1"
     assert re.fullmatch(rf"MEMBER id={peer_id} display=peer role=publisher talking=(on|off) "
-                        r"muted=off video_muted=off local_mute=off hand=off audio=on "
+                        r"muted=off mic_off=off video_muted=off local_mute=off hand=off audio=on "
                         r"video=off", members[1]), members[1]
     wait_tone(box.speaker_wav, 880)
     wait_tone(peer.speaker_path, TONE)

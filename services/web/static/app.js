@@ -365,6 +365,7 @@ function showPlayout(stats) {
 function renderMember(m) {
   const flags = [];
   if (m.audio_muted) flags.push(el("span", { className: "flag muted", textContent: "muted" }));
+  else if (m.mic_off) flags.push(el("span", { className: "flag muted", textContent: "mic off" }));
   if (m.locally_muted) flags.push(el("span", { className: "flag muted", textContent: "silenced here" }));
   if (m.hand_raised) flags.push(el("span", { className: "flag", textContent: "hand up" }));
   const mute = el("button", { textContent: m.locally_muted ? "Unmute" : "Mute" });

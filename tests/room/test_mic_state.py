@@ -1,0 +1,80 @@
+"""In a video room a box tells the others when its mic is off (``edgeroom.mic``): their
+rosters show ``mic_off``, for members already there and for one who joins later. The
+server is not told (a video room has no such state), so a claim never silences a voice:
+a member who claims its mic is off while it sends a tone is still heard.
+
+Peers on a real Janus; the box whose mic goes off runs the same room session as the
+appliance.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+from services.room.messages import CMD_MIC
+from tests.harness.peers import RoomPeer
+from tests.room.conftest import wait_tone
+
+pytestmark = [pytest.mark.janus, pytest.mark.timeout(120)]
+
+
+def mic_off(peer: RoomPeer, member_id: str) -> bool | None:
+    member = peer.session.roster.get(member_id)
+    return None if member is None else member.mic_off
+
+
+def wait_mic_off(peer: RoomPeer, member_id: str, off: bool) -> None:
+    peer.wait_for(lambda: mic_off(peer, member_id) is off, timeout=15,
+                  what=f"{member_id} shown with its mic {'off' if off else 'on'}")
+
+
+def test_a_box_in_a_video_room_tells_when_its_mic_is_off(make_peer, room_number):
+    box = make_peer("box", room_number, tone="tone:440")
+    ear = make_peer("ear", room_number, tone=None)
+    box.call(lambda s: s.join())
+    ear.call(lambda s: s.join())
+    box_id = box.session.local_id
+    wait_tone(ear.speaker_path, 440)
+    wait_mic_off(ear, box_id, False)
+
+    box.call(lambda s: s.set_mic(False))
+    wait_mic_off(ear, box_id, True)
+    updated: list[dict[str, Any]] = ear.names("member-updated")
+    assert any(d["id"] == box_id and d["mic_off"] for d in updated), updated
+    box.call(lambda s: s.set_mic(True))
+    wait_mic_off(ear, box_id, False)
+    wait_tone(ear.speaker_path, 440)
+
+    # Deaf sends nothing either; a member who comes later learns it too.
+    box.call(lambda s: s.set_deaf(True))
+    wait_mic_off(ear, box_id, True)
+    late = make_peer("late", room_number, tone=None)
+    late.call(lambda s: s.join())
+    late.wait_for(lambda: box_id in late.session.roster, what="the box in the roster")
+    wait_mic_off(late, box_id, True)
+    box.call(lambda s: s.set_deaf(False))
+    wait_mic_off(late, box_id, False)
+    wait_mic_off(ear, box_id, False)
+    # Told once per change (off, on, off, on), never repeated: the channel is rate
+    # limited for everyone.
+    told = [d["payload"]["off"] for d in ear.names("custom-message")
+            if d.get("cmd") == CMD_MIC and d["from"] == box_id and not d.get("history")]
+    assert told[-4:] == [True, False, True, False], told
+    assert all(a != b for a, b in pairwise(told)), told
+
+
+def test_a_claim_that_the_mic_is_off_does_not_silence_a_voice(make_peer, room_number):
+    talker = make_peer("talker", room_number, tone="tone:660")
+    ear = make_peer("ear", room_number, tone=None)
+    talker.call(lambda s: s.join())
+    ear.call(lambda s: s.join())
+    talker_id = talker.session.local_id
+    wait_tone(ear.speaker_path, 660)
+    # The talker's own channel claims its mic is off while its tone goes on.
+    talker.call(lambda s: s.post_custom(CMD_MIC, {"off": True}))
+    wait_mic_off(ear, talker_id, True)
+    wait_tone(ear.speaker_path, 660, timeout=5)
+    assert ear.session.speaker_state == "playing"
