@@ -31,13 +31,18 @@ def wait_mic_off(peer: RoomPeer, member_id: str, off: bool) -> None:
                   what=f"{member_id} shown with its mic {'off' if off else 'on'}")
 
 
-def test_a_box_in_a_video_room_tells_when_its_mic_is_off(make_peer, room_number):
-    box = make_peer("box", room_number, tone="tone:440")
-    ear = make_peer("ear", room_number, tone=None)
-    box.call(lambda s: s.join())
+def talker_and_ear(make_peer: Any, room: int, hz: int) -> tuple[RoomPeer, RoomPeer, str]:
+    """A member sending a tone and one hearing it, both in the room."""
+    talker = make_peer("talker", room, tone=f"tone:{hz}")
+    ear = make_peer("ear", room, tone=None)
+    talker.call(lambda s: s.join())
     ear.call(lambda s: s.join())
-    box_id = box.session.local_id
-    wait_tone(ear.speaker_path, 440)
+    wait_tone(ear.speaker_path, hz)
+    return talker, ear, talker.session.local_id
+
+
+def test_a_box_in_a_video_room_tells_when_its_mic_is_off(make_peer, room_number):
+    box, ear, box_id = talker_and_ear(make_peer, room_number, 440)
     wait_mic_off(ear, box_id, False)
 
     box.call(lambda s: s.set_mic(False))
@@ -67,12 +72,7 @@ def test_a_box_in_a_video_room_tells_when_its_mic_is_off(make_peer, room_number)
 
 
 def test_a_claim_that_the_mic_is_off_does_not_silence_a_voice(make_peer, room_number):
-    talker = make_peer("talker", room_number, tone="tone:660")
-    ear = make_peer("ear", room_number, tone=None)
-    talker.call(lambda s: s.join())
-    ear.call(lambda s: s.join())
-    talker_id = talker.session.local_id
-    wait_tone(ear.speaker_path, 660)
+    talker, ear, talker_id = talker_and_ear(make_peer, room_number, 660)
     # The talker's own channel claims its mic is off while its tone goes on.
     talker.call(lambda s: s.post_custom(CMD_MIC, {"off": True}))
     wait_mic_off(ear, talker_id, True)
