@@ -85,7 +85,9 @@ class SessionMessages:
         if off == self._mic_told:
             return  # told already
         self._mic_told = off
-        self._queue_custom(CMD_MIC, {"off": off}, "high")
+        # a state: while one waits, a newer one takes its place (and a button pressed
+        # again and again never fills the queue)
+        self.limiter.put(encode_custom(CMD_MIC, {"off": off}), "low", key=CMD_MIC)
 
     # -- arriving -------------------------------------------------------------------------
 
@@ -97,7 +99,9 @@ class SessionMessages:
             self.extension.presence(username, present)
         if (present and self._mic_told and self.settings.backend == "videoroom"
                 and self._state == RoomState.IN_ROOM):
-            self.post_custom(CMD_MIC, {"off": True}, to=username)  # a member who came later
+            # a member who came later: whispered, one waiting per member at most
+            self.limiter.put(encode_custom(CMD_MIC, {"off": True}), "low",
+                             key=f"{CMD_MIC}:{username}", to=username)
         if present and username not in self.roster:
             self.roster.upsert(username, display=display, role="listener")
         elif not present:
