@@ -78,3 +78,17 @@ def test_a_claim_that_the_mic_is_off_does_not_silence_a_voice(make_peer, room_nu
     wait_mic_off(ear, talker_id, True)
     wait_tone(ear.speaker_path, 660, timeout=5)
     assert ear.session.speaker_state == "playing"
+
+
+def test_a_mic_switched_again_and_again_ends_in_the_right_state(make_peer, room_number):
+    box, ear, box_id = talker_and_ear(make_peer, room_number, 440)
+
+    async def press(session: Any) -> None:
+        for i in range(601):  # more than the message queue holds: ends off
+            await session.set_mic(i % 2 == 1)
+
+    box.call(press)
+    assert box.session.controls.mic_enabled is False
+    wait_mic_off(ear, box_id, True)
+    box.call(lambda s: s.set_mic(True))
+    wait_mic_off(ear, box_id, False)
