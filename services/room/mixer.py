@@ -42,10 +42,10 @@ else:
 log = logging.getLogger(__name__)
 
 
-#: A source's level is measured on every LEVEL_EVERY-th frame, every LEVEL_STEP-th sample.
 #: The key of a source that is the server's mix of the whole room (AudioBridge), not
 #: one member's voice.
 MIX_KEY = "mix"
+#: A source's level is measured on every LEVEL_EVERY-th frame, every LEVEL_STEP-th sample.
 LEVEL_EVERY = 4
 LEVEL_STEP = 4
 

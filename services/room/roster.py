@@ -20,7 +20,7 @@ class Roster:
         self._members: dict[str, Member] = {}
         self.local_id: str | None = None
         #: Called (on the loop) after a member joined, changed or left: what can be heard
-        #: in the room may have changed (services/room/session_media.py).
+        #: in the room may have changed (services/room/session_controls.py).
         self.on_change: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
