@@ -102,6 +102,11 @@ async def test_page_drives_an_appliance_in_a_real_room(
         member = page.locator("#members li", has_text="ada")
         await expect(member).to_be_visible()
         await page.screenshot(path=tmp_path / "room-status.png", full_page=True)
+        # Its mic goes off (a box in a video room says so) and on again: the page shows it.
+        await peer.acall(lambda s: s.set_mic(False))
+        await expect(member.locator(".flag", has_text="mic off")).to_be_visible(timeout=10_000)
+        await peer.acall(lambda s: s.set_mic(True))
+        await expect(member.locator(".flag", has_text="mic off")).to_have_count(0, timeout=10_000)
 
         # Mute, and the status follows within a second.
         await page.click("nav [data-tab=controls]")
