@@ -112,7 +112,8 @@ class SessionControls(SessionMessages):
 
     def _voices_changed(self, count: int = 0, arrived: bool = False) -> None:
         """The mixer's voices, the roster or the speaker's controls changed: the speaker
-        plays while at least one voice can be heard (services/room/speaker_use.py)."""
+        plays while at least one voice can be heard (services/room/speaker_use.py). The
+        mixer's ``count`` of sources is not used: :meth:`_heard_voices` counts again."""
         self._speaker_use.voices(self._heard_voices(), arrived)
 
     def _heard_voices(self) -> int:

@@ -74,12 +74,15 @@ class SessionMessages:
         c = self._controls
         return not c.mic_enabled or c.deaf
 
+    def _tells_mic(self) -> bool:
+        """Only a video room needs telling (a voice room's server tells the others)."""
+        return (self.settings.backend == "videoroom"
+                and self._state in (RoomState.IN_ROOM, RoomState.RECONNECTING))
+
     def _tell_mic(self) -> None:
-        """In a video room, tell the others when our mic goes off or on again (a voice
-        room's server tells them itself), and once on joining, whatever it is: the
-        room's history may still hold what we said before."""
-        if (self.settings.backend != "videoroom"
-                or self._state not in (RoomState.IN_ROOM, RoomState.RECONNECTING)):
+        """Tell the others when our mic goes off or on again, and once on joining,
+        whatever it is: the room's history may still hold what we said before."""
+        if not self._tells_mic():
             return
         off = self._mic_off()
         if off == self._mic_told:
@@ -89,6 +92,11 @@ class SessionMessages:
         # again and again never fills the queue)
         self.limiter.put(encode_custom(CMD_MIC, {"off": off}), "low", key=CMD_MIC)
 
+    def _heard_mic(self, sender: str, payload: Any) -> None:
+        """What a member says of its own mic (``edgeroom.mic``), live or replayed."""
+        if isinstance(payload, dict):
+            self.roster.set_mic_off(sender, payload.get("off") is True)
+
     # -- arriving -------------------------------------------------------------------------
 
     def _on_presence(self, username: str, display: str, present: bool) -> None:
@@ -97,8 +105,7 @@ class SessionMessages:
             return
         if self.extension is not None:
             self.extension.presence(username, present)
-        if (present and self._mic_told and self.settings.backend == "videoroom"
-                and self._state == RoomState.IN_ROOM):
+        if present and self._mic_told and self._tells_mic():
             # a member who came later: whispered, one waiting per member at most
             self.limiter.put(encode_custom(CMD_MIC, {"off": True}), "low",
                              key=f"{CMD_MIC}:{username}", to=username)
@@ -120,8 +127,8 @@ class SessionMessages:
         if custom is None:
             self._emit("message", {**event, "text": text, "to": None})
             return
-        if custom[0] == CMD_MIC and isinstance(custom[1], dict):  # in order: the last holds
-            self.roster.set_mic_off(sender, custom[1].get("off") is True)
+        if custom[0] == CMD_MIC:  # replayed in order: the last one holds
+            self._heard_mic(sender, custom[1])
         self._emit("custom-message", {**event, "cmd": custom[0], "payload": custom[1]})
 
     def _on_text(self, sender: str, text: str, to: str | None) -> None:
@@ -139,8 +146,8 @@ class SessionMessages:
             if member is not None:
                 self.roster.upsert(sender, hand_raised=raised)
             self._emit("hand", {"id": sender, "raised": raised})
-        elif cmd == CMD_MIC and isinstance(payload, dict):
-            self.roster.set_mic_off(sender, payload.get("off") is True)
+        elif cmd == CMD_MIC:
+            self._heard_mic(sender, payload)
         elif cmd == CMD_MODERATED and isinstance(payload, dict):
             if str(payload.get("id")) == self.roster.local_id:
                 self._moderated(str(payload.get("kind", "audio")), bool(payload.get("muted")))

@@ -1,16 +1,16 @@
 """The room's use of the speaker: open only while something can be heard.
 
 In a room the speaker (the device and its thread) plays while there is something to
-hear: a member's voice in the mix (``voices``) or a local playback on the speaker
-(``playbacks``). When the last of them goes, it plays silence for a short hold
-(:data:`HOLD_S`, so a member who publishes again or a renegotiation does not click the
-device off and on) and then rests. A voice that arrives starts it at once: the mixer
+hear: a member's voice in the mix that can be heard (``voices``) or a local playback on
+the speaker (``playbacks``). When the last of them goes, it plays silence for a short
+hold (:data:`HOLD_S`, so a member who publishes again or a renegotiation does not click
+the device off and on) and then rests. A voice that arrives starts it at once: the mixer
 gets the member's track before the first packet can come, and the member's jitter
 buffer holds what comes while the device opens. Out of a room it is closed.
 
 A speaker that fails to open is logged, the room goes on, and the next voice that
-arrives tries it again. Opening and closing run one at a time in tasks of this object,
-so a change of the mix never waits for the device.
+arrives (or switching the speaker on) tries it again. Opening and closing run one at a
+time in tasks of this object, so a change of the mix never waits for the device.
 
 States (``state``, the ``room-speaker`` event): ``idle`` (not in a room), ``resting``
 (in a room, nothing to play), ``playing``, ``failed`` (it could not be opened).
@@ -67,7 +67,9 @@ class RoomSpeakerUse:
     # -- what wants the speaker (on the event loop) -----------------------------------------
 
     def voices(self, count: int, arrived: bool) -> None:
-        """The mixer's sources changed: ``count`` voices now; ``arrived``: one came."""
+        """``count`` voices can be heard now (the session decides which: not muted, the
+        speaker on); ``arrived``: one came, or a person switched the speaker on, so a
+        device that failed is tried again."""
         if arrived:
             self._retry = True  # a speaker that failed is tried again
         self.want("voices", count > 0, force=arrived)

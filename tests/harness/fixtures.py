@@ -18,6 +18,7 @@ import pytest
 
 from services.room.context import RoomSettings
 from services.room.janus.jcfg import RoomSpec
+from services.room.speaker_use import HOLD_S
 from tests.harness.appliance import ApplianceProcess
 from tests.harness.impair import Impairment
 from tests.harness.janus import JanusServer
@@ -138,12 +139,11 @@ def make_peer(network: Network, janus: JanusServer,
     def make(name: str, room: int, tone: str | None = "tone:440", camera: bool = False,
              collect_video: bool = False, url: str | None = None,
              up: Impairment | None = None, down: Impairment | None = None,
-             speaker_hold_s: float | None = None, **settings: Any) -> RoomPeer:
+             speaker_hold_s: float = HOLD_S, **settings: Any) -> RoomPeer:
         host = _host(network, f"{name}{next(counter)}{len(network.hosts)}", up, down)
         rs = RoomSettings(url=url or janus.url, room=room, display=name, **settings)
-        hold = {} if speaker_hold_s is None else {"speaker_hold_s": speaker_hold_s}
         peer = RoomPeer(host, tmp_path, rs, tone=tone, camera=camera,
-                        collect_video=collect_video, **hold)
+                        collect_video=collect_video, speaker_hold_s=speaker_hold_s)
         peers.append(peer)
         return peer
 
