@@ -11,6 +11,8 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from drivers.common.malloc import freeze_imported
+
 if TYPE_CHECKING:
     from device.host import Host
 
@@ -43,7 +45,9 @@ def import_services(room_media: bool = False) -> None:
     if room_media:
         from services.room.lazy_media import import_room_media
 
-        import_room_media()
+        import_room_media()  # and freezes what the imports made
+    else:
+        freeze_imported()  # out of later full collections (drivers/common/malloc.py)
 
 
 def compose(app: Host) -> None:

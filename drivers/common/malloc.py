@@ -5,6 +5,12 @@ codecs) and frees much of what that took; glibc keeps freed memory inside its ar
 counted in the process's RSS, and returns only what lies at the top of its main heap.
 ``malloc_trim(0)`` also releases the free pages in the middle of every arena. Where the
 C library has no ``malloc_trim`` (not glibc), :func:`trim` does nothing.
+
+A stay in a room that ended leaves its peer connections, transports, codecs and the
+room's own objects in reference cycles. Python's collector frees those only in a full
+collection, which a box in a room may not run for many minutes (it runs when objects that
+survived two collections pile up), so each rejoin kept the last stay's memory, native
+included, until then. :class:`Reclaimer` collects it once the stay is over, and trims.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import time
@@ -59,3 +66,57 @@ async def trim_later(delay: float, why: str) -> None:
     if await asyncio.to_thread(trim):
         log.info("memory: %.1f MB given back to the system %s (malloc_trim, %.0f ms)",
                  (before - rss_bytes()) / 1e6, why, (time.monotonic() - t0) * 1000)
+
+
+def freeze_imported() -> None:
+    """Take every object alive now out of the collector's way for good: called once the
+    appliance's modules (and once the room's) are imported, it leaves the modules' code,
+    classes and tables (most of the process's objects) out of every later full
+    collection, which then walks only what the box has made since. A collection first,
+    so no garbage is kept with them."""
+    gc.collect()
+    gc.freeze()
+
+
+#: How long after a stay ends its objects are collected: its transports' last callbacks
+#: have run by then.
+RECLAIM_AFTER_S = 1.0
+
+
+class Reclaimer:
+    """Collects what a finished stay left (a full collection, on the loop: finalizers that
+    close codecs and transports run where they belong), then trims the heap in a thread.
+    A full collection holds the interpreter for a moment (about 15 ms here, several times
+    that on a Pi's core), so it runs when a stay ends, not while the room's audio flows."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self.collected = 0  # objects freed, over every run
+
+    def __repr__(self) -> str:
+        pending = self._task is not None and not self._task.done()
+        return f"<Reclaimer collected={self.collected} pending={pending}>"
+
+    def soon(self, why: str) -> None:
+        """Collect and trim :data:`RECLAIM_AFTER_S` from now (once, if already due)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(why),
+                                                                name="memory:reclaim")
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self, why: str) -> None:
+        await asyncio.sleep(RECLAIM_AFTER_S)
+        before = rss_bytes()
+        t0 = time.monotonic()
+        found = gc.collect()
+        self.collected += found
+        collect_ms = (time.monotonic() - t0) * 1000
+        t1 = time.monotonic()
+        trimmed = await asyncio.to_thread(trim)
+        log.info("memory: %d objects collected %s (%.0f ms)%s; %.1f MB given back to the "
+                 "system", found, why, collect_ms,
+                 f", malloc_trim {(time.monotonic() - t1) * 1000:.0f} ms" if trimmed else "",
+                 (before - rss_bytes()) / 1e6)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import MicSource, SpeakerSink
 from drivers.base import Emit, null_emit
-from drivers.common.malloc import trim_later
+from drivers.common.malloc import Reclaimer, trim_later
 from services.room.api import (
     PERMANENT_ERRORS,
     Controls,
@@ -96,6 +96,7 @@ class JanusRoomSession(SessionMedia):
         self._member_id = secrets.randbelow(2**52) + 1
         self._local_talking = False
         self._closed = False
+        self._reclaimer = Reclaimer()  # what a stay leaves behind, once it is over
         self._conn: JanusConnection | None = None
         self._mic_use = RoomMicUse(mic, self._room_uses_mic, emit)
         self._speaker_use = RoomSpeakerUse(speaker, self._room_plays, emit, speaker_hold_s)
@@ -220,6 +221,7 @@ class JanusRoomSession(SessionMedia):
             return
         await self.leave()
         self._closed = True
+        self._reclaimer.cancel()
         await self._mic_use.close()
         await self._speaker_use.close()
         for device in (self.mic, self.speaker):
@@ -350,6 +352,7 @@ class JanusRoomSession(SessionMedia):
             for track in self._video:
                 track.stop()
             self._video.clear()
+            self._reclaimer.soon("after a stay in the room")  # a second after this close
             await conn.close()
 
     async def _open_textroom(self, conn: JanusConnection, local_id: str) -> None:

@@ -98,3 +98,29 @@ def test_the_first_mic_imports_numpy_off_the_event_loop() -> None:
     loop_thread, importers = out[0], json.loads(out[1])
     assert importers, "numpy was never imported: the probe proves nothing"
     assert loop_thread not in importers[:1]
+
+
+FROZEN = """
+import gc, json
+from device import wiring
+from services.room.lazy_media import import_room_media
+wiring.import_services()
+start = gc.get_freeze_count()
+import_room_media()
+room = gc.get_freeze_count()
+import_room_media()  # a later join: nothing more is frozen
+print(json.dumps([start, room, gc.get_freeze_count(), len(gc.get_objects())]))
+"""
+
+
+def test_what_the_imports_made_is_kept_out_of_full_collections() -> None:
+    """Once the start-up imports are done, and once the room's, every object then alive
+    (modules, classes, tables) is frozen: a full collection (after each stay in a room)
+    walks only what the box made since. Later joins freeze nothing more."""
+    out = subprocess.run([sys.executable, "-c", FROZEN], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    start, room, later, tracked = json.loads(out)
+    assert start > 10_000
+    assert room > start + 10_000  # aiortc, PyAV, numpy and the room's own modules
+    assert later == room
+    assert tracked < room / 10  # what a full collection still walks

@@ -1,14 +1,20 @@
-"""After joining, the appliance gives the C heap's free pages back to the system once."""
+"""After joining, the appliance gives the C heap's free pages back to the system once; after
+a stay in a room ends, what it left in reference cycles (its peer connections, transports,
+codecs) is collected at once, not whenever Python's collector next runs in full."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 import sys
+import time
+import weakref
 from typing import Any
 
 import pytest
 
+from drivers.common import malloc
 from services.room import session as session_module
 
 pytestmark = [pytest.mark.timeout(90)]
@@ -47,3 +53,27 @@ def test_the_heap_is_trimmed_after_joining(make_peer: Any, room_number: int,
     box.wait_for(lambda: any("given back to the system after joining" in r.getMessage()
                              for r in caplog.records), timeout=10,
                  what="the trim after joining")
+
+
+@pytest.mark.janus
+def test_a_finished_stay_is_collected(make_peer: Any, room_number: int,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="drivers.common.malloc")
+    box = make_peer("box", room_number, tone="tone:440")
+    box.call(lambda s: s.join())
+    stay = box.call(lambda s: [s._backend, s._ctx, *s._backend.peer_connections().values()])
+    assert len(stay) == 3  # the backend, its context, the publisher's peer connection
+    refs = [weakref.ref(o) for o in stay]
+    del stay
+    gc.disable()  # only the appliance's own collection may free them
+    try:
+        left = time.monotonic()
+        box.call(lambda s: s.leave())
+        box.wait_for(lambda: all(r() is None for r in refs),
+                     timeout=malloc.RECLAIM_AFTER_S + 5.0, what="the stay's objects freed")
+        took = time.monotonic() - left
+    finally:
+        gc.enable()
+    assert took >= malloc.RECLAIM_AFTER_S * 0.9  # by the reclaimer, not as the stay ended
+    box.wait_for(lambda: any("objects collected after a stay in the room" in r.getMessage()
+                             for r in caplog.records), timeout=10, what="the reclaimer's log")
