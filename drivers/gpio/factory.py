@@ -17,6 +17,26 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BadPinFactory", "GpioError", "PinConflict", "check_pins", "make_factory"]
 
+#: The changes a simulated pin remembers. gpiozero's mock pins keep every one, and a sim
+#: box whose LED pulses (reconnecting) or blinks (setup, error) for a day would keep
+#: 1.7 million of them.
+SIM_PIN_HISTORY = 1000
+
+
+def _sim_pin_class() -> type:
+    """gpiozero's PWM-capable mock pin, remembering only its last changes."""
+    from gpiozero.pins.mock import MockPWMPin
+
+    class SimPin(MockPWMPin):
+        def _change_state(self, value: float) -> bool:
+            changed: bool = super()._change_state(value)
+            if len(self.states) > 2 * SIM_PIN_HISTORY:
+                del self.states[:-SIM_PIN_HISTORY]
+            return changed
+
+    return SimPin
+
+
 class GpioError(EdgeroomError, RuntimeError):
     """A GPIO device could not be set up (bad pin, pin held elsewhere, ...)."""
 
@@ -34,9 +54,9 @@ def make_factory(backend: str, sim: bool = False) -> Any:
     if backend == "auto":
         backend = "mock" if sim else "lgpio"
     if backend == "mock":
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
+        from gpiozero.pins.mock import MockFactory
 
-        return MockFactory(pin_class=MockPWMPin)
+        return MockFactory(pin_class=_sim_pin_class())
     if backend == "lgpio":
         try:
             from gpiozero.pins.lgpio import LGPIOFactory

@@ -25,6 +25,7 @@ from drivers.gpio import (
     make_factory,
     pulse,
 )
+from drivers.gpio.factory import SIM_PIN_HISTORY
 
 T = 5.0  # seconds any single await may take before the test fails
 
@@ -178,11 +179,23 @@ async def test_invalid_pin_is_a_clear_error(factory: MockFactory) -> None:
 
 def test_factory_selection() -> None:
     mock = make_factory("mock")
-    assert isinstance(mock, MockFactory) and mock.pin_class is MockPWMPin
+    assert isinstance(mock, MockFactory) and issubclass(mock.pin_class, MockPWMPin)
     assert isinstance(make_factory("auto", sim=True), MockFactory)
     with pytest.raises(BadPinFactory, match="unknown pin factory"):
         make_factory("wiringpi")
     assert issubclass(BadPinFactory, EdgeroomError) and issubclass(BadPinFactory, ImportError)
+
+
+def test_a_sim_pin_keeps_only_its_last_changes() -> None:
+    """A sim box's LED that pulses or blinks for days does not grow its memory: the mock
+    pin keeps its last SIM_PIN_HISTORY changes (gpiozero's own keeps every one)."""
+    pin = make_factory("mock").pin(5)
+    pin.function = "output"
+    for i in range(5 * SIM_PIN_HISTORY):
+        pin.state = (i % 20) / 20
+    assert SIM_PIN_HISTORY <= len(pin.states) <= 2 * SIM_PIN_HISTORY
+    assert [s.state for s in pin.states[-3:]] == [(i % 20) / 20 for i in range(
+        5 * SIM_PIN_HISTORY - 3, 5 * SIM_PIN_HISTORY)]
 
 
 def test_lgpio_unavailable_is_a_clear_error() -> None:
