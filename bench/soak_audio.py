@@ -48,8 +48,11 @@ def sample(status: dict[str, Any] | None, peer: RoomPeer) -> dict[str, Any]:
 
 
 def clean_leg(samples: list[dict[str, Any]], clean_s: float) -> dict[str, Any]:
-    """Underruns over the clean stretch (first sample to the last one inside it)."""
+    """Underruns over the clean stretch (from the first sample in which the box has the
+    member in its room, to the last one inside the stretch)."""
     inside = [s for s in samples if s["t"] <= clean_s and s.get("audio")]
+    while inside and not inside[0]["audio"]["box_members"]:
+        inside.pop(0)  # taken before the box met the member: not yet in its steady state
     if len(inside) < 2:
         return {"minutes": 0.0, "underruns": None}
     a, b = inside[0]["audio"], inside[-1]["audio"]

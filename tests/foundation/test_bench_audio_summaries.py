@@ -27,6 +27,14 @@ def test_the_clean_leg_counts_underruns_inside_it_only() -> None:
     assert leg["minutes"] == pytest.approx(590 / 60)
 
 
+def test_the_clean_leg_starts_once_the_box_has_met_the_member() -> None:
+    samples = [_sample(0, 0, 0, 40, members=0), _sample(10, 0, 0, 40),
+               _sample(600, 4, 0, 40)]
+    leg = soak_audio.clean_leg(samples, 600)
+    assert leg["steady"] and leg["underruns"] == 4
+    assert leg["minutes"] == pytest.approx(590 / 60)
+
+
 def test_the_clean_leg_notices_a_member_that_came_and_went() -> None:
     samples = [_sample(0, 0, 0, 40), _sample(10, 0, 0, 40, members=0), _sample(20, 0, 0, 40)]
     assert not soak_audio.clean_leg(samples, 600)["steady"]
