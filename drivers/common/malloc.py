@@ -57,15 +57,21 @@ def trim() -> bool:
     return True
 
 
+async def _trim_in_thread() -> float | None:
+    """:func:`trim` in a thread (it walks every arena): the ms it took, None where the C
+    library cannot."""
+    t0 = time.monotonic()
+    return (time.monotonic() - t0) * 1000 if await asyncio.to_thread(trim) else None
+
+
 async def trim_later(delay: float, why: str) -> None:
-    """After ``delay`` s, :func:`trim` in a thread (it walks every arena) and log what it
-    gave back."""
+    """After ``delay`` s, :func:`trim` in a thread and log what it gave back."""
     await asyncio.sleep(delay)
     before = rss_bytes()
-    t0 = time.monotonic()
-    if await asyncio.to_thread(trim):
+    took_ms = await _trim_in_thread()
+    if took_ms is not None:
         log.info("memory: %.1f MB given back to the system %s (malloc_trim, %.0f ms)",
-                 (before - rss_bytes()) / 1e6, why, (time.monotonic() - t0) * 1000)
+                 (before - rss_bytes()) / 1e6, why, took_ms)
 
 
 def freeze_imported() -> None:
@@ -116,9 +122,8 @@ class Reclaimer:
         found = gc.collect()
         self.collected += found
         collect_ms = (time.monotonic() - t0) * 1000
-        t1 = time.monotonic()
-        trimmed = await asyncio.to_thread(trim)
+        trim_ms = await _trim_in_thread()
         log.info("memory: %d objects collected %s (%.0f ms)%s; %.1f MB given back to the "
                  "system", found, why, collect_ms,
-                 f", malloc_trim {(time.monotonic() - t1) * 1000:.0f} ms" if trimmed else "",
+                 "" if trim_ms is None else f", malloc_trim {trim_ms:.0f} ms",
                  (before - rss_bytes()) / 1e6)
