@@ -54,6 +54,9 @@ class PageClient:
         self.counts = ClientCounts()
         self._csrf = ""
         self._http: aiohttp.ClientSession | None = None
+        self._started = asyncio.Event()  # run() has its HTTP session
+        self._logins = asyncio.Lock()
+        self._session = 0  # how many logins succeeded: which session the cookie holds
         self._changing_until = 0.0  # monotonic time until which a leave/join is under way
 
     @property
@@ -66,24 +69,36 @@ class PageClient:
         self.counts.last_failure = f"{time.strftime('%H:%M:%S')} {kind}: {detail}"
         log.warning("page client: %s: %s", kind, detail)
 
-    async def _login(self) -> None:
+    async def _login(self, stale: int) -> None:
+        """Log in unless another task already replaced session ``stale`` meanwhile.
+
+        One login at a time, and only for the session that was refused: a login
+        replaces the cookie's session, so a second one would end the first one's
+        event stream (which the server ties to the session it opened with)."""
         assert self._http is not None
-        async with self._http.post(f"{self.url}/api/login",
-                                   json={"password": self.password}) as r:
-            self.counts.requests += 1
-            if r.status != 200:
-                raise RuntimeError(f"login answered {r.status}: {await r.text()}")
-            self._csrf = (await r.json())["csrf_token"]
+        async with self._logins:
+            if self._session != stale:
+                return
+            async with self._http.post(f"{self.url}/api/login",
+                                       json={"password": self.password}) as r:
+                self.counts.requests += 1
+                if r.status != 200:
+                    raise RuntimeError(f"login answered {r.status}: {await r.text()}")
+                self._csrf = (await r.json())["csrf_token"]
             self.counts.logins += 1
+            self._session += 1
 
     async def _request(self, method: str, path: str, body: Any = None) -> Any:
+        await self._started.wait()
         assert self._http is not None
+        await self._login(stale=0)  # the first request waits for (or makes) the first login
         for attempt in range(2):
+            session = self._session
             async with self._http.request(method, f"{self.url}{path}", json=body,
                                           headers={"X-CSRF-Token": self._csrf}) as r:
                 self.counts.requests += 1
                 if r.status == 401 and attempt == 0:
-                    await self._login()
+                    await self._login(stale=session)
                     continue
                 if r.status >= 400:
                     raise RuntimeError(f"{method} {path} answered {r.status}: "
@@ -100,7 +115,8 @@ class PageClient:
         async with aiohttp.ClientSession(timeout=TIMEOUT,
                                          cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             self._http = http
-            await self._login()
+            self._started.set()
+            await self._login(stale=0)
             tasks = [asyncio.create_task(self._poll(), name="soak:poll"),
                      asyncio.create_task(self._events(), name="soak:events"),
                      asyncio.create_task(self._join_leave(), name="soak:join-leave")]
@@ -125,12 +141,13 @@ class PageClient:
     async def _events(self) -> None:
         assert self._http is not None
         while True:
+            session = self._session
             try:
                 async with self._http.get(f"{self.url}/api/events",
                                           timeout=aiohttp.ClientTimeout(
                                               total=None, sock_read=60)) as r:
                     if r.status == 401:
-                        await self._login()
+                        await self._login(stale=session)
                         continue
                     if r.status != 200:
                         raise RuntimeError(f"events answered {r.status}")
