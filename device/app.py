@@ -110,13 +110,15 @@ class Appliance:
     def status(self) -> dict[str, Any]:
         room: dict[str, Any] = {"id": self.config.room.room, "backend": self.config.room.backend,
                                 "state": None, "members": [], "controls": None,
-                                "video_codec": None, "warnings": [], "speaker": None}
+                                "video_codec": None, "audio_codec": None, "warnings": [],
+                                "speaker": None}
         stats: dict[str, Any] = {}
         if self.room is not None:
             room["state"] = str(self.room.state)
             room["members"] = [m.to_dict() for m in self.room.members()]
             room["controls"] = self.room.controls.to_dict()
             room["video_codec"] = getattr(self.room, "video_codec", None)
+            room["audio_codec"] = getattr(self.room, "audio_codec", None)
             room["warnings"] = list(getattr(self.room, "warnings", []))
             room["speaker"] = getattr(self.room, "speaker_state", None)
             stats = self.room.stats()

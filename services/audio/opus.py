@@ -157,6 +157,7 @@ class OpusDecoder(_OpusState):
     stereo stream down inside libopus)."""
 
     _kind = "decoder"
+    opus = True  # packets have a TOC byte, and may carry in-band FEC for the one before
 
     def __init__(self, rate: int = 48_000, channels: int = 1) -> None:
         self._state: int | None = None

@@ -65,7 +65,7 @@ PROBE_EVERY = 16
 #: A loss this many packets after the last concealment is concealed here.
 RECENT = 3
 @functools.cache
-def _empty() -> Samples:
+def empty_block() -> Samples:
     """The empty block (one array, made on first use: numpy loads with the room)."""
     return np.zeros(0, dtype=np.int16)
 
@@ -86,7 +86,7 @@ class Concealer:
     def __init__(self, rate: int = 48_000) -> None:
         self.rate = rate
         self._keep = rate // 25  # 40 ms of history
-        self._history: Samples = _empty()
+        self._history: Samples = empty_block()
         self._level = 0.0  # RMS of the last decoded packet
         self._run = 0  # samples concealed in a row
         self._since = RECENT  # packets decoded since the last concealment

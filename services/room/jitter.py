@@ -31,7 +31,6 @@ A lock keeps the two apart; Opus is decoded on the pulling thread, packet by pac
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -44,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from drivers.lazy import lazy_module
 from services.audio.opus import OpusDecoder, OpusError
 from services.audio.opus_lbrr import carries_lbrr
-from services.room.expand import Concealer
+from services.room.expand import Concealer, empty_block
 from services.room.jitter_target import DelayTarget
 from services.room.pullgrid import PullClock, first_pull_wait_ms, grid, lead_ms
 from services.room.stretch import MIN_PERIOD_MS, accelerate, decelerate, find_period
@@ -69,12 +68,6 @@ SHORTEN_EVERY_MS = 100.0
 FAR_OVER_MS, FAR_BLOCKS = 40.0, 3
 #: A sequence jump this large is a new stream, not loss.
 RESET_JUMP = 1000
-@functools.cache
-def _empty() -> Samples:
-    """The empty block (one array, made on first use: numpy loads with the room)."""
-    return np.zeros(0, dtype=np.int16)
-
-
 class JitterBuffer:
     def __init__(self, *, rate: int = 48_000, min_ms: float = 10.0, max_ms: float = 300.0,
                  margin_ms: float = 4.0, percentile: float = 95.0, window_s: float = 4.0,
@@ -100,7 +93,7 @@ class JitterBuffer:
         self._top_ts = 0
         self._next: int | None = None  # the sequence number to play next
         self._frame = rate // 50  # samples per packet, learned from the packets
-        self._out: Samples = _empty()  # decoded, waiting to be pulled
+        self._out: Samples = empty_block()  # decoded, waiting to be pulled
         self._playing = False
         self._covered = 0  # samples concealed for the packet due now (underrun)
         self._conceal_run = self._since_stretch = 0
@@ -177,7 +170,14 @@ class JitterBuffer:
             self.dropped += 1
             self._next = max(self._next, oldest + 1)
 
-    def _restart(self, seq: int, timestamp: int) -> None:
+    def use_decoder(self, decoder: Any) -> None:
+        """Decode with ``decoder`` from now on (the sender changed codec): a new stream."""
+        with self._lock:
+            old, self._decoder = self._decoder, decoder
+            self._restart(None, 0)
+        old.close()
+
+    def _restart(self, seq: int | None, timestamp: int) -> None:
         self._packets.clear()
         self._top_seq, self._top_ts = seq, timestamp
         self._next = None
@@ -213,10 +213,10 @@ class JitterBuffer:
                 parts.append(block)
                 have += len(block)
                 self._concealer.played(block)
-            data = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else _empty())
             if have == 0:
-                self._out = _empty()
+                self._out = empty_block()
                 return None
+            data = np.concatenate(parts) if len(parts) > 1 else parts[0]
             if have < count:  # went quiet in the middle of this pull
                 data = np.concatenate((data, np.zeros(count - have, np.int16)))
             self._out = data[count:]
@@ -279,7 +279,7 @@ class JitterBuffer:
             return self._conceal(self._frame)
         if len(pcm):
             self._frame = len(pcm)
-        pcm = self._concealer.decoded(pcm, packet[1])
+        pcm = self._concealer.decoded(pcm, packet[1] if self._decoder.opus else None)
         self.delay_ms = due + have * 1000 / self.rate
         return self._regulate(pcm, due, have)
 
@@ -288,13 +288,13 @@ class JitterBuffer:
         slot = self._next
         self._next += 1
         self.lost += 1
-        following = self._packets.get(slot + 1)
+        following = self._packets.get(slot + 1) if self._decoder.opus else None  # FEC
         self._target.lost(now, self._frame * 1000 / self.rate,
                           fec=following is not None and carries_lbrr(following[1]),
                           missed=self._covered >= self._frame)
         if self._covered >= self._frame:  # concealed already while it was awaited
             self._covered -= self._frame
-            return _empty()
+            return empty_block()
         self._covered = 0
         return self._conceal(self._frame, None if following is None else following[1])
 

@@ -161,6 +161,23 @@ def to_mono48k(frame: Any, source: _Source) -> Samples:
     return (both.astype(np.int32).sum(axis=0) // channels).astype(np.int16)
 
 
+def follow_codec(tap: Any, jitter: JitterBuffer) -> None:
+    """Have ``jitter`` decode what ``tap`` carries: the codec it carries now (a G.711 or
+    G.722 member), and the next one whenever it changes."""
+    from services.audio.narrowband import audio_decoder
+
+    def use(codec: str) -> None:
+        try:
+            jitter.use_decoder(audio_decoder(codec))
+        except ValueError as exc:
+            log.warning("mixer: %s; that voice stays silent", exc)
+            tap.sink = None
+
+    tap.on_codec = use
+    if tap.codec != "opus":
+        use(tap.codec)
+
+
 class RemoteAudioMixer:
     def __init__(self, sink: SpeakerSink | None,
                  buffer_factory: Callable[[], JitterBuffer] = JitterBuffer) -> None:
@@ -194,6 +211,7 @@ class RemoteAudioMixer:
         if tap is not None:
             jitter = self._buffer_factory()
             source = _Source(key, jitter, tap=tap)
+            follow_codec(tap, jitter)
             tap.sink = jitter.put
         else:
             feed = DecodedFeed()
@@ -212,7 +230,7 @@ class RemoteAudioMixer:
 
     def _release(self, source: _Source) -> None:
         if source.tap is not None and source.tap.sink == getattr(source.buffer, "put", None):
-            source.tap.sink = None
+            source.tap.sink = source.tap.on_codec = None
         if source.task is not None:
             source.task.cancel()
 
@@ -337,7 +355,7 @@ class RemoteAudioMixer:
         out = {}
         for s in self._sources:
             stats = s.buffer.stats()
-            stats.update(frames=s.frames, muted=s.muted,
+            stats.update(frames=s.frames, muted=s.muted, codec=s.tap.codec if s.tap else None,
                          level_dbfs=round(s.level_dbfs, 1) if s.level_dbfs > -200 else None)
             out[s.key] = stats
         return out

@@ -1,8 +1,11 @@
-"""Which video codec a room chose, read from the SDP the room server answered with.
+"""Which codecs a room chose, read from the SDP the room server answered with.
 
-Janus's VideoRoom takes the first of the room's codecs (``videocodec``) that the offer
-has, and answers with that one; when the offer has none of them it rejects the video
-section (port 0, no codecs). The box produces exactly what the answer names, or no video.
+Janus's VideoRoom takes the first of the room's codecs (``videocodec``, ``audiocodec``)
+that the offer has, and answers with that one; when the offer has none of them it
+rejects the section (video: port 0, no codecs; audio: ``a=inactive``). The box produces
+exactly what the answer names, or no video. For audio it offers Opus alone first, and
+only where the room refuses Opus the G.711 and G.722 codecs
+(:mod:`services.audio.narrowband`), so that a room that takes Opus always gets it.
 """
 
 from __future__ import annotations
@@ -65,14 +68,26 @@ def offer_opus(transceiver: Any) -> None:
     transceiver.setCodecPreferences([c for c in caps if codec_name(c.mimeType) == "opus"])
 
 
-def answered_video_codec(sdp: str, mid: str | None) -> str | None:
-    """The video codec the answer chose for the section ``mid`` (lower case), or None when
-    the answer rejected that section (or has no video section at all)."""
+#: What the box sends where a room refuses Opus (Janus picks by the room's order).
+NARROWBAND = ("pcmu", "pcma", "g722")
+
+
+def offer_narrowband(transceiver: Any) -> None:
+    """Offer G.711 and G.722 for the mic, for a room that refused Opus."""
+    from aiortc import RTCRtpSender
+
+    caps = RTCRtpSender.getCapabilities("audio").codecs
+    transceiver.setCodecPreferences([c for c in caps if codec_name(c.mimeType) in NARROWBAND])
+
+
+def answered_codec(sdp: str, mid: str | None, kind: str = "video") -> str | None:
+    """The codec the answer chose for the ``kind`` section ``mid`` (lower case), or None
+    when the answer rejected that section (or has no such section at all)."""
     from aiortc.sdp import SessionDescription
 
     desc = SessionDescription.parse(sdp)
     for media in desc.media:
-        if media.kind != "video" or (mid is not None and media.rtp.muxId != mid):
+        if media.kind != kind or (mid is not None and media.rtp.muxId != mid):
             continue
         if media.port == 0 or media.direction == "inactive":
             return None
@@ -96,6 +111,14 @@ def room_codecs(listing: dict[str, Any], room: int) -> list[str] | None:
 
 
 VIDEO_CODEC_UNSUPPORTED = "VIDEO_CODEC_UNSUPPORTED"
+AUDIO_NARROWBAND = "AUDIO_NARROWBAND"
+
+
+def narrowband_warning(codec: str) -> dict[str, Any]:
+    """The ``room-warning`` for a room that took no Opus: the box sends ``codec``."""
+    return {"code": AUDIO_NARROWBAND, "codec": codec,
+            "message": f"the room takes no Opus audio: this box sends {codec} "
+                       f"(telephone quality, no loss protection)"}
 
 
 def unsupported_warning(codecs: list[str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from aiortc import (
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
+from services.audio.narrowband import rtp_scale
 from services.room import deadline, decoders, dtls_retry, ice_consent
 from services.room.api import RoomError
 from services.room.negotiation import declare_opus_fmtp
@@ -110,19 +111,38 @@ def watch_failure(pc: RTCPeerConnection, label: str, fail: Any) -> None:
 
 class PacketTap(JitterBuffer):
     """Takes aiortc's place as an audio receiver's jitter buffer and hands every RTP
-    packet, as it arrives, to ``sink(seq, timestamp, opus_payload, arrival)``: the
+    packet, as it arrives, to ``sink(seq, timestamp, payload, arrival)``: the
     appliance's own jitter buffer (:class:`services.room.jitter.JitterBuffer`) orders,
     decodes and conceals them. Nothing goes to aiortc's decoder, so the track's
     ``recv()`` never yields a frame.
 
-    Packets that come before a sink is connected are counted and dropped.
+    The packet's payload type names its codec (``codec``: ``"opus"``, or G.711 or
+    G.722 from a member in a room that prefers them, :mod:`services.audio.narrowband`);
+    timestamps are handed on at 48 kHz. When the codec changes, ``on_codec(name)`` is
+    told before the packet is handed on. Packets that come before a sink is connected
+    are counted and dropped.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, codecs: dict[int, Any] | None = None) -> None:
         super().__init__(capacity=capacity, prefetch=0, is_video=False)
         self.sink: Callable[[int, int, bytes, float], None] | None = None
+        self.on_codec: Callable[[str], None] | None = None
+        self.codec = "opus"
         self.received = 0
         self.unclaimed = 0
+        self._codecs = codecs if codecs is not None else {}  # the receiver's, by type
+        self._types: dict[int, tuple[str, int]] = {}  # payload type -> (name, scale)
+
+    def _codec_of(self, payload_type: int) -> tuple[str, int]:
+        known = self._types.get(payload_type)
+        if known is None:
+            codec = self._codecs.get(payload_type)
+            if codec is None:
+                return self.codec, 1
+            name = codec.mimeType.split("/")[-1].lower()
+            known = (name, 1 if name == "opus" else rtp_scale(codec.clockRate))
+            self._types[payload_type] = known
+        return known
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         data: bytes = getattr(packet, "_data", b"")
@@ -131,7 +151,16 @@ class PacketTap(JitterBuffer):
         if sink is None:
             self.unclaimed += 1
         elif data:  # padding only: nothing to decode
-            sink(packet.sequence_number, packet.timestamp, data, time.monotonic())
+            timestamp = packet.timestamp
+            name, scale = self._codec_of(packet.payload_type)
+            if name != self.codec:
+                log.info("audio receiver: the voice comes in %s", name)
+                self.codec = name
+                if self.on_codec is not None:
+                    self.on_codec(name)
+            if scale != 1:
+                timestamp = (timestamp * scale) & 0xFFFFFFFF
+            sink(packet.sequence_number, timestamp, data, time.monotonic())
         return False, None
 
 
@@ -155,7 +184,7 @@ def tap_audio_packets(receiver: Any) -> PacketTap | None:
         log.warning("audio receive path not tapped (aiortc internals differ): "
                     "playing aiortc's decoded frames")
         return None
-    tap = PacketTap(capacity=current.capacity)
+    tap = PacketTap(current.capacity, getattr(receiver, "_RTCRtpReceiver__codecs", None))
     setattr(receiver, attr, tap)
     _taps[receiver.track] = tap
     return tap

@@ -209,7 +209,7 @@ class JanusRoomSession(SessionMedia):
         await self.mixer.stop()
         await self._speaker_use.stop()  # out of the room, nothing plays silence
         self.warnings = []
-        self.video_codec = None
+        self.video_codec = self.audio_codec = None
         self._stats_collector.latest = {}
         self._set_local_talking(False)
         if self._state != RoomState.IDLE:
@@ -297,6 +297,7 @@ class JanusRoomSession(SessionMedia):
 
         ctx.on_joined = open_messages
         ctx.on_video_codec = self._video_codec_chosen
+        ctx.on_audio_codec = self._audio_codec_chosen
         ctx.wants_video = self._wants_video
         ctx.shows_video = self._shows_video
         ctx.wants_member_video = self._wants_member_video

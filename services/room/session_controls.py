@@ -34,6 +34,7 @@ class SessionControls(SessionMessages):
     mixer: RemoteAudioMixer
     speaker: SpeakerSink | None
     video_codec: str | None
+    audio_codec: str | None
 
     def _changed(self) -> None:
         self._emit("controls", self._controls.to_dict())
@@ -168,7 +169,7 @@ class SessionControls(SessionMessages):
                 self._controls.role = old
                 raise
             if role == "listener":
-                self.video_codec = None  # nothing published any more
+                self.video_codec = self.audio_codec = None  # nothing published any more
         await self._mic_use.sync()
         self._changed()
 

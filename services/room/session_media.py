@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import MicSource
 from services.room.context import RoomSettings
-from services.room.negotiation import VIDEO_CODEC_UNSUPPORTED, unsupported_warning
+from services.room.negotiation import (
+    AUDIO_NARROWBAND,
+    VIDEO_CODEC_UNSUPPORTED,
+    narrowband_warning,
+    unsupported_warning,
+)
 from services.room.session_controls import SessionControls
 from services.room.speaker_use import RoomSpeakerUse
 
@@ -35,6 +40,9 @@ class SessionMedia(SessionControls):
     send_mix: Callable[[bytes], bytes] | None = None
     #: True when the box tells its own talking (input sensitivity), not the server
     local_talk_detected: bool = False
+    #: The codec the mic is sent in (``opus``; G.711 or G.722 where the room takes no
+    #: Opus), None while nothing is published
+    audio_codec: str | None = None
 
     @property
     def speaker_state(self) -> str:
@@ -81,6 +89,19 @@ class SessionMedia(SessionControls):
             return  # said already (this stay, or the one before a reconnect)
         self.warnings = [w for w in self.warnings if w["code"] != VIDEO_CODEC_UNSUPPORTED]
         self.warnings.append(warning)
+        log.warning("room: %s", warning["message"])
+        self._emit("room-warning", dict(warning))
+
+    def _audio_codec_chosen(self, codec: str) -> None:
+        self.audio_codec = codec
+        others = [w for w in self.warnings if w["code"] != AUDIO_NARROWBAND]
+        if codec == "opus":
+            self.warnings = others
+            return
+        warning = narrowband_warning(codec)
+        if warning in self.warnings:
+            return  # said already (this stay, or the one before a reconnect)
+        self.warnings = [*others, warning]
         log.warning("room: %s", warning["message"])
         self._emit("room-warning", dict(warning))
 

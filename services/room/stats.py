@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 #: What each member's jitter buffer reports (services.room.jitter), as is.
 PLAYOUT_KEYS = ("target_ms", "delay_ms", "concealed_pct", "stretched_pct", "late", "fec",
-                "fec_headroom_ms", "plc_replaced")
+                "fec_headroom_ms", "plc_replaced", "codec")
 
 
 def count_bytes(receiver: Any) -> None:
@@ -98,6 +98,9 @@ class StatsCollector:
             total = 0
             jitter_ms = 0.0
             member_lost = 0
+            m = mixer_stats.get(member_id, {})
+            # RTP timestamp units per ms: 8 for G.711 and G.722 (RFC 3551), 48 for Opus
+            clock_khz = 48.0 if m.get("codec") in (None, "opus") else 8.0
             for receiver in recvs:
                 count_bytes(receiver)
                 total += receiver.er_bytes
@@ -106,8 +109,7 @@ class StatsCollector:
                     if getattr(st, "type", "") == "inbound-rtp":
                         member_lost += max(0, st.packetsLost)
                         if st.kind == "audio":
-                            jitter_ms = max(jitter_ms, st.jitter / 48.0)
-            m = mixer_stats.get(member_id, {})
+                            jitter_ms = max(jitter_ms, st.jitter / clock_khz)
             # aiortc counts a packet that came after its turn as received; the member's
             # jitter buffer dropped it, so to the listener it is lost.
             member_lost += m.get("late") or 0

@@ -17,7 +17,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -26,6 +26,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, MicSource, PcmFrame
 from drivers.camera.base import VideoSource
 from services.media.budget import AUDIO_DEADLINE
+
+if TYPE_CHECKING:
+    from services.room.narrowband_send import NarrowbandSendEncoder
 from services.room.opus_send import (
     OpusPacket,
     OpusSendEncoder,
@@ -87,7 +90,7 @@ class MicTrack(MediaStreamTrack):
         self._gate = gate
         self._next_at: float | None = None
         self._silence = bytes(FRAME_SAMPLES * 2)
-        self.encoder = OpusSendEncoder(opus)
+        self.encoder: OpusSendEncoder | NarrowbandSendEncoder = OpusSendEncoder(opus)
         AUDIO_DEADLINE.restart()  # a new stream: the last call's lateness is not this one's
         self._packets: deque[OpusPacket] = deque()
         self._packet_s = self.encoder.frame_samples / SAMPLE_RATE
@@ -132,6 +135,17 @@ class MicTrack(MediaStreamTrack):
         packet.time_base = AUDIO_TIME_BASE
         self.last_audio_level = encoded.level
         return packet
+
+    def use_codec(self, codec: str) -> None:
+        """Send ``codec``, the one the room took (before the track is first read): Opus,
+        or G.711 or G.722 in a room that takes no Opus."""
+        if codec == "opus":
+            return
+        from services.room.narrowband_send import NarrowbandSendEncoder
+
+        old, self.encoder = self.encoder, NarrowbandSendEncoder(codec)
+        old.close()
+        self._packet_s = self.encoder.frame_samples / SAMPLE_RATE
 
     def on_receiver_report(self, loss_pct: float) -> None:
         """The room server's receiver report on this stream: its loss is what the

@@ -27,12 +27,16 @@ from tests.harness.peers import RoomPeer
 
 #: Rooms every harness Janus has: 1001-1019 open (secret "modsecret", video codecs
 #: "h264,vp8"), 1100 with PIN 4321, and five open rooms for each of :data:`ROOM_CODECS`
-#: (VideoRoom ``videocodec``), from 1200 on.
+#: (VideoRoom ``videocodec``), from 1200 on, and for each of :data:`ROOM_AUDIO_CODECS`
+#: (``audiocodec``), from 1300 on.
 ROOM_SECRET = "modsecret"
 ROOM_PIN = "4321"
 PIN_ROOM = 1100
 ROOM_CODECS = ("vp8", "h264", "vp8,h264", "h264,vp8", "vp9", "av1")
 CODEC_ROOMS_EACH = 5
+#: Rooms that prefer G.711 or G.722 to Opus: a member that offers them (Chromium, plain
+#: aiortc) publishes them there; the box offers only Opus.
+ROOM_AUDIO_CODECS = ("pcmu,opus", "pcma,opus", "g722,opus", "pcmu")
 
 
 def codec_rooms(videocodec: str) -> range:
@@ -41,11 +45,19 @@ def codec_rooms(videocodec: str) -> range:
     return range(first, first + CODEC_ROOMS_EACH)
 
 
+def audio_codec_rooms(audiocodec: str) -> range:
+    """The harness rooms whose VideoRoom allows exactly ``audiocodec``."""
+    first = 1300 + 10 * ROOM_AUDIO_CODECS.index(audiocodec)
+    return range(first, first + CODEC_ROOMS_EACH)
+
+
 HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET, allow_rtp_participants=True)
                    for n in range(1001, 1020)),
                  RoomSpec(PIN_ROOM, pin=ROOM_PIN, secret=ROOM_SECRET),
                  *(RoomSpec(n, secret=ROOM_SECRET, videocodec=codec)
-                   for codec in ROOM_CODECS for n in codec_rooms(codec)))
+                   for codec in ROOM_CODECS for n in codec_rooms(codec)),
+                 *(RoomSpec(n, secret=ROOM_SECRET, audiocodec=codec)
+                   for codec in ROOM_AUDIO_CODECS for n in audio_codec_rooms(codec)))
 
 #: Free rooms of each running harness Janus (one Janus per test module), per room kind.
 _free_rooms: dict[int, Iterator[int]] = {}
@@ -109,6 +121,22 @@ def room_with_codec(janus: JanusServer) -> RoomWithCodec:
         n = next(rooms, None)
         if n is None:
             raise RuntimeError(f"out of {videocodec!r} harness rooms: raise CODEC_ROOMS_EACH")
+        return n
+
+    return take
+
+
+@pytest.fixture
+def room_with_audio_codec(janus: JanusServer) -> RoomWithCodec:
+    """``room_with_audio_codec("pcmu,opus")`` -> a room of this Janus whose audio codecs
+    are exactly that list (one of :data:`ROOM_AUDIO_CODECS`), not used by another test of
+    the module."""
+    def take(audiocodec: str) -> int:
+        rooms = _free_codec_rooms.setdefault((id(janus), "audio:" + audiocodec),
+                                             iter(audio_codec_rooms(audiocodec)))
+        n = next(rooms, None)
+        if n is None:
+            raise RuntimeError(f"out of {audiocodec!r} harness rooms: raise CODEC_ROOMS_EACH")
         return n
 
     return take

@@ -110,6 +110,13 @@ async def test_receiver_internals(offered: RTCPeerConnection) -> None:
     assert isinstance(tap, PacketTap), "the audio receive path could not be tapped"
     assert audio._RTCRtpReceiver__jitter_buffer is tap
     assert packet_tap(audio.track) is tap
+    # the tap reads each packet's codec from the receiver's table, by payload type,
+    # which receive() fills in place
+    codecs = need(audio, "_RTCRtpReceiver__codecs", "RTCRtpReceiver.__codecs")
+    assert isinstance(codecs, dict) and tap._codecs is codecs
+    fills = "self.__codecs[codec.payloadType] = codec"
+    assert fills in inspect.getsource(RTCRtpReceiver.receive), \
+        "aiortc internal changed: RTCRtpReceiver.receive() no longer fills __codecs by type"
 
 
 def test_receiver_stop_decoder_can_run_first() -> None:

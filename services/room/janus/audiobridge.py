@@ -76,6 +76,7 @@ class AudioBridgeBackend(PluginBackend):
         _, answer = await self.handle.send({"request": "configure",
                                             "muted": self._send_muted()}, jsep=offer)
         await accept_answer(pc, answer)
+        self.ctx.on_audio_codec("opus")  # the bridge mixes and sends Opus
         await wait_connected(pc, "audiobridge")
         watch_failure(pc, "audiobridge", self.ctx.fail)
 

@@ -55,6 +55,8 @@ class RoomSpec:
     bitrate: int = 1_000_000
     #: The VideoRoom's video codecs, in the order Janus prefers them.
     videocodec: str = "h264,vp8"
+    #: The VideoRoom's audio codecs, in the order Janus prefers them.
+    audiocodec: str = "opus"
     #: Whether the AudioBridge room takes plain-RTP participants (voice-room links).
     allow_rtp_participants: bool = False
     #: How many TextRoom messages the room keeps and replays to members who join later.
@@ -132,7 +134,7 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
             "publishers": room.publishers,
             "bitrate": room.bitrate,
             "fir_freq": 2,
-            "audiocodec": "opus",
+            "audiocodec": room.audiocodec,
             "videocodec": room.videocodec,
             "h264_profile": "42e01f",
             "notify_joining": True,

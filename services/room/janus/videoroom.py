@@ -30,8 +30,10 @@ from services.room.janus.transport import JanusHandle, JsonDict
 from services.room.janus.video_pause import VideoPause
 from services.room.janus.videoroom_subscriptions import PLUGIN, VideoRoomSubscriptions
 from services.room.negotiation import (
+    NARROWBAND,
     PRODUCIBLE,
-    answered_video_codec,
+    answered_codec,
+    offer_narrowband,
     offer_opus,
     offer_producible,
     room_codecs,
@@ -123,13 +125,16 @@ class VideoRoomBackend(VideoRoomSubscriptions):
 
     # -- publishing -----------------------------------------------------------------------
 
-    async def _publish(self, video: bool = True) -> None:
+    async def _publish(self, video: bool = True, narrowband: bool = False) -> None:
+        """Publish the mic (Opus; G.711 or G.722 when ``narrowband``: a room that refused
+        Opus) and, when ``video``, the camera in a codec the room takes."""
         assert self.pub is not None
         pc = new_pc("publisher")
         self.pub_pc = pc
-        mic = pc.addTransceiver(self.ctx.mic_track(), direction="sendonly")
+        mic_track = self.ctx.mic_track()
+        mic = pc.addTransceiver(mic_track, direction="sendonly")
         send_frames(mic.sender)
-        offer_opus(mic)
+        (offer_narrowband if narrowband else offer_opus)(mic)
         track = self.ctx.video_track() if video else None
         transceiver = None
         if track is not None:
@@ -139,11 +144,22 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         offer = await make_offer(pc)
         body = {"request": "publish", "display": self.ctx.settings.display}
         _, answer = await self.pub.send(body, jsep=offer)
+        if answer is not None:
+            audio = answered_codec(answer["sdp"], mic.mid, "audio")
+            if audio is None:
+                if narrowband:
+                    raise RoomError(f"the room takes none of the audio codecs this box "
+                                    f"sends (opus, {', '.join(NARROWBAND)})")
+                log.warning("the room refused Opus audio; offering %s", ", ".join(NARROWBAND))
+                await self._drop_refused(pc, mic_track, track)
+                await self._publish(video, narrowband=True)
+                return
+            mic_track.use_codec(audio)  # type: ignore[attr-defined]
+            self.ctx.on_audio_codec(audio)
         if track is not None and transceiver is not None and answer is not None:
-            codec = answered_video_codec(answer["sdp"], transceiver.mid)
+            codec = answered_codec(answer["sdp"], transceiver.mid)
             if codec not in PRODUCIBLE:
-                track.stop()  # closes the camera unless something else uses it
-                await self._publish_audio_only(pc, codec)
+                await self._publish_audio_only(pc, mic_track, track, codec, narrowband)
                 return
             set_codec = getattr(track, "set_codec", None)
             if set_codec is not None:
@@ -153,17 +169,26 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         await wait_connected(pc, "publisher")
         watch_failure(pc, "publisher", self.ctx.fail)
 
-    async def _publish_audio_only(self, rejected: RTCPeerConnection, codec: str | None) -> None:
+    async def _drop_refused(self, rejected: RTCPeerConnection, *tracks: Any) -> None:
+        """Withdraw a publish the room answered with a refusal, and stop its tracks (the
+        camera closes unless something else uses it)."""
+        self.pub_pc = None
+        for track in tracks:
+            if track is not None:
+                track.stop()
+        try:
+            await self._withdraw(rejected)
+        except RoomError as exc:
+            log.debug("unpublish after the refused offer: %s", exc)
+
+    async def _publish_audio_only(self, rejected: RTCPeerConnection, mic_track: Any,
+                                  track: Any, codec: str | None, narrowband: bool) -> None:
         """The room took none of our video codecs: withdraw that publish, publish the audio
         alone, and say which codecs the room wants."""
         assert self.pub is not None
         log.warning("the room refused our video (%s); publishing audio only",
                     f"answered {codec}" if codec else "no common codec")
-        self.pub_pc = None
-        try:
-            await self._withdraw(rejected)
-        except RoomError as exc:
-            log.debug("unpublish after the refused video: %s", exc)
+        await self._drop_refused(rejected, mic_track, track)
         wanted = None
         try:
             listing, _ = await self.pub.send({"request": "list"})
@@ -171,7 +196,7 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         except RoomError as exc:
             log.debug("listing the rooms: %s", exc)
         self.ctx.on_video_codec(None, wanted or [])
-        await self._publish(video=False)
+        await self._publish(video=False, narrowband=narrowband)
 
     async def _unpublish(self) -> None:
         if self.pub is not None and self.pub_pc is not None:
