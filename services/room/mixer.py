@@ -18,6 +18,7 @@ block every few pulls.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import threading
@@ -202,8 +203,10 @@ class RemoteAudioMixer:
     def _find(self, key: str) -> _Source | None:
         return next((s for s in self._sources if s.key == key), None)
 
-    def add_track(self, key: str, track: RemoteTrack) -> None:
-        """Mix ``track`` under ``key`` (a member id); replaces a previous track of ``key``."""
+    def add_track(self, key: str, track: RemoteTrack,
+                  on_level: Callable[[str, int], None] | None = None) -> None:
+        """Mix ``track`` under ``key`` (a member id); replaces a previous track of ``key``.
+        ``on_level(key, level)`` is told the audio level of each of its packets."""
         from services.room.rtc import packet_tap  # aiortc: loaded with the room
 
         old = self._find(key)
@@ -212,6 +215,7 @@ class RemoteAudioMixer:
             jitter = self._buffer_factory()
             source = _Source(key, jitter, tap=tap)
             follow_codec(tap, jitter)
+            tap.on_level = None if on_level is None else functools.partial(on_level, key)
             tap.sink = jitter.put
         else:
             feed = DecodedFeed()
@@ -230,7 +234,7 @@ class RemoteAudioMixer:
 
     def _release(self, source: _Source) -> None:
         if source.tap is not None and source.tap.sink == getattr(source.buffer, "put", None):
-            source.tap.sink = source.tap.on_codec = None
+            source.tap.sink = source.tap.on_codec = source.tap.on_level = None
         if source.task is not None:
             source.task.cancel()
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from drivers.base import Emit
 from services.room.api import Member
+from services.room.level_talk import LevelTalk
 from services.room.links.naming import is_link_watcher, split_display
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,8 @@ class Roster:
         #: Called (on the loop) after a member joined, changed or left: what can be heard
         #: in the room may have changed (services/room/session_controls.py).
         self.on_change: Callable[[], None] | None = None
+        #: Talking from the members' audio levels, where the server does not say.
+        self.levels = LevelTalk(self.set_talking)
 
     def __repr__(self) -> str:
         return f"<Roster {sorted(self._members)}>"
@@ -66,6 +69,7 @@ class Roster:
         return member
 
     def remove(self, member_id: str) -> None:
+        self.levels.forget(member_id)
         member = self._members.pop(member_id, None)
         if member is not None:
             log.info("member %s (%s) left", member_id, member.display)
@@ -85,6 +89,15 @@ class Roster:
             member.mic_off = off
             self._emit("member-updated", member.to_dict())
 
+    def server_talking(self, member_id: str, talking: bool) -> None:
+        """What the room server says of a member's talking: from now on (this stay) it
+        alone decides, and what the levels had decided of the others is dropped."""
+        if self.levels.server_told():
+            for other in self._members:
+                if other != member_id:
+                    self.set_talking(other, False)
+        self.set_talking(member_id, talking)
+
     def set_talking(self, member_id: str, talking: bool) -> None:
         member = self._members.get(member_id)
         if member is not None and member.talking != talking:
@@ -95,6 +108,7 @@ class Roster:
         """Forget everyone (on leave), telling about each."""
         for member_id in list(self._members):
             self.remove(member_id)
+        self.levels.clear()
 
 
 _NAMES = {f.name for f in fields(Member)}

@@ -119,14 +119,17 @@ class PacketTap(JitterBuffer):
     The packet's payload type names its codec (``codec``: ``"opus"``, or G.711 or
     G.722 from a member in a room that prefers them, :mod:`services.audio.narrowband`);
     timestamps are handed on at 48 kHz. When the codec changes, ``on_codec(name)`` is
-    told before the packet is handed on. Packets that come before a sink is connected
-    are counted and dropped.
+    told before the packet is handed on; ``on_level`` is told the audio level the
+    packet carries (who is talking, :mod:`services.room.level_talk`). Packets that come
+    before a sink is connected are counted and dropped.
     """
 
     def __init__(self, capacity: int, codecs: dict[int, Any] | None = None) -> None:
         super().__init__(capacity=capacity, prefetch=0, is_video=False)
         self.sink: Callable[[int, int, bytes, float], None] | None = None
         self.on_codec: Callable[[str], None] | None = None
+        #: Told each packet's RFC 6464 audio level (0 loudest, 127 silence), if it has one.
+        self.on_level: Callable[[int], None] | None = None
         self.codec = "opus"
         self.received = 0
         self.unclaimed = 0
@@ -161,6 +164,9 @@ class PacketTap(JitterBuffer):
             if scale != 1:
                 timestamp = (timestamp * scale) & 0xFFFFFFFF
             sink(packet.sequence_number, timestamp, data, time.monotonic())
+            level, on_level = packet.extensions.audio_level, self.on_level
+            if level is not None and on_level is not None:
+                on_level(level[1])
         return False, None
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import MicSource
 from services.room.context import RoomSettings
+from services.room.mixer import MIX_KEY
 from services.room.negotiation import (
     AUDIO_NARROWBAND,
     VIDEO_CODEC_UNSUPPORTED,
@@ -75,7 +76,9 @@ class SessionMedia(SessionControls):
         return track
 
     def _remote_audio(self, member_id: str, track: MediaStreamTrack) -> None:
-        self.mixer.add_track(member_id, track)
+        # a voice room's mix is everyone at once: its level is nobody's talking
+        levels = None if member_id == MIX_KEY else self.roster.levels.heard
+        self.mixer.add_track(member_id, track, levels)
         self.mixer.set_muted(member_id, self._locally_muted(member_id))
 
     def _video_codec_chosen(self, codec: str | None, room_codecs: list[str] | None) -> None:

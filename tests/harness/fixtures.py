@@ -28,7 +28,8 @@ from tests.harness.peers import RoomPeer
 #: Rooms every harness Janus has: 1001-1019 open (secret "modsecret", video codecs
 #: "h264,vp8"), 1100 with PIN 4321, and five open rooms for each of :data:`ROOM_CODECS`
 #: (VideoRoom ``videocodec``), from 1200 on, and for each of :data:`ROOM_AUDIO_CODECS`
-#: (``audiocodec``), from 1300 on.
+#: (``audiocodec``), from 1300 on; and from 1400 on, rooms as Janus's own sample
+#: configuration makes its demo room 1234: VP8, and no ``talking`` events.
 ROOM_SECRET = "modsecret"
 ROOM_PIN = "4321"
 PIN_ROOM = 1100
@@ -37,6 +38,7 @@ CODEC_ROOMS_EACH = 5
 #: Rooms that prefer G.711 or G.722 to Opus: a member that offers them (Chromium, plain
 #: aiortc) publishes them there; the box offers only Opus.
 ROOM_AUDIO_CODECS = ("pcmu,opus", "pcma,opus", "g722,opus", "pcmu")
+STOCK_ROOMS = range(1400, 1410)
 
 
 def codec_rooms(videocodec: str) -> range:
@@ -57,7 +59,9 @@ HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET, allow_rtp_participants=True)
                  *(RoomSpec(n, secret=ROOM_SECRET, videocodec=codec)
                    for codec in ROOM_CODECS for n in codec_rooms(codec)),
                  *(RoomSpec(n, secret=ROOM_SECRET, audiocodec=codec)
-                   for codec in ROOM_AUDIO_CODECS for n in audio_codec_rooms(codec)))
+                   for codec in ROOM_AUDIO_CODECS for n in audio_codec_rooms(codec)),
+                 *(RoomSpec(n, secret=ROOM_SECRET, videocodec="vp8", audiolevel_event=False)
+                   for n in STOCK_ROOMS))
 
 #: Free rooms of each running harness Janus (one Janus per test module), per room kind.
 _free_rooms: dict[int, Iterator[int]] = {}
@@ -124,6 +128,17 @@ def room_with_codec(janus: JanusServer) -> RoomWithCodec:
         return n
 
     return take
+
+
+@pytest.fixture
+def stock_room(janus: JanusServer) -> int:
+    """A room configured as Janus's sample demo room (VP8, no ``audiolevel_event``), not
+    used by another test of the module."""
+    rooms = _free_codec_rooms.setdefault((id(janus), "stock"), iter(STOCK_ROOMS))
+    n = next(rooms, None)
+    if n is None:
+        raise RuntimeError("out of stock harness rooms: widen STOCK_ROOMS")
+    return n
 
 
 @pytest.fixture

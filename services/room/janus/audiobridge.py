@@ -125,7 +125,7 @@ class AudioBridgeBackend(PluginBackend):
         self.ctx.roster.upsert(member_id, display=p.get("display", ""), role="publisher",
                                audio_muted=bool(p.get("muted", False)), has_audio=True)
         if "talking" in p:
-            self.ctx.roster.set_talking(member_id, bool(p["talking"]))
+            self.ctx.roster.server_talking(member_id, bool(p["talking"]))
 
     def _on_event(self, msg: JsonDict) -> None:
         event = self._room_event(msg, "voice room")

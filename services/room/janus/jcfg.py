@@ -57,6 +57,8 @@ class RoomSpec:
     videocodec: str = "h264,vp8"
     #: The VideoRoom's audio codecs, in the order Janus prefers them.
     audiocodec: str = "opus"
+    #: Whether the VideoRoom tells who is talking (Janus's own default is off).
+    audiolevel_event: bool = True
     #: Whether the AudioBridge room takes plain-RTP participants (voice-room links).
     allow_rtp_participants: bool = False
     #: How many TextRoom messages the room keeps and replays to members who join later.
@@ -138,7 +140,7 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
             "videocodec": room.videocodec,
             "h264_profile": "42e01f",
             "notify_joining": True,
-            "audiolevel_event": True,
+            "audiolevel_event": room.audiolevel_event,
             "audio_active_packets": 25,
             "audio_level_average": 60,
         }

@@ -93,7 +93,7 @@ class PluginBackend:
             if member_id == self.local_id:
                 self.ctx.on_local_talking(talking)
             else:
-                self.ctx.roster.set_talking(member_id, talking)
+                self.ctx.roster.server_talking(member_id, talking)
             return None
         if what == "destroyed":
             self.ctx.fail("the room was destroyed")

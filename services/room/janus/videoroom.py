@@ -100,6 +100,8 @@ class VideoRoomBackend(VideoRoomSubscriptions):
             self.ctx.roster.upsert(str(entry["id"]), display=entry.get("display", ""),
                                    role="listener")
         self._forget_absent(present)
+        self._tasks.append(asyncio.create_task(self._learn_talk_events(),
+                                               name="videoroom:talk-events"))
         if self.ctx.controls.role == "publisher":
             await self._publish()
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="videoroom:subscriptions"))
@@ -122,6 +124,23 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         for handle in (self.sub, self.pub):
             if handle is not None:
                 await handle.detach()
+
+    async def _learn_talk_events(self) -> None:
+        """Whether the room tells who is talking (``audiolevel_event``, in the room list):
+        then its events alone decide, else the members' audio levels do
+        (:mod:`services.room.level_talk`) until it says otherwise. A private room is not
+        listed: the levels decide until its first ``talking`` event."""
+        assert self.pub is not None
+        try:
+            listing, _ = await self.pub.send({"request": "list"})
+        except RoomError as exc:
+            log.debug("listing the rooms: %s", exc)
+            return
+        for entry in listing.get("list", []) or []:
+            if isinstance(entry, dict) and entry.get("room") == self.ctx.settings.room:
+                if entry.get("audiolevel_event") is True:
+                    self.ctx.roster.levels.server_told()
+                return
 
     # -- publishing -----------------------------------------------------------------------
 
@@ -305,7 +324,7 @@ class VideoRoomBackend(VideoRoomSubscriptions):
             audio_muted=any(st.get("moderated") for st in audio),
         )
         if "talking" in entry:  # someone already talking when we arrive
-            self.ctx.roster.set_talking(feed, bool(entry["talking"]))
+            self.ctx.roster.server_talking(feed, bool(entry["talking"]))
         self._dirty.set()
 
     def _on_self_update(self, entry: JsonDict) -> None:

@@ -1,0 +1,69 @@
+"""Who is talking, from the audio level in each member's packets, where the room server
+does not say.
+
+Janus's VideoRoom tells its members who is talking (``talking`` / ``stopped-talking``)
+only in rooms with ``audiolevel_event``, which is off by Janus's default and in its own
+sample demo room; the rooms the box configures itself turn it on. In the others, each
+member's packets still carry their RFC 6464 audio level (Janus keeps the extension for
+its subscribers; Chromium, aiortc and the box put it on every packet), and the box
+decides as Janus would: over each window of :data:`WINDOW` packets, a member whose
+average level is louder than :data:`THRESHOLD` (-dBov) is talking. The two numbers are
+the ones the box gives the rooms it configures (``audio_active_packets``,
+``audio_level_average``), so ``talking`` means the same in every room.
+
+As soon as the server says who is talking (a ``talking`` event, or a ``talking`` flag in
+the members it lists), it decides for the rest of the stay, and the levels are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+#: Packets per decision (0.5 s of 20 ms packets).
+WINDOW = 25
+#: Average RFC 6464 level (0 loudest, 127 silence) under which a member is talking.
+THRESHOLD = 60
+
+
+class LevelTalk:
+    """Per member, the levels of the current window; tells ``set_talking`` the outcome."""
+
+    def __init__(self, set_talking: Callable[[str, bool], None]) -> None:
+        self._set_talking = set_talking
+        self._windows: dict[str, list[int]] = {}  # member id -> [sum of levels, count]
+        #: The server tells who is talking (this stay): the levels are not used.
+        self.server_decides = False
+
+    def __repr__(self) -> str:
+        who = "server" if self.server_decides else f"levels of {len(self._windows)}"
+        return f"<LevelTalk {who}>"
+
+    def heard(self, member_id: str, level: int) -> None:
+        """One packet of ``member_id``'s voice, with its RFC 6464 ``level``."""
+        if self.server_decides:
+            return
+        window = self._windows.get(member_id)
+        if window is None:
+            window = self._windows[member_id] = [0, 0]
+        window[0] += level
+        window[1] += 1
+        if window[1] >= WINDOW:
+            talking = window[0] < THRESHOLD * window[1]
+            window[0] = window[1] = 0
+            self._set_talking(member_id, talking)
+
+    def server_told(self) -> bool:
+        """The server told who is talking; returns True the first time (this stay)."""
+        if self.server_decides:
+            return False
+        self.server_decides = True
+        self._windows.clear()
+        return True
+
+    def forget(self, member_id: str) -> None:
+        self._windows.pop(member_id, None)
+
+    def clear(self) -> None:
+        """A new stay: the levels decide until the server says otherwise."""
+        self._windows.clear()
+        self.server_decides = False
