@@ -99,6 +99,9 @@ class RoomContext:
         #: room's codecs (empty when unknown) when the room refused every codec we offer.
         self.on_video_codec: Callable[[str | None, list[str] | None], None] = (
             lambda codec, room_codecs: None)
+        #: Called with a ``room-warning`` to hold under its code, or None to drop it.
+        self.on_warning: Callable[[str, dict[str, Any] | None], None] = (
+            lambda code, warning: None)
         #: Called with the audio codec the room took for our mic (opus, pcmu, pcma, g722).
         self.on_audio_codec: Callable[[str], None] = lambda codec: None
         #: Whether to subscribe to remote video now.

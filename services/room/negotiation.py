@@ -99,19 +99,23 @@ def answered_codec(sdp: str, mid: str | None, kind: str = "video") -> str | None
     return None
 
 
-def room_codecs(listing: dict[str, Any], room: int) -> list[str] | None:
-    """The ``videocodec`` list of ``room`` from a VideoRoom ``list`` answer, or None when
+def room_codecs(entry: dict[str, Any] | None) -> list[str] | None:
+    """The ``videocodec`` list of a room's entry in the VideoRoom's list, or None when
     the room is not listed (private rooms are not)."""
-    for entry in listing.get("list", []) or []:
-        if isinstance(entry, dict) and entry.get("room") == room:
-            value = entry.get("videocodec")
-            if isinstance(value, str) and value:
-                return [c.strip().lower() for c in value.split(",") if c.strip()]
+    value = (entry or {}).get("videocodec")
+    if isinstance(value, str) and value:
+        return [c.strip().lower() for c in value.split(",") if c.strip()]
     return None
 
 
 VIDEO_CODEC_UNSUPPORTED = "VIDEO_CODEC_UNSUPPORTED"
 AUDIO_NARROWBAND = "AUDIO_NARROWBAND"
+ROOM_FULL = "ROOM_FULL"
+
+
+def room_full_warning(reason: str) -> dict[str, Any]:
+    """The ``room-warning`` while the room has all the publishers it takes."""
+    return {"code": ROOM_FULL, "message": f"{reason}: listening until a publisher stops"}
 
 
 def narrowband_warning(codec: str) -> dict[str, Any]:

@@ -296,8 +296,8 @@ class JanusRoomSession(SessionMedia):
                                              name="room:textroom"))
 
         ctx.on_joined = open_messages
-        ctx.on_video_codec = self._video_codec_chosen
-        ctx.on_audio_codec = self._audio_codec_chosen
+        ctx.on_video_codec, ctx.on_audio_codec = self._video_codec_chosen, self._audio_codec_chosen
+        ctx.on_warning = self._room_warning
         ctx.wants_video = self._wants_video
         ctx.shows_video = self._shows_video
         ctx.wants_member_video = self._wants_member_video

@@ -85,25 +85,22 @@ class SessionMedia(SessionControls):
         self.video_codec = codec
         if codec is not None:
             log.info("room: sending %s video", codec)
-            self.warnings = [w for w in self.warnings if w["code"] != VIDEO_CODEC_UNSUPPORTED]
-            return
-        warning = unsupported_warning(room_codecs or [])
-        if warning in self.warnings:
-            return  # said already (this stay, or the one before a reconnect)
-        self.warnings = [w for w in self.warnings if w["code"] != VIDEO_CODEC_UNSUPPORTED]
-        self.warnings.append(warning)
-        log.warning("room: %s", warning["message"])
-        self._emit("room-warning", dict(warning))
+        self._room_warning(VIDEO_CODEC_UNSUPPORTED,
+                           None if codec is not None else unsupported_warning(room_codecs or []))
 
     def _audio_codec_chosen(self, codec: str) -> None:
         self.audio_codec = codec
-        others = [w for w in self.warnings if w["code"] != AUDIO_NARROWBAND]
-        if codec == "opus":
-            self.warnings = others
+        self._room_warning(AUDIO_NARROWBAND,
+                           None if codec == "opus" else narrowband_warning(codec))
+
+    def _room_warning(self, code: str, warning: dict[str, Any] | None) -> None:
+        """Hold ``warning`` under ``code`` (a ``room-warning`` event when it is new: not
+        said already this stay, or in the one before a reconnect), or drop the one held."""
+        others = [w for w in self.warnings if w["code"] != code]
+        if warning is None or warning in self.warnings:
+            if warning is None:
+                self.warnings = others
             return
-        warning = narrowband_warning(codec)
-        if warning in self.warnings:
-            return  # said already (this stay, or the one before a reconnect)
         self.warnings = [*others, warning]
         log.warning("room: %s", warning["message"])
         self._emit("room-warning", dict(warning))

@@ -29,7 +29,9 @@ from tests.harness.peers import RoomPeer
 #: "h264,vp8"), 1100 with PIN 4321, and five open rooms for each of :data:`ROOM_CODECS`
 #: (VideoRoom ``videocodec``), from 1200 on, and for each of :data:`ROOM_AUDIO_CODECS`
 #: (``audiocodec``), from 1300 on; and from 1400 on, rooms as Janus's own sample
-#: configuration makes its demo room 1234: VP8, and no ``talking`` events.
+#: configuration makes its demo room 1234: 6 publishers at 128 kbit/s, a keyframe asked
+#: for every 10 s, and Janus's defaults otherwise: VP8, Opus, no ``talking`` events,
+#: no news of listeners joining.
 ROOM_SECRET = "modsecret"
 ROOM_PIN = "4321"
 PIN_ROOM = 1100
@@ -38,6 +40,7 @@ CODEC_ROOMS_EACH = 5
 #: Rooms that prefer G.711 or G.722 to Opus: a member that offers them (Chromium, plain
 #: aiortc) publishes them there; the box offers only Opus.
 ROOM_AUDIO_CODECS = ("pcmu,opus", "pcma,opus", "g722,opus", "pcmu")
+#: Rooms as Janus's sample configuration makes its demo room 1234 (see above).
 STOCK_ROOMS = range(1400, 1410)
 
 
@@ -60,7 +63,9 @@ HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET, allow_rtp_participants=True)
                    for codec in ROOM_CODECS for n in codec_rooms(codec)),
                  *(RoomSpec(n, secret=ROOM_SECRET, audiocodec=codec)
                    for codec in ROOM_AUDIO_CODECS for n in audio_codec_rooms(codec)),
-                 *(RoomSpec(n, secret=ROOM_SECRET, videocodec="vp8", audiolevel_event=False)
+                 *(RoomSpec(n, secret=ROOM_SECRET, publishers=6, bitrate=128_000,
+                            fir_freq=10, videocodec="vp8", audiolevel_event=False,
+                            notify_joining=False)
                    for n in STOCK_ROOMS))
 
 #: Free rooms of each running harness Janus (one Janus per test module), per room kind.
@@ -132,8 +137,8 @@ def room_with_codec(janus: JanusServer) -> RoomWithCodec:
 
 @pytest.fixture
 def stock_room(janus: JanusServer) -> int:
-    """A room configured as Janus's sample demo room (VP8, no ``audiolevel_event``), not
-    used by another test of the module."""
+    """A room configured as Janus's sample demo room (see :data:`STOCK_ROOMS`), not used
+    by another test of the module."""
     rooms = _free_codec_rooms.setdefault((id(janus), "stock"), iter(STOCK_ROOMS))
     n = next(rooms, None)
     if n is None:

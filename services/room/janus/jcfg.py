@@ -59,6 +59,10 @@ class RoomSpec:
     audiocodec: str = "opus"
     #: Whether the VideoRoom tells who is talking (Janus's own default is off).
     audiolevel_event: bool = True
+    #: How often (s) the VideoRoom asks publishers for a keyframe.
+    fir_freq: int = 2
+    #: Whether members hear of listeners joining (Janus's own default is off).
+    notify_joining: bool = True
     #: Whether the AudioBridge room takes plain-RTP participants (voice-room links).
     allow_rtp_participants: bool = False
     #: How many TextRoom messages the room keeps and replays to members who join later.
@@ -135,11 +139,11 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
             **common,
             "publishers": room.publishers,
             "bitrate": room.bitrate,
-            "fir_freq": 2,
+            "fir_freq": room.fir_freq,
             "audiocodec": room.audiocodec,
             "videocodec": room.videocodec,
             "h264_profile": "42e01f",
-            "notify_joining": True,
+            "notify_joining": room.notify_joining,
             "audiolevel_event": room.audiolevel_event,
             "audio_active_packets": 25,
             "audio_level_average": 60,

@@ -24,19 +24,22 @@ from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
 from services.room import deadline
-from services.room.api import NotInRoom, Role, RoomError
+from services.room.api import NotInRoom, Role, RoomError, RoomFull
 from services.room.context import RoomContext
+from services.room.janus.room_list import learn_talk_events, room_entry
 from services.room.janus.transport import JanusHandle, JsonDict
 from services.room.janus.video_pause import VideoPause
 from services.room.janus.videoroom_subscriptions import PLUGIN, VideoRoomSubscriptions
 from services.room.negotiation import (
     NARROWBAND,
     PRODUCIBLE,
+    ROOM_FULL,
     answered_codec,
     offer_narrowband,
     offer_opus,
     offer_producible,
     room_codecs,
+    room_full_warning,
 )
 from services.room.rtc import (
     accept_answer,
@@ -77,6 +80,10 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         #: Resolved by the server's hangup of a publisher PC we withdrew ourselves.
         self._withdrawal: asyncio.Future[None] | None = None
         self._pause = VideoPause()  # video of members the box does not show
+        #: The room had all the publishers it takes: listening, trying again whenever
+        #: a publisher stops.
+        self._seat_wait = False
+        self._seat_task: asyncio.Task[None] | None = None
 
     def _id_taken(self, exc: RoomError) -> bool:
         return f"Janus error {ID_EXISTS}" in str(exc)
@@ -100,16 +107,18 @@ class VideoRoomBackend(VideoRoomSubscriptions):
             self.ctx.roster.upsert(str(entry["id"]), display=entry.get("display", ""),
                                    role="listener")
         self._forget_absent(present)
-        self._tasks.append(asyncio.create_task(self._learn_talk_events(),
-                                               name="videoroom:talk-events"))
+        self._tasks.append(asyncio.create_task(
+            learn_talk_events(self.pub, s.room, self.ctx.roster.levels), name="videoroom:talk"))
         if self.ctx.controls.role == "publisher":
-            await self._publish()
+            await self._take_seat()
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="videoroom:subscriptions"))
         self._dirty.set()
 
     async def exit(self) -> None:
         self._closing = True
         tasks = self._tasks + list(self._video_tasks.values())
+        if self._seat_task is not None:
+            tasks.append(self._seat_task)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -125,24 +134,35 @@ class VideoRoomBackend(VideoRoomSubscriptions):
             if handle is not None:
                 await handle.detach()
 
-    async def _learn_talk_events(self) -> None:
-        """Whether the room tells who is talking (``audiolevel_event``, in the room list):
-        then its events alone decide, else the members' audio levels do
-        (:mod:`services.room.level_talk`) until it says otherwise. A private room is not
-        listed: the levels decide until its first ``talking`` event."""
-        assert self.pub is not None
-        try:
-            listing, _ = await self.pub.send({"request": "list"})
-        except RoomError as exc:
-            log.debug("listing the rooms: %s", exc)
-            return
-        for entry in listing.get("list", []) or []:
-            if isinstance(entry, dict) and entry.get("room") == self.ctx.settings.room:
-                if entry.get("audiolevel_event") is True:
-                    self.ctx.roster.levels.server_told()
-                return
-
     # -- publishing -----------------------------------------------------------------------
+
+    async def _take_seat(self) -> None:
+        """Publish; in a room that has all the publishers it takes (Janus's
+        ``publishers``, 6 in its demo room), listen instead, with a ``ROOM_FULL`` warning,
+        and try again whenever a publisher stops."""
+        try:
+            await self._publish()
+        except RoomFull as exc:
+            self._seat_wait = True
+            self.ctx.on_warning(ROOM_FULL, room_full_warning(str(exc)))
+            return
+        if self._seat_wait:
+            log.info("room: a publisher stopped: publishing now")
+        self._seat_wait = False
+        self.ctx.on_warning(ROOM_FULL, None)
+
+    def _seat_freed(self) -> None:
+        """A publisher stopped: if we wait for a place, try to take it."""
+        if (not self._seat_wait or self._closing or self.ctx.controls.role != "publisher"
+                or (self._seat_task is not None and not self._seat_task.done())):
+            return
+        self._seat_task = asyncio.create_task(self._retake_seat(), name="videoroom:seat")
+
+    async def _retake_seat(self) -> None:
+        try:
+            await self._take_seat()
+        except RoomError as exc:  # as a publish that fails on entering: the stay fails
+            self.ctx.fail(f"publishing once a place freed up: {exc}")
 
     async def _publish(self, video: bool = True, narrowband: bool = False) -> None:
         """Publish the mic (Opus; G.711 or G.722 when ``narrowband``: a room that refused
@@ -162,7 +182,12 @@ class VideoRoomBackend(VideoRoomSubscriptions):
             offer_producible(transceiver)
         offer = await make_offer(pc)
         body = {"request": "publish", "display": self.ctx.settings.display}
-        _, answer = await self.pub.send(body, jsep=offer)
+        try:
+            _, answer = await self.pub.send(body, jsep=offer)
+        except RoomError:
+            await self._drop(pc, mic_track, track, withdraw=False)  # nothing was published
+            await self.pub.hangup()  # the server's side of the offer, or the next one fails
+            raise
         if answer is not None:
             audio = answered_codec(answer["sdp"], mic.mid, "audio")
             if audio is None:
@@ -170,7 +195,7 @@ class VideoRoomBackend(VideoRoomSubscriptions):
                     raise RoomError(f"the room takes none of the audio codecs this box "
                                     f"sends (opus, {', '.join(NARROWBAND)})")
                 log.warning("the room refused Opus audio; offering %s", ", ".join(NARROWBAND))
-                await self._drop_refused(pc, mic_track, track)
+                await self._drop(pc, mic_track, track)
                 await self._publish(video, narrowband=True)
                 return
             mic_track.use_codec(audio)  # type: ignore[attr-defined]
@@ -188,15 +213,20 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         await wait_connected(pc, "publisher")
         watch_failure(pc, "publisher", self.ctx.fail)
 
-    async def _drop_refused(self, rejected: RTCPeerConnection, *tracks: Any) -> None:
-        """Withdraw a publish the room answered with a refusal, and stop its tracks (the
-        camera closes unless something else uses it)."""
-        self.pub_pc = None
+    async def _drop(self, pc: RTCPeerConnection, *tracks: Any, withdraw: bool = True) -> None:
+        """Let go of a publisher PC the room refused (withdrawn when the room answered,
+        only closed when it refused the request itself) and stop its tracks (the camera
+        closes unless something else uses it)."""
+        if self.pub_pc is pc:
+            self.pub_pc = None
         for track in tracks:
             if track is not None:
                 track.stop()
+        if not withdraw:
+            await close_pc(pc)
+            return
         try:
-            await self._withdraw(rejected)
+            await self._withdraw(pc)
         except RoomError as exc:
             log.debug("unpublish after the refused offer: %s", exc)
 
@@ -207,13 +237,8 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         assert self.pub is not None
         log.warning("the room refused our video (%s); publishing audio only",
                     f"answered {codec}" if codec else "no common codec")
-        await self._drop_refused(rejected, mic_track, track)
-        wanted = None
-        try:
-            listing, _ = await self.pub.send({"request": "list"})
-            wanted = room_codecs(listing, self.ctx.settings.room)
-        except RoomError as exc:
-            log.debug("listing the rooms: %s", exc)
+        await self._drop(rejected, mic_track, track)
+        wanted = room_codecs(await room_entry(self.pub, self.ctx.settings.room))
         self.ctx.on_video_codec(None, wanted or [])
         await self._publish(video=False, narrowband=narrowband)
 
@@ -244,9 +269,13 @@ class VideoRoomBackend(VideoRoomSubscriptions):
 
     async def set_role(self, role: Role) -> None:
         if role == "publisher" and self.pub_pc is None:
-            await self._publish()
-        elif role == "listener" and self.pub_pc is not None:
-            await self._unpublish()
+            await self._take_seat()
+        elif role == "listener":
+            if self.pub_pc is not None:
+                await self._unpublish()
+            if self._seat_wait:
+                self._seat_wait = False
+                self.ctx.on_warning(ROOM_FULL, None)
 
     async def update_mic(self) -> None:
         return None  # the mic track itself sends silence while muted
@@ -286,12 +315,14 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         gone = data.get("unpublished")
         if gone is not None and gone != "ok":
             self._drop_publisher(str(gone), left=False)
+            self._seat_freed()
         leaving = data.get("leaving", data.get("kicked"))
         if leaving == "ok":
             if data.get("reason") == "kicked":
                 self.ctx.kick("kicked by a moderator")
         elif leaving is not None:
             self._drop_publisher(str(leaving), left=True)
+            self._seat_freed()
         if "moderation" in data or "muted" in data:
             log.info("moderation event: %s", data)
 
