@@ -6,7 +6,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
   libasound2-dev alsa-utils
-  janus libjs-janus-gateway
+  janus libjs-janus-gateway janus-demos
   chromium
   nginx libnginx-mod-rtmp
   ffmpeg sox espeak-ng socat

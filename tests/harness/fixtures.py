@@ -30,8 +30,8 @@ from tests.harness.peers import RoomPeer
 #: (VideoRoom ``videocodec``), from 1200 on, and for each of :data:`ROOM_AUDIO_CODECS`
 #: (``audiocodec``), from 1300 on; and from 1400 on, rooms as Janus's own sample
 #: configuration makes its demo room 1234: 6 publishers at 128 kbit/s, a keyframe asked
-#: for every 10 s, and Janus's defaults otherwise: VP8, Opus, no ``talking`` events,
-#: no news of listeners joining.
+#: for every 10 s, a voice room mixing at 16 kHz, and Janus's defaults otherwise: VP8,
+#: Opus, no ``talking`` events, no news of listeners joining.
 ROOM_SECRET = "modsecret"
 ROOM_PIN = "4321"
 PIN_ROOM = 1100
@@ -65,7 +65,7 @@ HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET, allow_rtp_participants=True)
                    for codec in ROOM_AUDIO_CODECS for n in audio_codec_rooms(codec)),
                  *(RoomSpec(n, secret=ROOM_SECRET, publishers=6, bitrate=128_000,
                             fir_freq=10, videocodec="vp8", audiolevel_event=False,
-                            notify_joining=False)
+                            notify_joining=False, sampling_rate=16000)
                    for n in STOCK_ROOMS))
 
 #: Free rooms of each running harness Janus (one Janus per test module), per room kind.

@@ -88,3 +88,18 @@ def test_a_full_room_is_listened_to_until_a_place_frees(box_in: Any,  # noqa: F8
     assert box.session.warnings == []
     assert box.session.state == RoomState.IN_ROOM
     assert box.events.named("reconnecting") == []
+
+
+def test_a_stock_voice_room(make_peer: Any, stock_room: int) -> None:  # noqa: F811
+    """Janus's sample voice room mixes at 16 kHz and says nothing of who talks: the
+    boxes hear each other through its mix (wideband Opus, played at 48 kHz)."""
+    a = make_peer("a", stock_room, tone="tone:440", backend="audiobridge")
+    b = make_peer("b", stock_room, tone="tone:660", backend="audiobridge")
+    a.call(lambda s: s.join())
+    b.call(lambda s: s.join())
+    wait_tone(a.speaker_path, 660, threshold=0.05)
+    wait_tone(b.speaker_path, 440, threshold=0.05)
+    wait_tone(a.speaker_path, 440, present=False, threshold=0.05)  # not itself
+    b_id = b.session.local_id
+    a.wait_for(lambda: b_id in {m.id for m in a.session.members()}, what="b in a's roster")
+    assert a.session.audio_codec == "opus"

@@ -63,6 +63,8 @@ class RoomSpec:
     fir_freq: int = 2
     #: Whether members hear of listeners joining (Janus's own default is off).
     notify_joining: bool = True
+    #: The AudioBridge's mixing rate (Hz; Janus's sample room mixes at 16000).
+    sampling_rate: int = 48000
     #: Whether the AudioBridge room takes plain-RTP participants (voice-room links).
     allow_rtp_participants: bool = False
     #: How many TextRoom messages the room keeps and replays to members who join later.
@@ -150,9 +152,9 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
         }
         audiobridge[f"room-{room.number}"] = {
             **common,
-            "sampling_rate": 48000,
+            "sampling_rate": room.sampling_rate,
             "allow_rtp_participants": room.allow_rtp_participants,
-            "audiolevel_event": True,
+            "audiolevel_event": room.audiolevel_event,
             "audio_active_packets": 25,
             "audio_level_average": 60,
         }
