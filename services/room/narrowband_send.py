@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.lazy import lazy_module
 from services.audio.narrowband import CODECS, RATE
-from services.room.opus_send import OpusPacket, audio_level
+from services.room.opus_send import OpusPacket, audio_level, whole_frames
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,14 +56,9 @@ class NarrowbandSendEncoder:
 
     def encode(self, samples: bytes, level: int | None = None) -> Iterator[OpusPacket]:
         """The packets ``samples`` complete (none while less than a frame is buffered)."""
-        pcm = np.frombuffer(samples, dtype=np.int16)
-        if len(self._pending):
-            pcm = np.concatenate((self._pending, pcm))
         n = self.frame_samples
-        whole = len(pcm) - len(pcm) % n
-        self._pending = pcm[whole:].copy()
-        for start in range(0, whole, n):
-            block = pcm[start:start + n]
+        blocks, self._pending = whole_frames(self._pending, samples, n)
+        for block in blocks:
             frame = self._frame.from_ndarray(block.reshape(1, -1), format="s16",
                                              layout="mono")
             frame.sample_rate = RATE

@@ -97,6 +97,16 @@ class OpusPacket:
     level: int
 
 
+def whole_frames(pending: Any, samples: bytes, n: int) -> tuple[list[Any], Any]:
+    """``samples`` (16-bit PCM) after ``pending`` (int16 samples left over from the last
+    call), cut into frames of ``n`` samples: (the frames, the samples left over)."""
+    pcm = np.frombuffer(samples, dtype=np.int16)
+    if len(pending):
+        pcm = np.concatenate((pending, pcm))
+    whole = len(pcm) - len(pcm) % n
+    return [pcm[start:start + n] for start in range(0, whole, n)], pcm[whole:].copy()
+
+
 def level_of_dbfs(dbfs: float) -> int:
     """The RFC 6464 level (-dBov, 0 to 127) of an RMS level in dBFS."""
     if dbfs != dbfs or dbfs <= -127.0:  # NaN or -inf: silence
@@ -155,14 +165,9 @@ class OpusSendEncoder:
 
         ``level`` is the RFC 6464 level of ``samples`` when the mic path measured it
         already; otherwise each packet's level is computed from its own samples."""
-        pcm = np.frombuffer(samples, dtype=np.int16)
-        if len(self._pending):
-            pcm = np.concatenate((self._pending, pcm))
         n = self.frame_samples
-        whole = len(pcm) - len(pcm) % n
-        self._pending = pcm[whole:].copy()
-        for start in range(0, whole, n):
-            frame = pcm[start:start + n]
+        frames, self._pending = whole_frames(self._pending, samples, n)
+        for frame in frames:
             data = self._encoder.encode(frame)
             pts = self._pts
             self._pts += n

@@ -125,25 +125,24 @@ def room_with_codec(janus: JanusServer) -> RoomWithCodec:
     """``room_with_codec("vp8")`` -> a room of this Janus whose video codecs are exactly
     that list (one of :data:`ROOM_CODECS`) and that no other test of the module uses."""
     def take(videocodec: str) -> int:
-        rooms = _free_codec_rooms.setdefault((id(janus), videocodec),
-                                             iter(codec_rooms(videocodec)))
-        n = next(rooms, None)
-        if n is None:
-            raise RuntimeError(f"out of {videocodec!r} harness rooms: raise CODEC_ROOMS_EACH")
-        return n
+        return _take_room(janus, videocodec, codec_rooms(videocodec))
 
     return take
+
+
+def _take_room(janus: JanusServer, kind: str, rooms: range) -> int:
+    """The next room of ``kind`` (of ``rooms``) that no other test of the module used."""
+    n = next(_free_codec_rooms.setdefault((id(janus), kind), iter(rooms)), None)
+    if n is None:
+        raise RuntimeError(f"out of {kind!r} harness rooms: add rooms to HARNESS_ROOMS")
+    return n
 
 
 @pytest.fixture
 def stock_room(janus: JanusServer) -> int:
     """A room configured as Janus's sample demo room (see :data:`STOCK_ROOMS`), not used
     by another test of the module."""
-    rooms = _free_codec_rooms.setdefault((id(janus), "stock"), iter(STOCK_ROOMS))
-    n = next(rooms, None)
-    if n is None:
-        raise RuntimeError("out of stock harness rooms: widen STOCK_ROOMS")
-    return n
+    return _take_room(janus, "stock", STOCK_ROOMS)
 
 
 @pytest.fixture
@@ -152,12 +151,7 @@ def room_with_audio_codec(janus: JanusServer) -> RoomWithCodec:
     are exactly that list (one of :data:`ROOM_AUDIO_CODECS`), not used by another test of
     the module."""
     def take(audiocodec: str) -> int:
-        rooms = _free_codec_rooms.setdefault((id(janus), "audio:" + audiocodec),
-                                             iter(audio_codec_rooms(audiocodec)))
-        n = next(rooms, None)
-        if n is None:
-            raise RuntimeError(f"out of {audiocodec!r} harness rooms: raise CODEC_ROOMS_EACH")
-        return n
+        return _take_room(janus, "audio:" + audiocodec, audio_codec_rooms(audiocodec))
 
     return take
 

@@ -63,6 +63,21 @@ def _member_audio(box: Any) -> tuple[str, dict[str, Any]]:
     return member_id, audio
 
 
+def _another_box_sees(box: Any, make_peer: Any, room: int) -> tuple[Any, str]:
+    """Another box (it offers only Opus) joins and sees the box publish: (it, box id)."""
+    ada = make_peer("ada", room, tone=None)
+    ada.call(lambda s: s.join())
+    box_id = box.session.local_id
+    ada.wait_for(lambda: box_id in ada.session._backend.publishers, what="the box")
+    return ada, box_id
+
+
+def _announced_audio(peer: Any, member_id: str) -> list[str]:
+    """The audio codecs Janus announced to ``peer`` for ``member_id``'s streams."""
+    streams = peer.session._backend.publishers[member_id]["streams"]
+    return [st["codec"] for st in streams if st["type"] == "audio"]
+
+
 @pytest.mark.parametrize("audiocodec", ["pcmu,opus", "pcma,opus", "g722,opus"])
 def test_the_box_plays_a_member_who_publishes_g711_or_g722(
         audiocodec: str, box_in: Any, plain_member: Any, make_peer: Any,  # noqa: F811
@@ -87,12 +102,8 @@ def test_the_box_plays_a_member_who_publishes_g711_or_g722(
     assert stats["fec"] == 0
 
     # the box still publishes Opus there, and a member that takes only Opus hears it
-    ada = make_peer("ada", room, tone=None)
-    ada.call(lambda s: s.join())
-    box_id = box.session.local_id
-    ada.wait_for(lambda: box_id in ada.session._backend.publishers, what="the box")
-    streams = ada.session._backend.publishers[box_id]["streams"]
-    assert [st["codec"] for st in streams if st["type"] == "audio"] == ["opus"]
+    ada, box_id = _another_box_sees(box, make_peer, room)
+    assert _announced_audio(ada, box_id) == ["opus"]
     assert box.session.audio_codec == "opus" and box.events.named("room-warning") == []
     wait_tone(ada.speaker_path, 440, timeout=20)
 
@@ -130,12 +141,8 @@ def test_in_a_room_without_opus_the_box_sends_g711(box_in: Any, plain_member: An
     plain_member(room, "tone:700")
     wait_tone(box.speaker, 700, timeout=20)
 
-    ada = make_peer("ada", room, tone=None)
-    ada.call(lambda s: s.join())
-    box_id = box.session.local_id
-    ada.wait_for(lambda: box_id in ada.session._backend.publishers, what="the box")
-    streams = ada.session._backend.publishers[box_id]["streams"]
-    assert [st["codec"] for st in streams if st["type"] == "audio"] == ["pcmu"]
+    ada, box_id = _another_box_sees(box, make_peer, room)
+    assert _announced_audio(ada, box_id) == ["pcmu"]
     assert box.session.audio_codec == "pcmu"
     [warning] = box.events.named("room-warning")
     assert warning["code"] == "AUDIO_NARROWBAND" and warning["codec"] == "pcmu"

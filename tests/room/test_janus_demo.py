@@ -23,7 +23,7 @@ from tests.harness.fixtures import stock_room  # noqa: F401  (fixture)
 from tests.harness.netns import Network
 from tests.room.conftest import wait_tone
 from tests.room.test_codecs import box_in  # noqa: F401  (fixture)
-from tests.web.test_browser import ARGS, CHROMIUM
+from tests.web.test_browser import ARGS, chromium_in_netns
 
 pytestmark = [pytest.mark.janus, pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -50,11 +50,8 @@ async def demo_browser(network: Network, tmp_path: Path) -> AsyncIterator[Browse
 
     if not (DEMOS / "videoroomtest.html").exists():
         pytest.fail("the janus-demos package is not installed (make deps)")
-    host = network.add_host("demo")
     wav = write_tone_wav(tmp_path / "tone700.wav", 700)
-    wrapper = tmp_path / "chromium-in-netns"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {host.ns} {CHROMIUM} "$@"\n')
-    wrapper.chmod(0o755)
+    wrapper = chromium_in_netns(network.add_host("demo").ns, tmp_path)
     args = [*ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={wav}",
             "--autoplay-policy=no-user-gesture-required",

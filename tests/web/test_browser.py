@@ -24,6 +24,15 @@ LIVE = 1000  # ms: status must follow an action within a second
 expect.set_options(timeout=15_000)  # everything else: generous, the box may be loaded
 
 
+def chromium_in_netns(ns: str, tmp_path: Path) -> Path:
+    """A script that starts Debian's Chromium inside network namespace ``ns`` (it talks
+    to Playwright over pipes, so it needs no other network)."""
+    wrapper = tmp_path / "chromium-in-netns"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {ns} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as p:

@@ -25,7 +25,7 @@ from tests.harness.fixtures import (  # noqa: F401  (fixtures)
 )
 from tests.harness.janus import JanusServer
 from tests.harness.netns import Network
-from tests.web.test_browser import ARGS, CHROMIUM
+from tests.web.test_browser import ARGS, chromium_in_netns
 
 pytestmark = [pytest.mark.browser, pytest.mark.janus, pytest.mark.timeout(180)]
 
@@ -38,10 +38,7 @@ expect.set_options(timeout=30_000)
 async def netns_browser(network: Network, tmp_path: Path) -> AsyncIterator[Browser]:  # noqa: F811
     """Debian's Chromium started inside a host of the test network (it talks to
     Playwright over pipes, so it needs no other network)."""
-    host = network.add_host("browser")
-    wrapper = tmp_path / "chromium-in-netns"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {host.ns} {CHROMIUM} "$@"\n')
-    wrapper.chmod(0o755)
+    wrapper = chromium_in_netns(network.add_host("browser").ns, tmp_path)
     async with async_playwright() as p:
         browser = await asyncio.wait_for(
             p.chromium.launch(executable_path=str(wrapper), args=ARGS), 60)
