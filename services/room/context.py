@@ -102,8 +102,9 @@ class RoomContext:
         #: Called with a ``room-warning`` to hold under its code, or None to drop it.
         self.on_warning: Callable[[str, dict[str, Any] | None], None] = (
             lambda code, warning: None)
-        #: Called with the audio codec the room took for our mic (opus, pcmu, pcma, g722).
-        self.on_audio_codec: Callable[[str], None] = lambda codec: None
+        #: Called with the audio codec the room took for our mic (opus, pcmu, pcma, g722),
+        #: or None when it takes none of it (the mic is not sent: it stays closed).
+        self.on_audio_codec: Callable[[str | None], None] = lambda codec: None
         #: Whether to subscribe to remote video now.
         self.wants_video: Callable[[], bool] = lambda: settings.receive_video is True
         #: Whether something takes the received video frames now (else none is decoded).

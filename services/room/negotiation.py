@@ -111,6 +111,20 @@ def room_codecs(entry: dict[str, Any] | None) -> list[str] | None:
 VIDEO_CODEC_UNSUPPORTED = "VIDEO_CODEC_UNSUPPORTED"
 AUDIO_NARROWBAND = "AUDIO_NARROWBAND"
 ROOM_FULL = "ROOM_FULL"
+AUDIO_CODEC_UNSUPPORTED = "AUDIO_CODEC_UNSUPPORTED"
+
+
+def audio_unsupported_warning(entry: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``room-warning`` for a room that refused every audio codec the box sends
+    (``entry``: the room's entry in the room list, None when it is not listed)."""
+    value = (entry or {}).get("audiocodec")
+    codecs = [c.strip() for c in value.split(",") if c.strip()] if isinstance(value, str) else []
+    ours = ", ".join(("opus", *NARROWBAND))
+    allows = f"allows only {', '.join(codecs)} audio" if codecs else "allows none of them"
+    return {"code": AUDIO_CODEC_UNSUPPORTED, "room_codecs": codecs,
+            "supported": ["opus", *NARROWBAND],
+            "message": f"this box sends {ours} audio; the room {allows}: "
+                       f"in the room without its mic"}
 
 
 def room_full_warning(reason: str) -> dict[str, Any]:

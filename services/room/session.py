@@ -156,8 +156,8 @@ class JanusRoomSession(SessionMedia):
 
     def _room_uses_mic(self) -> bool:
         c = self._controls
-        return (not self._closed and self._state == RoomState.IN_ROOM
-                and c.role == "publisher" and not c.deaf)
+        return (not self._closed and self._state == RoomState.IN_ROOM and not c.deaf
+                and c.role == "publisher" and self.audio_codec is not None)  # it is sent
 
     def _room_plays(self) -> bool:
         """In a room (or on the way in, or back): the speaker may play."""

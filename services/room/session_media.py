@@ -88,10 +88,13 @@ class SessionMedia(SessionControls):
         self._room_warning(VIDEO_CODEC_UNSUPPORTED,
                            None if codec is not None else unsupported_warning(room_codecs or []))
 
-    def _audio_codec_chosen(self, codec: str) -> None:
+    def _audio_codec_chosen(self, codec: str | None) -> None:
+        """The room takes our mic in ``codec`` (None: it takes none of it, or we wait
+        for a place: the mic is then not sent, and closed)."""
         self.audio_codec = codec
         self._room_warning(AUDIO_NARROWBAND,
-                           None if codec == "opus" else narrowband_warning(codec))
+                           None if codec in ("opus", None) else narrowband_warning(codec))
+        self._mic_use.changed()
 
     def _room_warning(self, code: str, warning: dict[str, Any] | None) -> None:
         """Hold ``warning`` under ``code`` (a ``room-warning`` event when it is new: not

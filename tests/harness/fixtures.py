@@ -39,7 +39,7 @@ ROOM_CODECS = ("vp8", "h264", "vp8,h264", "h264,vp8", "vp9", "av1")
 CODEC_ROOMS_EACH = 5
 #: Rooms that prefer G.711 or G.722 to Opus: a member that offers them (Chromium, plain
 #: aiortc) publishes them there; the box offers only Opus.
-ROOM_AUDIO_CODECS = ("pcmu,opus", "pcma,opus", "g722,opus", "pcmu")
+ROOM_AUDIO_CODECS = ("pcmu,opus", "pcma,opus", "g722,opus", "pcmu", "l16-48")
 #: Rooms as Janus's sample configuration makes its demo room 1234 (see above).
 STOCK_ROOMS = range(1400, 1410)
 

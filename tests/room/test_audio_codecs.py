@@ -238,3 +238,30 @@ def test_a_reused_subscription_slot_changes_codec(box_in: Any, plain_member: Any
     time.sleep(2.0)
     tail = wav_tail(box.speaker, 1.5)
     assert tone_power(tail, 700) > 0.8 and tone_power(tail, 600) < 0.05
+
+
+def test_a_room_without_any_of_our_audio_codecs(box_in: Any, make_peer: Any,  # noqa: F811
+                                                room_with_audio_codec: Any) -> None:  # noqa: F811
+    """``audiocodec = "l16-48"`` (raw PCM, which the box does not send): the box offers
+    Opus, then G.711 and G.722, is refused both times, and publishes its video alone,
+    with a warning, instead of failing and retrying for as long as the room is so set.
+    Its mic stays closed."""
+    room = room_with_audio_codec("l16-48")
+    box = box_in(room)
+    box.run(box.session.join())
+    assert box.session.state == RoomState.IN_ROOM
+    [warning] = box.events.named("room-warning")
+    assert warning["code"] == "AUDIO_CODEC_UNSUPPORTED"
+    assert warning["room_codecs"] == ["l16-48"] and "without its mic" in warning["message"]
+    assert box.session.audio_codec is None and box.session.video_codec is not None
+    assert not box.media.status()["mic"]["open"]
+    viewer = make_peer("viewer", room, tone=None, collect_video=True)
+    viewer.call(lambda s: s.join())
+    box_id = box.session.local_id
+    viewer.wait_for(lambda: len(viewer.video_numbers.get(box_id, [])) > 30, timeout=30,
+                    what="the box's video")
+    # Janus still lists the refused audio section of the box's first offer, with codec
+    # "none" (it keeps a publisher's streams by index across its publishes)
+    assert set(_announced_audio(viewer, box_id)) <= {"none"}
+    time.sleep(1.0)
+    assert box.events.named("reconnecting") == [] and box.events.named("room-error") == []

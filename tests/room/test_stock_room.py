@@ -76,6 +76,8 @@ def test_a_full_room_is_listened_to_until_a_place_frees(box_in: Any,  # noqa: F8
     assert box.session.warnings == [warning]
     wait_tone(box.speaker, 600, timeout=20)  # it hears the room meanwhile
     assert box.session._backend.pub_pc is None
+    assert not box.media.status()["mic"]["open"]  # not sent: not open (nor its LED)
+    assert box.session.audio_codec is None
     assert box.events.named("reconnecting") == []
     box_id = box.session.local_id
     assert all(box_id not in p.session._backend.publishers for p in peers)
@@ -86,6 +88,7 @@ def test_a_full_room_is_listened_to_until_a_place_frees(box_in: Any,  # noqa: F8
                       what="the box publishing")
     wait_tone(listener.speaker_path, 440, timeout=20)
     assert box.session.warnings == []
+    assert box.media.status()["mic"]["open"] and box.session.audio_codec == "opus"
     assert box.session.state == RoomState.IN_ROOM
     assert box.events.named("reconnecting") == []
 

@@ -31,10 +31,11 @@ from services.room.janus.transport import JanusHandle, JsonDict
 from services.room.janus.video_pause import VideoPause
 from services.room.janus.videoroom_subscriptions import PLUGIN, VideoRoomSubscriptions
 from services.room.negotiation import (
-    NARROWBAND,
+    AUDIO_CODEC_UNSUPPORTED,
     PRODUCIBLE,
     ROOM_FULL,
     answered_codec,
+    audio_unsupported_warning,
     offer_narrowband,
     offer_opus,
     offer_producible,
@@ -144,6 +145,7 @@ class VideoRoomBackend(VideoRoomSubscriptions):
             await self._publish()
         except RoomFull as exc:
             self._seat_wait = True
+            self.ctx.on_audio_codec(None)
             self.ctx.on_warning(ROOM_FULL, room_full_warning(str(exc)))
             return
         if self._seat_wait:
@@ -164,17 +166,21 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         except RoomError as exc:  # as a publish that fails on entering: the stay fails
             self.ctx.fail(f"publishing once a place freed up: {exc}")
 
-    async def _publish(self, video: bool = True, narrowband: bool = False) -> None:
-        """Publish the mic (Opus; G.711 or G.722 when ``narrowband``: a room that refused
-        Opus) and, when ``video``, the camera in a codec the room takes."""
+    async def _publish(self, video: bool = True, audio: str | None = "opus") -> None:
+        """Publish the mic (``audio``: ``opus``; ``narrowband`` where the room refused Opus;
+        None where it refused that too) and, when ``video``, the camera."""
         assert self.pub is not None
+        track = self.ctx.video_track() if video else None
+        if audio is None and track is None:
+            log.warning("room: it takes none of what we send: publishing nothing")
+            return
         pc = new_pc("publisher")
         self.pub_pc = pc
-        mic_track = self.ctx.mic_track()
-        mic = pc.addTransceiver(mic_track, direction="sendonly")
-        send_frames(mic.sender)
-        (offer_narrowband if narrowband else offer_opus)(mic)
-        track = self.ctx.video_track() if video else None
+        mic_track = self.ctx.mic_track() if audio is not None else None
+        mic = pc.addTransceiver(mic_track, direction="sendonly") if mic_track else None
+        if mic is not None:
+            send_frames(mic.sender)
+            (offer_narrowband if audio == "narrowband" else offer_opus)(mic)
         transceiver = None
         if track is not None:
             transceiver = pc.addTransceiver(track, direction="sendonly")
@@ -188,22 +194,23 @@ class VideoRoomBackend(VideoRoomSubscriptions):
             await self._drop(pc, mic_track, track, withdraw=False)  # nothing was published
             await self.pub.hangup()  # the server's side of the offer, or the next one fails
             raise
-        if answer is not None:
-            audio = answered_codec(answer["sdp"], mic.mid, "audio")
-            if audio is None:
-                if narrowband:
-                    raise RoomError(f"the room takes none of the audio codecs this box "
-                                    f"sends (opus, {', '.join(NARROWBAND)})")
-                log.warning("the room refused Opus audio; offering %s", ", ".join(NARROWBAND))
+        if answer is not None and mic is not None:
+            chosen = answered_codec(answer["sdp"], mic.mid, "audio")
+            if chosen is None:
+                log.warning("the room refused our %s audio", audio)
                 await self._drop(pc, mic_track, track)
-                await self._publish(video, narrowband=True)
+                if audio == "narrowband":
+                    self.ctx.on_audio_codec(None)
+                    self.ctx.on_warning(AUDIO_CODEC_UNSUPPORTED, audio_unsupported_warning(
+                        await room_entry(self.pub, self.ctx.settings.room)))
+                await self._publish(video, "narrowband" if audio == "opus" else None)
                 return
-            mic_track.use_codec(audio)  # type: ignore[attr-defined]
-            self.ctx.on_audio_codec(audio)
+            mic_track.use_codec(chosen)  # type: ignore[union-attr]
+            self.ctx.on_audio_codec(chosen)
         if track is not None and transceiver is not None and answer is not None:
             codec = answered_codec(answer["sdp"], transceiver.mid)
             if codec not in PRODUCIBLE:
-                await self._publish_audio_only(pc, mic_track, track, codec, narrowband)
+                await self._publish_audio_only(pc, mic_track, track, codec, audio)
                 return
             set_codec = getattr(track, "set_codec", None)
             if set_codec is not None:
@@ -214,9 +221,8 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         watch_failure(pc, "publisher", self.ctx.fail)
 
     async def _drop(self, pc: RTCPeerConnection, *tracks: Any, withdraw: bool = True) -> None:
-        """Let go of a publisher PC the room refused (withdrawn when the room answered,
-        only closed when it refused the request itself) and stop its tracks (the camera
-        closes unless something else uses it)."""
+        """Let go of a publisher PC the room refused (withdrawn if it answered, closed if
+        it refused the request) and stop its tracks (the camera closes unless in use)."""
         if self.pub_pc is pc:
             self.pub_pc = None
         for track in tracks:
@@ -231,7 +237,7 @@ class VideoRoomBackend(VideoRoomSubscriptions):
             log.debug("unpublish after the refused offer: %s", exc)
 
     async def _publish_audio_only(self, rejected: RTCPeerConnection, mic_track: Any,
-                                  track: Any, codec: str | None, narrowband: bool) -> None:
+                                  track: Any, codec: str | None, audio: str | None) -> None:
         """The room took none of our video codecs: withdraw that publish, publish the audio
         alone, and say which codecs the room wants."""
         assert self.pub is not None
@@ -240,7 +246,7 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         await self._drop(rejected, mic_track, track)
         wanted = room_codecs(await room_entry(self.pub, self.ctx.settings.room))
         self.ctx.on_video_codec(None, wanted or [])
-        await self._publish(video=False, narrowband=narrowband)
+        await self._publish(video=False, audio=audio)
 
     async def _unpublish(self) -> None:
         if self.pub is not None and self.pub_pc is not None:
