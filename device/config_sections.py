@@ -73,6 +73,11 @@ class RoomConfig:
         None, "Janus token (token-based auth), if the server requires one.", secret=True,
         restart="room",
     )
+    ca_file: str | None = setting(
+        None, "PEM file of the CA (or the self-signed certificate) that a wss:// room "
+        "server's certificate is checked against (default: the system's CAs).",
+        restart="room",
+    )
     role: Literal["publisher", "listener"] = setting(
         "publisher", "publisher sends mic and camera; listener only receives."
     )

@@ -81,7 +81,7 @@ def room_session(config: Config) -> SessionSettings:
     signalling = RoomSettings(
         url=server_url(config), backend=room.backend, room=room.room,
         display=room.effective_display_name, pin=room.pin, secret=room.secret,
-        api_secret=room.api_secret, token=room.token, role=room.role,
+        api_secret=room.api_secret, token=room.token, ca_file=room.ca_file, role=room.role,
         receive_video=video.receive if room.backend == "videoroom" else False,
         send_video=video.enabled,
         opus=OpusSendSettings(frame_ms=audio.frame_ms, bitrate_kbps=audio.opus_bitrate_kbps,

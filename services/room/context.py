@@ -30,6 +30,8 @@ class RoomSettings:
     secret: str | None = None
     api_secret: str | None = None
     token: str | None = None
+    #: PEM file a wss:// server's certificate is checked against (None: the system's CAs)
+    ca_file: str | None = None
     role: Role = "publisher"
     #: Subscribe to other members' video: always, never, or ("auto") only while something
     #: on the box consumes it (the session's remote-video consumer).

@@ -280,7 +280,7 @@ class JanusRoomSession(SessionMedia):
         from services.room.janus.audiobridge import AudioBridgeBackend
         from services.room.janus.videoroom import VideoRoomBackend
 
-        conn = JanusConnection(s.url, api_secret=s.api_secret, token=s.token)
+        conn = JanusConnection(s.url, api_secret=s.api_secret, token=s.token, ca_file=s.ca_file)
         ctx = RoomContext(conn, s, self._controls, self.roster, self.mixer, self._emit,
                           self._member_id, self._new_mic_track, self._new_video_track,
                           self._remote_video, self._remote_audio, self._set_local_talking,

@@ -20,13 +20,16 @@ class JanusServer:
     """Janus running in ``host``'s namespace; ``url`` is its WebSocket API."""
 
     def __init__(self, host: Host, workdir: Path, rooms: tuple[RoomSpec, ...],
-                 api_secret: str | None = None, port: int = 8188) -> None:
+                 api_secret: str | None = None, port: int = 8188,
+                 wss_cert: tuple[str, str] | None = None, wss_port: int = 8989) -> None:
         self.host = host
         self.workdir = workdir
         self.port = port
+        self.wss_port = wss_port if wss_cert else None
         self.settings = JanusSettings(listen_ip=host.ip, port=port, interface="eth0",
                                       rooms=rooms, api_secret=api_secret, debug_level=4,
-                                      media_ip=host.ip)
+                                      media_ip=host.ip, wss_port=self.wss_port,
+                                      wss_cert=wss_cert)
         self.confdir = workdir / "janus-conf"
         write_config(self.confdir, self.settings)
         self.log_path = workdir / "janus.log"
@@ -36,6 +39,11 @@ class JanusServer:
     @property
     def url(self) -> str:
         return f"ws://{self.host.ip}:{self.port}"
+
+    @property
+    def wss_url(self) -> str:
+        """Its secure WebSocket API (with ``wss_cert`` only)."""
+        return f"wss://{self.host.ip}:{self.wss_port}"
 
     def __repr__(self) -> str:
         pid = self.proc.pid if self.proc else None

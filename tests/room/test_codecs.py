@@ -31,15 +31,16 @@ pytestmark = [pytest.mark.janus, pytest.mark.timeout(120)]
 class Box:
     """The box's media service and room session on their own loop in a namespace."""
 
-    def __init__(self, network: Network, url: str, room: int, tmp_path: Path) -> None:
+    def __init__(self, network: Network, url: str, room: int, tmp_path: Path,
+                 **settings: Any) -> None:
         self.loop = NsLoop(network.add_host("box"))
         self.events = Events()
         self.speaker = tmp_path / "box-speaker.wav"
 
         async def build() -> tuple[MediaService, JanusRoomSession]:
             media = make_service(tmp_path, self.events)
-            settings = RoomSettings(url=url, room=room, display="box")
-            session = JanusRoomSession(settings, mic=media.mic_for_room(),
+            room_settings = RoomSettings(url=url, room=room, display="box", **settings)
+            session = JanusRoomSession(room_settings, mic=media.mic_for_room(),
                                        speaker=SimSpeaker(self.speaker),
                                        video_track_factory=media.video_track,
                                        emit=self.events, controls=Controls())

@@ -89,6 +89,9 @@ class JanusSettings:
     #: Address the AudioBridge binds plain-RTP participants to (voice-room links).
     #: Default: what Janus detects, which needs a default route (else 127.0.0.1).
     media_ip: str | None = None
+    #: Secure WebSockets (wss://) on this port too, with this (certificate, key) PEM pair.
+    wss_port: int | None = None
+    wss_cert: tuple[str, str] | None = None
 
 
 def write_config(confdir: Path, settings: JanusSettings) -> Path:
@@ -127,11 +130,17 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
     path = confdir / "janus.jcfg"
     _write_private(path, render({"general": general, "media": media, "nat": nat,
                             "plugins": {}, "transports": {}, "events": {}, "loggers": {}}))
-    _write_private(confdir / "janus.transport.websockets.jcfg", render({
+    websockets: dict[str, dict[str, Any]] = {
         "general": {"json": "compact", "ws": True, "ws_port": settings.port,
                     "ws_ip": settings.listen_ip, "wss": False},
         "admin": {"admin_ws": False, "admin_wss": False},
-    }))
+    }
+    if settings.wss_port and settings.wss_cert:
+        websockets["general"].update(wss=True, wss_port=settings.wss_port,
+                                     wss_ip=settings.listen_ip)
+        websockets["certificates"] = {"cert_pem": settings.wss_cert[0],
+                                      "cert_key": settings.wss_cert[1]}
+    _write_private(confdir / "janus.transport.websockets.jcfg", render(websockets))
     videoroom: dict[str, dict[str, Any]] = {"general": {}}
     audiobridge: dict[str, dict[str, Any]] = {"general": {"local_ip": settings.media_ip}}
     textroom: dict[str, dict[str, Any]] = {"general": {"json": "compact"}}

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -86,10 +87,11 @@ class JanusConnection:
     """A WebSocket to Janus carrying one session (create with :meth:`open`)."""
 
     def __init__(self, url: str, *, api_secret: str | None = None, token: str | None = None,
-                 keepalive: float = KEEPALIVE_S) -> None:
+                 ca_file: str | None = None, keepalive: float = KEEPALIVE_S) -> None:
         self.url = url
         self.api_secret = api_secret
         self.token = token
+        self.ca_file = ca_file
         self.keepalive_s = keepalive
         self.session_id: int | None = None
         self.handles: dict[int, JanusHandle] = {}
@@ -107,6 +109,7 @@ class JanusConnection:
         return f"<JanusConnection {self.url} session={self.session_id} {state}>"
 
     async def open(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        tls = self._tls()
         self._http = aiohttp.ClientSession()
         try:
             async with asyncio.timeout(timeout):
@@ -114,7 +117,15 @@ class JanusConnection:
                 # pong that waits in the socket while the loop is late.
                 self._ws = await self._http.ws_connect(
                     self.url, protocols=("janus-protocol",), autoping=False,
-                    max_msg_size=8 * 1024 * 1024)
+                    max_msg_size=8 * 1024 * 1024, ssl=tls)
+        except aiohttp.ClientConnectorCertificateError as exc:
+            await self._http.close()
+            self._http = None
+            by = f"room.ca_file ({self.ca_file})" if self.ca_file else "a CA of the system"
+            raise ServerUnreachable(
+                f"cannot trust the room server at {self.url}: its certificate is not signed "
+                f"by {by} ({exc.certificate_error}); set room.ca_file to the PEM file of its "
+                f"CA or of its self-signed certificate") from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self._http.close()
             self._http = None
@@ -128,6 +139,16 @@ class JanusConnection:
         self.last_answer_at = time.monotonic()
         self._tasks.append(asyncio.create_task(self._keepalive(), name="janus:keepalive"))
         log.info("janus session %s on %s", self.session_id, self.url)
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        """How a wss:// server is checked: against ``ca_file``, else the system's CAs."""
+        if not self.ca_file or not self.url.startswith("wss://"):
+            return True
+        try:
+            return ssl.create_default_context(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ServerUnreachable(f"room.ca_file {self.ca_file}: not a readable PEM "
+                                    f"certificate ({exc})") from exc
 
     async def attach(self, plugin: str) -> JanusHandle:
         reply = await self.request({"janus": "attach", "plugin": plugin})
