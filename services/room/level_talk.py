@@ -9,7 +9,10 @@ its subscribers; Chromium, aiortc and the box put it on every packet), and the b
 decides as Janus would: over each window of :data:`WINDOW` packets, a member whose
 average level is louder than :data:`THRESHOLD` (-dBov) is talking. The two numbers are
 the ones the box gives the rooms it configures (``audio_active_packets``,
-``audio_level_average``), so ``talking`` means the same in every room.
+``audio_level_average``), so ``talking`` means the same in every room. A window also
+closes after :data:`WINDOW_S` seconds: a sender with Opus DTX sends one packet every
+400 ms while silent, and 25 of those would keep a member "talking" for 10 s after they
+stopped.
 
 As soon as the server says who is talking (a ``talking`` event, or a ``talking`` flag in
 the members it lists), it decides for the rest of the stay, and the levels are ignored.
@@ -17,20 +20,26 @@ the members it lists), it decides for the rest of the stay, and the levels are i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 #: Packets per decision (0.5 s of 20 ms packets).
 WINDOW = 25
 #: Average RFC 6464 level (0 loudest, 127 silence) under which a member is talking.
 THRESHOLD = 60
+#: The longest a window lasts (twice the 25 packets of 20 ms), whatever its count.
+WINDOW_S = 1.0
 
 
 class LevelTalk:
     """Per member, the levels of the current window; tells ``set_talking`` the outcome."""
 
-    def __init__(self, set_talking: Callable[[str, bool], None]) -> None:
+    def __init__(self, set_talking: Callable[[str, bool], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._set_talking = set_talking
-        self._windows: dict[str, list[int]] = {}  # member id -> [sum of levels, count]
+        self._clock = clock
+        # member id -> [sum of levels, count, when the window started]
+        self._windows: dict[str, list[float]] = {}
         #: The server tells who is talking (this stay): the levels are not used.
         self.server_decides = False
 
@@ -42,12 +51,13 @@ class LevelTalk:
         """One packet of ``member_id``'s voice, with its RFC 6464 ``level``."""
         if self.server_decides:
             return
+        now = self._clock()
         window = self._windows.get(member_id)
-        if window is None:
-            window = self._windows[member_id] = [0, 0]
+        if window is None or window[1] == 0:
+            window = self._windows[member_id] = [0, 0, now]
         window[0] += level
         window[1] += 1
-        if window[1] >= WINDOW:
+        if window[1] >= WINDOW or now - window[2] >= WINDOW_S:
             talking = window[0] < THRESHOLD * window[1]
             window[0] = window[1] = 0
             self._set_talking(member_id, talking)

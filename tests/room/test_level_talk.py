@@ -45,6 +45,26 @@ def test_a_window_of_levels_decides() -> None:
     assert told[-1] == ("a", True)  # a new stay: the levels again
 
 
+def test_a_dtx_sender_stops_talking_within_two_seconds() -> None:
+    """Opus DTX: one packet every 400 ms while silent. The window closes after WINDOW_S,
+    not after 25 such packets (10 s)."""
+    from tests.harness.clock import Clock
+
+    clock = Clock(100.0)
+    told: list[tuple[str, bool]] = []
+    talk = LevelTalk(lambda member, talking: told.append((member, talking)), clock=clock)
+    for _ in range(WINDOW):
+        clock.now += 0.02
+        talk.heard("a", 20)
+    assert told == [("a", True)]
+    silent_at = clock.now
+    while len(told) < 2 and clock.now - silent_at < 10:  # silence, DTX-paced
+        clock.now += 0.4
+        talk.heard("a", 127)
+    assert told == [("a", True), ("a", False)]
+    assert clock.now - silent_at < 1.7  # four DTX packets, not 25
+
+
 def test_the_server_takes_over_from_the_levels() -> None:
     events: list[tuple[str, dict[str, Any]]] = []
     roster = Roster(lambda name, data: events.append((name, data)))
