@@ -312,6 +312,14 @@ def test_a_member_who_stops_and_starts_publishing_is_followed(servers, room, orc
     assert orchestrator.manager.links()[0]["received"] == 0
 
 
+async def _until_published(seen: list[Any], rid: int, count: int) -> None:
+    """Until the watcher has heard ``count`` announcements of remote publisher ``rid``."""
+    for _ in range(50):
+        if sum(1 for k, a in seen if k == "published" and a.id == rid) >= count:
+            return
+        await asyncio.sleep(0.1)
+
+
 def test_update_remote_publisher_renegotiates_the_copy_on_janus_1_1(servers, room,
                                                                     orchestrator):
     """The requests the forwarder sends on a renegotiation, against the real server."""
@@ -334,10 +342,13 @@ def test_update_remote_publisher_renegotiates_the_copy_on_janus_1_1(servers, roo
                                                        "mid": "1", "codec": "h264",
                                                        "h264_profile": "42e01f"}))
             await watcher.update_remote_publisher(rid, "x", both.remote_streams())
-            await asyncio.sleep(0.5)
+            await _until_published(seen, rid, 2)  # the server's word, not a fixed wait
             assert rid in await watcher.remote_ids()
             await watcher.remove_remote_publisher(rid)
-            await asyncio.sleep(0.5)
+            for _ in range(50):  # the server drops it in its own time
+                if rid not in await watcher.remote_ids():
+                    break
+                await asyncio.sleep(0.1)
             assert rid not in await watcher.remote_ids()
             return [(k, a) for k, a in seen if k == "published" and a.id == rid]
         finally:
