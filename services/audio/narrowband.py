@@ -24,7 +24,7 @@ the packets' timestamps are scaled by six for the 48 kHz jitter buffer
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from drivers.lazy import lazy_module
 
@@ -51,22 +51,29 @@ def rtp_scale(clock_rate: int) -> int:
     return RATE // clock_rate
 
 
+def open_codec(codec: str, mode: Literal["r", "w"]) -> Any:
+    """FFmpeg's coder of ``codec`` (``mode`` ``"r"``: decoder, ``"w"``: encoder), mono
+    16-bit at the codec's own rate."""
+    import av  # PyAV loads with the room
+
+    if codec not in CODECS:
+        raise ValueError(f"not a G.711 or G.722 codec: {codec!r} (known: {', '.join(CODECS)})")
+    name, rate = CODECS[codec]
+    context: Any = av.CodecContext.create(name, mode)
+    context.format, context.layout, context.sample_rate = "s16", "mono", rate
+    return context
+
+
 class NarrowbandDecoder:
     """One G.711 or G.722 stream: packets to 48 kHz mono 16-bit samples."""
 
     opus = False  # no in-band FEC, no TOC byte
 
     def __init__(self, codec: str) -> None:
-        import av  # PyAV loads with the room
+        import av
 
-        if codec not in CODECS:
-            raise ValueError(f"not a G.711 or G.722 codec: {codec!r} "
-                             f"(known: {', '.join(CODECS)})")
-        name, rate = CODECS[codec]
+        self._context = open_codec(codec, "r")
         self.codec = codec
-        context: Any = av.CodecContext.create(name, "r")
-        context.format, context.layout, context.sample_rate = "s16", "mono", rate
-        self._context = context
         self._resampler: Any = av.AudioResampler(format="s16", layout="mono", rate=RATE)
         self._packet = av.Packet
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from drivers.lazy import lazy_module
-from services.audio.narrowband import CODECS, RATE
+from services.audio.narrowband import RATE, open_codec
 from services.room.opus_send import OpusPacket, audio_level, whole_frames
 
 if TYPE_CHECKING:
@@ -30,17 +30,11 @@ class NarrowbandSendEncoder:
     def __init__(self, codec: str, frame_ms: int = 20) -> None:
         import av
 
-        if codec not in CODECS:
-            raise ValueError(f"not a G.711 or G.722 codec: {codec!r} "
-                             f"(known: {', '.join(CODECS)})")
-        name, rate = CODECS[codec]
+        self._context = open_codec(codec, "w")
+        self._context.open()
+        rate = self._context.sample_rate
         self.codec = codec
         self.frame_samples = RATE * frame_ms // 1000
-        self._rate = rate
-        context: Any = av.CodecContext.create(name, "w")
-        context.format, context.layout, context.sample_rate = "s16", "mono", rate
-        context.open()
-        self._context = context
         self._resampler: Any = av.AudioResampler(format="s16", layout="mono", rate=rate,
                                                  frame_size=rate * frame_ms // 1000)
         self._frame = av.AudioFrame

@@ -99,10 +99,10 @@ def answered_codec(sdp: str, mid: str | None, kind: str = "video") -> str | None
     return None
 
 
-def room_codecs(entry: dict[str, Any] | None) -> list[str] | None:
-    """The ``videocodec`` list of a room's entry in the VideoRoom's list, or None when
-    the room is not listed (private rooms are not)."""
-    value = (entry or {}).get("videocodec")
+def room_codecs(entry: dict[str, Any] | None, key: str = "videocodec") -> list[str] | None:
+    """The ``videocodec`` (or ``audiocodec``) list of a room's entry in the VideoRoom's
+    list, or None when the room is not listed (private rooms are not)."""
+    value = (entry or {}).get(key)
     if isinstance(value, str) and value:
         return [c.strip().lower() for c in value.split(",") if c.strip()]
     return None
@@ -117,8 +117,7 @@ AUDIO_CODEC_UNSUPPORTED = "AUDIO_CODEC_UNSUPPORTED"
 def audio_unsupported_warning(entry: dict[str, Any] | None) -> dict[str, Any]:
     """The ``room-warning`` for a room that refused every audio codec the box sends
     (``entry``: the room's entry in the room list, None when it is not listed)."""
-    value = (entry or {}).get("audiocodec")
-    codecs = [c.strip() for c in value.split(",") if c.strip()] if isinstance(value, str) else []
+    codecs = room_codecs(entry, "audiocodec") or []
     ours = ", ".join(("opus", *NARROWBAND))
     allows = f"allows only {', '.join(codecs)} audio" if codecs else "allows none of them"
     return {"code": AUDIO_CODEC_UNSUPPORTED, "room_codecs": codecs,

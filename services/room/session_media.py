@@ -99,12 +99,12 @@ class SessionMedia(SessionControls):
     def _room_warning(self, code: str, warning: dict[str, Any] | None) -> None:
         """Hold ``warning`` under ``code`` (a ``room-warning`` event when it is new: not
         said already this stay, or in the one before a reconnect), or drop the one held."""
-        others = [w for w in self.warnings if w["code"] != code]
-        if warning is None or warning in self.warnings:
-            if warning is None:
-                self.warnings = others
+        if warning in self.warnings:
             return
-        self.warnings = [*others, warning]
+        self.warnings = [w for w in self.warnings if w["code"] != code]
+        if warning is None:
+            return
+        self.warnings.append(warning)
         log.warning("room: %s", warning["message"])
         self._emit("room-warning", dict(warning))
 

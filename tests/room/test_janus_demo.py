@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Browser, Page, Route
 
 from tests.harness.fixtures import stock_room  # noqa: F401  (fixture)
 from tests.harness.netns import Network
 from tests.room.conftest import wait_tone
 from tests.room.test_codecs import box_in  # noqa: F401  (fixture)
-from tests.web.test_browser import ARGS, chromium_in_netns
+from tests.web.test_browser import ARGS, browser_in_netns
 
 pytestmark = [pytest.mark.janus, pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -51,7 +51,6 @@ async def demo_browser(network: Network, tmp_path: Path) -> AsyncIterator[Browse
     if not (DEMOS / "videoroomtest.html").exists():
         pytest.fail("the janus-demos package is not installed (make deps)")
     wav = write_tone_wav(tmp_path / "tone700.wav", 700)
-    wrapper = chromium_in_netns(network.add_host("demo").ns, tmp_path)
     args = [*ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={wav}",
             "--autoplay-policy=no-user-gesture-required",
@@ -59,13 +58,8 @@ async def demo_browser(network: Network, tmp_path: Path) -> AsyncIterator[Browse
             # it for a public site and refuse it the room server's private address. A site
             # serves the demo from its LAN (the Janus host), where no check applies.
             "--disable-features=LocalNetworkAccessChecks"]
-    async with async_playwright() as p:
-        browser = await asyncio.wait_for(
-            p.chromium.launch(executable_path=str(wrapper), args=args), 60)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with browser_in_netns(network.add_host("demo").ns, tmp_path, args) as browser:
+        yield browser
 
 
 async def _open_demo(browser: Browser, janus_url: str, room: int) -> Page:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,13 +25,21 @@ LIVE = 1000  # ms: status must follow an action within a second
 expect.set_options(timeout=15_000)  # everything else: generous, the box may be loaded
 
 
-def chromium_in_netns(ns: str, tmp_path: Path) -> Path:
-    """A script that starts Debian's Chromium inside network namespace ``ns`` (it talks
-    to Playwright over pipes, so it needs no other network)."""
+@contextlib.asynccontextmanager
+async def browser_in_netns(ns: str, tmp_path: Path,
+                           args: list[str] = ARGS) -> AsyncIterator[Browser]:
+    """Debian's Chromium started inside network namespace ``ns`` (it talks to Playwright
+    over pipes, so it needs no other network)."""
     wrapper = tmp_path / "chromium-in-netns"
     wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {ns} {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
-    return wrapper
+    async with async_playwright() as p:
+        browser = await asyncio.wait_for(
+            p.chromium.launch(executable_path=str(wrapper), args=args), 60)
+        try:
+            yield browser
+        finally:
+            await browser.close()
 
 
 @pytest.fixture

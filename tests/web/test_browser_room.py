@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from tests.harness.api_client import password_from_log
 from tests.harness.fixtures import (  # noqa: F401  (fixtures)
@@ -25,7 +25,7 @@ from tests.harness.fixtures import (  # noqa: F401  (fixtures)
 )
 from tests.harness.janus import JanusServer
 from tests.harness.netns import Network
-from tests.web.test_browser import ARGS, chromium_in_netns
+from tests.web.test_browser import browser_in_netns
 
 pytestmark = [pytest.mark.browser, pytest.mark.janus, pytest.mark.timeout(180)]
 
@@ -38,14 +38,8 @@ expect.set_options(timeout=30_000)
 async def netns_browser(network: Network, tmp_path: Path) -> AsyncIterator[Browser]:  # noqa: F811
     """Debian's Chromium started inside a host of the test network (it talks to
     Playwright over pipes, so it needs no other network)."""
-    wrapper = chromium_in_netns(network.add_host("browser").ns, tmp_path)
-    async with async_playwright() as p:
-        browser = await asyncio.wait_for(
-            p.chromium.launch(executable_path=str(wrapper), args=ARGS), 60)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with browser_in_netns(network.add_host("browser").ns, tmp_path) as browser:
+        yield browser
 
 
 VIDEO = "document.getElementById('camera-video')"
