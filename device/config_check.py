@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from device.errors import ConfigError, ConfigIssue
+from drivers.common.actions import ROOM_NAME, ROOM_NAME_FORM
 from drivers.common.listen import split_listen
 
 #: The config class a check builds (:class:`device.config.Config`).
@@ -90,8 +91,15 @@ def _check_listen(value: str) -> None:
         split_listen(value)
 
 
+def _check_room_name(value: str) -> None:
+    if not re.fullmatch(ROOM_NAME, value):
+        raise ValueError(f"got {show(value)}; a room name is {ROOM_NAME_FORM} (or give "
+                         f"the room's number)")
+
+
 #: Extra checks named by a setting's ``check`` (see :func:`device.config.setting`).
-CHECKS: dict[str, Callable[[str], None]] = {"listen": _check_listen}
+CHECKS: dict[str, Callable[[str], None]] = {"listen": _check_listen,
+                                             "room_name": _check_room_name}
 
 
 def check_value(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
@@ -103,13 +111,19 @@ def check_value(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
             return None
         if len(args) == 1:
             return check_value(key, args[0], value, meta)
+        reasons: dict[Any, str] = {}
         for arg in args:  # e.g. bool | Literal["auto"]: the first that takes it
             try:
                 return check_value(key, arg, value, meta)
-            except ValueError:
-                continue
+            except ValueError as exc:
+                reasons[arg] = str(exc)
+        listed = choices_of(tp)
+        if listed is None:  # e.g. int | str: why the arm of the value's own type refused
+            same = type(value) if type(value) in reasons else None
+            raise ValueError(reasons[same] if same else
+                             f"got {show(value)}; expected {type_name(tp)}")
         allowed = ", ".join(str(c).lower() if isinstance(c, bool) else repr(c)
-                            for c in choices_of(tp) or args)
+                            for c in listed)
         raise ValueError(f"got {show(value)}; allowed: {allowed}")
     if origin is Literal:
         choices = typing.get_args(tp)

@@ -54,7 +54,10 @@ class RoomConfig:
         "videoroom", "Janus plugin: a video room (SFU) or a voice room (server-side mix).",
         restart="room",
     )
-    room: int = setting(1234, "Room number.", minimum=1, maximum=2**53, restart="room")
+    room: int | str = setting(
+        1234, 'Room number, or the room\'s name on a server that names its rooms by strings '
+        '(Janus string_ids), e.g. "lobby".', minimum=1, maximum=2**53,
+        check="room_name", restart="room")
     display_name: str = setting(
         "", "Name shown to the other members (empty: the host name).", restart="room"
     )

@@ -110,6 +110,7 @@ def local_sfu(config: Config) -> JanusSettings:
                         allow_rtp_participants=bool(config.link)
                         and room.backend == "audiobridge"),),
         api_secret=room.api_secret,
+        string_ids=isinstance(room.room, str),  # a room named, not numbered
     )
 
 

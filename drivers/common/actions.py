@@ -21,6 +21,10 @@ from drivers.errors import EdgeroomError
 
 #: The largest room number (the largest integer a JSON client represents exactly).
 ROOM_MAX = 2**53
+#: A room's name on a server that names its rooms by strings (Janus ``string_ids``); it
+#: also names files (recordings), so it is kept to these characters.
+ROOM_NAME = r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}"
+ROOM_NAME_FORM = "1-128 letters, digits, '.', '_', '~' or '-', starting with a letter or digit"
 #: Member ids: Janus numeric ids or string ids, one word.
 MEMBER_ID_MAX = 64
 MESSAGE_MAX = 1000
@@ -48,7 +52,8 @@ def _bad(message: str) -> ActionError:
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument: ``kind`` is ``choice``, ``integer``, ``text`` or ``json``."""
+    """One argument: ``kind`` is ``choice``, ``integer``, ``text``, ``json`` or ``room``
+    (a room number, or a room's name on a server that names its rooms)."""
 
     name: str
     kind: str
@@ -75,6 +80,8 @@ class Arg:
         if self.kind == "text":
             extra = f", {self.form}" if self.form else ""
             return f"text, {self.min_length}-{self.max_length} characters{extra}"
+        if self.kind == "room":
+            return f"a number {self.minimum}-{self.maximum}, or a name ({ROOM_NAME_FORM})"
         return f"any JSON value, at most {self.max_bytes} bytes encoded"
 
     def check(self, value: Any) -> Any:
@@ -88,6 +95,11 @@ class Arg:
                     not self.minimum <= value <= self.maximum:
                 raise _bad(f"{name} must be an integer {self.minimum}-{self.maximum}, "
                            f"got {value!r:.40}")
+        elif self.kind == "room":
+            number = isinstance(value, int) and not isinstance(value, bool)
+            if not (number and self.minimum <= value <= self.maximum) and not (
+                    isinstance(value, str) and re.fullmatch(ROOM_NAME, value)):
+                raise _bad(f"{name} must be {self.describe()}, got {value!r:.40}")
         elif self.kind == "text":
             if not isinstance(value, str):
                 raise _bad(f"{name} must be a string, got {value!r:.40}")
@@ -115,6 +127,11 @@ class Arg:
             out = {"type": "string", "enum": list(self.choices)}
         elif self.kind == "integer":
             out = {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+        elif self.kind == "room":
+            out = {"anyOf": [{"type": "integer", "minimum": self.minimum,
+                              "maximum": self.maximum},
+                             {"type": "string", "pattern": f"^{ROOM_NAME}$"}],
+                   "x-form": self.describe()}
         elif self.kind == "text":
             out = {"type": "string", "minLength": self.min_length,
                    "maxLength": self.max_length}
@@ -133,6 +150,10 @@ def choice(name: str, *values: str, doc: str = "", required: bool = True) -> Arg
 def integer(name: str, minimum: int, maximum: int, doc: str = "",
             required: bool = True) -> Arg:
     return Arg(name, "integer", doc, required, minimum=minimum, maximum=maximum)
+
+
+def room(name: str, doc: str = "", required: bool = True) -> Arg:
+    return Arg(name, "room", doc, required, minimum=1, maximum=ROOM_MAX)
 
 
 def text(name: str, max_length: int, doc: str = "", required: bool = True,
@@ -234,8 +255,7 @@ ROOM_FEATURE_ACTIONS = (
 
 ACTIONS: dict[str, ActionSpec] = {a.name: a for a in [
     ActionSpec("join", "Enter the room.",
-               (integer("room", 1, ROOM_MAX, "room number (default: room.room)",
-                        required=False),)),
+               (room("room", "the room (default: room.room)", required=False),)),
     ActionSpec("leave", "Exit the room."),
     ActionSpec("mute", "Mic mute.", (choice("state", *ON_OFF_TOGGLE),)),
     ActionSpec("ptt", "Push-to-talk: mic live only while held.",

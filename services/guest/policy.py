@@ -46,7 +46,7 @@ class PolicyError(EdgeroomError, PermissionError):
 class GuestPolicy:
     """The rules for one guest connection to the room ``room``."""
 
-    room: int
+    room: int | str
     pin: str | None = None
     api_secret: str | None = None
     token: str | None = None
@@ -104,9 +104,10 @@ class GuestPolicy:
             raise PolicyError(f"{bad[0]!r} is not for guests")
         out = dict(body)
         if "room" in out or request in ("join", "joinandconfigure"):
-            if out.get("room", self.room) != self.room:
+            # 1234 and "1234" are one room (a server with string ids names it so)
+            if str(out.get("room", self.room)) != str(self.room):
                 raise PolicyError("guests join only the box's room")
-            out["room"] = self.room
+            out.setdefault("room", self.room)
             if self.pin is not None:
                 out["pin"] = self.pin
         if request in ("join", "joinandconfigure") and plugin != TEXTROOM:

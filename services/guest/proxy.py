@@ -32,7 +32,7 @@ class GuestSettings:
     """The guests' part of the config, with the room they may join."""
 
     janus_url: str
-    room: int
+    room: int | str
     pin: str | None = None
     api_secret: str | None = None
     token: str | None = None

@@ -24,7 +24,8 @@ class RoomSettings:
 
     url: str
     backend: Literal["videoroom", "audiobridge"] = "videoroom"
-    room: int = 1234
+    #: a number, or a name on a server with string ids (services/room/janus/room_ids.py)
+    room: int | str = 1234
     display: str = "edgeroom"
     pin: str | None = None
     secret: str | None = None

@@ -133,7 +133,7 @@ class JanusRoomSession(SessionMedia):
         return self.roster.local_id
 
     @property
-    def room_number(self) -> int:
+    def room_number(self) -> int | str:
         return self.settings.room
 
     def members(self) -> list[Member]:
@@ -179,9 +179,9 @@ class JanusRoomSession(SessionMedia):
 
     # -- joining and leaving --------------------------------------------------------------
 
-    async def set_room(self, room: int) -> None:
+    async def set_room(self, room: int | str) -> None:
         """Use another room number from the next join (leaves the current room)."""
-        if room != self.settings.room:
+        if str(room) != str(self.settings.room):  # 1234 and "1234" are one room
             await self.leave()
             self.settings = replace(self.settings, room=room)
 

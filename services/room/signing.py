@@ -32,20 +32,21 @@ MAX_SKEW_MS = 60_000
 NONCES_KEPT = 4096
 
 
-def canonical(cmd: str, room: int, payload: Mapping[str, Any]) -> bytes:
+def canonical(cmd: str, room: int | str, payload: Mapping[str, Any]) -> bytes:
     body = {k: v for k, v in payload.items() if k != "sig"}
     body["cmd"] = cmd
-    body["room"] = room
+    # one room, however a box names it: 1234 and "1234" (a server with string ids)
+    body["room"] = int(room) if isinstance(room, str) and room.isdigit() else room
     return json.dumps(body, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False).encode("utf-8")
 
 
-def signature(secret: str, cmd: str, room: int, payload: Mapping[str, Any]) -> str:
+def signature(secret: str, cmd: str, room: int | str, payload: Mapping[str, Any]) -> str:
     return hmac.new(secret.encode("utf-8"), canonical(cmd, room, payload),
                     hashlib.sha256).hexdigest()
 
 
-def sign(secret: str, cmd: str, room: int, payload: Mapping[str, Any], by: str,
+def sign(secret: str, cmd: str, room: int | str, payload: Mapping[str, Any], by: str,
          now_ms: int | None = None) -> dict[str, Any]:
     """``payload`` with ``ts``, ``nonce``, ``by`` and ``sig`` added."""
     out = dict(payload)
@@ -59,7 +60,7 @@ def sign(secret: str, cmd: str, room: int, payload: Mapping[str, Any], by: str,
 class Verifier:
     """Checks signed commands for one room; remembers nonces to refuse replays."""
 
-    def __init__(self, secret: str | None, room: int,
+    def __init__(self, secret: str | None, room: int | str,
                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self._secret = secret
         self.room = room

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from drivers.common.actions import ACTIONS, Arg
+from drivers.common.actions import ACTIONS, ActionError, Arg
 from services.serial_control.format import ProtocolError, ok, pairs, quote
 
 
@@ -79,6 +79,16 @@ def _int(text: str, what: str, arg: Arg) -> int:
         raise ProtocolError("BAD_ARGUMENT", f"{what} must be a number {lo}-{hi}, "
                                             f"got {quote(text[:32])}")
     return int(text)
+
+
+def _room(text: str, arg: Arg) -> int | str:
+    """A room number, or a room's name (``JOIN lobby``, for a server that names rooms)."""
+    if text.isascii() and text.isdigit():
+        return _int(text, "room", arg)
+    try:
+        return str(arg.check(text))
+    except ActionError as exc:
+        raise ProtocolError("BAD_ARGUMENT", str(exc)) from None
 
 
 def _onoff(flag: Any) -> str:
@@ -150,7 +160,7 @@ async def _factory(s: Line, args: list[str], rest: str) -> list[str]:
 
 @command("JOIN", "JOIN [room]", 0, 1)
 async def _join(s: Line, args: list[str], rest: str) -> list[str]:
-    params = {"room": _int(args[0], "room", ACTIONS["join"].arg("room"))} if args else {}
+    params = {"room": _room(args[0], ACTIONS["join"].arg("room"))} if args else {}
     result = await s.act("join", params)
     return [ok("JOIN", data={"state": result.get("state")})]
 

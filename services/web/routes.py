@@ -31,6 +31,8 @@ OK_RESULT: Schema = {"type": "object", "required": ["ok", "result"],
                      "properties": {"ok": {"type": "boolean"}, "result": ANY_OBJECT}}
 CSRF_TOKEN: Schema = {"type": "object", "required": ["csrf_token"], "additionalProperties": False,
                       "properties": {"csrf_token": {"type": "string"}}}
+#: room.room: a number, or the room's name on a server that names rooms by strings
+ROOM_ID: Schema = {"anyOf": [{"type": "integer"}, {"type": "string"}]}
 MEMBER: Schema = {"type": "object", "required": ["id", "display"],
                   "properties": {"id": {"type": "string"}, "display": {"type": "string"},
                                  "talking": {"type": "boolean"},
@@ -86,7 +88,7 @@ STATUS: Schema = {
         "uptime": {"type": "number"},
         "sim": {"type": "boolean"},
         "room": {"type": "object", "required": ["id", "backend", "state", "members"],
-                 "properties": {"id": {"type": "integer"}, "backend": {"type": "string"},
+                 "properties": {"id": ROOM_ID, "backend": {"type": "string"},
                                 "state": {"type": "string", "nullable": True},
                                 "members": {"type": "array", "items": MEMBER},
                                 "controls": {"type": "object", "nullable": True},

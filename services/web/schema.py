@@ -3,7 +3,7 @@
 The OpenAPI document is built from the same schemas the server checks, so the two
 cannot drift apart. Supported: ``type`` (object, string, integer, number, boolean),
 ``properties``, ``required``, ``additionalProperties: false``, ``minProperties``,
-``enum``, ``minLength``/``maxLength``, ``pattern``, ``minimum``/``maximum``.
+``enum``, ``minLength``/``maxLength``, ``pattern``, ``minimum``/``maximum``, ``anyOf``.
 """
 
 from __future__ import annotations
@@ -53,6 +53,16 @@ BOOLEAN: Schema = {"type": "boolean"}
 def validate(value: Any, schema: Schema, where: str = "body") -> None:
     """Raise :class:`BodyError` naming the first field that does not fit ``schema``."""
     kind = schema.get("type")
+    if "anyOf" in schema:  # e.g. a room: a number, or a name
+        reasons = []
+        for arm in schema["anyOf"]:
+            try:
+                return validate(value, arm, where)
+            except BodyError as exc:
+                reasons.append(str(exc))
+        if "x-form" in schema:  # what the arms take, in words
+            raise BodyError(f"{where} must be {schema['x-form']}, got {value!r:.40}")
+        raise BodyError(" or ".join(reasons))
     if kind == "object":
         if not isinstance(value, dict):
             raise BodyError(f"{where} must be a JSON object")

@@ -67,6 +67,7 @@ async def test_box_commands(running: tuple[Appliance, SerialClient]) -> None:
 ROOMLESS = [
     ("JOIN", "ERR UNAVAILABLE the room client is not running"),
     ("JOIN 77", "ERR UNAVAILABLE the room client is not running"),
+    ("JOIN lobby", "ERR UNAVAILABLE the room client is not running"),
     ("LEAVE", "ERR UNAVAILABLE the room client is not running"),
     ("MUTE ON", "ERR UNAVAILABLE the room client is not running"),
     ("MUTE toggle", "ERR UNAVAILABLE the room client is not running"),
@@ -93,7 +94,12 @@ ROOMLESS = [
 
 BAD = [
     ("FROB", "ERR UNKNOWN_COMMAND unknown command FROB; HELP lists the commands"),
-    ("JOIN zero", "ERR BAD_ARGUMENT room must be a number 1-9007199254740992, got zero"),
+    ("JOIN the/lobby", "ERR BAD_ARGUMENT room must be a number 1-9007199254740992, or a "
+                       "name (1-128 letters, digits, '.', '_', '~' or '-', starting with a "
+                       "letter or digit), got 'the/lobby'"),
+    ("JOIN -1", "ERR BAD_ARGUMENT room must be a number 1-9007199254740992, or a name "
+                "(1-128 letters, digits, '.', '_', '~' or '-', starting with a letter or "
+                "digit), got '-1'"),
     ("JOIN 0", "ERR BAD_ARGUMENT room must be a number 1-9007199254740992, got 0"),
     ("JOIN 1 2", "ERR BAD_ARGUMENT usage: JOIN [room]"),
     ("LEAVE now", "ERR BAD_ARGUMENT usage: LEAVE"),

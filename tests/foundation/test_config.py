@@ -28,10 +28,28 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
 
 
 def test_wrong_type_names_key_value_and_line() -> None:
-    [(key, line, msg)] = issues_of('[room]\nbackend = "videoroom"\nroom = "lobby"\n')
-    assert key == "room.room"
+    [(key, line, msg)] = issues_of('[audio]\nbackend = "sim"\nmic_volume = "loud"\n')
+    assert key == "audio.mic_volume"
     assert line == 3
-    assert "'lobby'" in msg and "integer" in msg
+    assert "'loud'" in msg and "integer" in msg
+
+
+def test_a_room_is_a_number_or_a_name() -> None:
+    # a server with string ids names its rooms ("lobby"); others number them
+    assert config.parse('[room]\nroom = "lobby"\n').room.room == "lobby"
+    assert config.parse('[room]\nroom = "1234"\n').room.room == "1234"
+    assert config.parse("[room]\nroom = 1234\n").room.room == 1234
+    [(key, line, msg)] = issues_of('[room]\nroom = "the lobby"\n')
+    assert (key, line) == ("room.room", 2)
+    assert "'the lobby'" in msg and "a room name is 1-128 letters" in msg, msg
+    [(_, _, msg)] = issues_of('[room]\nroom = "../../etc"\n')  # it names files too
+    assert "a room name is" in msg
+    [(_, _, msg)] = issues_of('[room]\nroom = "-1"\n')
+    assert "starting with a letter or digit" in msg
+    [(_, _, msg)] = issues_of("[room]\nroom = 0\n")
+    assert "allowed range 1.." in msg
+    [(_, _, msg)] = issues_of("[room]\nroom = 1.5\n")
+    assert "expected integer or string" in msg
 
 
 def test_out_of_range_names_allowed_range() -> None:

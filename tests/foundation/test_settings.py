@@ -73,4 +73,20 @@ def test_the_local_room_server_url() -> None:
     assert settings.guests(local).janus_url == "ws://127.0.0.1:8200"
     sfu = settings.local_sfu(local)
     assert (sfu.listen_ip, sfu.port) == ("0.0.0.0", 8200)
+    assert sfu.string_ids is False
     assert settings.server_url(CHANGED) == "ws://10.0.0.5:8188"
+
+
+def test_a_named_local_room_makes_a_local_server_that_names_its_rooms(tmp_path) -> None:
+    from services.room.janus.jcfg import write_config
+
+    named = Config().replace({"room": {"server": "local", "room": "lobby"}})
+    sfu = settings.local_sfu(named)
+    assert sfu.string_ids is True and sfu.rooms[0].number == "lobby"
+    write_config(tmp_path, sfu)
+    for plugin in ("videoroom", "audiobridge", "textroom"):
+        text = (tmp_path / f"janus.plugin.{plugin}.jcfg").read_text()
+        assert "string_ids = true" in text and "room-lobby: {" in text, (plugin, text)
+    numbered = settings.local_sfu(Config().replace({"room": {"server": "local"}}))
+    write_config(tmp_path, numbered)
+    assert "string_ids" not in (tmp_path / "janus.plugin.videoroom.jcfg").read_text()

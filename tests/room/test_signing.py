@@ -11,7 +11,7 @@ from services.room.signing import MAX_SKEW_MS, Verifier, canonical, sign
 NOW = 1_800_000_000_000
 
 
-def verifier(secret: str | None = "s3cret", room: int = 1234) -> Verifier:
+def verifier(secret: str | None = "s3cret", room: int | str = 1234) -> Verifier:
     return Verifier(secret, room, clock_ms=lambda: NOW)
 
 
@@ -71,3 +71,12 @@ def test_forwarded_state_is_checked_for_authenticity_only() -> None:
     assert v.authentic("edgeroom.room-status", old)
     assert not v.authentic("edgeroom.room-status", {**old, "status": "live"})
     assert not v.authentic("edgeroom.room-status", {**old, "ts": "yesterday"})
+
+
+def test_a_room_named_by_its_number_signs_as_that_number() -> None:
+    # a box with room "1234" (a server with string ids names it so) and a box with 1234
+    # are in one room: their signatures agree; a named room signs with its name
+    payload = sign("s3cret", "edgeroom.chat-lock", "1234", {"locked": True}, "42", now_ms=NOW)
+    assert verifier(room=1234).live("edgeroom.chat-lock", payload, "42") is None
+    assert canonical("c", "1234", {}) == canonical("c", 1234, {}) == b'{"cmd":"c","room":1234}'
+    assert canonical("c", "lobby", {}) == b'{"cmd":"c","room":"lobby"}'

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device import __version__
-from drivers.common.actions import ACTIONS, Arg
+from drivers.common.actions import ACTIONS, ROOM_NAME, Arg
 from services.serial_control import ControlSession
 from services.web.controls import HTTP_ACTIONS
 from tests.web.conftest import TIMEOUT, ServerThread
@@ -34,9 +34,17 @@ def serial_line(action: str, args: dict[str, Any]) -> str | None:
     """The serial command for ``action(args)``; None where the line cannot say it (a
     line has no types: ``5`` is a number, ``"5"`` cannot be told apart from it)."""
     for arg in ACTIONS[action].args:
-        if arg.name in args and arg.kind != "json" and not (
-                isinstance(args[arg.name], int) and not isinstance(args[arg.name], bool)
-                if arg.kind == "integer" else isinstance(args[arg.name], str)):
+        if arg.name not in args or arg.kind == "json":
+            continue
+        value = args[arg.name]
+        number = isinstance(value, int) and not isinstance(value, bool)
+        if arg.kind == "integer" and not number:
+            return None
+        # a room: a number, or a name that is not one (the line reads "5" as 5)
+        if arg.kind == "room" and not (number or (isinstance(value, str)
+                                       and not (value.isascii() and value.isdigit()))):
+            return None
+        if arg.kind not in ("integer", "room") and not isinstance(value, str):
             return None
 
     def word(value: Any) -> str | None:
@@ -49,8 +57,10 @@ def serial_line(action: str, args: dict[str, Any]) -> str | None:
             return None
         return f"{STATE_COMMANDS[action]} {str(args[key]).upper()}"
     if action == "join":
-        return "JOIN" if not args else (f"JOIN {args['room']}" if set(args) == {"room"}
-                                        else None)
+        if not args:
+            return "JOIN"
+        room = word(args["room"]) if set(args) == {"room"} else None
+        return f"JOIN {room}" if room is not None else None
     if action == "leave":
         return "LEAVE" if not args else None
     if action == "volume":
@@ -273,7 +283,7 @@ def surfaces(server_thread: ServerThread) -> Iterator[Surfaces]:
 def valid(arg: Arg) -> Any:
     if arg.kind == "choice":
         return arg.choices[0]
-    if arg.kind == "integer":
+    if arg.kind in ("integer", "room"):
         return arg.minimum
     if arg.kind == "text":
         return sized(arg, 17) if _scheme(arg) else "x"
@@ -301,6 +311,11 @@ def edges(arg: Arg) -> list[tuple[Any, bool]]:
         lo, hi = arg.minimum, arg.maximum
         return [(lo - 1, False), (lo, True), (hi, True), (hi + 1, False), ("5", False),
                 (True, False)]
+    if arg.kind == "room":  # a number, or a name
+        lo, hi = arg.minimum, arg.maximum
+        return [(lo - 1, False), (lo, True), (hi, True), (hi + 1, False), ("lobby", True),
+                ("r" * 128, True), ("r" * 129, False), ("", False), ("the lobby", False),
+                ("a/b", False), ("-1", False), (".x", False), (True, False), (1.5, False)]
     if arg.kind == "text":
         lo, hi = max(arg.min_length, len(_scheme(arg)) + 1 if _scheme(arg) else 0), \
             arg.max_length
@@ -356,6 +371,9 @@ def values(arg: Arg) -> st.SearchStrategy[Any]:
         lo, hi = arg.minimum, arg.maximum
         return st.one_of(st.sampled_from([lo - 1, lo, hi, hi + 1]),
                          st.integers(lo - 10, hi + 10), st.integers(-(10**20), 10**20))
+    if arg.kind == "room":
+        return st.one_of(st.integers(-10, 10), st.sampled_from([arg.maximum, arg.maximum + 1]),
+                         st.text(WORD_CHARS, max_size=130), st.from_regex(f"^{ROOM_NAME}$"))
     if arg.kind == "text":
         hi = arg.max_length
         sizes = st.one_of(st.sampled_from([0, 1, hi - 1, hi, hi + 1]), st.integers(0, hi + 5))

@@ -47,7 +47,8 @@ def render(sections: Mapping[str, Mapping[str, Any]]) -> str:
 class RoomSpec:
     """One room, created in all three plugins under the same number."""
 
-    number: int
+    #: The room's id: a number, or a name on a server with ``string_ids``.
+    number: int | str
     description: str = "edgeroom"
     pin: str | None = None
     secret: str | None = None
@@ -92,6 +93,8 @@ class JanusSettings:
     #: Secure WebSockets (wss://) on this port too, with this (certificate, key) PEM pair.
     wss_port: int | None = None
     wss_cert: tuple[str, str] | None = None
+    #: Rooms and members named by strings in all three plugins (Janus's ``string_ids``).
+    string_ids: bool = False
 
 
 def write_config(confdir: Path, settings: JanusSettings) -> Path:
@@ -141,9 +144,11 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
         websockets["certificates"] = {"cert_pem": settings.wss_cert[0],
                                       "cert_key": settings.wss_cert[1]}
     _write_private(confdir / "janus.transport.websockets.jcfg", render(websockets))
-    videoroom: dict[str, dict[str, Any]] = {"general": {}}
-    audiobridge: dict[str, dict[str, Any]] = {"general": {"local_ip": settings.media_ip}}
-    textroom: dict[str, dict[str, Any]] = {"general": {"json": "compact"}}
+    ids = {"string_ids": True} if settings.string_ids else {}
+    videoroom: dict[str, dict[str, Any]] = {"general": {**ids}}
+    audiobridge: dict[str, dict[str, Any]] = {"general": {"local_ip": settings.media_ip,
+                                                          **ids}}
+    textroom: dict[str, dict[str, Any]] = {"general": {"json": "compact", **ids}}
     for room in settings.rooms:
         common = {"description": room.description, "pin": room.pin, "secret": room.secret}
         videoroom[f"room-{room.number}"] = {

@@ -7,6 +7,7 @@ import logging
 
 from services.room.api import RoomError
 from services.room.context import RoomContext
+from services.room.janus.room_ids import RoomId, in_kind_of, in_server_kind, wire_id
 from services.room.janus.transport import JanusHandle, JsonDict
 
 log = logging.getLogger(__name__)
@@ -20,10 +21,12 @@ class PluginBackend:
     def __init__(self, ctx: RoomContext) -> None:
         self.ctx = ctx
         self.local_id = ""
+        #: the room's id as the server takes it (a number, or a string: see room_ids)
+        self.room: RoomId = ctx.settings.room
         self._closing = False
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} room={self.ctx.settings.room} id={self.local_id}>"
+        return f"<{type(self).__name__} room={self.room} id={self.local_id}>"
 
     def _id_taken(self, exc: RoomError) -> bool:
         """Whether a join failed only because our member id is still known to the server."""
@@ -35,15 +38,27 @@ class PluginBackend:
         return body
 
     async def _join(self, handle: JanusHandle, body: JsonDict) -> JsonDict:
-        """Send ``join``; if our id is still taken (a previous stay), join without it."""
-        try:
-            data, _ = await handle.send(body)
-        except RoomError as exc:
-            if not self._id_taken(exc):
-                raise
-            # Our previous stay is still known to the server (it drops it on timeout).
-            body.pop("id")
-            data, _ = await handle.send(body)
+        """Send ``join``, in the kind of ids the server takes; if our id is still taken
+        (a previous stay), join without it."""
+        body.update(in_kind_of(body["room"], body))
+        for _ in range(3):
+            try:
+                data, _ = await handle.send(body)
+                return data
+            except RoomError as exc:
+                again = in_server_kind(body, exc)
+                if again is not None:
+                    log.info("room: the server takes the room as %r (%s)", again["room"], exc)
+                    self.room = again["room"]
+                elif self._id_taken(exc) and "id" in body:
+                    # Our previous stay is still known to the server (it drops it on
+                    # timeout).
+                    again = {k: v for k, v in body.items() if k != "id"}
+                else:
+                    raise
+                body.clear()
+                body.update(again)
+        data, _ = await handle.send(body)
         return data
 
     def _joined(self, data: JsonDict) -> None:
@@ -69,8 +84,8 @@ class PluginBackend:
 
     def _moderation(self, request: str, member_id: str) -> JsonDict:
         """A moderation request about ``member_id`` (needs room.secret)."""
-        return {"request": request, "room": self.ctx.settings.room,
-                "secret": self._secret(), "id": int(member_id)}
+        return {"request": request, "room": self.room, "secret": self._secret(),
+                "id": wire_id(member_id, self.room)}
 
     def _room_event(self, msg: JsonDict, hung_up: str) -> tuple[str | None, JsonDict] | None:
         """Handle what both plugins report alike (hangup, talking, destroyed).

@@ -16,6 +16,7 @@ from typing import Any
 from services.room import deadline
 from services.room.api import NoSuchRoom, RoomError
 from services.room.janus.errors import janus_error
+from services.room.janus.room_ids import in_server_kind
 from services.room.janus.transport import JanusConnection, JanusHandle
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ HISTORY = 20
 
 
 class TextRoom:
-    def __init__(self, conn: JanusConnection, room: int, username: str, display: str,
+    def __init__(self, conn: JanusConnection, room: int | str, username: str, display: str,
                  pin: str | None, *, on_message: MessageCallback,
                  on_presence: PresenceCallback,
                  on_history: HistoryCallback | None = None) -> None:
@@ -82,11 +83,18 @@ class TextRoom:
 
     async def _join(self) -> dict[str, Any]:
         self._joining = True
+        body = {"textroom": "join", "room": self.room, "username": self.username,
+                "display": self.display, "history": self._on_history is not None,
+                **({"pin": self.pin} if self.pin else {})}
         try:
-            return await self._request({"textroom": "join", "room": self.room,
-                                        "username": self.username, "display": self.display,
-                                        "history": self._on_history is not None,
-                                        **({"pin": self.pin} if self.pin else {})})
+            try:
+                return await self._request(body)
+            except RoomError as exc:  # the room's id in the other kind (room_ids)
+                again = in_server_kind(body, exc)
+                if again is None:
+                    raise
+                self.room = again["room"]
+                return await self._request(again)
         finally:
             self._joining = False
 

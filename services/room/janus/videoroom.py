@@ -109,7 +109,7 @@ class VideoRoomBackend(VideoRoomSubscriptions):
                                    role="listener")
         self._forget_absent(present)
         self._tasks.append(asyncio.create_task(
-            learn_talk_events(self.pub, s.room, self.ctx.roster.levels), name="videoroom:talk"))
+            learn_talk_events(self.pub, self.room, self.ctx.roster.levels), name="videoroom:talk"))
         if self.ctx.controls.role == "publisher":
             await self._take_seat()
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="videoroom:subscriptions"))
@@ -202,7 +202,7 @@ class VideoRoomBackend(VideoRoomSubscriptions):
                 if audio == "narrowband":
                     self.ctx.on_audio_codec(None)
                     self.ctx.on_warning(AUDIO_CODEC_UNSUPPORTED, audio_unsupported_warning(
-                        await room_entry(self.pub, self.ctx.settings.room)))
+                        await room_entry(self.pub, self.room)))
                 await self._publish(video, "narrowband" if audio == "opus" else None)
                 return
             mic_track.use_codec(chosen)  # type: ignore[union-attr]
@@ -244,7 +244,7 @@ class VideoRoomBackend(VideoRoomSubscriptions):
         log.warning("the room refused our video (%s); publishing audio only",
                     f"answered {codec}" if codec else "no common codec")
         await self._drop(rejected, mic_track, track)
-        wanted = room_codecs(await room_entry(self.pub, self.ctx.settings.room))
+        wanted = room_codecs(await room_entry(self.pub, self.room))
         self.ctx.on_video_codec(None, wanted or [])
         await self._publish(video=False, audio=audio)
 

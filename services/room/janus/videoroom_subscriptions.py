@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from services.room.api import RoomError
 from services.room.janus.plugin import PluginBackend
+from services.room.janus.room_ids import wire_id
 from services.room.janus.transport import JanusHandle, JsonDict
 from services.room.janus.video_pause import VideoPause
 from services.room.negotiation import PRODUCIBLE
@@ -100,13 +101,12 @@ class VideoRoomSubscriptions(PluginBackend):
             # feed; a fresh subscription is simpler and just as quick.
             await self._drop_subscription()
             add = want
-        s = self.ctx.settings
-        streams = [{"feed": int(f), "mid": m} for f, m in sorted(add)]
+        streams = [{"feed": wire_id(f, self.room), "mid": m} for f, m in sorted(add)]
         if self.sub is None:
             self.sub = await self.ctx.conn.attach(PLUGIN)
             self.sub.on_event = self._on_sub_event
-            body = self._with_pin({"request": "join", "ptype": "subscriber", "room": s.room,
-                                   "streams": streams, "use_msid": False})
+            body = self._with_pin({"request": "join", "ptype": "subscriber",
+                                   "room": self.room, "streams": streams, "use_msid": False})
             try:
                 data, offer = await self.sub.send(body)
             except RoomError as exc:
@@ -129,7 +129,8 @@ class VideoRoomSubscriptions(PluginBackend):
         if add:
             body["subscribe"] = streams
         if remove:
-            body["unsubscribe"] = [{"feed": int(f), "mid": m} for f, m in sorted(remove)]
+            body["unsubscribe"] = [{"feed": wire_id(f, self.room), "mid": m}
+                                    for f, m in sorted(remove)]
         self._subscribed = (self._subscribed - remove) | add
         try:
             data, offer = await self.sub.send(body)

@@ -17,14 +17,20 @@ class RoomEnd:
 
     #: Janus WebSocket API, ``ws://host:8188``.
     url: str
-    #: Room number on that server.
-    room: int
+    #: Room number on that server (this box's own room may be a name, which links do
+    #: not take: see :class:`LinkSettings`).
+    room: int | str
     #: The room's secret: adding remote publishers and forwarding need it.
     secret: str | None = None
     #: The room's PIN, if it has one.
     pin: str | None = None
     #: The server's ``api_secret``, if it requires one.
     api_secret: str | None = None
+    #: For a ``wss://`` server: the PEM file its certificate is checked against (None:
+    #: the system's CAs), as ``room.ca_file`` is for the box's own server.
+    ca_file: str | None = None
+    #: the config key that names ``ca_file`` (reasons say what to set)
+    ca_key: str = "link.ca_file"
     #: Address the other server sends plain RTP to (default: the host of ``url``).
     media_host: str | None = None
     #: Shown as the room of this side's members on the other side (default ``room@host``).
@@ -73,6 +79,9 @@ class LinkSettings:
             # Each room's plain-RTP participant is a member of it either way.
             raise ValueError(f"link {self.name!r}: voice-room (audiobridge) links go both "
                              "ways")
+        if isinstance(self.local.room, str):
+            raise ValueError(f"link {self.name!r}: links join numbered rooms, and room.room "
+                             f"is the name {self.local.room!r}")
         for end in (self.local, self.far):
             if urlsplit(end.url).scheme not in ("ws", "wss") or not end.host:
                 raise ValueError(f"link {self.name!r}: {end.url!r} is not a ws:// or wss:// "

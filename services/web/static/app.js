@@ -443,8 +443,9 @@ async function act(method, path, body) {
 }
 
 $("join").addEventListener("click", () => {
-  const room = $("join-room").value;
-  act("POST", "/api/room/join", room ? { room: Number(room) } : {});
+  const room = $("join-room").value.trim();
+  // a number, or a room's name on a server that names its rooms
+  act("POST", "/api/room/join", room ? { room: /^[0-9]+$/.test(room) ? Number(room) : room } : {});
 });
 $("leave").addEventListener("click", () => act("POST", "/api/room/leave", {}));
 $("mic").addEventListener("click", () => act("POST", "/api/audio", { mic_enabled: !$("mic").dataset.on }));
@@ -544,6 +545,8 @@ function readField(input) {
   if (input.dataset.bools && (raw === "true" || raw === "false")) return raw === "true";
   if (raw === "" && input.dataset.optional) return null;
   if (type === "integer" || type === "number") return raw === "" ? null : Number(raw);
+  // room.room: a number, or a room's name on a server that names its rooms
+  if (type === "integer or string") return /^[0-9]+$/.test(raw) ? Number(raw) : raw;
   if (type === "table of integers") {
     try { return JSON.parse(raw || "{}"); } catch (err) { throw new Error("not valid JSON"); }
   }
