@@ -37,6 +37,9 @@ class LinkConfig:
     pin: str | None = setting(None, "The far room's PIN, if it has one.", secret=True)
     api_secret: str | None = setting(None, "The far server's api_secret, if it needs one.",
                                      secret=True)
+    ca_file: str | None = setting(
+        None, "For a wss:// server: PEM file of the CA (or the self-signed certificate) its "
+        "certificate is checked against (default: the system's CAs).")
     label: str = setting("", 'Shown as the room of the far members (default "room@host").')
     media_host: str | None = setting(
         None, "Address this box's server sends RTP to (default: the host of server).")

@@ -119,7 +119,7 @@ async def _room_server(config: Config, state_dir: Path, sim: bool) -> str:
     from services.room.janus.transport import JanusConnection
 
     conn = JanusConnection(config.room.server, api_secret=config.room.api_secret,
-                           token=config.room.token)
+                           token=config.room.token, ca_file=config.room.ca_file)
     await conn.open(timeout=CHECK_TIMEOUT)
     try:
         return f"{config.room.server}: session {conn.session_id} created"

@@ -32,7 +32,8 @@ def local_end(config: Config) -> RoomEnd:
     else:
         url = room.server
     return RoomEnd(url=url, room=room.room, secret=room.secret, pin=room.pin,
-                   api_secret=room.api_secret, media_host=config.links.media_host)
+                   api_secret=room.api_secret, ca_file=room.ca_file, ca_key="room.ca_file",
+                   media_host=config.links.media_host)
 
 
 def link_settings(config: Config) -> list[LinkSettings]:
@@ -41,8 +42,8 @@ def link_settings(config: Config) -> list[LinkSettings]:
     out = []
     for i, link in enumerate(config.link, start=1):
         far = RoomEnd(url=link.server, room=link.room, secret=link.secret, pin=link.pin,
-                      api_secret=link.api_secret, media_host=link.media_host,
-                      label=link.label)
+                      api_secret=link.api_secret, ca_file=link.ca_file,
+                      media_host=link.media_host, label=link.label)
         out.append(LinkSettings(link.name or f"link-{i}", own, far, link.direction,
                                 config.room.backend))
     return out

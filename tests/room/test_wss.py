@@ -89,3 +89,53 @@ def test_an_untrusted_wss_server_says_what_to_set(network: Network, tmp_path: Pa
         assert box.session.state != RoomState.IN_ROOM
     finally:
         box.close()
+
+
+def test_the_doctor_checks_the_server_as_the_box_does(network: Network, tmp_path: Path,
+                                                     tls_janus: Any, edgeroom_cmd: list[str],
+                                                     clean_env: dict[str, str]) -> None:
+    """``edgeroom doctor`` trusts what the room trusts: with ``ca_file`` the server
+    passes, and without it the reason says what to set."""
+    server, cert = tls_janus
+    host = network.add_host("doctor")
+    for ca_file in (str(cert), None):
+        cfg = tmp_path / "doctor.toml"
+        cfg.write_text(f'[room]\nserver = "{server.wss_url}"\n'
+                       + (f'ca_file = "{ca_file}"\n' if ca_file else ""))
+        res = subprocess.run([*host.exec_prefix(), *edgeroom_cmd, "doctor", "--sim",
+                              "--config", str(cfg), "--state-dir", str(tmp_path / "st")],
+                             env=clean_env, capture_output=True, text=True, timeout=90)
+        [line] = [ln for ln in res.stdout.splitlines() if "room server" in ln]
+        if ca_file:
+            assert line.startswith("PASS room server:"), res.stdout + res.stderr
+        else:
+            assert line.startswith("FAIL room server:") and "set room.ca_file" in line, line
+
+
+def test_a_link_checks_its_wss_server_against_its_own_ca_file(network: Network,
+                                                              tls_janus: Any) -> None:
+    """A link's far room (or the box's own server, for a link from it) on ``wss://``
+    is checked against the link's ``ca_file``, and the reason names that key."""
+    from services.room.api import ServerUnreachable
+    from services.room.links.requests import open_channel
+    from services.room.links.settings import RoomEnd
+    from tests.harness.netns import NsLoop
+
+    server, cert = tls_janus
+    loop = NsLoop(network.add_host("linker"))
+
+    async def channel(ca_file: str | None) -> str:
+        end = RoomEnd(url=server.wss_url, room=ROOM, ca_file=ca_file)
+        conn, room = await open_channel(end, lambda *_: None)
+        try:
+            return repr(room)
+        finally:
+            await room.close()
+            await conn.close()
+
+    try:
+        assert "open=True" in loop.run(channel(str(cert)), 30)
+        with pytest.raises(ServerUnreachable, match=r"set link\.ca_file to the PEM file"):
+            loop.run(channel(None), 30)
+    finally:
+        loop.close()

@@ -87,11 +87,14 @@ class JanusConnection:
     """A WebSocket to Janus carrying one session (create with :meth:`open`)."""
 
     def __init__(self, url: str, *, api_secret: str | None = None, token: str | None = None,
-                 ca_file: str | None = None, keepalive: float = KEEPALIVE_S) -> None:
+                 ca_file: str | None = None, keepalive: float = KEEPALIVE_S,
+                 ca_key: str = "room.ca_file") -> None:
         self.url = url
         self.api_secret = api_secret
         self.token = token
         self.ca_file = ca_file
+        #: the config key that names ``ca_file``, for the reasons given (a link has its own)
+        self.ca_key = ca_key
         self.keepalive_s = keepalive
         self.session_id: int | None = None
         self.handles: dict[int, JanusHandle] = {}
@@ -121,10 +124,10 @@ class JanusConnection:
         except aiohttp.ClientConnectorCertificateError as exc:
             await self._http.close()
             self._http = None
-            by = f"room.ca_file ({self.ca_file})" if self.ca_file else "a CA of the system"
+            by = f"{self.ca_key} ({self.ca_file})" if self.ca_file else "a CA of the system"
             raise ServerUnreachable(
                 f"cannot trust the room server at {self.url}: its certificate is not signed "
-                f"by {by} ({exc.certificate_error}); set room.ca_file to the PEM file of its "
+                f"by {by} ({exc.certificate_error}); set {self.ca_key} to the PEM file of its "
                 f"CA or of its self-signed certificate") from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self._http.close()
@@ -147,7 +150,7 @@ class JanusConnection:
         try:
             return ssl.create_default_context(cafile=self.ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise ServerUnreachable(f"room.ca_file {self.ca_file}: not a readable PEM "
+            raise ServerUnreachable(f"{self.ca_key} {self.ca_file}: not a readable PEM "
                                     f"certificate ({exc})") from exc
 
     async def attach(self, plugin: str) -> JanusHandle:

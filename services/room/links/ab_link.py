@@ -61,7 +61,8 @@ class AudioBridgeServer:
         return f"<AudioBridgeServer {self.end.name} port={self.port}>"
 
     async def open(self) -> None:
-        self.conn = JanusConnection(self.end.url, api_secret=self.end.api_secret)
+        self.conn = JanusConnection(self.end.url, api_secret=self.end.api_secret,
+                                    ca_file=self.end.ca_file, ca_key=self.end.ca_key)
         await self.conn.open()
         self._handle = await self.conn.attach(PLUGIN)
         self._admin = await self.conn.attach(PLUGIN)

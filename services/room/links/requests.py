@@ -115,7 +115,8 @@ async def open_channel(far: RoomEnd, on_message: Callable[[str, str, str | None]
     await asyncio.to_thread(import_room_media)  # aiortc, when a link first asks
     from services.room.janus.textroom import TextRoom
 
-    conn = JanusConnection(far.url, api_secret=far.api_secret)
+    conn = JanusConnection(far.url, api_secret=far.api_secret, ca_file=far.ca_file,
+                           ca_key=far.ca_key)
     room = TextRoom(conn, far.room, f"link-{secrets.token_hex(4)}", WATCHER_DISPLAY, far.pin,
                     on_message=on_message, on_presence=lambda *_: None)
     try:

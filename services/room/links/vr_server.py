@@ -96,7 +96,8 @@ class VideoRoomServer:
 
     async def open(self) -> list[Publisher]:
         """Connect and join as a watcher; returns the room's current publishers."""
-        self.conn = JanusConnection(self.end.url, api_secret=self.end.api_secret)
+        self.conn = JanusConnection(self.end.url, api_secret=self.end.api_secret,
+                                    ca_file=self.end.ca_file, ca_key=self.end.ca_key)
         await self.conn.open()
         self._admin = await self.conn.attach(PLUGIN)
         self._watch = await self.conn.attach(PLUGIN)
