@@ -19,6 +19,8 @@ def compose_guests(app: Host) -> None:
     from services.guest.links import GuestLinks
     from services.guest.proxy import GuestGate
 
-    gate = GuestGate(lambda: guests(app.config), GuestLinks(app.state_dir))
+    # the room as the server takes it, once the box is in it (1234 or "1234")
+    gate = GuestGate(lambda: guests(app.config, getattr(app.room, "room_number", None)),
+                     GuestLinks(app.state_dir))
     app.extras[GUESTS] = gate  # the page's room proxy and guest links
     app.status_providers.add(GUESTS, gate.status)

@@ -147,13 +147,15 @@ def room_features(config: Config) -> RoomFeatureSettings:
     return RoomFeatureSettings(secret=room.secret, speak_timeout_s=room.speak_timeout)
 
 
-def guests(config: Config) -> GuestSettings:
+def guests(config: Config, room_now: int | str | None = None) -> GuestSettings:
     """Guests in the room from the page: ``[room]``, ``web.max_guests`` and
-    ``web.guest_messages_per_second``."""
+    ``web.guest_messages_per_second``; ``room_now``: the room the box is in, as its server
+    takes it (a number, or a name: docs/room.md), when it is in one."""
     from services.guest.proxy import GuestSettings
 
     room, rate = config.room, config.web.guest_messages_per_second
-    return GuestSettings(janus_url=server_url(config), room=room.room, pin=room.pin,
+    return GuestSettings(janus_url=server_url(config),
+                         room=room.room if room_now is None else room_now, pin=room.pin,
                          api_secret=room.api_secret, token=room.token,
                          max_guests=config.web.max_guests, messages_per_second=float(rate),
                          burst=3 * rate)

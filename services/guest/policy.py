@@ -107,7 +107,7 @@ class GuestPolicy:
             # 1234 and "1234" are one room (a server with string ids names it so)
             if str(out.get("room", self.room)) != str(self.room):
                 raise PolicyError("guests join only the box's room")
-            out.setdefault("room", self.room)
+            out["room"] = self.room
             if self.pin is not None:
                 out["pin"] = self.pin
         if request in ("join", "joinandconfigure") and plugin != TEXTROOM:

@@ -46,6 +46,8 @@ class Backend(Protocol):
     """One stay in a room through one Janus plugin (created anew on every (re)join)."""
 
     local_id: str
+    #: the room as the server takes it: a number, or a string (room_ids)
+    room: int | str
 
     async def enter(self) -> None: ...
 

@@ -133,8 +133,8 @@ class JanusRoomSession(SessionMedia):
         return self.roster.local_id
 
     @property
-    def room_number(self) -> int | str:
-        return self.settings.room
+    def room_number(self) -> int | str:  # in a stay: as the server takes it (room_ids)
+        return self._backend.room if self._backend is not None else self.settings.room
 
     def members(self) -> list[Member]:
         return self.roster.members()

@@ -174,3 +174,61 @@ def test_the_kind_the_server_asks_for() -> None:
     assert in_server_kind(join, RoomError("Janus error 426: No such room (1600)")) is None
     assert (wire_id("77", 1600), wire_id("77", "1600"), wire_id("a-b", "lobby")) == \
         (77, "77", "a-b")
+
+
+def test_a_guest_joins_the_room_in_the_kind_the_server_takes(
+        network: Network, named_janus: JanusServer, make_peer: Any, tmp_path: Path) -> None:
+    """The box's config says 1600; the server names the room "1600". A guest of the
+    page's room proxy joins (the proxy puts the box's room in, as the server takes it)."""
+    import aiohttp
+
+    from services.web.passwords import reset
+    from tests.guest.test_room_proxy import URL, _login, _request
+    from tests.harness.appliance import ApplianceProcess
+    from tests.harness.netns import NsLoop
+    from tests.harness.polling import wait_for
+
+    host = network.add_host("gbox")
+    app = ApplianceProcess(host, tmp_path / "box", {
+        "room": {"server": named_janus.url, "room": NUMBERED, "display_name": "box"},
+        "sim": {"mic": "tone:440"}, "video": {"enabled": False},
+        "web": {"listen": "127.0.0.1:8080"}})
+    password = reset(app.state_dir)
+    app.start()
+
+    async def guest() -> dict[str, Any]:
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as admin, \
+                aiohttp.ClientSession() as http:
+            csrf = await _login(admin, password)
+            async with admin.post(f"{URL}/api/guest-links", json={"ttl_seconds": 600},
+                                  headers={"X-CSRF-Token": csrf}) as r:
+                token = (await r.json())["path"].split("guest=", 1)[1]
+            async with http.ws_connect(f"{URL}/api/room/ws?guest={token}",
+                                       protocols=("janus-protocol",)) as ws:
+                session = (await _request(ws, {"janus": "create"}))["data"]["id"]
+                handle = (await _request(ws, {"janus": "attach", "session_id": session,
+                                              "plugin": "janus.plugin.videoroom"}))["data"]["id"]
+                joined = await _request(ws, {"janus": "message", "session_id": session,
+                                             "handle_id": handle,
+                                             "body": {"request": "join", "ptype": "publisher",
+                                                      "display": "Ann"}})
+                return dict(joined["plugindata"]["data"])
+
+    try:
+        there = make_peer("there", str(NUMBERED), tone=None, url=named_janus.url)
+        there.call(lambda s: s.join())
+        wait_tone(there.speaker_path, 440, timeout=40)  # the box is in "1600"
+        loop = NsLoop(host)
+        try:
+            data = loop.run(guest(), 60)
+        finally:
+            loop.close()
+        assert data.get("videoroom") == "joined" and data.get("room") == str(NUMBERED), data
+        assert "box" in [p.get("display") for p in data.get("publishers", [])], data
+        # (the guest has left again: its socket closed with the scenario)
+        wait_for(lambda: any(str(d.get("display", "")).endswith("Ann")
+                             for d in there.names("member-joined")), 20,
+                 "the guest seen in the room")
+    finally:
+        app.stop()
