@@ -74,12 +74,19 @@ def test_boxes_meet_in_a_room_named_by_a_string(make_peer: Any,
 
 
 def test_a_voice_room_named_by_a_string(make_peer: Any, named_janus: JanusServer) -> None:
-    a = make_peer("a", LOBBY, tone="tone:440", url=named_janus.url, backend="audiobridge")
+    a = make_peer("a", LOBBY, tone="tone:440", url=named_janus.url, backend="audiobridge",
+                  secret=ROOM_SECRET)
     b = make_peer("b", LOBBY, tone="tone:880", url=named_janus.url, backend="audiobridge")
     a.call(lambda s: s.join())
     b.call(lambda s: s.join())
     wait_tone(b.speaker_path, 440, timeout=20)
     wait_tone(a.speaker_path, 880, timeout=20)
+    b_id = b.session.local_id
+    a.wait_for(lambda: b_id in a.session.roster, what="B in A's roster")
+    a.call(lambda s: s.moderate(b_id, True))  # the mix's member, by its string id
+    wait_tone(a.speaker_path, 880, present=False, timeout=15)
+    a.call(lambda s: s.moderate(b_id, False))
+    wait_tone(a.speaker_path, 880, timeout=15)
 
 
 def test_a_room_number_joins_the_room_such_a_server_names_by_it(
