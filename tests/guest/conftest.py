@@ -7,5 +7,6 @@ from tests.harness.fixtures import (  # noqa: F401  (fixtures)
     make_appliance,
     make_peer,
     network,
+    pvtid_room,
     room_number,
 )

@@ -100,9 +100,12 @@ PEAK = """async () => {
 }"""
 
 
+@pytest.mark.parametrize("kind", ["open", "members-only"])
 async def test_a_guest_joins_with_a_link_and_hears_and_is_heard(
-        make_appliance: Any, make_peer: Any, janus: Any, room_number: int,
-        guest_browser: tuple[Any, Any], tmp_path: Path) -> None:
+        make_appliance: Any, make_peer: Any, janus: Any, request: Any,
+        guest_browser: tuple[Any, Any], tmp_path: Path, kind: str) -> None:
+    # members-only: subscribing needs the private_id the room gave the guest (require_pvtid)
+    room_number = request.getfixturevalue("room_number" if kind == "open" else "pvtid_room")
     app = make_appliance("box", {
         "room": {"server": janus.url, "room": room_number, "display_name": "box"},
         "sim": {"mic": "tone:440"},

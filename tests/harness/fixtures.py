@@ -42,6 +42,9 @@ CODEC_ROOMS_EACH = 5
 ROOM_AUDIO_CODECS = ("pcmu,opus", "pcma,opus", "g722,opus", "pcmu", "l16-48")
 #: Rooms as Janus's sample configuration makes its demo room 1234 (see above).
 STOCK_ROOMS = range(1400, 1410)
+#: Rooms where only members subscribe (``require_pvtid``: a publisher handle's
+#: private_id goes with each subscription).
+PVTID_ROOMS = range(1410, 1415)
 
 
 def codec_rooms(videocodec: str) -> range:
@@ -66,7 +69,8 @@ HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET, allow_rtp_participants=True)
                  *(RoomSpec(n, secret=ROOM_SECRET, publishers=6, bitrate=128_000,
                             fir_freq=10, videocodec="vp8", audiolevel_event=False,
                             notify_joining=False, sampling_rate=16000)
-                   for n in STOCK_ROOMS))
+                   for n in STOCK_ROOMS),
+                 *(RoomSpec(n, secret=ROOM_SECRET, require_pvtid=True) for n in PVTID_ROOMS))
 
 #: Free rooms of each running harness Janus (one Janus per test module), per room kind.
 _free_rooms: dict[int, Iterator[int]] = {}
@@ -143,6 +147,13 @@ def stock_room(janus: JanusServer) -> int:
     """A room configured as Janus's sample demo room (see :data:`STOCK_ROOMS`), not used
     by another test of the module."""
     return _take_room(janus, "stock", STOCK_ROOMS)
+
+
+@pytest.fixture
+def pvtid_room(janus: JanusServer) -> int:
+    """A room where subscribing needs a member's private_id (:data:`PVTID_ROOMS`), not
+    used by another test of the module."""
+    return _take_room(janus, "pvtid", PVTID_ROOMS)
 
 
 @pytest.fixture

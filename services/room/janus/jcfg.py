@@ -64,6 +64,9 @@ class RoomSpec:
     fir_freq: int = 2
     #: Whether members hear of listeners joining (Janus's own default is off).
     notify_joining: bool = True
+    #: Whether subscribing needs the private_id of a publisher handle in the room (Janus
+    #: ``require_pvtid``: only members who joined can subscribe).
+    require_pvtid: bool = False
     #: The AudioBridge's mixing rate (Hz; Janus's sample room mixes at 16000).
     sampling_rate: int = 48000
     #: Whether the AudioBridge room takes plain-RTP participants (voice-room links).
@@ -163,6 +166,7 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
             "audiolevel_event": room.audiolevel_event,
             "audio_active_packets": 25,
             "audio_level_average": 60,
+            "require_pvtid": room.require_pvtid,
         }
         audiobridge[f"room-{room.number}"] = {
             **common,

@@ -21,6 +21,9 @@ class PluginBackend:
     def __init__(self, ctx: RoomContext) -> None:
         self.ctx = ctx
         self.local_id = ""
+        #: the VideoRoom's key of this member: a room with ``require_pvtid`` takes a
+        #: subscription only with it (AudioBridge: none)
+        self.private_id: int | None = None
         #: the room's id as the server takes it (a number, or a string: see room_ids)
         self.room: RoomId = ctx.settings.room
         self._closing = False
@@ -63,6 +66,7 @@ class PluginBackend:
 
     def _joined(self, data: JsonDict) -> None:
         self.local_id = str(data["id"])
+        self.private_id = data.get("private_id")
         self.ctx.roster.local_id = self.local_id
         self.ctx.on_joined(self.local_id)
 

@@ -106,7 +106,9 @@ class VideoRoomSubscriptions(PluginBackend):
             self.sub = await self.ctx.conn.attach(PLUGIN)
             self.sub.on_event = self._on_sub_event
             body = self._with_pin({"request": "join", "ptype": "subscriber",
-                                   "room": self.room, "streams": streams, "use_msid": False})
+                                   "room": self.room, "streams": streams, "use_msid": False,
+                                   **({"private_id": self.private_id}
+                                      if self.private_id is not None else {})})
             try:
                 data, offer = await self.sub.send(body)
             except RoomError as exc:

@@ -170,8 +170,9 @@ async function subscribe(feed) {
     box.srcObject.addTrack(ev.track);
     box.play().catch(() => {});
   };
+  const key = me && me.privateId !== undefined ? { private_id: me.privateId } : {};
   await answer(await sig.message(handle, { request: "join", ptype: "subscriber",
-                                            streams: [{ feed }], use_msid: false }));
+                                            streams: [{ feed }], use_msid: false, ...key }));
 }
 
 async function join(name) {
@@ -183,7 +184,8 @@ async function join(name) {
   stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
   const pc = new RTCPeerConnection({ iceServers: [] });
   for (const track of stream.getTracks()) pc.addTrack(track, stream);
-  me = { handle, pc, id: joined.plugindata.data.id };
+  // private_id: a room with require_pvtid takes subscriptions only with it
+  me = { handle, pc, id: joined.plugindata.data.id, privateId: joined.plugindata.data.private_id };
   await pc.setLocalDescription(await pc.createOffer());
   await waitGathering(pc);
   const reply = await sig.message(handle, { request: "publish" }, pc.localDescription.toJSON());
