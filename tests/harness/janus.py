@@ -22,7 +22,8 @@ class JanusServer:
     def __init__(self, host: Host, workdir: Path, rooms: tuple[RoomSpec, ...],
                  api_secret: str | None = None, port: int = 8188,
                  wss_cert: tuple[str, str] | None = None, wss_port: int = 8989,
-                 string_ids: bool = False) -> None:
+                 string_ids: bool = False, ice_lite: bool = False,
+                 ice_tcp: bool = False, full_trickle: bool = False) -> None:
         self.host = host
         self.workdir = workdir
         self.port = port
@@ -30,7 +31,9 @@ class JanusServer:
         self.settings = JanusSettings(listen_ip=host.ip, port=port, interface="eth0",
                                       rooms=rooms, api_secret=api_secret, debug_level=4,
                                       media_ip=host.ip, wss_port=self.wss_port,
-                                      wss_cert=wss_cert, string_ids=string_ids)
+                                      wss_cert=wss_cert, string_ids=string_ids,
+                                      ice_lite=ice_lite, ice_tcp=ice_tcp,
+                                      full_trickle=full_trickle)
         self.confdir = workdir / "janus-conf"
         write_config(self.confdir, self.settings)
         self.log_path = workdir / "janus.log"

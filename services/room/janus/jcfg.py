@@ -98,6 +98,12 @@ class JanusSettings:
     wss_cert: tuple[str, str] | None = None
     #: Rooms and members named by strings in all three plugins (Janus's ``string_ids``).
     string_ids: bool = False
+    #: ICE-lite (a server with a public address answers checks, sends none), and ICE
+    #: over TCP too (needs ICE-lite): as sites set a Janus on the internet.
+    ice_lite: bool = False
+    ice_tcp: bool = False
+    #: Janus trickles its own candidates after the answer (an answer without them).
+    full_trickle: bool = False
 
 
 def write_config(confdir: Path, settings: JanusSettings) -> Path:
@@ -133,6 +139,12 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
     nat: dict[str, Any] = {"ice_ignore_list": "vmnet"}
     if settings.interface:
         nat["ice_enforce_list"] = settings.interface
+    if settings.ice_lite:
+        nat["ice_lite"] = True
+    if settings.ice_tcp:
+        nat["ice_tcp"] = True
+    if settings.full_trickle:
+        nat["full_trickle"] = True
     path = confdir / "janus.jcfg"
     _write_private(path, render({"general": general, "media": media, "nat": nat,
                             "plugins": {}, "transports": {}, "events": {}, "loggers": {}}))
