@@ -114,6 +114,8 @@ class Appliance:
                                 "speaker": None}
         stats: dict[str, Any] = {}
         if self.room is not None:
+            # the room it is in (a join may name another), as its server names it
+            room["id"] = getattr(self.room, "room_number", room["id"])
             room["state"] = str(self.room.state)
             room["members"] = [m.to_dict() for m in self.room.members()]
             room["controls"] = self.room.controls.to_dict()

@@ -151,11 +151,13 @@ def test_the_appliance_joins_by_number_then_moves_to_a_named_room(
         assert "the server takes the room as '1600'" in app.log_text()
         api = Api(host, tmp_path, 8080)
         api.login(password)
+        assert api.call("GET", "/api/status")["room"]["id"] == str(NUMBERED)  # its name
         lobby = make_peer("lobby", LOBBY, tone=None, url=named_janus.url)
         lobby.call(lambda s: s.join())
         assert api.call("POST", "/api/room/join", {"room": LOBBY})["ok"]
         wait_tone(lobby.speaker_path, 440, timeout=40)  # the box, in the room named lobby
         wait_for(lambda: not there.session.members(), 20, "the box gone from room 1600")
+        assert api.call("GET", "/api/status")["room"]["id"] == LOBBY  # where it is now
         bad = api.call("POST", "/api/room/join", {"room": "the lobby"})
         assert bad == {"error": "BAD_ARGUMENT", "message": "room must be a number "
                        "1-9007199254740992, or a name (1-128 letters, digits, '.', '_', '~' "
