@@ -46,6 +46,20 @@ async def _request(ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any],
                 return reply  # type: ignore[no-any-return]
 
 
+async def join_as_guest(ws: aiohttp.ClientWebSocketResponse,
+                        **body: Any) -> dict[str, Any]:
+    """A session, a VideoRoom handle and a publisher's join (``body`` added to it);
+    returns (session, handle, the join's answer)."""
+    session = (await _request(ws, {"janus": "create"}))["data"]["id"]
+    handle = (await _request(ws, {"janus": "attach", "session_id": session,
+                                  "plugin": "janus.plugin.videoroom"}))["data"]["id"]
+    joined = await _request(ws, {"janus": "message", "session_id": session,
+                                 "handle_id": handle,
+                                 "body": {"request": "join", "ptype": "publisher",
+                                          "display": "Ann", **body}})
+    return {"session": session, "handle": handle, "joined": joined}
+
+
 async def scenario(password: str, box_room: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     jar = aiohttp.CookieJar(unsafe=True)
@@ -83,14 +97,9 @@ async def scenario(password: str, box_room: int) -> dict[str, Any]:
         # the guest in the box's room
         async with guest.ws_connect(f"{URL}/api/room/ws?guest={token}",
                                     protocols=("janus-protocol",)) as ws:
-            session = (await _request(ws, {"janus": "create"}))["data"]["id"]
-            handle = (await _request(ws, {"janus": "attach", "session_id": session,
-                                          "plugin": "janus.plugin.videoroom"}))["data"]["id"]
-            joined = await _request(ws, {"janus": "message", "session_id": session,
-                                         "handle_id": handle,
-                                         "body": {"request": "join", "ptype": "publisher",
-                                                  "room": box_room, "display": "Ann"}})
-            data = joined["plugindata"]["data"]
+            guest_in = await join_as_guest(ws, room=box_room)
+            session, handle = guest_in["session"], guest_in["handle"]
+            data = guest_in["joined"]["plugindata"]["data"]
             out["joined"] = (data.get("videoroom"), data.get("room"),
                              [p.get("display") for p in data.get("publishers", [])])
             for body in ({"request": "kick", "room": box_room, "id": 1},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.harness.audio import tone_power, wav_tail
 from tests.harness.fixtures import (  # noqa: F401  (fixtures)
@@ -34,3 +35,21 @@ def wait_tone(path: Path, freq: float, present: bool = True, timeout: float = 15
         time.sleep(0.2)
     raise AssertionError(f"{path.name}: {freq} Hz {'never appeared' if present else 'stayed'}"
                          f" (power {power:.3f})")
+
+
+def two_boxes_meet(peer: Any, room: int | str, url: str,
+                   **a_settings: Any) -> tuple[Any, Any]:
+    """Boxes A (camera, 440 Hz) and B (880 Hz) join ``room`` on the server at ``url``;
+    returns them once each hears the other and B has decoded 30 of A's frames.
+    ``peer`` is the ``make_peer`` fixture."""
+    a = peer("a", room, tone="tone:440", camera=True, url=url, **a_settings)
+    b = peer("b", room, tone="tone:880", collect_video=True, receive_video=True,
+                  url=url)
+    a.call(lambda s: s.join())
+    b.call(lambda s: s.join())
+    wait_tone(b.speaker_path, 440, timeout=20)
+    wait_tone(a.speaker_path, 880, timeout=20)
+    a_id = a.session.local_id
+    b.wait_for(lambda: len(b.video_numbers.get(a_id, [])) > 30, timeout=20,
+               what="A's video at B")
+    return a, b

@@ -15,7 +15,7 @@ from services.room.janus.jcfg import RoomSpec
 from tests.harness.fixtures import ROOM_SECRET
 from tests.harness.janus import JanusServer
 from tests.harness.netns import Network
-from tests.room.conftest import wait_tone
+from tests.room.conftest import two_boxes_meet
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(120)]
 
@@ -43,15 +43,5 @@ def ice_janus(request: Any, network: Network, tmp_path_factory: pytest.TempPathF
 
 def test_boxes_meet_whatever_the_server_s_ice(make_peer: Any,
                                                ice_janus: JanusServer) -> None:
-    url = ice_janus.url
-    a = make_peer("a", ROOM, tone="tone:440", camera=True, url=url)
-    b = make_peer("b", ROOM, tone="tone:880", collect_video=True, receive_video=True,
-                  url=url)
-    a.call(lambda s: s.join())
-    b.call(lambda s: s.join())
-    wait_tone(b.speaker_path, 440, timeout=20)
-    wait_tone(a.speaker_path, 880, timeout=20)
-    a_id = a.session.local_id
-    b.wait_for(lambda: len(b.video_numbers.get(a_id, [])) > 30, timeout=20,
-               what="A's video at B")
+    a, b = two_boxes_meet(make_peer, ROOM, ice_janus.url)
     assert not a.names("reconnecting") and not b.names("reconnecting")

@@ -23,7 +23,7 @@ from services.room.janus.jcfg import RoomSpec
 from tests.harness.fixtures import ROOM_SECRET
 from tests.harness.janus import JanusServer
 from tests.harness.netns import Network
-from tests.room.conftest import wait_tone
+from tests.room.conftest import two_boxes_meet, wait_tone
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(150)]
 
@@ -47,18 +47,9 @@ def named_janus(network: Network, tmp_path_factory: pytest.TempPathFactory
 
 def test_boxes_meet_in_a_room_named_by_a_string(make_peer: Any,
                                                 named_janus: JanusServer) -> None:
-    url = named_janus.url
-    a = make_peer("a", LOBBY, tone="tone:440", camera=True, url=url, secret=ROOM_SECRET)
-    b = make_peer("b", LOBBY, tone="tone:880", collect_video=True, receive_video=True,
-                  url=url)
-    a.call(lambda s: s.join())
-    b.call(lambda s: s.join())
-    a_id, b_id = a.session.local_id, b.session.local_id
-    wait_tone(b.speaker_path, 440, timeout=20)
-    wait_tone(a.speaker_path, 880, timeout=20)
     # subscribed by the feed's string id: A's camera reaches B, frame after frame
-    b.wait_for(lambda: len(b.video_numbers.get(a_id, [])) > 30, timeout=20,
-               what="A's video at B")
+    a, b = two_boxes_meet(make_peer, LOBBY, named_janus.url, secret=ROOM_SECRET)
+    a_id, b_id = a.session.local_id, b.session.local_id
     # who is talking comes from the room's own events (its list entry is found by name)
     b.wait_for(lambda: b.session.roster.get(a_id) is not None
                and b.session.roster.get(a_id).talking, what="A talking at B")
@@ -192,7 +183,7 @@ def test_a_guest_joins_the_room_in_the_kind_the_server_takes(
     import aiohttp
 
     from services.web.passwords import reset
-    from tests.guest.test_room_proxy import URL, _login, _request
+    from tests.guest.test_room_proxy import URL, _login, join_as_guest
     from tests.harness.appliance import ApplianceProcess
     from tests.harness.netns import NsLoop
     from tests.harness.polling import wait_for
@@ -215,13 +206,7 @@ def test_a_guest_joins_the_room_in_the_kind_the_server_takes(
                 token = (await r.json())["path"].split("guest=", 1)[1]
             async with http.ws_connect(f"{URL}/api/room/ws?guest={token}",
                                        protocols=("janus-protocol",)) as ws:
-                session = (await _request(ws, {"janus": "create"}))["data"]["id"]
-                handle = (await _request(ws, {"janus": "attach", "session_id": session,
-                                              "plugin": "janus.plugin.videoroom"}))["data"]["id"]
-                joined = await _request(ws, {"janus": "message", "session_id": session,
-                                             "handle_id": handle,
-                                             "body": {"request": "join", "ptype": "publisher",
-                                                      "display": "Ann"}})
+                joined = (await join_as_guest(ws))["joined"]  # no room: the proxy's
                 return dict(joined["plugindata"]["data"])
 
     try:
