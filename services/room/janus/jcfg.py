@@ -102,7 +102,7 @@ class JanusSettings:
     #: over TCP too (needs ICE-lite): as sites set a Janus on the internet.
     ice_lite: bool = False
     ice_tcp: bool = False
-    #: Janus trickles its own candidates after the answer (an answer without them).
+    #: Janus trickles its own candidates too (its answer may come before it has them all).
     full_trickle: bool = False
 
 
