@@ -360,7 +360,7 @@ class JanusRoomSession(SessionMedia):
         from services.room.janus.textroom import TextRoom
 
         s = self.settings
-        textroom = TextRoom(conn, s.room, local_id, s.display, s.pin,
+        textroom = TextRoom(conn, self.room_number, local_id, s.display, s.pin,
                             on_message=self._on_text, on_presence=self._on_presence,
                             on_history=self._on_history)
         try:
