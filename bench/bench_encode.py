@@ -163,6 +163,25 @@ async def _ours(planes: list[bytes], outputs: Path | None, rtmp_url: str | None
             "streamed_bytes": streamer.bytes_sent if streamer is not None else 0}
 
 
+def x264_cli_args() -> list[str]:
+    """Our x264 settings as the ``ffmpeg`` CLI's options."""
+    return ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+            "-profile:v", "baseline", "-level", "3.1", "-b:v", f"{BITRATE_KBPS}k",
+            "-maxrate", f"{BITRATE_KBPS}k", "-bufsize", f"{BITRATE_KBPS // 2}k",
+            "-g", str(round(GOP_SECONDS * FPS))]
+
+
+def vp8_cli_args() -> list[str]:
+    """A VP8 room's libvpx settings (``services.media.codecs.vp8_options``: real time,
+    error resilient, CBR) as the ``ffmpeg`` CLI's options."""
+    from services.media.codecs import VP8_CPU_USED, vp8_options
+
+    options = vp8_options(BITRATE_KBPS, VP8_CPU_USED)
+    return ["-c:v", "libvpx", "-b:v", f"{BITRATE_KBPS}k", "-qmin", "4", "-qmax", "56",
+            "-threads", "1", "-g", str(round(GOP_SECONDS * FPS)),
+            *[x for k, v in options.items() for x in (f"-{k}", v)]]
+
+
 def _ffmpeg(planes: list[bytes], paced: bool = False) -> dict[str, Any]:
     """The ``ffmpeg`` CLI encoding the frames with our x264 settings: as fast as it can,
     or ``paced`` at the frame rate (``-re``: the frames arrive as a live camera's do)."""
@@ -170,10 +189,7 @@ def _ffmpeg(planes: list[bytes], paced: bool = False) -> dict[str, Any]:
     cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", *(["-re"] if paced else []),
            "-f", "rawvideo",
            "-pix_fmt", "yuv420p", "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS), "-i", "-",
-           "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-           "-profile:v", "baseline", "-level", "3.1", "-b:v", f"{BITRATE_KBPS}k",
-           "-maxrate", f"{BITRATE_KBPS}k", "-bufsize", f"{BITRATE_KBPS // 2}k",
-           "-g", str(round(GOP_SECONDS * FPS)), "-f", "h264", "-y", "/dev/null"]
+           *x264_cli_args(), "-f", "h264", "-y", "/dev/null"]
     wall0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
     assert proc.stdin is not None

@@ -19,6 +19,11 @@ reference is a plain aiortc publisher (:mod:`bench.plain_aiortc`: aiortc's own p
 connection and H.264 encoder fed the same sim camera at 640x480@30) received by a
 listener the same way, right after ours (run side by side, the two publishers and two
 decoders overload a 2-core machine).
+
+A third reference does the box's whole publishing job natively
+(:mod:`bench.native_publish`): the ``ffmpeg`` CLI paced at the camera's rate, encoding
+the same frames and a tone as Opus, sending both as SRTP over UDP. The gap to it is
+what Python costs, rather than what publishing costs.
 """
 
 from __future__ import annotations
@@ -202,17 +207,12 @@ def _ffmpeg_vp8(planes: list[bytes], paced: bool = False) -> dict[str, Any]:
     import subprocess
 
     from bench import bench_encode as be
-    from services.media.codecs import VP8_CPU_USED, vp8_options
 
-    options = vp8_options(be.BITRATE_KBPS, VP8_CPU_USED)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", *(["-re"] if paced else []),
            "-f", "rawvideo",
            "-pix_fmt", "yuv420p", "-s", f"{be.WIDTH}x{be.HEIGHT}", "-r", str(be.FPS),
-           "-i", "-", "-c:v", "libvpx", "-b:v", f"{be.BITRATE_KBPS}k", "-qmin", "4",
-           "-qmax", "56", "-threads", "1", "-g", str(round(be.GOP_SECONDS * be.FPS)),
-           *[x for k, v in options.items() for x in (f"-{k}", v)], "-f", "ivf", "-y",
-           "/dev/null"]
+           "-i", "-", *be.vp8_cli_args(), "-f", "ivf", "-y", "/dev/null"]
     wall0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
     assert proc.stdin is not None
@@ -230,16 +230,33 @@ def measure() -> dict[str, Any]:
     with BenchRoom("bp") as env:
         got = {"ours": ours(env), "ours_vp8": ours(env, vp8=True),
                "aiortc": plain_aiortc(env)}
+    from bench import bench_encode, native_publish
+
     frames = round(SECONDS * FPS)
+    planes = bench_encode.render_frames()
     return {**got, "ffmpeg": ffmpeg_cpu(), "ffmpeg_vp8": ffmpeg_cpu(vp8=True),
             "ffmpeg_paced": ffmpeg_cpu(paced=True),
             "ffmpeg_vp8_paced": ffmpeg_cpu(vp8=True, paced=True),
+            "ffmpeg_publish": native_publish.publish_cpu(planes),
+            "ffmpeg_vp8_publish": native_publish.publish_cpu(planes, vp8=True),
             "sim_render_cpu_s": sim_render_cpu(frames), "frames": frames}
 
 
 def _throttled(got: dict[str, Any]) -> str:
     steps = got.get("budget_steps", 0)
     return f"; video budget stepped {steps}x (CPU short: fewer frames)" if steps else ""
+
+
+def _native_note(got: dict[str, Any]) -> str:
+    from bench.native_publish import sent_everything
+
+    mbps = got["video"]["rtp_bytes"] * 8 / max(1e-9, got["wall_s"]) / 1e6
+    sent = (f"it sent {got['video']['rtp_packets']} video and {got['audio']['rtp_packets']} "
+            f"audio packets ({mbps:.2f} Mbps of video)")
+    if not sent_everything(got):
+        return f"NOT A VALID REFERENCE: exit {got['returncode']}, {sent}: {got['stderr']}"
+    return (f"the same job in C, paced: frames, Opus, RTP, SRTP, RTCP SRs, UDP; no ICE "
+            f"or DTLS upkeep, no drawing; {sent}")
 
 
 def run() -> list[Row]:
@@ -266,6 +283,12 @@ def run() -> list[Row]:
                   "frame pays cold caches and wake-ups, as ours does"),
         Row("publish", "process CPU, VP8 room, against a paced encode", v["cpu_s"], "s",
             m["ffmpeg_vp8_paced"]["cpu_s"], "ffmpeg CLI libvpx -re (30 fps)"),
+        Row("publish", "process CPU, H.264 room, against a native publisher", o["cpu_s"],
+            "s", m["ffmpeg_publish"]["cpu_s"], "ffmpeg CLI -re: x264 + Opus tone, SRTP out",
+            notes=_native_note(m["ffmpeg_publish"])),
+        Row("publish", "process CPU, VP8 room, against a native publisher", v["cpu_s"], "s",
+            m["ffmpeg_vp8_publish"]["cpu_s"], "ffmpeg CLI -re: libvpx + Opus tone, SRTP out",
+            notes=_native_note(m["ffmpeg_vp8_publish"])),
         Row("video", "glass-to-glass p50", ov.get("p50_ms"), "ms", av_.get("p50_ms"),
             "plain aiortc", notes=f"ours {ov.get('fps', 0):.1f} fps, "
             f"aiortc {av_.get('fps', 0):.1f} fps"),
