@@ -37,6 +37,8 @@ OPUS_ARGS = ["-c:a", "libopus", "-b:a", "32k", "-ac", "1", "-ar", "48000",
 SRTP_SUITE = "AES_CM_128_HMAC_SHA1_80"
 #: RTP packets of at most this many bytes, as the box's packetizer makes them
 PACKET_BYTES = 1200
+#: datagrams the sink keeps of each stream, to check what was sent
+KEEP = 5
 
 
 class _Sink:
@@ -52,6 +54,8 @@ class _Sink:
             self.ports.append(rtp.getsockname()[1])
         self.packets = [0] * len(self.sockets)
         self.bytes = [0] * len(self.sockets)
+        #: the first datagrams of each socket, as they came
+        self.first: list[list[bytes]] = [[] for _ in self.sockets]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, name="native-sink", daemon=True)
         self._thread.start()
@@ -61,17 +65,20 @@ class _Sink:
             ready, _, _ = select.select(self.sockets, [], [], 0.2)
             for sock in ready:
                 index = self.sockets.index(sock)
-                self.bytes[index] += len(sock.recv(65536))
+                data = sock.recv(65536)
+                self.bytes[index] += len(data)
                 self.packets[index] += 1
+                if len(self.first[index]) < KEEP:
+                    self.first[index].append(data)
 
-    def close(self) -> list[dict[str, int]]:
+    def close(self) -> list[dict[str, Any]]:
         time.sleep(0.3)
         self._stop.set()
         self._thread.join(5)
         for sock in self.sockets:
             sock.close()
         return [{"rtp_packets": self.packets[i], "rtp_bytes": self.bytes[i],
-                 "rtcp_packets": self.packets[i + 1]}
+                 "rtcp_packets": self.packets[i + 1], "first": self.first[i]}
                 for i in range(0, len(self.sockets), 2)]
 
 
@@ -99,14 +106,17 @@ def video_args(vp8: bool) -> list[str]:
     return be.x264_cli_args()
 
 
-def publish_cpu(planes: list[bytes], vp8: bool = False) -> dict[str, Any]:
-    """The CLI publishing the frames and a tone as SRTP to a loopback sink (see the
-    module): its CPU seconds, what the sink received, its exit code."""
+def publish_cpu(planes: list[bytes], vp8: bool = False, frames: int = be.FRAMES,
+                keep: bool = False) -> dict[str, Any]:
+    """The CLI publishing ``frames`` frames (cycling through ``planes``) and as long a
+    tone as SRTP to a loopback sink (see the module): its CPU seconds, what the sink
+    received (with ``keep``, the first datagrams of each stream and the SRTP key), its
+    exit code."""
     key = base64.b64encode(os.urandom(30)).decode()
     srtp = ["-srtp_out_suite", SRTP_SUITE, "-srtp_out_params", key]
     sink = _Sink(2)
     video_port, audio_port = sink.ports
-    seconds = be.FRAMES / be.FPS
+    seconds = frames / be.FPS
     cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
            "-re", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{be.WIDTH}x{be.HEIGHT}",
            "-r", str(be.FPS), "-i", "pipe:0",
@@ -122,7 +132,7 @@ def publish_cpu(planes: list[bytes], vp8: bool = False) -> dict[str, Any]:
                             stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stderr is not None
     try:
-        for n in range(be.FRAMES):
+        for n in range(frames):
             proc.stdin.write(planes[n % len(planes)])
         proc.stdin.close()
         proc.wait(seconds + 60)
@@ -131,19 +141,23 @@ def publish_cpu(planes: list[bytes], vp8: bool = False) -> dict[str, Any]:
             proc.kill()
             proc.wait()
         received = sink.close()
+        if not keep:
+            for stream in received:
+                stream.pop("first")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"cpu_s": round(cpu, 3), "wall_s": round(time.monotonic() - wall0, 3),
             "returncode": proc.returncode, "video": received[0], "audio": received[1],
+            "frames": frames, **({"key": key} if keep else {}),
             "stderr": proc.stderr.read().decode(errors="replace")[-400:]}
 
 
 def sent_everything(result: dict[str, Any]) -> bool:
-    """Whether the run sent 30 s of both: a frame's worth of video packets per frame at
-    least, and at least 95 % of the tone's 20 ms packets."""
-    seconds = be.FRAMES / be.FPS
+    """Whether the run sent all of both: a video packet per frame at least, and at least
+    95 % of the tone's 20 ms packets."""
+    seconds = result["frames"] / be.FPS
     return (result["returncode"] == 0
-            and result["video"]["rtp_packets"] >= be.FRAMES
+            and result["video"]["rtp_packets"] >= result["frames"]
             and result["audio"]["rtp_packets"] >= 0.95 * seconds * 50)
 
 
