@@ -14,6 +14,11 @@ closes after :data:`WINDOW_S` seconds: a sender with Opus DTX sends one packet e
 400 ms while silent, and 25 of those would keep a member "talking" for 10 s after they
 stopped.
 
+A room server can also be set not to negotiate the level at all (VideoRoom
+``audiolevel_ext = false``): the packets then carry none, and the mixer hands on, for
+each such packet, the level of that member's voice as the box last decoded it
+(:func:`services.room.mixer._heard`), so the same windows decide.
+
 As soon as the server says who is talking (a ``talking`` event, or a ``talking`` flag in
 the members it lists), it decides for the rest of the stay, and the levels are ignored.
 """
@@ -29,6 +34,13 @@ WINDOW = 25
 THRESHOLD = 60
 #: The longest a window lasts (twice the 25 packets of 20 ms), whatever its count.
 WINDOW_S = 1.0
+
+
+def level_of_dbfs(dbfs: float) -> int:
+    """The RFC 6464 level (-dBov, 0 to 127) of an RMS level in dBFS."""
+    if dbfs != dbfs or dbfs <= -127.0:  # NaN or -inf: silence
+        return 127
+    return int(min(127, max(0, round(-dbfs))))
 
 
 class LevelTalk:

@@ -32,6 +32,7 @@ from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame, SpeakerSink
 from drivers.lazy import lazy_module
 from services.audio.chunks import drain_into
 from services.room.jitter import JitterBuffer
+from services.room.level_talk import level_of_dbfs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -206,7 +207,9 @@ class RemoteAudioMixer:
     def add_track(self, key: str, track: RemoteTrack,
                   on_level: Callable[[str, int], None] | None = None) -> None:
         """Mix ``track`` under ``key`` (a member id); replaces a previous track of ``key``.
-        ``on_level(key, level)`` is told the audio level of each of its packets."""
+        ``on_level(key, level)`` is told the audio level of each of its packets: the one
+        the packet carries, or for a packet without one, that of the voice last decoded
+        from ``key`` (:func:`_heard`)."""
         from services.room.rtc import packet_tap  # aiortc: loaded with the room
 
         old = self._find(key)
@@ -215,7 +218,8 @@ class RemoteAudioMixer:
             jitter = self._buffer_factory()
             source = _Source(key, jitter, tap=tap)
             follow_codec(tap, jitter)
-            tap.on_level = None if on_level is None else functools.partial(on_level, key)
+            tap.on_level = (None if on_level is None
+                            else functools.partial(_heard, source, on_level))
             tap.sink = jitter.put
         else:
             feed = DecodedFeed()
@@ -360,6 +364,7 @@ class RemoteAudioMixer:
         for s in self._sources:
             stats = s.buffer.stats()
             stats.update(frames=s.frames, muted=s.muted, codec=s.tap.codec if s.tap else None,
+                         packets_without_level=s.tap.without_level if s.tap else None,
                          level_dbfs=round(s.level_dbfs, 1) if s.level_dbfs > -200 else None)
             out[s.key] = stats
         return out
@@ -379,6 +384,16 @@ class RemoteAudioMixer:
         with self._pull_lock:
             for source in sources:
                 source.buffer.close()
+
+
+def _heard(source: _Source, on_level: Callable[[str, int], None], level: int | None) -> None:
+    """A packet of ``source`` arrived (on the loop) with the RFC 6464 ``level``, or none:
+    then the level of its voice as the speaker thread last measured it decoded (every
+    :data:`LEVEL_EVERY` blocks; a float, read whole), so who is talking is known in rooms
+    whose server strips the level from the packets."""
+    if level is None:
+        level = level_of_dbfs(source.level_dbfs)
+    on_level(source.key, level)
 
 
 def _dbfs(samples: Samples) -> float:

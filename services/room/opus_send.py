@@ -107,13 +107,6 @@ def whole_frames(pending: Any, samples: bytes, n: int) -> tuple[list[Any], Any]:
     return [pcm[start:start + n] for start in range(0, whole, n)], pcm[whole:].copy()
 
 
-def level_of_dbfs(dbfs: float) -> int:
-    """The RFC 6464 level (-dBov, 0 to 127) of an RMS level in dBFS."""
-    if dbfs != dbfs or dbfs <= -127.0:  # NaN or -inf: silence
-        return 127
-    return int(min(127, max(0, round(-dbfs))))
-
-
 def audio_level(pcm: np.ndarray[Any, np.dtype[np.int16]]) -> int:
     """RFC 6464 audio level of ``pcm``: 0 (full scale) to 127 (silence)."""
     if len(pcm) == 0:

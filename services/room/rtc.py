@@ -120,7 +120,8 @@ class PacketTap(JitterBuffer):
     G.722 from a member in a room that prefers them, :mod:`services.audio.narrowband`);
     timestamps are handed on at 48 kHz. When the codec changes, ``on_codec(name)`` is
     told before the packet is handed on; ``on_level`` is told the audio level the
-    packet carries (who is talking, :mod:`services.room.level_talk`). Packets that come
+    packet carries (who is talking, :mod:`services.room.level_talk`), or None when it
+    carries none (a room server that does not negotiate RFC 6464). Packets that come
     before a sink is connected are counted and dropped.
     """
 
@@ -128,8 +129,11 @@ class PacketTap(JitterBuffer):
         super().__init__(capacity=capacity, prefetch=0, is_video=False)
         self.sink: Callable[[int, int, bytes, float], None] | None = None
         self.on_codec: Callable[[str], None] | None = None
-        #: Told each packet's RFC 6464 audio level (0 loudest, 127 silence), if it has one.
-        self.on_level: Callable[[int], None] | None = None
+        #: Told each packet's RFC 6464 audio level (0 loudest, 127 silence), None for a
+        #: packet without one.
+        self.on_level: Callable[[int | None], None] | None = None
+        #: Packets handed on without an audio level.
+        self.without_level = 0
         self.codec = "opus"
         self.received = 0
         self.unclaimed = 0
@@ -165,8 +169,10 @@ class PacketTap(JitterBuffer):
                 timestamp = (timestamp * scale) & 0xFFFFFFFF
             sink(packet.sequence_number, timestamp, data, time.monotonic())
             level, on_level = packet.extensions.audio_level, self.on_level
-            if level is not None and on_level is not None:
-                on_level(level[1])
+            if level is None:
+                self.without_level += 1
+            if on_level is not None:
+                on_level(None if level is None else level[1])
         return False, None
 
 

@@ -29,12 +29,12 @@ from services.media.budget import AUDIO_DEADLINE
 
 if TYPE_CHECKING:
     from services.room.narrowband_send import NarrowbandSendEncoder
+from services.room.level_talk import level_of_dbfs
 from services.room.opus_send import (
     OpusPacket,
     OpusSendEncoder,
     OpusSendSettings,
     install_audio_sender_hooks,
-    level_of_dbfs,
 )
 
 log = logging.getLogger(__name__)

@@ -45,6 +45,9 @@ STOCK_ROOMS = range(1400, 1410)
 #: Rooms where only members subscribe (``require_pvtid``: a publisher handle's
 #: private_id goes with each subscription).
 PVTID_ROOMS = range(1410, 1415)
+#: Rooms whose streams carry no audio level (VideoRoom ``audiolevel_ext = false``) and
+#: that tell nobody who is talking.
+LEVELLESS_ROOMS = range(1415, 1420)
 
 
 def codec_rooms(videocodec: str) -> range:
@@ -70,7 +73,9 @@ HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET, allow_rtp_participants=True)
                             fir_freq=10, videocodec="vp8", audiolevel_event=False,
                             notify_joining=False, sampling_rate=16000)
                    for n in STOCK_ROOMS),
-                 *(RoomSpec(n, secret=ROOM_SECRET, require_pvtid=True) for n in PVTID_ROOMS))
+                 *(RoomSpec(n, secret=ROOM_SECRET, require_pvtid=True) for n in PVTID_ROOMS),
+                 *(RoomSpec(n, secret=ROOM_SECRET, audiolevel_ext=False,
+                            audiolevel_event=False) for n in LEVELLESS_ROOMS))
 
 #: Free rooms of each running harness Janus (one Janus per test module), per room kind.
 _free_rooms: dict[int, Iterator[int]] = {}
@@ -154,6 +159,13 @@ def pvtid_room(janus: JanusServer) -> int:
     """A room where subscribing needs a member's private_id (:data:`PVTID_ROOMS`), not
     used by another test of the module."""
     return _take_room(janus, "pvtid", PVTID_ROOMS)
+
+
+@pytest.fixture
+def levelless_room(janus: JanusServer) -> int:
+    """A room whose streams carry no audio level (:data:`LEVELLESS_ROOMS`), not used by
+    another test of the module."""
+    return _take_room(janus, "levelless", LEVELLESS_ROOMS)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from services.room.level_talk import THRESHOLD, WINDOW, LevelTalk
 from services.room.roster import Roster
-from tests.harness.fixtures import stock_room  # noqa: F401  (fixture)
+from tests.harness.fixtures import levelless_room, stock_room  # noqa: F401  (fixtures)
 from tests.harness.netns import Network
 from tests.room.conftest import wait_tone
 from tests.room.test_audio_codecs import _ChromiumEnv
@@ -102,6 +102,32 @@ def test_talking_in_a_stock_room(box_in: Any, make_peer: Any,  # noqa: F811
     [member] = box.session.members()
     assert member.id == ada_id and member.talking
     assert not box.session.roster.levels.server_decides  # nobody else said it
+
+    ada.call(lambda s: s.set_mic(False))  # sends silence now
+    box.run(box.events.wait_for("talking", count=2, timeout=10))
+    assert box.events.named("talking")[1] == {"id": ada_id, "talking": False}
+    ada.call(lambda s: s.set_mic(True))
+    box.run(box.events.wait_for("talking", count=3, timeout=10))
+    assert box.events.named("talking")[2] == {"id": ada_id, "talking": True}
+
+
+@pytest.mark.janus
+@pytest.mark.timeout(120)
+def test_talking_where_the_packets_carry_no_level(box_in: Any, make_peer: Any,  # noqa: F811
+                                                  levelless_room: int) -> None:  # noqa: F811
+    """A room whose server negotiates no audio level (``audiolevel_ext = false``) and
+    tells nobody who talks: the level of each member's decoded voice decides."""
+    box = box_in(levelless_room)
+    box.run(box.session.join())
+    ada = make_peer("ada", levelless_room, tone="tone:600")
+    ada.call(lambda s: s.join())
+    ada_id = ada.session.local_id
+    wait_tone(box.speaker, 600, timeout=20)
+    box.run(box.events.wait_for("talking", timeout=10))
+    assert box.events.named("talking")[0] == {"id": ada_id, "talking": True}
+    stats = box.session.mixer.source_stats()[ada_id]
+    assert stats["packets_without_level"] >= WINDOW  # no level in them: decoded it was
+    assert not box.session.roster.levels.server_decides
 
     ada.call(lambda s: s.set_mic(False))  # sends silence now
     box.run(box.events.wait_for("talking", count=2, timeout=10))

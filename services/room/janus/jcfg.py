@@ -60,6 +60,9 @@ class RoomSpec:
     audiocodec: str = "opus"
     #: Whether the VideoRoom tells who is talking (Janus's own default is off).
     audiolevel_event: bool = True
+    #: Whether the VideoRoom negotiates the RFC 6464 audio level on its streams (Janus's
+    #: default: on). Off, members' packets carry no level and no one is told who talks.
+    audiolevel_ext: bool = True
     #: How often (s) the VideoRoom asks publishers for a keyframe.
     fir_freq: int = 2
     #: Whether members hear of listeners joining (Janus's own default is off).
@@ -175,6 +178,7 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
             "videocodec": room.videocodec,
             "h264_profile": "42e01f",
             "notify_joining": room.notify_joining,
+            "audiolevel_ext": room.audiolevel_ext,
             "audiolevel_event": room.audiolevel_event,
             "audio_active_packets": 25,
             "audio_level_average": 60,
