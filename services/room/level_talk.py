@@ -17,7 +17,7 @@ stopped.
 A room server can also be set not to negotiate the level at all (VideoRoom
 ``audiolevel_ext = false``): the packets then carry none, and the mixer hands on, for
 each such packet, the level of that member's voice as the box last decoded it
-(:func:`services.room.mixer._heard`), so the same windows decide.
+(:func:`packet_level`), so the same windows decide.
 
 As soon as the server says who is talking (a ``talking`` event, or a ``talking`` flag in
 the members it lists), it decides for the rest of the stay, and the levels are ignored.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 #: Packets per decision (0.5 s of 20 ms packets).
 WINDOW = 25
@@ -41,6 +42,23 @@ def level_of_dbfs(dbfs: float) -> int:
     if dbfs != dbfs or dbfs <= -127.0:  # NaN or -inf: silence
         return 127
     return int(min(127, max(0, round(-dbfs))))
+
+
+class DecodedVoice(Protocol):
+    """A member's voice as the mixer plays it."""
+
+    key: str
+    #: the level (dBFS) of its last measured block (on the speaker thread)
+    level_dbfs: float
+
+
+def packet_level(voice: DecodedVoice, on_level: Callable[[str, int], None],
+                 level: int | None) -> None:
+    """A packet of ``voice`` arrived (on the loop) with the RFC 6464 ``level``, or with
+    none: then the level of the voice as the speaker thread last measured it decoded (a
+    float, read whole), so who is talking is known in rooms whose server negotiates no
+    level."""
+    on_level(voice.key, level_of_dbfs(voice.level_dbfs) if level is None else level)
 
 
 class LevelTalk:

@@ -32,7 +32,7 @@ from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame, SpeakerSink
 from drivers.lazy import lazy_module
 from services.audio.chunks import drain_into
 from services.room.jitter import JitterBuffer
-from services.room.level_talk import level_of_dbfs
+from services.room.level_talk import packet_level
 
 if TYPE_CHECKING:
     import numpy as np
@@ -209,7 +209,7 @@ class RemoteAudioMixer:
         """Mix ``track`` under ``key`` (a member id); replaces a previous track of ``key``.
         ``on_level(key, level)`` is told the audio level of each of its packets: the one
         the packet carries, or for a packet without one, that of the voice last decoded
-        from ``key`` (:func:`_heard`)."""
+        from ``key`` (:func:`services.room.level_talk.packet_level`)."""
         from services.room.rtc import packet_tap  # aiortc: loaded with the room
 
         old = self._find(key)
@@ -219,7 +219,7 @@ class RemoteAudioMixer:
             source = _Source(key, jitter, tap=tap)
             follow_codec(tap, jitter)
             tap.on_level = (None if on_level is None
-                            else functools.partial(_heard, source, on_level))
+                            else functools.partial(packet_level, source, on_level))
             tap.sink = jitter.put
         else:
             feed = DecodedFeed()
@@ -384,16 +384,6 @@ class RemoteAudioMixer:
         with self._pull_lock:
             for source in sources:
                 source.buffer.close()
-
-
-def _heard(source: _Source, on_level: Callable[[str, int], None], level: int | None) -> None:
-    """A packet of ``source`` arrived (on the loop) with the RFC 6464 ``level``, or none:
-    then the level of its voice as the speaker thread last measured it decoded (every
-    :data:`LEVEL_EVERY` blocks; a float, read whole), so who is talking is known in rooms
-    whose server strips the level from the packets."""
-    if level is None:
-        level = level_of_dbfs(source.level_dbfs)
-    on_level(source.key, level)
 
 
 def _dbfs(samples: Samples) -> float:

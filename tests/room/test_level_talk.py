@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.room.level_talk import THRESHOLD, WINDOW, LevelTalk
+from services.room.level_talk import THRESHOLD, WINDOW, LevelTalk, packet_level
 from services.room.roster import Roster
 from tests.harness.fixtures import levelless_room, stock_room  # noqa: F401  (fixtures)
 from tests.harness.netns import Network
@@ -43,6 +43,19 @@ def test_a_window_of_levels_decides() -> None:
     for _ in range(WINDOW):
         talk.heard("a", 0)
     assert told[-1] == ("a", True)  # a new stay: the levels again
+
+
+def test_a_packet_without_a_level_takes_the_decoded_voices() -> None:
+    class Voice:
+        key = "ada"
+        level_dbfs = -23.4
+
+    heard: list[tuple[str, int]] = []
+    packet_level(Voice(), lambda key, level: heard.append((key, level)), 40)
+    packet_level(Voice(), lambda key, level: heard.append((key, level)), None)
+    Voice.level_dbfs = float("-inf")  # nothing decoded yet, or digital silence
+    packet_level(Voice(), lambda key, level: heard.append((key, level)), None)
+    assert heard == [("ada", 40), ("ada", 23), ("ada", 127)]
 
 
 def test_a_dtx_sender_stops_talking_within_two_seconds() -> None:
