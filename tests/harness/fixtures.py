@@ -48,6 +48,10 @@ PVTID_ROOMS = range(1410, 1415)
 #: Rooms whose streams carry no audio level (VideoRoom ``audiolevel_ext = false``) and
 #: that tell nobody who is talking.
 LEVELLESS_ROOMS = range(1415, 1420)
+#: H.264-only rooms by the one profile-level-id they take (``h264_profile``; None:
+#: Janus's default, which takes any): the harness's other rooms take 42e01f.
+H264_PROFILE_ROOMS: dict[str | None, int] = {None: 1420, "42001f": 1421, "4d001f": 1422,
+                                             "640c1f": 1423}
 
 
 def codec_rooms(videocodec: str) -> range:
@@ -75,7 +79,9 @@ HARNESS_ROOMS = (*(RoomSpec(n, secret=ROOM_SECRET, allow_rtp_participants=True)
                    for n in STOCK_ROOMS),
                  *(RoomSpec(n, secret=ROOM_SECRET, require_pvtid=True) for n in PVTID_ROOMS),
                  *(RoomSpec(n, secret=ROOM_SECRET, audiolevel_ext=False,
-                            audiolevel_event=False) for n in LEVELLESS_ROOMS))
+                            audiolevel_event=False) for n in LEVELLESS_ROOMS),
+                 *(RoomSpec(n, secret=ROOM_SECRET, videocodec="h264", h264_profile=profile)
+                   for profile, n in H264_PROFILE_ROOMS.items()))
 
 #: Free rooms of each running harness Janus (one Janus per test module), per room kind.
 _free_rooms: dict[int, Iterator[int]] = {}

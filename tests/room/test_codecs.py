@@ -187,3 +187,40 @@ def test_a_room_without_our_codecs_gets_audio_and_a_warning(videocodec: str, box
     assert box.events.named("reconnecting") == []
     # nothing encoded video for a room that cannot take it
     assert box.media.video.active_codecs == []
+
+
+def _h264_profiles(sdp: str) -> list[str]:
+    """The profile-level-ids of an SDP's H.264 formats, in its order."""
+    h264 = {line.split()[0].split(":")[1] for line in sdp.splitlines()
+            if line.startswith("a=rtpmap:") and "H264/" in line}
+    return [param.split("=")[1].lower() for line in sdp.splitlines()
+            if line.startswith("a=fmtp:") and line.split()[0].split(":")[1] in h264
+            for param in line.split(" ", 1)[1].split(";") if param.startswith("profile-level-id")]
+
+
+@pytest.mark.parametrize("profile", [None, "42001f", "4d001f", "640c1f"],
+                         ids=["any", "baseline", "main", "high"])
+def test_h264_rooms_of_each_profile(profile: str | None, box_in: Any, make_peer: Any) -> None:
+    """An H.264-only room as sites set its ``h264_profile`` (Janus's default: none, any
+    profile): Janus answers the box with a profile the box offered (its x264 stream is
+    constrained baseline, which every H.264 decoder takes), and a member decodes it."""
+    from tests.harness.fixtures import H264_PROFILE_ROOMS
+
+    room = H264_PROFILE_ROOMS[profile]
+    box = box_in(room)
+    box.run(box.session.join())
+    assert box.session.video_codec == "h264"
+    viewer = make_peer("viewer", room, tone=None, collect_video=True)
+    viewer.call(lambda s: s.join())
+    box_id = box.session.local_id
+    viewer.wait_for(lambda: len(viewer.video_numbers.get(box_id, [])) > 30, timeout=40,
+                    what="30 decoded frames of the box")
+    numbers = viewer.video_numbers[box_id]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), numbers
+    backend = box.session._backend
+    offered = _h264_profiles(backend.pub_pc.localDescription.sdp)
+    [answered] = _h264_profiles(backend.pub_pc.remoteDescription.sdp)
+    assert answered in offered, (answered, offered)
+    if profile in offered:
+        assert answered == profile
+    assert box.events.named("room-warning") == []

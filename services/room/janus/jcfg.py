@@ -58,6 +58,8 @@ class RoomSpec:
     videocodec: str = "h264,vp8"
     #: The VideoRoom's audio codecs, in the order Janus prefers them.
     audiocodec: str = "opus"
+    #: The only H.264 profile-level-id the VideoRoom takes (None: Janus's default, any).
+    h264_profile: str | None = "42e01f"
     #: Whether the VideoRoom tells who is talking (Janus's own default is off).
     audiolevel_event: bool = True
     #: Whether the VideoRoom negotiates the RFC 6464 audio level on its streams (Janus's
@@ -176,7 +178,7 @@ def write_config(confdir: Path, settings: JanusSettings) -> Path:
             "fir_freq": room.fir_freq,
             "audiocodec": room.audiocodec,
             "videocodec": room.videocodec,
-            "h264_profile": "42e01f",
+            "h264_profile": room.h264_profile,
             "notify_joining": room.notify_joining,
             "audiolevel_ext": room.audiolevel_ext,
             "audiolevel_event": room.audiolevel_event,
