@@ -23,7 +23,10 @@ class LinkConfig:
         "", 'Janus WebSocket URL of the far room\'s server ("ws://host:8188"); required.',
         pattern=r"^wss?://[^\s/]+(:\d+)?(/\S*)?$",
     )
-    room: int = setting(1234, "Room number on that server.", minimum=1, maximum=2**53)
+    room: int | str = setting(
+        1234, 'Room number on that server, or its name on a server that names rooms by '
+        'strings (Janus string_ids), e.g. "lobby".', minimum=1, maximum=2**53,
+        check="room_name")
     secret: str | None = setting(
         None, "The far room's secret (forwarding needs it, and this box's room.secret).",
         secret=True,

@@ -82,7 +82,7 @@ class LinkControl:
     def links(self) -> list[dict[str, Any]]:
         return self.manager.links()
 
-    async def link(self, name: str, server: str, room: int, secret: str | None,
+    async def link(self, name: str, server: str, room: int | str, secret: str | None,
                    direction: Direction) -> dict[str, Any]:
         far = RoomEnd(url=server, room=room, secret=secret)
         own = self.requester.local

@@ -298,7 +298,7 @@ ACTIONS: dict[str, ActionSpec] = {a.name: a for a in [
                      form="letters, digits, _ . -"),
                 text("server", URL_MAX, "far server, ws://host:8188", pattern=r"^wss?://\S+$",
                      form="a ws:// or wss:// URL"),
-                integer("room", 1, ROOM_MAX, "far room number"),
+                room("room", "far room: its number, or its name on a server with string ids"),
                 text("secret", 256, "far room's secret (else the far room is asked)",
                      required=False),
                 choice("direction", "both", "send", "receive", required=False))),

@@ -339,11 +339,10 @@ DIRECTIONS = words("link", "direction")
 @command("LINK", "LINK name ws://host:port room BOTH|SEND|RECEIVE [secret]", 4, 5)
 async def _link(s: Line, args: list[str], rest: str) -> list[str]:
     usage = COMMANDS["LINK"].usage
-    name, server, room = args[0], args[1], args[2]
-    if not room.isdigit():
-        raise ProtocolError("BAD_ARGUMENT", f"usage: {usage}")
+    name, server = args[0], args[1]
+    room = _room(args[2], ACTIONS["link"].arg("room"))
     direction = _word(args, 3, DIRECTIONS, usage).lower()
-    params: dict[str, object] = {"name": name, "server": server, "room": int(room),
+    params: dict[str, object] = {"name": name, "server": server, "room": room,
                                  "direction": direction}
     if len(args) == 5:  # without a secret the far room is asked
         params["secret"] = args[4]

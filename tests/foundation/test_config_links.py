@@ -69,3 +69,13 @@ def test_bad_tables_name_the_table_and_the_key():
 def test_the_page_cannot_patch_links():
     with pytest.raises(ConfigError, match=r"\[\[link\]\] is changed in the file"):
         config.parse(TEXT).replace({"link": {"room": 5}})
+
+
+def test_named_rooms_link_by_name():
+    c = config.parse(TEXT.replace("room = 1234", 'room = "lobby"')
+                     .replace("room = 77", 'room = "hall-2"'))
+    [hall, _] = link_settings(c)
+    assert (hall.local.room, hall.far.room, hall.far.name) == ("lobby", "hall-2", "hall")
+    with pytest.raises(ConfigError) as err:
+        config.parse('[[link]]\nserver = "ws://a:1"\nroom = "the hall"\n')
+    assert "link[1].room: got 'the hall'; a room name is" in str(err.value)

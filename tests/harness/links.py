@@ -17,18 +17,19 @@ from tests.harness.netns import Network, NsLoop
 
 
 def start_servers(network: Network, workdir: Path, count: int,
-                  rooms: tuple[RoomSpec, ...]) -> list[JanusServer]:
+                  rooms: tuple[RoomSpec, ...], **options: Any) -> list[JanusServer]:
+    """``count`` Janus servers with ``rooms`` (``options``: :class:`JanusServer`'s)."""
     servers = []
     for _ in range(count):
         name = f"janus{len(network.hosts) + 1}"
         host = network.add_host(name)
-        server = JanusServer(host, workdir / name, rooms)
+        server = JanusServer(host, workdir / name, rooms, **options)
         server.start()
         servers.append(server)
     return servers
 
 
-def end(server: JanusServer, room: int, secret: str | None) -> RoomEnd:
+def end(server: JanusServer, room: int | str, secret: str | None) -> RoomEnd:
     return RoomEnd(url=server.url, room=room, secret=secret)
 
 

@@ -109,10 +109,10 @@ def serial_line(action: str, args: dict[str, Any]) -> str | None:
         if None in parts or set(args) - {"name", "server", "room", "secret", "direction"} \
                 or not {"name", "server", "room"} <= set(args):
             return None
-        direction = word(args.get("direction", "both"))
-        if direction is None:
+        direction, room = word(args.get("direction", "both")), word(args["room"])
+        if direction is None or room is None:
             return None
-        tail = [str(args["room"]), direction.upper()]
+        tail = [room, direction.upper()]
         if "secret" in args:
             secret = word(args["secret"])
             if secret is None:

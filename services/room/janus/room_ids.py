@@ -11,6 +11,7 @@ be joined on a server that numbers its rooms; that is said plainly.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.room.api import NoSuchRoom, RoomError
@@ -25,6 +26,25 @@ def wire_id(member_id: str, room: RoomId) -> int | str:
     """Member ``member_id`` (as the roster keeps it, a string) as the server of ``room``
     takes it: a string where rooms are named by strings, else a number."""
     return member_id if isinstance(room, str) else int(member_id)
+
+
+def server_id(value: Any) -> int | str:
+    """A member's id as the server gave it: a number, or a string on a server with
+    string ids (where "1234" and 1234 are different members)."""
+    return value if isinstance(value, str) else int(value)
+
+
+async def join_in_server_kind(send: Callable[[dict[str, Any]], Awaitable[Any]],
+                              body: dict[str, Any]) -> tuple[Any, RoomId]:
+    """``send(body)`` (a join), again in the kind of room id the server asks for if it
+    refuses ours: (what ``send`` returned, the room as the server takes it)."""
+    try:
+        return await send(body), body["room"]
+    except RoomError as exc:
+        again = in_server_kind(body, exc)
+        if again is None:
+            raise
+        return await send(again), again["room"]
 
 
 def in_kind_of(room: RoomId, body: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.room.api import RoomError
+from services.room.janus.room_ids import RoomId, join_in_server_kind
 from services.room.janus.transport import JanusConnection, JanusHandle, JsonDict
 from services.room.links.naming import WATCHER_DISPLAY, linked_display
 from services.room.links.settings import LinkSettings, RoomEnd
@@ -56,6 +57,8 @@ class AudioBridgeServer:
         self._joined = False
         self.port = 0
         self.ip = ""
+        #: the room's id as the server takes it, learned by the join (room_ids)
+        self.room: RoomId = end.room
 
     def __repr__(self) -> str:
         return f"<AudioBridgeServer {self.end.name} port={self.port}>"
@@ -76,11 +79,11 @@ class AudioBridgeServer:
         rtp: JsonDict = {"payload_type": OPUS_PT}
         if send_to is not None:
             rtp.update(ip=send_to[0], port=send_to[1])
-        body: JsonDict = {"request": "join", "room": self.end.room, "display": display,
+        body: JsonDict = {"request": "join", "room": self.room, "display": display,
                           "muted": muted, "rtp": rtp}
         if self.end.pin:
             body["pin"] = self.end.pin
-        data, _ = await self._handle.send(body)
+        (data, _), self.room = await join_in_server_kind(self._handle.send, body)
         self._joined = True
         details = data.get("rtp")
         if not isinstance(details, dict) or not details.get("port"):
@@ -94,14 +97,14 @@ class AudioBridgeServer:
         """Have the room send its own mix to our participant for a moment (it is muted
         meanwhile, so nobody hears it): the packet that lets the participant send."""
         assert self._admin is not None
-        body: JsonDict = {"request": "rtp_forward", "room": self.end.room,
+        body: JsonDict = {"request": "rtp_forward", "room": self.room,
                           "host": self.ip or self.rtp_host, "port": self.port,
                           "ptype": OPUS_PT, "always_on": True}
         if self.end.secret:
             body["secret"] = self.end.secret
         data, _ = await self._admin.send(body)
         await asyncio.sleep(settle_s)
-        stop: JsonDict = {"request": "stop_rtp_forward", "room": self.end.room,
+        stop: JsonDict = {"request": "stop_rtp_forward", "room": self.room,
                           "stream_id": int(data["stream_id"])}
         if self.end.secret:
             stop["secret"] = self.end.secret

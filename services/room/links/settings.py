@@ -17,8 +17,8 @@ class RoomEnd:
 
     #: Janus WebSocket API, ``ws://host:8188``.
     url: str
-    #: Room number on that server (this box's own room may be a name, which links do
-    #: not take: see :class:`LinkSettings`).
+    #: The room on that server: a number, or a name on a server with string ids (the
+    #: link joins it in the kind the server takes, services/room/janus/room_ids.py).
     room: int | str
     #: The room's secret: adding remote publishers and forwarding need it.
     secret: str | None = None
@@ -79,14 +79,11 @@ class LinkSettings:
             # Each room's plain-RTP participant is a member of it either way.
             raise ValueError(f"link {self.name!r}: voice-room (audiobridge) links go both "
                              "ways")
-        if isinstance(self.local.room, str):
-            raise ValueError(f"link {self.name!r}: links join numbered rooms, and room.room "
-                             f"is the name {self.local.room!r}")
         for end in (self.local, self.far):
             if urlsplit(end.url).scheme not in ("ws", "wss") or not end.host:
                 raise ValueError(f"link {self.name!r}: {end.url!r} is not a ws:// or wss:// "
                                  "Janus URL")
-        if (self.local.url, self.local.room) == (self.far.url, self.far.room):
+        if (self.local.url, str(self.local.room)) == (self.far.url, str(self.far.room)):
             raise ValueError(f"link {self.name!r}: a room cannot be linked to itself")
 
     @property

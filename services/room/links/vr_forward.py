@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.room.api import RoomError
+from services.room.janus.room_ids import server_id
 from services.room.links.naming import MARK, linked_display, split_display
-from services.room.links.vr_server import Publisher, VideoRoomServer
+from services.room.links.vr_server import MemberId, Publisher, VideoRoomServer
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ TEARDOWN_TIMEOUT_S = 3.0
 class Copy:
     """A source publisher's remote copy in the target room."""
 
-    remote_publisher: int  # its id in the target room
+    remote_publisher: MemberId  # its id in the target room
     remote_id: str  # the forward's name at the source (publish_remotely's remote_id)
     signature: tuple[Any, ...]
 
@@ -44,9 +45,9 @@ class Forwarder:
         #: Names this forwarder's forwards at the source (stable across restarts, so
         #: what a previous run left behind can be found and removed).
         self.key = key
-        self.copies: dict[int, Copy] = {}
+        self.copies: dict[MemberId, Copy] = {}
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=1024)
-        self._remote_at_source: set[int] = set()
+        self._remote_at_source: set[MemberId] = set()
         source.listeners.append(self._on_event)
 
     def __repr__(self) -> str:
@@ -104,7 +105,7 @@ class Forwarder:
                          copy.remote_publisher)
             return
         reply = await self.target.add_remote_publisher(display, streams)
-        remote_publisher = int(reply["id"])
+        remote_publisher = server_id(reply["id"])
         remote_id = f"{self.key}:{remote_publisher}"
         host = self.target.end.media_host or _usable(reply.get("ip")) or self.target.end.host
         try:
@@ -117,7 +118,7 @@ class Forwarder:
         log.info("%r: forwarding %s (%s) as %s to %s:%s", self, publisher.display,
                  publisher.id, remote_publisher, host, reply["port"])
 
-    async def _gone(self, publisher_id: int) -> None:
+    async def _gone(self, publisher_id: MemberId) -> None:
         copy = self.copies.pop(publisher_id, None)
         if copy is None:
             return
@@ -134,17 +135,17 @@ class Forwarder:
             if p.get("remote") and split_display(str(p.get("display", "")))[1] == \
                     self.source.end.name:
                 log.info("%r: removing leftover copy %s", self, p["id"])
-                await _quietly(self.target.remove_remote_publisher(int(p["id"])))
+                await _quietly(self.target.remove_remote_publisher(server_id(p["id"])))
         for p in await self.source.participants():
             if p.get("remote") or not p.get("publisher"):
                 continue
             try:
-                forwards = await self.source.list_remotes(int(p["id"]))
+                forwards = await self.source.list_remotes(server_id(p["id"]))
             except RoomError:
                 continue
             for f in forwards:
                 if str(f.get("remote_id", "")).startswith(f"{self.key}:"):
-                    await _quietly(self.source.unpublish_remotely(int(p["id"]),
+                    await _quietly(self.source.unpublish_remotely(server_id(p["id"]),
                                                                   str(f["remote_id"])))
 
     async def teardown(self) -> None:

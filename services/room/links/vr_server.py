@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from services.room.janus.room_ids import RoomId, join_in_server_kind, server_id
 from services.room.janus.transport import JanusConnection, JanusHandle, JsonDict
 from services.room.links.naming import WATCHER_DISPLAY
 from services.room.links.settings import RoomEnd
@@ -32,7 +33,8 @@ STREAM_FLAGS = ("stereo", "fec", "dtx", "simulcast", "svc", "disabled", "descrip
 class Publisher:
     """A publisher of the room, as Janus describes it."""
 
-    id: int
+    #: a number, or a string on a server with string ids
+    id: int | str
     display: str
     #: Its streams, each ``{"type", "mindex", "mid", "codec", ...}``, by mindex.
     streams: tuple[JsonDict, ...]
@@ -41,7 +43,8 @@ class Publisher:
     def from_event(cls, entry: JsonDict) -> Publisher:
         streams = sorted((dict(s) for s in entry.get("streams", [])),
                          key=lambda s: int(s.get("mindex", 0)))
-        return cls(int(entry["id"]), str(entry.get("display") or entry["id"]), tuple(streams))
+        return cls(server_id(entry["id"]), str(entry.get("display") or entry["id"]),
+                   tuple(streams))
 
     def remote_streams(self) -> list[JsonDict]:
         """The ``streams`` of ``add_remote_publisher``/``update_remote_publisher``.
@@ -77,6 +80,7 @@ class Publisher:
 
 
 EventSink = Callable[[str, Any], None]  # ("published", Publisher) / ("gone", id)
+MemberId = int | str
 
 
 class VideoRoomServer:
@@ -89,7 +93,9 @@ class VideoRoomServer:
         self.conn: JanusConnection | None = None
         self._watch: JanusHandle | None = None
         self._admin: JanusHandle | None = None
-        self.watcher_id: int | None = None
+        self.watcher_id: MemberId | None = None
+        #: the room's id as the server takes it, learned by the join (room_ids)
+        self.room: RoomId = end.room
 
     def __repr__(self) -> str:
         return f"<VideoRoomServer {self.end.name} {self.conn!r}>"
@@ -106,8 +112,8 @@ class VideoRoomServer:
                           "display": WATCHER_DISPLAY}
         if self.end.pin:
             body["pin"] = self.end.pin
-        data, _ = await self._watch.send(body)
-        self.watcher_id = int(data["id"])
+        (data, _), self.room = await join_in_server_kind(self._watch.send, body)
+        self.watcher_id = server_id(data["id"])
         return [Publisher.from_event(p) for p in data.get("publishers", [])]
 
     def _handle(self, msg: JsonDict) -> None:
@@ -119,7 +125,7 @@ class VideoRoomServer:
         for key in ("unpublished", "leaving"):
             gone = data.get(key)
             if gone not in (None, "ok"):
-                self._tell("gone", int(gone))
+                self._tell("gone", server_id(gone))
         if data.get("videoroom") == "destroyed":
             self._tell("destroyed", None)
 
@@ -145,16 +151,16 @@ class VideoRoomServer:
 
     async def request(self, body: JsonDict, timeout: float = 10.0) -> JsonDict:
         assert self._admin is not None, "open() first"
-        body = {**body, "room": self.end.room}
+        body = {**body, "room": self.room}
         if self.end.secret:
             body["secret"] = self.end.secret
         data, _ = await self._admin.send(body, timeout=timeout)
         return data
 
-    async def remote_ids(self) -> set[int]:
+    async def remote_ids(self) -> set[MemberId]:
         """Ids of the room's remote publishers (fed by another server)."""
         data = await self.request({"request": "listparticipants"})
-        return {int(p["id"]) for p in data.get("participants", []) if p.get("remote")}
+        return {server_id(p["id"]) for p in data.get("participants", []) if p.get("remote")}
 
     async def participants(self) -> list[JsonDict]:
         data = await self.request({"request": "listparticipants"})
@@ -165,15 +171,16 @@ class VideoRoomServer:
         return await self.request({"request": "add_remote_publisher", "display": display,
                                    "streams": streams})
 
-    async def update_remote_publisher(self, remote_id: int, display: str,
+    async def update_remote_publisher(self, remote_id: MemberId, display: str,
                                       streams: list[JsonDict]) -> None:
         await self.request({"request": "update_remote_publisher", "id": remote_id,
                             "display": display, "streams": streams})
 
-    async def remove_remote_publisher(self, remote_id: int) -> None:
+    async def remove_remote_publisher(self, remote_id: MemberId) -> None:
         await self.request({"request": "remove_remote_publisher", "id": remote_id})
 
-    async def publish_remotely(self, publisher_id: int, remote_id: str, host: str, port: int,
+    async def publish_remotely(self, publisher_id: MemberId, remote_id: str, host: str,
+                               port: int,
                                rtcp_port: int) -> None:
         # Always with rtcp_port: without it keyframe requests from the far side never
         # reach the source, and far video can take seconds to start.
@@ -181,11 +188,11 @@ class VideoRoomServer:
                             "remote_id": remote_id, "host": host, "port": port,
                             "rtcp_port": rtcp_port})
 
-    async def unpublish_remotely(self, publisher_id: int, remote_id: str) -> None:
+    async def unpublish_remotely(self, publisher_id: MemberId, remote_id: str) -> None:
         await self.request({"request": "unpublish_remotely", "publisher_id": publisher_id,
                             "remote_id": remote_id})
 
-    async def list_remotes(self, publisher_id: int) -> list[JsonDict]:
+    async def list_remotes(self, publisher_id: MemberId) -> list[JsonDict]:
         # The request is "listremotes" in the plugin (the documentation says list_remotes).
         data = await self.request({"request": "listremotes", "publisher_id": publisher_id})
         return list(data.get("list", []))
