@@ -2,11 +2,12 @@
 
 Button: a whole appliance (``device.app.Appliance``, sim hardware, in the room) runs in
 this process inside its own namespace. Each trial drives the ``mute`` button's mock pin
-(gpiozero MockFactory) and times the first all-silent audio frame the room's sender
-takes from its track afterwards. The reference is gpiozero itself: a plain
-``gpiozero.Button`` on a mock pin, from driving the pin to its ``when_pressed``
-callback. Our buttons wait ``gpio.bounce_time`` (20 ms) for a stable level before a
-press counts, by design.
+(gpiozero MockFactory) and times the first all-silent block of PCM the room's mic track
+hands its Opus encoder afterwards (the track sends Opus packets, so the block is read
+where it is encoded, a fraction of a millisecond before its packet leaves). The
+reference is gpiozero itself: a plain ``gpiozero.Button`` on a mock pin, from driving
+the pin to its ``when_pressed`` callback. Our buttons wait ``gpio.bounce_time`` (20 ms)
+for a stable level before a press counts, by design.
 
 Start: ``edgeroom run --sim`` (not joining a room) with ``NOTIFY_SOCKET`` pointing at a
 socket bound here, from spawning the process to the ``READY=1`` datagram. The reference
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -68,18 +70,19 @@ def button_to_silence(env: BenchRoom, trials: int = TRIALS) -> dict[str, Any]:
         buttons = app.extras["buttons"].current
         track = nsloop.run(_sender_track(app))
         state_box: dict[str, Any] = {"want": None, "fut": None}
-        original = track.recv
+        original = track._next_samples
 
-        async def recv() -> Any:
-            frame = await original()
+        async def next_samples() -> bytes:
+            # the PCM the mic track hands its Opus encoder next: zeros once muted
+            samples: bytes = await original()
             want, fut = state_box["want"], state_box["fut"]
             if fut is not None and not fut.done():
-                silent = not frame.to_ndarray().any()
+                silent = not any(samples)
                 if silent == want:
                     fut.set_result(time.monotonic())
-            return frame
+            return samples
 
-        track.recv = recv
+        track._next_samples = next_samples
 
         async def trial() -> float:
             loop = asyncio.get_running_loop()
@@ -93,7 +96,9 @@ def button_to_silence(env: BenchRoom, trials: int = TRIALS) -> dict[str, Any]:
             buttons.press("mute")  # toggle back
             await asyncio.wait_for(state_box["fut"], 5)
             buttons.release("mute")
-            await asyncio.sleep(0.2)
+            # the next press lands anywhere within a 20 ms mic frame, as a finger's does
+            # (a fixed pause would press at the same phase of the mic's cadence each time)
+            await asyncio.sleep(0.2 + random.uniform(0.0, 0.02))
             return float(t1 - t0)
 
         for _ in range(trials):

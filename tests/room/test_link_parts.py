@@ -40,6 +40,23 @@ def test_settings_refuse_what_cannot_work_with_a_clear_reason():
     assert "s1" not in repr(LinkSettings("x", A, B)) and "s2" not in repr(A) + repr(B)
 
 
+async def test_a_room_and_its_number_written_as_a_name_are_one_room():
+    from dataclasses import replace
+
+    from services.room.links.manager import LinkError, LinkManager
+
+    named = replace(A, room="1234")
+    with pytest.raises(ValueError, match="cannot be linked to itself"):
+        LinkSettings("x", A, named)
+    manager = LinkManager(lambda name, data: None, Unreachable)
+    try:
+        manager.add(LinkSettings("one", A, B))
+        with pytest.raises(LinkError, match="joins the same rooms already"):
+            manager.add(LinkSettings("two", replace(B, room="1234"), named))
+    finally:
+        await manager.close()
+
+
 def test_mesh_and_star_links():
     mesh = links_for([A, B, C, D])
     assert [(s.local.host, s.far.host) for s in mesh] == [

@@ -49,9 +49,7 @@ class LinkManager:
             raise LinkError(f"at most {MAX_LINKS} links")
         for other in self._links.values():
             o = other.settings
-            if {(o.local.url, o.local.room), (o.far.url, o.far.room)} == \
-                    {(settings.local.url, settings.local.room),
-                     (settings.far.url, settings.far.room)}:
+            if {o.local.where, o.far.where} == {settings.local.where, settings.far.where}:
                 raise LinkError(f"link {o.name!r} joins the same rooms already")
         link = RoomLink(settings, self._emit, self._factory)
         self._links[settings.name] = link

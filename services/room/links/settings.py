@@ -41,6 +41,12 @@ class RoomEnd:
         return urlsplit(self.url).hostname or ""
 
     @property
+    def where(self) -> tuple[str, str]:
+        """The server and the room, whichever kind the room is written in (1600 and
+        "1600" are one room: a server takes only one of the two)."""
+        return self.url, str(self.room)
+
+    @property
     def rtp_host(self) -> str:
         return self.media_host or self.host
 
@@ -83,7 +89,7 @@ class LinkSettings:
             if urlsplit(end.url).scheme not in ("ws", "wss") or not end.host:
                 raise ValueError(f"link {self.name!r}: {end.url!r} is not a ws:// or wss:// "
                                  "Janus URL")
-        if (self.local.url, str(self.local.room)) == (self.far.url, str(self.far.room)):
+        if self.local.where == self.far.where:
             raise ValueError(f"link {self.name!r}: a room cannot be linked to itself")
 
     @property
