@@ -120,14 +120,15 @@ async def _add(manager: LinkManager, settings: LinkSettings) -> None:
 
 def run() -> list[Row]:
     m = measure()
+    load = os.getloadavg()[0]  # what else the machine was doing, as the run ended
     rows = []
     for n, r in m.items():
         k = int(n)
         (s0, d0), (s1, d1) = r["without"], r["with"]
         ingest_kbps = s0["rx_kbps"] / k
         ingest_cpu = s0["cpu_pct"] / k
-        notes = (f"{k} publisher(s), {WINDOW_S:.0f} s windows; machine shared with "
-                 "other jobs")
+        notes = (f"{k} publisher(s), {WINDOW_S:.0f} s windows; load average "
+                 f"{load:.1f} at the end")
         rows += [
             Row("links", f"sending Janus: forward kbit/s per remote publisher ({k})",
                 (s1["tx_kbps"] - s0["tx_kbps"]) / k, "kbit/s", ingest_kbps,
