@@ -211,6 +211,7 @@ def packet_tap(track: Any) -> PacketTap | None:
 
 
 _STOP_DECODER = "_RTCRtpReceiver__stop_decoder"
+_DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 
 
 async def close_pc(pc: RTCPeerConnection) -> None:
@@ -218,15 +219,20 @@ async def close_pc(pc: RTCPeerConnection) -> None:
 
     aiortc's receiver joins its decoder thread when it stops, on the loop; that waits for
     the frame being decoded. The decoder threads are stopped from a worker thread first,
-    so the close finds them gone. (aiortc internals: checked, and skipped if they differ.)
+    so the close finds them gone. A connection still connecting starts its receivers'
+    threads when DTLS comes up, which can be while the others are being stopped: they
+    are looked for again. (aiortc internals: checked, and skipped if they differ.)
     """
-    stops: list[Any] = [getattr(t.receiver, _STOP_DECODER, None) for t in pc.getTransceivers()]
+    for _ in range(3):
+        stops: list[Any] = [getattr(t.receiver, _STOP_DECODER) for t in pc.getTransceivers()
+                            if getattr(t.receiver, _DECODER_THREAD, None) is not None
+                            and callable(getattr(t.receiver, _STOP_DECODER, None))]
+        if not stops:
+            break
 
-    def stop_decoders() -> None:
-        for stop in stops:
-            if callable(stop):
+        def stop_decoders(stops: list[Any] = stops) -> None:
+            for stop in stops:
                 stop()
 
-    if any(callable(stop) for stop in stops):
         await asyncio.to_thread(stop_decoders)
     await pc.close()

@@ -79,8 +79,11 @@ def test_room_recording_and_rtmp_share_one_encode(network: Any, janus: Any, make
     assert enc.codec_opens == 1 and enc.duplicate_frames == 0
     # every frame read from the camera was encoded exactly once (but for a frame read in a
     # moment when no output was attached yet or any more, or one the video budget skipped
-    # while the audio was late), and nothing else was
-    assert enc.frames_unused <= 2
+    # while the audio was late), and nothing else was. Unused: one as the first output
+    # attached, and those read between the last one leaving and the camera closing (one
+    # at 30 fps on a quiet machine, a few when it is loaded; a camera left running would
+    # add 30 a second)
+    assert enc.frames_unused <= 5
     assert (enc.frames_encoded + enc.frames_unused + enc.budget.frames_skipped
             == enc.camera_totals["delivered"])
     assert enc.packets_out == enc.frames_encoded

@@ -88,6 +88,20 @@ def _sdp_video_codecs(sdp: str) -> set[str]:
     return names
 
 
+def _viewer_decodes(box: Box, make_peer: Any, room: int, frames: int
+                    ) -> tuple[Any, str, list[int]]:
+    """A member who joins ``room`` and decodes more than ``frames`` of the box's frames,
+    in order and none twice: (the member, the box's id, the frame numbers)."""
+    viewer = make_peer("viewer", room, tone=None, collect_video=True)
+    viewer.call(lambda s: s.join())
+    box_id = box.session.local_id
+    viewer.wait_for(lambda: len(viewer.video_numbers.get(box_id, [])) > frames, timeout=40,
+                    what=f"{frames} decoded frames of the box")
+    numbers = viewer.video_numbers[box_id]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), numbers
+    return viewer, box_id, numbers
+
+
 @pytest.mark.parametrize("videocodec", ["vp8", "h264", "vp8,h264", "h264,vp8"])
 def test_the_box_sends_the_codec_the_room_chose(videocodec: str, box_in: Any, make_peer: Any,
                                                 room_with_codec: Any) -> None:
@@ -99,15 +113,8 @@ def test_the_box_sends_the_codec_the_room_chose(videocodec: str, box_in: Any, ma
     assert box.session.video_codec == chosen
     # every frame the encoder produced in that codec, to count what the viewer missed
     probe: PacketSubscription = box.media.video.subscribe("probe", 100_000, codec=chosen)
-    viewer = make_peer("viewer", room, tone=None, collect_video=True)
-    viewer.call(lambda s: s.join())
-    box_id = box.session.local_id
-    viewer.wait_for(lambda: len(viewer.video_numbers.get(box_id, [])) > 60, timeout=40,
-                    what="60 decoded frames of the box")
-
     # the viewer decoded the box's frames in order, with fewer than 5 % missing
-    numbers = viewer.video_numbers[box_id]
-    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), numbers
+    viewer, box_id, numbers = _viewer_decodes(box, make_peer, room, 60)
     sent = {p.index for p in probe.drain()}
     span = {n for n in sent if numbers[0] <= n <= numbers[-1]}
     missing = 1 - len(span & set(numbers)) / len(span)
@@ -210,13 +217,7 @@ def test_h264_rooms_of_each_profile(profile: str | None, box_in: Any, make_peer:
     box = box_in(room)
     box.run(box.session.join())
     assert box.session.video_codec == "h264"
-    viewer = make_peer("viewer", room, tone=None, collect_video=True)
-    viewer.call(lambda s: s.join())
-    box_id = box.session.local_id
-    viewer.wait_for(lambda: len(viewer.video_numbers.get(box_id, [])) > 30, timeout=40,
-                    what="30 decoded frames of the box")
-    numbers = viewer.video_numbers[box_id]
-    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), numbers
+    _viewer_decodes(box, make_peer, room, 30)
     backend = box.session._backend
     offered = _h264_profiles(backend.pub_pc.localDescription.sdp)
     [answered] = _h264_profiles(backend.pub_pc.remoteDescription.sdp)

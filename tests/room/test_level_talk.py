@@ -100,28 +100,38 @@ def test_the_server_takes_over_from_the_levels() -> None:
                            {"id": "a", "talking": False}]
 
 
-@pytest.mark.janus
-@pytest.mark.timeout(120)
-def test_talking_in_a_stock_room(box_in: Any, make_peer: Any,  # noqa: F811
-                                 stock_room: int) -> None:  # noqa: F811
-    box = box_in(stock_room)
+def _ada_talks_to_the_box(make_box: Any, make_peer: Any, room: int) -> tuple[Any, Any, str]:
+    """The box and ada (a 600 Hz tone) in ``room``, once the box shows ada talking."""
+    box = make_box(room)
     box.run(box.session.join())
-    ada = make_peer("ada", stock_room, tone="tone:600")
+    ada = make_peer("ada", room, tone="tone:600")
     ada.call(lambda s: s.join())
     ada_id = ada.session.local_id
     wait_tone(box.speaker, 600, timeout=20)
     box.run(box.events.wait_for("talking", timeout=10))
     assert box.events.named("talking")[0] == {"id": ada_id, "talking": True}
-    [member] = box.session.members()
-    assert member.id == ada_id and member.talking
     assert not box.session.roster.levels.server_decides  # nobody else said it
+    return box, ada, ada_id
 
+
+def _mute_and_talk_again(box: Any, ada: Any, ada_id: str) -> None:
+    """Ada mutes (the box shows her silent), then talks again (talking)."""
     ada.call(lambda s: s.set_mic(False))  # sends silence now
     box.run(box.events.wait_for("talking", count=2, timeout=10))
     assert box.events.named("talking")[1] == {"id": ada_id, "talking": False}
     ada.call(lambda s: s.set_mic(True))
     box.run(box.events.wait_for("talking", count=3, timeout=10))
     assert box.events.named("talking")[2] == {"id": ada_id, "talking": True}
+
+
+@pytest.mark.janus
+@pytest.mark.timeout(120)
+def test_talking_in_a_stock_room(box_in: Any, make_peer: Any,  # noqa: F811
+                                 stock_room: int) -> None:  # noqa: F811
+    box, ada, ada_id = _ada_talks_to_the_box(box_in, make_peer, stock_room)
+    [member] = box.session.members()
+    assert member.id == ada_id and member.talking
+    _mute_and_talk_again(box, ada, ada_id)
 
 
 @pytest.mark.janus
@@ -130,24 +140,10 @@ def test_talking_where_the_packets_carry_no_level(box_in: Any, make_peer: Any,  
                                                   levelless_room: int) -> None:  # noqa: F811
     """A room whose server negotiates no audio level (``audiolevel_ext = false``) and
     tells nobody who talks: the level of each member's decoded voice decides."""
-    box = box_in(levelless_room)
-    box.run(box.session.join())
-    ada = make_peer("ada", levelless_room, tone="tone:600")
-    ada.call(lambda s: s.join())
-    ada_id = ada.session.local_id
-    wait_tone(box.speaker, 600, timeout=20)
-    box.run(box.events.wait_for("talking", timeout=10))
-    assert box.events.named("talking")[0] == {"id": ada_id, "talking": True}
+    box, ada, ada_id = _ada_talks_to_the_box(box_in, make_peer, levelless_room)
     stats = box.session.mixer.source_stats()[ada_id]
     assert stats["packets_without_level"] >= WINDOW  # no level in them: decoded it was
-    assert not box.session.roster.levels.server_decides
-
-    ada.call(lambda s: s.set_mic(False))  # sends silence now
-    box.run(box.events.wait_for("talking", count=2, timeout=10))
-    assert box.events.named("talking")[1] == {"id": ada_id, "talking": False}
-    ada.call(lambda s: s.set_mic(True))
-    box.run(box.events.wait_for("talking", count=3, timeout=10))
-    assert box.events.named("talking")[2] == {"id": ada_id, "talking": True}
+    _mute_and_talk_again(box, ada, ada_id)
 
 
 @pytest.mark.janus

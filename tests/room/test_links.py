@@ -64,7 +64,7 @@ def orchestrator(net: Network) -> Iterator[Orchestrator]:
 def peers(net: Network, tmp_path: Path) -> Iterator[Any]:
     made: list[RoomPeer] = []
 
-    def make(name: str, server: JanusServer, room: int, backend: str = "videoroom",
+    def make(name: str, server: JanusServer, room: int | str, backend: str = "videoroom",
              **kw: Any) -> RoomPeer:
         host = net.add_host(f"{name}{len(net.hosts)}")
         settings = RoomSettings(url=server.url, room=room, display=name, backend=backend)

@@ -5,21 +5,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from services.room.api import RoomState
-from services.room.context import RoomSettings
 from services.room.janus.jcfg import RoomSpec
 from services.room.links.settings import LinkSettings
-from tests.harness.fixtures import ROOM_SECRET, _can_run
+from tests.harness.fixtures import ROOM_SECRET
 from tests.harness.janus import JanusServer
-from tests.harness.links import Orchestrator, end, start_servers
+from tests.harness.links import end, start_servers
 from tests.harness.netns import Network
-from tests.harness.peers import RoomPeer
 from tests.room.conftest import wait_tone
+from tests.room.test_links import member, net, orchestrator, peers  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(180)]
 
@@ -28,16 +25,8 @@ ROOMS = (RoomSpec("lobby", secret=ROOM_SECRET), RoomSpec("1600", secret=ROOM_SEC
 
 
 @pytest.fixture(scope="module")
-def net() -> Iterator[Network]:
-    reason = _can_run()
-    if reason:
-        pytest.fail(reason)
-    with Network() as network:
-        yield network
-
-
-@pytest.fixture(scope="module")
-def servers(net: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[JanusServer]]:
+def servers(net: Network,  # noqa: F811
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[JanusServer]]:
     started = start_servers(net, tmp_path_factory.mktemp("links-str"), 2, ROOMS,
                             string_ids=True)
     try:
@@ -47,41 +36,10 @@ def servers(net: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             s.stop()
 
 
-@pytest.fixture
-def orchestrator(net: Network) -> Iterator[Orchestrator]:
-    orch = Orchestrator(net, f"ctl{len(net.hosts)}")
-    try:
-        yield orch
-    finally:
-        orch.close()
-
-
-@pytest.fixture
-def peers(net: Network, tmp_path: Path) -> Iterator[Any]:
-    made: list[RoomPeer] = []
-
-    def make(name: str, server: JanusServer, room: int | str, backend: str = "videoroom",
-             **kw: Any) -> RoomPeer:
-        host = net.add_host(f"{name}{len(net.hosts)}")
-        settings = RoomSettings(url=server.url, room=room, display=name, backend=backend)
-        peer = RoomPeer(host, tmp_path, settings, **kw)
-        made.append(peer)
-        return peer
-
-    try:
-        yield make
-    finally:
-        for p in reversed(made):
-            p.close()
-
-
-def member(peer: RoomPeer, display: str) -> Any:
-    return next((m for m in peer.session.members() if m.display == display), None)
-
-
 @pytest.mark.parametrize(("here", "there"), [("lobby", "lobby"), (1600, "1600")],
                          ids=["named", "numbered-config"])
-def test_a_video_link_between_rooms_named_by_strings(servers, orchestrator, peers,
+def test_a_video_link_between_rooms_named_by_strings(servers, orchestrator,  # noqa: F811
+                                                     peers,  # noqa: F811
                                                      here: int | str, there: str) -> None:
     j1, j2 = servers
     a = peers("a", j1, here, tone="tone:440", camera=True)
@@ -115,7 +73,8 @@ def test_a_video_link_between_rooms_named_by_strings(servers, orchestrator, peer
     assert orchestrator.states("j1-j2")[-1]["state"] == "stopped"
 
 
-def test_a_voice_link_between_rooms_named_by_strings(servers, orchestrator, peers) -> None:
+def test_a_voice_link_between_rooms_named_by_strings(servers, orchestrator,  # noqa: F811
+                                                     peers) -> None:  # noqa: F811
     j1, j2 = servers
     a = peers("a", j1, "voice", backend="audiobridge", tone="tone:440")
     b = peers("b", j2, "voice", backend="audiobridge", tone="tone:660")
