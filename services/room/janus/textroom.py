@@ -16,7 +16,7 @@ from typing import Any
 from services.room import deadline
 from services.room.api import NoSuchRoom, RoomError
 from services.room.janus.errors import janus_error
-from services.room.janus.room_ids import in_server_kind
+from services.room.janus.room_ids import join_in_server_kind
 from services.room.janus.transport import JanusConnection, JanusHandle
 
 log = logging.getLogger(__name__)
@@ -86,15 +86,9 @@ class TextRoom:
         body = {"textroom": "join", "room": self.room, "username": self.username,
                 "display": self.display, "history": self._on_history is not None,
                 **({"pin": self.pin} if self.pin else {})}
-        try:
-            try:
-                return await self._request(body)
-            except RoomError as exc:  # the room's id in the other kind (room_ids)
-                again = in_server_kind(body, exc)
-                if again is None:
-                    raise
-                self.room = again["room"]
-                return await self._request(again)
+        try:  # the room's id in the kind the server takes (room_ids)
+            reply, self.room = await join_in_server_kind(self._request, body)
+            return reply
         finally:
             self._joining = False
 
