@@ -99,11 +99,14 @@ class StreamTemplates:
 class PacketMuxer:
     """One open container: ``write()`` packets, then ``close()`` (idempotent).
 
-    ``target`` is a path or URL; ``fmt`` an FFmpeg muxer name (``matroska``, ``mp4``,
-    ``flv``). The first video packet written must be a keyframe; it becomes time zero.
+    ``target`` is a path, or a write-only file object that the muxer then owns (closed
+    with it; :meth:`abort` passed on): a network connection,
+    :class:`services.media.netout.NetworkOutput`. ``fmt`` is an FFmpeg muxer name
+    (``matroska``, ``mp4``, ``flv``). The first video packet written must be a keyframe;
+    it becomes time zero.
     """
 
-    def __init__(self, target: str, fmt: str, templates: StreamTemplates, *,
+    def __init__(self, target: str | Any, fmt: str, templates: StreamTemplates, *,
                  with_audio: bool, options: dict[str, str] | None = None,
                  frame_seconds: float = 0.0) -> None:
         import av
@@ -118,9 +121,11 @@ class PacketMuxer:
         self.last_video_time = 0.0
         self._last_pts: dict[str, int] = {}
         self._closed = False
+        self._sink = None if isinstance(target, str) else target
         try:
             self._container: Any = av.open(target, "w", format=fmt, options=options or {})
         except (av.FFmpegError, OSError) as exc:
+            self._close_sink()
             raise MuxError(f"cannot open {fmt} output: {exc}") from exc
         self._video = self._container.add_stream_from_template(templates.video)
         self._video.time_base = VIDEO_TIME_BASE
@@ -200,3 +205,17 @@ class PacketMuxer:
             self._container.close()
         except (av.FFmpegError, OSError) as exc:
             log.warning("closing %s output: %s", self.fmt, exc)
+        finally:
+            self._close_sink()
+
+    def _close_sink(self) -> None:
+        if self._sink is not None:
+            try:
+                self._sink.close()
+            except OSError as exc:
+                log.warning("closing %s output: %s", self.fmt, exc)
+
+    def abort(self) -> None:
+        """Make a network write or close in progress (in another thread) end at once."""
+        if self._sink is not None and hasattr(self._sink, "abort"):
+            self._sink.abort()

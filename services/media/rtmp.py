@@ -22,6 +22,7 @@ from drivers.base import Emit, null_emit
 from services.media.audio_encoder import SharedAudioEncoder
 from services.media.encoder import SharedVideoEncoder
 from services.media.mux import MuxError, PacketMuxer
+from services.media.netout import NetworkOutput
 from services.media.output import EncodedInput, WriterThread
 from services.media.packets import EncodedPacket
 
@@ -32,6 +33,8 @@ BACKOFF = (0.3, 1.0, 2.0, 4.0, 8.0)
 BITRATE_WINDOW = 2.0
 #: A connect or a write that makes no progress this long counts as a dropped connection.
 WRITE_TIMEOUT = 10.0
+#: How long a clean close (the FLV trailer, the unpublish) may take before it is cut.
+CLOSE_TIMEOUT = 2.0
 #: Packets go to the writer thread in batches of this many seconds (a wake-up per
 #: packet costs more CPU than the muxing itself; RTMP viewers are seconds behind anyway).
 LINGER = 0.05
@@ -59,6 +62,7 @@ class RtmpStreamer:
         self._url: str | None = None
         self._writer: WriterThread | None = None
         self._muxer: PacketMuxer | None = None
+        self._sink: NetworkOutput | None = None
         self._window: deque[tuple[float, int]] = deque()
         self.state = "idle"
         self.connects = 0
@@ -169,20 +173,17 @@ class RtmpStreamer:
                 continue
             try:
                 if self._muxer is None:
-                    self._muxer = await asyncio.wait_for(writer.run(
-                        lambda: PacketMuxer(url, "flv", self._input.templates,
-                                            with_audio=self._input.audio is not None,
-                                            frame_seconds=self._input.video.frame_seconds)),
-                        WRITE_TIMEOUT)
+                    self._sink = NetworkOutput(url, timeout=WRITE_TIMEOUT,
+                                               close_timeout=CLOSE_TIMEOUT)
+                    self._muxer = await asyncio.wait_for(
+                        writer.run(self._connect, self._sink), WRITE_TIMEOUT + 2.0)
                 muxer = self._muxer
                 before = muxer.video_packets
+                # the connection gives up by itself after WRITE_TIMEOUT; this is a backstop
                 sent = await asyncio.wait_for(writer.run(_write_all, muxer, packets),
-                                              WRITE_TIMEOUT)
+                                              WRITE_TIMEOUT + 2.0)
             except TimeoutError:
-                # a server that accepts but does not read: give up on this connection
-                # (the stuck thread is abandoned; TCP ends it eventually)
-                self._muxer = None
-                raise MuxError(f"no progress for {WRITE_TIMEOUT:.0f} s") from None
+                raise MuxError(f"no progress for {WRITE_TIMEOUT:g} s") from None
             self.video_packets_sent += muxer.video_packets - before
             self.connection_video_packets = muxer.video_packets
             if sent and self.state != "live":
@@ -193,16 +194,37 @@ class RtmpStreamer:
             self.bytes_sent += sent
             self._window.append((time.monotonic(), sent))
 
+    def _connect(self, sink: NetworkOutput) -> PacketMuxer:
+        """Connect and publish (in the writer thread; the GIL is free meanwhile)."""
+        sink.open()
+        muxer = PacketMuxer(sink, "flv", self._input.templates,
+                            with_audio=self._input.audio is not None,
+                            frame_seconds=self._input.video.frame_seconds,
+                            options={"flush_packets": "1"})
+        if sink.aborted:  # stopped while connecting: nobody will close it later
+            muxer.close()
+            raise MuxError("stopped")
+        return muxer
+
     async def _teardown(self) -> None:
         self._input.detach()
         muxer, self._muxer = self._muxer, None
         writer, self._writer = self._writer, None
+        sink, self._sink = self._sink, None
+        if muxer is None and sink is not None:
+            sink.abort()  # a connect in progress ends now
         if writer is not None:
             if muxer is not None:
                 try:
-                    await asyncio.wait_for(writer.run(muxer.close), 2.0)
+                    await asyncio.wait_for(writer.run(muxer.close), CLOSE_TIMEOUT)
                 except (TimeoutError, RuntimeError):
+                    # a write or the goodbye is stuck on a silent server: end it now
                     log.warning("rtmp: the connection did not close cleanly")
+                    muxer.abort()
+                    try:
+                        await asyncio.wait_for(writer.run(muxer.close), CLOSE_TIMEOUT)
+                    except (TimeoutError, RuntimeError):
+                        pass
             writer.close(wait=False)
 
 

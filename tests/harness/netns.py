@@ -21,7 +21,9 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
+import traceback
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -227,7 +229,30 @@ class NsLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return self.submit(coro).result(timeout)
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            raise TimeoutError(f"not done in {timeout:g} s; {self._where()}") from None
+
+    def _where(self) -> str:
+        """Where the loop's thread is now and what its tasks wait on (for a timeout's
+        message: a loop blocked by a call and a task waiting on something look different)."""
+        frame = sys._current_frames().get(self._thread.ident or -1)
+        stack = "".join(traceback.format_stack(frame, limit=12)) if frame else "(ended)\n"
+        waits = []
+        try:
+            tasks = list(asyncio.all_tasks(self.loop))  # read from another thread: best effort
+        except RuntimeError:
+            tasks = []
+        for task in tasks:
+            frames = task.get_stack()
+            if frames:
+                code = frames[-1]
+                waits.append(f"  {task.get_name()}: {code.f_code.co_filename}:"
+                             f"{code.f_lineno} {code.f_code.co_name}")
+        return (f"the loop thread is at:\n{stack}its tasks wait at:\n"
+                + "\n".join(sorted(waits)[:40]))
 
     async def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         return await asyncio.wait_for(asyncio.wrap_future(self.submit(coro)), timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import av
 import pytest
 
 from drivers.camera.strip import decode_strip
+from services.media import rtmp
 from services.media.encoder import SharedVideoEncoder
 from services.media.rtmp import redact_url
 
@@ -159,3 +161,75 @@ async def test_streaming_resumes_after_the_server_restarts(
     assert len(resumed["frame_numbers"]) >= sent_again >= 2 * FPS
     assert is_increasing(resumed["frame_numbers"])
     assert SharedVideoEncoder.created == 1  # the same encoder went on running
+
+
+#: A server that takes TCP connections and never says a word; each connection is
+#: dropped after five seconds. It runs in its own process, so nothing in this one can
+#: stop it, or be stopped by it.
+SILENT_SERVER = """
+import socket, sys, threading
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(16)
+print(server.getsockname()[1], flush=True)
+while True:
+    conn, _ = server.accept()
+    threading.Timer(5.0, conn.close).start()
+"""
+
+
+async def test_a_server_that_never_answers_stops_nothing_else(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The RTMP connect and handshake block in FFmpeg. They must block only the stream's
+    own thread: the event loop (the room, the page, the buttons) goes on, the connect
+    gives up after the write timeout, and stop ends a connect in progress at once."""
+    monkeypatch.setattr(rtmp, "WRITE_TIMEOUT", 1.5)
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SILENT_SERVER, stdout=asyncio.subprocess.PIPE)
+    assert server.stdout is not None
+    port = int(await asyncio.wait_for(server.stdout.readline(), 10))
+    events = Events()
+    media = make_service(tmp_path, events)
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.02)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await asyncio.wait_for(media.start_stream(f"rtmp://127.0.0.1:{port}/live/key"), 10)
+        first = await events.wait_for("stream-reconnecting", timeout=15)
+        assert "no answer for 1.5 s" in first["error"]
+        await events.wait_for("stream-reconnecting", count=2, timeout=15)
+        assert media.status()["stream"]["state"] in ("reconnecting", "connecting")
+        for _ in range(1000):  # the third attempt, in progress
+            if media.streamer.state == "connecting":
+                break
+            await asyncio.sleep(0.01)
+        assert media.streamer.state == "connecting"
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        await asyncio.wait_for(media.stop_stream(), 10)
+        stopping = time.monotonic() - started
+        for _ in range(100):  # the writer thread ends with the aborted connect
+            if not any(t.name.startswith("rtmp") for t in threading.enumerate()):
+                break
+            await asyncio.sleep(0.05)
+        left = [t.name for t in threading.enumerate() if t.name.startswith("rtmp")]
+    finally:
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+        await asyncio.wait_for(media.close(), 10)
+        server.kill()
+        await server.wait()
+    assert media.status()["stream"]["state"] == "idle"
+    assert events.named("stream-started") == []
+    # the loop went on all along: FFmpeg held the GIL for the whole connect before
+    assert max(gaps) < 1.0, max(gaps)
+    assert stopping < 1.0, stopping
+    assert left == [], left
