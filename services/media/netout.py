@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import threading
 import time
 from typing import Any
@@ -57,8 +58,10 @@ class _Libav:
     def __init__(self) -> None:
         import av  # noqa: F401  (loads PyAV's own FFmpeg libraries into the process)
 
-        fmt = ctypes.CDLL(_loaded("libavformat"))
-        util = ctypes.CDLL(_loaded("libavutil"))
+        fmt_path = _loaded("libavformat")
+        fmt = ctypes.CDLL(fmt_path)
+        # the libavutil beside it: the options dictionary is made by one, read by the other
+        util = ctypes.CDLL(_loaded("libavutil", near=fmt_path))
         ptr = ctypes.POINTER(ctypes.c_void_p)
         self.open = _fn(fmt.avio_open2, ctypes.c_int, ptr, ctypes.c_char_p, ctypes.c_int,
                         ctypes.POINTER(_InterruptCB), ptr)
@@ -92,16 +95,23 @@ def _fn(fn: Any, restype: Any, *argtypes: Any) -> Any:
     return fn
 
 
-def _loaded(name: str) -> str:
-    """The path of an already loaded shared library (so ctypes gets the same copy)."""
+def _loaded(name: str, near: str | None = None) -> str:
+    """The path of an already loaded shared library (so ctypes gets the same copy); with
+    ``near``, one in the same directory as that path first."""
+    paths: list[str] = []
     try:
         with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
             for line in maps:
                 path = line.rsplit(None, 1)[-1]
-                if f"/{name}" in path and ".so" in path:
-                    return path
+                if f"/{name}" in path and ".so" in path and path not in paths:
+                    paths.append(path)
     except OSError:
         pass
+    if near is not None:
+        folder = os.path.dirname(near)
+        paths.sort(key=lambda path: os.path.dirname(path) != folder)
+    if paths:
+        return paths[0]
     found = ctypes.util.find_library(name.removeprefix("lib"))
     if found is None:
         raise MuxError(f"{name} not found")
