@@ -173,20 +173,41 @@ def test_chromium_talking_in_a_stock_room(box_in: Any, network: Network,  # noqa
                                           tmp_path: Path) -> None:
     """Chromium, as people run it (its audio level on every packet), in a room as Janus
     ships its demo room: the box shows it talking."""
+    stats = _chromium_talks_to_the_box(box_in, network, janus, stock_room, tmp_path)
+    assert stats["packets_without_level"] == 0  # Chromium's own levels decided
+
+
+@pytest.mark.janus
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+def test_chromium_talking_where_the_packets_carry_no_level(
+        box_in: Any, network: Network, janus: Any,  # noqa: F811
+        levelless_room: int, tmp_path: Path) -> None:  # noqa: F811
+    """Chromium in a room whose server negotiates no audio level: Chromium then sends
+    none, and the box hears that it talks from its decoded voice."""
+    stats = _chromium_talks_to_the_box(box_in, network, janus, levelless_room, tmp_path)
+    assert stats["packets_without_level"] >= WINDOW
+
+
+def _chromium_talks_to_the_box(make_box: Any, network: Network, janus: Any, room: int,
+                               tmp_path: Path) -> dict[str, Any]:
+    """Chromium publishes a 700 Hz tone into ``room``; the box shows it talking.
+    Returns the box's mixer statistics for Chromium's voice."""
     from bench.bench_impaired import write_tone_wav
     from bench.chromium import ChromiumPeer
 
-    box = box_in(stock_room)
+    box = make_box(room)
     box.run(box.session.join())
     page = ChromiumPeer(_ChromiumEnv(network, janus), "chrome", tmp_path,  # type: ignore[arg-type]
                         write_tone_wav(tmp_path / "tone700.wav", 700))
+    chrome_id = str(870_000 + room)
     try:
-        page.open(role="pub", room=stock_room, feed=870_000 + stock_room)
+        page.open(role="pub", room=room, feed=870_000 + room)
         page.server.wait("pub", "published", 60)
         box.run(box.events.wait_for("talking", timeout=20))
-        assert box.events.named("talking")[0] == {"id": str(870_000 + stock_room),
-                                                  "talking": True}
+        assert box.events.named("talking")[0] == {"id": chrome_id, "talking": True}
         time.sleep(1.0)
         assert [m.talking for m in box.session.members()] == [True]
+        return dict(box.session.mixer.source_stats()[chrome_id])
     finally:
         page.close()
