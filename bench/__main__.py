@@ -57,6 +57,9 @@ def main() -> int:
     print(table(rows))
     for name, why in failures.items():
         print(f"FAILED {name}: {why}")
+    for row in rows:  # a row whose trials all failed prints "-": say so where it is seen
+        if row.ours is None:
+            print(f"NO FIGURE {row.group} | {row.metric}: {row.notes or 'no notes'}")
     for name, why in skipped.items():
         print(f"SKIPPED {name} (no figures): {why}")
     path = write_json(rows, Path(args.out), failures, skipped)
