@@ -104,6 +104,11 @@ class PacketMuxer:
     :class:`services.media.netout.NetworkOutput`. ``fmt`` is an FFmpeg muxer name
     (``matroska``, ``mp4``, ``flv``). The first video packet written must be a keyframe;
     it becomes time zero.
+
+    A path is opened here, as a Python file that FFmpeg writes and seeks through: PyAV
+    would open, finish and close it holding Python's GIL, so a card or disk that stalls
+    (an SD card erasing, dirty pages throttled) would stop every thread of the box for
+    as long; Python's own file calls release the GIL while they wait.
     """
 
     def __init__(self, target: str | Any, fmt: str, templates: StreamTemplates, *,
@@ -121,9 +126,13 @@ class PacketMuxer:
         self.last_video_time = 0.0
         self._last_pts: dict[str, int] = {}
         self._closed = False
-        self._sink = None if isinstance(target, str) else target
         try:
-            self._container: Any = av.open(target, "w", format=fmt, options=options or {})
+            self._sink = open(target, "wb") if isinstance(target, str) else target
+        except OSError as exc:
+            raise MuxError(f"cannot open {fmt} output: {exc}") from exc
+        try:
+            self._container: Any = av.open(self._sink, "w", format=fmt,
+                                           options=options or {})
         except (av.FFmpegError, OSError) as exc:
             self._close_sink()
             raise MuxError(f"cannot open {fmt} output: {exc}") from exc

@@ -1,16 +1,22 @@
-"""The network output under FFmpeg's protocols: clear errors, bounded calls, no GIL held."""
+"""Outputs that block (a silent server, a stalled file) block only their own thread:
+the network output under FFmpeg's protocols (clear errors, bounded calls, abort) and
+the recorder's files."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from services.media.mux import MuxError
+from services.media.mux import MuxError, PacketMuxer, StreamTemplates
 from services.media.netout import NetworkOutput
+from services.media.packets import EncodedPacket
 
 
 def _free_port() -> int:
@@ -66,3 +72,52 @@ def test_a_silent_server_is_given_up_on_and_abort_ends_a_connect_at_once() -> No
         assert not thread.is_alive()
         assert errors == ["cannot connect: stopped"]
         assert ticks > 10
+
+
+def _h264_keyframe() -> EncodedPacket:
+    import av
+
+    ctx = av.CodecContext.create("libx264", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = 160, 120, "yuv420p"
+    ctx.time_base = Fraction(1, 90_000)
+    ctx.options = {"preset": "ultrafast", "tune": "zerolatency",
+                   "x264-params": "repeat-headers=1"}
+    frame = av.VideoFrame(160, 120, "yuv420p")
+    frame.pts = 0
+    frame.time_base = ctx.time_base
+    [packet] = [*ctx.encode(frame), *ctx.encode(None)][:1]
+    return EncodedPacket("video", bytes(packet), 0, Fraction(1, 90_000), True,
+                         time.monotonic())
+
+
+def test_a_file_that_blocks_blocks_only_its_writer(tmp_path: Path) -> None:
+    """A recording's file that stalls (here a FIFO nobody reads yet: the open waits for
+    a reader) holds up only the thread that writes it."""
+    fifo, copy = tmp_path / "stalled.mkv", tmp_path / "copy.mkv"
+    os.mkfifo(fifo)
+    templates = StreamTemplates()
+    keyframe = _h264_keyframe()
+    templates.learn_video(keyframe)
+    done: list[str] = []
+
+    def record() -> None:
+        muxer = PacketMuxer(str(fifo), "matroska", templates, with_audio=False)
+        muxer.write(keyframe)
+        muxer.close()
+        done.append("closed")
+
+    # the reader is another process, so that it comes whatever this one does
+    reader = subprocess.Popen(["sh", "-c", f"sleep 1.5; exec cat {fifo} > {copy}"])
+    writer = threading.Thread(target=record)
+    writer.start()
+    ticks, end = 0, time.monotonic() + 1.0
+    while time.monotonic() < end:  # this thread runs while the writer waits
+        ticks += 1
+        time.sleep(0.01)
+    stalled = writer.is_alive() and not done
+    writer.join(10)
+    assert reader.wait(10) == 0
+    templates.close()
+    assert stalled and done == ["closed"]
+    assert copy.read_bytes().startswith(b"\x1a\x45\xdf\xa3")  # Matroska's EBML header
+    assert ticks > 50, ticks
