@@ -165,7 +165,10 @@ async def _ours(planes: list[bytes], outputs: Path | None, rtmp_url: str | None
 
 def x264_cli_args() -> list[str]:
     """Our x264 settings as the ``ffmpeg`` CLI's options."""
+    from services.media.codecs import x264_threads
+
     return ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+            "-threads", str(x264_threads(WIDTH, HEIGHT)),
             "-profile:v", "baseline", "-level", "3.1", "-b:v", f"{BITRATE_KBPS}k",
             "-maxrate", f"{BITRATE_KBPS}k", "-bufsize", f"{BITRATE_KBPS // 2}k",
             "-g", str(round(GOP_SECONDS * FPS))]

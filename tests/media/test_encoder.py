@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +20,7 @@ from drivers.camera.sim import SimCamera
 from drivers.camera.strip import decode_strip
 from services.media.audio import MicTee
 from services.media.audio_encoder import SharedAudioEncoder
+from services.media.codecs import x264_options, x264_threads
 from services.media.encoder import SharedVideoEncoder
 from services.media.packets import EncodedPacket, PacketSubscription
 from services.media.track import EncodedVideoTrack
@@ -188,3 +190,24 @@ async def test_pli_and_remb_from_the_room_reach_the_shared_encoder() -> None:
     assert enc.bitrate_kbps == 400
     track.stop()
     assert enc.subscribers == 0
+
+
+def test_x264_runs_on_one_thread_up_to_vga_and_slices_above() -> None:
+    """Up to 640x480 x264 encodes on its caller's thread (its slice threads cost CPU and
+    save nothing there); larger frames keep x264's own threads."""
+    assert x264_threads(640, 480) == 1 and x264_threads(320, 240) == 1
+    assert x264_threads(1280, 720) == 0
+    for (width, height), more_threads in (((640, 480), False), ((1280, 720), True)):
+        tasks = set(os.listdir("/proc/self/task"))
+        ctx = av.CodecContext.create("libx264", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+        ctx.time_base = Fraction(1, 90_000)
+        ctx.options = x264_options(60, 1000, threads=x264_threads(width, height))
+        ctx.open()
+        frame = av.VideoFrame(width, height, "yuv420p")
+        frame.pts = 0
+        frame.time_base = ctx.time_base
+        ctx.encode(frame)
+        started = set(os.listdir("/proc/self/task")) - tasks
+        del ctx
+        assert bool(started) == more_threads, (width, height, started)
