@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import weakref
@@ -212,6 +213,7 @@ def packet_tap(track: Any) -> PacketTap | None:
 
 _STOP_DECODER = "_RTCRtpReceiver__stop_decoder"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 
 
 async def close_pc(pc: RTCPeerConnection) -> None:
@@ -235,4 +237,18 @@ async def close_pc(pc: RTCPeerConnection) -> None:
                 stop()
 
         await asyncio.to_thread(stop_decoders)
+    # A thread started after the last look (inside pc.close(), between its awaits) is
+    # told to end and not waited for: it ends by itself once it reads the None.
+    for transceiver in pc.getTransceivers():
+        receiver = transceiver.receiver
+        if (callable(getattr(receiver, _STOP_DECODER, None))
+                and hasattr(receiver, _DECODER_QUEUE)):
+            setattr(receiver, _STOP_DECODER, functools.partial(_end_decoder, receiver))
     await pc.close()
+
+
+def _end_decoder(receiver: Any) -> None:
+    """aiortc's ``__stop_decoder`` without its ``join()``."""
+    if getattr(receiver, _DECODER_THREAD, None) is not None:
+        getattr(receiver, _DECODER_QUEUE).put(None)
+        setattr(receiver, _DECODER_THREAD, None)

@@ -28,18 +28,20 @@ when they are raised, this test names the internal that moved. Users of each one
   a locked session), ``aiortc.codecs.get_encoder`` and the packetizers' ``pack``:
   services/room/rtp_send.py, srtp_lock.py, video_send.py (the encoder thread's sender)
 - ``RTCRtpReceiver.__stop_decoder()`` (joins the decoder thread; ``stop()`` then finds it
-  gone): services/room/rtc.py ``close_pc``
+  gone), ``__decoder_queue`` and ``decoder_worker`` ending when it reads None (a thread
+  that starts late is told to end and not joined): services/room/rtc.py ``close_pc``
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, rtcrtpreceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
@@ -126,6 +128,11 @@ def test_receiver_stop_decoder_can_run_first() -> None:
         "aiortc internal changed: RTCRtpReceiver.__stop_decoder no longer joins and clears"
     assert "self.__stop_decoder()" in inspect.getsource(RTCRtpReceiver.stop), \
         "aiortc internal changed: RTCRtpReceiver.stop() no longer goes through __stop_decoder"
+    assert "__decoder_queue.put(None)" in source, \
+        "aiortc internal changed: RTCRtpReceiver.__stop_decoder no longer ends the thread by None"
+    worker = inspect.getsource(rtcrtpreceiver.decoder_worker)
+    assert "if task is None:" in worker and "break" in worker, \
+        "aiortc internal changed: decoder_worker no longer ends when it reads None"
 
 
 def test_receiver_sets_packet_data_before_the_jitter_buffer() -> None:
@@ -216,3 +223,24 @@ async def test_frame_sender_internals(offered: RTCPeerConnection) -> None:
     assert "protocol" in pair_fields, "aioice internal changed: CandidatePair(protocol=)"
     assert "remote_candidate" in pair_fields
     need(CandidatePair, "remote_addr", "aioice CandidatePair.remote_addr")
+
+
+async def test_a_decoder_thread_started_late_is_ended_without_a_join() -> None:
+    """What ``close_pc`` puts in place of ``__stop_decoder`` for ``pc.close()``: the thread
+    is told to end and not waited for on the loop, and it ends by itself."""
+    from services.room.rtc import _end_decoder
+
+    pc = RTCPeerConnection()
+    receiver = pc.addTransceiver("audio").receiver
+    frames: asyncio.Queue[Any] = asyncio.Queue()
+    thread = threading.Thread(target=rtcrtpreceiver.decoder_worker, args=(
+        asyncio.get_running_loop(), receiver._RTCRtpReceiver__decoder_queue,  # type: ignore[attr-defined]
+        frames, threading.Event()))
+    thread.start()
+    receiver._RTCRtpReceiver__decoder_thread = thread  # type: ignore[attr-defined]
+    _end_decoder(receiver)
+    assert receiver._RTCRtpReceiver__decoder_thread is None  # type: ignore[attr-defined]
+    await asyncio.to_thread(thread.join, 5)
+    assert not thread.is_alive()
+    assert await asyncio.wait_for(frames.get(), T) is None  # the track is told it ended
+    await pc.close()
