@@ -71,7 +71,7 @@ def test_a_silent_server_is_given_up_on_and_abort_ends_a_connect_at_once() -> No
         thread.join(5)
         assert not thread.is_alive()
         assert errors == ["cannot connect: stopped"]
-        assert ticks > 10
+        assert ticks > 10, ticks  # about 45 in 0.5 s; 1 when the connect held the GIL
 
 
 def _h264_keyframe() -> EncodedPacket:
@@ -120,4 +120,4 @@ def test_a_file_that_blocks_blocks_only_its_writer(tmp_path: Path) -> None:
     templates.close()
     assert stalled and done == ["closed"]
     assert copy.read_bytes().startswith(b"\x1a\x45\xdf\xa3")  # Matroska's EBML header
-    assert ticks > 50, ticks
+    assert ticks > 20, ticks  # about 90 in 1 s; 1 when the writer held the GIL

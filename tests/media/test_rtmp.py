@@ -229,7 +229,8 @@ async def test_a_server_that_never_answers_stops_nothing_else(
         await server.wait()
     assert media.status()["stream"]["state"] == "idle"
     assert events.named("stream-started") == []
-    # the loop went on all along: FFmpeg held the GIL for the whole connect before
-    assert max(gaps) < 1.0, max(gaps)
-    assert stopping < 1.0, stopping
+    # the loop went on all along: FFmpeg held the GIL for the whole connect before (the
+    # loop then stopped for the 5 s the server held the connection; the bound is loose)
+    assert max(gaps) < 2.5, max(gaps)
+    assert stopping < 2.5, stopping  # stop does not wait for the connect
     assert left == [], left
