@@ -134,7 +134,6 @@ class NetworkOutput:
         self._aborted = False
         self._ctx = ctypes.c_void_p()
         self._lib: _Libav | None = None
-        self.bytes_written = 0
 
     @property
     def aborted(self) -> bool:
@@ -182,7 +181,6 @@ class NetworkOutput:
         error = ctypes.cast(self._ctx, ctypes.POINTER(_AvioHead)).contents.error
         if error < 0:
             raise MuxError(f"write failed: {self._reason(error)}")
-        self.bytes_written += len(data)
         return len(data)
 
     def abort(self) -> None:
