@@ -1,4 +1,4 @@
-"""The members' video is decoded with one thread per stream.
+"""The members' decoders: one thread per video stream, and stopped without a wait.
 
 aiortc opens each received stream's decoder (PyAV's H.264 decoder or libvpx's VP8) with
 FFmpeg's default thread count, 0: as many threads as the machine has cores, for every
@@ -6,11 +6,22 @@ stream. Each receiver already decodes in its own thread, and a 640x480 stream is
 part of a core for one thread, so the extra threads buy nothing on the appliance and cost
 their buffers and a malloc arena each. :func:`install` makes aiortc's receivers open
 their decoders with :data:`DECODER_THREADS`.
+
+aiortc's receiver also joins its decoder thread when it stops it: on an RTCP BYE from the
+sender, when the connection drops, and when the receiver or the connection is closed.
+All of that runs on the event loop, which then waits for the frame being decoded (a few
+ms here, several times that on a Pi's core, for each stream), and the room's audio waits
+with it. :func:`install` also makes that stop tell the thread to end and not wait: the
+thread reads the None, tells the track it ended, and ends by itself.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: Threads of one received stream's video decoder (0: FFmpeg's default, one a core).
 DECODER_THREADS = 1
@@ -29,17 +40,60 @@ def limit_threads(decoder: Any, threads: int | None = None) -> Any:
     return decoder
 
 
+_STOP = "_RTCRtpReceiver__stop_decoder"
+_THREAD = "_RTCRtpReceiver__decoder_thread"
+_QUEUE = "_RTCRtpReceiver__decoder_queue"
+
+
+def end_decoder(receiver: Any) -> None:
+    """aiortc's ``RTCRtpReceiver.__stop_decoder`` without its ``join()``: the decoder
+    thread is sent the None that ends it, and forgotten."""
+    if getattr(receiver, _THREAD, None) is not None:
+        getattr(receiver, _QUEUE).put(None)
+        setattr(receiver, _THREAD, None)
+
+
 def install() -> None:
-    """Make aiortc's receivers open their decoders through :func:`limit_threads`
-    (idempotent)."""
+    """Make aiortc's receivers open their decoders through :func:`limit_threads`, and
+    stop their decoder threads with :func:`end_decoder` (idempotent). The stop is left
+    as aiortc has it if its internals are not the ones :func:`end_decoder` knows."""
     import aiortc.rtcrtpreceiver as receiver
 
     original = receiver.get_decoder
-    if getattr(original, _WRAPPED, False):
+    if not getattr(original, _WRAPPED, False):
+        def get_decoder(codec: Any) -> Any:
+            return limit_threads(original(codec))
+
+        setattr(get_decoder, _WRAPPED, True)
+        receiver.get_decoder = get_decoder
+    cls = receiver.RTCRtpReceiver
+    stop = getattr(cls, _STOP, None)
+    if stop is None or getattr(stop, _WRAPPED, False):
+        return
+    if not _knows(stop, receiver.decoder_worker):
+        log.warning("aiortc's receiver stops its decoder differently: "
+                    "its stop waits for the frame being decoded")
         return
 
-    def get_decoder(codec: Any) -> Any:
-        return limit_threads(original(codec))
+    @functools.wraps(stop)
+    def stop_decoder(self: Any) -> None:
+        end_decoder(self)
 
-    setattr(get_decoder, _WRAPPED, True)
-    receiver.get_decoder = get_decoder
+    setattr(stop_decoder, _WRAPPED, True)
+    setattr(cls, _STOP, stop_decoder)
+
+
+def _knows(stop: Any, worker: Any) -> bool:
+    """Whether aiortc's stop and worker are the ones :func:`end_decoder` replaces: the
+    stop puts None in ``__decoder_queue``, joins and clears ``__decoder_thread``, and
+    the worker ends when it reads None."""
+    import inspect
+
+    try:
+        source, body = inspect.getsource(stop), inspect.getsource(worker)
+    except (OSError, TypeError):
+        return False
+    return ("self.__decoder_queue.put(None)" in source
+            and "self.__decoder_thread.join()" in source
+            and "self.__decoder_thread = None" in source
+            and "if task is None:" in body and "break" in body)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 import weakref
@@ -211,44 +210,9 @@ def packet_tap(track: Any) -> PacketTap | None:
         return None
 
 
-_STOP_DECODER = "_RTCRtpReceiver__stop_decoder"
-_DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
-_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
-
-
 async def close_pc(pc: RTCPeerConnection) -> None:
-    """Close ``pc`` without blocking the event loop.
-
-    aiortc's receiver joins its decoder thread when it stops, on the loop; that waits for
-    the frame being decoded. The decoder threads are stopped from a worker thread first,
-    so the close finds them gone. A connection still connecting starts its receivers'
-    threads when DTLS comes up, which can be while the others are being stopped: they
-    are looked for again. (aiortc internals: checked, and skipped if they differ.)
-    """
-    for _ in range(3):
-        stops: list[Any] = [getattr(t.receiver, _STOP_DECODER) for t in pc.getTransceivers()
-                            if getattr(t.receiver, _DECODER_THREAD, None) is not None
-                            and callable(getattr(t.receiver, _STOP_DECODER, None))]
-        if not stops:
-            break
-
-        def stop_decoders(stops: list[Any] = stops) -> None:
-            for stop in stops:
-                stop()
-
-        await asyncio.to_thread(stop_decoders)
-    # A thread started after the last look (inside pc.close(), between its awaits) is
-    # told to end and not waited for: it ends by itself once it reads the None.
-    for transceiver in pc.getTransceivers():
-        receiver = transceiver.receiver
-        if (callable(getattr(receiver, _STOP_DECODER, None))
-                and hasattr(receiver, _DECODER_QUEUE)):
-            setattr(receiver, _STOP_DECODER, functools.partial(_end_decoder, receiver))
+    """Close ``pc`` without blocking the event loop: its receivers' decoder threads are
+    told to end and not waited for (:mod:`services.room.decoders`, installed again here
+    for a connection not made by :func:`new_pc`)."""
+    decoders.install()
     await pc.close()
-
-
-def _end_decoder(receiver: Any) -> None:
-    """aiortc's ``__stop_decoder`` without its ``join()``."""
-    if getattr(receiver, _DECODER_THREAD, None) is not None:
-        getattr(receiver, _DECODER_QUEUE).put(None)
-        setattr(receiver, _DECODER_THREAD, None)

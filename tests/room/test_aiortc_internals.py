@@ -27,9 +27,10 @@ when they are raised, this test names the internal that moved. Users of each one
   transport's ``_send_rtp`` calling ``_tx_srtp.protect``/``protect_rtcp`` (replaced by
   a locked session), ``aiortc.codecs.get_encoder`` and the packetizers' ``pack``:
   services/room/rtp_send.py, srtp_lock.py, video_send.py (the encoder thread's sender)
-- ``RTCRtpReceiver.__stop_decoder()`` (joins the decoder thread; ``stop()`` then finds it
-  gone), ``__decoder_queue`` and ``decoder_worker`` ending when it reads None (a thread
-  that starts late is told to end and not joined): services/room/rtc.py ``close_pc``
+- ``RTCRtpReceiver.__stop_decoder()`` (puts None in ``__decoder_queue``, joins and clears
+  ``__decoder_thread``; ``stop()``, an RTCP BYE and a disconnect go through it) and
+  ``decoder_worker`` ending when it reads None: services/room/decoders.py (the stop
+  without the join)
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ async def test_receiver_internals(offered: RTCPeerConnection) -> None:
 
 def test_receiver_stop_decoder_can_run_first() -> None:
     stop = need(RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder", "RTCRtpReceiver.__stop_decoder")
-    source = inspect.getsource(stop)
+    source = inspect.getsource(inspect.unwrap(stop))  # aiortc's own, if already replaced
     assert "__decoder_thread.join()" in source and "__decoder_thread = None" in source, \
         "aiortc internal changed: RTCRtpReceiver.__stop_decoder no longer joins and clears"
     assert "self.__stop_decoder()" in inspect.getsource(RTCRtpReceiver.stop), \
@@ -225,10 +226,10 @@ async def test_frame_sender_internals(offered: RTCPeerConnection) -> None:
     need(CandidatePair, "remote_addr", "aioice CandidatePair.remote_addr")
 
 
-async def test_a_decoder_thread_started_late_is_ended_without_a_join() -> None:
-    """What ``close_pc`` puts in place of ``__stop_decoder`` for ``pc.close()``: the thread
-    is told to end and not waited for on the loop, and it ends by itself."""
-    from services.room.rtc import _end_decoder
+async def test_end_decoder_ends_the_thread_without_a_join() -> None:
+    """What stops aiortc's decoder threads (``services.room.decoders``): the thread is
+    told to end and not waited for, and it ends by itself."""
+    from services.room.decoders import end_decoder
 
     pc = RTCPeerConnection()
     receiver = pc.addTransceiver("audio").receiver
@@ -238,7 +239,7 @@ async def test_a_decoder_thread_started_late_is_ended_without_a_join() -> None:
         frames, threading.Event()))
     thread.start()
     receiver._RTCRtpReceiver__decoder_thread = thread  # type: ignore[attr-defined]
-    _end_decoder(receiver)
+    end_decoder(receiver)
     assert receiver._RTCRtpReceiver__decoder_thread is None  # type: ignore[attr-defined]
     await asyncio.to_thread(thread.join, 5)
     assert not thread.is_alive()
