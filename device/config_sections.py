@@ -296,6 +296,10 @@ class StreamConfig:
     video_bitrate_kbps: int = setting(1500, "Stream video bitrate.", minimum=100,
                                       maximum=20000)
     audio_bitrate_kbps: int = setting(96, "Stream AAC bitrate.", minimum=16, maximum=320)
+    ca_file: str | None = setting(
+        None, "PEM file of the CA (or the self-signed certificate) that an rtmps:// "
+        "server's certificate is checked against (default: the system's CAs).",
+    )
 
 
 @dataclass(frozen=True)

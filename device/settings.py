@@ -128,6 +128,7 @@ def media(config: Config) -> MediaSettings:
         gop_seconds=video.gop_seconds, encoder=video.encoder,
         audio_bitrate_kbps=stream.audio_bitrate_kbps,
         stream_bitrate_kbps=stream.video_bitrate_kbps, rtmp_url=stream.rtmp_url,
+        stream_ca_file=stream.ca_file,
         label=f"room{config.room.room}")
 
 

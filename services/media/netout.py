@@ -9,7 +9,8 @@ room's audio and video, the page, the buttons) for as long as it stayed silent.
 Here the muxer writes into a Python file object, a :class:`NetworkOutput`, and the
 bytes go on to FFmpeg's own protocol through ctypes, which releases the GIL for each
 call. An interrupt callback bounds every call by a deadline, and :meth:`abort` makes a
-call in progress return at once.
+call in progress return at once. An ``rtmps://`` server's certificate is checked, against
+the CA file :mod:`services.media.tls_trust` names.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from services.media import tls_trust
 from services.media.mux import MuxError
 
 #: AVIO_FLAG_WRITE (libavformat/avio.h).
@@ -124,12 +126,18 @@ class NetworkOutput:
     :meth:`open` connects (and for RTMP publishes); every call gives up after
     ``timeout`` seconds without finishing, ``close`` after ``close_timeout``. Used from
     one thread; :meth:`abort` may be called from any, also before :meth:`open`.
+
+    An ``rtmps://`` (or ``tls://``) server's certificate must be signed by a CA of
+    ``ca_file`` (the setting ``ca_key``), else of the system, and be for the URL's host.
     """
 
-    def __init__(self, url: str, *, timeout: float, close_timeout: float = 2.0) -> None:
+    def __init__(self, url: str, *, timeout: float, close_timeout: float = 2.0,
+                 ca_file: str | None = None, ca_key: str = "stream.ca_file") -> None:
         self.url = url
         self._timeout = timeout
         self._close_timeout = close_timeout
+        self._ca_file, self._ca_key = ca_file, ca_key
+        self._tls = url.lower().startswith(("rtmps://", "tls://"))
         self._deadline = 0.0
         self._aborted = False
         self._ctx = ctypes.c_void_p()
@@ -144,9 +152,13 @@ class NetworkOutput:
         self._lib = _Libav.get()
         self._callback = _INTERRUPT(self._interrupted)  # kept: FFmpeg holds the pointer
         self._interrupt = _InterruptCB(self._callback, None)
+        ca = tls_trust.ca_for(self._ca_file, self._ca_key) if self._tls else None
         options = ctypes.c_void_p()
-        self._lib.dict_set(ctypes.byref(options), b"protocol_whitelist", PROTOCOLS.encode(),
-                           0)
+        settings = {"protocol_whitelist": PROTOCOLS}
+        if ca is not None:  # passed on to the TLS protocol under RTMPS
+            settings.update(tls_verify="1", ca_file=ca)
+        for key, value in settings.items():
+            self._lib.dict_set(ctypes.byref(options), key.encode(), os.fsencode(value), 0)
         self._deadline = time.monotonic() + self._timeout
         try:
             code = self._lib.open(ctypes.byref(self._ctx), self.url.encode(), _WRITE,
@@ -154,7 +166,11 @@ class NetworkOutput:
         finally:
             self._lib.dict_free(ctypes.byref(options))
         if code < 0:
-            raise MuxError(f"cannot connect: {self._reason(code)}")
+            why = None
+            if ca is not None and code != _AVERROR_EXIT:
+                why = tls_trust.explain(self.url, ca, self._ca_key,
+                                        custom=bool(self._ca_file), timeout=self._timeout)
+            raise MuxError(why or f"cannot connect: {self._reason(code)}")
         head = ctypes.cast(self._ctx, ctypes.POINTER(_AvioHead)).contents
         if head.write_flag != 1 or head.buffer_size <= 0 or head.buf_ptr != head.buffer:
             self.close()

@@ -73,6 +73,9 @@ class RtmpStreamer:
         self.connection_video_packets = 0
         self.last_error: str | None = None
         self._live_since: float | None = None
+        #: what an rtmps:// server's certificate is checked against (None: the system's
+        #: CAs); taken at each connect
+        self.ca_file: str | None = None
 
     def __repr__(self) -> str:
         url = redact_url(self._url) if self._url else None
@@ -174,7 +177,8 @@ class RtmpStreamer:
             try:
                 if self._muxer is None:
                     self._sink = NetworkOutput(url, timeout=WRITE_TIMEOUT,
-                                               close_timeout=CLOSE_TIMEOUT)
+                                               close_timeout=CLOSE_TIMEOUT,
+                                               ca_file=self.ca_file)
                     self._muxer = await asyncio.wait_for(
                         writer.run(self._connect, self._sink), WRITE_TIMEOUT + 2.0)
                 muxer = self._muxer

@@ -124,6 +124,7 @@ class MediaService:
         rec.min_free_mb = now.min_free_mb
         video = self.video
         self.stream_bitrate_kbps = now.stream_bitrate_kbps
+        self.streamer.ca_file = now.stream_ca_file
         if self._base_kbps != now.bitrate_kbps:
             self._base_kbps = now.bitrate_kbps
             self._set_video_cap()

@@ -39,5 +39,7 @@ class MediaSettings:
     stream_bitrate_kbps: int
     #: where ``stream start`` without a URL goes (None: nowhere set)
     rtmp_url: str | None
+    #: what an rtmps:// server's certificate is checked against (None: the system's CAs)
+    stream_ca_file: str | None
     #: what recordings' file names start with
     label: str
