@@ -127,6 +127,29 @@ async def _room_server(config: Config, state_dir: Path, sim: bool) -> str:
         await conn.close()
 
 
+async def _stream_server(config: Config, state_dir: Path, sim: bool) -> str:
+    """The RTMP server answers (and an rtmps:// one is trusted); nothing is published."""
+    url = config.stream.rtmp_url
+    if not url:
+        raise Skip("stream.rtmp_url is unset")
+    from urllib.parse import urlsplit
+
+    from services.media import tls_trust
+    from services.media.rtmp import redact_url
+
+    parts = urlsplit(url)
+    if parts.scheme == "rtmps":
+        ca_file = config.stream.ca_file
+        ca = tls_trust.ca_for(ca_file, "stream.ca_file")
+        await asyncio.to_thread(tls_trust.handshake, url, ca, "stream.ca_file",
+                                custom=bool(ca_file), timeout=CHECK_TIMEOUT)
+        by = f"stream.ca_file ({ca_file})" if ca_file else "a CA of the system"
+        return f"{redact_url(url)}: its certificate is trusted (signed by {by})"
+    _, writer = await asyncio.open_connection(parts.hostname, parts.port or 1935)
+    writer.close()
+    return f"{redact_url(url)}: accepts connections"
+
+
 CHECKS: list[tuple[str, Callable[[Config, Path, bool], Awaitable[str]]]] = [
     ("microphone", _mic),
     ("speaker", _speaker),
@@ -134,6 +157,7 @@ CHECKS: list[tuple[str, Callable[[Config, Path, bool], Awaitable[str]]]] = [
     ("gpio", _gpio),
     ("serial", _serial),
     ("room server", _room_server),
+    ("stream server", _stream_server),
 ]
 
 

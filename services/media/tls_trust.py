@@ -50,28 +50,40 @@ def ca_for(ca_file: str | None, ca_key: str) -> str:
     return found
 
 
-def explain(url: str, ca_file: str, ca_key: str, *, custom: bool,
-            timeout: float = 5.0) -> str | None:
-    """Why the server of ``url`` is not trusted against ``ca_file`` (a sentence for the
-    user), or None when Python's check passes or the server cannot be reached (then the
-    trouble is not its certificate). Blocks up to ``timeout`` per step; releases the
-    GIL while it waits."""
+def handshake(url: str, ca_file: str, ca_key: str, *, custom: bool,
+              timeout: float = 5.0) -> None:
+    """A TLS handshake with the server of ``url``, its certificate checked against
+    ``ca_file`` and the URL's host. Raises :class:`MuxError` (a sentence for the user)
+    when it is not trusted, :class:`OSError` when the server cannot be reached. Blocks
+    up to ``timeout`` per step; releases the GIL while it waits."""
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
     try:
         context = ssl.create_default_context(cafile=ca_file)
         with socket.create_connection((host, port), timeout=timeout) as raw, \
                 context.wrap_socket(raw, server_hostname=host):
-            return None
+            return
     except ssl.SSLCertVerificationError as exc:
         why = exc.verify_message or str(exc)
-    except (OSError, ssl.SSLError):
-        return None
     by = f"{ca_key} ({ca_file})" if custom else "a CA of the system"
     where = f"{parts.scheme}://{host}:{port}"
     if "mismatch" in why.lower():
-        return (f"cannot trust the server at {where}: its certificate is not for {host} "
-                f"({why})")
-    return (f"cannot trust the server at {where}: its certificate is not signed by {by} "
-            f"({why}); set {ca_key} to the PEM file of its CA or of its self-signed "
-            f"certificate")
+        raise MuxError(f"cannot trust the server at {where}: its certificate is not for "
+                       f"{host} ({why})")
+    raise MuxError(f"cannot trust the server at {where}: its certificate is not signed by "
+                   f"{by} ({why}); set {ca_key} to the PEM file of its CA or of its "
+                   f"self-signed certificate")
+
+
+def explain(url: str, ca_file: str, ca_key: str, *, custom: bool,
+            timeout: float = 5.0) -> str | None:
+    """Why the server of ``url`` is not trusted (:func:`handshake`'s sentence), or None
+    when the check passes or the server cannot be reached (the trouble is then not its
+    certificate)."""
+    try:
+        handshake(url, ca_file, ca_key, custom=custom, timeout=timeout)
+    except MuxError as exc:
+        return str(exc)
+    except OSError:  # ssl.SSLError too: a handshake that failed for another reason
+        return None
+    return None

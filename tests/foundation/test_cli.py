@@ -41,7 +41,7 @@ def test_doctor_sim_passes(edgeroom_cmd: list[str], clean_env: dict[str, str],
     lines = res.stdout.splitlines()
     assert [ln.split(":")[0] for ln in lines] == [
         "SKIP appliance", "PASS microphone", "PASS speaker", "PASS camera", "SKIP gpio",
-        "SKIP serial", "PASS room server"]
+        "SKIP serial", "PASS room server", "SKIP stream server"]
     assert "not running" in lines[0]
 
 

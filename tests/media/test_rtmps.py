@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from device.config import load as load_config
+from device.doctor import run_checks
 from device.settings import media as media_settings
 from services.media.mux import MuxError
 from services.media.netout import NetworkOutput
@@ -194,6 +195,36 @@ def test_an_unreadable_ca_file_is_named(tmp_path: Path) -> None:
     out = NetworkOutput(f"rtmps://127.0.0.1:1/live/{KEY}", timeout=1, ca_file=str(garbage))
     with pytest.raises(MuxError, match=r"garbage.pem: not a readable PEM"):
         out.open()
+
+
+async def test_the_doctor_checks_the_stream_server_without_publishing(
+        tmp_path: Path, pki: dict[str, Path], front: TlsFront,
+        rtmp_server: RtmpServer) -> None:
+    def doctor(**stream: str) -> str:
+        config_file = tmp_path / "edgeroom.toml"
+        config_file.write_text("[stream]\n" + "".join(f'{k} = "{v}"\n'
+                                                     for k, v in stream.items()))
+        results = asyncio.run(run_checks(load_config(config_file), tmp_path / "state",
+                                         sim=True))
+        [line] = [r.line() for r in results if r.name == "stream server"]
+        assert KEY not in line
+        return line
+
+    trusted = await asyncio.to_thread(doctor, rtmp_url=front.url(), ca_file=str(pki["ca"]))
+    assert trusted == (f"PASS stream server: rtmps://127.0.0.1:{front.port}/live/***: its "
+                       f"certificate is trusted (signed by stream.ca_file ({pki['ca']}))")
+    untrusted = await asyncio.to_thread(doctor, rtmp_url=front.url())
+    assert untrusted.startswith(f"FAIL stream server: MuxError: cannot trust the server at "
+                                f"rtmps://127.0.0.1:{front.port}: its certificate is not "
+                                "signed by a CA of the system")
+    plain = await asyncio.to_thread(doctor, rtmp_url=rtmp_server.url(KEY))
+    assert plain == (f"PASS stream server: rtmp://127.0.0.1:{rtmp_server.port}/live/***: "
+                     "accepts connections")
+    refused = await asyncio.to_thread(doctor, rtmp_url=f"rtmp://127.0.0.1:{free_port()}/a/b")
+    assert refused.startswith("FAIL stream server: ConnectionRefusedError")
+    assert (await asyncio.to_thread(doctor)).startswith("SKIP stream server")
+    rtmp_server.stop()
+    assert rtmp_server.recordings() == []  # nothing was published
 
 
 def test_the_config_key_reaches_the_streamer(tmp_path: Path) -> None:
