@@ -71,28 +71,33 @@ class VideoWatch:
 
 
 class DecodeErrors(logging.Handler):
-    """Counts the frames aiortc's receiver could not decode (it logs each one)."""
+    """Counts the frames a receiver could not decode (its decoder thread logs each one:
+    the appliance's, ``services.room.decoders``, or aiortc's own)."""
+
+    LOGGERS = ("aiortc.rtcrtpreceiver", "services.room.decoders")
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.count = 0
-        self._logger = logging.getLogger("aiortc.rtcrtpreceiver")
-        self._saved = (self._logger.level, self._logger.propagate)
+        self._loggers = [logging.getLogger(name) for name in self.LOGGERS]
+        self._saved = [(lg.level, lg.propagate) for lg in self._loggers]
 
     def emit(self, record: logging.LogRecord) -> None:
         if "failed to decode" in record.getMessage():
             self.count += 1
 
     def __enter__(self) -> DecodeErrors:
-        self._logger.addHandler(self)
-        self._logger.setLevel(logging.WARNING)
-        self._logger.propagate = False
+        for logger in self._loggers:
+            logger.addHandler(self)
+            logger.setLevel(logging.WARNING)
+            logger.propagate = False
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._logger.removeHandler(self)
-        self._logger.setLevel(self._saved[0])
-        self._logger.propagate = self._saved[1]
+        for logger, (level, propagate) in zip(self._loggers, self._saved, strict=True):
+            logger.removeHandler(self)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 def summarize(frames: list[tuple[int, float, float]]) -> dict[str, Any]:

@@ -13,12 +13,22 @@ All of that runs on the event loop, which then waits for the frame being decoded
 ms here, several times that on a Pi's core, for each stream), and the room's audio waits
 with it. :func:`install` also makes that stop tell the thread to end and not wait: the
 thread reads the None, tells the track it ended, and ends by itself.
+
+The thread is then :func:`decoder_worker`, in place of aiortc's: a thread that is not
+waited for may finish after its event loop has closed, and aiortc's hands its frames
+over with ``run_coroutine_threadsafe``, which then fails (or leaves a coroutine never
+awaited). This one hands each frame to the track's queue with a plain
+``call_soon_threadsafe`` (no coroutine, future and task per frame either), and stops
+handing over once the loop is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import queue
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -40,6 +50,9 @@ def limit_threads(decoder: Any, threads: int | None = None) -> Any:
     return decoder
 
 
+#: aiortc's own stop and decoder thread, once :func:`install` has replaced them.
+REPLACED: dict[str, Any] = {}
+
 _STOP = "_RTCRtpReceiver__stop_decoder"
 _THREAD = "_RTCRtpReceiver__decoder_thread"
 _QUEUE = "_RTCRtpReceiver__decoder_queue"
@@ -51,6 +64,46 @@ def end_decoder(receiver: Any) -> None:
     if getattr(receiver, _THREAD, None) is not None:
         getattr(receiver, _QUEUE).put(None)
         setattr(receiver, _THREAD, None)
+
+
+def decoder_worker(loop: asyncio.AbstractEventLoop, input_q: queue.Queue[Any],
+                   output_q: asyncio.Queue[Any], decode_error: threading.Event) -> None:
+    """A receiver's decoder thread (what aiortc's ``receive()`` starts, with the same
+    arguments): decodes each ``(codec, encoded frame)`` from ``input_q`` and puts the
+    frames in ``output_q`` (the track's), then None when it reads None. A frame that
+    does not decode is logged and sets ``decode_error`` (the receiver then asks for a
+    keyframe); the decoder keeps its state, so the frames after it decode once a
+    reference comes."""
+    import aiortc.rtcrtpreceiver as receiver
+    import av
+
+    def hand_over(item: Any) -> bool:
+        try:
+            loop.call_soon_threadsafe(output_q.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody takes frames any more
+            return False
+        return True
+
+    name: str | None = None
+    decoder: Any = None
+    while True:
+        task = input_q.get()
+        if task is None:
+            hand_over(None)  # the track ends
+            return
+        codec, encoded_frame = task
+        if codec.name != name:
+            decoder, name = receiver.get_decoder(codec), codec.name
+        try:
+            frames = decoder.decode(encoded_frame)
+        except av.FFmpegError as exc:
+            log.warning("%s receiver failed to decode a %s frame: %s",
+                        codec.mimeType.split("/")[0], codec.name, exc)
+            decode_error.set()
+            continue
+        for frame in frames:
+            if not hand_over(frame):
+                return
 
 
 def install() -> None:
@@ -80,15 +133,19 @@ def install() -> None:
         end_decoder(self)
 
     setattr(stop_decoder, _WRAPPED, True)
+    REPLACED.update(stop=stop, worker=receiver.decoder_worker)
+    receiver.decoder_worker = decoder_worker
     setattr(cls, _STOP, stop_decoder)
 
 
 def _knows(stop: Any, worker: Any) -> bool:
-    """Whether aiortc's stop and worker are the ones :func:`end_decoder` replaces, by the
-    names their code uses (no source is read): the stop puts in ``__decoder_queue`` and
-    joins ``__decoder_thread``; the worker gets its tasks from a queue. (That the worker
-    ends on None is checked by ``tests/room/test_aiortc_internals.py``.)"""
+    """Whether aiortc's stop and decoder thread are the ones replaced here, by the names
+    their code uses (no source is read): the stop puts in ``__decoder_queue`` and joins
+    ``__decoder_thread``; the worker takes :func:`decoder_worker`'s arguments and decodes
+    with ``get_decoder``. (``tests/room/test_aiortc_internals.py`` reads their source.)"""
+    code = getattr(worker, "__code__", None)
     stop_names = set(getattr(getattr(stop, "__code__", None), "co_names", ()))
-    worker_names = set(getattr(getattr(worker, "__code__", None), "co_names", ()))
-    return ({_THREAD, _QUEUE, "put", "join"} <= stop_names
-            and {"get", "run_coroutine_threadsafe"} <= worker_names)
+    return ({_THREAD, _QUEUE, "put", "join"} <= stop_names and code is not None
+            and code.co_varnames[:code.co_argcount] == (
+                "loop", "input_q", "output_q", "decode_error")
+            and {"get_decoder", "decode"} <= set(code.co_names))

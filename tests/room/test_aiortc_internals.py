@@ -131,9 +131,19 @@ def test_receiver_stop_decoder_can_run_first() -> None:
         "aiortc internal changed: RTCRtpReceiver.stop() no longer goes through __stop_decoder"
     assert "__decoder_queue.put(None)" in source, \
         "aiortc internal changed: RTCRtpReceiver.__stop_decoder no longer ends the thread by None"
-    worker = inspect.getsource(rtcrtpreceiver.decoder_worker)
-    assert "if task is None:" in worker and "break" in worker, \
+    # aiortc's own worker (the appliance's own replaces it: services/room/decoders.py)
+    from services.room import decoders
+
+    worker = decoders.REPLACED.get("worker", rtcrtpreceiver.decoder_worker)
+    assert worker is not decoders.decoder_worker
+    body = inspect.getsource(worker)
+    assert "if task is None:" in body and "break" in body, \
         "aiortc internal changed: decoder_worker no longer ends when it reads None"
+    assert list(inspect.signature(worker).parameters) == [
+        "loop", "input_q", "output_q", "decode_error"], \
+        "aiortc internal changed: decoder_worker takes other arguments"
+    assert "target=decoder_worker" in inspect.getsource(RTCRtpReceiver.receive), \
+        "aiortc internal changed: receive() no longer starts the module's decoder_worker"
 
 
 def test_receiver_sets_packet_data_before_the_jitter_buffer() -> None:

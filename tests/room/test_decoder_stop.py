@@ -9,8 +9,11 @@ worker; the decode is made slow (2 s) so that a wait shows.
 from __future__ import annotations
 
 import asyncio
+import gc
+import queue
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,3 +105,42 @@ def test_an_unknown_stop_is_left_alone(monkeypatch: pytest.MonkeyPatch,
     decoders.install()
     assert Receiver._RTCRtpReceiver__stop_decoder is original
     assert "stops its decoder differently" in caplog.text
+
+
+def test_a_decoder_thread_that_outlives_its_loop_ends_quietly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread not waited for can finish a frame after the event loop has closed (at
+    shutdown): its frames and its end are dropped, with no exception in the thread and
+    no coroutine left never awaited."""
+    decoders.install()
+    go, started = threading.Event(), threading.Event()
+
+    class HeldDecoder:
+        def decode(self, encoded_frame: Any) -> list[Any]:
+            started.set()
+            go.wait(T)
+            return ["a frame"]
+
+    monkeypatch.setattr(rtcrtpreceiver, "get_decoder", lambda codec: HeldDecoder())
+    failures: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    loop = asyncio.new_event_loop()
+    frames: asyncio.Queue[Any] = asyncio.Queue()
+    tasks: queue.Queue[Any] = queue.Queue()
+    thread = threading.Thread(target=rtcrtpreceiver.decoder_worker,
+                              args=(loop, tasks, frames, threading.Event()))
+    codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        thread.start()
+        tasks.put((codec, b"frame"))
+        assert started.wait(T)
+        tasks.put(None)  # the receiver stopped; then the loop closes
+        loop.close()
+        go.set()
+        thread.join(T)
+        gc.collect()
+    assert not thread.is_alive()
+    assert failures == []
+    assert [w for w in caught if "never awaited" in str(w.message)] == []
+    assert frames.empty()
