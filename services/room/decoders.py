@@ -107,9 +107,10 @@ def decoder_worker(loop: asyncio.AbstractEventLoop, input_q: queue.Queue[Any],
 
 
 def install() -> None:
-    """Make aiortc's receivers open their decoders through :func:`limit_threads`, and
-    stop their decoder threads with :func:`end_decoder` (idempotent). The stop is left
-    as aiortc has it if its internals are not the ones :func:`end_decoder` knows."""
+    """Make aiortc's receivers open their decoders through :func:`limit_threads`, run
+    their decoder threads as :func:`decoder_worker` and stop them with
+    :func:`end_decoder` (idempotent). The thread and its stop are left as aiortc has
+    them if they are not the ones these replace."""
     import aiortc.rtcrtpreceiver as receiver
 
     original = receiver.get_decoder
