@@ -13,6 +13,10 @@ does: an encode woken every 20 ms costs more than one in a tight loop). CPU is
 ``time.process_time`` (every thread of the process) per second of audio, the least of
 two runs.
 
+Muted (the mic's frames all zeros), the mic track sends the packet of the last silent
+frame it encoded again instead of encoding each frame; the reference is the same muted
+track encoding every frame, as it did before.
+
 The mic track runs at the room's default complexity (``audio.opus_complexity``,
 libopus's own 9), and once at 5 (libwebrtc's choice on phones) beside it. Then the
 encoder alone per complexity (:mod:`bench.opus_complexity`): microseconds per 20 ms
@@ -44,7 +48,7 @@ from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
 from bench import opus_complexity
 from bench.report import Row
 from drivers.audio.base import FRAME_SAMPLES, SAMPLE_RATE, PcmFrame
-from services.room.opus_send import OpusSendSettings
+from services.room.opus_send import OpusSendEncoder, OpusSendSettings
 from services.room.tracks import MicTrack
 
 SECONDS = 10.0
@@ -123,12 +127,16 @@ async def _aiortc_path(pcm: np.ndarray[Any, np.dtype[np.int16]]) -> tuple[float,
 
 
 async def _mic_track_path(pcm: np.ndarray[Any, np.dtype[np.int16]], frame_ms: int,
-                          loss_pct: int, complexity: int | None = None
+                          loss_pct: int, complexity: int | None = None,
+                          muted: bool = False, skip_silence: bool = True
                           ) -> tuple[float, int, int]:
     settings = OpusSendSettings(frame_ms=frame_ms)
     if complexity is not None:
         settings = OpusSendSettings(frame_ms=frame_ms, complexity=complexity)
-    track = MicTrack(_Mic(pcm), lambda: (True, True, 100), settings)
+    track = MicTrack(_Mic(pcm), lambda: (True, not muted, 100), settings)
+    if not skip_silence:
+        track.encoder.close()
+        track.encoder = OpusSendEncoder(settings, skip_silence=False)
     track.on_receiver_report(loss_pct)
     packer = AiortcOpusEncoder()
     payload = packets = 0
@@ -161,6 +169,9 @@ def measure() -> dict[str, Any]:
         "mic track 20 ms, 10% loss": lambda: _mic_track_path(pcm, 20, 10),
         "mic track 10 ms": lambda: _mic_track_path(pcm, 10, 0),
         "mic track 20 ms, complexity 5": lambda: _mic_track_path(pcm, 20, 0, 5),
+        "mic track 20 ms, muted": lambda: _mic_track_path(pcm, 20, 0, muted=True),
+        "mic track 20 ms, muted, every frame encoded": lambda: _mic_track_path(
+            pcm, 20, 0, muted=True, skip_silence=False),
     }
     for name, make in cases.items():
         cpu, payload, packets = _best(make)
@@ -184,8 +195,14 @@ def run() -> list[Row]:
                         m[f"cpu_s_per_audio_s[{name}]"], "s/s", reference=before,
                         reference_name="aiortc's encode",
                         notes="one process, time.process_time", extra=m if not rows else {}))
+    muted = "mic track 20 ms, muted"
+    rows.append(Row("opus-send", f"CPU per audio second ({muted})",
+                    m[f"cpu_s_per_audio_s[{muted}]"], "s/s",
+                    reference=m[f"cpu_s_per_audio_s[{muted}, every frame encoded]"],
+                    reference_name="every frame encoded",
+                    notes="the packet of the last silent frame sent again after 100 ms"))
     for name in ("aiortc (before)", "mic track 20 ms", "mic track 20 ms, 10% loss",
-                 "mic track 10 ms"):
+                 "mic track 10 ms", muted):
         rows.append(Row("opus-send", f"bitrate on the wire ({name})", m[f"wire_kbps[{name}]"],
                         "kbps", notes=f"payload {m[f'payload_kbps[{name}]']} kbps, "
                         f"{m[f'packets_per_s[{name}]']:g} packets/s, "

@@ -8,6 +8,16 @@ takes the RTP timestamp from ``pts``), so the packets made here go out unchanged
 The encoder runs inline, on the event loop: one 20 ms mono frame takes a fraction of a
 millisecond in libopus (which releases the GIL), less than the hop to a worker thread.
 
+Digital silence (a muted or closed mic, a listener, volume 0) is not encoded once it has
+lasted :data:`SILENCE_AFTER_MS`: the packet the encoder made of the last silent frame it
+saw goes out again for each frame, and the encoder picks up where it was at the first
+frame with sound. libopus spends more on a frame of zeros than on a voice (about 0.2 ms
+against 0.08-0.3 ms here), so a muted box no longer pays for it 50 times a second. The
+packet is a real one of the stream (SILK or hybrid, with its FEC), so a receiver stays
+in that mode and can still rebuild a lost first packet of the sound that follows from
+the FEC data of the next; libopus's CELT-only silence packet would end that (a decoder
+coming out of CELT-only frames conceals instead).
+
 In-band FEC is on, and the encoder is told the loss to expect from the room server's
 receiver reports (RTCP "fraction lost"): libopus spends more of the bitrate on FEC as it
 grows. Two things aiortc does only for frames are done here for packets, through
@@ -45,6 +55,14 @@ FRAME_MS_CHOICES = (10, 20)
 #: A DTX packet carries only its table of contents (1-2 bytes): it is not sent, the gap
 #: in RTP timestamps tells the receiver (as libwebrtc does).
 DTX_PACKET_BYTES = 2
+#: Digital silence encoded as usual before its last packet is sent again instead: the
+#: encoder winds down, and the packet after the last sound carries that sound's FEC data.
+SILENCE_AFTER_MS = 100
+#: With DTX on, digital silence past :data:`SILENCE_AFTER_MS` is encoded this often (the
+#: encoder's own DTX updates), and neither encoded nor sent otherwise.
+DTX_UPDATE_MS = 400
+#: RFC 6464 level of digital silence
+SILENT_LEVEL = 127
 #: Most loss the encoder is told to expect: beyond it FEC stops helping.
 MAX_EXPECTED_LOSS = 50
 #: libopus's own default (libwebrtc keeps it on desktops; 5 on Android and iOS halves the
@@ -119,11 +137,22 @@ def audio_level(pcm: np.ndarray[Any, np.dtype[np.int16]]) -> int:
 
 
 class OpusSendEncoder:
-    """Mono 48 kHz PCM (any length) to Opus packets of ``settings.frame_ms``."""
+    """Mono 48 kHz PCM (any length) to Opus packets of ``settings.frame_ms``.
 
-    def __init__(self, settings: OpusSendSettings | None = None) -> None:
+    ``skip_silence=False`` encodes digital silence like any sound (a reference for
+    ``make bench``)."""
+
+    def __init__(self, settings: OpusSendSettings | None = None, *,
+                 skip_silence: bool = True) -> None:
         self.settings = s = settings or OpusSendSettings()
         self.frame_samples = SAMPLE_RATE * s.frame_ms // 1000
+        self._skip_silence = skip_silence
+        self._silence_after = SILENCE_AFTER_MS // s.frame_ms
+        self._dtx_every = DTX_UPDATE_MS // s.frame_ms
+        #: frames of digital silence in a row, up to the current one
+        self._silent_run = 0
+        #: the packet of the last silent frame the encoder was given
+        self._held = b""
         self._encoder = OpusEncoder(SAMPLE_RATE, 1, bitrate=s.bitrate_kbps * 1000,
                                     fec=s.in_band_fec, complexity=s.complexity)
         if s.dtx:
@@ -134,6 +163,7 @@ class OpusSendEncoder:
         self.packets = 0
         self.bytes = 0
         self.dtx_skipped = 0
+        self.silence_packets = 0
 
     def __repr__(self) -> str:
         s = self.settings
@@ -161,19 +191,46 @@ class OpusSendEncoder:
         n = self.frame_samples
         frames, self._pending = whole_frames(self._pending, samples, n)
         for frame in frames:
-            data = self._encoder.encode(frame)
             pts = self._pts
             self._pts += n
-            if self.settings.dtx and len(data) <= DTX_PACKET_BYTES:
-                self.dtx_skipped += 1
-                continue
+            held = self._held_for(frame)
+            if held is not None:
+                if self.settings.dtx:
+                    self.dtx_skipped += 1
+                    continue
+                self.silence_packets += 1
+                data, frame_level = held, SILENT_LEVEL
+            else:
+                data = self._encoder.encode(frame)
+                if self._silent_run:
+                    self._held = data
+                if self.settings.dtx and len(data) <= DTX_PACKET_BYTES:
+                    self.dtx_skipped += 1
+                    continue
+                frame_level = audio_level(frame) if level is None else level
             self.packets += 1
             self.bytes += len(data)
-            yield OpusPacket(data, pts, audio_level(frame) if level is None else level)
+            yield OpusPacket(data, pts, frame_level)
+
+    def _held_for(self, frame: Any) -> bytes | None:
+        """The held packet when ``frame`` is digital silence that has lasted long enough
+        (with DTX: but for its update every :data:`DTX_UPDATE_MS`); None when the
+        encoder is to encode ``frame``."""
+        if not self._skip_silence:
+            return None
+        if frame.any():
+            self._silent_run = 0
+            return None
+        self._silent_run += 1
+        past = self._silent_run - self._silence_after
+        if past <= 0 or (self.settings.dtx and past % self._dtx_every == 0):
+            return None
+        return self._held
 
     @property
     def stats(self) -> dict[str, int]:
         return {"packets": self.packets, "bytes": self.bytes, "dtx_skipped": self.dtx_skipped,
+                "silence_packets": self.silence_packets,
                 "expected_loss_pct": self.expected_loss_pct,
                 "frame_ms": self.settings.frame_ms}
 
