@@ -45,6 +45,7 @@ from bench.env import BenchRoom, percentile, wait_until
 from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds
 from bench.report import Row
 from drivers.audio.sim import TONE_AMPLITUDE
+from tests.harness.api_client import ApiClient
 from tests.harness.appliance import ApplianceProcess
 from tests.harness.audio import continuity, tone_levels
 from tests.harness.lifetime import child_setup
@@ -146,7 +147,7 @@ class Publisher:
                   "video": {"enabled": True, "receive": False, "width": WIDTH,
                             "height": HEIGHT, "fps": FPS, "backend": "sim"},
                   "audio": {"backend": "sim"}, "sim": {"mic": str(wav)},
-                  "web": {"listen": "127.0.0.1:8080"}}
+                  "web": {"listen": "0.0.0.0:8080"}}
         if kind in ("ours", "before"):
             if kind == "ours":
                 self._app = env.appliance("q", config)
@@ -175,6 +176,31 @@ class Publisher:
     def mic_origin(self) -> tuple[int, float] | None:
         found = MIC_ORIGIN.findall(self.text())
         return (int(found[-1][0]), float(found[-1][1])) if found else None
+
+    def frames(self, api: ApiClient | None) -> dict[str, float] | None:
+        """The camera encoder's counters (appliances only): frames read from the camera,
+        read but skipped by the audio-first budget, encoded, keyframes; and when."""
+        if api is None:
+            return None
+        before = time.monotonic()
+        status, body = api.call("GET", "/api/status")
+        at = (before + time.monotonic()) / 2
+        if status != 200:
+            return None
+        encoder = body.get("media", {}).get("encoder", {})
+        encodes = list(encoder.get("encodes", {}).values())
+        return {"at": at, "read": encoder.get("frames_in", 0),
+                "budget_skipped": encoder.get("budget", {}).get("frames_skipped", 0),
+                "encoded": sum(e.get("frames_encoded", 0) for e in encodes),
+                "keyframes": sum(e.get("keyframes", 0) for e in encodes)}
+
+    def api(self, env: BenchRoom) -> ApiClient | None:
+        """A logged-in client of an appliance's page, from a host of its own."""
+        if self._app is None:
+            return None
+        client = ApiClient(env.network, self._app, f"{self._app.host.name}-api")
+        client.login()
+        return client
 
     def alive(self) -> bool:
         if self._app is not None:
@@ -206,11 +232,14 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
     cgroup.set_percent(None)
     with _normal_priority():
         pub = Publisher(env, kind, room, wav)
+    api = None
     try:
         cgroup.add(pub.pid)
         wait_until(lambda: watch.frames or not pub.alive(), 90, f"video from {kind}")
         if not pub.alive():
             raise RuntimeError(f"{kind} publisher exited: {pub.text()[-2000:]}")
+        with _normal_priority():
+            api = pub.api(env)
         wait_until(pub.mic_origin, 30, f"the mic clock of {kind}")
         time.sleep(1.0)
         c0 = time.monotonic()
@@ -221,11 +250,13 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         clean_mark = clean_tone * marks.MARK_AMPLITUDE / TONE_AMPLITUDE
         cgroup.set_percent(percent)
         time.sleep(SETTLE_S)
+        frames0 = pub.frames(api)  # before the window: the request's own CPU stays out
         stat0, cpu0, t0 = cgroup.stat(), proc_cpu_seconds(pub.pid), time.monotonic()
         threads0 = cpu_by_thread(pub.pid)
         time.sleep(SECONDS)
         stat1, cpu1, t1 = cgroup.stat(), proc_cpu_seconds(pub.pid), time.monotonic()
         threads = cpu_delta(threads0, cpu_by_thread(pub.pid))
+        frames1 = pub.frames(api)
         cgroup.set_percent(None)
         time.sleep(1.0)  # the last marks' way to the speaker
         alive = pub.alive()
@@ -238,6 +269,8 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         member_rejoins = [d.get("reason", "") for d in member.names("reconnecting")]
     finally:
         cgroup.set_percent(None)
+        if api is not None:
+            api.close()
         pub.stop()
         env.drop_peer(member)
     first, audio = timeline.between(t0, t1)
@@ -251,13 +284,20 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         latencies = [x * 1000 for x in marks.match(mouth, ear)]
     frames = watch.between(t0, t1)
     video = summarize([(n, g, t) for n, g, t, _ in frames])
+    sent = None
+    if frames0 is not None and frames1 is not None:
+        # where the camera's ticks went: never read (the frame thread came back too late
+        # for them, or they were above the budget's lower rate), read but skipped by the
+        # budget, encoded; the member's count is "fps"
+        sent = {k: frames1[k] - frames0[k] for k in frames0 if k != "at"}
+        sent["camera_ticks"] = round(FPS * (frames1["at"] - frames0["at"]))
     widths = sorted({w for *_, w in frames})
     return {
         "quota_pct": percent, "wall_s": t1 - t0, "cpu_s": cpu1 - cpu0,
         "cpu_pct": 100 * (cpu1 - cpu0) / (t1 - t0), "threads_cpu_s": threads,
         "throttled_periods": stat1.get("nr_throttled", 0) - stat0.get("nr_throttled", 0),
         "periods": stat1.get("nr_periods", 0) - stat0.get("nr_periods", 0),
-        "fps": video.get("fps", 0.0), "video": video, "widths": widths,
+        "fps": video.get("fps", 0.0), "video": video, "widths": widths, "sent": sent,
         "continuity_pct": 100 * share, "longest_gap_ms": 20 * gap,
         "clean_tone": clean_tone, "clean_mark": clean_mark,
         "mouth_to_ear_ms": latencies, "mouth_to_ear_p50_ms": percentile(latencies, 50),
@@ -269,10 +309,18 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
 
 
 def _threads_note(run: dict[str, Any]) -> str:
-    """Where ours spent its CPU, by thread (the largest four)."""
+    """Where ours spent its CPU, by thread (the largest four), and where its camera's
+    frames went."""
     threads = list(run.get("threads_cpu_s", {}).items())[:4]
-    return ("; ours by thread: " + ", ".join(f"{k} {v:.2f} s" for k, v in threads)
+    note = ("; ours by thread: " + ", ".join(f"{k} {v:.2f} s" for k, v in threads)
             if threads else "")
+    sent = run.get("sent")
+    if sent:
+        unread = max(0, sent["camera_ticks"] - sent["read"])
+        note += (f"; ours' camera: {sent['camera_ticks']} ticks, {unread} never read (late, "
+                 f"or above the budget's rate), {sent['budget_skipped']} read and skipped "
+                 f"by the budget, {sent['encoded']} encoded ({sent['keyframes']} keyframes)")
+    return note
 
 
 def measure(quotas: tuple[int, ...] = QUOTAS) -> dict[str, Any]:
