@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from services.room.narrowband_send import NarrowbandSendEncoder
 from services.room.level_talk import level_of_dbfs
 from services.room.opus_send import (
+    SILENT_LEVEL,
     OpusPacket,
     OpusSendEncoder,
     OpusSendSettings,
@@ -58,7 +59,6 @@ def apply_volume(samples: bytes, percent: int) -> bytes:
     return ((pcm * percent) // 100).astype(np.int16).tobytes()
 
 
-SILENT = 127  # RFC 6464 level of digital silence
 
 
 def _level_sent(pcm: PcmFrame, volume: int) -> int | None:
@@ -67,7 +67,7 @@ def _level_sent(pcm: PcmFrame, volume: int) -> int | None:
     if pcm.level_dbfs is None or pcm.channels != 1:
         return None
     if volume <= 0:
-        return SILENT
+        return SILENT_LEVEL
     gain_db = 20.0 * math.log10(volume / 100) if volume < 100 else 0.0
     return level_of_dbfs(pcm.level_dbfs + gain_db)
 
@@ -157,7 +157,7 @@ class MicTrack(MediaStreamTrack):
         # this track only reads it while it is open.
         use_mic = self._gate()[0]
         samples = None
-        level: int | None = SILENT
+        level: int | None = SILENT_LEVEL
         if self._mic is not None and use_mic:
             try:
                 pcm = await self._mic.read()
