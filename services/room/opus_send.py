@@ -13,11 +13,10 @@ lasted :data:`SILENCE_AFTER_MS`: the packet the encoder made of the last silent 
 saw goes out again for each frame, and the encoder picks up where it was at the first
 frame with sound. libopus spends nearly as much on a frame of zeros as on a voice (about
 0.2 ms against 0.27 ms here; 0.08 ms for a steady tone), so a muted box no longer pays
-for it 50 times a second. The
-packet is a real one of the stream (SILK or hybrid, with its FEC), so a receiver stays
-in that mode and can still rebuild a lost first packet of the sound that follows from
-the FEC data of the next; libopus's CELT-only silence packet would end that (a decoder
-coming out of CELT-only frames conceals instead).
+for it 50 times a second. The packet is a real one of the stream (SILK or hybrid, with
+its FEC), so a receiver stays in that mode and can still rebuild a lost first packet of
+the sound that follows from the FEC data of the next; libopus's CELT-only silence packet
+would end that (a decoder coming out of CELT-only frames conceals instead).
 
 In-band FEC is on, and the encoder is told the loss to expect from the room server's
 receiver reports (RTCP "fraction lost"): libopus spends more of the bitrate on FEC as it
