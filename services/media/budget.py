@@ -14,6 +14,7 @@ that size.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,18 +104,31 @@ class VideoBudget:
     windows of :class:`AudioDeadline` in a row, two steps when it was more than
     ``severe_s`` late in one (the receiver is already hearing gaps); up one step after
     ``calm_s`` in which it never was more than ``on_time_s`` late.
+
+    A step up is a probe: when the budget has to step down again within ``probe_s`` of
+    it, the CPU could not carry that step, and the next step up waits twice as long
+    (up to ``max_calm_s``); a step up that holds (for ``probe_s``, or until the next
+    step up) brings the wait back to ``calm_s``. So a squeeze that passes (a burst of
+    work elsewhere, the first seconds of a quota) costs frames for seconds, not for the
+    rest of the call, and a CPU that cannot carry more is not asked again every few
+    seconds.
     """
 
     def __init__(self, audio: AudioDeadline = AUDIO_DEADLINE, *, late_s: float = 0.060,
-                 on_time_s: float = 0.015, check_s: float = 1.0, calm_s: float = 4.0,
-                 late_checks: int = 3, severe_s: float = 0.150,
-                 clock: Callable[[], float] = time.monotonic,
+                 on_time_s: float = 0.030, check_s: float = 1.0, calm_s: float = 4.0,
+                 late_checks: int = 3, severe_s: float = 0.150, probe_s: float = 10.0,
+                 max_calm_s: float = 64.0, clock: Callable[[], float] = time.monotonic,
                  name: str = "camera") -> None:
         self.audio = audio
         self.late_s = late_s
         self.on_time_s = on_time_s
         self.check_s = check_s
         self.calm_s = calm_s
+        self.probe_s = probe_s
+        self.max_calm_s = max_calm_s
+        #: how long the audio must be on time before the next step up
+        self.calm_needed = calm_s
+        self._probe_at: float | None = None  # when the step up under trial was taken
         self.late_checks = late_checks
         self.severe_s = severe_s
         self._late_in_a_row = 0
@@ -126,6 +140,7 @@ class VideoBudget:
         self._checked = clock()
         self._calm_since = clock()
         self._last_admitted = -1e9
+        self._next_due: float | None = None  # capture time the next frame is due
         self.steps_down = 0
         self.steps_up = 0
         self.frames_skipped = 0
@@ -151,13 +166,22 @@ class VideoBudget:
         if worst > self.on_time_s:
             self._calm_since = now
         self._late_in_a_row = self._late_in_a_row + 1 if worst > self.late_s else 0
+        probe = self._probe_at
+        if probe is not None and now - probe >= self.probe_s:
+            self._probe_at, self.calm_needed = None, self.calm_s  # the step up held
         if ((self._late_in_a_row >= self.late_checks or worst > self.severe_s)
                 and self._level < len(LADDER) - 1):
             self._late_in_a_row = 0
+            if self._probe_at is not None:  # the step up did not hold: wait longer
+                self._probe_at = None
+                self.calm_needed = min(self.max_calm_s, 2 * self.calm_needed)
+            self._calm_since = now
             # far too late: the receiver is hearing gaps now, two rungs at once
             self._move(2 if worst > self.severe_s else 1, worst)
-        elif self._level > 0 and now - self._calm_since >= self.calm_s:
-            self._calm_since = now
+        elif self._level > 0 and now - self._calm_since >= self.calm_needed:
+            if self._probe_at is not None:  # calm since the last step up: that one held
+                self.calm_needed = self.calm_s
+            self._calm_since = self._probe_at = now
             self._move(-1, worst)
 
     def _move(self, delta: int, worst: float) -> None:
@@ -174,16 +198,26 @@ class VideoBudget:
 
     def admit(self, captured_at: float, camera_fps: float) -> bool:
         """Whether to encode the frame captured at ``captured_at`` (a camera at
-        ``camera_fps``); frames above the step's rate are skipped."""
+        ``camera_fps``); frames above the step's rate are skipped.
+
+        The admitted frames follow a schedule of the step's interval, each the camera
+        frame nearest its due time, so that a rate the camera's does not divide (20 of
+        30) comes out right on average (2 frames of every 3), not rounded down to the
+        next divisor (every other frame, 15).
+        """
         self._check(self._clock())
         fps = self.step.fps
-        if fps >= camera_fps:
-            self._last_admitted = captured_at
+        if fps >= camera_fps or camera_fps <= 0:
+            self._last_admitted, self._next_due = captured_at, None
             return True
-        # within half a camera frame of the step's interval counts as on time
-        slack = 0.5 / camera_fps if camera_fps > 0 else 0.0
-        if captured_at - self._last_admitted >= 1.0 / fps - slack:
+        interval = 1.0 / fps
+        slack = _slack(camera_fps)
+        due = self._next_due
+        if due is None or captured_at >= due - slack:
             self._last_admitted = captured_at
+            # a frame read late does not bunch up the next ones to catch up
+            self._next_due = (captured_at + interval if due is None
+                              else max(due + interval, captured_at + interval - 2 * slack))
             return True
         self.frames_skipped += 1
         return False
@@ -193,14 +227,25 @@ class VideoBudget:
         ``camera_fps``, so that the frames in between need not be read at all; None
         while every frame is admitted."""
         fps = self.step.fps
-        if fps >= camera_fps or camera_fps <= 0:
+        due = self._next_due
+        if fps >= camera_fps or camera_fps <= 0 or due is None:
             return None
-        # a quarter frame past the due tick: the newest frame then is the due one
-        return self._last_admitted + 1.0 / fps + 0.25 / camera_fps
+        # the camera ticks every 1/camera_fps from the last admitted frame on: the due
+        # frame is the first tick within the slack of the due time; a quarter frame
+        # past that tick the newest frame is the due one
+        ticks = max(1, math.ceil((due - _slack(camera_fps) - self._last_admitted)
+                                 * camera_fps - 1e-3))
+        return self._last_admitted + (ticks + 0.25) / camera_fps
 
     @property
     def stats(self) -> dict[str, Any]:
         return {"fps": self.step.fps, "scale": self.step.scale,
                 "frames_skipped": self.frames_skipped, "steps_down": self.steps_down,
-                "steps_up": self.steps_up,
+                "steps_up": self.steps_up, "calm_needed_s": self.calm_needed,
                 "audio_late_ms": round(self.audio.worst() * 1000, 1)}
+
+
+def _slack(camera_fps: float) -> float:
+    """A camera frame within half a frame of a due time is the one due (a hair more, so
+    that one exactly half a frame away counts: 20 of 30 fps has those)."""
+    return 0.5 / camera_fps + 1e-6
