@@ -57,6 +57,11 @@ QUOTAS: tuple[int, ...] = (100, 50, 25, 15, 10)
 CHOSEN = tuple(int(x) for x in os.environ.get("EDGEROOM_BENCH_QUOTAS", "").split(",")
                if x.strip()) or QUOTAS
 SECONDS = float(os.environ.get("EDGEROOM_BENCH_QUOTA_SECONDS", "30"))
+#: A squeeze that passes, before the quota (e.g. ``EDGEROOM_BENCH_QUOTA_SQUEEZE=10:3``: 10 %
+#: of a core for 3 s): how the audio-first budget comes back from a step it no longer
+#: needs. Off by default (the rows of ``make bench`` set the quota at once).
+SQUEEZE = tuple(float(x) for x in os.environ.get("EDGEROOM_BENCH_QUOTA_SQUEEZE",
+                                                 "").split(":") if x.strip())
 SETTLE_S = 3.0
 CLEAN_S = 3.0
 WIDTH, HEIGHT, FPS = 640, 480, 30
@@ -248,6 +253,9 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         clean_tone = float(np.median(tone_levels(clean_audio, marks.TONE_HZ)))
         # the mark's level follows from the tone's (they go through the same path)
         clean_mark = clean_tone * marks.MARK_AMPLITUDE / TONE_AMPLITUDE
+        if SQUEEZE:
+            cgroup.set_percent(SQUEEZE[0])
+            time.sleep(SQUEEZE[1])
         cgroup.set_percent(percent)
         time.sleep(SETTLE_S)
         frames0 = pub.frames(api)  # before the window: the request's own CPU stays out
