@@ -166,8 +166,7 @@ class VideoBudget:
         if worst > self.on_time_s:
             self._calm_since = now
         self._late_in_a_row = self._late_in_a_row + 1 if worst > self.late_s else 0
-        probe = self._probe_at
-        if probe is not None and now - probe >= self.probe_s:
+        if self._probe_at is not None and now - self._probe_at >= self.probe_s:
             self._probe_at, self.calm_needed = None, self.calm_s  # the step up held
         if ((self._late_in_a_row >= self.late_checks or worst > self.severe_s)
                 and self._level < len(LADDER) - 1):
@@ -175,7 +174,6 @@ class VideoBudget:
             if self._probe_at is not None:  # the step up did not hold: wait longer
                 self._probe_at = None
                 self.calm_needed = min(self.max_calm_s, 2 * self.calm_needed)
-            self._calm_since = now
             # far too late: the receiver is hearing gaps now, two rungs at once
             self._move(2 if worst > self.severe_s else 1, worst)
         elif self._level > 0 and now - self._calm_since >= self.calm_needed:
@@ -215,7 +213,8 @@ class VideoBudget:
         due = self._next_due
         if due is None or captured_at >= due - slack:
             self._last_admitted = captured_at
-            # a frame read late does not bunch up the next ones to catch up
+            # a frame read late moves the schedule on: the next ones do not bunch up
+            # to catch up
             self._next_due = (captured_at + interval if due is None
                               else max(due + interval, captured_at + interval - 2 * slack))
             return True
