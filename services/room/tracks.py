@@ -59,8 +59,6 @@ def apply_volume(samples: bytes, percent: int) -> bytes:
     return ((pcm * percent) // 100).astype(np.int16).tobytes()
 
 
-
-
 def _level_sent(pcm: PcmFrame, volume: int) -> int | None:
     """RFC 6464 level of what is sent of ``pcm`` at ``volume`` percent, from the level the
     mic path measured (None when it did not, or when the mono mix changes it)."""
