@@ -271,7 +271,7 @@ def run() -> list[Row]:
     drawing = o["sim_camera_thread_cpu_s"]
     cpu_note = (f"whole process incl. audio; sim camera drawing {drawing:.2f} s of it (its "
                 f"thread; {m['sim_render_cpu_s']:.2f} s in a tight loop); frame thread "
-                f"(reads and draws the sim camera, sends the RTP) "
+                f"(reads and draws the sim camera, encodes, sends the RTP) "
                 f"{o.get('frame_thread_cpu_s', 0.0):.2f} s; "
                 f"received {ov.get('fps', 0):.1f} fps{_throttled(o)}")
     v, ffv = m["ours_vp8"], m["ffmpeg_vp8"]

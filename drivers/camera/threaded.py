@@ -1,6 +1,11 @@
 """What every hardware camera backend shares: a capture thread, latest-frame hand-over,
 counters, and reopening with backoff after the device is lost.
 
+The newest frame goes to the event loop (:meth:`ThreadedCamera.read`) or, once a thread
+has called :meth:`ThreadedCamera.read_sync` (the frame thread of
+:mod:`services.media.pump`), straight to that thread: then the loop is not woken for
+the camera's frames at all.
+
 A backend implements :meth:`ThreadedCamera._open` (blocking; raises a
 :class:`~drivers.errors.DeviceError`), :meth:`ThreadedCamera._pump` (blocking; delivers
 frames with :meth:`ThreadedCamera._deliver` until the device fails, the stream ends or
@@ -37,6 +42,8 @@ class ThreadedCamera(Generic[H]):
     """Base of the V4L2 and picamera2 backends (see the module docstring)."""
 
     kind = "camera"
+    #: :meth:`read_sync` serves a reading thread (services.media.pump.reads_in_thread).
+    reads_in_thread = True
 
     def __init__(self, device: str, width: int, height: int, fps: int, *,
                  emit: Emit = null_emit, read_timeout: float = 3.0,
@@ -62,6 +69,11 @@ class ThreadedCamera(Generic[H]):
         self._reopens = 0
         self._stopped = False
         self._warned_convert = False
+        # the hand-over to a reading thread, once one has read (see read_sync)
+        self._to_thread = False
+        self._ready = threading.Condition(threading.Lock())
+        self._newest: CapturedFrame | None = None
+        self._replaced = 0
 
     def __repr__(self) -> str:
         state = ("stopped" if self._stopped else "running" if self._thread else "idle")
@@ -111,12 +123,29 @@ class ThreadedCamera(Generic[H]):
         self._delivered += 1
         return item
 
+    def read_sync(self, timeout: float) -> CapturedFrame | None:
+        """:meth:`read` for a thread: the newest frame not yet returned, waiting up to
+        ``timeout`` s (None when none came). From the first call on, frames are handed
+        to the reading thread instead of the loop. EOFError once stopped."""
+        if self._thread is None and not self._stopped:
+            raise RuntimeError(f"{type(self).__name__}.read_sync() before start()")
+        self._to_thread = True
+        with self._ready:
+            if self._newest is None and not self._stopped:
+                self._ready.wait(timeout)
+            if self._stopped:
+                raise EOFError("camera stopped")
+            item, self._newest = self._newest, None
+        if item is not None:
+            self._delivered += 1
+        return item
+
     @property
     def stats(self) -> dict[str, int]:
         return {
             "captured": self._captured,
             "delivered": self._delivered,
-            "skipped": self._queue.dropped,
+            "skipped": self._queue.dropped + self._replaced,
             "reopens": self._reopens,
         }
 
@@ -127,6 +156,8 @@ class ThreadedCamera(Generic[H]):
         self._stopped = True
         self._halt.set()
         self._queue.close()
+        with self._ready:
+            self._ready.notify_all()
         thread, self._thread = self._thread, None
         if thread is not None:
             await asyncio.to_thread(thread.join, self._read_timeout + 2.0)
@@ -198,7 +229,15 @@ class ThreadedCamera(Generic[H]):
         frame.time_base = TIME_BASE
         index = self._captured
         self._captured += 1
-        self._queue.put_threadsafe(CapturedFrame(frame, index, captured_at))
+        item = CapturedFrame(frame, index, captured_at)
+        if not self._to_thread:
+            self._queue.put_threadsafe(item)
+            return
+        with self._ready:
+            if self._newest is not None:
+                self._replaced += 1  # the reader was busy: it gets the newest
+            self._newest = item
+            self._ready.notify()
 
     def _post_event(self, name: str, data: dict[str, Any]) -> None:
         payload = {"kind": "camera", "device": self.device, **data}

@@ -10,12 +10,17 @@ two). This thread then hands each codec's packets to its sinks (the room's RTP s
 nothing per frame. Subscriptions on the loop (recordings, RTMP, the page's preview) get
 the packets through one ``call_soon_threadsafe`` per frame, as the loop path gave them.
 
-Only the encoders' worker threads run at the encoders' nice value (x264 and libvpx
-release the GIL while they encode). This thread, which runs Python (drawing the sim
-camera's frame, packetizing, building headers), does not: a thread at a higher nice
-value that holds the GIL when a CPU quota runs out keeps the event loop (the audio)
-waiting for the GIL until it is scheduled again. When the CPU is short, the video gives
-way through the audio-first budget (fewer frames, smaller ones), not through priority.
+With one codec in use, this thread encodes the frame itself, at the encoders' nice
+value for the length of the encode only (:class:`~drivers.common.nicer.NicerWhile`):
+x264 and libvpx release the GIL while they encode, and a worker thread would cost two
+more wake-ups a frame (this thread's and the worker's). With two codecs, or where the
+thread may not set its nice value back (no ``LimitNICE``, no CAP_SYS_NICE), each codec
+encodes in its own worker thread at that nice value, side by side. The Python this
+thread runs (reading the camera, packetizing, building headers) stays at the loop's
+priority: a thread at a higher nice value that holds the GIL when a CPU quota runs out
+keeps the event loop (the audio) waiting for the GIL until it is scheduled again. When
+the CPU is short, the video gives way through the audio-first budget (fewer frames,
+smaller ones), not through priority.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from drivers.camera.base import CapturedFrame
+from drivers.common.nicer import NicerWhile
 from drivers.threadname import name_this_thread
-from services.media.codecs import CodecEncode
+from services.media.codecs import ENCODER_NICE, CodecEncode
 from services.media.packets import EncodedPacket
 
 if TYPE_CHECKING:
@@ -115,6 +121,10 @@ async def run_frame_pump(encoder: FrameEncoder, camera: ThreadReadableCamera) ->
 
 def _pump(encoder: FrameEncoder, camera: ThreadReadableCamera, stop: threading.Event,
           loop: asyncio.AbstractEventLoop) -> None:
+    nicer = NicerWhile.for_this_thread(ENCODER_NICE)
+    if nicer is None:
+        log.info("%s encoder: encodes in worker threads (this thread cannot be made "
+                 "nicer for an encode and back)", encoder.name)
     while not stop.is_set():
         fps = camera.fps or 30
         due = encoder.budget.next_frame_at(fps) if encoder.active_codecs else None
@@ -130,7 +140,8 @@ def _pump(encoder: FrameEncoder, camera: ThreadReadableCamera, stop: threading.E
             continue
         encoder.frames_in += 1
         encoder.notify_observers(captured.frame)
-        encode_captured(encoder, captured, fps, loop)
+        encode_captured(encoder, captured, fps, loop,
+                        nicer if nicer is not None and not nicer.failures else None)
 
 
 def admitted_encodes(encoder: FrameEncoder, captured: CapturedFrame,
@@ -154,8 +165,9 @@ def admitted_encodes(encoder: FrameEncoder, captured: CapturedFrame,
 
 
 def encode_captured(encoder: FrameEncoder, captured: CapturedFrame, fps: int,
-                    loop: asyncio.AbstractEventLoop) -> None:
-    """Encode one frame with every codec in use (this thread and the others' workers)."""
+                    loop: asyncio.AbstractEventLoop, nicer: NicerWhile | None = None) -> None:
+    """Encode one frame with every codec in use: here under ``nicer`` when there is one
+    codec and a ``nicer``, else in each codec's worker thread."""
     active = admitted_encodes(encoder, captured, fps)
     if not active:
         return
@@ -163,16 +175,26 @@ def encode_captured(encoder: FrameEncoder, captured: CapturedFrame, fps: int,
     frame = captured.frame
     if frame.format.name != "yuv420p":
         frame = frame.reformat(format="yuv420p")
+    if nicer is not None and len(active) == 1:
+        enc = active[0]
+        with nicer:
+            packets = enc.encode(frame, captured, encoder.origin, fps, scale, False)
+        _hand_on(enc, packets, loop)
+        return
     jobs: list[tuple[CodecEncode, concurrent.futures.Future[Any]]] = [
         (enc, enc.executor().submit(enc.encode, frame if i == 0 else copy_frame(frame),
                                     captured, encoder.origin, fps, scale, False))
         for i, enc in enumerate(active)]
     for enc, job in jobs:
-        packets = job.result()
-        if packets:
-            enc.fanout.to_sinks(packets)  # the room's RTP send, in this thread
-        if packets and enc.fanout.has_subscriptions:
-            loop.call_soon_threadsafe(enc.publish, packets)
+        _hand_on(enc, job.result(), loop)
+
+
+def _hand_on(enc: CodecEncode, packets: list[EncodedPacket],
+             loop: asyncio.AbstractEventLoop) -> None:
+    if packets:
+        enc.fanout.to_sinks(packets)  # the room's RTP send, in this thread
+    if packets and enc.fanout.has_subscriptions:
+        loop.call_soon_threadsafe(enc.publish, packets)
 
 
 def copy_frame(frame: av.VideoFrame) -> av.VideoFrame:

@@ -158,3 +158,66 @@ async def test_stop_while_the_device_is_gone_wakes_the_reader() -> None:
         await asyncio.wait_for(pending, T)
     assert opens >= 3
     assert cam.stats["reopens"] == 0
+
+
+async def test_a_reading_thread_gets_the_frames_and_the_loop_none() -> None:
+    cam = V4L2Camera("testsrc", 160, 120, 30, opener=_testsrc)
+    assert cam.reads_in_thread
+    with pytest.raises(RuntimeError, match=r"read_sync\(\) before start"):
+        cam.read_sync(0.1)
+    await asyncio.wait_for(cam.start(), T)
+    try:
+        first = await asyncio.to_thread(cam.read_sync, T)
+        await asyncio.sleep(0.4)  # about 12 frames arrive while the thread is busy
+        newest = await asyncio.to_thread(cam.read_sync, T)
+        loop_skipped = cam._queue.dropped
+        await asyncio.sleep(0.2)
+        stats = cam.stats
+        queued_for_the_loop = len(cam._queue)
+    finally:
+        await asyncio.wait_for(cam.stop(), T)
+    assert first is not None and newest is not None
+    frame = newest.frame
+    assert (frame.width, frame.height, frame.format.name) == (160, 120, "yuv420p")
+    assert newest.index > first.index + 1 and newest.frame.pts > first.frame.pts
+    assert stats["delivered"] == 2
+    # the frames the thread did not take were replaced by newer ones, not queued for
+    # the loop: the loop's queue stopped taking frames at the first thread read
+    assert stats["skipped"] - loop_skipped >= newest.index - first.index - 1 > 0
+    assert cam._queue.dropped == loop_skipped <= 1
+    assert queued_for_the_loop <= 1  # at most one from before the first thread read
+    with pytest.raises(EOFError):
+        cam.read_sync(0.1)
+
+
+async def test_stop_wakes_a_thread_waiting_for_a_frame() -> None:
+    lost = asyncio.Event()
+    opens = 0
+
+    def gone_for_good() -> av.container.InputContainer:
+        nonlocal opens
+        opens += 1
+        if opens == 1:
+            return _testsrc(duration=0.2)
+        raise OSError(errno.ENODEV, "No such device")
+
+    def emit(name: str, data: dict[str, Any]) -> None:
+        if name == "device-lost":
+            lost.set()
+
+    cam = V4L2Camera("/dev/video9", 160, 120, 30, opener=gone_for_good, emit=emit,
+                     backoff=(0.05,))
+    await asyncio.wait_for(cam.start(), T)
+    await asyncio.wait_for(asyncio.to_thread(cam.read_sync, T), T)
+    await asyncio.wait_for(lost.wait(), T)
+    while await asyncio.to_thread(cam.read_sync, 0.3) is not None:
+        pass  # what was captured before the loss
+    assert await asyncio.to_thread(cam.read_sync, 0.2) is None  # a timeout, not an end
+    waiting = asyncio.ensure_future(asyncio.to_thread(cam.read_sync, 30.0))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(cam.stop(), T)
+    with pytest.raises(EOFError):
+        await asyncio.wait_for(waiting, T)
+    assert asyncio.get_running_loop().time() - started < 5.0  # not the 30 s timeout

@@ -9,10 +9,14 @@ import math
 import os
 import statistics
 import threading
+from typing import Any
+
+import pytest
 
 from drivers.camera.sim import SimCamera
+from services.media import pump
 from services.media.budget import LADDER, AudioDeadline, VideoBudget
-from services.media.codecs import ENCODER_NICE, lower_thread_priority
+from services.media.codecs import ENCODER_NICE, CodecEncode, lower_thread_priority
 from services.media.encoder import SharedVideoEncoder
 from tests.harness.clock import Clock
 
@@ -106,20 +110,32 @@ def test_encode_threads_run_nicer_than_the_loop() -> None:
         assert got[0] == loop_nice
 
 
-def _nice_of(tid: int) -> int:
-    with open(f"/proc/self/task/{tid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[16])
+async def test_the_budget_halves_the_encoded_size_and_the_encode_runs_nicer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    during: list[int] = []  # the encoding thread's nice value while it encodes
+    after: list[int] = []  # the frame thread's while it hands the packets on
 
+    def nice_now() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
-async def test_the_budget_halves_the_encoded_size_and_the_encode_thread_is_nice() -> None:
+    encode, hand_on = CodecEncode.encode, pump._hand_on
+
+    def noting_encode(self: CodecEncode, *args: Any) -> Any:
+        during.append(nice_now())
+        return encode(self, *args)
+
+    def noting_hand_on(*args: Any) -> None:
+        after.append(nice_now())
+        hand_on(*args)
+
+    monkeypatch.setattr(CodecEncode, "encode", noting_encode)
+    monkeypatch.setattr(pump, "_hand_on", noting_hand_on)
     enc = SharedVideoEncoder(lambda: SimCamera(WIDTH, HEIGHT, FPS), encoder="libx264")
     sub = enc.subscribe("test", maxsize=200)
     enc.budget._level = LADDER.index(next(s for s in LADDER if s.scale < 1))
     await enc.start()
     try:
         packets = [await asyncio.wait_for(sub.get(), 5) for _ in range(6)]
-        nices = [_nice_of(t.native_id) for t in threading.enumerate()
-                 if t.name.startswith("h264-") and t.native_id is not None]
         scaler = enc.encode_of("h264").scaler
     finally:
         await enc.stop()
@@ -130,7 +146,10 @@ async def test_the_budget_halves_the_encoded_size_and_the_encode_thread_is_nice(
     assert frames and {(f.width, f.height) for f in frames} == {(WIDTH // 2, HEIGHT // 2)}
     numbers = [p.index for p in packets]
     assert all(b - a >= 2 for a, b in itertools.pairwise(numbers))  # <= 10 fps
-    assert nices and all(n >= ENCODER_NICE for n in nices)
+    loop_nice = nice_now()
+    assert during and all(n >= ENCODER_NICE for n in during)
+    # the Python around the encode (packetizing, sending) runs at the loop's priority
+    assert after and all(n == loop_nice for n in after)
     # every smaller frame came from one libswscale context, not one per frame
     assert scaler.frames >= len(frames) and scaler.contexts == 1
 
