@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 ANNOUNCE_CMD = "announce"
 #: The longest spoken announcement, in characters.
 ANNOUNCE_TEXT_MAX = 500
+#: Events that can change whether the box's mic can talk (the talking detector looks
+#: again at once; out of a room it looks only once a second otherwise)
+WAKES_TALK = frozenset({"room-state", "controls", "mic-open"})
 
 
 # -- wiring ----------------------------------------------------------------------------
@@ -60,6 +63,8 @@ def compose(app: Host) -> None:
     background: set[asyncio.Task[Any]] = set()
 
     def on_event(event: Event) -> None:
+        if event.name in WAKES_TALK:
+            detector.wake()
         if event.name == "room-state" and event.data.get("new") in (RoomState.IDLE,
                                                                     RoomState.ERROR):
             manager.stop_all("left")

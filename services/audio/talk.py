@@ -31,6 +31,9 @@ class TalkSettings:
     sensitivity: int = 50
     #: how often the level is looked at, s
     interval: float = 0.05
+    #: how often while the mic cannot talk (not in a room, muted, deaf), s; a change of
+    #: the room's state, its controls or the mic's open state wakes it at once
+    idle_interval: float = 1.0
     #: how long the level must stay below the threshold before talking ends, s
     hangover: float = 0.4
 
@@ -45,6 +48,9 @@ class LocalTalkDetector:
         self.sensitivity = settings.sensitivity
         self.talking = False
         self._last_loud = -math.inf
+        #: whether the mic could talk at the last look
+        self.can_talk = False
+        self._wake = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<LocalTalkDetector sensitivity={self.sensitivity} talking={self.talking}>"
@@ -69,7 +75,8 @@ class LocalTalkDetector:
     def step(self, now: float | None = None) -> bool:
         """Look at the level once; returns whether the mic is talking now."""
         now = time.monotonic() if now is None else now
-        level = self._level() if self._active() else None
+        self.can_talk = self._active()
+        level = self._level() if self.can_talk else None
         loud = level is not None and math.isfinite(level) and level >= self.threshold
         if loud:
             self._last_loud = now
@@ -82,11 +89,23 @@ class LocalTalkDetector:
                                    "level_dbfs": round(shown, 1)})
         return talking
 
+    def wake(self) -> None:
+        """Something that decides whether the mic can talk changed: look again now."""
+        self._wake.set()
+
     async def run(self) -> None:
+        """Look every ``interval`` while the mic can talk; otherwise only when woken (or
+        every ``idle_interval``), so a box out of a room is not woken 20 times a second."""
         try:
             while True:
-                self.step()
-                await asyncio.sleep(self.settings.interval)
+                self._wake.clear()
+                if self.step() or self.can_talk:
+                    await asyncio.sleep(self.settings.interval)
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.settings.idle_interval)
+                except TimeoutError:
+                    pass
         finally:
             if self.talking:
                 self.talking = False

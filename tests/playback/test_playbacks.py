@@ -251,3 +251,38 @@ def test_the_talking_threshold_follows_the_sensitivity() -> None:
     with pytest.raises(ValueError):
         detector.set_sensitivity(101)
 
+
+
+async def test_the_talking_detector_sleeps_while_the_mic_cannot_talk() -> None:
+    events = Recorder()
+    state = {"active": False, "looks": 0}
+
+    def active() -> bool:
+        state["looks"] += 1
+        return bool(state["active"])
+
+    detector = LocalTalkDetector(TalkSettings(sensitivity=50, interval=0.05, idle_interval=1.0),
+                                 lambda: -20.0, active, emit=events)
+    task = asyncio.create_task(detector.run())
+    try:
+        await asyncio.sleep(0.6)
+        assert state["looks"] == 1  # out of a room: one look, then asleep (not 12)
+        state["active"] = True
+        detector.wake()  # the room's state changed, say
+        await asyncio.sleep(0.02)
+        assert detector.talking  # at once, not after the idle interval
+        looks = state["looks"]
+        await asyncio.sleep(0.5)
+        assert 3 <= state["looks"] - looks <= 11  # every 50 ms while it can talk
+        state["active"] = False  # looked at within one interval
+        await asyncio.sleep(0.08)
+        assert not detector.talking
+        looks = state["looks"]
+        await asyncio.sleep(0.5)
+        assert state["looks"] - looks <= 1
+        await asyncio.sleep(1.0)  # the idle interval still looks, in case a wake is missed
+        assert state["looks"] - looks >= 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert [d["talking"] for d in events.named("talking")] == [True, False]
