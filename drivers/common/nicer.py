@@ -4,7 +4,7 @@ Linux keeps a nice value per thread. The frame thread runs Python (reading the c
 packetizing, sending) at the event loop's priority, and x264 or libvpx, which release
 the GIL, at the encoders' nicer value, by moving its own nice value up for the encode
 and back down after it. Moving it back down needs CAP_SYS_NICE or an RLIMIT_NICE that
-allows the thread's own value (the unit's ``LimitNICE=+0``); without either,
+allows the thread's own value (the unit's ``LimitNICE=20``); without either,
 :meth:`NicerWhile.for_this_thread` says so and the caller hands encodes to a nicer
 worker thread instead.
 """

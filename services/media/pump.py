@@ -1,11 +1,11 @@
 """The camera's frames read, encoded and sent off the event loop.
 
-A camera that can be read from a thread (``reads_in_thread``: the sim camera, and an
-oriented camera around one) is driven by :func:`run_frame_pump` instead of the loop:
-one thread per run of the shared encoder reads each frame, shows it to the frame
-observers (they take a frame from any thread), asks the budget whether to encode it,
-and hands it to the worker thread of every codec in use (side by side when there are
-two). This thread then hands each codec's packets to its sinks (the room's RTP send,
+A camera that can be read from a thread (``reads_in_thread``: the sim camera, the V4L2
+and Pi cameras, and an oriented camera around any of them) is driven by
+:func:`run_frame_pump` instead of the loop: one thread per run of the shared encoder
+reads each frame, shows it to the frame observers (they take a frame from any thread),
+asks the budget whether to encode it, and encodes it (below). This thread then hands
+each codec's packets to its sinks (the room's RTP send,
 :mod:`services.room.video_send`), so while the room is the only consumer the loop sees
 nothing per frame. Subscriptions on the loop (recordings, RTMP, the page's preview) get
 the packets through one ``call_soon_threadsafe`` per frame, as the loop path gave them.
