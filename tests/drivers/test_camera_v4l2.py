@@ -126,25 +126,34 @@ async def test_unplug_emits_lost_then_restored_and_capture_goes_on() -> None:
     assert after.frame.pts > before.frame.pts
 
 
-async def test_stop_while_the_device_is_gone_wakes_the_reader() -> None:
-    lost = asyncio.Event()
-    opens = 0
+class GoneForGood:
+    """A camera that streams for 0.2 s and is then unplugged for good: ``opens`` counts
+    the attempts to open it, ``lost`` is set at its ``device-lost`` event."""
 
-    def gone_for_good() -> av.container.InputContainer:
-        nonlocal opens
-        opens += 1
-        if opens == 1:
+    def __init__(self) -> None:
+        self.opens = 0
+        self.lost = asyncio.Event()
+
+    def open(self) -> av.container.InputContainer:
+        self.opens += 1
+        if self.opens == 1:
             return _testsrc(duration=0.2)
         raise OSError(errno.ENODEV, "No such device")
 
-    def emit(name: str, data: dict[str, Any]) -> None:
+    def emit(self, name: str, data: dict[str, Any]) -> None:
         if name == "device-lost":
-            lost.set()
+            self.lost.set()
 
-    cam = V4L2Camera("/dev/video9", 160, 120, 30, opener=gone_for_good, emit=emit,
-                     backoff=(0.05,))
+    def camera(self) -> V4L2Camera:
+        return V4L2Camera("/dev/video9", 160, 120, 30, opener=self.open, emit=self.emit,
+                          backoff=(0.05,))
+
+
+async def test_stop_while_the_device_is_gone_wakes_the_reader() -> None:
+    gone = GoneForGood()
+    cam = gone.camera()
     await asyncio.wait_for(cam.start(), T)
-    await asyncio.wait_for(lost.wait(), T)
+    await asyncio.wait_for(gone.lost.wait(), T)
     while True:  # take what was captured before the loss, then wait on an empty slot
         try:
             await asyncio.wait_for(cam.read(), 0.3)
@@ -156,7 +165,7 @@ async def test_stop_while_the_device_is_gone_wakes_the_reader() -> None:
     await asyncio.wait_for(cam.stop(), T)
     with pytest.raises(EOFError):
         await asyncio.wait_for(pending, T)
-    assert opens >= 3
+    assert gone.opens >= 3
     assert cam.stats["reopens"] == 0
 
 
@@ -191,25 +200,11 @@ async def test_a_reading_thread_gets_the_frames_and_the_loop_none() -> None:
 
 
 async def test_stop_wakes_a_thread_waiting_for_a_frame() -> None:
-    lost = asyncio.Event()
-    opens = 0
-
-    def gone_for_good() -> av.container.InputContainer:
-        nonlocal opens
-        opens += 1
-        if opens == 1:
-            return _testsrc(duration=0.2)
-        raise OSError(errno.ENODEV, "No such device")
-
-    def emit(name: str, data: dict[str, Any]) -> None:
-        if name == "device-lost":
-            lost.set()
-
-    cam = V4L2Camera("/dev/video9", 160, 120, 30, opener=gone_for_good, emit=emit,
-                     backoff=(0.05,))
+    gone = GoneForGood()
+    cam = gone.camera()
     await asyncio.wait_for(cam.start(), T)
     await asyncio.wait_for(asyncio.to_thread(cam.read_sync, T), T)
-    await asyncio.wait_for(lost.wait(), T)
+    await asyncio.wait_for(gone.lost.wait(), T)
     while await asyncio.to_thread(cam.read_sync, 0.3) is not None:
         pass  # what was captured before the loss
     assert await asyncio.to_thread(cam.read_sync, 0.2) is None  # a timeout, not an end
