@@ -99,7 +99,8 @@ class LocalTalkDetector:
         try:
             while True:
                 self._wake.clear()
-                if self.step() or self.can_talk:
+                self.step()
+                if self.can_talk:  # (talking needs it too)
                     await asyncio.sleep(self.settings.interval)
                     continue
                 try:
