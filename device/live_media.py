@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from drivers.common.actions import ActionError
@@ -43,9 +44,15 @@ def compose(app: Host) -> None:
     app.dispatcher.playbacks = manager
     app.status_providers.add("playbacks", manager.list)
 
+    def volume_db() -> float:
+        """The room's mic volume in dB: the level the room hears is the mic's moved by it."""
+        room = app.room
+        percent = room.controls.mic_volume if room is not None else 100
+        return 20.0 * math.log10(percent / 100) if percent > 0 else -math.inf
+
     def level() -> float | None:
         mic = getattr(app.media, "mic", None)
-        return None if mic is None else float(mic.level_dbfs)
+        return None if mic is None else float(mic.level_dbfs) + volume_db()
 
     def active() -> bool:
         room = app.room
@@ -58,6 +65,9 @@ def compose(app: Host) -> None:
 
     detector = LocalTalkDetector(TalkSettings(sensitivity=app.config.audio.input_sensitivity),
                                  level, active, emit=app.bus.publish)
+    listen = getattr(getattr(app.media, "mic", None), "add_level_listener", None)
+    if listen is not None:  # it looks as the mic's frames come, with no timer of its own
+        listen(lambda level, at: detector.on_level(level + volume_db(), at))
     app.dispatcher.talk = detector
     app.status_providers.add("sensitivity", detector.to_dict)
     background: set[asyncio.Task[Any]] = set()

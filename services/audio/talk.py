@@ -29,8 +29,12 @@ def threshold_dbfs(sensitivity: int) -> float:
 class TalkSettings:
     #: 0-100, see :func:`threshold_dbfs`
     sensitivity: int = 50
-    #: how often the level is looked at, s
+    #: how often the level is looked at, s: at most this often as the mic's frames come
+    #: (:meth:`LocalTalkDetector.on_level`), else by its own timer
     interval: float = 0.05
+    #: how often it looks by its own timer while the mic's frames tell it the level (s):
+    #: only a mic that stops delivering needs it
+    fed_interval: float = 0.5
     #: how often while the mic cannot talk (not in a room, muted, deaf), s; a change of
     #: the room's state, its controls or the mic's open state wakes it at once
     idle_interval: float = 1.0
@@ -50,6 +54,9 @@ class LocalTalkDetector:
         self._last_loud = -math.inf
         #: whether the mic could talk at the last look
         self.can_talk = False
+        #: when the mic's last frame brought the level (:meth:`on_level`)
+        self._fed_at = -math.inf
+        self._looked_at = -math.inf
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -72,11 +79,16 @@ class LocalTalkDetector:
     def to_dict(self) -> dict[str, float | int]:
         return {"sensitivity": self.sensitivity, "threshold_dbfs": round(self.threshold, 1)}
 
-    def step(self, now: float | None = None) -> bool:
-        """Look at the level once; returns whether the mic is talking now."""
+    def step(self, now: float | None = None, level: float | None = None) -> bool:
+        """Look at the level once (``level``, or the one the level reader gives);
+        returns whether the mic is talking now."""
         now = time.monotonic() if now is None else now
+        self._looked_at = now
         self.can_talk = self._active()
-        level = self._level() if self.can_talk else None
+        if not self.can_talk:
+            level = None
+        elif level is None:
+            level = self._level()
         loud = level is not None and math.isfinite(level) and level >= self.threshold
         if loud:
             self._last_loud = now
@@ -93,18 +105,33 @@ class LocalTalkDetector:
         """Something that decides whether the mic can talk changed: look again now."""
         self._wake.set()
 
+    def on_level(self, level: float, at: float) -> None:
+        """The mic's frame that arrived at ``at`` measured ``level`` (dBFS): looked at
+        when the mic can talk and ``interval`` has passed since the last look. Called
+        by the mic for every frame, on the loop, in the turn that hands the frame on."""
+        self._fed_at = at
+        if self.can_talk and at - self._looked_at >= self.settings.interval:
+            self.step(at, level)
+
     async def run(self) -> None:
-        """Look every ``interval`` while the mic can talk; otherwise only when woken (or
-        every ``idle_interval``), so a box out of a room is not woken 20 times a second."""
+        """Look while the mic can talk: as its frames come (:meth:`on_level`), and by
+        a timer every ``fed_interval`` in case they stop; every ``interval`` while no
+        frame came in the last ``fed_interval``; otherwise only when woken (or every
+        ``idle_interval``). So in a room the loop wakes for the mic's frames only, and a
+        box out of a room is not woken 20 times a second."""
         try:
             while True:
                 self._wake.clear()
                 self.step()
-                if self.can_talk:  # (talking needs it too)
+                if not self.can_talk:
+                    timeout = self.settings.idle_interval
+                elif time.monotonic() - self._fed_at < self.settings.fed_interval:
+                    timeout = self.settings.fed_interval
+                else:
                     await asyncio.sleep(self.settings.interval)
                     continue
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.idle_interval)
+                    await asyncio.wait_for(self._wake.wait(), timeout)
                 except TimeoutError:
                     pass
         finally:

@@ -104,6 +104,8 @@ class MicTee:
         #: monotonic time the device was last opened / its last frame arrived (0: never)
         self.opened_at = 0.0
         self.last_frame_at = 0.0
+        self._level_listeners: list[Callable[[float, float], None]] = []
+        self._failed_listeners: list[Callable[[float, float], None]] = []
 
     def __repr__(self) -> str:
         return f"<MicTee {self.name} open={self.is_open} users={self.users}>"
@@ -117,6 +119,13 @@ class MicTee:
     def source(self) -> MicSource | None:
         """The open microphone (None while closed)."""
         return self._source
+
+    def add_level_listener(self, listener: Callable[[float, float], None]) -> None:
+        """Call ``listener(level_dbfs, at)`` on the loop for every frame read (``at``: its
+        monotonic arrival time), in the same turn of the loop that hands the frame on, so
+        watching the level wakes nothing of its own. A listener that raises is logged
+        (once) and still called for the next frames."""
+        self._level_listeners.append(listener)
 
     @property
     def users(self) -> list[str]:
@@ -247,6 +256,14 @@ class MicTee:
                 for branch in self._branches:
                     if branch.active:
                         branch._offer(frame)
+                for listener in self._level_listeners:
+                    try:
+                        listener(level, self.last_frame_at)
+                    except Exception:
+                        if listener not in self._failed_listeners:  # logged once each
+                            self._failed_listeners.append(listener)
+                            log.exception("%s tee: level listener %r failed", self.name,
+                                          listener)
         except EOFError:
             log.info("%s tee: the microphone stopped", self.name)
             for branch in self._branches:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -65,6 +67,33 @@ class ApiClient:
         async with self._session.request(method, f"{self.base}{path}", json=body,
                                          headers=headers) as r:
             return r.status, await r.json()
+
+    def wait_event(self, name: str, match: Callable[[dict[str, Any]], bool] = lambda d: True,
+                   then: tuple[str, str, Any] | None = None,
+                   timeout: float = 20.0) -> dict[str, Any]:
+        """The data of the first ``name`` event from ``GET /api/events`` that ``match``
+        accepts; ``then`` (method, path, body) is called once the stream is open, and
+        must answer 200."""
+        return self.loop.run(self._wait_event(name, match, then), timeout)
+
+    async def _wait_event(self, name: str, match: Callable[[dict[str, Any]], bool],
+                          then: tuple[str, str, Any] | None) -> dict[str, Any]:
+        assert self._session is not None, "log in first"
+        async with self._session.get(f"{self.base}/api/events") as r:
+            assert r.status == 200, await r.text()
+            if then is not None:
+                status, body = await self._call(*then)
+                assert status == 200, body
+            event = ""
+            async for raw in r.content:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[len("event: "):]
+                elif line.startswith("data: ") and event == name:
+                    data = json.loads(line[len("data: "):])["data"]  # in its envelope
+                    if match(data):
+                        return dict(data)
+        raise AssertionError(f"the event stream ended before a matching {name!r} event")
 
     def close(self) -> None:
         if self._session is not None:

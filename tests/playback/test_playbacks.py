@@ -15,7 +15,9 @@ import pytest
 from aiohttp import web
 
 from drivers.audio.base import PcmFrame
+from drivers.audio.sim import SimMic
 from services.audio.talk import LocalTalkDetector, TalkSettings, threshold_dbfs
+from services.media.audio import MicTee
 from services.playback.manager import PlaybackManager, PlaybackSettings
 from services.playback.source import PlaybackError
 from services.playback.speaker import PlaybackSpeaker
@@ -286,3 +288,54 @@ async def test_the_talking_detector_sleeps_while_the_mic_cannot_talk() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert [d["talking"] for d in events.named("talking")] == [True, False]
+
+
+async def test_the_talking_detector_looks_as_the_mics_frames_come(tmp_path, caplog) -> None:
+    """In a room the detector looks at the level as the real mic tee's frames arrive,
+    and its own timer wakes only every ``fed_interval``; when the frames stop it looks
+    by its timer again."""
+    events = Recorder()
+    mic = SimMic("tone:440", state_dir=tmp_path)
+    tee = MicTee(lambda: mic)
+    reads = {"timer": 0}
+
+    def level() -> float:  # what the detector's own timer reads
+        reads["timer"] += 1
+        return tee.level_dbfs
+
+    def broken(level: float, at: float) -> None:
+        raise RuntimeError("a listener that fails")
+
+    tee.add_level_listener(broken)  # logged once; the detector still gets every frame
+    detector = LocalTalkDetector(TalkSettings(sensitivity=50, interval=0.05, fed_interval=0.5,
+                                              hangover=0.2),
+                                 level, lambda: True, emit=events)
+    tee.add_level_listener(detector.on_level)
+    branch = tee.branch("room")
+    await asyncio.wait_for(branch.start(), T)
+    task = asyncio.create_task(detector.run())
+    try:
+        await wait_until(lambda: detector.talking, T)
+        reads["timer"] = 0
+        frames = tee.frames
+        await asyncio.sleep(1.2)
+        assert tee.frames - frames >= 40  # the frames came (and were read by the branch)
+        assert reads["timer"] <= 3  # every 0.5 s, not every 50 ms (24)
+        assert detector.talking
+        mic.set_gain(0)  # silence: the frames end the talking after the hang-over
+        await wait_until(lambda: not detector.talking, T)
+        mic.set_gain(100)
+        await wait_until(lambda: detector.talking, T)
+        await asyncio.wait_for(branch.stop(), T)  # the mic closes: no frames any more
+        assert not tee.is_open
+        await wait_until(lambda: not detector.talking, T)
+        reads["timer"] = 0
+        await asyncio.sleep(1.0)
+        assert reads["timer"] >= 8  # no frames: its own timer looks every 50 ms again
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await tee.close()
+    assert sum("level listener" in r.getMessage() for r in caplog.records) == 1
+    talks = [d["talking"] for d in events.named("talking")]
+    assert talks == [True, False, True, False]

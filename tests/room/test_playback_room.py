@@ -57,6 +57,12 @@ def test_a_playback_into_the_room_is_heard_while_the_mic_keeps_flowing(
     try:
         wait_tone(b.speaker_wav, 440, timeout=40)
         api.login()
+        # A's talking detector, fed by its mic's frames in the room, follows its mic.
+        local = lambda d: d["id"] == "local"  # noqa: E731
+        assert api.wait_event("talking", local, ("POST", "/api/audio", {"mic_volume": 0}))[
+            "talking"] is False
+        assert api.wait_event("talking", local, ("POST", "/api/audio", {"mic_volume": 100}))[
+            "talking"] is True
         status, body = api.call("POST", "/api/playbacks",
                                 {"file": "sounds/chime.wav", "destination": "room"})
         assert status == 200, body
