@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.bench_memory import appliance_from, rss_mb
 from bench.env import BenchRoom, wait_until
-from bench.proccpu import proc_cpu_seconds
+from bench.proccpu import proc_cpu_seconds, wakeups_by_thread
 from bench.report import Row
 from tests.harness.appliance import REPO, ApplianceProcess
 from tests.harness.lifetime import child_setup
@@ -67,9 +67,11 @@ def measure() -> dict[str, Any]:
             assert app.pid is not None
             pids = {"ours": app.pid, "bare": bare.pid,
                     **({"before": before.pid} if before and before.pid else {})}
+            w0 = {k: sum(wakeups_by_thread(p).values()) for k, p in pids.items()}
             c0, t0 = {k: proc_cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
             time.sleep(SECONDS)
             c1, t1 = {k: proc_cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
+            w1 = {k: sum(wakeups_by_thread(p).values()) for k, p in pids.items()}
             names = threads(app.pid)
             rss = {k: rss_mb(p)["VmRSS"] for k, p in pids.items()}
             for one in (app, before):
@@ -83,6 +85,7 @@ def measure() -> dict[str, Any]:
     for k in pids:
         out[f"{k}_cpu_s"] = c1[k] - c0[k]
         out[f"{k}_pct"] = 100 * (c1[k] - c0[k]) / wall
+        out[f"{k}_wakeups_per_s"] = round((w1[k] - w0[k]) / wall, 1)
     return out
 
 
@@ -97,7 +100,10 @@ def run() -> list[Row]:
                 "python + aiortc + av, asyncio idle",
                 notes=f"{m['seconds']:.0f} s; CPU clock ticks are 10 ms; "
                 f"{len(m['threads'])} threads: {', '.join(sorted(set(m['threads'])))}"
-                + (f"; before: {m['before_pct']:.2f} %" if "before_pct" in m else ""),
+                + f"; its threads woke {m['ours_wakeups_per_s']:.1f} times a second (the "
+                f"bare interpreter {m['bare_wakeups_per_s']:.1f})"
+                + (f"; before: {m['before_pct']:.2f} %, {m['before_wakeups_per_s']:.1f} "
+                   f"wake-ups a second" if "before_pct" in m else ""),
                 extra=m)]
 
 

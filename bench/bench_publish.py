@@ -34,7 +34,14 @@ import time
 from typing import Any
 
 from bench.env import BenchRoom, percentile, wait_until
-from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds
+from bench.proccpu import (
+    cpu_by_thread,
+    cpu_delta,
+    proc_cpu_seconds,
+    rates,
+    wakeups_by_thread,
+    wakeups_note,
+)
 from bench.report import Row
 from tests.harness.appliance import ApplianceProcess
 from tests.harness.peers import RoomPeer
@@ -141,10 +148,11 @@ def ours(env: BenchRoom, vp8: bool = False) -> dict[str, Any]:
     assert app.pid is not None
     with DecodeErrors() as errors:
         c0, t0 = proc_cpu_seconds(app.pid), time.monotonic()
-        threads0 = cpu_by_thread(app.pid)
+        threads0, woke0 = cpu_by_thread(app.pid), wakeups_by_thread(app.pid)
         time.sleep(SECONDS)
         threads = cpu_delta(threads0, cpu_by_thread(app.pid))
         cpu, wall = proc_cpu_seconds(app.pid) - c0, time.monotonic() - t0
+        woke = rates(woke0, wakeups_by_thread(app.pid), wall)
         drawing = threads.get("sim-camera", 0.0)
         frame_thread = threads.get("video-camera", 0.0)
     alive = app.alive()
@@ -155,7 +163,7 @@ def ours(env: BenchRoom, vp8: bool = False) -> dict[str, Any]:
     env.drop_peer(listener)
     return {"cpu_s": cpu, "wall_s": wall, "sim_camera_thread_cpu_s": drawing,
             "frame_thread_cpu_s": frame_thread, "threads_cpu_s": threads,
-            "video": _video(watch, t0), "alive": alive,
+            "threads_wakeups_per_s": woke, "video": _video(watch, t0), "alive": alive,
             "decode_errors": errors.count, "budget_steps": budget_steps}
 
 
@@ -273,7 +281,7 @@ def run() -> list[Row]:
                 f"thread; {m['sim_render_cpu_s']:.2f} s in a tight loop); frame thread "
                 f"(reads and draws the sim camera, encodes, sends the RTP) "
                 f"{o.get('frame_thread_cpu_s', 0.0):.2f} s; "
-                f"received {ov.get('fps', 0):.1f} fps{_throttled(o)}")
+                f"received {ov.get('fps', 0):.1f} fps{_throttled(o)}{wakeups_note(o)}")
     v, ffv = m["ours_vp8"], m["ffmpeg_vp8"]
     return [
         Row("publish", "process CPU, 30 s of 640x480@30 into a room", o["cpu_s"], "s",
@@ -281,7 +289,7 @@ def run() -> list[Row]:
         Row("publish", "process CPU, the same into a VP8 room", v["cpu_s"], "s",
             ffv["cpu_s"], "ffmpeg CLI libvpx, same frames",
             notes=f"whole process incl. audio; received {v['video'].get('fps', 0):.1f} fps"
-                  f"{_throttled(v)}"),
+                  f"{_throttled(v)}{wakeups_note(v)}"),
         Row("publish", "process CPU, H.264 room, against a paced encode", o["cpu_s"], "s",
             m["ffmpeg_paced"]["cpu_s"], "ffmpeg CLI -re (30 fps, as a camera)",
             notes="the same frames fed at the frame rate: an encoder that waits for each "

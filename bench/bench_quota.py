@@ -42,7 +42,14 @@ from bench import marks, plain_aiortc
 from bench.bench_publish import summarize
 from bench.cgroup import CpuQuota
 from bench.env import BenchRoom, percentile, wait_until
-from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds
+from bench.proccpu import (
+    cpu_by_thread,
+    cpu_delta,
+    proc_cpu_seconds,
+    rates,
+    wakeups_by_thread,
+    wakeups_note,
+)
 from bench.report import Row
 from drivers.audio.sim import TONE_AMPLITUDE
 from tests.harness.api_client import ApiClient
@@ -260,10 +267,11 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         time.sleep(SETTLE_S)
         frames0 = pub.frames(api)  # before the window: the request's own CPU stays out
         stat0, cpu0, t0 = cgroup.stat(), proc_cpu_seconds(pub.pid), time.monotonic()
-        threads0 = cpu_by_thread(pub.pid)
+        threads0, woke0 = cpu_by_thread(pub.pid), wakeups_by_thread(pub.pid)
         time.sleep(SECONDS)
         stat1, cpu1, t1 = cgroup.stat(), proc_cpu_seconds(pub.pid), time.monotonic()
         threads = cpu_delta(threads0, cpu_by_thread(pub.pid))
+        woke = rates(woke0, wakeups_by_thread(pub.pid), t1 - t0)
         frames1 = pub.frames(api)
         cgroup.set_percent(None)
         time.sleep(1.0)  # the last marks' way to the speaker
@@ -303,6 +311,7 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
     return {
         "quota_pct": percent, "wall_s": t1 - t0, "cpu_s": cpu1 - cpu0,
         "cpu_pct": 100 * (cpu1 - cpu0) / (t1 - t0), "threads_cpu_s": threads,
+        "threads_wakeups_per_s": woke,
         "throttled_periods": stat1.get("nr_throttled", 0) - stat0.get("nr_throttled", 0),
         "periods": stat1.get("nr_periods", 0) - stat0.get("nr_periods", 0),
         "fps": video.get("fps", 0.0), "video": video, "widths": widths, "sent": sent,
@@ -328,7 +337,7 @@ def _threads_note(run: dict[str, Any]) -> str:
         note += (f"; ours' camera: {sent['camera_ticks']} ticks, {unread} never read (late, "
                  f"or above the budget's rate), {sent['budget_skipped']} read and skipped "
                  f"by the budget, {sent['encoded']} encoded ({sent['keyframes']} keyframes)")
-    return note
+    return note + wakeups_note(run)
 
 
 def measure(quotas: tuple[int, ...] = QUOTAS) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""CPU time of a process and of its threads, from ``/proc`` (utime + stime)."""
+"""CPU time of a process and of its threads, from ``/proc`` (utime + stime), and how
+often each thread woke (its voluntary context switches: it slept and was woken)."""
 
 from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 TICK = os.sysconf("SC_CLK_TCK")
 #: a worker's number (``h264-camera_0``, ``asyncio_3``): threads of one pool add up
@@ -41,3 +43,37 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     thread that ended meanwhile takes its time with it), largest first."""
     delta = {k: round(v - before.get(k, 0.0), 2) for k, v in after.items()}
     return dict(sorted(((k, v) for k, v in delta.items() if v > 0), key=lambda kv: -kv[1]))
+
+
+def wakeups_by_thread(pid: int) -> dict[str, int]:
+    """Voluntary context switches of each kind of thread of ``pid`` (named as in
+    :func:`cpu_by_thread`): each is one sleep and wake-up. On a virtual machine a
+    wake-up costs tens of microseconds of CPU before any work."""
+    out: dict[str, int] = {}
+    for task in os.scandir(f"/proc/{pid}/task"):
+        try:
+            with open(f"{task.path}/comm") as f:
+                name = _POOL_INDEX.sub("", f.read().strip())
+            with open(f"{task.path}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        count = int(status.split("voluntary_ctxt_switches:", 1)[1].split()[0])
+        out[name] = out.get(name, 0) + count
+    return out
+
+
+def rates(before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, float]:
+    """Per second between two :func:`wakeups_by_thread` readings, largest first (kinds
+    under 1 a second left out)."""
+    per_s = {k: round((v - before.get(k, 0)) / seconds, 1) for k, v in after.items()}
+    return dict(sorted(((k, v) for k, v in per_s.items() if v >= 1), key=lambda kv: -kv[1]))
+
+
+def wakeups_note(got: dict[str, Any]) -> str:
+    """How often the process's threads woke (the largest four kinds), per second."""
+    woke = got.get("threads_wakeups_per_s") or {}
+    if not woke:
+        return ""
+    top = ", ".join(f"{k} {v:.0f}" for k, v in list(woke.items())[:4])
+    return f"; woke {sum(woke.values()):.0f} times a second ({top})"

@@ -22,6 +22,7 @@ from drivers.camera.base import VideoSource
 from services.media.audio import MicBranch, MicTee
 from services.media.audio_encoder import SharedAudioEncoder
 from services.media.encoder import SharedVideoEncoder
+from services.media.meter import MicMeter
 from services.media.orient import OrientationControl, OrientedCamera
 from services.media.recorder import DiskFull, Recorder
 from services.media.rtmp import RtmpStreamer, redact_url
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
     from services.media.track import EncodedVideoTrack
 
 log = logging.getLogger(__name__)
-
-#: How often the page's mic meter is updated (``mic-level`` events).
-METER_INTERVAL = 0.2
-
 
 class MediaService:
     """Implements :class:`device.actions.MediaControl`; also feeds the room's video."""
@@ -53,8 +50,11 @@ class MediaService:
         self.stream_bitrate_kbps = stream_bitrate_kbps
         self.video = SharedVideoEncoder(camera_factory, bitrate_kbps=bitrate_kbps,
                                         gop_seconds=gop_seconds, encoder=encoder, emit=emit)
-        self.mic: MicTee | None = (MicTee(mic_factory, emit=emit) if mic_factory is not None
-                                   else None)
+        self.meter = MicMeter(emit)
+        self.mic: MicTee | None = (MicTee(mic_factory, emit=self._on_mic_event)
+                                   if mic_factory is not None else None)
+        if self.mic is not None:
+            self.mic.add_level_listener(self.meter.on_level)  # the page's live meter
         self.audio: SharedAudioEncoder | None = None
         if self.mic is not None:
             self.audio = SharedAudioEncoder(self.mic.branch("outputs", maxsize=50),
@@ -230,15 +230,10 @@ class MediaService:
             return None
         return round(self.mic.level_dbfs, 1)
 
-    async def _meter(self, interval: float = METER_INTERVAL) -> None:
-        """``mic-level`` events for the page's live meter while the mic is open."""
-        last: float | None = None
-        while True:
-            await asyncio.sleep(interval)
-            level = self.mic_level()
-            if level is not None or last is not None:
-                self._emit("mic-level", {"level_dbfs": level})
-            last = level
+    def _on_mic_event(self, name: str, data: dict[str, Any]) -> None:
+        self._emit(name, data)
+        if name == "mic-open" and not data.get("open"):
+            self.meter.closed()
 
     # -- who needs what ---------------------------------------------------------------
 
@@ -278,7 +273,6 @@ class MediaService:
         self._closed = False
         self.apply_config()
         failures = 0
-        meter = asyncio.create_task(self._meter(), name="media:mic-meter")
         try:
             while True:
                 # (re)starts the encoder when something wants video and it is not running:
@@ -295,8 +289,6 @@ class MediaService:
                         self._emit("media-error", {"error": str(exc)})
                 await asyncio.sleep(min(1.0 * 2 ** failures, 30.0) if failures else 1.0)
         finally:
-            meter.cancel()
-            await asyncio.gather(meter, return_exceptions=True)
             await self.close()
 
     async def close(self) -> None:

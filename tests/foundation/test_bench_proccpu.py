@@ -7,7 +7,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.proccpu import cpu_by_thread, cpu_delta, proc_cpu_seconds
+from bench.proccpu import (
+    cpu_by_thread,
+    cpu_delta,
+    proc_cpu_seconds,
+    rates,
+    wakeups_by_thread,
+    wakeups_note,
+)
 from drivers.threadname import name_this_thread
 
 
@@ -34,3 +41,28 @@ def test_a_busy_pool_is_charged_and_an_idle_thread_is_not() -> None:
     assert spent.get("busy-pool", 0) >= 0.5  # both workers, under one name
     assert "idle-one" not in spent
     assert proc_cpu_seconds(pid) - total0 >= 0.5
+
+
+def test_a_thread_that_sleeps_often_wakes_often() -> None:
+    pid = os.getpid()
+    stop = threading.Event()
+
+    def ticking() -> None:
+        name_this_thread()
+        while not stop.wait(0.005):
+            pass
+
+    before, t0 = wakeups_by_thread(pid), time.monotonic()
+    ticker = threading.Thread(target=ticking, name="ticker")
+    ticker.start()
+    try:
+        time.sleep(0.5)
+        woke = rates(before, wakeups_by_thread(pid), time.monotonic() - t0)
+    finally:
+        stop.set()
+        ticker.join()
+    assert woke.get("ticker", 0) >= 40  # about 200 a second; at least 20 in the half second
+    assert list(woke.values()) == sorted(woke.values(), reverse=True)
+    note = wakeups_note({"threads_wakeups_per_s": woke})
+    assert note.startswith("; woke ") and f"ticker {woke['ticker']:.0f}" in note
+    assert wakeups_note({}) == ""

@@ -112,3 +112,29 @@ async def test_saved_config_changes_reach_the_service_through_its_settings(
         assert "<SimMic 'silence'" in repr(media.mic.source_factory())
     finally:
         await asyncio.wait_for(media.close(), 10)
+
+
+async def test_the_mic_meter_follows_the_mics_frames_and_sleeps_while_it_is_closed(
+        tmp_path: Path) -> None:
+    """``mic-level`` five times a second while the mic is open, from its frames; one
+    ``None`` when it closes; nothing at all while it is closed (no timer of its own)."""
+    events = Events()
+    media = make_service(tmp_path, events)
+    assert media.mic is not None
+    try:
+        await asyncio.sleep(0.5)
+        assert events.named("mic-level") == []  # closed: no timer runs for the meter
+        await asyncio.wait_for(media.mic.acquire("page-meter:1"), 10)
+        await asyncio.sleep(1.1)
+        levels = [e for t, n, e in events.items if n == "mic-level"]
+        assert 4 <= len(levels) <= 7, levels  # every 0.2 s
+        assert all(d["level_dbfs"] is not None and -12 < d["level_dbfs"] < 0 for d in levels)
+        times = [t for t, n, _ in events.items if n == "mic-level"]
+        assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.18
+        await asyncio.wait_for(media.mic.release("page-meter:1"), 10)
+        assert events.named("mic-level")[-1] == {"level_dbfs": None}  # at once
+        count = len(events.named("mic-level"))
+        await asyncio.sleep(0.5)
+        assert len(events.named("mic-level")) == count
+    finally:
+        await asyncio.wait_for(media.close(), 10)
