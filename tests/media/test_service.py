@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import av
@@ -130,7 +131,7 @@ async def test_the_mic_meter_follows_the_mics_frames_and_sleeps_while_it_is_clos
         assert 4 <= len(levels) <= 7, levels  # every 0.2 s
         assert all(d["level_dbfs"] is not None and -12 < d["level_dbfs"] < 0 for d in levels)
         times = [t for t, n, _ in events.items if n == "mic-level"]
-        assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.18
+        assert min(b - a for a, b in itertools.pairwise(times)) >= 0.18
         await asyncio.wait_for(media.mic.release("page-meter:1"), 10)
         assert events.named("mic-level")[-1] == {"level_dbfs": None}  # at once
         count = len(events.named("mic-level"))
