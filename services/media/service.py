@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 class MediaService:
     """Implements :class:`device.actions.MediaControl`; also feeds the room's video."""
 
