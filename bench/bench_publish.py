@@ -34,14 +34,7 @@ import time
 from typing import Any
 
 from bench.env import BenchRoom, percentile, wait_until
-from bench.proccpu import (
-    cpu_by_thread,
-    cpu_delta,
-    proc_cpu_seconds,
-    rates,
-    wakeups_by_thread,
-    wakeups_note,
-)
+from bench.proccpu import ThreadWindow, proc_cpu_seconds, wakeups_note
 from bench.report import Row
 from tests.harness.appliance import ApplianceProcess
 from tests.harness.peers import RoomPeer
@@ -148,11 +141,10 @@ def ours(env: BenchRoom, vp8: bool = False) -> dict[str, Any]:
     assert app.pid is not None
     with DecodeErrors() as errors:
         c0, t0 = proc_cpu_seconds(app.pid), time.monotonic()
-        threads0, woke0 = cpu_by_thread(app.pid), wakeups_by_thread(app.pid)
+        window = ThreadWindow(app.pid)
         time.sleep(SECONDS)
-        threads = cpu_delta(threads0, cpu_by_thread(app.pid))
+        threads, woke = window.end()
         cpu, wall = proc_cpu_seconds(app.pid) - c0, time.monotonic() - t0
-        woke = rates(woke0, wakeups_by_thread(app.pid), wall)
         drawing = threads.get("sim-camera", 0.0)
         frame_thread = threads.get("video-camera", 0.0)
     alive = app.alive()

@@ -42,14 +42,7 @@ from bench import marks, plain_aiortc
 from bench.bench_publish import summarize
 from bench.cgroup import CpuQuota
 from bench.env import BenchRoom, percentile, wait_until
-from bench.proccpu import (
-    cpu_by_thread,
-    cpu_delta,
-    proc_cpu_seconds,
-    rates,
-    wakeups_by_thread,
-    wakeups_note,
-)
+from bench.proccpu import ThreadWindow, proc_cpu_seconds, wakeups_note
 from bench.report import Row
 from drivers.audio.sim import TONE_AMPLITUDE
 from tests.harness.api_client import ApiClient
@@ -267,11 +260,10 @@ def one_run(env: BenchRoom, cgroup: CpuQuota, kind: str, percent: int,
         time.sleep(SETTLE_S)
         frames0 = pub.frames(api)  # before the window: the request's own CPU stays out
         stat0, cpu0, t0 = cgroup.stat(), proc_cpu_seconds(pub.pid), time.monotonic()
-        threads0, woke0 = cpu_by_thread(pub.pid), wakeups_by_thread(pub.pid)
+        window = ThreadWindow(pub.pid)
         time.sleep(SECONDS)
         stat1, cpu1, t1 = cgroup.stat(), proc_cpu_seconds(pub.pid), time.monotonic()
-        threads = cpu_delta(threads0, cpu_by_thread(pub.pid))
-        woke = rates(woke0, wakeups_by_thread(pub.pid), t1 - t0)
+        threads, woke = window.end()
         frames1 = pub.frames(api)
         cgroup.set_percent(None)
         time.sleep(1.0)  # the last marks' way to the speaker

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import Any
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -68,6 +69,22 @@ def rates(before: dict[str, int], after: dict[str, int], seconds: float) -> dict
     under 1 a second left out)."""
     per_s = {k: round((v - before.get(k, 0)) / seconds, 1) for k, v in after.items()}
     return dict(sorted(((k, v) for k, v in per_s.items() if v >= 1), key=lambda kv: -kv[1]))
+
+
+class ThreadWindow:
+    """The CPU (s) and wake-ups (a second) of each kind of thread of ``pid`` from its
+    making to :meth:`end`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._cpu, self._woke = cpu_by_thread(pid), wakeups_by_thread(pid)
+        self._t0 = time.monotonic()
+
+    def end(self) -> tuple[dict[str, float], dict[str, float]]:
+        """(:func:`cpu_delta`, :func:`rates` of the wake-ups) over the window."""
+        seconds = time.monotonic() - self._t0
+        return (cpu_delta(self._cpu, cpu_by_thread(self.pid)),
+                rates(self._woke, wakeups_by_thread(self.pid), seconds))
 
 
 def wakeups_note(got: dict[str, Any]) -> str:

@@ -52,7 +52,7 @@ def compose(app: Host) -> None:
 
     def level() -> float | None:
         mic = getattr(app.media, "mic", None)
-        return None if mic is None else float(mic.level_dbfs) + volume_db()
+        return None if mic is None else float(mic.level_dbfs)
 
     def active() -> bool:
         room = app.room
@@ -64,10 +64,10 @@ def compose(app: Host) -> None:
                 and c.mic_enabled and not c.deaf)
 
     detector = LocalTalkDetector(TalkSettings(sensitivity=app.config.audio.input_sensitivity),
-                                 level, active, emit=app.bus.publish)
+                                 level, active, emit=app.bus.publish, gain_db=volume_db)
     listen = getattr(getattr(app.media, "mic", None), "add_level_listener", None)
     if listen is not None:  # it looks as the mic's frames come, with no timer of its own
-        listen(lambda level, at: detector.on_level(level + volume_db(), at))
+        listen(detector.on_level)
     app.dispatcher.talk = detector
     app.status_providers.add("sensitivity", detector.to_dict)
     background: set[asyncio.Task[Any]] = set()

@@ -44,9 +44,13 @@ class TalkSettings:
 
 class LocalTalkDetector:
     def __init__(self, settings: TalkSettings, level: Callable[[], float | None],
-                 active: Callable[[], bool], emit: Emit = null_emit) -> None:
+                 active: Callable[[], bool], emit: Emit = null_emit,
+                 gain_db: Callable[[], float] = lambda: 0.0) -> None:
         self.settings = settings
         self._level = level
+        #: what the mic's level is moved by before it is compared (the mic volume): the
+        #: level that counts is the one the room hears
+        self._gain_db = gain_db
         self._active = active
         self._emit = emit
         self.sensitivity = settings.sensitivity
@@ -87,8 +91,10 @@ class LocalTalkDetector:
         self.can_talk = self._active()
         if not self.can_talk:
             level = None
-        elif level is None:
-            level = self._level()
+        else:
+            level = self._level() if level is None else level
+            if level is not None:
+                level += self._gain_db()
         loud = level is not None and math.isfinite(level) and level >= self.threshold
         if loud:
             self._last_loud = now

@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.proccpu import (
+    ThreadWindow,
     cpu_by_thread,
     cpu_delta,
     proc_cpu_seconds,
@@ -53,11 +54,13 @@ def test_a_thread_that_sleeps_often_wakes_often() -> None:
             pass
 
     before, t0 = wakeups_by_thread(pid), time.monotonic()
+    window = ThreadWindow(pid)
     ticker = threading.Thread(target=ticking, name="ticker")
     ticker.start()
     try:
         time.sleep(0.5)
         woke = rates(before, wakeups_by_thread(pid), time.monotonic() - t0)
+        _, woke_in_window = window.end()
     finally:
         stop.set()
         ticker.join()
@@ -66,3 +69,4 @@ def test_a_thread_that_sleeps_often_wakes_often() -> None:
     note = wakeups_note({"threads_wakeups_per_s": woke})
     assert note.startswith("; woke ") and f"ticker {woke['ticker']:.0f}" in note
     assert wakeups_note({}) == ""
+    assert woke_in_window.get("ticker", 0) >= 40  # the same, through a window
