@@ -20,6 +20,9 @@ def test_the_unit_limits_malloc_arenas_and_gives_its_runtime_dir(tmp_path: Path)
     assert UNIT == REPO / "systemd" / "edgeroom.service"
     env = unit_environment(tmp_path / "run")
     assert env["MALLOC_ARENA_MAX"] == "2"
+    # fixed, so libvpx's zeroed buffers always get mappings of their own (test_vp8.py)
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(4 << 20)
+    assert env["MALLOC_TRIM_THRESHOLD_"] == str(8 << 20)
     assert env["LG_WD"] == str(tmp_path / "run")  # /run/edgeroom, mapped
     assert (tmp_path / "run").is_dir()
     assert unit_environment(tmp_path / "x", tmp_path / "no.service") == {}
@@ -38,6 +41,7 @@ def test_the_harness_starts_the_appliance_with_the_units_environment(
         environ = dict(item.partition("=")[::2] for item in
                        Path(f"/proc/{pid}/environ").read_text().split("\0") if item)
         assert environ.get("MALLOC_ARENA_MAX") == "2"
+        assert environ.get("MALLOC_MMAP_THRESHOLD_") == str(4 << 20)
         assert environ.get("LG_WD") == str(tmp_path / "box" / "run")
         assert app.alive()
     finally:

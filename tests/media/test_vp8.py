@@ -4,6 +4,10 @@ room, and what aiortc's VP8 packetizer makes of its packets."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -18,6 +22,8 @@ from services.media import codecs
 from services.media.encoder import SharedVideoEncoder
 from services.media.packets import EncodedPacket, PacketSubscription
 from services.media.track import EncodedVideoTrack
+from tests.harness.appliance import REPO
+from tests.harness.unit_env import unit_environment
 
 from .helpers import FPS, HEIGHT, WIDTH
 
@@ -149,3 +155,45 @@ async def test_the_track_sends_only_its_codec_and_aiortc_packetizes_vp8(
             numbers.append(info.frame_number)
     assert _is_vp8_keyframe(bytes(packets[0])) and len(numbers) == 15
     assert numbers == sorted(numbers)
+
+
+def _vp8_child(out: Path, *more: str) -> dict[str, object]:
+    """:mod:`tests.media.vp8_memory_child` with the unit's environment (its fixed malloc
+    thresholds among it), as the device runs the encode."""
+    out.mkdir()
+    env = {**os.environ, **unit_environment(out / "run")}
+    got = subprocess.run([sys.executable, "-m", "tests.media.vp8_memory_child", str(out),
+                          *more], capture_output=True, text=True, timeout=120, env=env,
+                         cwd=REPO, check=True)
+    result: dict[str, object] = json.loads(got.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _decoded_numbers(out: Path) -> list[int]:
+    decoder = av.CodecContext.create("libvpx", "r")
+    numbers = []
+    for path in sorted(out.glob("*.vp8")):
+        for frame in decoder.decode(av.Packet(path.read_bytes())):
+            info = decode_strip(frame)
+            assert info is not None, f"{path.name}: no frame-number strip in the picture"
+            numbers.append(info.frame_number)
+    return numbers
+
+
+def test_libvpx_zeroed_token_buffer_is_given_back_at_every_open(tmp_path: Path) -> None:
+    """libvpx zeroes a worst-case token buffer (7.4 MB at 640x480) at each open; the
+    encoder gives its pages back, so only what frames write stays resident, and the
+    stream is the same picture for picture: every frame decodes with its number."""
+    given = _vp8_child(tmp_path / "given")
+    kept = _vp8_child(tmp_path / "kept", "keep")
+    token = given["token_bytes"]
+    assert isinstance(token, int) and token == 40 * 30 * 24 * 16 * 16
+    assert given["opens"] == kept["opens"] == 3, "each bitrate change reopens libvpx"
+    # three times: glibc's own threshold would have put the third in the heap
+    assert given["given_back"] >= 3 * (token - 2 * 4096) * 0.99, given  # type: ignore[operator]
+    assert kept["given_back"] == 0
+    for stage, (mine, reference) in enumerate(zip(given["anon_growth"],  # type: ignore[call-overload]
+                                                  kept["anon_growth"], strict=True)):
+        assert reference - mine >= 4_000_000, (stage, given, kept)
+    for run in ("given", "kept"):
+        assert _decoded_numbers(tmp_path / run) == list(range(180)), run
