@@ -165,7 +165,7 @@ async def _ours(planes: list[bytes], outputs: Path | None, rtmp_url: str | None
 
 def x264_cli_args() -> list[str]:
     """Our x264 settings as the ``ffmpeg`` CLI's options."""
-    from services.media.codecs import x264_threads
+    from services.media.codec_options import x264_threads
 
     return ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
             "-threads", str(x264_threads(WIDTH, HEIGHT)),
@@ -175,11 +175,12 @@ def x264_cli_args() -> list[str]:
 
 
 def vp8_cli_args() -> list[str]:
-    """A VP8 room's libvpx settings (``services.media.codecs.vp8_options``: real time,
-    error resilient, CBR) as the ``ffmpeg`` CLI's options."""
-    from services.media.codecs import VP8_CPU_USED, vp8_options
+    """A VP8 room's libvpx settings (``services.media.codec_options.vp8_options``: real
+    time, error resilient, CBR, the box's speed for this size) as the ``ffmpeg`` CLI's
+    options."""
+    from services.media.codec_options import vp8_cpu_used, vp8_options
 
-    options = vp8_options(BITRATE_KBPS, VP8_CPU_USED)
+    options = vp8_options(BITRATE_KBPS, vp8_cpu_used(WIDTH, HEIGHT))
     return ["-c:v", "libvpx", "-b:v", f"{BITRATE_KBPS}k", "-qmin", "4", "-qmax", "56",
             "-threads", "1", "-g", str(round(GOP_SECONDS * FPS)),
             *[x for k, v in options.items() for x in (f"-{k}", v)]]

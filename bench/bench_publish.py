@@ -207,7 +207,7 @@ def ffmpeg_cpu(vp8: bool = False, paced: bool = False) -> dict[str, Any]:
 
 def _ffmpeg_vp8(planes: list[bytes], paced: bool = False) -> dict[str, Any]:
     """The ``ffmpeg`` CLI encoding the frames with libvpx as a VP8 room's encode does
-    (``services.media.codecs.vp8_options``: real time, error resilient, CBR)."""
+    (``services.media.codec_options.vp8_options``: real time, error resilient, CBR)."""
     import resource
     import subprocess
 

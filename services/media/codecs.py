@@ -10,7 +10,8 @@ H.264 settings are for live use and for WebRTC: constrained baseline (no B-frame
 bitrate that changes at run time without a restart (libx264). VP8 goes through libvpx in
 real-time mode: ``deadline=realtime``, error resilient, no look-ahead (``lag-in-frames=0``,
 no alt-ref frames, so every packet is one shown frame), CBR at the target bitrate, and a
-``cpu-used`` speed suited to a Raspberry Pi; libvpx takes a new bitrate only when reopened.
+fixed speed chosen as libwebrtc chooses it (:mod:`services.media.codec_options`); libvpx
+takes a new bitrate only when reopened.
 Each time libvpx opens it zeroes a token buffer sized for the worst frame (7.4 MB at
 640x480); its pages are given back to the system right after
 (:mod:`drivers.common.zero_pages`), and come back only as far as frames write them.
@@ -19,7 +20,6 @@ Each time libvpx opens it zeroes a token buffer sized for the worst frame (7.4 M
 from __future__ import annotations
 
 import concurrent.futures
-import ctypes
 import logging
 import os
 import threading
@@ -31,6 +31,13 @@ from drivers.camera.base import TIME_BASE, CapturedFrame
 from drivers.common.zero_pages import give_back_zeroed, new_ranges
 from drivers.errors import EdgeroomError
 from drivers.threadname import name_this_thread
+from services.media.codec_options import (
+    vp8_cpu_used,
+    vp8_options,
+    vp8_token_bytes,
+    x264_options,
+    x264_threads,
+)
 from services.media.packets import EncodedPacket, PacketFanout
 from services.media.scale import FrameScaler
 
@@ -46,9 +53,6 @@ VIDEO_CODECS = (H264, VP8)
 HARDWARE_ENCODER = "h264_v4l2m2m"
 SOFTWARE_ENCODER = "libx264"
 VP8_ENCODER = "libvpx"
-#: libvpx speed in real-time mode (0 best quality .. 16 fastest). 12 is what WebRTC uses
-#: on ARM; at 640x480 it costs about as much CPU as x264's ultrafast preset.
-VP8_CPU_USED = 12
 #: Forced keyframes closer together than this (capture time) are merged into one.
 MIN_KEYFRAME_INTERVAL = 0.25
 MIN_BITRATE_KBPS = 50
@@ -77,66 +81,6 @@ class EncoderError(EdgeroomError, RuntimeError):
     """No encoder for a codec could be opened."""
 
     code = "ENCODER_ERROR"  # the action error it becomes (drivers/common/actions.py)
-
-
-#: Up to this many pixels a frame, x264 encodes on one thread (see :func:`x264_threads`).
-ONE_THREAD_PIXELS = 640 * 480
-
-
-def x264_threads(width: int, height: int) -> int:
-    """x264's thread count: 1 up to 640x480, else 0 (x264's own choice, sliced threads).
-
-    At these sizes x264's slices hardly shorten a frame's encode (1.5-1.8 ms here either
-    way), and keeping its four slice threads in step cost 13 % more of the encode's CPU
-    in the CPU-quota benchmark; larger frames need the slices to stay within a frame's
-    time on a Pi's cores."""
-    return 1 if width * height <= ONE_THREAD_PIXELS else 0
-
-
-def x264_options(gop: int, max_kbps: int, preset: str = "ultrafast",
-                 threads: int = 0) -> dict[str, str]:
-    """libx264 options for live WebRTC-compatible H.264 (constrained baseline, level 3.1);
-    ``threads`` 0 is x264's own choice."""
-    return {
-        "preset": preset,
-        "tune": "zerolatency",
-        "profile": "baseline",  # x264 writes it as constrained baseline (42c0xx)
-        "level": "3.1",
-        "forced-idr": "1",
-        # VBV caps bursts; it also lets x264 change its bitrate while running
-        "maxrate": str(max_kbps * 1000),
-        "bufsize": str(max_kbps * 1000 // 2),
-        "threads": str(threads),
-        "x264-params": f"keyint={gop}:repeat-headers=1",
-    }
-
-
-def vp8_options(kbps: int, cpu_used: int = VP8_CPU_USED) -> dict[str, str]:
-    """libvpx options for live VP8 in WebRTC: real-time, error resilient, CBR at ``kbps``."""
-    bps = str(kbps * 1000)
-    return {
-        "deadline": "realtime",
-        "cpu-used": str(cpu_used),
-        "error-resilient": "default",
-        "lag-in-frames": "0",
-        "auto-alt-ref": "0",
-        # minrate == maxrate == bitrate is libvpx's CBR; a 1 s buffer, as WebRTC uses
-        "minrate": bps,
-        "maxrate": bps,
-        "bufsize": bps,
-        "undershoot-pct": "100",
-        "overshoot-pct": "15",
-        "static-thresh": "1",
-        "max-intra-rate": "300",
-    }
-
-
-def vp8_token_bytes(width: int, height: int) -> int:
-    """The size of the token buffer libvpx's VP8 encoder allocates, and zeroes, when it
-    opens: room for 24 blocks of 16 tokens per 16x16 macroblock, each token a
-    ``TOKENEXTRA`` (a pointer and four bytes: two pointers' size)."""
-    macroblocks = ((width + 15) // 16) * ((height + 15) // 16)
-    return macroblocks * 24 * 16 * 2 * ctypes.sizeof(ctypes.c_void_p)
 
 
 class CodecEncode:
@@ -288,7 +232,7 @@ class CodecEncode:
             ctx.qmin = 4
             ctx.qmax = 56
             ctx.thread_count = 1
-            ctx.options = vp8_options(self._target_kbps)
+            ctx.options = vp8_options(self._target_kbps, vp8_cpu_used(width, height))
         else:
             ctx.options = {"num_capture_buffers": "8"}
             try:

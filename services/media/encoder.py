@@ -22,6 +22,7 @@ from drivers.base import Emit, null_emit
 from drivers.camera.base import CapturedFrame, VideoSource
 from drivers.lazy import import_off_loop
 from services.media.budget import VideoBudget
+from services.media.codec_options import x264_options
 from services.media.codecs import (
     H264,
     HARDWARE_ENCODER,
@@ -30,7 +31,6 @@ from services.media.codecs import (
     VIDEO_CODECS,
     CodecEncode,
     EncoderError,
-    x264_options,
 )
 from services.media.packets import EncodedPacket, PacketSubscription
 from services.media.pump import (

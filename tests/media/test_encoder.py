@@ -20,7 +20,7 @@ from drivers.camera.sim import SimCamera
 from drivers.camera.strip import decode_strip
 from services.media.audio import MicTee
 from services.media.audio_encoder import SharedAudioEncoder
-from services.media.codecs import x264_options, x264_threads
+from services.media.codec_options import x264_options, x264_threads
 from services.media.encoder import SharedVideoEncoder
 from services.media.packets import EncodedPacket, PacketSubscription
 from services.media.track import EncodedVideoTrack

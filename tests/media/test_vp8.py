@@ -16,9 +16,10 @@ from aiortc.codecs.vpx import Vp8Encoder, vp8_depayload
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpPsfbPacket, pack_remb_fci
 
-from drivers.camera.sim import SimCamera
+from drivers.camera.base import CapturedFrame
+from drivers.camera.sim import PatternRenderer, SimCamera
 from drivers.camera.strip import decode_strip
-from services.media import codecs
+from services.media import codec_options, codecs
 from services.media.encoder import SharedVideoEncoder
 from services.media.packets import EncodedPacket, PacketSubscription
 from services.media.track import EncodedVideoTrack
@@ -197,3 +198,35 @@ def test_libvpx_zeroed_token_buffer_is_given_back_at_every_open(tmp_path: Path) 
         assert reference - mine >= 4_000_000, (stage, given, kept)
     for run in ("given", "kept"):
         assert _decoded_numbers(tmp_path / run) == list(range(180)), run
+
+
+@pytest.mark.parametrize(("width", "height", "cores", "machine", "speed"), [
+    (640, 480, 4, "aarch64", -10), (320, 240, 4, "aarch64", -8),
+    (1280, 720, 4, "aarch64", -12), (640, 480, 2, "armv7l", -12),
+    (640, 480, 2, "x86_64", -6), (320, 240, 8, "x86_64", -4)])
+def test_vp8_speed_is_fixed_as_libwebrtc_sets_it(width: int, height: int, cores: int,
+                                                 machine: str, speed: int) -> None:
+    """A positive cpu-used lets libvpx slow itself down to fill a quarter of each frame's
+    time; the box asks for a fixed speed, libwebrtc's for the CPU and size."""
+    assert codec_options.vp8_cpu_used(width, height, cores, machine) == speed
+    assert codec_options.vp8_options(800, speed)["cpu-used"] == str(speed)
+
+
+def test_the_room_encode_opens_libvpx_at_the_fixed_speed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[int, int]] = []
+
+    def speed(width: int, height: int) -> int:
+        asked.append((width, height))
+        return -7
+
+    monkeypatch.setattr(codecs, "vp8_cpu_used", speed)
+    opened: list[dict[str, str]] = []
+    real = codecs.vp8_options
+    monkeypatch.setattr(codecs, "vp8_options",
+                        lambda kbps, cpu_used: opened.append(real(kbps, cpu_used)) or opened[-1])
+    enc = codecs.CodecEncode(codecs.VP8, "t", bitrate_kbps=500, gop_seconds=2.0)
+    frame = PatternRenderer(320, 240).render(0, 0.0)
+    packets = enc.encode(frame, CapturedFrame(frame, 0, 0.0), 0.0, 30, to_sinks=False)
+    assert packets and packets[0].keyframe
+    assert asked == [(320, 240)] and opened[0]["cpu-used"] == "-7"

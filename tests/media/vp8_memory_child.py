@@ -18,6 +18,7 @@ from pathlib import Path
 from drivers.camera.base import CapturedFrame
 from drivers.camera.sim import PatternRenderer
 from services.media import codecs
+from services.media.codec_options import vp8_token_bytes
 
 FRAMES = 180
 
@@ -51,7 +52,7 @@ def main(out: Path, keep: bool) -> None:
             stages.append(rss_anon() - start)
     print(json.dumps({"anon_growth": stages, "given_back": enc.pages_given_back,
                       "opens": enc.codec_opens, "packets": packets,
-                      "token_bytes": codecs.vp8_token_bytes(640, 480)}), flush=True)
+                      "token_bytes": vp8_token_bytes(640, 480)}), flush=True)
 
 
 if __name__ == "__main__":
