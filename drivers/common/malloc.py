@@ -29,14 +29,20 @@ log = logging.getLogger(__name__)
 _libc: Any = None
 
 
-def _malloc_trim() -> Any:
+def libc_function(name: str) -> Any:
+    """The C library's function ``name`` (errno kept for ``ctypes.get_errno``), None where
+    there is no such library or function."""
     global _libc
     if _libc is None:
         try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         except OSError:
             _libc = False
-    return getattr(_libc, "malloc_trim", None) if _libc else None
+    return getattr(_libc, name, None) if _libc else None
+
+
+def _malloc_trim() -> Any:
+    return libc_function("malloc_trim")
 
 
 def rss_bytes() -> int:

@@ -20,13 +20,14 @@ not Linux) leaves memory as it was.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import mmap
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from drivers.common.malloc import libc_function
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +85,7 @@ def new_ranges() -> Iterator[list[Range]]:
 
 
 def _madvise() -> Any:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
-        return None
-    fn = getattr(libc, "madvise", None)
+    fn = libc_function("madvise")
     if fn is not None:
         fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         fn.restype = ctypes.c_int
