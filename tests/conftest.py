@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import services  # noqa: F401  (first, as in the appliance: aiortc runs on the room's DTLS)
 from tests.harness import loopguard
 from tests.harness.unit_env import unit_environment
 

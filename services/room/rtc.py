@@ -19,7 +19,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
 from services.audio.narrowband import rtp_scale
-from services.room import deadline, decoders, dtls_retry, ice_consent
+from services.room import deadline, decoders, ice_consent
 from services.room.api import RoomError
 from services.room.negotiation import declare_opus_fmtp
 
@@ -38,7 +38,6 @@ def new_pc(label: str, max_bundle: bool = False) -> RTCPeerConnection:
     drops, and its packets go to the first video's decoder."""
     declare_opus_fmtp()
     ice_consent.install()  # consent that a late loop does not end (RFC 7675 timing)
-    dtls_retry.install()  # a dropped first DTLS flight costs 0.1 s, not 1 s
     decoders.install()  # one thread per received video stream's decoder
     policy = RTCBundlePolicy.MAX_BUNDLE if max_bundle else RTCBundlePolicy.BALANCED
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=policy))

@@ -2,9 +2,10 @@
 
 With BUNDLE every stream of a connection (the mic's Opus, sent on the event loop; the
 camera's video, sent from its encoder's thread; aiortc's RTCP reports and NACK answers,
-on the loop) is protected by one libsrtp session: ``RTCDtlsTransport._tx_srtp``. Neither
-libsrtp's session nor pylibsrtp's ``Session`` (which writes every packet into one output
-buffer it keeps) may be used by two threads at once.
+on the loop) is protected by one libsrtp session: ``RTCDtlsTransport._tx_srtp``
+(:class:`services.room.dtls.srtp.SrtpSession`). Neither libsrtp's session nor the
+binding's (which writes every packet into one output buffer it keeps) may be used by two
+threads at once.
 
 :func:`locked_tx_session` replaces that session, once per transport, by a
 :class:`LockedSrtpSession` that makes every call to it hold one lock. Every caller of the
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class LockedSrtpSession:
-    """A pylibsrtp ``Session`` whose calls hold :attr:`lock` (any thread)."""
+    """An SRTP session whose calls hold :attr:`lock` (any thread)."""
 
     __slots__ = ("_session", "calls", "lock")
 

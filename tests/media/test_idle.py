@@ -42,10 +42,11 @@ def busy_threads(pid: int) -> list[str]:
 
 
 #: Shared objects of the libraries a box out of a room does not load (PyAV with its
-#: FFmpeg, aiortc's codecs, the SRTP library aiortc imports, the certificate library,
-#: numpy): path parts in /proc/pid/maps.
-MEDIA_LIBRARIES = ("/av/", "/av.libs/", "/aiortc/", "/pylibsrtp/", "/cryptography/",
-                   "/numpy/")
+#: FFmpeg, aiortc's codecs, the system's libsrtp2, numpy; and pylibsrtp and the
+#: certificate library aiortc would bring, which the box never loads): path parts in
+#: /proc/pid/maps.
+MEDIA_LIBRARIES = ("/av/", "/av.libs/", "/aiortc/", "/libsrtp2.so", "/pylibsrtp/",
+                   "/cryptography/", "/numpy/")
 
 
 def media_libraries(pid: int) -> set[str]:
@@ -105,7 +106,10 @@ def test_out_of_the_room_nothing_runs(network: Any, janus: Any, room_number: int
                  20, "the encode threads")
         media = media_status(api)
         assert media["mic"]["open"] is True and media["encoder"]["running"] is True
-        assert {"/av/", "/pylibsrtp/", "/numpy/"} <= media_libraries(pid)  # the check sees them
+        in_room = media_libraries(pid)
+        assert {"/av/", "/libsrtp2.so", "/numpy/"} <= in_room  # the check sees them
+        # the room's DTLS and SRTP run on the system's OpenSSL and libsrtp2
+        assert not {"/pylibsrtp/", "/cryptography/"} & in_room
         assert "sim-speaker" not in busy_threads(pid)
         assert api.call("GET", "/api/status")["room"]["speaker"] == "resting"
         assert speaker_bytes(app) == 0

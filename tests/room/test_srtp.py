@@ -1,0 +1,269 @@
+"""services.room.dtls.srtp (the system's libsrtp2 through ctypes) against pylibsrtp.
+
+pylibsrtp, aiortc's own SRTP binding with its bundled libsrtp, is the reference: what one
+protects the other must unprotect, byte for byte the same, for every profile the system's
+libsrtp2 supports.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import random
+import struct
+from collections.abc import Iterator
+
+import pytest
+from pylibsrtp import Policy, Session
+
+from services.room.dtls import srtp
+from services.room.dtls.srtp import PROFILES, SrtpError, SrtpSession, supported_profiles
+
+PYLIBSRTP_PROFILES = {
+    "SRTP_AEAD_AES_256_GCM": Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
+    "SRTP_AEAD_AES_128_GCM": Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+    "SRTP_AES128_CM_SHA1_80": Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+}
+# authentication tag each profile appends (RTP; SRTCP adds 4 bytes of E flag and index)
+TAG_LENGTHS = {"SRTP_AEAD_AES_256_GCM": 16, "SRTP_AEAD_AES_128_GCM": 16,
+               "SRTP_AES128_CM_SHA1_80": 10}
+SSRCS = (0x11223344, 0xCAFEBABE)
+
+profiles = pytest.mark.parametrize("profile", supported_profiles())
+
+
+def random_key(profile: str) -> bytes:
+    key_len, salt_len = PROFILES[profile]
+    return os.urandom(key_len + salt_len)
+
+
+def reference(profile: str, key: bytes, *, outbound: bool) -> Session:
+    ssrc_type = Policy.SSRC_ANY_OUTBOUND if outbound else Policy.SSRC_ANY_INBOUND
+    return Session(Policy(key=key, ssrc_type=ssrc_type,
+                          srtp_profile=PYLIBSRTP_PROFILES[profile]))
+
+
+def rtp(seq: int, ssrc: int, payload: bytes) -> bytes:
+    return struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 960 & 0xFFFFFFFF, ssrc) + payload
+
+
+def rtcp_sr(ssrc: int, n: int) -> bytes:
+    """A sender report (no report blocks) followed by an SDES CNAME chunk."""
+    sr = struct.pack("!BBHIIIIII", 0x80, 200, 6, ssrc, n, n * 7, n * 960, n, n * 100)
+    cname = b"\x01\x04room\x00\x00"
+    sdes = struct.pack("!BBHI", 0x81, 202, 3, ssrc) + cname
+    return sr + sdes
+
+
+def stream(count: int, first_seq: int = 0, seed: int = 1) -> Iterator[bytes]:
+    """RTP packets of both SSRCs, interleaved, sequence numbers rising from ``first_seq``."""
+    rng = random.Random(seed)
+    for i in range(count):
+        for ssrc in SSRCS:
+            yield rtp(first_seq + i, ssrc, rng.randbytes(rng.randint(0, 1200)))
+
+
+def test_policy_layout_matches_libsrtp_2_5_0() -> None:
+    """Offsets of srtp_policy_t as gcc lays out include/srtp.h of libsrtp v2.5.0 (LP64)."""
+    if ctypes.sizeof(ctypes.c_void_p) != 8:
+        pytest.skip("offsets below are for LP64 (x86_64, arm64)")
+    fields = {name: (getattr(srtp._Policy, name).offset, getattr(srtp._Policy, name).size)
+              for name, _ in srtp._Policy._fields_}
+    assert fields == {
+        "ssrc": (0, 8), "rtp": (8, 24), "rtcp": (32, 24), "key": (56, 8), "keys": (64, 8),
+        "num_master_keys": (72, 8), "deprecated_ekt": (80, 8), "window_size": (88, 8),
+        "allow_repeat_tx": (96, 4), "enc_xtn_hdr": (104, 8), "enc_xtn_hdr_count": (112, 4),
+        "next": (120, 8),
+    }
+    assert ctypes.sizeof(srtp._Policy) == 128
+    for struct_type, size in ((srtp._CryptoPolicy, 24), (srtp._Ssrc, 8)):
+        # every field of srtp_crypto_policy_t and srtp_ssrc_t is a 4-byte int or enum
+        assert ctypes.sizeof(struct_type) == size
+        assert [(getattr(struct_type, name).offset, getattr(struct_type, name).size)
+                for name, _ in struct_type._fields_] == [(i, 4) for i in range(0, size, 4)]
+
+
+def test_supported_profiles() -> None:
+    supported = supported_profiles()
+    assert "SRTP_AES128_CM_SHA1_80" in supported
+    assert supported == [p for p in PROFILES if p in supported]  # strongest first
+    supported.clear()  # the caller's copy
+    assert "SRTP_AES128_CM_SHA1_80" in supported_profiles()
+
+
+@profiles
+def test_rtp_both_ways(profile: str) -> None:
+    key = random_key(profile)
+    ours_tx, ours_rx = (SrtpSession(profile, key, outbound=o) for o in (True, False))
+    ref_tx, ref_rx = reference(profile, key, outbound=True), reference(profile, key,
+                                                                       outbound=False)
+    for packet in stream(200):
+        protected = ours_tx.protect(packet)
+        assert len(protected) == len(packet) + TAG_LENGTHS[profile]
+        assert protected[12:len(packet)] != packet[12:] or len(packet) == 12
+        assert ref_tx.protect(packet) == protected
+        assert ref_rx.unprotect(protected) == packet
+        assert ours_rx.unprotect(protected) == packet
+
+
+@profiles
+def test_rtp_from_reference(profile: str) -> None:
+    key = random_key(profile)
+    ref_tx = reference(profile, key, outbound=True)
+    ours_rx = SrtpSession(profile, key, outbound=False)
+    for packet in stream(200, seed=2):
+        assert ours_rx.unprotect(ref_tx.protect(packet)) == packet
+
+
+@profiles
+def test_rtcp_both_ways(profile: str) -> None:
+    key = random_key(profile)
+    ours_tx, ours_rx = (SrtpSession(profile, key, outbound=o) for o in (True, False))
+    ref_tx, ref_rx = reference(profile, key, outbound=True), reference(profile, key,
+                                                                       outbound=False)
+    ref_tx2 = reference(profile, key, outbound=True)
+    for n in range(150):
+        for ssrc in SSRCS:
+            packet = rtcp_sr(ssrc, n)
+            protected = ours_tx.protect_rtcp(packet)
+            assert len(protected) == len(packet) + 4 + TAG_LENGTHS[profile]
+            assert ref_tx.protect_rtcp(packet) == protected
+            assert ref_rx.unprotect_rtcp(protected) == packet
+            assert ours_rx.unprotect_rtcp(ref_tx2.protect_rtcp(packet)) == packet
+
+
+@profiles
+@pytest.mark.parametrize("ours_send", [True, False])
+def test_sequence_number_wrap(profile: str, ours_send: bool) -> None:
+    """Across 65535 -> 0 the rollover counter rises on both sides."""
+    key = random_key(profile)
+    if ours_send:
+        tx, rx = SrtpSession(profile, key, outbound=True), reference(profile, key,
+                                                                     outbound=False)
+    else:
+        tx, rx = reference(profile, key, outbound=True), SrtpSession(profile, key,
+                                                                     outbound=False)
+    ours, ref = SrtpSession(profile, key, outbound=True), reference(profile, key, outbound=True)
+    for packet in stream(100, first_seq=65500):
+        assert rx.unprotect(tx.protect(packet)) == packet
+        assert ours.protect(packet) == ref.protect(packet)
+
+
+@profiles
+def test_rejects_tampered_replayed_and_foreign(profile: str) -> None:
+    key = random_key(profile)
+    tx, rx = SrtpSession(profile, key, outbound=True), SrtpSession(profile, key,
+                                                                  outbound=False)
+    foreign = reference(profile, random_key(profile), outbound=True)
+    packets = list(stream(4))
+    first = tx.protect(packets[0])
+    assert rx.unprotect(first) == packets[0]
+    with pytest.raises(SrtpError, match=r"^unprotect failed: replay_fail \(9\)$"):
+        rx.unprotect(first)
+    tampered = bytearray(tx.protect(packets[1]))
+    tampered[20] ^= 1
+    with pytest.raises(SrtpError, match=r"^unprotect failed: auth_fail \(7\)$"):
+        rx.unprotect(bytes(tampered))
+    with pytest.raises(SrtpError, match=r"auth_fail"):
+        rx.unprotect(foreign.protect(packets[2]))
+    assert rx.unprotect(tx.protect(packets[3])) == packets[3]
+
+    report = tx.protect_rtcp(rtcp_sr(SSRCS[0], 1))
+    with pytest.raises(SrtpError, match=r"^unprotect_rtcp failed: auth_fail \(7\)$"):
+        rx.unprotect_rtcp(report[:10] + bytes([report[10] ^ 0x80]) + report[11:])
+    assert rx.unprotect_rtcp(report) == rtcp_sr(SSRCS[0], 1)
+    with pytest.raises(SrtpError, match=r"^unprotect_rtcp failed: replay_fail \(9\)$"):
+        rx.unprotect_rtcp(report)
+    foreign.protect_rtcp(rtcp_sr(SSRCS[0], 2))  # SRTCP index 0 (would be a replay)
+    with pytest.raises(SrtpError, match=r"auth_fail"):
+        rx.unprotect_rtcp(foreign.protect_rtcp(rtcp_sr(SSRCS[0], 2)))  # index 1
+    assert rx.unprotect_rtcp(tx.protect_rtcp(rtcp_sr(SSRCS[0], 3))) == rtcp_sr(SSRCS[0], 3)
+
+
+def test_window_size_and_repeat_tx_reach_libsrtp() -> None:
+    profile = "SRTP_AES128_CM_SHA1_80"
+    key = random_key(profile)
+    tx = SrtpSession(profile, key, outbound=True)
+    packets = list(stream(300))
+    protected = [tx.protect(p) for p in packets]
+    assert tx.protect(packets[-1]) == protected[-1]  # allow_repeat_tx=True: same packet again
+    strict = SrtpSession(profile, key, outbound=True, allow_repeat_tx=False)
+    strict.protect(packets[0])
+    with pytest.raises(SrtpError, match="replay_fail"):
+        strict.protect(packets[0])
+
+    late = protected[-2 * 200]  # 200 packets of its SSRC behind the newest
+    for window, accepted in ((1024, True), (64, False)):
+        rx = SrtpSession(profile, key, outbound=False, window_size=window)
+        rx.unprotect(protected[-2])
+        if accepted:
+            assert rx.unprotect(late) == packets[-2 * 200]
+        else:
+            with pytest.raises(SrtpError, match="replay_old"):
+                rx.unprotect(late)
+    with pytest.raises(SrtpError, match=r"^create failed: bad_param \(2\)$"):
+        SrtpSession(profile, key, outbound=False, window_size=10)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="unknown SRTP profile 'SRTP_AES128_CM_SHA1_32'"):
+        SrtpSession("SRTP_AES128_CM_SHA1_32", bytes(30), outbound=True)
+    with pytest.raises(ValueError, match=r"16-byte master key and a 14-byte master salt "
+                                         r"\(30 bytes\), not 28 bytes"):
+        SrtpSession("SRTP_AES128_CM_SHA1_80", bytes(28), outbound=True)
+    with pytest.raises(ValueError, match=r"\(44 bytes\), not 46 bytes"):
+        SrtpSession("SRTP_AEAD_AES_256_GCM", bytes(46), outbound=False)
+
+
+def test_packet_sizes() -> None:
+    profile = "SRTP_AES128_CM_SHA1_80"
+    key = random_key(profile)
+    tx, rx = SrtpSession(profile, key, outbound=True), SrtpSession(profile, key,
+                                                                  outbound=False)
+    largest = rtp(1, SSRCS[0], bytes(srtp._BUFFER_SIZE - srtp.SRTP_MAX_TRAILER_LEN - 12))
+    assert rx.unprotect(tx.protect(largest)) == largest
+    with pytest.raises(SrtpError, match=r"^protect failed: 1505-byte packet, longer than 1504"):
+        tx.protect(largest + b"x")
+    with pytest.raises(SrtpError, match=r"^protect_rtcp failed: .* longer than 1500 bytes"):
+        tx.protect_rtcp(rtcp_sr(SSRCS[0], 1) + bytes(1500))
+    for call in (rx.unprotect, rx.unprotect_rtcp):
+        with pytest.raises(SrtpError, match="longer than 1648 bytes"):
+            call(bytes(65536))
+    with pytest.raises(SrtpError, match="bad_param"):
+        tx.protect(b"\x80\x60\x00")  # shorter than an RTP header
+    with pytest.raises(SrtpError):
+        rx.unprotect(b"")
+    packet = rtp(2, SSRCS[0], b"still working")
+    assert rx.unprotect(tx.protect(packet)) == packet
+
+
+def test_close() -> None:
+    session = SrtpSession("SRTP_AES128_CM_SHA1_80", bytes(30), outbound=True)
+    finalizer = session._finalizer
+    session.close()
+    assert not finalizer.alive
+    session.close()
+    for call in (session.protect, session.protect_rtcp, session.unprotect,
+                 session.unprotect_rtcp):
+        with pytest.raises(SrtpError, match="session is closed"):
+            call(rtp(1, SSRCS[0], b""))
+
+
+def test_dropped_session_is_freed() -> None:
+    session = SrtpSession("SRTP_AES128_CM_SHA1_80", bytes(30), outbound=True)
+    finalizer = session._finalizer
+    assert finalizer.alive
+    del session
+    gc.collect()
+    assert not finalizer.alive
+
+
+def test_missing_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str) -> ctypes.CDLL:
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(srtp, "_loaded", None)
+    monkeypatch.setattr(srtp.ctypes, "CDLL", missing)
+    with pytest.raises(OSError, match="install the Debian package libsrtp2-1"):
+        SrtpSession("SRTP_AES128_CM_SHA1_80", bytes(30), outbound=True)
