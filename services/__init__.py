@@ -1,5 +1,5 @@
 """What the appliance does with its hardware: room client, media, web page, serial control."""
 
-from services.room.dtls import install as _install_dtls
+from services.room.stand_ins import install as _install_stand_ins
 
-_install_dtls()  # before anything imports aiortc (see services.room.dtls)
+_install_stand_ins()  # before anything imports aiortc (see services.room.stand_ins)
