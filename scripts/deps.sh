@@ -10,7 +10,7 @@ APT_PACKAGES=(
   chromium
   nginx libnginx-mod-rtmp
   ffmpeg sox espeak-ng socat
-  libspeexdsp-dev libopus0 libsrtp2-1
+  libspeexdsp-dev libopus0
   iproute2 iputils-ping procps curl
   libasound2-plugins pulseaudio pulseaudio-utils
   systemd shellcheck mmdebstrap fdisk

@@ -1,7 +1,7 @@
 """Modules of aiortc and aioice that the room replaces with its own, under their names.
 
 :func:`install` makes ``import aiortc.rtcdtlstransport`` give
-:mod:`services.room.dtls.transport` (DTLS-SRTP on the system's OpenSSL and libsrtp2, so
+:mod:`services.room.dtls.transport` (DTLS-SRTP on the system's OpenSSL, so
 pyOpenSSL, cryptography and pylibsrtp, about 14 MB of the room's memory, are never
 loaded) and ``import aioice.mdns`` give :mod:`services.room.mdns` (dnspython, 6 MB, only
 once an mDNS name is resolved). It runs when the ``services`` package is imported,

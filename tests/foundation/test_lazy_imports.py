@@ -44,7 +44,7 @@ def test_start_imports_no_media_library() -> None:
 
 def test_the_room_imports_them() -> None:
     """The same probe sees them once the room's modules are loaded (so it can fail); the
-    room's DTLS and SRTP run on the system's OpenSSL and libsrtp2, so aiortc's pyOpenSSL,
+    room's DTLS and SRTP run on the system's OpenSSL, so aiortc's pyOpenSSL,
     cryptography and pylibsrtp stay out (``services.room.dtls``), as does aioice's
     dnspython until an mDNS name is resolved (``services.room.mdns``)."""
     room = _imported(ROOM)

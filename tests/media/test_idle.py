@@ -42,11 +42,11 @@ def busy_threads(pid: int) -> list[str]:
 
 
 #: Shared objects of the libraries a box out of a room does not load (PyAV with its
-#: FFmpeg, aiortc's codecs, the system's libsrtp2, numpy; and pylibsrtp and the
-#: certificate library aiortc would bring, which the box never loads): path parts in
-#: /proc/pid/maps.
-MEDIA_LIBRARIES = ("/av/", "/av.libs/", "/aiortc/", "/libsrtp2.so", "/pylibsrtp/",
-                   "/cryptography/", "/numpy/")
+#: FFmpeg, aiortc's codecs, numpy; and the SRTP and certificate libraries aiortc would
+#: bring, and the system's libsrtp2 with NSS, which the box never loads: its DTLS and
+#: SRTP run on the libcrypto Python's ssl module maps): path parts in /proc/pid/maps.
+MEDIA_LIBRARIES = ("/av/", "/av.libs/", "/aiortc/", "/numpy/", "/pylibsrtp/",
+                   "/cryptography/", "/libsrtp2.so", "/libnss3.so")
 
 
 def media_libraries(pid: int) -> set[str]:
@@ -107,9 +107,9 @@ def test_out_of_the_room_nothing_runs(network: Any, janus: Any, room_number: int
         media = media_status(api)
         assert media["mic"]["open"] is True and media["encoder"]["running"] is True
         in_room = media_libraries(pid)
-        assert {"/av/", "/libsrtp2.so", "/numpy/"} <= in_room  # the check sees them
-        # the room's DTLS and SRTP run on the system's OpenSSL and libsrtp2
-        assert not {"/pylibsrtp/", "/cryptography/"} & in_room
+        assert {"/av/", "/numpy/"} <= in_room  # the check sees them
+        # the room's DTLS and SRTP run on the system's OpenSSL (services.room.dtls)
+        assert not {"/pylibsrtp/", "/cryptography/", "/libsrtp2.so", "/libnss3.so"} & in_room
         assert "sim-speaker" not in busy_threads(pid)
         assert api.call("GET", "/api/status")["room"]["speaker"] == "resting"
         assert speaker_bytes(app) == 0

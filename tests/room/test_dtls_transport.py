@@ -1,4 +1,4 @@
-"""The room's DTLS-SRTP transport (system OpenSSL and libsrtp2) against itself and against
+"""The room's DTLS-SRTP transport (on the system's OpenSSL) against itself and against
 aiortc's own (pyOpenSSL, pylibsrtp), over an in-memory datagram pair standing in for ICE.
 
 Both ends are real: real handshakes, real certificates, real SRTP. aiortc's own module is

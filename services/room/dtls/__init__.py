@@ -1,3 +1,3 @@
-"""DTLS-SRTP on the system's libssl and libsrtp2 (ctypes), in place of aiortc's pyOpenSSL,
+"""DTLS-SRTP on the system's libssl and libcrypto (ctypes), in place of aiortc's pyOpenSSL,
 cryptography and pylibsrtp: :mod:`.transport` stands in for ``aiortc.rtcdtlstransport``
 (:mod:`services.room.stand_ins`)."""

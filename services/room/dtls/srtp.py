@@ -1,23 +1,44 @@
-"""SRTP and SRTCP on the system's libsrtp2 (Debian package ``libsrtp2-1``), through ctypes.
+"""SRTP and SRTCP (RFC 3711, and RFC 7714 for AES-GCM) on the system's OpenSSL.
 
-pylibsrtp, which aiortc uses, carries its own libsrtp and a static OpenSSL libcrypto in its
-extension module; this module uses the libsrtp2 the system has instead (Debian builds it on
-NSS), which takes less memory. One :class:`SrtpSession` per direction, keyed from the
-DTLS-SRTP handshake, protects or unprotects each RTP and RTCP packet with one call into
-libsrtp.
+The appliance's process has ``libcrypto.so.3`` mapped already (Python's ``ssl`` and
+``hashlib`` use it), so protecting media with it costs nothing in memory, where
+pylibsrtp brings its own libsrtp and OpenSSL (5.3 MB of the room's memory) and the
+system's libsrtp2 brings NSS (3.7 MB). One :class:`SrtpSession` per direction is keyed
+from the DTLS-SRTP handshake; it protects (or authenticates, checks for replay and
+unprotects) every RTP and RTCP packet.
 
-The library is loaded, and ``srtp_init`` called, on first use, not at import. The structs
-mirror ``include/srtp.h`` of libsrtp 2.5.0, the version in Debian bookworm.
+What libsrtp does, done the same way, byte for byte (``tests/room/test_srtp.py`` checks
+every profile both ways against pylibsrtp's libsrtp):
+
+- **Session keys** come from the master key and salt through the AES-CM key derivation
+  (RFC 3711, 4.3; key derivation rate 0): an encryption key, an authentication key
+  (AES-CM only) and a salt, for RTP (labels 0-2) and for RTCP (labels 3-5).
+- **The packet index** of an RTP packet is its rollover counter and sequence number,
+  the counter estimated from the highest index seen for its SSRC (RFC 3711, 3.3.1),
+  for packets sent as for packets received. SRTCP packets carry their index.
+- **Replay**: an index already received, or more than the window (1024 RTP packets,
+  128 RTCP) behind the highest, is refused; the window moves only once a packet has
+  been authenticated. The same RTP index sent twice (a retransmission) is allowed when
+  ``allow_repeat_tx`` is set, as aiortc sets it.
+- **Errors** name the operation and libsrtp's status for the same failure
+  (``unprotect failed: auth_fail (7)``).
+
+Every packet costs two to five calls into libcrypto, through one cipher context per
+session and direction made at keying. A session is not thread-safe: the caller holds a
+lock (:mod:`services.room.srtp_lock`).
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
+import hmac
+import struct
 import threading
 import weakref
-from collections.abc import Callable
+from ctypes import POINTER, c_char_p, c_int, c_void_p
 from typing import Any
+
+from services.room.dtls.replay import Window
 
 #: OpenSSL's name of each DTLS-SRTP profile -> (master key length, master salt length),
 #: strongest first
@@ -26,168 +47,158 @@ PROFILES: dict[str, tuple[int, int]] = {
     "SRTP_AEAD_AES_128_GCM": (16, 12),
     "SRTP_AES128_CM_SHA1_80": (16, 14),
 }
-#: libsrtp's srtp_profile_t value of each profile
-_PROFILE_IDS = {"SRTP_AEAD_AES_256_GCM": 8, "SRTP_AEAD_AES_128_GCM": 7,
-                "SRTP_AES128_CM_SHA1_80": 1}
-
-#: SRTP_MAX_TRAILER_LEN (SRTP_MAX_TAG_LEN + SRTP_MAX_MKI_LEN): what srtp_protect may append
-SRTP_MAX_TRAILER_LEN = 16 + 128
-#: srtp_protect_rtcp appends the 4-byte E flag and SRTCP index too
-SRTCP_MAX_TRAILER_LEN = 4 + SRTP_MAX_TRAILER_LEN
-#: the largest plain packet a session is sure to take; its buffer holds this much plus
-#: SRTCP_MAX_TRAILER_LEN, and a packet that would not fit in it is refused
+#: the largest packet protected or unprotected (an SRTP packet on an Ethernet link)
 MAX_PACKET = 1500
-_BUFFER_SIZE = MAX_PACKET + SRTCP_MAX_TRAILER_LEN
-
-# srtp_err_status_t, in order from 0
-_STATUS_NAMES = (
-    "ok fail bad_param alloc_fail dealloc_fail init_fail terminus auth_fail cipher_fail "
-    "replay_fail replay_old algo_fail no_such_op no_ctx cant_check key_expired socket_err "
-    "signal_err nonce_bad read_fail write_fail parse_err encode_err semaphore_err pfkey_err "
-    "bad_mki pkt_idx_old pkt_idx_adv").split()
-# srtp_ssrc_type_t
-_SSRC_ANY_INBOUND = 2
-_SSRC_ANY_OUTBOUND = 3
+_CM_TAG, _GCM_TAG, _AUTH_KEY = 10, 16, 20
+RTP_WINDOW, RTCP_WINDOW = 1024, 128
+_EVP_CTRL_GCM_GET_TAG, _EVP_CTRL_GCM_SET_TAG = 0x10, 0x11
+_STATUS = {"bad_param": 2, "auth_fail": 7, "cipher_fail": 8, "replay_fail": 9,
+           "replay_old": 10, "parse_err": 21}
+_RTP_HEADER = struct.Struct("!BBHII")
+_E_INDEX = struct.Struct("!I")
 
 
 class SrtpError(Exception):
-    """A libsrtp call failed; the message names the operation and libsrtp's status."""
+    """A packet could not be protected or unprotected (it is dropped)."""
 
 
-def _error(operation: str, status: int) -> SrtpError:
-    name = _STATUS_NAMES[status] if 0 <= status < len(_STATUS_NAMES) else "unknown"
-    return SrtpError(f"{operation} failed: {name} ({status})")
+def _fail(operation: str, status: str, detail: str = "") -> SrtpError:
+    return SrtpError(f"{operation} failed: {status} ({_STATUS[status]})"
+                     + (f": {detail}" if detail else ""))
 
 
-class _Ssrc(ctypes.Structure):  # srtp_ssrc_t
-    _fields_ = [("type", ctypes.c_int), ("value", ctypes.c_uint)]
+class _Crypto:
+    """libcrypto's cipher functions, declared once."""
+
+    def __init__(self) -> None:
+        try:
+            lib = ctypes.CDLL("libcrypto.so.3")
+        except OSError as exc:
+            raise OSError(f"SRTP needs OpenSSL 3's libcrypto (Debian package libssl3): "
+                          f"{exc}") from exc
+        out_len = POINTER(c_int)
+        for name, restype, argtypes in (
+                ("EVP_CIPHER_CTX_new", c_void_p, []),
+                ("EVP_CIPHER_CTX_free", None, [c_void_p]),
+                ("EVP_CipherInit_ex", c_int,
+                 [c_void_p, c_void_p, c_void_p, c_char_p, c_char_p, c_int]),
+                ("EVP_CipherUpdate", c_int, [c_void_p, c_void_p, out_len, c_char_p, c_int]),
+                ("EVP_CipherFinal_ex", c_int, [c_void_p, c_void_p, out_len]),
+                ("EVP_CIPHER_CTX_ctrl", c_int, [c_void_p, c_int, c_int, c_void_p]),
+                ("EVP_aes_128_ctr", c_void_p, []), ("EVP_aes_256_ctr", c_void_p, []),
+                ("EVP_aes_128_gcm", c_void_p, []), ("EVP_aes_256_gcm", c_void_p, [])):
+            function = getattr(lib, name)
+            function.restype, function.argtypes = restype, argtypes
+            setattr(self, name, function)
+
+    def __getattr__(self, name: str) -> Any:  # for mypy: the functions set above
+        raise AttributeError(name)
 
 
-class _CryptoPolicy(ctypes.Structure):  # srtp_crypto_policy_t
-    _fields_ = [
-        ("cipher_type", ctypes.c_uint32),  # srtp_cipher_type_id_t
-        ("cipher_key_len", ctypes.c_int),
-        ("auth_type", ctypes.c_uint32),  # srtp_auth_type_id_t
-        ("auth_key_len", ctypes.c_int),
-        ("auth_tag_len", ctypes.c_int),
-        ("sec_serv", ctypes.c_int),  # srtp_sec_serv_t
-    ]
-
-
-class _Policy(ctypes.Structure):  # srtp_policy_t
-    _fields_ = [
-        ("ssrc", _Ssrc),
-        ("rtp", _CryptoPolicy),
-        ("rtcp", _CryptoPolicy),
-        ("key", ctypes.c_void_p),  # unsigned char *: master key || master salt
-        ("keys", ctypes.c_void_p),  # srtp_master_key_t **
-        ("num_master_keys", ctypes.c_ulong),
-        ("deprecated_ekt", ctypes.c_void_p),
-        ("window_size", ctypes.c_ulong),
-        ("allow_repeat_tx", ctypes.c_int),
-        ("enc_xtn_hdr", ctypes.c_void_p),  # int *
-        ("enc_xtn_hdr_count", ctypes.c_int),
-        ("next", ctypes.c_void_p),  # struct srtp_policy_t *
-    ]
-
-
+_crypto: _Crypto | None = None
 _load_lock = threading.Lock()
-_loaded: ctypes.CDLL | None = None
 
 
-def _lib() -> ctypes.CDLL:
-    """libsrtp2, its functions declared and ``srtp_init`` called (once)."""
-    global _loaded
-    if _loaded is not None:
-        return _loaded
+def _lib() -> _Crypto:
+    global _crypto
     with _load_lock:
-        if _loaded is None:
-            try:
-                lib = ctypes.CDLL("libsrtp2.so.1")
-            except OSError as exc:
-                raise OSError(f"libsrtp2 is missing (install the Debian package libsrtp2-1): "
-                              f"{exc}") from exc
-            int_p = ctypes.POINTER(ctypes.c_int)
-            signatures: dict[str, list[Any]] = {
-                "srtp_init": [],
-                "srtp_create": [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(_Policy)],
-                "srtp_dealloc": [ctypes.c_void_p],
-                "srtp_crypto_policy_set_from_profile_for_rtp":
-                    [ctypes.POINTER(_CryptoPolicy), ctypes.c_int],
-                "srtp_crypto_policy_set_from_profile_for_rtcp":
-                    [ctypes.POINTER(_CryptoPolicy), ctypes.c_int],
-            }
-            for name in ("protect", "unprotect", "protect_rtcp", "unprotect_rtcp"):
-                signatures[f"srtp_{name}"] = [ctypes.c_void_p, ctypes.c_void_p, int_p]
-            for name, argtypes in signatures.items():
-                func = getattr(lib, name)
-                func.argtypes = argtypes
-                func.restype = ctypes.c_int  # srtp_err_status_t
-            status = lib.srtp_init()
-            if status:
-                raise _error("srtp_init", status)
-            _loaded = lib
-    return _loaded
-
-
-def _create(lib: ctypes.CDLL, profile: str, key: bytes, ssrc_type: int, window_size: int,
-            allow_repeat_tx: bool) -> ctypes.c_void_p:
-    """A new libsrtp session (srtp_t) for ``profile`` keyed with ``key``."""
-    policy, profile_id = _Policy(), _PROFILE_IDS[profile]
-    for setter, crypto in ((lib.srtp_crypto_policy_set_from_profile_for_rtp, policy.rtp),
-                           (lib.srtp_crypto_policy_set_from_profile_for_rtcp, policy.rtcp)):
-        status = setter(ctypes.byref(crypto), profile_id)
-        if status:
-            raise _error(f"setting the {profile} policy", status)
-    policy.ssrc.type = ssrc_type
-    key_buffer = ctypes.create_string_buffer(key, len(key))
-    policy.key = ctypes.cast(key_buffer, ctypes.c_void_p)
-    policy.window_size = window_size
-    policy.allow_repeat_tx = int(allow_repeat_tx)
-    ctx = ctypes.c_void_p()
-    try:
-        status = lib.srtp_create(ctypes.byref(ctx), ctypes.byref(policy))
-    finally:
-        ctypes.memset(key_buffer, 0, len(key))  # libsrtp keeps derived keys, not this copy
-    if status:
-        raise _error("create", status)
-    return ctx
+        if _crypto is None:
+            _crypto = _Crypto()
+    return _crypto
 
 
 def supported_profiles() -> list[str]:
-    """Those of :data:`PROFILES` this libsrtp2 can use, strongest first.
-
-    The AES-GCM profiles need libsrtp2 built with a crypto library that has AES-GCM (Debian
-    builds it on NSS, which does); each profile is tried, once, by creating a session."""
-    return list(_supported_profiles())
+    """The profiles offered in the DTLS handshake, strongest first (OpenSSL 3 has them
+    all)."""
+    return list(PROFILES)
 
 
-@functools.cache
-def _supported_profiles() -> tuple[str, ...]:
-    lib = _lib()
-    supported = []
-    for profile, (key_len, salt_len) in PROFILES.items():
-        try:
-            ctx = _create(lib, profile, bytes(key_len + salt_len), _SSRC_ANY_OUTBOUND, 1024,
-                          True)
-        except SrtpError:
-            continue
-        lib.srtp_dealloc(ctx)
-        supported.append(profile)
-    return tuple(supported)
+class _Cipher:
+    """One AES context (CTR or GCM) with its key set; a new IV for each packet."""
+
+    def __init__(self, lib: _Crypto, cipher: int, key: bytes, encrypt: bool) -> None:
+        self._lib, self._encrypt = lib, int(encrypt)
+        ctx = lib.EVP_CIPHER_CTX_new()
+        if not ctx or lib.EVP_CipherInit_ex(ctx, cipher, None, key, None, self._encrypt) != 1:
+            lib.EVP_CIPHER_CTX_free(ctx)
+            raise SrtpError("cipher setup failed")
+        self._ctx = ctx
+        self._free = weakref.finalize(self, lib.EVP_CIPHER_CTX_free, ctx)
+        self._out = ctypes.create_string_buffer(MAX_PACKET + 64)
+        self._out_len = c_int()
+        self._tag = ctypes.create_string_buffer(_GCM_TAG)
+
+    def ctr(self, iv: bytes, data: bytes) -> bytes:
+        lib, out = self._lib, self._out
+        if (lib.EVP_CipherInit_ex(self._ctx, None, None, None, iv, 1) != 1
+                or lib.EVP_CipherUpdate(self._ctx, out, ctypes.byref(self._out_len), data,
+                                        len(data)) != 1):
+            raise SrtpError("AES-CM failed")
+        return out.raw[:len(data)]
+
+    def gcm(self, iv: bytes, aad: bytes, data: bytes, tag: bytes = b"") -> bytes | None:
+        """Encrypt ``data`` (ciphertext and tag), or decrypt it against ``tag`` (None when
+        it does not authenticate)."""
+        lib, ctx, out, out_len = self._lib, self._ctx, self._out, ctypes.byref(self._out_len)
+        if (lib.EVP_CipherInit_ex(ctx, None, None, None, iv, self._encrypt) != 1
+                or lib.EVP_CipherUpdate(ctx, None, out_len, aad, len(aad)) != 1
+                or lib.EVP_CipherUpdate(ctx, out, out_len, data, len(data)) != 1):
+            raise SrtpError("AES-GCM failed")
+        result = out.raw[:len(data)]
+        if self._encrypt:
+            if (lib.EVP_CipherFinal_ex(ctx, self._tag, out_len) != 1
+                    or lib.EVP_CIPHER_CTX_ctrl(ctx, _EVP_CTRL_GCM_GET_TAG, _GCM_TAG,
+                                               self._tag) != 1):
+                raise SrtpError("AES-GCM failed")
+            return result + self._tag.raw
+        lib.EVP_CIPHER_CTX_ctrl(ctx, _EVP_CTRL_GCM_SET_TAG, _GCM_TAG, tag)
+        return result if lib.EVP_CipherFinal_ex(ctx, self._tag, out_len) == 1 else None
+
+
+def _derive(lib: _Crypto, master_key: bytes, master_salt: bytes, label: int,
+            length: int) -> bytes:
+    """RFC 3711's AES-CM key derivation (rate 0): the keystream at (salt XOR label)."""
+    x = bytearray(master_salt.ljust(14, b"\0"))
+    x[7] ^= label
+    cipher = lib.EVP_aes_128_ctr() if len(master_key) == 16 else lib.EVP_aes_256_ctr()
+    return _Cipher(lib, cipher, master_key, True).ctr(bytes(x) + b"\0\0", bytes(length))
+
+
+class _Keys:
+    """The session keys of RTP or of RTCP, and the cipher they are used with."""
+
+    def __init__(self, lib: _Crypto, profile: str, master: bytes, labels: int,
+                 encrypt: bool) -> None:
+        key_length, salt_length = PROFILES[profile]
+        master_key, master_salt = master[:key_length], master[key_length:]
+        self.gcm = salt_length == 12
+        key = _derive(lib, master_key, master_salt, labels, key_length)
+        self.auth = b"" if self.gcm else _derive(lib, master_key, master_salt, labels + 1,
+                                                 _AUTH_KEY)
+        self.salt = int.from_bytes(
+            _derive(lib, master_key, master_salt, labels + 2, salt_length), "big")
+        if self.gcm:
+            cipher = lib.EVP_aes_128_gcm() if key_length == 16 else lib.EVP_aes_256_gcm()
+        else:
+            cipher = lib.EVP_aes_128_ctr()
+        self.cipher = _Cipher(lib, cipher, key, encrypt or not self.gcm)
+
+    def cm_iv(self, ssrc: int, index: int) -> bytes:
+        return ((self.salt << 16) ^ (ssrc << 64) ^ (index << 16)).to_bytes(16, "big")
+
+    def tag(self, data: bytes) -> bytes:
+        return hmac.digest(self.auth, data, "sha1")[:_CM_TAG]
 
 
 class SrtpSession:
-    """One libsrtp session: protects (``outbound``) or unprotects the packets of any SSRC.
+    """The SRTP context of one direction of a connection, for packets of any SSRC.
 
     ``key`` is the master key followed by the master salt, of the lengths
-    :data:`PROFILES` gives for ``profile``. Every call writes into one buffer the session
-    keeps, so a session is not thread-safe: a caller that shares one between threads holds
-    a lock around each call. :meth:`close` frees libsrtp's state; a session that is
-    dropped unclosed frees it when it is collected."""
+    :data:`PROFILES` gives for ``profile``; ``outbound`` says whether it protects (the
+    packets the box sends) or unprotects (those it receives)."""
 
-    def __init__(self, profile: str, key: bytes, *, outbound: bool, window_size: int = 1024,
-                 allow_repeat_tx: bool = True) -> None:
+    def __init__(self, profile: str, key: bytes, *, outbound: bool,
+                 window_size: int = RTP_WINDOW, allow_repeat_tx: bool = True) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown SRTP profile {profile!r}: expected one of "
                              f"{', '.join(PROFILES)}")
@@ -195,55 +206,165 @@ class SrtpSession:
         if len(key) != key_len + salt_len:
             raise ValueError(f"{profile} needs a {key_len}-byte master key and a {salt_len}-byte"
                              f" master salt ({key_len + salt_len} bytes), not {len(key)} bytes")
+        if not 64 <= window_size < 0x8000:
+            raise _fail("create", "bad_param", f"replay window of {window_size} "
+                                               f"(64 to 32767 packets)")
         lib = _lib()
-        ssrc_type = _SSRC_ANY_OUTBOUND if outbound else _SSRC_ANY_INBOUND
         self.profile = profile
-        self._ctx: ctypes.c_void_p | None = _create(lib, profile, key, ssrc_type, window_size,
-                                                    allow_repeat_tx)
-        self._finalizer = weakref.finalize(self, lib.srtp_dealloc, self._ctx)
-        self._buffer = ctypes.create_string_buffer(_BUFFER_SIZE)
-        self._view = memoryview(self._buffer).cast("B")
-        self._length = ctypes.c_int()
-        self._length_p = ctypes.pointer(self._length)
-        self._protect = lib.srtp_protect
-        self._protect_rtcp = lib.srtp_protect_rtcp
-        self._unprotect = lib.srtp_unprotect
-        self._unprotect_rtcp = lib.srtp_unprotect_rtcp
+        self._window_size, self._repeat = window_size, allow_repeat_tx
+        self._rtp = _Keys(lib, profile, key, 0, outbound)
+        self._rtcp = _Keys(lib, profile, key, 3, outbound)
+        self._gcm = self._rtp.gcm
+        self._tag = _GCM_TAG if self._gcm else _CM_TAG
+        self._streams: dict[int, Window] = {}  # RTP, by SSRC
+        self._rtcp_windows: dict[int, Window] = {}  # SRTCP received, by SSRC
+        self._rtcp_sent: dict[int, int] = {}  # the last SRTCP index sent, by SSRC
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _release, self._rtp.cipher, self._rtcp.cipher)
+
+    def close(self) -> None:
+        """Free the cipher contexts; later calls raise :class:`SrtpError`."""
+        self._closed = True
+        self._finalizer()
+
+    def _rtp_header(self, operation: str, packet: bytes, end: int) -> tuple[int, int, int]:
+        """(header length, sequence number, SSRC) of the RTP ``packet[:end]``."""
+        if self._closed:
+            raise SrtpError(f"{operation} failed: the session is closed")
+        if end < 12:
+            raise _fail(operation, "bad_param", f"{len(packet)}-byte packet, too short")
+        if len(packet) > MAX_PACKET + self._tag:
+            raise _fail(operation, "bad_param", f"{len(packet)}-byte packet, longer than "
+                                                f"{MAX_PACKET} bytes")
+        first, _, seq, _, ssrc = _RTP_HEADER.unpack_from(packet)
+        length = 12 + 4 * (first & 0x0F)
+        if first & 0x10 and length + 4 <= end:
+            length += 4 + 4 * int.from_bytes(packet[length + 2:length + 4], "big")
+        elif first & 0x10:
+            length = end + 1
+        if length > end:
+            raise _fail(operation, "parse_err", "its header is longer than the packet")
+        return length, seq, ssrc
 
     def protect(self, packet: bytes) -> bytes:
         """The SRTP packet of the RTP ``packet``."""
-        return self._call(self._protect, "protect", packet, SRTP_MAX_TRAILER_LEN)
-
-    def protect_rtcp(self, packet: bytes) -> bytes:
-        """The SRTCP packet of the RTCP ``packet`` (compound or not)."""
-        return self._call(self._protect_rtcp, "protect_rtcp", packet, SRTCP_MAX_TRAILER_LEN)
+        header_length, seq, ssrc = self._rtp_header("protect", packet, len(packet))
+        if len(packet) > MAX_PACKET:
+            raise _fail("protect", "bad_param", f"{len(packet)}-byte packet, longer than "
+                                                f"{MAX_PACKET} bytes")
+        window = self._streams.get(ssrc) or Window(self._window_size)
+        index = window.estimate(seq)
+        status = window.check(index)
+        if status and not (status == "replay_fail" and self._repeat):
+            raise _fail("protect", status)
+        keys, header = self._rtp, packet[:header_length]
+        if self._gcm:
+            iv = ((ssrc << 48 | index) ^ keys.salt).to_bytes(12, "big")
+            sealed = keys.cipher.gcm(iv, header, packet[header_length:])
+            assert sealed is not None
+            protected = header + sealed
+        else:
+            body = header + keys.cipher.ctr(keys.cm_iv(ssrc, index), packet[header_length:])
+            protected = body + keys.tag(body + (index >> 16).to_bytes(4, "big"))
+        if not status:
+            window.add(index)
+            self._streams[ssrc] = window
+        return protected
 
     def unprotect(self, packet: bytes) -> bytes:
-        """The RTP packet in the SRTP ``packet``, once authenticated and checked for replay."""
-        return self._call(self._unprotect, "unprotect", packet, 0)
+        """The RTP packet in the SRTP ``packet``, once authenticated and checked for
+        replay."""
+        end = len(packet) - self._tag
+        header_length, seq, ssrc = self._rtp_header("unprotect", packet, end)
+        window = self._streams.get(ssrc) or Window(self._window_size)
+        index = window.estimate(seq)
+        status = window.check(index)
+        if status:
+            raise _fail("unprotect", status)
+        keys, header = self._rtp, packet[:header_length]
+        if self._gcm:
+            iv = ((ssrc << 48 | index) ^ keys.salt).to_bytes(12, "big")
+            plain = keys.cipher.gcm(iv, header, packet[header_length:end], packet[end:])
+            if plain is None:
+                raise _fail("unprotect", "auth_fail")
+        else:
+            body = packet[:end]
+            if not hmac.compare_digest(keys.tag(body + (index >> 16).to_bytes(4, "big")),
+                                       packet[end:]):
+                raise _fail("unprotect", "auth_fail")
+            plain = keys.cipher.ctr(keys.cm_iv(ssrc, index), body[header_length:])
+        window.add(index)
+        self._streams[ssrc] = window
+        return header + plain
+
+    def _rtcp_check(self, operation: str, packet: bytes, least: int) -> int:
+        """The sender SSRC of the RTCP ``packet``."""
+        if self._closed:
+            raise SrtpError(f"{operation} failed: the session is closed")
+        if len(packet) < least:
+            raise _fail(operation, "bad_param", f"{len(packet)}-byte packet, too short")
+        if len(packet) > MAX_PACKET + 4 + self._tag:
+            raise _fail(operation, "bad_param", f"{len(packet)}-byte packet, longer than "
+                                                f"{MAX_PACKET} bytes")
+        return int.from_bytes(packet[4:8], "big")
+
+    def protect_rtcp(self, packet: bytes) -> bytes:
+        """The SRTCP packet of the RTCP ``packet`` (compound or not), encrypted."""
+        ssrc = self._rtcp_check("protect_rtcp", packet, 8)
+        if len(packet) > MAX_PACKET:
+            raise _fail("protect_rtcp", "bad_param", f"{len(packet)}-byte packet, longer "
+                                                     f"than {MAX_PACKET} bytes")
+        index = self._rtcp_sent.get(ssrc, 0) + 1
+        if index > 0x7FFFFFFF:
+            raise _fail("protect_rtcp", "bad_param", "SRTCP index exhausted: key again")
+        self._rtcp_sent[ssrc] = index
+        keys, word = self._rtcp, _E_INDEX.pack(0x80000000 | index)
+        if self._gcm:
+            iv = ((ssrc << 48 | index) ^ keys.salt).to_bytes(12, "big")
+            sealed = keys.cipher.gcm(iv, packet[:8] + word, packet[8:])
+            assert sealed is not None
+            return packet[:8] + sealed + word
+        body = packet[:8] + keys.cipher.ctr(keys.cm_iv(ssrc, index), packet[8:]) + word
+        return body + keys.tag(body)
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:
-        """The RTCP packet in the SRTCP ``packet``, once authenticated and checked for replay."""
-        return self._call(self._unprotect_rtcp, "unprotect_rtcp", packet, 0)
-
-    def close(self) -> None:
-        """Free libsrtp's state (srtp_dealloc); later calls raise :class:`SrtpError`."""
-        self._ctx = None
-        self._finalizer()
-
-    def _call(self, func: Callable[..., int], operation: str, packet: bytes,
-              trailer: int) -> bytes:
-        ctx = self._ctx
-        if ctx is None:
-            raise SrtpError(f"{operation} failed: the session is closed")
-        length = len(packet)
-        if length + trailer > _BUFFER_SIZE:
-            raise SrtpError(f"{operation} failed: {length}-byte packet, longer than "
-                            f"{_BUFFER_SIZE - trailer} bytes")
-        view = self._view
-        view[:length] = packet
-        self._length.value = length
-        status = func(ctx, self._buffer, self._length_p)
+        """The RTCP packet in the SRTCP ``packet``, once authenticated and checked for
+        replay."""
+        tag = self._tag
+        ssrc = self._rtcp_check("unprotect_rtcp", packet, 8 + 4 + tag)
+        keys, n = self._rtcp, len(packet)
+        word_at = n - 4 if self._gcm else n - tag - 4
+        word = packet[word_at:word_at + 4]
+        encrypted, index = word[0] >> 7, _E_INDEX.unpack(word)[0] & 0x7FFFFFFF
+        window = self._rtcp_windows.get(ssrc) or Window(RTCP_WINDOW)
+        status = window.check(index)
         if status:
-            raise _error(operation, status)
-        return view[:self._length.value].tobytes()
+            raise _fail("unprotect_rtcp", status)
+        if self._gcm:
+            iv = ((ssrc << 48 | index) ^ keys.salt).to_bytes(12, "big")
+            sealed_end = n - 4 - _GCM_TAG
+            if encrypted:
+                plain = keys.cipher.gcm(iv, packet[:8] + word, packet[8:sealed_end],
+                                        packet[sealed_end:n - 4])
+                result = None if plain is None else packet[:8] + plain
+            else:  # authenticated only: all of it is associated data
+                checked = keys.cipher.gcm(iv, packet[:sealed_end] + word, b"",
+                                          packet[sealed_end:n - 4])
+                result = None if checked is None else packet[:sealed_end]
+        else:
+            body = packet[:n - tag]
+            result = None
+            if hmac.compare_digest(keys.tag(body), packet[n - tag:]):
+                payload = packet[8:word_at]
+                result = packet[:8] + (keys.cipher.ctr(keys.cm_iv(ssrc, index), payload)
+                                       if encrypted else payload)
+        if result is None:
+            raise _fail("unprotect_rtcp", "auth_fail")
+        window.add(index)
+        self._rtcp_windows[ssrc] = window
+        return result
+
+
+def _release(*ciphers: _Cipher) -> None:
+    for cipher in ciphers:
+        cipher._free()

@@ -1,10 +1,10 @@
 """The room's DTLS-SRTP transport, in place of aiortc's ``aiortc.rtcdtlstransport``.
 
-It is installed under that module's name (:mod:`services.room.dtls`), so aiortc's peer
+It is installed under that module's name (:mod:`services.room.stand_ins`), so aiortc's peer
 connections, senders, receivers and SCTP transport use it as they would their own:
-the same classes and the same calls. Underneath, DTLS runs on the system's OpenSSL
-(:mod:`.openssl`) and SRTP on the system's libsrtp2 (:mod:`.srtp`), so pyOpenSSL,
-cryptography and pylibsrtp are never loaded.
+the same classes and the same calls. Underneath, DTLS (:mod:`.openssl`) and SRTP
+(:mod:`.srtp`) run on the system's OpenSSL, so pyOpenSSL, cryptography and pylibsrtp are
+never loaded.
 
 What differs from aiortc's:
 
