@@ -10,15 +10,12 @@ anything else of it is used.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import uuid
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 MDNS_HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9-]{1,63}\.local$")
-_OWN = "aioice._own_mdns"
 
 
 class MDnsProtocol:
@@ -41,19 +38,9 @@ async def create_mdns_protocol() -> Any:
 
 def aioice_mdns() -> ModuleType:
     """aioice's own ``aioice/mdns.py``, loaded once under another name."""
-    import sys
+    from services.room.stand_ins import original
 
-    module = sys.modules.get(_OWN)
-    if module is None:
-        import aioice
-
-        spec = importlib.util.spec_from_file_location(
-            _OWN, Path(aioice.__file__).parent / "mdns.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[_OWN] = module
-        spec.loader.exec_module(module)
-    return module
+    return original("aioice.mdns")
 
 
 def __getattr__(name: str) -> Any:  # the rest, from aioice's own

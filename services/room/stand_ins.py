@@ -15,8 +15,10 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import logging
 import sys
+from pathlib import Path
 from types import ModuleType
 
 log = logging.getLogger(__name__)
@@ -64,3 +66,19 @@ def installed(name: str) -> bool:
     """Whether the module ``name`` of :data:`STAND_INS` is the room's in this process."""
     module = sys.modules.get(name)
     return module is not None and module.__name__ == STAND_INS[name]
+
+
+def original(name: str) -> ModuleType:
+    """The module ``name`` of :data:`STAND_INS` as its package ships it, loaded once from
+    its file under another name (``aioice._own_mdns`` for ``aioice.mdns``)."""
+    package, _, leaf = name.rpartition(".")
+    own = f"{package}._own_{leaf}"
+    module = sys.modules.get(own)
+    if module is None:
+        path = Path(importlib.import_module(package).__file__ or "").parent / f"{leaf}.py"
+        spec = importlib.util.spec_from_file_location(own, path)
+        assert spec is not None and spec.loader is not None, path
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[own] = module
+        spec.loader.exec_module(module)
+    return module
