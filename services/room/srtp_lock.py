@@ -69,14 +69,6 @@ class LockedSrtpSession:
             result: bytes = self._session.unprotect_rtcp(packet)
         return result
 
-    def add_stream(self, policy: Any) -> None:
-        with self.lock:
-            self._session.add_stream(policy)
-
-    def remove_stream(self, ssrc: int) -> None:
-        with self.lock:
-            self._session.remove_stream(ssrc)
-
 
 def locked_tx_session(dtls: Any) -> LockedSrtpSession | None:
     """The locked outbound session of ``dtls``, installed on first call (on the event

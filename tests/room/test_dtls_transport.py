@@ -92,9 +92,6 @@ def _rtp(seq: int, ssrc: int = 0x1234, size: int = 160) -> bytes:
         + ssrc.to_bytes(4, "big") + os.urandom(size)
 
 
-KINDS = {"ours": ours, "aiortc": None}
-
-
 @pytest.mark.parametrize("client_kind,server_kind",
                          [("ours", "ours"), ("ours", "aiortc"), ("aiortc", "ours")])
 def test_handshake_and_srtp_both_ways(client_kind: str, server_kind: str) -> None:

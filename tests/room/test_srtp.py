@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from pylibsrtp import Policy, Session
 
-from services.room.dtls import srtp
+from services.room.dtls import openssl, srtp
 from services.room.dtls.srtp import PROFILES, SrtpError, SrtpSession, supported_profiles
 
 PYLIBSRTP_PROFILES = {
@@ -255,7 +255,7 @@ def test_unencrypted_srtcp_is_read() -> None:
     is built here with the session keys the tests above check against libsrtp."""
     for profile in supported_profiles():
         key = random_key(profile)
-        keys = srtp._Keys(srtp._lib(), profile, key, 3, True)
+        keys = srtp._Keys(srtp.libs(), profile, key, 3, True)
         report, index = rtcp_sr(SSRCS[0], 5), 7
         word = index.to_bytes(4, "big")  # E = 0
         if keys.gcm:
@@ -300,7 +300,7 @@ def test_missing_library(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing(name: str) -> ctypes.CDLL:
         raise OSError(f"{name}: cannot open shared object file")
 
-    monkeypatch.setattr(srtp, "_crypto", None)
-    monkeypatch.setattr(srtp.ctypes, "CDLL", missing)
-    with pytest.raises(OSError, match="Debian package libssl3"):
+    monkeypatch.setattr(openssl, "_libs", None)
+    monkeypatch.setattr(openssl.ctypes, "CDLL", missing)
+    with pytest.raises(openssl.DtlsError, match="Debian package libssl3"):
         SrtpSession("SRTP_AES128_CM_SHA1_80", bytes(30), outbound=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import datetime
 import os
+import threading
 import weakref
 from ctypes import POINTER, byref, c_char_p, c_int, c_long, c_size_t, c_uint, c_uint64, c_void_p
 from typing import Any
@@ -88,6 +89,16 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "X509_set_pubkey": (c_int, [_P, _P]),
     "X509_sign": (c_int, [_P, _P, _P]),
     "X509_digest": (c_int, [_P, _P, c_char_p, POINTER(c_uint)]),
+    "EVP_CIPHER_CTX_new": (_P, []),
+    "EVP_CIPHER_CTX_free": (None, [_P]),
+    "EVP_CipherInit_ex": (c_int, [_P, _P, _P, c_char_p, c_char_p, c_int]),
+    "EVP_CipherUpdate": (c_int, [_P, _P, POINTER(c_int), c_char_p, c_int]),
+    "EVP_CipherFinal_ex": (c_int, [_P, _P, POINTER(c_int)]),
+    "EVP_CIPHER_CTX_ctrl": (c_int, [_P, c_int, c_int, _P]),
+    "EVP_aes_128_ctr": (_P, []),
+    "EVP_aes_256_ctr": (_P, []),
+    "EVP_aes_128_gcm": (_P, []),
+    "EVP_aes_256_gcm": (_P, []),
     "BIO_s_mem": (_P, []),
     "BIO_new": (_P, [_P]),
     "BIO_read": (c_int, [_P, c_char_p, c_int]),
@@ -122,15 +133,15 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
 }
 
 
-class _Libs:
-    """OpenSSL's functions, declared once."""
+class Libs:
+    """OpenSSL's functions (DTLS here, AES for :mod:`.srtp`), declared once."""
 
     def __init__(self) -> None:
         try:
             crypto = ctypes.CDLL("libcrypto.so.3")
             ssl = ctypes.CDLL("libssl.so.3")
         except OSError as exc:
-            raise DtlsError(f"OpenSSL 3 is needed for the room's DTLS "
+            raise DtlsError(f"OpenSSL 3 is needed for the room's DTLS and SRTP "
                             f"(Debian package libssl3): {exc}") from exc
         for name, (restype, argtypes) in _SIGNATURES.items():
             function = getattr(ssl if name.startswith(("SSL", "DTLS")) else crypto, name)
@@ -141,17 +152,20 @@ class _Libs:
         raise AttributeError(name)
 
 
-_libs: _Libs | None = None
+_libs: Libs | None = None
+_load_lock = threading.Lock()
 
 
-def libs() -> _Libs:
+def libs() -> Libs:
+    """Loaded on first use (any thread)."""
     global _libs
-    if _libs is None:
-        _libs = _Libs()
+    with _load_lock:
+        if _libs is None:
+            _libs = Libs()
     return _libs
 
 
-def _reasons(lib: _Libs) -> str:
+def _reasons(lib: Libs) -> str:
     """OpenSSL's queued errors, drained, as one line."""
     reasons, buf = [], ctypes.create_string_buffer(256)
     while code := lib.ERR_get_error():
@@ -160,7 +174,7 @@ def _reasons(lib: _Libs) -> str:
     return "; ".join(reasons) or "no reason given"
 
 
-def _check(lib: _Libs, ok: Any, what: str) -> None:
+def _check(lib: Libs, ok: Any, what: str) -> None:
     if not ok:
         raise DtlsError(f"{what} failed: {_reasons(lib)}")
 

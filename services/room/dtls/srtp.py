@@ -33,11 +33,10 @@ from __future__ import annotations
 import ctypes
 import hmac
 import struct
-import threading
 import weakref
-from ctypes import POINTER, c_char_p, c_int, c_void_p
-from typing import Any
+from ctypes import c_int
 
+from services.room.dtls.openssl import Libs, libs
 from services.room.dtls.replay import Window
 
 #: OpenSSL's name of each DTLS-SRTP profile -> (master key length, master salt length),
@@ -67,46 +66,6 @@ def _fail(operation: str, status: str, detail: str = "") -> SrtpError:
                      + (f": {detail}" if detail else ""))
 
 
-class _Crypto:
-    """libcrypto's cipher functions, declared once."""
-
-    def __init__(self) -> None:
-        try:
-            lib = ctypes.CDLL("libcrypto.so.3")
-        except OSError as exc:
-            raise OSError(f"SRTP needs OpenSSL 3's libcrypto (Debian package libssl3): "
-                          f"{exc}") from exc
-        out_len = POINTER(c_int)
-        for name, restype, argtypes in (
-                ("EVP_CIPHER_CTX_new", c_void_p, []),
-                ("EVP_CIPHER_CTX_free", None, [c_void_p]),
-                ("EVP_CipherInit_ex", c_int,
-                 [c_void_p, c_void_p, c_void_p, c_char_p, c_char_p, c_int]),
-                ("EVP_CipherUpdate", c_int, [c_void_p, c_void_p, out_len, c_char_p, c_int]),
-                ("EVP_CipherFinal_ex", c_int, [c_void_p, c_void_p, out_len]),
-                ("EVP_CIPHER_CTX_ctrl", c_int, [c_void_p, c_int, c_int, c_void_p]),
-                ("EVP_aes_128_ctr", c_void_p, []), ("EVP_aes_256_ctr", c_void_p, []),
-                ("EVP_aes_128_gcm", c_void_p, []), ("EVP_aes_256_gcm", c_void_p, [])):
-            function = getattr(lib, name)
-            function.restype, function.argtypes = restype, argtypes
-            setattr(self, name, function)
-
-    def __getattr__(self, name: str) -> Any:  # for mypy: the functions set above
-        raise AttributeError(name)
-
-
-_crypto: _Crypto | None = None
-_load_lock = threading.Lock()
-
-
-def _lib() -> _Crypto:
-    global _crypto
-    with _load_lock:
-        if _crypto is None:
-            _crypto = _Crypto()
-    return _crypto
-
-
 def supported_profiles() -> list[str]:
     """The profiles offered in the DTLS handshake, strongest first (OpenSSL 3 has them
     all)."""
@@ -116,7 +75,7 @@ def supported_profiles() -> list[str]:
 class _Cipher:
     """One AES context (CTR or GCM) with its key set; a new IV for each packet."""
 
-    def __init__(self, lib: _Crypto, cipher: int, key: bytes, encrypt: bool) -> None:
+    def __init__(self, lib: Libs, cipher: int, key: bytes, encrypt: bool) -> None:
         self._lib, self._encrypt = lib, int(encrypt)
         ctx = lib.EVP_CIPHER_CTX_new()
         if not ctx or lib.EVP_CipherInit_ex(ctx, cipher, None, key, None, self._encrypt) != 1:
@@ -155,7 +114,7 @@ class _Cipher:
         return result if lib.EVP_CipherFinal_ex(ctx, self._tag, out_len) == 1 else None
 
 
-def _derive(lib: _Crypto, master_key: bytes, master_salt: bytes, label: int,
+def _derive(lib: Libs, master_key: bytes, master_salt: bytes, label: int,
             length: int) -> bytes:
     """RFC 3711's AES-CM key derivation (rate 0): the keystream at (salt XOR label)."""
     x = bytearray(master_salt.ljust(14, b"\0"))
@@ -167,7 +126,7 @@ def _derive(lib: _Crypto, master_key: bytes, master_salt: bytes, label: int,
 class _Keys:
     """The session keys of RTP or of RTCP, and the cipher they are used with."""
 
-    def __init__(self, lib: _Crypto, profile: str, master: bytes, labels: int,
+    def __init__(self, lib: Libs, profile: str, master: bytes, labels: int,
                  encrypt: bool) -> None:
         key_length, salt_length = PROFILES[profile]
         master_key, master_salt = master[:key_length], master[key_length:]
@@ -184,7 +143,13 @@ class _Keys:
         self.cipher = _Cipher(lib, cipher, key, encrypt or not self.gcm)
 
     def cm_iv(self, ssrc: int, index: int) -> bytes:
+        """AES-CM's counter block (RFC 3711, 4.1.1)."""
         return ((self.salt << 16) ^ (ssrc << 64) ^ (index << 16)).to_bytes(16, "big")
+
+    def gcm_iv(self, ssrc: int, index: int) -> bytes:
+        """AES-GCM's IV (RFC 7714, 8.1 and 9.1: the index is the RTP packet's 48-bit one
+        or the 31-bit SRTCP index)."""
+        return ((ssrc << 48 | index) ^ self.salt).to_bytes(12, "big")
 
     def tag(self, data: bytes) -> bytes:
         return hmac.digest(self.auth, data, "sha1")[:_CM_TAG]
@@ -209,7 +174,7 @@ class SrtpSession:
         if not 64 <= window_size < 0x8000:
             raise _fail("create", "bad_param", f"replay window of {window_size} "
                                                f"(64 to 32767 packets)")
-        lib = _lib()
+        lib = libs()
         self.profile = profile
         self._window_size, self._repeat = window_size, allow_repeat_tx
         self._rtp = _Keys(lib, profile, key, 0, outbound)
@@ -227,13 +192,15 @@ class SrtpSession:
         self._closed = True
         self._finalizer()
 
-    def _rtp_header(self, operation: str, packet: bytes, end: int) -> tuple[int, int, int]:
-        """(header length, sequence number, SSRC) of the RTP ``packet[:end]``."""
+    def _rtp_header(self, operation: str, packet: bytes, end: int,
+                    limit: int) -> tuple[int, int, int]:
+        """(header length, sequence number, SSRC) of the RTP ``packet[:end]``; ``packet``
+        is refused when longer than ``limit``."""
         if self._closed:
             raise SrtpError(f"{operation} failed: the session is closed")
         if end < 12:
             raise _fail(operation, "bad_param", f"{len(packet)}-byte packet, too short")
-        if len(packet) > MAX_PACKET + self._tag:
+        if len(packet) > limit:
             raise _fail(operation, "bad_param", f"{len(packet)}-byte packet, longer than "
                                                 f"{MAX_PACKET} bytes")
         first, _, seq, _, ssrc = _RTP_HEADER.unpack_from(packet)
@@ -248,10 +215,8 @@ class SrtpSession:
 
     def protect(self, packet: bytes) -> bytes:
         """The SRTP packet of the RTP ``packet``."""
-        header_length, seq, ssrc = self._rtp_header("protect", packet, len(packet))
-        if len(packet) > MAX_PACKET:
-            raise _fail("protect", "bad_param", f"{len(packet)}-byte packet, longer than "
-                                                f"{MAX_PACKET} bytes")
+        header_length, seq, ssrc = self._rtp_header("protect", packet, len(packet),
+                                                    MAX_PACKET)
         window = self._streams.get(ssrc) or Window(self._window_size)
         index = window.estimate(seq)
         status = window.check(index)
@@ -259,7 +224,7 @@ class SrtpSession:
             raise _fail("protect", status)
         keys, header = self._rtp, packet[:header_length]
         if self._gcm:
-            iv = ((ssrc << 48 | index) ^ keys.salt).to_bytes(12, "big")
+            iv = keys.gcm_iv(ssrc, index)
             sealed = keys.cipher.gcm(iv, header, packet[header_length:])
             assert sealed is not None
             protected = header + sealed
@@ -275,7 +240,8 @@ class SrtpSession:
         """The RTP packet in the SRTP ``packet``, once authenticated and checked for
         replay."""
         end = len(packet) - self._tag
-        header_length, seq, ssrc = self._rtp_header("unprotect", packet, end)
+        header_length, seq, ssrc = self._rtp_header("unprotect", packet, end,
+                                                    MAX_PACKET + self._tag)
         window = self._streams.get(ssrc) or Window(self._window_size)
         index = window.estimate(seq)
         status = window.check(index)
@@ -283,7 +249,7 @@ class SrtpSession:
             raise _fail("unprotect", status)
         keys, header = self._rtp, packet[:header_length]
         if self._gcm:
-            iv = ((ssrc << 48 | index) ^ keys.salt).to_bytes(12, "big")
+            iv = keys.gcm_iv(ssrc, index)
             plain = keys.cipher.gcm(iv, header, packet[header_length:end], packet[end:])
             if plain is None:
                 raise _fail("unprotect", "auth_fail")
@@ -297,30 +263,27 @@ class SrtpSession:
         self._streams[ssrc] = window
         return header + plain
 
-    def _rtcp_check(self, operation: str, packet: bytes, least: int) -> int:
-        """The sender SSRC of the RTCP ``packet``."""
+    def _rtcp_check(self, operation: str, packet: bytes, least: int, limit: int) -> int:
+        """The sender SSRC of the RTCP ``packet`` (``least`` to ``limit`` bytes long)."""
         if self._closed:
             raise SrtpError(f"{operation} failed: the session is closed")
         if len(packet) < least:
             raise _fail(operation, "bad_param", f"{len(packet)}-byte packet, too short")
-        if len(packet) > MAX_PACKET + 4 + self._tag:
+        if len(packet) > limit:
             raise _fail(operation, "bad_param", f"{len(packet)}-byte packet, longer than "
                                                 f"{MAX_PACKET} bytes")
         return int.from_bytes(packet[4:8], "big")
 
     def protect_rtcp(self, packet: bytes) -> bytes:
         """The SRTCP packet of the RTCP ``packet`` (compound or not), encrypted."""
-        ssrc = self._rtcp_check("protect_rtcp", packet, 8)
-        if len(packet) > MAX_PACKET:
-            raise _fail("protect_rtcp", "bad_param", f"{len(packet)}-byte packet, longer "
-                                                     f"than {MAX_PACKET} bytes")
+        ssrc = self._rtcp_check("protect_rtcp", packet, 8, MAX_PACKET)
         index = self._rtcp_sent.get(ssrc, 0) + 1
         if index > 0x7FFFFFFF:
             raise _fail("protect_rtcp", "bad_param", "SRTCP index exhausted: key again")
         self._rtcp_sent[ssrc] = index
         keys, word = self._rtcp, _E_INDEX.pack(0x80000000 | index)
         if self._gcm:
-            iv = ((ssrc << 48 | index) ^ keys.salt).to_bytes(12, "big")
+            iv = keys.gcm_iv(ssrc, index)
             sealed = keys.cipher.gcm(iv, packet[:8] + word, packet[8:])
             assert sealed is not None
             return packet[:8] + sealed + word
@@ -331,7 +294,7 @@ class SrtpSession:
         """The RTCP packet in the SRTCP ``packet``, once authenticated and checked for
         replay."""
         tag = self._tag
-        ssrc = self._rtcp_check("unprotect_rtcp", packet, 8 + 4 + tag)
+        ssrc = self._rtcp_check("unprotect_rtcp", packet, 8 + 4 + tag, MAX_PACKET + 4 + tag)
         keys, n = self._rtcp, len(packet)
         word_at = n - 4 if self._gcm else n - tag - 4
         word = packet[word_at:word_at + 4]
@@ -341,7 +304,7 @@ class SrtpSession:
         if status:
             raise _fail("unprotect_rtcp", status)
         if self._gcm:
-            iv = ((ssrc << 48 | index) ^ keys.salt).to_bytes(12, "big")
+            iv = keys.gcm_iv(ssrc, index)
             sealed_end = n - 4 - _GCM_TAG
             if encrypted:
                 plain = keys.cipher.gcm(iv, packet[:8] + word, packet[8:sealed_end],

@@ -62,8 +62,7 @@ class State(enum.Enum):
 
 @dataclass
 class RTCDtlsFingerprint:
-    """A certificate fingerprint as SDP carries it: ``algorithm`` (``sha-256``) and
-    ``value`` (``AB:CD:...``)."""
+    """A certificate fingerprint as SDP carries it (``sha-256``, ``AB:CD:...``)."""
 
     algorithm: str
     value: str
@@ -83,14 +82,15 @@ class RTCCertificate:
 
     def __init__(self, certificate: openssl.Certificate) -> None:
         self._certificate = certificate
+        self._fingerprints = {name: certificate.fingerprint(name) for name in openssl.DIGESTS}
 
     @property
     def expires(self) -> datetime.datetime:
         return self._certificate.expires
 
     def getFingerprints(self) -> list[RTCDtlsFingerprint]:
-        return [RTCDtlsFingerprint(algorithm=name, value=self._certificate.fingerprint(name))
-                for name in openssl.DIGESTS]
+        return [RTCDtlsFingerprint(algorithm=name, value=value)
+                for name, value in self._fingerprints.items()]
 
     @classmethod
     def generateCertificate(cls) -> RTCCertificate:
