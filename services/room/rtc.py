@@ -45,10 +45,24 @@ def new_pc(label: str, max_bundle: bool = False) -> RTCPeerConnection:
 
     @pc.on("connectionstatechange")
     def _log_state() -> None:
-        log.info("%s peer connection: %s -> %s", label, state["old"], pc.connectionState)
+        protection = ""
+        if pc.connectionState == "connected":
+            profiles = srtp_profiles(pc)
+            protection = f" (media keys: {', '.join(profiles)})" if profiles else ""
+        log.info("%s peer connection: %s -> %s%s", label, state["old"], pc.connectionState,
+                 protection)
         state["old"] = pc.connectionState
 
     return pc
+
+
+def srtp_profiles(pc: RTCPeerConnection) -> list[str]:
+    """The SRTP profiles (OpenSSL's names) the DTLS handshakes of ``pc``'s media agreed
+    on: the room server picks one of those offered, and this says which."""
+    transports = {id(t.sender.transport): t.sender.transport for t in pc.getTransceivers()
+                  if t.sender.transport is not None}
+    return sorted({profile for t in transports.values()
+                   if (profile := getattr(t, "srtp_profile", ""))})
 
 
 def jsep_of(pc: RTCPeerConnection) -> dict[str, Any]:

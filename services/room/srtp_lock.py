@@ -2,9 +2,9 @@
 
 With BUNDLE every stream of a connection (the mic's Opus, sent on the event loop; the
 camera's video, sent from its encoder's thread; aiortc's RTCP reports and NACK answers,
-on the loop) is protected by one libsrtp session: ``RTCDtlsTransport._tx_srtp``
-(:class:`services.room.dtls.srtp.SrtpSession`). Neither libsrtp's session nor the
-binding's (which writes every packet into one output buffer it keeps) may be used by two
+on the loop) is protected by one SRTP session: ``RTCDtlsTransport._tx_srtp``
+(:class:`services.room.dtls.srtp.SrtpSession`). Its rollover counters, and the OpenSSL
+cipher contexts and output buffers it reuses for every packet, may not be used by two
 threads at once.
 
 :func:`locked_tx_session` replaces that session, once per transport, by a

@@ -325,3 +325,30 @@ def test_it_offers_all_aiortc_asks_of_its_own() -> None:
         for name in set(re.findall(
                 r"(?:dtlsTransport|self\.transport|self\.__transport)\.(_[a-z]\w*)", source)):
             assert hasattr(dtls, name), f"{path.name} uses the DTLS transport's {name}"
+
+
+@pytest.mark.janus
+@pytest.mark.timeout(60)
+def test_the_profile_the_room_server_picked_is_logged(make_peer: Any, room_number: int,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import re
+
+    from services.room.dtls.srtp import PROFILES
+    from services.room.rtc import srtp_profiles
+
+    caplog.set_level(logging.INFO, logger="services.room.rtc")
+    box = make_peer("box", room_number, tone="tone:440")
+    box.call(lambda s: s.join())
+    connected = [r.getMessage() for r in caplog.records
+                 if r.getMessage().startswith("publisher peer connection: connecting -> ")]
+    assert len(connected) == 1, connected
+    found = re.fullmatch(r"publisher peer connection: connecting -> connected "
+                         r"\(media keys: (\w+)\)", connected[0])
+    assert found is not None, connected[0]
+    assert found[1] in PROFILES
+    # what the line says is what protects the media
+    assert srtp_profiles(box.session._backend.pub_pc) == [found[1]]
+    sender = box.session._backend.pub_pc.getTransceivers()[0].sender
+    tx = sender.transport._tx_srtp
+    assert getattr(tx, "session", tx).profile == found[1]
