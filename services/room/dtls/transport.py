@@ -27,11 +27,8 @@ What differs from aiortc's:
 from __future__ import annotations
 
 import asyncio
-import datetime
-import enum
 import logging
 import traceback
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import clock
@@ -40,8 +37,17 @@ from aiortc.stats import RTCStatsReport, RTCTransportStats
 from pyee.asyncio import AsyncIOEventEmitter
 
 from services.room.dtls import openssl
+from services.room.dtls.parameters import (
+    RTCCertificate,
+    RTCDtlsFingerprint,
+    RTCDtlsParameters,
+    State,
+)
 from services.room.dtls.router import RtpRouter
 from services.room.dtls.srtp import PROFILES, SrtpError, SrtpSession, supported_profiles
+
+__all__ = ["RTCCertificate", "RTCDtlsFingerprint", "RTCDtlsParameters", "RTCDtlsTransport",
+           "State"]
 
 log = logging.getLogger(__name__)
 
@@ -50,51 +56,6 @@ FIRST_RESEND_S = 0.05
 #: ... up to this long after the flight; OpenSSL's own timer (1 s, doubling) takes over
 RESEND_UNTIL_S = 0.8
 SRTP_LABEL = b"EXTRACTOR-dtls_srtp"
-
-
-class State(enum.Enum):
-    NEW = 0
-    CONNECTING = 1
-    CONNECTED = 2
-    CLOSED = 3
-    FAILED = 4
-
-
-@dataclass
-class RTCDtlsFingerprint:
-    """A certificate fingerprint as SDP carries it (``sha-256``, ``AB:CD:...``)."""
-
-    algorithm: str
-    value: str
-
-
-@dataclass
-class RTCDtlsParameters:
-    """The far end's (or our) fingerprints and DTLS role (``auto``, ``client``,
-    ``server``)."""
-
-    fingerprints: list[RTCDtlsFingerprint] = field(default_factory=list)
-    role: str = "auto"
-
-
-class RTCCertificate:
-    """A peer connection's key and self-signed certificate (ECDSA P-256, 30 days)."""
-
-    def __init__(self, certificate: openssl.Certificate) -> None:
-        self._certificate = certificate
-        self._fingerprints = {name: certificate.fingerprint(name) for name in openssl.DIGESTS}
-
-    @property
-    def expires(self) -> datetime.datetime:
-        return self._certificate.expires
-
-    def getFingerprints(self) -> list[RTCDtlsFingerprint]:
-        return [RTCDtlsFingerprint(algorithm=name, value=value)
-                for name, value in self._fingerprints.items()]
-
-    @classmethod
-    def generateCertificate(cls) -> RTCCertificate:
-        return cls(openssl.Certificate())
 
 
 class RTCDtlsTransport(AsyncIOEventEmitter):
