@@ -269,10 +269,11 @@ def run() -> list[Row]:
     o, a, ff = m["ours"], m["aiortc"], m["ffmpeg"]
     ov, av_ = o["video"], a["video"]
     drawing = o["sim_camera_thread_cpu_s"]
-    cpu_note = (f"whole process incl. audio; sim camera drawing {drawing:.2f} s of it (its "
-                f"thread; {m['sim_render_cpu_s']:.2f} s in a tight loop); frame thread "
-                f"(reads and draws the sim camera, encodes, sends the RTP) "
-                f"{o.get('frame_thread_cpu_s', 0.0):.2f} s; "
+    own_thread = f"; a sim-camera thread {drawing:.2f} s" if drawing else ""
+    cpu_note = (f"whole process incl. audio; frame thread (reads and draws the sim camera, "
+                f"encodes, sends the RTP) {o.get('frame_thread_cpu_s', 0.0):.2f} s, the "
+                f"drawing in it ({m['sim_render_cpu_s']:.2f} s for the frames in a tight "
+                f"loop, more between encodes, whose caches it finds cold){own_thread}; "
                 f"received {ov.get('fps', 0):.1f} fps{_throttled(o)}{wakeups_note(o)}")
     v, ffv = m["ours_vp8"], m["ffmpeg_vp8"]
     return [
