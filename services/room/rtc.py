@@ -59,10 +59,8 @@ def new_pc(label: str, max_bundle: bool = False) -> RTCPeerConnection:
 def srtp_profiles(pc: RTCPeerConnection) -> list[str]:
     """The SRTP profiles (OpenSSL's names) the DTLS handshakes of ``pc``'s media agreed
     on: the room server picks one of those offered, and this says which."""
-    transports = {id(t.sender.transport): t.sender.transport for t in pc.getTransceivers()
-                  if t.sender.transport is not None}
-    return sorted({profile for t in transports.values()
-                   if (profile := getattr(t, "srtp_profile", ""))})
+    return sorted({getattr(t.sender.transport, "srtp_profile", "")
+                   for t in pc.getTransceivers()} - {""})
 
 
 def jsep_of(pc: RTCPeerConnection) -> dict[str, Any]:

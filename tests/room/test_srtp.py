@@ -44,6 +44,12 @@ def reference(profile: str, key: bytes, *, outbound: bool) -> Session:
                           srtp_profile=PYLIBSRTP_PROFILES[profile]))
 
 
+def both_ways(profile: str, key: bytes) -> tuple[SrtpSession, SrtpSession, Session, Session]:
+    """Our sessions out and in, then the reference's, all on ``key``."""
+    return (SrtpSession(profile, key, outbound=True), SrtpSession(profile, key, outbound=False),
+            reference(profile, key, outbound=True), reference(profile, key, outbound=False))
+
+
 def rtp(seq: int, ssrc: int, payload: bytes) -> bytes:
     return struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 960 & 0xFFFFFFFF, ssrc) + payload
 
@@ -75,9 +81,7 @@ def test_supported_profiles() -> None:
 @profiles
 def test_rtp_both_ways(profile: str) -> None:
     key = random_key(profile)
-    ours_tx, ours_rx = (SrtpSession(profile, key, outbound=o) for o in (True, False))
-    ref_tx, ref_rx = reference(profile, key, outbound=True), reference(profile, key,
-                                                                       outbound=False)
+    ours_tx, ours_rx, ref_tx, ref_rx = both_ways(profile, key)
     for packet in stream(200):
         protected = ours_tx.protect(packet)
         assert len(protected) == len(packet) + TAG_LENGTHS[profile]
@@ -99,9 +103,7 @@ def test_rtp_from_reference(profile: str) -> None:
 @profiles
 def test_rtcp_both_ways(profile: str) -> None:
     key = random_key(profile)
-    ours_tx, ours_rx = (SrtpSession(profile, key, outbound=o) for o in (True, False))
-    ref_tx, ref_rx = reference(profile, key, outbound=True), reference(profile, key,
-                                                                       outbound=False)
+    ours_tx, ours_rx, ref_tx, ref_rx = both_ways(profile, key)
     ref_tx2 = reference(profile, key, outbound=True)
     for n in range(150):
         for ssrc in SSRCS:
